@@ -1,0 +1,93 @@
+// smart_ratelimit/event.hpp
+// The rate-limit event: one record per decision the middleware makes (SPEC 6).
+// Provides `event`, the field caps, `rule_name_of(key)` and `make_event`, which
+// applies the caps and derives rule_name so every sink stores the same shape.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace smart_ratelimit {
+
+/// Event timestamps: UTC, microsecond resolution.
+using event_time = std::chrono::sys_time<std::chrono::microseconds>;
+
+/// Field caps from the reference schema; make_event truncates to them.
+namespace event_caps {
+inline constexpr std::size_t key = 255;
+inline constexpr std::size_t rule_name = 100;
+inline constexpr std::size_t path = 500;
+inline constexpr std::size_t method = 10;
+inline constexpr std::size_t ip_address = 45;
+inline constexpr std::size_t user_id = 255;
+}  // namespace event_caps
+
+/// One rate-limit decision, as stored in `ratelimit_event`.
+/// A plain value type; `allowed` is false for over-limit requests, shadow mode included.
+struct event {
+    event_time timestamp{};
+    std::string key;
+    std::string rule_name;
+    std::string path;
+    std::string method;
+    bool allowed = true;
+    std::int64_t count = 0;
+    std::int64_t limit = 0;
+    std::optional<std::string> ip_address;
+    std::optional<std::string> user_id;
+
+    friend bool operator==(const event&, const event&) = default;
+};
+
+/// The rule name encoded in a `rule:<name>:<inner>` key, or "" for other keys.
+/// A name is `[A-Za-z0-9_-]+`; a malformed prefix yields "".
+constexpr std::string_view rule_name_of(std::string_view key) noexcept {
+    constexpr std::string_view prefix = "rule:";
+    if (key.substr(0, prefix.size()) != prefix) return {};
+    const std::string_view rest = key.substr(prefix.size());
+    const auto colon = rest.find(':');
+    if (colon == std::string_view::npos || colon == 0) return {};
+    const std::string_view name = rest.substr(0, colon);
+    for (const char c : name) {
+        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                        (c >= '0' && c <= '9') || c == '_' || c == '-';
+        if (!ok) return {};
+    }
+    return name;
+}
+
+namespace detail {
+/// Truncates to at most `cap` bytes without splitting a UTF-8 sequence.
+inline std::string capped(std::string_view s, std::size_t cap) {
+    if (s.size() <= cap) return std::string(s);
+    std::size_t n = cap;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0u) == 0x80u) --n;
+    return std::string(s.substr(0, n));
+}
+}  // namespace detail
+
+/// Builds an event with caps applied and rule_name derived from the key.
+/// `path` should already be stripped of its query string.
+inline event make_event(event_time timestamp, std::string_view key, std::string_view path,
+                        std::string_view method, bool allowed, std::int64_t count,
+                        std::int64_t limit, std::optional<std::string_view> ip_address = {},
+                        std::optional<std::string_view> user_id = {}) {
+    event e;
+    e.timestamp = timestamp;
+    e.key = detail::capped(key, event_caps::key);
+    e.rule_name = detail::capped(rule_name_of(key), event_caps::rule_name);
+    e.path = detail::capped(path, event_caps::path);
+    e.method = detail::capped(method, event_caps::method);
+    e.allowed = allowed;
+    e.count = count;
+    e.limit = limit;
+    if (ip_address) e.ip_address = detail::capped(*ip_address, event_caps::ip_address);
+    if (user_id) e.user_id = detail::capped(*user_id, event_caps::user_id);
+    return e;
+}
+
+}  // namespace smart_ratelimit
