@@ -1,0 +1,136 @@
+// Peer benchmark: golang.org/x/time/rate, the limiter Go services use in process.
+// Measures ns per Allow() for one hot key and for a prebuilt read-only map of
+// 100k limiters (lookup by string key + Allow), with 1 and 2 goroutines. Each
+// result is one JSON object per line: wall time divided by the total number of
+// calls across goroutines, the same convention as Google Benchmark's real_time.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+type result struct {
+	Peer     string  `json:"peer"`
+	Case     string  `json:"case"`
+	Threads  int     `json:"threads"`
+	NsPerOp  float64 `json:"ns_per_op"`
+	Ops      int64   `json:"ops"`
+	Allowed  int64   `json:"allowed"`
+	Duration float64 `json:"seconds"`
+}
+
+// A limit high enough that the benchmark measures the bookkeeping of an admitted
+// call, never the denial path, yet finite so Allow() does the full computation.
+const hugeRate = rate.Limit(1e12)
+const hugeBurst = 1 << 30
+
+func keyName(i int) string {
+	return fmt.Sprintf("ip:10.%d.%d.%d", (i>>16)&255, (i>>8)&255, i&255)
+}
+
+// run calls body(worker, n) in batches on `threads` goroutines until `seconds`
+// have passed; returns total calls, admitted calls and wall time.
+func run(threads int, seconds float64, body func(worker int, n int) int64) (int64, int64, time.Duration) {
+	const batch = 4096
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ops, allowed int64
+	deadline := time.Now().Add(time.Duration(seconds * float64(time.Second)))
+	start := time.Now()
+	for w := 0; w < threads; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var myOps, myAllowed int64
+			for time.Now().Before(deadline) {
+				myAllowed += body(w, batch)
+				myOps += batch
+			}
+			mu.Lock()
+			ops += myOps
+			allowed += myAllowed
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	return ops, allowed, time.Since(start)
+}
+
+func main() {
+	seconds := flag.Float64("seconds", 1.0, "measured seconds per case")
+	warmup := flag.Float64("warmup", 0.3, "warm-up seconds per case")
+	keys := flag.Int("keys", 100000, "number of keys in the map case")
+	flag.Parse()
+	if *seconds <= 0 || *keys <= 0 || *warmup < 0 {
+		fmt.Fprintln(os.Stderr, "go-peer: -seconds and -keys must be positive")
+		os.Exit(2)
+	}
+
+	hot := rate.NewLimiter(hugeRate, hugeBurst)
+	single := func(_ int, n int) int64 {
+		var ok int64
+		for i := 0; i < n; i++ {
+			if hot.Allow() {
+				ok++
+			}
+		}
+		return ok
+	}
+
+	names := make([]string, *keys)
+	limiters := make(map[string]*rate.Limiter, *keys)
+	for i := range names {
+		names[i] = keyName(i)
+		limiters[names[i]] = rate.NewLimiter(hugeRate, hugeBurst)
+	}
+	// Each goroutine walks its own random permutation of the keys.
+	orders := make([][]string, 2)
+	for w := range orders {
+		r := rand.New(rand.NewSource(int64(42 + w)))
+		orders[w] = make([]string, *keys)
+		for i, p := range r.Perm(*keys) {
+			orders[w][i] = names[p]
+		}
+	}
+	pos := make([]int, 2*16) // one padded cursor per goroutine
+	many := func(w int, n int) int64 {
+		var ok int64
+		order := orders[w]
+		p := pos[w*16]
+		for i := 0; i < n; i++ {
+			if limiters[order[p]].Allow() {
+				ok++
+			}
+			p++
+			if p == len(order) {
+				p = 0
+			}
+		}
+		pos[w*16] = p
+		return ok
+	}
+
+	enc := json.NewEncoder(os.Stdout)
+	for _, c := range []struct {
+		name string
+		body func(int, int) int64
+	}{{"single_key", single}, {"keys_100k", many}} {
+		for _, threads := range []int{1, 2} {
+			run(threads, *warmup, c.body)
+			ops, allowed, wall := run(threads, *seconds, c.body)
+			_ = enc.Encode(result{
+				Peer: "go", Case: c.name, Threads: threads,
+				NsPerOp: float64(wall.Nanoseconds()) / float64(ops),
+				Ops:     ops, Allowed: allowed, Duration: wall.Seconds(),
+			})
+		}
+	}
+}

@@ -1,0 +1,129 @@
+// Peer benchmark: Guava's RateLimiter, the in-process limiter Java services use.
+// Measures ns per tryAcquire() for one hot limiter and for a prebuilt read-only
+// HashMap of 100k limiters (lookup by string key + tryAcquire), with 1 and 2
+// threads, after a warm-up that lets the JIT compile the loop. One JSON object per
+// line: wall time divided by total calls across threads (Google Benchmark's real_time).
+
+import com.google.common.util.concurrent.RateLimiter;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+public final class GuavaPeer {
+    // High enough that every call is admitted: the benchmark measures the
+    // bookkeeping of an admitted call, not the denial path.
+    private static final double HUGE_RATE = 1e9;
+    private static final int BATCH = 4096;
+
+    private interface Body {
+        long run(int worker, int n);
+    }
+
+    private static String keyName(int i) {
+        return "ip:10." + ((i >> 16) & 255) + "." + ((i >> 8) & 255) + "." + (i & 255);
+    }
+
+    private static long[] measure(int threads, double seconds, Body body) throws InterruptedException {
+        final long deadline = System.nanoTime() + (long) (seconds * 1e9);
+        final long[] ops = new long[threads];
+        final long[] allowed = new long[threads];
+        List<Thread> pool = new ArrayList<>();
+        long start = System.nanoTime();
+        for (int w = 0; w < threads; w++) {
+            final int worker = w;
+            Thread t = new Thread(() -> {
+                long myOps = 0, myAllowed = 0;
+                while (System.nanoTime() < deadline) {
+                    myAllowed += body.run(worker, BATCH);
+                    myOps += BATCH;
+                }
+                ops[worker] = myOps;
+                allowed[worker] = myAllowed;
+            });
+            pool.add(t);
+            t.start();
+        }
+        for (Thread t : pool) t.join();
+        long wall = System.nanoTime() - start;
+        long totalOps = 0, totalAllowed = 0;
+        for (int w = 0; w < threads; w++) {
+            totalOps += ops[w];
+            totalAllowed += allowed[w];
+        }
+        return new long[] {totalOps, totalAllowed, wall};
+    }
+
+    public static void main(String[] args) throws InterruptedException {
+        double seconds = 1.0, warmup = 1.0;
+        int keys = 100_000;
+        for (int i = 0; i + 1 < args.length; i += 2) {
+            switch (args[i]) {
+                case "--seconds": seconds = Double.parseDouble(args[i + 1]); break;
+                case "--warmup": warmup = Double.parseDouble(args[i + 1]); break;
+                case "--keys": keys = Integer.parseInt(args[i + 1]); break;
+                default:
+                    System.err.println("guava-peer: unknown option " + args[i]);
+                    System.exit(2);
+            }
+        }
+        if (args.length % 2 != 0 || seconds <= 0 || keys <= 0 || warmup < 0) {
+            System.err.println("guava-peer: usage: [--seconds S] [--warmup S] [--keys N]");
+            System.exit(2);
+        }
+
+        final RateLimiter hot = RateLimiter.create(HUGE_RATE);
+        Body single = (w, n) -> {
+            long ok = 0;
+            for (int i = 0; i < n; i++) if (hot.tryAcquire()) ok++;
+            return ok;
+        };
+
+        final Map<String, RateLimiter> limiters = new HashMap<>(keys * 2);
+        final String[] names = new String[keys];
+        for (int i = 0; i < keys; i++) {
+            names[i] = keyName(i);
+            limiters.put(names[i], RateLimiter.create(HUGE_RATE));
+        }
+        // Each thread walks its own random permutation of the prebuilt keys (Java
+        // caches a String's hash, so lookups skip hashing: favourable to the peer).
+        final String[][] orders = new String[2][keys];
+        for (int w = 0; w < 2; w++) {
+            Random r = new Random(42 + w);
+            int[] perm = new int[keys];
+            for (int i = 0; i < keys; i++) perm[i] = i;
+            for (int i = keys - 1; i > 0; i--) {
+                int j = r.nextInt(i + 1);
+                int tmp = perm[i]; perm[i] = perm[j]; perm[j] = tmp;
+            }
+            for (int i = 0; i < keys; i++) orders[w][i] = names[perm[i]];
+        }
+        final int[] pos = new int[2 * 16];
+        Body many = (w, n) -> {
+            long ok = 0;
+            String[] order = orders[w];
+            int p = pos[w * 16];
+            for (int i = 0; i < n; i++) {
+                if (limiters.get(order[p]).tryAcquire()) ok++;
+                if (++p == order.length) p = 0;
+            }
+            pos[w * 16] = p;
+            return ok;
+        };
+
+        String[] caseNames = {"single_key", "keys_100k"};
+        Body[] bodies = {single, many};
+        for (int c = 0; c < 2; c++) {
+            for (int threads = 1; threads <= 2; threads++) {
+                measure(threads, warmup, bodies[c]);
+                long[] r = measure(threads, seconds, bodies[c]);
+                System.out.printf(java.util.Locale.ROOT,
+                    "{\"peer\":\"guava\",\"case\":\"%s\",\"threads\":%d,\"ns_per_op\":%.3f,"
+                        + "\"ops\":%d,\"allowed\":%d,\"seconds\":%.6f}%n",
+                    caseNames[c], threads, (double) r[2] / r[0], r[0], r[1], r[2] / 1e9);
+            }
+        }
+    }
+}
