@@ -53,6 +53,18 @@ if(SOCI_FOUND)
           set_property(TARGET SOCI::${_comp} APPEND PROPERTY
             INTERFACE_INCLUDE_DIRECTORIES "${SOCI_PQ_INCLUDE_DIR}")
         endif()
+        # The event store calls libpq directly (COPY) through SOCI's PGconn.
+        find_library(SOCI_PQ_LIBRARY NAMES pq)
+        if(SOCI_PQ_LIBRARY)
+          set_property(TARGET SOCI::${_comp} APPEND PROPERTY INTERFACE_LINK_LIBRARIES "${SOCI_PQ_LIBRARY}")
+        endif()
+      elseif(_comp STREQUAL "sqlite3")
+        # The event store calls the sqlite3 C API directly through SOCI's handle.
+        find_library(SOCI_SQLITE3_ENGINE_LIBRARY NAMES sqlite3)
+        if(SOCI_SQLITE3_ENGINE_LIBRARY)
+          set_property(TARGET SOCI::${_comp} APPEND PROPERTY
+            INTERFACE_LINK_LIBRARIES "${SOCI_SQLITE3_ENGINE_LIBRARY}")
+        endif()
       endif()
     endif()
   endforeach()

@@ -1,9 +1,10 @@
 # Defines the opt-in adapter targets. Each one is an INTERFACE target over the core
 # plus the third-party library it wraps; it is defined only when that library is
-# found, so a consumer that lacks SOCI or Boost still gets the core.
+# found, so a consumer that lacks SOCI or Boost still gets the core. The installed
+# package config (smart_ratelimitConfig.cmake.in) repeats these look-ups.
 
 if(SMART_RATELIMIT_WITH_SOCI)
-  find_package(SOCI MODULE COMPONENTS sqlite3 postgresql)
+  find_package(SOCI MODULE OPTIONAL_COMPONENTS sqlite3 postgresql)
   if(SOCI_FOUND)
     add_library(smart_ratelimit_soci INTERFACE)
     add_library(smart_ratelimit::soci ALIAS smart_ratelimit_soci)
@@ -28,17 +29,8 @@ if(SMART_RATELIMIT_WITH_BEAST)
 endif()
 
 if(SMART_RATELIMIT_WITH_REDIS)
-  # Debian's HiredisConfig.cmake defines no target; pkg-config is reliable.
-  if(NOT TARGET hiredis::hiredis)
-    find_package(PkgConfig QUIET)
-    if(PkgConfig_FOUND)
-      pkg_check_modules(HIREDIS QUIET IMPORTED_TARGET GLOBAL hiredis)
-      if(HIREDIS_FOUND)
-        add_library(hiredis::hiredis ALIAS PkgConfig::HIREDIS)
-      endif()
-    endif()
-  endif()
-  if(TARGET hiredis::hiredis)
+  find_package(hiredis MODULE)
+  if(hiredis_FOUND)
     add_library(smart_ratelimit_redis INTERFACE)
     add_library(smart_ratelimit::redis ALIAS smart_ratelimit_redis)
     set_target_properties(smart_ratelimit_redis PROPERTIES EXPORT_NAME redis)

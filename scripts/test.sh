@@ -1,31 +1,50 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the build needs, builds everything,
-# starts private PostgreSQL and Redis servers on loopback, and runs the suite;
-# then builds and runs it again under ASan+UBSan and under TSan.
-# Environment: SMART_RATELIMIT_TEST_SANITIZERS=0 skips the sanitizer passes.
+# starts private PostgreSQL and Redis servers on loopback, and runs the suite
+# (packaging tests included); runs the std-only suites once more through Meson; then
+# builds and runs the suite again under ASan+UBSan and under TSan (at -O1, without
+# benchmarks, examples and packaging tests, which add build time and no coverage).
+# Environment: SMART_RATELIMIT_TEST_SANITIZERS=0 skips the sanitizer passes,
+# SMART_RATELIMIT_TEST_MESON=0 the Meson pass, SMART_RATELIMIT_JOBS sets parallelism.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh --with-browser
 export SMART_RATELIMIT_REQUIRE_SERVERS=1
 jobs=${SMART_RATELIMIT_JOBS:-2}
+started=$SECONDS
+
+elapsed() { echo "($((SECONDS - started)) s so far)"; }
 
 build_and_test() {  # <build-dir> <cmake args...>
   local dir=$1; shift
-  echo "== $dir: configure and build"
+  echo "== $dir: configure and build $(elapsed)"
   cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
-  echo "== $dir: test"
+  echo "== $dir: test $(elapsed)"
   scripts/test-servers.sh ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900
 }
 
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+if [[ ${SMART_RATELIMIT_TEST_MESON:-1} != 0 ]]; then
+  echo "== build-meson: configure, build and test with Meson $(elapsed)"
+  if [[ -f build-meson/build.ninja ]]; then
+    meson setup --reconfigure build-meson -Dtests=enabled >/dev/null
+  else
+    meson setup build-meson --buildtype=debugoptimized -Dtests=enabled >/dev/null
+  fi
+  meson compile -C build-meson -j "$jobs"
+  meson test -C build-meson --print-errorlogs --num-processes "$jobs"
+fi
+
 if [[ ${SMART_RATELIMIT_TEST_SANITIZERS:-1} != 0 ]]; then
-  san_opts=(-DCMAKE_BUILD_TYPE=Debug -DSMART_RATELIMIT_BUILD_BENCHMARKS=OFF
-            -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF -DSMART_RATELIMIT_BUILD_PACKAGING_TESTS=OFF)
+  san_opts=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1"
+            -DSMART_RATELIMIT_BUILD_BENCHMARKS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF
+            -DSMART_RATELIMIT_BUILD_PACKAGING_TESTS=OFF)
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     build_and_test build-asan "${san_opts[@]}" "-DSMART_RATELIMIT_SANITIZE=address,undefined"
   TSAN_OPTIONS=second_deadlock_stack=1 \
     build_and_test build-tsan "${san_opts[@]}" "-DSMART_RATELIMIT_SANITIZE=thread"
 fi
-echo "== all tests passed"
+echo "== all tests passed $(elapsed)"

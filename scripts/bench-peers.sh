@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: smart_ratelimit's bench_core (Google Benchmark, Release)
+# against Go's golang.org/x/time/rate and Guava's RateLimiter, built offline and run
+# in the same session. Prints one table: case, threads, ns per decision for each,
+# our time divided by the faster peer's, the goal and whether it is met.
+# Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
+# the best round counts, which damps noise from other work on the machine.
+# Usage: scripts/bench-peers.sh [--rounds N] [--seconds S] [--json FILE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+rounds=${SMART_RATELIMIT_BENCH_ROUNDS:-3}
+seconds=1
+json_out=""
+while (($#)); do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --json) json_out=$2; shift 2 ;;
+    *) echo "bench-peers: unknown option $1 (use --rounds N, --seconds S, --json FILE)" >&2; exit 2 ;;
+  esac
+done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench-peers: --rounds must be a positive integer, got '$rounds'" >&2; exit 2; }
+[[ $seconds =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "bench-peers: --seconds must be a number, got '$seconds'" >&2; exit 2; }
+
+scripts/install-deps.sh --with-bench
+build=${SMART_RATELIMIT_BENCH_BUILD_DIR:-$root/build-bench}
+jobs=${SMART_RATELIMIT_JOBS:-2}
+
+echo "== building bench_core (Release)" >&2
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF \
+  -DSMART_RATELIMIT_BUILD_TOOLS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build "$build" -j "$jobs" --target bench_core >/dev/null
+
+echo "== building the Go peer (offline)" >&2
+peers=$build/peers
+mkdir -p "$peers/gopath" "$peers/gocache" "$peers/java"
+(cd benchmarks/peers/go &&
+  GOPATH=$peers/gopath GOCACHE=$peers/gocache GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+    go build -o "$peers/go-peer" .)
+
+echo "== building the Guava peer" >&2
+guava_jar=/usr/share/java/guava.jar
+[[ -f $guava_jar ]] || { echo "bench-peers: $guava_jar not found (apt-get install libguava-java)" >&2; exit 1; }
+javac -d "$peers/java" -cp "$guava_jar" benchmarks/peers/java/GuavaPeer.java
+
+# The bench_core cases that match the peers' two cases: the clock is read inside
+# the decision (as Allow()/tryAcquire() do), one hot key and a 100k-key working set.
+ours_filter=${SMART_RATELIMIT_BENCH_FILTER:-'^BM_(hot_key|keys_100k)_clock(/.*)?$'}
+
+results=$peers/results.jsonl
+: >"$results"
+for ((r = 1; r <= rounds; r++)); do
+  echo "== round $r of $rounds" >&2
+  "$build/benchmarks/bench_core" --benchmark_filter="$ours_filter" --benchmark_format=json \
+    --benchmark_min_time="$seconds" >"$peers/ours-$r.json"
+  python3 - "$peers/ours-$r.json" >>"$results" <<'PY'
+import json, sys
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    if b.get("run_type", "iteration") != "iteration":
+        continue
+    name = b["run_name"] if "run_name" in b else b["name"]
+    threads = int(b.get("threads", 1))
+    unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
+    case = "keys_100k" if "100k" in name else "single_key"
+    print(json.dumps({"peer": "ours", "case": case, "threads": threads,
+                      "ns_per_op": b["real_time"] * unit, "name": name}))
+PY
+  "$peers/go-peer" -seconds "$seconds" >>"$results"
+  java -cp "$peers/java:$guava_jar" GuavaPeer --seconds "$seconds" --warmup 1 >>"$results"
+done
+
+[[ -n $json_out ]] && cp "$results" "$json_out"
+python3 - "$results" <<'PY'
+import json, sys
+best = {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line:
+        continue
+    r = json.loads(line)
+    k = (r["case"], r["threads"], r["peer"])
+    best[k] = min(best.get(k, float("inf")), r["ns_per_op"])
+goals = {"single_key": 0.5, "keys_100k": 0.2}
+print()
+hdr = f"{'case':<12} {'threads':>7} {'ours ns':>9} {'Go ns':>9} {'Guava ns':>9} {'ours/best':>10} {'goal':>6}  met"
+print(hdr)
+print("-" * len(hdr))
+missing = False
+for case in ("single_key", "keys_100k"):
+    for threads in (1, 2):
+        ours = best.get((case, threads, "ours"))
+        go = best.get((case, threads, "go"))
+        guava = best.get((case, threads, "guava"))
+        fmt = lambda v: f"{v:9.1f}" if v is not None else f"{'n/a':>9}"
+        peers = [v for v in (go, guava) if v is not None]
+        if ours is None or not peers:
+            missing = True
+            print(f"{case:<12} {threads:>7} {fmt(ours)} {fmt(go)} {fmt(guava)} {'n/a':>10} {goals[case]:>6}  n/a")
+            continue
+        ratio = ours / min(peers)
+        met = "yes" if ratio <= goals[case] else "no"
+        print(f"{case:<12} {threads:>7} {fmt(ours)} {fmt(go)} {fmt(guava)} {ratio:10.3f} {goals[case]:>6}  {met}")
+print()
+print("ns per decision, wall time / total calls (Google Benchmark real_time); best of the rounds.")
+print("Peers: one Limiter / RateLimiter, or a prebuilt read-only map of 100k of them; every call admitted.")
+sys.exit(1 if missing else 0)
+PY
