@@ -1,0 +1,87 @@
+// smart_ratelimit/sinks/fanout_sink.hpp
+// A sink that records every event to each of a compile-time list of sinks, in
+// order: e.g. a ring buffer for a live view plus an async_sink to the database.
+// A sink that throws is counted and skipped; the others still get the event.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <tuple>
+#include <utility>
+
+#include <smart_ratelimit/event.hpp>
+
+namespace smart_ratelimit {
+
+/// Records to each of `Sinks...` in order. A sink type may be a reference
+/// (`fanout_sink<ring_buffer_sink_mt&, my_async_sink&>`) to share a sink that is
+/// owned elsewhere; the deduction guide holds lvalue arguments by reference and
+/// rvalue arguments by value.
+/// `record` never throws: an exception from sink I is caught, counted by
+/// `failures(I)`, and the remaining sinks still receive the event.
+/// Thread safety: as safe as the least thread-safe sink in the list; the failure
+/// counters are atomic.
+template <class... Sinks>
+class fanout_sink {
+    static_assert(sizeof...(Sinks) > 0, "fanout_sink needs at least one sink");
+
+public:
+    static constexpr std::size_t size = sizeof...(Sinks);
+
+    /// Default-constructs (value) sinks.
+    fanout_sink() = default;
+
+    /// Constructs each sink from the matching argument.
+    template <class... Args>
+        requires(sizeof...(Args) == sizeof...(Sinks) && sizeof...(Args) > 0)
+    explicit fanout_sink(Args&&... args) : sinks_(std::forward<Args>(args)...) {}
+
+    fanout_sink(const fanout_sink&) = delete;
+    fanout_sink& operator=(const fanout_sink&) = delete;
+
+    void record(const event& e) noexcept {
+        record_each(e, std::index_sequence_for<Sinks...>{});
+    }
+
+    /// The I-th sink.
+    template <std::size_t I>
+    auto& sink() noexcept { return std::get<I>(sinks_); }
+    template <std::size_t I>
+    const auto& sink() const noexcept { return std::get<I>(sinks_); }
+
+    /// Exceptions caught from the i-th sink.
+    std::uint64_t failures(std::size_t i) const noexcept {
+        return i < size ? failures_[i].load(std::memory_order_relaxed) : 0;
+    }
+    /// Exceptions caught from all sinks.
+    std::uint64_t failures() const noexcept {
+        std::uint64_t n = 0;
+        for (const auto& f : failures_) n += f.load(std::memory_order_relaxed);
+        return n;
+    }
+
+private:
+    template <std::size_t... I>
+    void record_each(const event& e, std::index_sequence<I...>) noexcept {
+        (record_one<I>(e), ...);
+    }
+
+    template <std::size_t I>
+    void record_one(const event& e) noexcept {
+        try {
+            std::get<I>(sinks_).record(e);
+        } catch (...) {
+            failures_[I].fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    std::tuple<Sinks...> sinks_;
+    std::array<std::atomic<std::uint64_t>, sizeof...(Sinks)> failures_{};
+};
+
+template <class... Sinks>
+fanout_sink(Sinks&&...) -> fanout_sink<Sinks...>;
+
+}  // namespace smart_ratelimit
