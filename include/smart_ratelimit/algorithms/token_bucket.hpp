@@ -1,0 +1,110 @@
+// smart_ratelimit/algorithms/token_bucket.hpp
+// Token bucket: `limit` tokens of capacity, refilled continuously at limit/period.
+// Refill is exact integer arithmetic (the fractional token is carried), so there is
+// no drift however the clock is sampled. 24 bytes of state.
+#pragma once
+
+#include <smart_ratelimit/decision.hpp>
+#include <smart_ratelimit/detail/time_math.hpp>
+#include <smart_ratelimit/rate.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+namespace smart_ratelimit {
+
+/// Token bucket with capacity limit() and one token every period()/limit().
+/// A new key starts full. A backwards clock step refills nothing and drains nothing;
+/// a forward jump of any size refills at most to capacity.
+/// Thread safety: immutable; the caller serializes access to a state.
+class token_bucket {
+public:
+    static constexpr std::string_view algorithm_name = "token_bucket";
+
+    struct state_type {
+        std::int64_t last = detail::fresh_time;  // time of the last refill
+        std::uint64_t used = 0;                  // tokens missing from a full bucket
+        std::uint64_t credit = 0;                // partial token, in ns*limit units (< period)
+    };
+
+    explicit token_bucket(rate r) noexcept : rate_(r) {}
+
+    std::uint64_t limit() const noexcept { return rate_.limit; }
+    std::chrono::nanoseconds period() const noexcept { return rate_.period; }
+    std::string_view name() const noexcept { return algorithm_name; }
+
+    outcome try_acquire(state_type& s, std::chrono::nanoseconds now,
+                        std::uint64_t cost) const noexcept {
+        refill(s, now.count());
+        outcome o;
+        const std::uint64_t tokens = rate_.limit - s.used;
+        if (cost > rate_.limit) {
+            o.allowed = false;
+            o.retryable = false;
+            o.retry_after = never;
+        } else if (cost <= tokens) {
+            o.allowed = true;
+            s.used += cost;
+        } else {
+            o.allowed = false;
+            o.retry_after = time_to_refill(s, s.used - (rate_.limit - cost));
+        }
+        o.count = s.used;
+        o.remaining = rate_.limit - s.used;
+        o.reset_after = time_to_refill(s, s.used);
+        return o;
+    }
+
+    outcome peek(const state_type& s, std::chrono::nanoseconds now,
+                 std::uint64_t cost) const noexcept {
+        state_type copy = s;
+        return try_acquire(copy, now, cost);
+    }
+
+    void release(state_type& s, std::chrono::nanoseconds now, std::uint64_t cost) const noexcept {
+        refill(s, now.count());
+        s.used -= cost < s.used ? cost : s.used;
+        if (s.used == 0) s.credit = 0;
+    }
+
+private:
+    void refill(state_type& s, std::int64_t now) const noexcept {
+        if (s.last == detail::fresh_time || now <= s.last) {
+            s.last = now;  // new key, or the clock stepped back: rebase, keep the tokens
+            return;
+        }
+        if (s.used == 0) {
+            s.last = now;
+            s.credit = 0;
+            return;
+        }
+        const auto pp = static_cast<std::uint64_t>(rate_.period.count());
+        const auto elapsed = static_cast<std::uint64_t>(static_cast<detail::int128>(now) - s.last);
+        // elapsed may be up to 2^64; cap it at one period, which already refills fully.
+        const std::uint64_t e = elapsed < pp ? elapsed : pp;
+        const detail::uint128 c = detail::mul(e, rate_.limit) + s.credit;
+        const detail::uint128 added = c / pp;
+        if (added >= s.used) {
+            s.used = 0;
+            s.credit = 0;
+        } else {
+            s.used -= static_cast<std::uint64_t>(added);
+            s.credit = static_cast<std::uint64_t>(c % pp);
+        }
+        s.last = now;
+    }
+
+    // Time until `tokens` more tokens have been refilled.
+    std::chrono::nanoseconds time_to_refill(const state_type& s,
+                                            std::uint64_t tokens) const noexcept {
+        if (tokens == 0) return std::chrono::nanoseconds(0);
+        const auto pp = static_cast<std::uint64_t>(rate_.period.count());
+        const detail::uint128 need = detail::mul(tokens, pp) - s.credit;
+        return detail::to_ns(detail::ceil_div(need, rate_.limit));
+    }
+
+    rate rate_;
+};
+
+}  // namespace smart_ratelimit

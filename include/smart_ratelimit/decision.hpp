@@ -1,0 +1,165 @@
+// smart_ratelimit/decision.hpp
+// The results of limiting. `outcome` is what an algorithm returns for one state;
+// `decision` is one rule's answer for one request (with its rule and key); `verdict`
+// gathers the decisions of all of a limiter's rules on one request. None allocates.
+#pragma once
+
+#include <smart_ratelimit/event.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <span>
+#include <string_view>
+
+namespace smart_ratelimit {
+
+/// The longest storage key the limiter produces (the event log's key column).
+/// Longer keys are shortened with a digest (see rule.hpp), never skipped.
+inline constexpr std::size_t max_key_size = event_caps::key;
+
+/// retry_after of a request that can never pass (its cost exceeds the capacity).
+inline constexpr std::chrono::nanoseconds never = std::chrono::nanoseconds::max();
+
+/// What an algorithm decided for one state. `count` is the number of units counted
+/// in the current window after the decision (the request included when allowed);
+/// `remaining` is limit - count, never negative. `reset_after` is the time until the
+/// state is back to fresh (full quota); `retry_after` is 0 when allowed, the wait
+/// until the same request could pass otherwise, or `never` when !retryable.
+struct outcome {
+    bool allowed = false;
+    bool retryable = true;
+    std::uint64_t count = 0;
+    std::uint64_t remaining = 0;
+    std::chrono::nanoseconds reset_after{0};
+    std::chrono::nanoseconds retry_after{0};
+
+    friend bool operator==(const outcome&, const outcome&) = default;
+};
+
+/// A fixed-capacity string holding a storage key (at most max_key_size bytes).
+/// Trivially copyable; used so that decisions carry their key without allocating.
+class key_buffer {
+public:
+    key_buffer() noexcept = default;
+    explicit key_buffer(std::string_view s) noexcept { assign(s); }
+
+    /// Copies `s`, truncated to max_key_size bytes (callers pass keys that fit).
+    void assign(std::string_view s) noexcept {
+        size_ = static_cast<std::uint16_t>(std::min(s.size(), max_key_size));
+        if (size_ != 0) std::memcpy(data_, s.data(), size_);
+    }
+    std::string_view view() const noexcept { return {data_, size_}; }
+    operator std::string_view() const noexcept { return view(); }
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+
+    friend bool operator==(const key_buffer& a, const key_buffer& b) noexcept {
+        return a.view() == b.view();
+    }
+
+private:
+    std::uint16_t size_ = 0;
+    char data_[max_key_size];
+};
+
+/// One rule's decision on one request.
+/// `allowed` is the algorithm's verdict, as logged (false when over the limit, shadow
+/// mode included); `shadow` says the rule only observes, so the request proceeds
+/// anyway: test `blocked()` (or the verdict) to decide whether to reject.
+/// `rule` views the limiter's rule storage (valid while the limiter lives); `key` is
+/// the full storage key, e.g. "rule:login:ip:203.0.113.5".
+struct decision {
+    bool allowed = true;
+    bool shadow = false;
+    bool retryable = true;
+    std::uint64_t limit = 0;
+    std::uint64_t remaining = 0;
+    std::uint64_t count = 0;
+    std::chrono::nanoseconds reset_after{0};
+    std::chrono::nanoseconds retry_after{0};
+    std::string_view rule;
+    key_buffer key;
+
+    /// True when this decision rejects the request (denied and not shadow).
+    bool blocked() const noexcept { return !allowed && !shadow; }
+};
+
+/// Every rule's decision on one request, in rule order, stored inline (a limiter
+/// has at most max_rules rules). The request proceeds iff no decision is blocked().
+/// Thread safety: a plain value.
+class verdict {
+public:
+    static constexpr std::size_t max_rules = 8;
+
+    verdict() noexcept = default;
+    verdict(const verdict& other) noexcept : size_(other.size_) { copy_from(other); }
+    verdict& operator=(const verdict& other) noexcept {
+        size_ = other.size_;
+        copy_from(other);
+        return *this;
+    }
+
+    /// True when the request may proceed: no rule blocks it.
+    bool allowed() const noexcept {
+        for (const auto& d : decisions())
+            if (d.blocked()) return false;
+        return true;
+    }
+    bool blocked() const noexcept { return !allowed(); }
+    explicit operator bool() const noexcept { return allowed(); }
+
+    std::span<const decision> decisions() const noexcept { return {data(), size_}; }
+    std::span<decision> decisions() noexcept { return {data(), size_}; }
+    std::size_t size() const noexcept { return size_; }
+    const decision& operator[](std::size_t i) const noexcept { return data()[i]; }
+
+    /// The decision that explains the response: the blocking one with the longest
+    /// retry_after when blocked, else the one with the fewest remaining units.
+    /// Precondition: size() > 0.
+    const decision& binding() const noexcept {
+        const decision* best = data();
+        bool best_blocks = best->blocked();
+        for (const auto& d : decisions()) {
+            const bool blocks = d.blocked();
+            if (blocks && (!best_blocks || d.retry_after > best->retry_after)) {
+                best = &d;
+                best_blocks = true;
+            } else if (!blocks && !best_blocks && d.remaining < best->remaining) {
+                best = &d;
+            }
+        }
+        return *best;
+    }
+
+    /// The longest wait among blocking decisions (0 when allowed; `never` when a
+    /// blocking decision can never pass).
+    std::chrono::nanoseconds retry_after() const noexcept {
+        std::chrono::nanoseconds r{0};
+        for (const auto& d : decisions())
+            if (d.blocked()) r = std::max(r, d.retry_after);
+        return r;
+    }
+
+    /// Appends a decision (precondition: size() < max_rules) and returns it.
+    decision& emplace_back() noexcept { return *::new (data() + size_++) decision(); }
+    void clear() noexcept { size_ = 0; }
+
+private:
+    decision* data() noexcept { return std::launder(reinterpret_cast<decision*>(storage_)); }
+    const decision* data() const noexcept {
+        return std::launder(reinterpret_cast<const decision*>(storage_));
+    }
+    void copy_from(const verdict& other) noexcept {
+        std::memcpy(storage_, other.storage_, size_ * sizeof(decision));
+    }
+
+    std::size_t size_ = 0;
+    alignas(decision) unsigned char storage_[sizeof(decision) * max_rules];
+};
+
+}  // namespace smart_ratelimit

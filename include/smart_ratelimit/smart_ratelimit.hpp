@@ -1,0 +1,27 @@
+// smart_ratelimit/smart_ratelimit.hpp
+// The core umbrella header: the limiter, rates, decisions, clocks, the built-in
+// algorithms, in-memory storage, generic key extractors and the basic sinks.
+// Standard headers only; the SOCI, Beast, Redis and SMTP adapters have their own.
+#pragma once
+
+#include <smart_ratelimit/version.hpp>
+#include <smart_ratelimit/error.hpp>
+#include <smart_ratelimit/event.hpp>
+#include <smart_ratelimit/rate.hpp>
+#include <smart_ratelimit/clock.hpp>
+#include <smart_ratelimit/decision.hpp>
+#include <smart_ratelimit/concepts.hpp>
+#include <smart_ratelimit/algorithms/fixed_window.hpp>
+#include <smart_ratelimit/algorithms/sliding_window.hpp>
+#include <smart_ratelimit/algorithms/sliding_window_approx.hpp>
+#include <smart_ratelimit/algorithms/token_bucket.hpp>
+#include <smart_ratelimit/algorithms/leaky_bucket.hpp>
+#include <smart_ratelimit/algorithms/any_algorithm.hpp>
+#include <smart_ratelimit/storage/in_memory_storage.hpp>
+#include <smart_ratelimit/keys/fixed_key.hpp>
+#include <smart_ratelimit/keys/key_function.hpp>
+#include <smart_ratelimit/keys/composite_key.hpp>
+#include <smart_ratelimit/sinks/null_sink.hpp>
+#include <smart_ratelimit/sinks/callback_sink.hpp>
+#include <smart_ratelimit/rule.hpp>
+#include <smart_ratelimit/limiter.hpp>
