@@ -35,7 +35,7 @@ if [[ ${SMART_RATELIMIT_TEST_MESON:-1} != 0 ]]; then
     meson setup build-meson --buildtype=debugoptimized -Dtests=enabled >/dev/null
   fi
   meson compile -C build-meson -j "$jobs"
-  meson test -C build-meson --print-errorlogs --num-processes "$jobs"
+  scripts/test-servers.sh meson test -C build-meson --print-errorlogs --num-processes "$jobs"
 fi
 
 if [[ ${SMART_RATELIMIT_TEST_SANITIZERS:-1} != 0 ]]; then
