@@ -48,7 +48,7 @@ case $step in
       -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=OFF \
       -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF -DSMART_RATELIMIT_BUILD_TOOLS=OFF
     run cmake --install "$work/lib" --prefix "$prefix"
-    for f in include/smart_ratelimit/rate.hpp \
+    for f in include/smart_ratelimit/smart_ratelimit.hpp \
              share/cmake/smart_ratelimit/smart_ratelimitConfig.cmake \
              share/cmake/smart_ratelimit/smart_ratelimitConfigVersion.cmake \
              share/cmake/smart_ratelimit/FindSOCI.cmake share/pkgconfig/smart_ratelimit.pc; do
