@@ -1,0 +1,450 @@
+// tests/beast/test_dashboard.cpp
+// The staff dashboard over a real loopback socket: authorization (403 identical
+// for anonymous and non-staff, tokens never from the query string, the cookie
+// sign-in flow), the three endpoints, `?days=` edge cases, escaping of hostile keys
+// and paths in HTML, JSON and CSV, security headers; plus the pure helpers.
+#include <catch2/catch.hpp>
+
+#include <boost/json/parse.hpp>
+
+#include <smart_ratelimit/beast/dashboard.hpp>
+#include <smart_ratelimit/sinks/ring_buffer_sink.hpp>
+
+#include "dashboard_test_server.hpp"
+
+#include <chrono>
+#include <string>
+
+namespace srl = smart_ratelimit;
+namespace sb = smart_ratelimit::beast;
+using srl_test::get;
+using srl_test::fetch;
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr const char* staff_token = "s3cret-staff-token-0123";
+constexpr const char* script_payload = "<script>alert(1)</script>";
+constexpr const char* img_payload = "\"><img src=x onerror=alert(1)>";
+
+srl::event_time ago(std::chrono::microseconds d) { return srl::event_clock_now() - d; }
+
+// A ring buffer with a little of everything: a normal offender, hostile keys and
+// paths, a formula-looking key, rule hits, an old event outside every window.
+void fill(srl::ring_buffer_sink_mt& sink) {
+    using namespace std::chrono;
+    for (int i = 0; i < 5; ++i)
+        sink.record(srl::make_event(ago(hours(1)), "rule:login:ip:203.0.113.5", "/api/login", "POST", i < 2, i + 1, 2,
+                                    "203.0.113.5"));
+    for (int i = 0; i < 3; ++i)
+        sink.record(srl::make_event(ago(hours(2)), std::string("ip:") + script_payload, img_payload, "GET", false, 9, 5));
+    for (int i = 0; i < 2; ++i)
+        sink.record(srl::make_event(ago(hours(3)), std::string("user:") + img_payload, script_payload, "GET", false, 9, 5,
+                                    {}, std::string_view(img_payload)));
+    sink.record(srl::make_event(ago(hours(4)), "=HYPERLINK(\"http://x\")", "/api/items", "GET", false, 7, 5));
+    sink.record(srl::make_event(ago(hours(72)), "ip:198.51.100.7", "/api/items", "GET", false, 101, 100));
+    sink.record(srl::make_event(ago(hours(24 * 40)), "ip:192.0.2.99", "/old", "GET", false, 101, 100));
+}
+
+auto ring_source(const srl::ring_buffer_sink_mt& sink) {
+    return sb::event_range_source{[&sink] { return sink.snapshot(); }};
+}
+
+using ring_source_t = decltype(ring_source(std::declval<const srl::ring_buffer_sink_mt&>()));
+using staff_dashboard = sb::dashboard<ring_source_t, sb::staff_token_authorizer>;
+
+srl_test::header_list bearer(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
+
+void require_security_headers(const http::response<http::string_body>& res) {
+    const std::string csp(res["Content-Security-Policy"]);
+    INFO("CSP: " << csp);
+    CHECK(csp.find("default-src 'none'") != std::string::npos);
+    CHECK(csp.find("frame-ancestors 'none'") != std::string::npos);
+    CHECK(csp.find("unsafe-inline") == std::string::npos);
+    CHECK(csp.find("script-src") == std::string::npos);
+    CHECK(res["X-Content-Type-Options"] == "nosniff");
+    CHECK(res["Cache-Control"] == "no-store");
+    CHECK(res["Referrer-Policy"] == "no-referrer");
+    CHECK(res["X-Frame-Options"] == "DENY");
+}
+
+int json_days(unsigned short port, const std::string& days_query) {
+    const auto res = get(port, "/ratelimit/dashboard/offender/?key=ip:1.2.3.4" + days_query, bearer(staff_token));
+    REQUIRE(res.result_int() == 200);
+    return static_cast<int>(boost::json::parse(res.body()).as_object().at("days").as_int64());
+}
+
+}  // namespace
+
+TEST_CASE("anonymous and non-staff requests get the same 403 with no data", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(1000);
+    fill(sink);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    for (const std::string target : {"/ratelimit/dashboard/", "/ratelimit/dashboard/offenders.csv",
+                                     "/ratelimit/dashboard/offender/?key=ip:198.51.100.7",
+                                     "/ratelimit/dashboard/?days=30"}) {
+        INFO(target);
+        const auto anon = get(server.port(), target);
+        const auto wrong_bearer = get(server.port(), target, bearer("not-the-staff-token"));
+        const auto wrong_cookie = get(server.port(), target, {{"Cookie", "srl_staff=s3cret-staff-token-0124"}});
+        const auto prefix_of_token = get(server.port(), target, bearer("s3cret-staff-token-012"));
+        const auto query_token = get(server.port(), target + (target.find('?') == std::string::npos ? "?" : "&") +
+                                                       "token=" + staff_token);
+        for (const auto* res : {&anon, &wrong_bearer, &wrong_cookie, &prefix_of_token, &query_token}) {
+            CHECK(res->result_int() == 403);
+            CHECK(res->body() == "Forbidden");
+            CHECK((*res)[http::field::content_type] == anon[http::field::content_type]);
+            CHECK(!res->count(http::field::set_cookie));
+            require_security_headers(*res);
+        }
+    }
+}
+
+TEST_CASE("a dashboard without an authorizer denies everyone", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(10);
+    const sb::dashboard<ring_source_t> dash(ring_source(sink));
+    srl_test::dashboard_server server(dash);
+    CHECK(get(server.port(), "/ratelimit/dashboard/", bearer(staff_token)).result_int() == 403);
+    CHECK(get(server.port(), "/ratelimit/signin").result_int() == 404);
+    CHECK(get(server.port(), "/elsewhere").body() == "app");
+}
+
+TEST_CASE("staff see the page with summaries, offenders, rule hits, selector, CSV link and chart",
+          "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(1000);
+    fill(sink);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto res = get(server.port(), "/ratelimit/dashboard/", bearer(staff_token));
+    REQUIRE(res.result_int() == 200);
+    CHECK(res[http::field::content_type] == "text/html; charset=utf-8");
+    require_security_headers(res);
+    const std::string& b = res.body();
+    CHECK(b.find("id=\"summary-today\"") != std::string::npos);
+    CHECK(b.find("id=\"summary-window\"") != std::string::npos);
+    CHECK(b.find("Last 7 days") != std::string::npos);
+    for (const char* d : {"?days=1\"", "?days=7\"", "?days=30\"", "?days=90\""})
+        CHECK(b.find(std::string("/ratelimit/dashboard/") + d) != std::string::npos);
+    CHECK(b.find("href=\"/ratelimit/dashboard/offenders.csv?days=7\"") != std::string::npos);
+    CHECK(b.find("<svg") != std::string::npos);
+    CHECK(b.find("class=\"blocked\"") != std::string::npos);
+    CHECK(b.find("class=\"allowed\"") != std::string::npos);
+    // The offender links to its drill-down, query-encoded.
+    CHECK(b.find("href=\"/ratelimit/dashboard/offender/?key=rule%3Alogin%3Aip%3A203.0.113.5&amp;days=7\"") !=
+          std::string::npos);
+    CHECK(b.find("<code>login</code>") != std::string::npos);
+    // The 40-day-old event is outside the 7-day window, the 3-day-old one inside it but not today.
+    CHECK(b.find("192.0.2.99") == std::string::npos);
+    CHECK(b.find("198.51.100.7") != std::string::npos);
+    CHECK(get(server.port(), "/ratelimit/dashboard/?days=1", bearer(staff_token)).body().find("198.51.100.7") ==
+          std::string::npos);
+    CHECK(get(server.port(), "/ratelimit/dashboard/?days=90", bearer(staff_token)).body().find("192.0.2.99") !=
+          std::string::npos);
+    // No script anywhere, and the inline style carries the CSP nonce.
+    CHECK(b.find("<script") == std::string::npos);
+    CHECK(b.find("<img") == std::string::npos);
+    const std::string csp(res["Content-Security-Policy"]);
+    const auto n = csp.find("'nonce-");
+    REQUIRE(n != std::string::npos);
+    const std::string nonce = csp.substr(n + 7, csp.find('\'', n + 7) - (n + 7));
+    CHECK(nonce.size() >= 16);
+    CHECK(b.find("<style nonce=\"" + nonce + "\">") != std::string::npos);
+    // A fresh nonce per response.
+    CHECK(get(server.port(), "/ratelimit/dashboard/", bearer(staff_token))["Content-Security-Policy"] != csp);
+}
+
+TEST_CASE("hostile keys, paths and user ids never come back unescaped", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(1000);
+    fill(sink);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto page = get(server.port(), "/ratelimit/dashboard/", bearer(staff_token));
+    REQUIRE(page.result_int() == 200);
+    CHECK(page.body().find(script_payload) == std::string::npos);
+    CHECK(page.body().find("<img") == std::string::npos);
+    CHECK(page.body().find("ip:&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+    CHECK(page.body().find("user:&quot;&gt;&lt;img src=x onerror=alert(1)&gt;") != std::string::npos);
+    CHECK(page.body().find("?key=ip%3A%3Cscript%3Ealert%281%29%3C%2Fscript%3E&amp;days=7") != std::string::npos);
+
+    for (const std::string& key : {std::string("ip:") + script_payload, std::string("user:") + img_payload}) {
+        const auto res = get(server.port(), "/ratelimit/dashboard/offender/?key=" + sb::detail::query_component(key),
+                             bearer(staff_token));
+        REQUIRE(res.result_int() == 200);
+        CHECK(res[http::field::content_type] == "application/json");
+        require_security_headers(res);
+        CHECK(res.body().find('<') == std::string::npos);
+        CHECK(res.body().find('>') == std::string::npos);
+        const auto v = boost::json::parse(res.body()).as_object();
+        CHECK(v.at("key").as_string() == key);
+        CHECK(v.at("blocked").as_int64() > 0);
+        const auto& paths = v.at("by_path").as_array();
+        REQUIRE(paths.size() == 1);
+        const std::string path(paths[0].as_object().at("path").as_string());
+        CHECK((path == script_payload || path == img_payload));
+    }
+    // A hostile key that is not in the log is echoed back in JSON escaped too.
+    const auto miss = get(server.port(), "/ratelimit/dashboard/offender/?key=%3Cscript%3E", bearer(staff_token));
+    CHECK(miss.body().find("<script>") == std::string::npos);
+    CHECK(boost::json::parse(miss.body()).as_object().at("key").as_string() == "<script>");
+}
+
+TEST_CASE("the CSV export is an attachment with formula cells defused", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(1000);
+    fill(sink);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto res = get(server.port(), "/ratelimit/dashboard/offenders.csv?days=30", bearer(staff_token));
+    REQUIRE(res.result_int() == 200);
+    CHECK(res[http::field::content_type] == "text/csv; charset=utf-8");
+    CHECK(std::string(res[http::field::content_disposition]).rfind("attachment;", 0) == 0);
+    require_security_headers(res);
+    const std::string& b = res.body();
+    CHECK(b.rfind("key,blocked_count\r\n", 0) == 0);
+    CHECK(b.find("rule:login:ip:203.0.113.5,3\r\n") != std::string::npos);
+    CHECK(b.find("\"'=HYPERLINK(\"\"http://x\"\")\",1\r\n") != std::string::npos);
+    CHECK(b.find("\r\n=") == std::string::npos);
+    CHECK(b.find("ip:198.51.100.7,1\r\n") != std::string::npos);
+    CHECK(b.find("192.0.2.99") == std::string::npos);
+}
+
+TEST_CASE("the drill-down needs a key and has the JSON shape of the analytics", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(1000);
+    fill(sink);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    for (const char* t : {"/ratelimit/dashboard/offender/", "/ratelimit/dashboard/offender/?key=",
+                          "/ratelimit/dashboard/offender/?days=3", "/ratelimit/dashboard/offender/?key&days=3"}) {
+        INFO(t);
+        const auto res = get(server.port(), t, bearer(staff_token));
+        CHECK(res.result_int() == 400);
+        CHECK(res.body() == "{\"error\": \"missing ?key= parameter\"}");
+        CHECK(res[http::field::content_type] == "application/json");
+        require_security_headers(res);
+    }
+    const auto res = get(server.port(), "/ratelimit/dashboard/offender/?key=rule%3Alogin%3Aip%3A203.0.113.5",
+                         bearer(staff_token));
+    REQUIRE(res.result_int() == 200);
+    const auto v = boost::json::parse(res.body()).as_object();
+    const std::vector<std::string> keys{"key", "days", "total", "allowed", "blocked", "block_rate",
+                                        "first_seen", "last_seen", "by_path", "recent_events"};
+    std::vector<std::string> got;
+    for (const auto& kv : v) got.emplace_back(kv.key());
+    CHECK(got == keys);
+    CHECK(v.at("total").as_int64() == 5);
+    CHECK(v.at("blocked").as_int64() == 3);
+    CHECK(v.at("block_rate").as_double() == Approx(0.6));
+    CHECK(v.at("recent_events").as_array().size() == 5);
+    CHECK(v.at("by_path").as_array().at(0).as_object().at("path").as_string() == "/api/login");
+}
+
+TEST_CASE("days is 7 when absent or not an integer, then clamped to 1..365", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(10);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto p = server.port();
+    CHECK(json_days(p, "") == 7);
+    CHECK(json_days(p, "&days=abc") == 7);
+    CHECK(json_days(p, "&days=") == 7);
+    CHECK(json_days(p, "&days=7.5") == 7);
+    CHECK(json_days(p, "&days=1e3") == 7);
+    CHECK(json_days(p, "&days=%2030") == 7);
+    CHECK(json_days(p, "&days=0") == 1);
+    CHECK(json_days(p, "&days=-5") == 1);
+    CHECK(json_days(p, "&days=400") == 365);
+    CHECK(json_days(p, "&days=99999999999999999999999") == 365);
+    CHECK(json_days(p, "&days=-99999999999999999999999") == 1);
+    CHECK(json_days(p, "&days=30") == 30);
+    CHECK(json_days(p, "&days=365") == 365);
+    CHECK(json_days(p, "&days=1") == 1);
+    CHECK(json_days(p, "&days=2&days=9") == 2);
+    // The page and the CSV follow the same rule.
+    CHECK(get(p, "/ratelimit/dashboard/?days=400", bearer(staff_token)).body().find("Last 365 days") !=
+          std::string::npos);
+    CHECK(get(p, "/ratelimit/dashboard/?days=abc", bearer(staff_token)).body().find("Last 7 days") !=
+          std::string::npos);
+    CHECK(get(p, "/ratelimit/dashboard/?days=-5", bearer(staff_token)).body().find("Last 1 day<") !=
+          std::string::npos);
+    CHECK(std::string(get(p, "/ratelimit/dashboard/offenders.csv?days=0", bearer(staff_token))
+                          [http::field::content_disposition])
+              .find("offenders-1d.csv") != std::string::npos);
+}
+
+TEST_CASE("a browser signs in with the form and gets an HttpOnly SameSite=Strict cookie", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(100);
+    fill(sink);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto p = server.port();
+
+    const auto form = get(p, "/ratelimit/signin");
+    REQUIRE(form.result_int() == 200);
+    CHECK(form.body().find("<form method=\"post\" action=\"/ratelimit/signin\">") != std::string::npos);
+    CHECK(form.body().find("name=\"token\"") != std::string::npos);
+    require_security_headers(form);
+
+    const auto anon = get(p, "/ratelimit/dashboard/");
+    const auto wrong = fetch(p, http::verb::post, "/ratelimit/signin", {}, "token=wrong-token-123");
+    CHECK(wrong.result_int() == 403);
+    CHECK(wrong.body() == anon.body());
+    CHECK(!wrong.count(http::field::set_cookie));
+    CHECK(fetch(p, http::verb::post, "/ratelimit/signin", {}, "other=1").result_int() == 403);
+    CHECK(fetch(p, http::verb::post, "/ratelimit/signin", {}, std::string("token=") + staff_token + std::string(5000, 'x'))
+              .result_int() == 403);
+
+    const auto ok = fetch(p, http::verb::post, "/ratelimit/signin", {}, std::string("token=") + staff_token);
+    REQUIRE(ok.result_int() == 303);
+    CHECK(ok[http::field::location] == "/ratelimit/dashboard/");
+    const std::string cookie(ok[http::field::set_cookie]);
+    CHECK(cookie.rfind(std::string("srl_staff=") + staff_token + ";", 0) == 0);
+    CHECK(cookie.find("; HttpOnly") != std::string::npos);
+    CHECK(cookie.find("; SameSite=Strict") != std::string::npos);
+    CHECK(cookie.find("; Path=/ratelimit/") != std::string::npos);
+    CHECK(cookie.find("Secure") == std::string::npos);
+
+    const std::string pair = cookie.substr(0, cookie.find(';'));
+    const auto page = get(p, "/ratelimit/dashboard/", {{"Cookie", "theme=dark; " + pair}});
+    CHECK(page.result_int() == 200);
+    CHECK(page.body().find("action=\"/ratelimit/signout\"") != std::string::npos);
+    CHECK(get(p, "/ratelimit/dashboard/offenders.csv", {{"Cookie", pair}}).result_int() == 200);
+
+    const auto out = fetch(p, http::verb::post, "/ratelimit/signout", {{"Cookie", pair}}, "x=1");
+    CHECK(out.result_int() == 303);
+    CHECK(std::string(out[http::field::set_cookie]).find("srl_staff=; Path=/ratelimit/; Max-Age=0") == 0);
+    CHECK(get(p, "/ratelimit/signout").result_int() == 405);
+}
+
+TEST_CASE("staff requests other than GET are refused with 405", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(10);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto res = fetch(server.port(), http::verb::post, "/ratelimit/dashboard/", bearer(staff_token), "a=1");
+    CHECK(res.result_int() == 405);
+    CHECK(res[http::field::allow] == "GET");
+    // Non-staff get the 403 whatever the method.
+    CHECK(fetch(server.port(), http::verb::post, "/ratelimit/dashboard/", {}, "a=1").result_int() == 403);
+}
+
+TEST_CASE("the page template and the prefix can be replaced", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(100);
+    fill(sink);
+    auto renderer = [](const sb::dashboard_context& c) {
+        std::string s = "<p>custom " + std::to_string(c.window.blocked) + "</p>";
+        for (const auto& o : c.top_offenders) s += "<a href=\"" + c.html(c.offender_url(o.key)) + "\">" + c.html(o.key) + "</a>";
+        return s;
+    };
+    sb::dashboard_options opt;
+    opt.prefix = "/admin/limits/";
+    opt.secure_cookie = true;
+    const sb::dashboard<ring_source_t, sb::staff_token_authorizer, decltype(renderer)> dash(
+        ring_source(sink), sb::staff_token_authorizer(staff_token), opt, renderer);
+    srl_test::dashboard_server server(dash);
+    const auto res = get(server.port(), "/admin/limits/dashboard/?days=30", bearer(staff_token));
+    REQUIRE(res.result_int() == 200);
+    CHECK(res.body().rfind("<p>custom 10</p>", 0) == 0);
+    CHECK(res.body().find("href=\"/admin/limits/dashboard/offender/?key=") != std::string::npos);
+    CHECK(res.body().find(script_payload) == std::string::npos);
+    require_security_headers(res);
+    CHECK(get(server.port(), "/ratelimit/dashboard/", bearer(staff_token)).body() == "app");
+    const auto ok = fetch(server.port(), http::verb::post, "/admin/limits/signin", {}, std::string("token=") + staff_token);
+    CHECK(std::string(ok[http::field::set_cookie]).find("; Path=/admin/limits/; ") != std::string::npos);
+    CHECK(std::string(ok[http::field::set_cookie]).find("; Secure") != std::string::npos);
+}
+
+TEST_CASE("bad dashboard configuration is rejected with a message naming it", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(10);
+    sb::dashboard_options opt;
+    opt.prefix = "ratelimit";
+    CHECK_THROWS_WITH((sb::dashboard<ring_source_t>(ring_source(sink), {}, opt)),
+                      Catch::Contains("prefix must start and end with '/'") && Catch::Contains("ratelimit"));
+    opt.prefix = "/a\"b/";
+    CHECK_THROWS_AS((sb::dashboard<ring_source_t>(ring_source(sink), {}, opt)), srl::config_error);
+    CHECK_THROWS_WITH(sb::staff_token_authorizer("short"), Catch::Contains("8 to 512"));
+    CHECK_THROWS_WITH(sb::staff_token_authorizer("has;semicolon"), Catch::Contains("visible ASCII"));
+    CHECK_THROWS_WITH(sb::staff_token_authorizer(std::vector<std::string>{}), Catch::Contains("at least one"));
+}
+
+TEST_CASE("a failing data source gives 503 without details", "[beast][dashboard]") {
+    auto broken = sb::event_range_source{[]() -> std::vector<srl::event> { throw std::runtime_error("db password=x"); }};
+    const sb::dashboard<decltype(broken), sb::staff_token_authorizer> dash(broken, sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto res = get(server.port(), "/ratelimit/dashboard/", bearer(staff_token));
+    CHECK(res.result_int() == 503);
+    CHECK(res.body() == "Service Unavailable");
+    require_security_headers(res);
+}
+
+TEST_CASE("parse_days follows the SPEC 8 table", "[beast][dashboard]") {
+    CHECK(sb::parse_days(std::nullopt) == 7);
+    CHECK(sb::parse_days("") == 7);
+    CHECK(sb::parse_days("abc") == 7);
+    CHECK(sb::parse_days("7.5") == 7);
+    CHECK(sb::parse_days("+") == 7);
+    CHECK(sb::parse_days(" 3") == 7);
+    CHECK(sb::parse_days("0") == 1);
+    CHECK(sb::parse_days("-5") == 1);
+    CHECK(sb::parse_days("+30") == 30);
+    CHECK(sb::parse_days("400") == 365);
+    CHECK(sb::parse_days("365") == 365);
+}
+
+TEST_CASE("escaping helpers cover their contexts", "[beast][dashboard]") {
+    CHECK(sb::detail::html_escape("<a href=\"x\" title='y'>&`</a>") ==
+          "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&#96;&lt;/a&gt;");
+    CHECK(sb::detail::html_escape(std::string("a\0b", 3)) == "a\xEF\xBF\xBD" "b");
+    CHECK(sb::detail::query_component("a b&c=d+e/f?#%~") == "a%20b%26c%3Dd%2Be%2Ff%3F%23%25~");
+    CHECK(sb::detail::harden_json("{\"k\":\"<&>\"}") == "{\"k\":\"\\u003c\\u0026\\u003e\"}");
+    CHECK(sb::detail::constant_time_equals("abcdefgh", "abcdefgh"));
+    CHECK(!sb::detail::constant_time_equals("abcdefg", "abcdefgh"));
+    CHECK(!sb::detail::constant_time_equals("abcdefghi", "abcdefgh"));
+    CHECK(!sb::detail::constant_time_equals("", "abcdefgh"));
+    CHECK(!sb::detail::constant_time_equals("abcdefgX", "abcdefgh"));
+}
+
+TEST_CASE("the traffic timeline adds up to the traffic summary", "[beast][dashboard][analytics]") {
+    using namespace std::chrono;
+    const srl::event_time now = srl::event_time{} + hours(24 * 20000);
+    std::vector<srl::event> events;
+    for (int i = 0; i < 500; ++i)
+        events.push_back(srl::make_event(now - minutes(i * 37), "k", "/p", "GET", i % 3 != 0, 1, 1));
+    events.push_back(srl::make_event(now + seconds(5), "k", "/p", "GET", false, 1, 1));  // clock skew: last bucket
+    events.push_back(srl::make_event(now - hours(24), "k", "/p", "GET", true, 1, 1));     // exactly on the cutoff
+    for (const int days : {1, 2, 7}) {
+        const auto t = srl::get_traffic_timeline(events, days, 0, now);
+        CHECK(t.size() == srl::default_timeline_buckets(days));
+        const auto s = srl::get_traffic_summary(events, days, now);
+        std::int64_t allowed = 0, blocked = 0;
+        for (const auto& b : t) {
+            allowed += b.allowed;
+            blocked += b.blocked;
+        }
+        CHECK(allowed == s.allowed);
+        CHECK(blocked == s.blocked);
+        CHECK(t.front().start == srl::window_start(now, days));
+    }
+    const auto day = srl::get_traffic_timeline(events, 1, 24, now);
+    CHECK(day.front().allowed >= 1);  // the event on the cutoff is in the first bucket
+    CHECK(day.back().blocked >= 1);   // the skewed one in the last
+    CHECK_THROWS_AS(srl::get_traffic_timeline(events, 0, 24, now), srl::config_error);
+    CHECK_THROWS_AS(srl::get_traffic_timeline(events, 1, 20000, now), srl::config_error);
+}
+
+TEST_CASE("the SVG chart draws one stacked bar per non-empty bucket", "[beast][dashboard]") {
+    using namespace std::chrono;
+    std::vector<srl::traffic_bucket> t(4);
+    for (std::size_t i = 0; i < t.size(); ++i) t[i].start = srl::event_time{} + hours(static_cast<int>(i));
+    t[1] = {t[1].start, 10, 0};
+    t[3] = {t[3].start, 5, 5};
+    const std::string svg = sb::render_traffic_svg(t);
+    CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
+    CHECK(svg.find("</svg>") == svg.size() - 6);
+    auto count = [&](const std::string& what) {
+        std::size_t n = 0;
+        for (auto p = svg.find(what); p != std::string::npos; p = svg.find(what, p + 1)) ++n;
+        return n;
+    };
+    CHECK(count("class=\"allowed\"") == 2);
+    CHECK(count("class=\"blocked\"") == 1);
+    CHECK(svg.find("1970-01-01 03:00 UTC: 5 allowed, 5 blocked") != std::string::npos);
+    CHECK(svg.find("style=") == std::string::npos);
+}
