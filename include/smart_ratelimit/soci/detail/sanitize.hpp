@@ -1,0 +1,105 @@
+// smart_ratelimit/soci/detail/sanitize.hpp
+// Makes an event storable on every engine before it is written: NUL bytes are
+// removed, invalid UTF-8 is replaced by U+FFFD (one per bad byte), and every text
+// field is truncated to its cap (SPEC 6) without splitting a UTF-8 sequence.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <smart_ratelimit/event.hpp>
+#include <smart_ratelimit/soci/detail/sql_time.hpp>
+
+namespace smart_ratelimit::soci::detail {
+
+/// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is invalid
+/// (overlong forms, surrogates and code points above U+10FFFF are invalid).
+inline std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = b(i);
+    const std::size_t left = s.size() - i;
+    auto cont = [&](std::size_t k) { return (b(k) & 0xC0u) == 0x80u; };
+    if (c < 0x80u) return 1;
+    if (c >= 0xC2u && c <= 0xDFu) return left >= 2 && cont(i + 1) ? 2 : 0;
+    if (c >= 0xE0u && c <= 0xEFu) {
+        if (left < 3 || !cont(i + 1) || !cont(i + 2)) return 0;
+        if (c == 0xE0u && b(i + 1) < 0xA0u) return 0;   // overlong
+        if (c == 0xEDu && b(i + 1) >= 0xA0u) return 0;  // surrogates
+        return 3;
+    }
+    if (c >= 0xF0u && c <= 0xF4u) {
+        if (left < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+        if (c == 0xF0u && b(i + 1) < 0x90u) return 0;   // overlong
+        if (c == 0xF4u && b(i + 1) >= 0x90u) return 0;  // above U+10FFFF
+        return 4;
+    }
+    return 0;
+}
+
+/// True when `s` is already storable as is: within `cap`, valid UTF-8, no NUL.
+inline bool clean_text(std::string_view s, std::size_t cap) noexcept {
+    if (s.size() > cap) return false;
+    for (std::size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c == 0) return false;
+        if (c < 0x80u) {
+            ++i;
+            continue;
+        }
+        const std::size_t n = utf8_sequence(s, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
+/// The storable form of `s`: NULs removed, invalid bytes replaced by U+FFFD,
+/// truncated to `cap` bytes on a character boundary.
+inline std::string sanitize_text(std::string_view s, std::size_t cap) {
+    std::string out;
+    out.reserve(s.size() < cap ? s.size() : cap);
+    for (std::size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c == 0) {
+            ++i;
+            continue;
+        }
+        const std::size_t n = utf8_sequence(s, i);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        } else {
+            out.append(s.substr(i, n));
+            i += n;
+        }
+        if (out.size() > cap + 4) break;  // enough to truncate from
+    }
+    return smart_ratelimit::detail::capped(out, cap);
+}
+
+/// True when every text field of `e` is already storable.
+inline bool clean_event(const event& e) noexcept {
+    return clean_text(e.key, event_caps::key) && clean_text(e.rule_name, event_caps::rule_name) &&
+           clean_text(e.path, event_caps::path) && clean_text(e.method, event_caps::method) &&
+           (!e.ip_address || clean_text(*e.ip_address, event_caps::ip_address)) &&
+           (!e.user_id || clean_text(*e.user_id, event_caps::user_id));
+}
+
+/// A sanitized copy of `e` (see the file comment).
+inline event sanitized_event(const event& e) {
+    event out;
+    out.timestamp = e.timestamp;
+    out.key = sanitize_text(e.key, event_caps::key);
+    out.rule_name = sanitize_text(e.rule_name, event_caps::rule_name);
+    out.path = sanitize_text(e.path, event_caps::path);
+    out.method = sanitize_text(e.method, event_caps::method);
+    out.allowed = e.allowed;
+    out.count = e.count;
+    out.limit = e.limit;
+    if (e.ip_address) out.ip_address = sanitize_text(*e.ip_address, event_caps::ip_address);
+    if (e.user_id) out.user_id = sanitize_text(*e.user_id, event_caps::user_id);
+    return out;
+}
+
+}  // namespace smart_ratelimit::soci::detail

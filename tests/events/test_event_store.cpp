@@ -1,0 +1,420 @@
+// tests/events/test_event_store.cpp
+// The SOCI event store on a real SQLite file and a real PostgreSQL server:
+// database URLs, migrations, round trips, streaming reads, poison rows, store
+// failures reported as `failed`, and cleanup_old's batch boundaries.
+#include "event_store_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace srl_test;
+namespace ssoci = smart_ratelimit::soci;
+using srl::event;
+using srl::event_time;
+using std::chrono::microseconds;
+
+namespace {
+
+/// A fresh database of one engine: a SQLite file in a temp dir or a new PG database.
+struct engine_db {
+    std::unique_ptr<temp_dir> dir;
+    std::unique_ptr<pg_database> pg;
+    std::string url;
+
+    explicit engine_db(const std::string& engine, const std::string& tag) {
+        if (engine == "sqlite") {
+            dir = std::make_unique<temp_dir>();
+            url = dir->sqlite_url();
+        } else {
+            pg = std::make_unique<pg_database>(tag);
+            url = pg->url();
+        }
+    }
+    bool available() const { return !url.empty(); }
+};
+
+std::vector<event> drain(ssoci::event_stream s) {
+    std::vector<event> out;
+    for (const event& e : s) out.push_back(e);
+    return out;
+}
+
+event at(std::int64_t us, std::string key = "ip:1.2.3.4", bool allowed = true) {
+    return srl::make_event(event_time{microseconds{us}}, key, "/p", "GET", allowed, 1, 10);
+}
+
+}  // namespace
+
+static_assert(std::ranges::input_range<ssoci::event_stream>);
+static_assert(std::same_as<std::ranges::range_value_t<ssoci::event_stream>, event>);
+
+// ---- database URLs ----------------------------------------------------------------
+
+TEST_CASE("database URLs of SPEC 11 parse into SOCI connection strings", "[soci][url]") {
+    auto rel = ssoci::parse_database_url("sqlite:///relative/events.db");
+    CHECK(rel.kind == ssoci::dialect::sqlite);
+    CHECK(rel.path == "relative/events.db");
+    auto abs = ssoci::parse_database_url("sqlite:////var/lib/srl/events%20log.db");
+    CHECK(abs.path == "/var/lib/srl/events log.db");
+    CHECK(abs.soci_backend() == "sqlite3");
+
+    auto pg = ssoci::parse_database_url("postgresql://us%40er:p%3Ass'w@db.example.com:6543/rate%2Dlimit");
+    CHECK(pg.kind == ssoci::dialect::postgresql);
+    CHECK(pg.user == "us@er");
+    CHECK(pg.password == "p:ss'w");
+    CHECK(pg.host == "db.example.com");
+    CHECK(pg.port == "6543");
+    CHECK(pg.dbname == "rate-limit");
+    CHECK(pg.soci_connect_string() ==
+          "dbname='rate-limit' host='db.example.com' port=6543 user='us@er' password='p:ss\\'w' "
+          "connect_timeout=5");
+    CHECK(pg.redacted() == "postgresql://us%40er:***@db.example.com:6543/rate%2Dlimit");
+
+    auto short_form = ssoci::parse_database_url("postgres://localhost/events?sslmode=require");
+    CHECK(short_form.kind == ssoci::dialect::postgresql);
+    CHECK(short_form.port.empty());
+    REQUIRE(short_form.options.size() == 1);
+    CHECK(short_form.options[0].first == "sslmode");
+    auto v6 = ssoci::parse_database_url("postgresql://u@[::1]:5432/db");
+    CHECK(v6.host == "::1");
+}
+
+TEST_CASE("a bad database URL is a config_error that names it", "[soci][url]") {
+    const char* bad[] = {
+        "",
+        "events.db",
+        "mysql://u@h/db",
+        "sqlite://events.db",
+        "sqlite:///",
+        "sqlite:///dir/",
+        "sqlite:///x.db?mode=ro",
+        "postgresql://u@h:99999/db",
+        "postgresql://u@h:12a/db",
+        "postgresql://u@h:/db",
+        "postgresql://u@h",
+        "postgresql://u@h/",
+        "postgresql://u@h/a%zzb",
+        "postgresql://u@h/db?novalue",
+        "postgresql://u@h/db name",
+    };
+    for (const char* url : bad) {
+        INFO(url);
+        try {
+            ssoci::parse_database_url(url);
+            FAIL("accepted");
+        } catch (const srl::config_error& e) {
+            CHECK(std::string(e.what()).find("'" + std::string(url) + "'") != std::string::npos);
+        }
+    }
+    try {
+        ssoci::parse_database_url("postgresql://u:secret@h:0/db");
+        FAIL("accepted");
+    } catch (const srl::config_error& e) {
+        CHECK(std::string(e.what()).find("secret") == std::string::npos);
+        CHECK(std::string(e.what()).find("postgresql://u:***@h:0/db") != std::string::npos);
+    }
+}
+
+// ---- migrations ---------------------------------------------------------------------
+
+TEST_CASE("migrate creates the event table and its indexes once and is idempotent", "[soci][schema]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "migrate");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    CHECK_FALSE(store.schema_current());
+
+    auto first = store.migrate();
+    REQUIRE(first.size() == 1);
+    CHECK(first[0].component == "events");
+    CHECK(first[0].version == 1);
+    CHECK(store.schema_current());
+    CHECK(store.migrate().empty());
+    CHECK(store.migrate().empty());
+
+    auto sql = store.open_session();
+    CHECK(ssoci::schema_version(*sql, "events") == 1);
+    std::vector<std::string> names(10);
+    if (engine == "sqlite")
+        *sql << "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ratelimit_event'"
+                " ORDER BY name", soci::into(names);
+    else
+        *sql << "SELECT indexname FROM pg_indexes WHERE tablename = 'ratelimit_event' ORDER BY indexname",
+            soci::into(names);
+    CHECK(std::count(names.begin(), names.end(), "ratelimit_event_timestamp_idx") == 1);
+    CHECK(std::count(names.begin(), names.end(), "ratelimit_event_key_timestamp_idx") == 1);
+    CHECK(std::count(names.begin(), names.end(), "ratelimit_event_allowed_timestamp_idx") == 1);
+}
+
+TEST_CASE("migrate applies several migration sets and checks their versions", "[soci][schema]") {
+    temp_dir dir;
+    ssoci::event_store store(dir.sqlite_url());
+    static constexpr ssoci::migration extra_steps[] = {
+        {1, "extra table", "CREATE TABLE IF NOT EXISTS extra_t (a INTEGER)",
+         "CREATE TABLE IF NOT EXISTS extra_t (a INTEGER)"},
+        {2, "extra index", "CREATE INDEX IF NOT EXISTS extra_t_a ON extra_t (a)",
+         "CREATE INDEX IF NOT EXISTS extra_t_a ON extra_t (a)"},
+    };
+    const ssoci::migration_set extra{"extra", extra_steps};
+    auto applied = store.migrate(std::span(&extra, 1));
+    CHECK(applied.size() == 3);
+    CHECK(store.migrate(std::span(&extra, 1)).empty());
+
+    static constexpr ssoci::migration gap[] = {{2, "starts at two", "SELECT 1", "SELECT 1"}};
+    const ssoci::migration_set bad{"gap", gap};
+    CHECK_THROWS_AS(store.migrate(std::span(&bad, 1)), srl::config_error);
+
+    static constexpr ssoci::migration broken[] = {{1, "bad sql", "CREATE TABLE (", "CREATE TABLE ("}};
+    const ssoci::migration_set failing{"broken", broken};
+    try {
+        store.migrate(std::span(&failing, 1));
+        FAIL("no error");
+    } catch (const srl::storage_error& e) {
+        CHECK(std::string(e.what()).find("broken version 1") != std::string::npos);
+    }
+    auto sql = store.open_session();
+    CHECK(ssoci::schema_version(*sql, "broken") == 0);
+}
+
+// ---- writing and reading ------------------------------------------------------------
+
+TEST_CASE("every field round-trips, microseconds, nulls and unicode included", "[soci][store]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "roundtrip");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    store.migrate();
+
+    std::vector<event> in;
+    in.push_back(srl::make_event(event_time{microseconds{1'764'000'000'123'456}}, "rule:login:ip:203.0.113.5",
+                                 "/api/login", "POST", false, 11, 10, "203.0.113.5", "42"));
+    in.push_back(srl::make_event(event_time{microseconds{1'764'000'000'123'457}}, "user:Zoë",
+                                 "/café/日本語\t\"quoted\"\\slash\nnewline", "GET", true, 1, 10));
+    in.push_back(srl::make_event(event_time{microseconds{-86'400'000'001}}, "ip:2001:db8::1", "/", "PATCH",
+                                 true, 0, 0, "2001:db8::1"));
+    in.push_back(srl::make_event(event_time{microseconds{253'402'300'799'999'999}}, "k", "", "", true,
+                                 std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::min()));
+    const auto r = store.write_batch(in);
+    CHECK(r.written == 4);
+    CHECK(r.invalid == 0);
+    CHECK(r.failed == 0);
+
+    auto out = drain(store.events({.order = ssoci::event_order::oldest_first}));
+    std::vector<event> expected{in[2], in[0], in[1], in[3]};
+    REQUIRE(out.size() == expected.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        INFO(i);
+        CHECK(out[i] == expected[i]);
+    }
+    CHECK_FALSE(out[2].ip_address.has_value());
+    CHECK_FALSE(out[2].user_id.has_value());
+    CHECK(out[1].rule_name == "login");
+}
+
+TEST_CASE("reads stream newest first in chunks, filtered by window and key", "[soci][store]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "stream");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    store.migrate();
+
+    // 25 events, two per timestamp for the tie-break on id, keys a/b alternating.
+    std::vector<event> in;
+    for (int i = 0; i < 25; ++i) in.push_back(at(1'000'000 + (i / 2) * 10, i % 2 == 0 ? "a" : "b"));
+    REQUIRE(store.write_batch(in).written == 25);
+
+    auto all = drain(store.events({.chunk = 4}));
+    REQUIRE(all.size() == 25);
+    for (std::size_t i = 1; i < all.size(); ++i) CHECK(all[i - 1].timestamp >= all[i].timestamp);
+    // Ties keep insertion order reversed (newest id first).
+    CHECK(all[1].key == "b");  // event 24 alone at 120, then 23 ("b") before 22 ("a") at 110
+    CHECK(all[2].key == "a");
+    CHECK(all[0].timestamp == event_time{microseconds{1'000'120}});
+
+    auto windowed = drain(store.events({.since = event_time{microseconds{1'000'020}},
+                                        .until = event_time{microseconds{1'000'050}},
+                                        .chunk = 3}));
+    CHECK(windowed.size() == 8);  // timestamps 20, 30, 40, 50: two each, both ends inclusive
+    CHECK(windowed.front().timestamp == event_time{microseconds{1'000'050}});
+    CHECK(windowed.back().timestamp == event_time{microseconds{1'000'020}});
+
+    auto keyed = drain(store.events({.since = event_time{microseconds{1'000'020}}, .key = "b", .chunk = 2}));
+    CHECK(keyed.size() == 10);  // "b" = odd i; i = 5, 7, ..., 23 are at or after 20
+    for (const auto& e : keyed) CHECK(e.key == "b");
+
+    auto oldest = drain(store.events({.order = ssoci::event_order::oldest_first, .chunk = 7}));
+    REQUIRE(oldest.size() == 25);
+    std::vector<event> reversed(all.rbegin(), all.rend());
+    CHECK(oldest == reversed);
+
+    CHECK(store.count() == 25);
+    CHECK(store.count({.key = "a"}) == 13);
+    CHECK(drain(store.events({.key = "nobody"})).empty());
+    CHECK_THROWS_AS(store.events({.chunk = 0}), srl::config_error);
+}
+
+TEST_CASE("poison rows are sanitized or dropped alone, never sinking their batch", "[soci][store]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "poison");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    store.migrate();
+
+    std::vector<event> in;
+    for (int i = 0; i < 10; ++i) in.push_back(at(1'000 + i, "k" + std::to_string(i)));
+    in[1].key = std::string("nul\0byte", 8);
+    in[2].path = "/bad\xff\xfeutf8\xc3";
+    in[3].path = std::string(2000, 'p');                       // over the 500 cap
+    in[4].user_id = std::string(300, 'u');                     // over the 255 cap
+    in[5].method = "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac";  // 12 bytes: cut at a boundary
+    in[6].timestamp = event_time{microseconds{253'402'300'800'000'000}};  // year 10000
+    in[7].ip_address = std::string("1.2.3.4\0", 8);
+    const auto r = store.write_batch(in);
+    CHECK(r.written == 9);
+    CHECK(r.invalid == 1);
+    CHECK(r.failed == 0);
+
+    auto out = drain(store.events({.order = ssoci::event_order::oldest_first}));
+    REQUIRE(out.size() == 9);
+    CHECK(out[1].key == "nulbyte");
+    CHECK(out[2].path == "/bad\xef\xbf\xbd\xef\xbf\xbdutf8\xef\xbf\xbd");
+    CHECK(out[3].path == std::string(500, 'p'));
+    CHECK(out[4].user_id == std::string(255, 'u'));
+    CHECK(out[5].method == "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac");
+    CHECK(out[6].key == "k7");
+    CHECK(out[6].ip_address == "1.2.3.4");
+}
+
+TEST_CASE("a row the database rejects is bisected out and the rest of the batch is written",
+          "[soci][store]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "reject");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    store.migrate();
+    {
+        auto sql = store.open_session();
+        if (engine == "sqlite")
+            *sql << "CREATE TRIGGER reject_poison BEFORE INSERT ON ratelimit_event"
+                    " WHEN NEW.path = '/poison' BEGIN SELECT RAISE(ABORT, 'poison row'); END";
+        else
+            *sql << "ALTER TABLE ratelimit_event ADD CONSTRAINT no_poison CHECK (path <> '/poison')";
+    }
+    std::vector<event> in;
+    for (int i = 0; i < 37; ++i) in.push_back(at(5'000 + i, "k" + std::to_string(i)));
+    for (int i : {0, 13, 14, 36}) in[static_cast<std::size_t>(i)].path = "/poison";
+    const auto r = store.write_batch(in);
+    CHECK(r.written == 33);
+    CHECK(r.invalid == 4);
+    CHECK(r.failed == 0);
+    auto out = drain(store.events({.order = ssoci::event_order::oldest_first}));
+    REQUIRE(out.size() == 33);
+    CHECK(out.front().key == "k1");
+    CHECK(out.back().key == "k35");
+    // The writer keeps working afterwards.
+    CHECK(store.write_batch(std::vector<event>{at(9'999)}).written == 1);
+}
+
+TEST_CASE("a missing table fails the batch without throwing and writing resumes after migrate",
+          "[soci][store][failure]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "missing");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    std::vector<event> in{at(1), at(2), at(3)};
+    auto r = store.write_batch(in);
+    CHECK(r.failed == 3);
+    CHECK(r.written == 0);
+    CHECK(r.invalid == 0);
+    CHECK_FALSE(store.last_error().empty());
+
+    store.migrate();
+    r = store.write_batch(in);
+    CHECK(r.written == 3);
+    CHECK(store.count() == 3);
+
+    // Dropped under our feet: failed again, not invalid.
+    store.open_session()->once << "DROP TABLE ratelimit_event";
+    r = store.write_batch(in);
+    CHECK(r.failed == 3);
+    CHECK(r.invalid == 0);
+}
+
+TEST_CASE("an unreachable database fails batches without throwing", "[soci][store][failure]") {
+    const int port = free_port();
+    ssoci::event_store pg("postgresql://srl@127.0.0.1:" + std::to_string(port) + "/nothing");
+    std::vector<event> in{at(1), at(2)};
+    const auto r = pg.write_batch(in);
+    CHECK(r.failed == 2);
+    CHECK(r.written == 0);
+    CHECK(pg.connects() == 0);
+    CHECK_THROWS_AS(pg.migrate(), srl::storage_error);
+    CHECK_THROWS_AS(pg.events(), srl::storage_error);
+    CHECK_THROWS_AS(pg.cleanup_old(), srl::storage_error);
+
+    ssoci::event_store nowhere("sqlite:////nonexistent-dir-srl/x/events.db");
+    CHECK(nowhere.write_batch(in).failed == 2);
+    CHECK_THROWS_AS(nowhere.migrate(), srl::storage_error);
+}
+
+TEST_CASE("invalid timestamps before a store failure count as invalid, the rest as a failed tail",
+          "[soci][store][failure]") {
+    temp_dir dir;
+    ssoci::event_store store(dir.sqlite_url());  // never migrated: every write fails
+    std::vector<event> in{at(1), at(2), at(3)};
+    in[0].timestamp = event_time{microseconds{-70'000'000'000'000'000}};  // before year 1
+    const auto r = store.write_batch(in);
+    CHECK(r.invalid == 1);
+    CHECK(r.failed == 2);
+    CHECK(r.written + r.invalid + r.failed == in.size());
+}
+
+// ---- retention ---------------------------------------------------------------------
+
+TEST_CASE("cleanup_old deletes strictly older rows in batches and keeps the rest", "[soci][retention]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "cleanup");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    store.migrate();
+    const event_time now{microseconds{1'764'000'000'000'000}};
+    const auto day = std::chrono::hours{24};
+    std::vector<event> in;
+    for (int i = 0; i < 10; ++i) in.push_back(at((now - 31 * day - microseconds{i}).time_since_epoch().count(), "old"));
+    in.push_back(at((now - 30 * day).time_since_epoch().count(), "cutoff"));  // exactly on the cutoff: kept
+    in.push_back(at((now - 1 * day).time_since_epoch().count(), "new"));
+    REQUIRE(store.write_batch(in).written == 12);
+
+    CHECK(store.cleanup_old(30, 3, now) == 10);
+    auto left = drain(store.events());
+    REQUIRE(left.size() == 2);
+    CHECK(left[0].key == "new");
+    CHECK(left[1].key == "cutoff");
+    CHECK(store.cleanup_old(30, 3, now) == 0);
+
+    // One microsecond later the cutoff row is strictly older.
+    CHECK(store.cleanup_old(30, 1000, now + microseconds{1}) == 1);
+    CHECK(store.cleanup_old(0, 1, now + 2 * day) == 1);
+    CHECK(store.count() == 0);
+}
+
+TEST_CASE("cleanup_old rejects a batch size of zero or less and negative days", "[soci][retention]") {
+    temp_dir dir;
+    ssoci::event_store store(dir.sqlite_url());
+    store.migrate();
+    CHECK_THROWS_AS(store.cleanup_old(30, 0), srl::config_error);
+    CHECK_THROWS_AS(store.cleanup_old(30, -1), srl::config_error);
+    CHECK_THROWS_AS(store.cleanup_old(-1, 10), srl::config_error);
+    CHECK(store.cleanup_old(30, 1) == 0);
+}
