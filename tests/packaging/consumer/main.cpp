@@ -8,8 +8,18 @@
 #include <cstdio>
 #include <string>
 
+// One function per adapter the build links (see <adapter>_check.cpp); each returns 42.
 #ifdef CONSUMER_WITH_SOCI
 int soci_round_trip();
+#endif
+#ifdef CONSUMER_WITH_BEAST
+int beast_round_trip();
+#endif
+#ifdef CONSUMER_WITH_REDIS
+int redis_round_trip();
+#endif
+#ifdef CONSUMER_WITH_SMTP
+int smtp_round_trip();
 #endif
 
 namespace srl = smart_ratelimit;
@@ -57,8 +67,20 @@ int main() {
     expect(rejected, "a bad rate string is rejected");
 
 #ifdef CONSUMER_WITH_SOCI
-    expect(soci_round_trip() == 42, "the SOCI round trip returns 42");
-    if (failures == 0) std::puts("soci: ok");
+    expect(soci_round_trip() == 42, "SQLite through SOCI returns 42");
+    if (failures == 0) std::puts("adapter soci: ok");
+#endif
+#ifdef CONSUMER_WITH_BEAST
+    expect(beast_round_trip() == 42, "Boost.JSON and Boost.URL read 41 and one query parameter");
+    if (failures == 0) std::puts("adapter beast: ok");
+#endif
+#ifdef CONSUMER_WITH_REDIS
+    expect(redis_round_trip() == 42, "hiredis reads the reply :42");
+    if (failures == 0) std::puts("adapter redis: ok");
+#endif
+#ifdef CONSUMER_WITH_SMTP
+    expect(smtp_round_trip() == 42, "libcurl supports smtp");
+    if (failures == 0) std::puts("adapter smtp: ok");
 #endif
     if (failures != 0) return 1;
     std::printf("consumer: ok (smart_ratelimit %s)\n", srl::version_string);
