@@ -10,7 +10,7 @@
 # CXX and CMAKE_GENERATOR are honoured. Exits non-zero with the failing step's log.
 set -euo pipefail
 
-step=$1 src=$(cd "$2" && pwd) work=$3 adapters=${4:-}
+step=$1 src=$(cd "$2" && pwd) work=$(realpath -m "$3") adapters=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 cxx=${CXX:-c++}
 gen=(-G "${CMAKE_GENERATOR:-Ninja}")
