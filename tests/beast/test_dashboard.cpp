@@ -448,3 +448,75 @@ TEST_CASE("the SVG chart draws one stacked bar per non-empty bucket", "[beast][d
     CHECK(svg.find("1970-01-01 03:00 UTC: 5 allowed, 5 blocked") != std::string::npos);
     CHECK(svg.find("style=") == std::string::npos);
 }
+
+#if defined(SRL_TEST_DASHBOARD_SOCI)
+#include <smart_ratelimit/beast/soci_dashboard_source.hpp>
+
+#include "events/event_store_support.hpp"
+
+namespace {
+
+// Same events, two stores: the SQL source must give what the in-memory one gives.
+void compare_sources(const std::string& url) {
+    using namespace std::chrono;
+    srl::ring_buffer_sink_mt sink(5000);
+    fill(sink);
+    const srl::event_time base = srl::event_clock_now();
+    for (int i = 0; i < 1500; ++i)
+        sink.record(srl::make_event(base - minutes(i * 53 + 7), "ip:10.0.0." + std::to_string(i % 17),
+                                    i % 5 == 0 ? "/a" : "/b", "GET", i % 4 != 0, i % 9, 5));
+    srl::soci::event_store store(url);
+    store.migrate();
+    const auto events = sink.snapshot();
+    const auto written = store.write_batch(events);
+    REQUIRE(written.written == events.size());
+
+    const auto mem = ring_source(sink);
+    const sb::soci_event_store_source sql(store);
+    const srl::event_time now = srl::event_clock_now();
+    for (const int days : {1, 2, 7, 30, 90}) {
+        INFO("days " << days);
+        CHECK(sql.summary(days, now) == mem.summary(days, now));
+        CHECK(sql.top_offenders(days, 20, now) == mem.top_offenders(days, 20, now));
+        CHECK(sql.rule_hit_counts(days, 20, now) == mem.rule_hit_counts(days, 20, now));
+        CHECK(sql.timeline(days, srl::default_timeline_buckets(days), now) ==
+              mem.timeline(days, srl::default_timeline_buckets(days), now));
+        CHECK(sql.drill_down("ip:10.0.0.3", days, 50, now) == mem.drill_down("ip:10.0.0.3", days, 50, now));
+    }
+
+    // And over the socket: the same CSV and drill-down from both dashboards.
+    const sb::dashboard<sb::soci_event_store_source, sb::staff_token_authorizer> sql_dash(
+        sql, sb::staff_token_authorizer(staff_token));
+    const staff_dashboard mem_dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server sql_server(sql_dash);
+    srl_test::dashboard_server mem_server(mem_dash);
+    for (const char* target :
+         {"/ratelimit/dashboard/offenders.csv?days=30", "/ratelimit/dashboard/offender/?key=ip%3A10.0.0.3&days=30"}) {
+        const auto a = get(sql_server.port(), target, bearer(staff_token));
+        const auto b = get(mem_server.port(), target, bearer(staff_token));
+        CHECK(a.result_int() == 200);
+        CHECK(a.body() == b.body());
+    }
+    const auto page = get(sql_server.port(), "/ratelimit/dashboard/?days=30", bearer(staff_token));
+    CHECK(page.result_int() == 200);
+    CHECK(page.body().find("rule%3Alogin%3Aip%3A203.0.113.5") != std::string::npos);
+    CHECK(page.body().find(script_payload) == std::string::npos);
+    CHECK(page.body().find("class=\"blocked\"") != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("the SQLite store source gives the same dashboard as the in-memory one", "[beast][dashboard][soci]") {
+    srl_test::temp_dir dir;
+    compare_sources(dir.sqlite_url());
+}
+
+TEST_CASE("the PostgreSQL store source gives the same dashboard as the in-memory one", "[beast][dashboard][soci]") {
+    srl_test::pg_database db("dashboard");
+    if (!db) {
+        WARN("SMART_RATELIMIT_TEST_PG_URL not set: PostgreSQL part skipped");
+        return;
+    }
+    compare_sources(db.url());
+}
+#endif
