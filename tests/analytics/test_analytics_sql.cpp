@@ -1,0 +1,218 @@
+// tests/analytics/test_analytics_sql.cpp
+// The SQL pushdown of the analytics (soci/analytics.hpp) on SQLite and PostgreSQL:
+// the reference's worked examples, then seeded random events compared function by
+// function with the in-memory path, raw and through the trigger-kept rollups,
+// after inserts, deletes (cleanup_old) and updates, for several windows and as-of ends.
+#include <catch2/catch.hpp>
+
+#include "analytics_support.hpp"
+#include "support/test_env.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <random>
+
+#include <smart_ratelimit/soci/analytics.hpp>
+
+using namespace srl_test;
+namespace sq = smart_ratelimit::soci;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string unique_suffix() {
+    static std::mt19937_64 rng{std::random_device{}()};
+    return std::to_string(::getpid()) + "_" + std::to_string(rng() % 1'000'000'000ULL);
+}
+
+/// A temporary directory for SQLite files, removed on destruction.
+struct temp_dir {
+    fs::path path = fs::temp_directory_path() / ("srl-analytics-" + unique_suffix());
+    temp_dir() { fs::create_directories(path); }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    std::string sqlite_url(const std::string& name) const { return "sqlite:///" + (path / name).string(); }
+};
+
+/// A fresh database on the shared PostgreSQL test server, dropped on destruction.
+struct pg_database {
+    std::string base, name, url;
+    pg_database() {
+        const auto b = postgres_url();
+        if (!b) return;
+        base = *b;
+        name = "srl_analytics_" + unique_suffix();
+        auto admin = sq::open_session(sq::parse_database_url(base));
+        *admin << "CREATE DATABASE " + name;
+        url = base.substr(0, base.rfind('/') + 1) + name;
+    }
+    ~pg_database() {
+        if (url.empty()) return;
+        try {
+            auto admin = sq::open_session(sq::parse_database_url(base));
+            *admin << "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)";
+        } catch (...) {
+        }
+    }
+};
+
+/// Runs `f(url)` on a SQLite file and, when configured, on PostgreSQL.
+void on_each_backend(const std::function<void(const std::string&)>& f) {
+    temp_dir dir;
+    SECTION("SQLite") { f(dir.sqlite_url("events.db")); }
+    SECTION("PostgreSQL") {
+        pg_database pg;
+        if (pg.url.empty()) {
+            WARN("SMART_RATELIMIT_TEST_PG_URL not set: PostgreSQL part skipped");
+            return;
+        }
+        f(pg.url);
+    }
+}
+
+void write_all(sq::event_store& store, const std::vector<srl::event>& events) {
+    for (std::size_t i = 0; i < events.size(); i += 1000) {
+        const auto n = std::min<std::size_t>(1000, events.size() - i);
+        const auto r = store.write_batch(std::span<const srl::event>(events.data() + i, n));
+        REQUIRE(r.written == n);
+    }
+}
+
+/// Every function, several windows and as-of ends: SQL == memory.
+void check_same(sq::event_store& store, const std::vector<srl::event>& events, bool rollups) {
+    auto sql = store.open_session();
+    const std::vector<std::string> detail_keys{"user:a", "rule:login:ip:198.51.100.7", "header:X-Key:a,b",
+                                               "<script>alert(1)</script>", "user:\xF0\x9F\x98\x80",
+                                               "ip:nobody"};
+    for (int days : {-1, 0, 1, 7, 30, 90}) {
+        INFO("days " << days << (rollups ? " with rollups" : " raw"));
+        sq::sql_analytics a{*sql, store.sql_dialect(), rollups};
+        CHECK(a.traffic_summary_at(days, test_now) == srl::get_traffic_summary(events, days, test_now));
+        for (int limit : {0, 1, 5, 1000})
+            CHECK(a.top_offenders_at(days, limit, test_now) == srl::get_top_offenders(events, days, limit, test_now));
+        for (int limit : {2, 50})
+            CHECK(a.rule_hit_counts_at(days, limit, test_now) ==
+                  srl::get_rule_hit_counts(events, days, limit, test_now));
+        for (const auto& key : detail_keys)
+            for (int recent : {0, 7, 500}) {
+                INFO("detail of " << key << " recent " << recent);
+                CHECK(a.offender_detail_at(key, days, recent, test_now) ==
+                      srl::get_offender_detail(events, key, days, recent, test_now));
+            }
+        // As of a past instant: the window is [as_of - days, as_of].
+        for (const auto as_of : {test_now - 2h, test_now - 2h - 1us, test_now - 24h * 3 + 17min + 3us,
+                                 test_now - 25min}) {
+            INFO("as of " << srl::format_rfc3339(as_of, 6));
+            const auto before = up_to(events, as_of);
+            sq::sql_analytics b{*sql, store.sql_dialect(), rollups, as_of};
+            CHECK(b.traffic_summary_at(days, as_of) == srl::get_traffic_summary(before, days, as_of));
+            CHECK(b.top_offenders_at(days, 7, as_of) == srl::get_top_offenders(before, days, 7, as_of));
+            CHECK(b.rule_hit_counts_at(days, 50, as_of) == srl::get_rule_hit_counts(before, days, 50, as_of));
+            CHECK(b.offender_detail_at("user:a", days, 9, as_of) ==
+                  srl::get_offender_detail(before, "user:a", days, 9, as_of));
+        }
+    }
+    // The store overloads with the SPEC 7 names (they pick the rollups up by themselves).
+    CHECK(sq::get_traffic_summary(store, 7, test_now) == srl::get_traffic_summary(events, 7, test_now));
+    CHECK(sq::get_top_offenders(store, 7, 100, test_now) == srl::get_top_offenders(events, 7, 100, test_now));
+    CHECK(sq::get_rule_hit_counts(store, 7, 50, test_now) == srl::get_rule_hit_counts(events, 7, 50, test_now));
+    CHECK(sq::offenders_csv(store, 7, 1000, test_now) == srl::offenders_csv(events, 7, 1000, test_now));
+    CHECK(sq::get_offender_detail(store, "user:b", 7, 50, test_now) ==
+          srl::get_offender_detail(events, "user:b", 7, 50, test_now));
+    for (std::int64_t threshold : {1, 3, 40})
+        CHECK(sq::find_alertable_offenders(store, threshold, 1, 4, test_now) ==
+              srl::find_alertable_offenders(events, threshold, 1, 4, test_now));
+}
+
+}  // namespace
+
+TEST_CASE("SQL: two allowed and three blocked events give total 5 and block rate 0.6", "[analytics][soci]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        store.migrate();
+        std::vector<srl::event> events;
+        for (int i = 0; i < 2; ++i) events.push_back(ev(test_now - 1h, "ip:1", true));
+        for (int i = 0; i < 3; ++i) events.push_back(ev(test_now - 2h, "ip:1", false));
+        events.push_back(ev(test_now - 24h * 40, "ip:old", false));
+        events.push_back(ev(test_now - 24h * 7, "ip:edge", false));
+        write_all(store, events);
+        for (bool rollups : {false, true}) {
+            if (rollups) CHECK(sq::migrate_analytics(store));
+            CHECK(sq::get_traffic_summary(store, 1, test_now) == srl::traffic_summary{1, 5, 2, 3, 0.6});
+            // 40 days old: outside 7 days; exactly on the cutoff: inside.
+            CHECK(sq::get_top_offenders(store, 7, 100, test_now) ==
+                  std::vector<srl::offender>{{"ip:1", 3}, {"ip:edge", 1}});
+            CHECK(sq::get_top_offenders(store, 7, 100, test_now + 1us) ==
+                  std::vector<srl::offender>{{"ip:1", 3}});
+            CHECK(sq::get_traffic_summary(store, 41, test_now).total == 7);
+        }
+        CHECK_FALSE(sq::migrate_analytics(store));  // idempotent
+    });
+}
+
+TEST_CASE("SQL: random events give the in-memory results, raw and through rollups", "[analytics][soci][property]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        store.migrate();
+        const std::vector<int> edges{1, 7, 30, 90};
+        auto events = random_events(42, 3000, test_now, edges);
+        write_all(store, events);
+        check_same(store, events, false);
+        // Rollups filled from existing rows by the migration...
+        REQUIRE(sq::migrate_analytics(store));
+        check_same(store, events, true);
+        // ...then kept by the insert triggers...
+        const auto more = random_events(43, 2000, test_now, edges);
+        write_all(store, more);
+        events.insert(events.end(), more.begin(), more.end());
+        check_same(store, events, true);
+        // ...the delete triggers (retention)...
+        const auto deleted = store.cleanup_old(20, 333, test_now);
+        const auto cutoff = test_now - 24h * 20;
+        const auto kept = std::erase_if(events, [&](const srl::event& e) { return e.timestamp < cutoff; });
+        CHECK(deleted == static_cast<std::int64_t>(kept));
+        check_same(store, events, true);
+        // ...and the update triggers.
+        auto sql = store.open_session();
+        *sql << "UPDATE ratelimit_event SET allowed = " +
+                    std::string(store.sql_dialect() == sq::dialect::sqlite ? "1" : "true") +
+                    " WHERE key = 'user:a'";
+        for (auto& e : events)
+            if (e.key == "user:a") e.allowed = true;
+        check_same(store, events, true);
+    });
+}
+
+TEST_CASE("SQL: bad arguments and missing tables are clear errors", "[analytics][soci]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        // No schema yet: the queries fail with a storage_error naming the table.
+        CHECK_THROWS_AS(sq::get_traffic_summary(store, 1, test_now), srl::storage_error);
+        CHECK_THROWS_WITH(sq::get_top_offenders(store, 7, 10, test_now), Catch::Contains("ratelimit_event"));
+        CHECK_THROWS_AS(sq::migrate_analytics(store), srl::storage_error);
+        store.migrate();
+        CHECK_THROWS_AS(sq::get_top_offenders(store, 7, -1, test_now), std::invalid_argument);
+        CHECK_THROWS_AS(sq::get_rule_hit_counts(store, 7, -1, test_now), std::invalid_argument);
+        CHECK_THROWS_WITH(sq::get_offender_detail(store, "k", 7, -1, test_now), Catch::Contains("recent"));
+        // Extreme windows behave as in memory.
+        write_all(store, {ev(test_now, "k", false)});
+        for (bool rollups : {false, true}) {
+            if (rollups) sq::migrate_analytics(store);
+            CHECK(sq::get_traffic_summary(store, std::numeric_limits<int>::max(), test_now).total == 1);
+            CHECK(sq::get_traffic_summary(store, std::numeric_limits<int>::min(), test_now).total == 0);
+            CHECK(sq::get_traffic_summary(store, 0, test_now).total == 1);
+            CHECK(sq::get_traffic_summary(store, 0, test_now + 1us).total == 0);
+        }
+    });
+}
+
+TEST_CASE("SQL: an unreachable database is a storage_error", "[analytics][soci]") {
+    sq::event_store store("sqlite:////nonexistent-dir-srl/x/events.db");
+    CHECK_THROWS_AS(sq::get_traffic_summary(store, 1, test_now), srl::storage_error);
+    sq::event_store pg("postgresql://srl@127.0.0.1:1/none?connect_timeout=2");
+    CHECK_THROWS_AS(sq::get_top_offenders(pg, 7, 10, test_now), srl::storage_error);
+}
