@@ -5,10 +5,12 @@
 #pragma once
 
 #include <array>
+#include <concepts>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include <smart_ratelimit/event.hpp>
@@ -38,7 +40,18 @@ public:
         requires(sizeof...(Args) == sizeof...(Sinks) && sizeof...(Args) > 0)
     explicit fanout_sink(Args&&... args) : sinks_(std::forward<Args>(args)...) {}
 
-    fanout_sink(const fanout_sink&) = delete;
+    /// Copies and moves take the sinks along (a limiter stores its sink by value);
+    /// the failure counts start from the source's.
+    fanout_sink(const fanout_sink& o)
+        requires(std::copy_constructible<Sinks> && ...)
+        : sinks_(o.sinks_) {
+        copy_failures(o);
+    }
+    fanout_sink(fanout_sink&& o) noexcept((std::is_nothrow_move_constructible_v<Sinks> && ...))
+        requires(std::move_constructible<Sinks> && ...)
+        : sinks_(std::move(o.sinks_)) {
+        copy_failures(o);
+    }
     fanout_sink& operator=(const fanout_sink&) = delete;
 
     void record(const event& e) noexcept {
@@ -63,6 +76,12 @@ public:
     }
 
 private:
+    void copy_failures(const fanout_sink& o) noexcept {
+        for (std::size_t i = 0; i < size; ++i)
+            failures_[i].store(o.failures_[i].load(std::memory_order_relaxed),
+                               std::memory_order_relaxed);
+    }
+
     template <std::size_t... I>
     void record_each(const event& e, std::index_sequence<I...>) noexcept {
         (record_one<I>(e), ...);

@@ -13,7 +13,7 @@
 
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>
-#include <smart_ratelimit/sinks/null_mutex.hpp>
+#include <smart_ratelimit/detail/null_mutex.hpp>
 
 namespace smart_ratelimit {
 
@@ -29,20 +29,34 @@ class ring_buffer_sink {
 public:
     using mutex_type = Mutex;
 
+    static constexpr std::size_t default_capacity = 1000;
+
     /// Throws config_error when capacity is 0.
-    explicit ring_buffer_sink(std::size_t capacity) : capacity_(capacity) {
+    explicit ring_buffer_sink(std::size_t capacity = default_capacity) : capacity_(capacity) {
         if (capacity == 0)
             throw config_error("ring_buffer_sink: capacity must be at least 1, got 0");
     }
 
+    /// Takes over another buffer's events and counters (a limiter stores its sink by
+    /// value). `o` is left empty with the same capacity.
+    ring_buffer_sink(ring_buffer_sink&& o) : capacity_(o.capacity_) {
+        std::lock_guard<Mutex> lock(o.mutex_);
+        buf_ = std::move(o.buf_);
+        head_ = std::exchange(o.head_, 0);
+        recorded_ = o.recorded_;
+        failed_ = o.failed_;
+        o.buf_.clear();
+    }
     ring_buffer_sink(const ring_buffer_sink&) = delete;
     ring_buffer_sink& operator=(const ring_buffer_sink&) = delete;
 
     void record(const event& e) noexcept { put(e); }
     void record(event&& e) noexcept { put(std::move(e)); }
 
-    /// The retained events, oldest first (the order they were recorded in).
-    /// A consistent copy: no event recorded concurrently is half-present.
+    /// The retained events, oldest first (the order they were recorded in): the
+    /// order to hand to the analytics, which take the later of two events with equal
+    /// timestamps as the newer one. A consistent copy: an event recorded
+    /// concurrently is either wholly in it or not at all.
     std::vector<event> snapshot() const {
         std::lock_guard<Mutex> lock(mutex_);
         std::vector<event> out;
@@ -51,7 +65,7 @@ public:
         return out;
     }
 
-    /// The retained events, newest first (the order the analytics report them in).
+    /// The retained events, newest first, for display.
     std::vector<event> snapshot_newest_first() const {
         std::lock_guard<Mutex> lock(mutex_);
         std::vector<event> out;
@@ -117,7 +131,7 @@ private:
     }
 
     const std::size_t capacity_;
-    mutable Mutex mutex_;
+    mutable Mutex mutex_;  // guards everything below
     std::vector<event> buf_;  // physical slots; logical oldest at head_ once full
     std::size_t head_ = 0;
     std::uint64_t recorded_ = 0;
