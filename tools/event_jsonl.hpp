@@ -1,0 +1,235 @@
+// tools/event_jsonl.hpp
+// Events as JSON lines (SPEC 6): one object per line with the ten fields,
+// `timestamp` in RFC 3339 UTC with microseconds and `Z`, `ip_address` and
+// `user_id` null when unknown. Used by `export` and `import`; the reader also
+// takes what the reference library's exports contain (offsets, numeric user ids).
+#pragma once
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <smart_ratelimit/detail/json_reader.hpp>
+#include <smart_ratelimit/error.hpp>
+#include <smart_ratelimit/event.hpp>
+#include <smart_ratelimit/soci/detail/sanitize.hpp>
+#include <smart_ratelimit/soci/detail/sql_time.hpp>
+
+namespace srl_tool {
+
+namespace srl = smart_ratelimit;
+
+/// A malformed line or field; the message says which field and why.
+class jsonl_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (years 1..9999, else clamped).
+inline void append_rfc3339(std::string& out, srl::event_time t) {
+    std::string pg;
+    srl::soci::detail::append_pg_time(pg, t);  // "YYYY-MM-DD HH:MM:SS.ffffff+00"
+    pg[10] = 'T';
+    pg.resize(pg.size() - 3);
+    out += pg;
+    out += 'Z';
+}
+
+/// Parses RFC 3339: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (also a space or a
+/// lower-case `t` as the separator). Digits past microseconds are truncated.
+inline std::optional<srl::event_time> parse_rfc3339(std::string_view s) {
+    using namespace std::chrono;
+    auto num = [&](std::size_t pos, std::size_t len, int& out) {
+        if (pos + len > s.size()) return false;
+        out = 0;
+        for (std::size_t i = pos; i < pos + len; ++i) {
+            if (s[i] < '0' || s[i] > '9') return false;
+            out = out * 10 + (s[i] - '0');
+        }
+        return true;
+    };
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+    if (s.size() < 20 || !num(0, 4, y) || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' || !num(8, 2, d) ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, h) || s[13] != ':' ||
+        !num(14, 2, mi) || s[16] != ':' || !num(17, 2, sec))
+        return std::nullopt;
+    const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+    if (!ymd.ok() || y < 1 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+    if (sec == 60) sec = 59;  // a leap second maps onto the last representable second
+    std::size_t pos = 19;
+    std::int64_t frac_us = 0;
+    if (pos < s.size() && s[pos] == '.') {
+        ++pos;
+        int digits = 0;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+            if (digits < 6) frac_us = frac_us * 10 + (s[pos] - '0');
+            ++digits;
+            ++pos;
+        }
+        if (digits == 0) return std::nullopt;
+        for (int i = digits; i < 6; ++i) frac_us *= 10;
+    }
+    if (pos >= s.size()) return std::nullopt;
+    minutes offset{0};
+    if (s[pos] == 'Z' || s[pos] == 'z') {
+        ++pos;
+    } else if (s[pos] == '+' || s[pos] == '-') {
+        int oh = 0, om = 0;
+        if (!num(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !num(pos + 4, 2, om) || oh > 23 ||
+            om > 59)
+            return std::nullopt;
+        offset = hours{oh} + minutes{om};
+        if (s[pos] == '-') offset = -offset;
+        pos += 6;
+    } else {
+        return std::nullopt;
+    }
+    if (pos != s.size()) return std::nullopt;
+    const auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + microseconds{frac_us} - offset;
+    return srl::event_time{duration_cast<microseconds>(t.time_since_epoch())};
+}
+
+/// Appends `s` as a JSON string. Control characters are escaped and invalid UTF-8
+/// is replaced by U+FFFD, so the output is always valid JSON.
+inline void append_json_string(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out += '"';
+    for (std::size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80u) {
+            const std::size_t n = srl::soci::detail::utf8_sequence(s, i);
+            if (n == 0) {
+                out += "\xEF\xBF\xBD";
+                ++i;
+            } else {
+                out.append(s.substr(i, n));
+                i += n;
+            }
+            continue;
+        }
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20u || c == 0x7fu) {
+                    out += "\\u00";
+                    out += hex[c >> 4];
+                    out += hex[c & 0xf];
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+        ++i;
+    }
+    out += '"';
+}
+
+/// Appends one JSON line (with its '\n') for `e`, fields in SPEC 6 order.
+inline void append_event_json(std::string& out, const srl::event& e) {
+    out += "{\"timestamp\":\"";
+    append_rfc3339(out, e.timestamp);
+    out += "\",\"key\":";
+    append_json_string(out, e.key);
+    out += ",\"rule_name\":";
+    append_json_string(out, e.rule_name);
+    out += ",\"path\":";
+    append_json_string(out, e.path);
+    out += ",\"method\":";
+    append_json_string(out, e.method);
+    out += e.allowed ? ",\"allowed\":true" : ",\"allowed\":false";
+    out += ",\"count\":" + std::to_string(e.count);
+    out += ",\"limit\":" + std::to_string(e.limit);
+    out += ",\"ip_address\":";
+    if (e.ip_address) append_json_string(out, *e.ip_address); else out += "null";
+    out += ",\"user_id\":";
+    if (e.user_id) append_json_string(out, *e.user_id); else out += "null";
+    out += "}\n";
+}
+
+namespace detail {
+inline std::int64_t json_int(const srl::detail::json_value& v, std::string_view field) {
+    const auto* n = v.as_number();
+    std::int64_t out = 0;
+    if (n != nullptr) {
+        const auto* first = n->text.data();
+        const auto* last = first + n->text.size();
+        const auto [p, ec] = std::from_chars(first, last, out);
+        if (ec == std::errc{} && p == last) return out;
+    }
+    throw jsonl_error("\"" + std::string(field) + "\" must be an integer");
+}
+inline std::string json_text(const srl::detail::json_value& v, std::string_view field) {
+    if (const auto* s = v.as_string()) return *s;
+    throw jsonl_error("\"" + std::string(field) + "\" must be a string");
+}
+}  // namespace detail
+
+/// Parses one JSON line into an event. Required: timestamp, key, allowed, count,
+/// limit; path and method default to "", rule_name to the one the key encodes,
+/// ip_address and user_id to null (user_id may also be a number, as Django primary
+/// keys are). An "id" member is ignored; any other unknown member is an error.
+/// Text fields are capped as make_event caps them. Throws jsonl_error.
+inline srl::event parse_event_json(std::string_view line) {
+    srl::detail::json_value doc;
+    try {
+        doc = srl::detail::json_reader::parse(line, "JSON");
+    } catch (const srl::config_error& e) {
+        throw jsonl_error(e.what());
+    }
+    const auto* obj = doc.as_object();
+    if (obj == nullptr) throw jsonl_error("not a JSON object");
+    std::optional<srl::event_time> ts;
+    std::optional<std::string> key, rule_name, path, method, ip, user;
+    std::optional<bool> allowed;
+    std::optional<std::int64_t> count, limit;
+    for (const auto& [name, v] : *obj) {
+        if (name == "timestamp") {
+            const std::string text = detail::json_text(v, name);
+            ts = parse_rfc3339(text);
+            if (!ts) throw jsonl_error("\"timestamp\" is not an RFC 3339 date-time: \"" + text + "\"");
+        } else if (name == "key") {
+            key = detail::json_text(v, name);
+        } else if (name == "rule_name") {
+            rule_name = detail::json_text(v, name);
+        } else if (name == "path") {
+            path = detail::json_text(v, name);
+        } else if (name == "method") {
+            method = detail::json_text(v, name);
+        } else if (name == "allowed") {
+            const bool* b = v.as_bool();
+            if (b == nullptr) throw jsonl_error("\"allowed\" must be true or false");
+            allowed = *b;
+        } else if (name == "count") {
+            count = detail::json_int(v, name);
+        } else if (name == "limit") {
+            limit = detail::json_int(v, name);
+        } else if (name == "ip_address") {
+            if (!v.is_null()) ip = detail::json_text(v, name);
+        } else if (name == "user_id") {
+            if (v.as_number() != nullptr)
+                user = std::to_string(detail::json_int(v, name));
+            else if (!v.is_null())
+                user = detail::json_text(v, name);
+        } else if (name != "id") {
+            throw jsonl_error("unknown field \"" + name + "\"");
+        }
+    }
+    if (!ts) throw jsonl_error("missing \"timestamp\"");
+    if (!key) throw jsonl_error("missing \"key\"");
+    if (!allowed) throw jsonl_error("missing \"allowed\"");
+    if (!count) throw jsonl_error("missing \"count\"");
+    if (!limit) throw jsonl_error("missing \"limit\"");
+    srl::event e = srl::make_event(*ts, *key, path.value_or(""), method.value_or(""), *allowed, *count, *limit,
+                                   ip ? std::optional<std::string_view>(*ip) : std::nullopt,
+                                   user ? std::optional<std::string_view>(*user) : std::nullopt);
+    if (rule_name) e.rule_name = srl::detail::capped(*rule_name, srl::event_caps::rule_name);
+    return e;
+}
+
+}  // namespace srl_tool
