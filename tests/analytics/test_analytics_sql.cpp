@@ -14,6 +14,7 @@
 #include <functional>
 #include <random>
 
+#include <smart_ratelimit/analytics/detail/format.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 
 using namespace srl_test;

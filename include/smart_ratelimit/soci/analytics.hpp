@@ -1,0 +1,684 @@
+// smart_ratelimit/soci/analytics.hpp
+// The analytics of SPEC 7 pushed down into SQL for the SOCI event store, on
+// SQLite and PostgreSQL: the same names and results as the in-memory functions,
+// computed by the database with bound parameters only, never reading the table
+// into memory. Also the rollup schema (hourly counters kept by triggers) that
+// makes the dashboard's queries independent of the table size.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <soci/soci.h>
+
+#include <smart_ratelimit/analytics/csv.hpp>
+#include <smart_ratelimit/analytics/event_range.hpp>
+#include <smart_ratelimit/analytics/results.hpp>
+#include <smart_ratelimit/error.hpp>
+#include <smart_ratelimit/soci/event_store.hpp>
+#include <smart_ratelimit/soci/schema.hpp>
+
+namespace smart_ratelimit::soci {
+
+// ---- the rollup schema ------------------------------------------------------------
+//
+// Three tables of hourly counters, `hour` = floor(timestamp / 1 h) since the epoch:
+//   ratelimit_rollup_hour       (hour, total, blocked)            every event
+//   ratelimit_rollup_key_hour   (hour, key, blocked)              blocked events only
+//   ratelimit_rollup_rule_hour  (hour, rule_name, hits, blocked)  non-empty rule_name
+// kept exact by triggers on ratelimit_event for INSERT, UPDATE and DELETE (and
+// TRUNCATE on PostgreSQL): per row on SQLite, per statement with transition tables
+// on PostgreSQL (one grouped upsert per COPY batch). A query for a window combines
+// the whole hours from the rollups with raw rows for the partial hour at the edge.
+
+namespace analytics_detail {
+
+// floor(timestamp / 3600 s), exact for negative timestamps too.
+#define SMART_RATELIMIT_SQLITE_HOUR(col)                                                    \
+    "((" col " - (((" col " % 3600000000) + 3600000000) % 3600000000)) / 3600000000)"
+#define SMART_RATELIMIT_PG_HOUR(col) "floor(extract(epoch from " col ") / 3600)::bigint"
+
+inline constexpr const char* sqlite_rollup_steps[] = {
+    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_hour ("
+    " hour BIGINT PRIMARY KEY, total BIGINT NOT NULL, blocked BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_hour ("
+    " hour BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
+    " PRIMARY KEY (hour, key)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
+    " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
+    " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name)) WITHOUT ROWID",
+    "DELETE FROM ratelimit_rollup_hour",
+    "DELETE FROM ratelimit_rollup_key_hour",
+    "DELETE FROM ratelimit_rollup_rule_hour",
+    "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
+    " SELECT " SMART_RATELIMIT_SQLITE_HOUR("timestamp") ", COUNT(*),"
+    " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event GROUP BY 1",
+    "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
+    " SELECT " SMART_RATELIMIT_SQLITE_HOUR("timestamp") ", key, COUNT(*)"
+    " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2",
+    "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
+    " SELECT " SMART_RATELIMIT_SQLITE_HOUR("timestamp") ", rule_name, COUNT(*),"
+    " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event"
+    " WHERE rule_name <> '' GROUP BY 1, 2",
+    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN"
+    " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
+    "  VALUES (" SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", 1, NEW.allowed = 0)"
+    "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
+    " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
+    "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
+    "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
+    " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
+    "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.rule_name, 1, NEW.allowed = 0"
+    "  WHERE NEW.rule_name <> ''"
+    "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
+    "  blocked = blocked + excluded.blocked;"
+    " END",
+    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN"
+    " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") ";"
+    " DELETE FROM ratelimit_rollup_hour"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND total <= 0;"
+    " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
+    "  AND hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key;"
+    " DELETE FROM ratelimit_rollup_key_hour"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key"
+    "  AND blocked <= 0;"
+    " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name;"
+    " DELETE FROM ratelimit_rollup_rule_hour"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name"
+    "  AND hits <= 0;"
+    " END",
+    // An UPDATE is a delete of the old row and an insert of the new one.
+    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_au"
+    " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN"
+    " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") ";"
+    " DELETE FROM ratelimit_rollup_hour"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND total <= 0;"
+    " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
+    "  AND hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key;"
+    " DELETE FROM ratelimit_rollup_key_hour"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key"
+    "  AND blocked <= 0;"
+    " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name;"
+    " DELETE FROM ratelimit_rollup_rule_hour"
+    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name"
+    "  AND hits <= 0;"
+    " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
+    "  VALUES (" SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", 1, NEW.allowed = 0)"
+    "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
+    " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
+    "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
+    "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
+    " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
+    "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.rule_name, 1, NEW.allowed = 0"
+    "  WHERE NEW.rule_name <> ''"
+    "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
+    "  blocked = blocked + excluded.blocked;"
+    " END",
+};
+
+inline constexpr const char* postgresql_rollup_steps[] = {
+    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_hour ("
+    " hour BIGINT PRIMARY KEY, total BIGINT NOT NULL, blocked BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_hour ("
+    " hour BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
+    " PRIMARY KEY (hour, key))",
+    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
+    " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
+    " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name))",
+    "LOCK TABLE ratelimit_event IN SHARE ROW EXCLUSIVE MODE",
+    "TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour",
+    "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
+    " SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
+    " FROM ratelimit_event GROUP BY 1",
+    "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
+    " SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", key, COUNT(*)"
+    " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2",
+    "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
+    " SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", rule_name, COUNT(*),"
+    " COUNT(*) FILTER (WHERE NOT allowed) FROM ratelimit_event WHERE rule_name <> '' GROUP BY 1, 2",
+    // Adds the transition table new_rows (grouped, in key order to avoid deadlocks).
+    "CREATE OR REPLACE FUNCTION ratelimit_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    " INSERT INTO ratelimit_rollup_hour AS r (hour, total, blocked)"
+    "  SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
+    "  FROM new_rows GROUP BY 1 ORDER BY 1"
+    "  ON CONFLICT (hour) DO UPDATE SET total = r.total + EXCLUDED.total,"
+    "  blocked = r.blocked + EXCLUDED.blocked;"
+    " INSERT INTO ratelimit_rollup_key_hour AS r (hour, key, blocked)"
+    "  SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", key, COUNT(*)"
+    "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
+    "  ON CONFLICT (hour, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
+    " INSERT INTO ratelimit_rollup_rule_hour AS r (hour, rule_name, hits, blocked)"
+    "  SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", rule_name, COUNT(*),"
+    "  COUNT(*) FILTER (WHERE NOT allowed)"
+    "  FROM new_rows WHERE rule_name <> '' GROUP BY 1, 2 ORDER BY 1, 2"
+    "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = r.hits + EXCLUDED.hits,"
+    "  blocked = r.blocked + EXCLUDED.blocked;"
+    " RETURN NULL;"
+    " END $f$",
+    // Subtracts the transition table old_rows and drops counters that reach zero.
+    "CREATE OR REPLACE FUNCTION ratelimit_rollup_sub() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    " UPDATE ratelimit_rollup_hour r SET total = r.total - d.n, blocked = r.blocked - d.b"
+    "  FROM (SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, COUNT(*) AS n,"
+    "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows GROUP BY 1 ORDER BY 1) d"
+    "  WHERE r.hour = d.h;"
+    " DELETE FROM ratelimit_rollup_hour r USING (SELECT DISTINCT "
+    SMART_RATELIMIT_PG_HOUR("timestamp") " AS h FROM old_rows) d"
+    "  WHERE r.hour = d.h AND r.total <= 0;"
+    " UPDATE ratelimit_rollup_key_hour r SET blocked = r.blocked - d.n"
+    "  FROM (SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, key, COUNT(*) AS n"
+    "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
+    "  WHERE r.hour = d.h AND r.key = d.key;"
+    " DELETE FROM ratelimit_rollup_key_hour r USING (SELECT DISTINCT "
+    SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, key FROM old_rows WHERE NOT allowed) d"
+    "  WHERE r.hour = d.h AND r.key = d.key AND r.blocked <= 0;"
+    " UPDATE ratelimit_rollup_rule_hour r SET hits = r.hits - d.n, blocked = r.blocked - d.b"
+    "  FROM (SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, rule_name, COUNT(*) AS n,"
+    "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows WHERE rule_name <> ''"
+    "  GROUP BY 1, 2 ORDER BY 1, 2) d"
+    "  WHERE r.hour = d.h AND r.rule_name = d.rule_name;"
+    " DELETE FROM ratelimit_rollup_rule_hour r USING (SELECT DISTINCT "
+    SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, rule_name FROM old_rows WHERE rule_name <> '') d"
+    "  WHERE r.hour = d.h AND r.rule_name = d.rule_name AND r.hits <= 0;"
+    " RETURN NULL;"
+    " END $f$",
+    "CREATE OR REPLACE FUNCTION ratelimit_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    " TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour;"
+    " RETURN NULL;"
+    " END $f$",
+    "CREATE OR REPLACE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event"
+    " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_add()",
+    "CREATE OR REPLACE TRIGGER ratelimit_rollup_ad AFTER DELETE ON ratelimit_event"
+    " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_sub()",
+    "CREATE OR REPLACE TRIGGER ratelimit_rollup_au1 AFTER UPDATE ON ratelimit_event"
+    " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_sub()",
+    "CREATE OR REPLACE TRIGGER ratelimit_rollup_au2 AFTER UPDATE ON ratelimit_event"
+    " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_add()",
+    "CREATE OR REPLACE TRIGGER ratelimit_rollup_at AFTER TRUNCATE ON ratelimit_event"
+    " FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_truncate()",
+};
+
+#undef SMART_RATELIMIT_SQLITE_HOUR
+#undef SMART_RATELIMIT_PG_HOUR
+
+}  // namespace analytics_detail
+
+/// The schema component name of the rollups in ratelimit_schema_version.
+inline constexpr std::string_view analytics_component = "analytics";
+/// The latest rollup schema version this code knows.
+inline constexpr int analytics_schema_version = 1;
+
+/// Creates the rollup tables and triggers and fills them from the rows already in
+/// ratelimit_event, in one transaction, recorded as component "analytics" version 1
+/// in ratelimit_schema_version. Idempotent: returns false when already applied.
+/// Requires the event log schema (migrate the event store first). Throws
+/// storage_error naming the failing step. The statements contain ';' inside
+/// trigger bodies, which is why they are not a `migration_set` of schema.hpp.
+inline bool migrate_analytics(::soci::session& sql, dialect d) {
+    try {
+        detail::ensure_version_table(sql, d);
+    } catch (const ::soci::soci_error& e) {
+        throw storage_error(std::string("migrate analytics: cannot create ratelimit_schema_version: ") +
+                            e.what());
+    }
+    try {
+        if (d == dialect::sqlite) {
+            sql << "BEGIN IMMEDIATE";
+        } else {
+            sql << "BEGIN";
+            sql << "SELECT pg_advisory_xact_lock(7368051)";
+        }
+        try {
+            if (detail::read_version(sql, analytics_component) >= analytics_schema_version) {
+                sql << "COMMIT";
+                return false;
+            }
+            if (d == dialect::sqlite)
+                for (const char* stmt : analytics_detail::sqlite_rollup_steps) sql << stmt;
+            else
+                for (const char* stmt : analytics_detail::postgresql_rollup_steps) sql << stmt;
+            const std::string comp(analytics_component);
+            const std::string desc = "hourly rollups of ratelimit_event kept by triggers";
+            const int version = analytics_schema_version;
+            sql << "INSERT INTO ratelimit_schema_version (component, version, description)"
+                   " VALUES (:c, :v, :d)",
+                ::soci::use(comp), ::soci::use(version), ::soci::use(desc);
+            sql << "COMMIT";
+            return true;
+        } catch (...) {
+            try {
+                sql << "ROLLBACK";
+            } catch (...) {
+            }
+            throw;
+        }
+    } catch (const ::soci::soci_error& e) {
+        throw storage_error(std::string("migrate analytics version 1 (hourly rollups) failed: ") +
+                            e.what());
+    }
+}
+
+/// The rollup migration on the store's database (its own connection).
+inline bool migrate_analytics(const event_store& store) {
+    auto sql = store.open_session();
+    return migrate_analytics(*sql, store.sql_dialect());
+}
+
+namespace analytics_detail {
+
+inline constexpr std::int64_t hour_us = 3'600'000'000LL;
+
+inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+    const std::int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/// A window [start, end] (end inclusive, open when empty) split into raw-row
+/// ranges at the edges and whole rollup hours [hour_from, hour_to) in between.
+struct window_plan {
+    struct raw_range {
+        event_time lo, hi;  // inclusive; hi empty = open
+        bool open_end = false;
+    };
+    std::vector<raw_range> raw;
+    bool use_rollup = false;
+    std::int64_t hour_from = 0;
+    std::optional<std::int64_t> hour_to;  // exclusive
+};
+
+inline window_plan plan_window(event_time start, std::optional<event_time> end, bool rollups) {
+    window_plan p;
+    // Stored timestamps lie in years 1..9999: clamping keeps the hour arithmetic
+    // far from overflow without changing which rows match.
+    if (start < detail::min_event_time) start = detail::min_event_time;
+    if (end && *end > detail::max_event_time) end = detail::max_event_time;
+    const std::int64_t s = start.time_since_epoch().count();
+    if (!rollups) {
+        p.raw.push_back({start, end.value_or(start), !end.has_value()});
+        return p;
+    }
+    const std::int64_t hs = floor_div(s, hour_us) + (s % hour_us != 0 ? 1 : 0);  // ceil
+    const event_time hs_t{std::chrono::microseconds{hs * hour_us}};
+    if (!end) {
+        if (hs_t > start) p.raw.push_back({start, hs_t - std::chrono::microseconds{1}, false});
+        p.use_rollup = true;
+        p.hour_from = hs;
+        return p;
+    }
+    const std::int64_t e = end->time_since_epoch().count();
+    const std::int64_t he = floor_div(e, hour_us);
+    if (hs > he) {
+        p.raw.push_back({start, *end, false});
+        return p;
+    }
+    if (hs_t > start) p.raw.push_back({start, hs_t - std::chrono::microseconds{1}, false});
+    if (he > hs) {
+        p.use_rollup = true;
+        p.hour_from = hs;
+        p.hour_to = he;
+    }
+    p.raw.push_back({event_time{std::chrono::microseconds{he * hour_us}}, *end, false});
+    return p;
+}
+
+/// Query text plus its bound values (strings and integers), named :p0, :p1, ...
+class bound_query {
+public:
+    explicit bound_query(dialect d) : d_(d) {}
+    dialect kind() const noexcept { return d_; }
+
+    std::string time(event_time t) {
+        values_.push_back({time_value(d_, t), 0, true});
+        return time_param(d_, ":p" + std::to_string(values_.size() - 1));
+    }
+    std::string integer(std::int64_t v) {
+        values_.push_back({{}, static_cast<long long>(v), false});
+        return d_ == dialect::sqlite ? ":p" + std::to_string(values_.size() - 1)
+                                     : "CAST(:p" + std::to_string(values_.size() - 1) + " AS BIGINT)";
+    }
+    std::string text(std::string_view v) {
+        values_.push_back({std::string(v), 0, true});
+        return ":p" + std::to_string(values_.size() - 1);
+    }
+    /// `timestamp` within a raw range.
+    std::string raw_condition(const window_plan::raw_range& r) {
+        std::string c = "timestamp >= " + time(r.lo);
+        if (!r.open_end) c += " AND timestamp <= " + time(r.hi);
+        return c;
+    }
+    std::string hour_condition(const window_plan& p) {
+        std::string c = "hour >= " + integer(p.hour_from);
+        if (p.hour_to) c += " AND hour < " + integer(*p.hour_to);
+        return c;
+    }
+    std::string blocked() const { return d_ == dialect::sqlite ? "allowed = 0" : "allowed = false"; }
+    std::string blocked_int() const {
+        return d_ == dialect::sqlite ? "CASE WHEN allowed = 0 THEN 1 ELSE 0 END"
+                                     : "CASE WHEN allowed THEN 0 ELSE 1 END";
+    }
+    std::string collate() const { return d_ == dialect::sqlite ? "" : " COLLATE \"C\""; }
+
+    /// Runs `sql_text`; `bind_into(st)` adds the into() targets; `row()` is called
+    /// for each result row.
+    template <class BindInto, class Row>
+    void run(::soci::session& sql, const std::string& sql_text, BindInto&& bind_into, Row&& row) {
+        try {
+            ::soci::statement st(sql);
+            bind_into(st);
+            for (std::size_t i = 0; i < values_.size(); ++i) {
+                const std::string name = "p" + std::to_string(i);
+                if (values_[i].is_text) st.exchange(::soci::use(values_[i].s, name));
+                else st.exchange(::soci::use(values_[i].i, name));
+            }
+            st.alloc();
+            st.prepare(sql_text);
+            st.define_and_bind();
+            if (st.execute(true)) {
+                do row();
+                while (st.fetch());
+            }
+        } catch (const ::soci::soci_error& e) {
+            throw storage_error(std::string("analytics query on ratelimit_event failed: ") + e.what());
+        }
+    }
+
+private:
+    struct value {
+        std::string s;
+        long long i;
+        bool is_text;
+    };
+    dialect d_;
+    std::vector<value> values_;
+};
+
+inline bool rollups_ready(::soci::session& sql) {
+    return schema_version(sql, analytics_component) >= analytics_schema_version;
+}
+
+inline void check_count(int value, const char* name) {
+    if (value < 0)
+        throw std::invalid_argument(std::string("analytics: ") + name + " must be >= 0, got " +
+                                    std::to_string(value));
+}
+
+/// A window that starts after the last storable instant matches nothing; one that
+/// starts before the first is clamped (time_value does it) without changing results.
+inline bool window_empty(event_time start, std::optional<event_time> end) {
+    return start > detail::max_event_time || (end && *end < start) ||
+           (end && *end < detail::min_event_time);
+}
+
+}  // namespace analytics_detail
+
+/// Where the SQL analytics run: a session on a database holding ratelimit_event,
+/// its dialect, and whether to use the rollups (default: when migrate_analytics ran).
+/// `end` (inclusive, optional) bounds the window above: the `report --as-of`
+/// reproduction; SPEC 7's functions leave it open.
+/// Thread safety: one thread at a time per session.
+struct sql_analytics {
+    ::soci::session& sql;
+    dialect kind;
+    std::optional<bool> use_rollups{};
+    std::optional<event_time> end{};
+
+    bool rollups() const {
+        return use_rollups ? *use_rollups : analytics_detail::rollups_ready(sql);
+    }
+
+    traffic_summary traffic_summary_at(int days, event_time now) const {
+        using namespace analytics_detail;
+        traffic_summary s;
+        s.days = days;
+        const event_time start = window_start(now, days);
+        if (window_empty(start, end)) return s;
+        const window_plan plan = plan_window(start, end, rollups());
+        bound_query q(kind);
+        std::string text = "SELECT CAST(COALESCE(SUM(t), 0) AS BIGINT), CAST(COALESCE(SUM(b), 0) AS BIGINT)"
+                           " FROM (";
+        bool first = true;
+        if (plan.use_rollup) {
+            text += "SELECT total AS t, blocked AS b FROM ratelimit_rollup_hour WHERE " +
+                    q.hour_condition(plan);
+            first = false;
+        }
+        for (const auto& r : plan.raw) {
+            if (!first) text += " UNION ALL ";
+            first = false;
+            text += "SELECT COUNT(*) AS t, COALESCE(SUM(" + q.blocked_int() +
+                    "), 0) AS b FROM ratelimit_event WHERE " + q.raw_condition(r);
+        }
+        text += ") w";
+        long long total = 0, blocked = 0;
+        q.run(
+            sql, text,
+            [&](::soci::statement& st) {
+                st.exchange(::soci::into(total));
+                st.exchange(::soci::into(blocked));
+            },
+            [] {});
+        s.total = total;
+        s.blocked = blocked;
+        s.allowed = total - blocked;
+        s.block_rate = total == 0 ? 0.0 : static_cast<double>(blocked) / static_cast<double>(total);
+        return s;
+    }
+
+    std::vector<offender> top_offenders_at(int days, int limit, event_time now) const {
+        using namespace analytics_detail;
+        check_count(limit, "limit");
+        std::vector<offender> out;
+        const event_time start = window_start(now, days);
+        if (limit == 0 || window_empty(start, end)) return out;
+        const window_plan plan = plan_window(start, end, rollups());
+        bound_query q(kind);
+        std::string text = "SELECT key, CAST(SUM(n) AS BIGINT) AS c FROM (";
+        bool first = true;
+        if (plan.use_rollup) {
+            text += "SELECT key, blocked AS n FROM ratelimit_rollup_key_hour WHERE " +
+                    q.hour_condition(plan);
+            first = false;
+        }
+        for (const auto& r : plan.raw) {
+            if (!first) text += " UNION ALL ";
+            first = false;
+            text += "SELECT key, COUNT(*) AS n FROM ratelimit_event WHERE " + q.blocked() + " AND " +
+                    q.raw_condition(r) + " GROUP BY key";
+        }
+        text += ") w GROUP BY key ORDER BY c DESC, key" + q.collate() + " ASC LIMIT " +
+                q.integer(limit);
+        std::string key;
+        long long n = 0;
+        q.run(
+            sql, text,
+            [&](::soci::statement& st) {
+                st.exchange(::soci::into(key));
+                st.exchange(::soci::into(n));
+            },
+            [&] { out.push_back(offender{key, n}); });
+        return out;
+    }
+
+    std::vector<rule_hits> rule_hit_counts_at(int days, int limit, event_time now) const {
+        using namespace analytics_detail;
+        check_count(limit, "limit");
+        std::vector<rule_hits> out;
+        const event_time start = window_start(now, days);
+        if (limit == 0 || window_empty(start, end)) return out;
+        const window_plan plan = plan_window(start, end, rollups());
+        bound_query q(kind);
+        std::string text =
+            "SELECT rule_name, CAST(SUM(h) AS BIGINT) AS hs, CAST(SUM(b) AS BIGINT) FROM (";
+        bool first = true;
+        if (plan.use_rollup) {
+            text += "SELECT rule_name, hits AS h, blocked AS b FROM ratelimit_rollup_rule_hour WHERE " +
+                    q.hour_condition(plan);
+            first = false;
+        }
+        for (const auto& r : plan.raw) {
+            if (!first) text += " UNION ALL ";
+            first = false;
+            text += "SELECT rule_name, COUNT(*) AS h, SUM(" + q.blocked_int() +
+                    ") AS b FROM ratelimit_event WHERE rule_name <> '' AND " + q.raw_condition(r) +
+                    " GROUP BY rule_name";
+        }
+        text += ") w GROUP BY rule_name ORDER BY hs DESC, rule_name" + q.collate() +
+                " ASC LIMIT " + q.integer(limit);
+        std::string name;
+        long long hits = 0, blocked = 0;
+        q.run(
+            sql, text,
+            [&](::soci::statement& st) {
+                st.exchange(::soci::into(name));
+                st.exchange(::soci::into(hits));
+                st.exchange(::soci::into(blocked));
+            },
+            [&] { out.push_back(rule_hits{name, hits, blocked}); });
+        return out;
+    }
+
+    offender_detail offender_detail_at(std::string_view key, int days, int recent,
+                                       event_time now) const {
+        using namespace analytics_detail;
+        check_count(recent, "recent");
+        offender_detail d;
+        d.key = std::string(key);
+        d.days = days;
+        const event_time start = window_start(now, days);
+        if (window_empty(start, end)) return d;
+        const window_plan::raw_range r{start, end.value_or(start), !end.has_value()};
+        {
+            bound_query q(kind);
+            const std::string text =
+                "SELECT COUNT(*), CAST(COALESCE(SUM(" + q.blocked_int() + "), 0) AS BIGINT), " +
+                time_column_micros(kind, "MIN(timestamp)") + ", " +
+                time_column_micros(kind, "MAX(timestamp)") +
+                " FROM ratelimit_event WHERE key = " + q.text(key) + " AND " + q.raw_condition(r);
+            long long total = 0, blocked = 0, first = 0, last = 0;
+            ::soci::indicator first_ind = ::soci::i_null, last_ind = ::soci::i_null;
+            q.run(
+                sql, text,
+                [&](::soci::statement& st) {
+                    st.exchange(::soci::into(total));
+                    st.exchange(::soci::into(blocked));
+                    st.exchange(::soci::into(first, first_ind));
+                    st.exchange(::soci::into(last, last_ind));
+                },
+                [] {});
+            d.total = total;
+            d.blocked = blocked;
+            d.allowed = total - blocked;
+            d.block_rate =
+                total == 0 ? 0.0 : static_cast<double>(blocked) / static_cast<double>(total);
+            if (total == 0) return d;
+            if (first_ind == ::soci::i_ok) d.first_seen = event_time{std::chrono::microseconds{first}};
+            if (last_ind == ::soci::i_ok) d.last_seen = event_time{std::chrono::microseconds{last}};
+        }
+        if (d.blocked > 0) {
+            bound_query q(kind);
+            const std::string text =
+                "SELECT path, COUNT(*) AS c FROM ratelimit_event WHERE key = " + q.text(key) +
+                " AND " + q.blocked() + " AND " + q.raw_condition(r) + " GROUP BY path ORDER BY c DESC, path" +
+                q.collate() + " ASC LIMIT " + q.integer(static_cast<std::int64_t>(offender_detail_max_paths));
+            std::string path;
+            ::soci::indicator path_ind = ::soci::i_ok;
+            long long n = 0;
+            q.run(
+                sql, text,
+                [&](::soci::statement& st) {
+                    st.exchange(::soci::into(path, path_ind));
+                    st.exchange(::soci::into(n));
+                },
+                [&] { d.by_path.push_back(path_count{path_ind == ::soci::i_ok ? path : std::string(), n}); });
+        }
+        if (recent > 0) {
+            bound_query q(kind);
+            const std::string text =
+                "SELECT " + time_column_micros(kind) + ", path, method, " +
+                (kind == dialect::sqlite ? "allowed" : "CAST(allowed AS INTEGER)") +
+                ", count, \"limit\", rule_name FROM ratelimit_event WHERE key = " + q.text(key) +
+                " AND " + q.raw_condition(r) + " ORDER BY timestamp DESC, id DESC LIMIT " +
+                q.integer(recent);
+            long long ts = 0, count = 0, limit = 0;
+            int allowed = 0;
+            std::string path, method, rule;
+            ::soci::indicator pi = ::soci::i_ok, mi = ::soci::i_ok, ri = ::soci::i_ok;
+            q.run(
+                sql, text,
+                [&](::soci::statement& st) {
+                    st.exchange(::soci::into(ts));
+                    st.exchange(::soci::into(path, pi));
+                    st.exchange(::soci::into(method, mi));
+                    st.exchange(::soci::into(allowed));
+                    st.exchange(::soci::into(count));
+                    st.exchange(::soci::into(limit));
+                    st.exchange(::soci::into(rule, ri));
+                },
+                [&] {
+                    d.recent_events.push_back(recent_event{
+                        event_time{std::chrono::microseconds{ts}}, pi == ::soci::i_ok ? path : "",
+                        mi == ::soci::i_ok ? method : "", allowed != 0, count, limit,
+                        ri == ::soci::i_ok ? rule : ""});
+                });
+        }
+        return d;
+    }
+};
+
+// ---- SPEC 7 names on the event store ------------------------------------------------
+// Each opens one connection of the store for the call (see event_store::open_session);
+// use sql_analytics directly to run several on one session. Throws storage_error
+// when the database fails, std::invalid_argument for a negative limit/recent.
+
+inline traffic_summary get_traffic_summary(const event_store& store, int days = 1,
+                                           event_time now = event_clock_now()) {
+    auto sql = store.open_session();
+    return sql_analytics{*sql, store.sql_dialect()}.traffic_summary_at(days, now);
+}
+
+inline std::vector<offender> get_top_offenders(const event_store& store, int days = 7,
+                                               int limit = 100, event_time now = event_clock_now()) {
+    auto sql = store.open_session();
+    return sql_analytics{*sql, store.sql_dialect()}.top_offenders_at(days, limit, now);
+}
+
+inline std::vector<rule_hits> get_rule_hit_counts(const event_store& store, int days = 7,
+                                                  int limit = 50, event_time now = event_clock_now()) {
+    auto sql = store.open_session();
+    return sql_analytics{*sql, store.sql_dialect()}.rule_hit_counts_at(days, limit, now);
+}
+
+inline std::string offenders_csv(const event_store& store, int days = 7, int limit = 1000,
+                                 event_time now = event_clock_now()) {
+    return format_offenders_csv(get_top_offenders(store, days, limit, now));
+}
+
+inline offender_detail get_offender_detail(const event_store& store, std::string_view key,
+                                           int days = 7, int recent = 50,
+                                           event_time now = event_clock_now()) {
+    auto sql = store.open_session();
+    return sql_analytics{*sql, store.sql_dialect()}.offender_detail_at(key, days, recent, now);
+}
+
+inline std::vector<offender> find_alertable_offenders(const event_store& store,
+                                                      std::int64_t threshold, int days = 1,
+                                                      int limit = 100,
+                                                      event_time now = event_clock_now()) {
+    auto top = get_top_offenders(store, days, limit, now);
+    std::erase_if(top, [&](const offender& o) { return o.blocked_count < threshold; });
+    return top;
+}
+
+}  // namespace smart_ratelimit::soci
