@@ -159,3 +159,22 @@ TEST_CASE("RFC 3339 timestamps format in UTC with Z and parse back", "[analytics
         REQUIRE(srl::parse_rfc3339(srl::format_rfc3339(x, 6)) == x);
     }
 }
+
+TEST_CASE("the std-only JSON text equals the Boost.JSON value serialized", "[analytics][json][property]") {
+    const std::vector<int> edges{1, 7};
+    const auto events = random_events(77, 3000, test_now, edges);
+    for (int days : {0, 1, 7, 30}) {
+        const auto s = srl::get_traffic_summary(events, days, test_now);
+        CHECK(srl::to_json_string(s) == srl::serialize_json(srl::to_json(s)));
+        const auto top = srl::get_top_offenders(events, days, 100, test_now);
+        CHECK(srl::to_json_string(top) == srl::serialize_json(srl::to_json(top)));
+        const auto rules = srl::get_rule_hit_counts(events, days, 50, test_now);
+        CHECK(srl::to_json_string(rules) == srl::serialize_json(srl::to_json(rules)));
+        for (const auto& key : hostile_keys()) {
+            const auto d = srl::get_offender_detail(events, key, days, 50, test_now);
+            const std::string text = srl::to_json_string(d);
+            CHECK(text == srl::serialize_json(srl::to_json(d)));
+            CHECK(boost::json::parse(text).at("key").as_string() == key);
+        }
+    }
+}

@@ -1,8 +1,8 @@
 // smart_ratelimit/analytics/json.hpp
-// Boost.JSON for the analytics results (SPEC 7): the shapes and key orders of the
-// reference, timestamps RFC 3339 UTC with milliseconds and `Z`, and a serializer
-// that prints doubles as plain decimals (`0.6`, not Boost's `6E-1`) and escapes
-// `<`, `>`, `&` so the output is safe inside HTML. Needs Boost.JSON (beast target).
+// Boost.JSON for the analytics results (SPEC 7): `boost::json::value_from(result)`
+// with the reference's shapes and key orders, and serialize_json(), which prints
+// doubles as plain decimals (`0.6`, not Boost 1.81's `6E-1`) and escapes like
+// analytics/json_text.hpp. Needs Boost.JSON (the beast target); not in the core.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include <smart_ratelimit/analytics/detail/format.hpp>
+#include <smart_ratelimit/analytics/json_text.hpp>
 #include <smart_ratelimit/analytics/results.hpp>
 
 namespace smart_ratelimit {
@@ -72,68 +73,7 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
 
 namespace analytics_detail {
 
-inline void append_json_string(std::string& out, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
-    out.push_back('"');
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            default:
-                if (c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f) {
-                    out += "\\u00";
-                    out.push_back(hex[c >> 4]);
-                    out.push_back(hex[c & 15]);
-                } else {
-                    out.push_back(static_cast<char>(c));
-                }
-            }
-            ++i;
-            continue;
-        }
-        // UTF-8: copy a well-formed sequence, replace anything else by U+FFFD.
-        std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
-        if (c > 0xF4) len = 0;
-        bool ok = len != 0 && i + len <= s.size();
-        for (std::size_t k = 1; ok && k < len; ++k)
-            ok = (static_cast<unsigned char>(s[i + k]) & 0xC0u) == 0x80u;
-        if (ok && len == 3) {
-            const auto c1 = static_cast<unsigned char>(s[i + 1]);
-            if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) ok = false;
-            // U+2028 / U+2029 break JavaScript string literals: escape them.
-            if (ok && c == 0xE2 && c1 == 0x80) {
-                const auto c2 = static_cast<unsigned char>(s[i + 2]);
-                if (c2 == 0xA8 || c2 == 0xA9) {
-                    out += c2 == 0xA8 ? "\\u2028" : "\\u2029";
-                    i += 3;
-                    continue;
-                }
-            }
-        }
-        if (ok && len == 4) {
-            const auto c1 = static_cast<unsigned char>(s[i + 1]);
-            if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) ok = false;
-        }
-        if (ok) {
-            out.append(s.data() + i, len);
-            i += len;
-        } else {
-            out += "\\ufffd";
-            ++i;
-        }
-    }
-    out.push_back('"');
-}
-
-inline void append_json(std::string& out, const boost::json::value& v) {
+inline void append_value(std::string& out, const boost::json::value& v) {
     switch (v.kind()) {
     case boost::json::kind::null: out += "null"; break;
     case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
@@ -149,7 +89,7 @@ inline void append_json(std::string& out, const boost::json::value& v) {
         for (const auto& e : v.get_array()) {
             if (!first) out.push_back(',');
             first = false;
-            append_json(out, e);
+            append_value(out, e);
         }
         out.push_back(']');
         break;
@@ -162,7 +102,7 @@ inline void append_json(std::string& out, const boost::json::value& v) {
             first = false;
             append_json_string(out, std::string_view(kv.key().data(), kv.key().size()));
             out.push_back(':');
-            append_json(out, kv.value());
+            append_value(out, kv.value());
         }
         out.push_back('}');
         break;
@@ -179,20 +119,16 @@ inline void append_json(std::string& out, const boost::json::value& v) {
 /// Thread safety: pure function.
 inline std::string serialize_json(const boost::json::value& v) {
     std::string out;
-    analytics_detail::append_json(out, v);
+    analytics_detail::append_value(out, v);
     return out;
 }
 
-/// Any analytics result (or vector of results) as a Boost.JSON value.
-template <class T>
-boost::json::value to_json(const T& result) {
-    return boost::json::value_from(result);
-}
+/// An analytics result (or a vector of them) as a Boost.JSON value.
+inline boost::json::value to_json(const traffic_summary& r) { return boost::json::value_from(r); }
+inline boost::json::value to_json(const offender_detail& r) { return boost::json::value_from(r); }
+inline boost::json::value to_json(const std::vector<offender>& r) { return boost::json::value_from(r); }
+inline boost::json::value to_json(const std::vector<rule_hits>& r) { return boost::json::value_from(r); }
 
-/// Any analytics result (or vector of results) as JSON text (serialize_json).
-template <class T>
-std::string to_json_string(const T& result) {
-    return serialize_json(boost::json::value_from(result));
-}
+// to_json_string(result), the same text without Boost, is in analytics/json_text.hpp.
 
 }  // namespace smart_ratelimit
