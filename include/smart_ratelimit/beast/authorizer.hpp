@@ -67,7 +67,7 @@ private:
     F f_;
 };
 
-namespace detail {
+namespace dashboard_detail {
 
 /// Compares `candidate` with `secret` in time that depends only on the secret's
 /// length (which is not itself secret), never on where the first difference is.
@@ -130,7 +130,7 @@ inline bool is_cookie_safe_token(std::string_view t) noexcept {
     return true;
 }
 
-}  // namespace detail
+}  // namespace dashboard_detail
 
 /// Staff are requests carrying one of the configured tokens, either as
 /// `Authorization: Bearer <token>` or as the cookie `cookie_name` (default
@@ -146,12 +146,12 @@ public:
         for (const auto& t : tokens_) {
             if (t.size() < 8 || t.size() > 512)
                 throw config_error("staff_token_authorizer: a staff token must be 8 to 512 characters long");
-            if (!detail::is_cookie_safe_token(t))
+            if (!dashboard_detail::is_cookie_safe_token(t))
                 throw config_error(
                     "staff_token_authorizer: a staff token may only hold visible ASCII characters "
                     "other than '\"', ',', ';' and '\\'");
         }
-        if (cookie_name_.empty() || !detail::is_cookie_safe_token(cookie_name_) ||
+        if (cookie_name_.empty() || !dashboard_detail::is_cookie_safe_token(cookie_name_) ||
             cookie_name_.find('=') != std::string::npos)
             throw config_error("staff_token_authorizer: invalid cookie name '" + cookie_name_ + "'");
     }
@@ -163,7 +163,7 @@ public:
     /// each in constant time, whatever the outcome.
     bool accepts_token(std::string_view token) const noexcept {
         bool ok = false;
-        for (const auto& t : tokens_) ok |= detail::constant_time_equals(token, t);
+        for (const auto& t : tokens_) ok |= dashboard_detail::constant_time_equals(token, t);
         return ok && !token.empty();
     }
 
@@ -171,13 +171,13 @@ public:
         bool ok = false;
         for (auto it = h.find(boost::beast::http::field::authorization);
              it != h.end() && it->name() == boost::beast::http::field::authorization; ++it) {
-            const std::string_view v = detail::trim_ows(it->value());
+            const std::string_view v = dashboard_detail::trim_ows(it->value());
             const auto sp = v.find(' ');
             if (sp == std::string_view::npos) continue;
-            if (!detail::iequals(v.substr(0, sp), "bearer")) continue;
-            ok |= accepts_token(detail::trim_ows(v.substr(sp + 1)));
+            if (!dashboard_detail::iequals(v.substr(0, sp), "bearer")) continue;
+            ok |= accepts_token(dashboard_detail::trim_ows(v.substr(sp + 1)));
         }
-        detail::for_each_cookie(h, cookie_name_, [&](std::string_view value) { ok |= accepts_token(value); });
+        dashboard_detail::for_each_cookie(h, cookie_name_, [&](std::string_view value) { ok |= accepts_token(value); });
         return ok;
     }
 

@@ -66,7 +66,7 @@ struct dashboard_options {
     std::size_t max_form_bytes = 4096;
 };
 
-namespace detail {
+namespace dashboard_detail {
 
 inline int hex_value(char c) noexcept {
     if (c >= '0' && c <= '9') return c - '0';
@@ -124,7 +124,7 @@ inline std::string make_nonce() {
     return out;
 }
 
-}  // namespace detail
+}  // namespace dashboard_detail
 
 /// The `?days=` rule of SPEC 8: absent or not an integer gives 7 (`"7.5"`, `"abc"`,
 /// `""`), then clamped to 1..365 (`"0"` and `"-5"` give 1, `"400"` and huge values 365).
@@ -211,7 +211,7 @@ public:
             res.set(http::field::allow, "GET");
             return res;
         }
-        const auto days_raw = detail::form_param(query, "days");
+        const auto days_raw = dashboard_detail::form_param(query, "days");
         const int days = parse_days(days_raw ? std::optional<std::string_view>(*days_raw) : std::nullopt);
         const event_time now = event_clock_now();
         try {
@@ -314,7 +314,7 @@ private:
     }
 
     response_type page(const request_type& req, int days, event_time now) const {
-        const std::string nonce = detail::make_nonce();
+        const std::string nonce = dashboard_detail::make_nonce();
         const std::string sign_out_url = token_sign_in_authorizer<Authorizer> ? url("signout") : std::string{};
         dashboard_context c;
         c.prefix = options_.prefix;
@@ -340,7 +340,7 @@ private:
 
     response_type drill_down(const request_type& req, std::string_view query, int days,
                              event_time now) const {
-        const auto key = detail::form_param(query, "key");
+        const auto key = dashboard_detail::form_param(query, "key");
         if (!key || key->empty())
             return make(req, http::status::bad_request, "application/json",
                         "{\"error\": \"missing ?key= parameter\"}");
@@ -350,7 +350,7 @@ private:
 
     response_type sign_in(const request_type& req) const {
         if (req.method() == http::verb::get) {
-            const std::string nonce = detail::make_nonce();
+            const std::string nonce = dashboard_detail::make_nonce();
             return make(req, http::status::ok, "text/html; charset=utf-8",
                         render_sign_in_page(url("signin"), nonce), nonce);
         }
@@ -360,7 +360,7 @@ private:
             return res;
         }
         if (req.body().size() > options_.max_form_bytes) return forbidden(req);
-        const auto token = detail::form_param(req.body(), "token");
+        const auto token = dashboard_detail::form_param(req.body(), "token");
         if (!token || !authorizer_.accepts_token(*token)) return forbidden(req);
         response_type res = make(req, http::status::see_other, "text/plain; charset=utf-8", "See Other");
         res.set(http::field::location, url("dashboard/"));

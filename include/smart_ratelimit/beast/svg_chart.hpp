@@ -16,7 +16,7 @@
 
 namespace smart_ratelimit::beast {
 
-namespace detail {
+namespace dashboard_detail {
 
 /// "YYYY-MM-DD HH:MM" (UTC) of an event time; "YYYY-MM-DD" when `date_only`.
 inline std::string format_utc(event_time t, bool date_only = false) {
@@ -43,7 +43,7 @@ inline void append_fixed(std::string& out, double v) {
     out += buf;
 }
 
-}  // namespace detail
+}  // namespace dashboard_detail
 
 /// Size and colours of the chart.
 struct svg_chart_options {
@@ -73,81 +73,81 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
     std::string s;
     s.reserve(256 + buckets.size() * 300);
     s += "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" role=\"img\" width=\"";
-    detail::append_int(s, opt.width);
+    dashboard_detail::append_int(s, opt.width);
     s += "\" height=\"";
-    detail::append_int(s, opt.height);
+    dashboard_detail::append_int(s, opt.height);
     s += "\" viewBox=\"0 0 ";
-    detail::append_int(s, opt.width);
+    dashboard_detail::append_int(s, opt.width);
     s += ' ';
-    detail::append_int(s, opt.height);
+    dashboard_detail::append_int(s, opt.height);
     s += "\" aria-label=\"Allowed and blocked requests over time\">";
     s += "<title>Allowed ";
-    detail::append_int(s, total_allowed);
+    dashboard_detail::append_int(s, total_allowed);
     s += ", blocked ";
-    detail::append_int(s, total_blocked);
+    dashboard_detail::append_int(s, total_blocked);
     s += "</title>";
 
     // Legend.
     s += "<rect x=\"";
-    detail::append_int(s, left);
+    dashboard_detail::append_int(s, left);
     s += "\" y=\"6\" width=\"12\" height=\"12\" fill=\"";
     s += opt.allowed_colour;
     s += "\"/><text x=\"";
-    detail::append_int(s, left + 18);
+    dashboard_detail::append_int(s, left + 18);
     s += "\" y=\"16\" font-size=\"12\" font-family=\"sans-serif\">allowed</text>";
     s += "<rect x=\"";
-    detail::append_int(s, left + 90);
+    dashboard_detail::append_int(s, left + 90);
     s += "\" y=\"6\" width=\"12\" height=\"12\" fill=\"";
     s += opt.blocked_colour;
     s += "\"/><text x=\"";
-    detail::append_int(s, left + 108);
+    dashboard_detail::append_int(s, left + 108);
     s += "\" y=\"16\" font-size=\"12\" font-family=\"sans-serif\">blocked</text>";
 
     // Axes and the y scale.
     s += "<g stroke=\"#999\" stroke-width=\"1\"><line x1=\"";
-    detail::append_int(s, left);
+    dashboard_detail::append_int(s, left);
     s += "\" y1=\"";
-    detail::append_int(s, top);
+    dashboard_detail::append_int(s, top);
     s += "\" x2=\"";
-    detail::append_int(s, left);
+    dashboard_detail::append_int(s, left);
     s += "\" y2=\"";
-    detail::append_int(s, top + plot_h);
+    dashboard_detail::append_int(s, top + plot_h);
     s += "\"/><line x1=\"";
-    detail::append_int(s, left);
+    dashboard_detail::append_int(s, left);
     s += "\" y1=\"";
-    detail::append_int(s, top + plot_h);
+    dashboard_detail::append_int(s, top + plot_h);
     s += "\" x2=\"";
-    detail::append_int(s, left + plot_w);
+    dashboard_detail::append_int(s, left + plot_w);
     s += "\" y2=\"";
-    detail::append_int(s, top + plot_h);
+    dashboard_detail::append_int(s, top + plot_h);
     s += "\"/></g>";
     s += "<g font-size=\"11\" font-family=\"sans-serif\" fill=\"#333\">";
     s += "<text x=\"";
-    detail::append_int(s, left - 6);
+    dashboard_detail::append_int(s, left - 6);
     s += "\" y=\"";
-    detail::append_int(s, top + 4);
+    dashboard_detail::append_int(s, top + 4);
     s += "\" text-anchor=\"end\">";
-    detail::append_int(s, peak);
+    dashboard_detail::append_int(s, peak);
     s += "</text><text x=\"";
-    detail::append_int(s, left - 6);
+    dashboard_detail::append_int(s, left - 6);
     s += "\" y=\"";
-    detail::append_int(s, top + plot_h);
+    dashboard_detail::append_int(s, top + plot_h);
     s += "\" text-anchor=\"end\">0</text>";
     if (!buckets.empty()) {
         s += "<text x=\"";
-        detail::append_int(s, left);
+        dashboard_detail::append_int(s, left);
         s += "\" y=\"";
-        detail::append_int(s, top + plot_h + 16);
+        dashboard_detail::append_int(s, top + plot_h + 16);
         s += "\">";
-        s += detail::format_utc(buckets.front().start);
+        s += dashboard_detail::format_utc(buckets.front().start);
         s += " UTC</text><text x=\"";
-        detail::append_int(s, left + plot_w);
+        dashboard_detail::append_int(s, left + plot_w);
         s += "\" y=\"";
-        detail::append_int(s, top + plot_h + 16);
+        dashboard_detail::append_int(s, top + plot_h + 16);
         s += "\" text-anchor=\"end\">";
         const auto width = buckets.size() > 1 ? buckets[1].start - buckets[0].start
                                               : std::chrono::microseconds{0};
-        s += detail::format_utc(buckets.back().start + width);
+        s += dashboard_detail::format_utc(buckets.back().start + width);
         s += " UTC</text>";
     }
     s += "</g>";
@@ -165,34 +165,34 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
             const double hb = static_cast<double>(plot_h) * static_cast<double>(b.blocked) / static_cast<double>(scale);
             const double base = top + plot_h;
             s += "<g><title>";
-            s += detail::format_utc(b.start);
+            s += dashboard_detail::format_utc(b.start);
             s += " UTC: ";
-            detail::append_int(s, b.allowed);
+            dashboard_detail::append_int(s, b.allowed);
             s += " allowed, ";
-            detail::append_int(s, b.blocked);
+            dashboard_detail::append_int(s, b.blocked);
             s += " blocked</title>";
             if (b.allowed > 0) {
                 s += "<rect class=\"allowed\" x=\"";
-                detail::append_fixed(s, x);
+                dashboard_detail::append_fixed(s, x);
                 s += "\" y=\"";
-                detail::append_fixed(s, base - ha);
+                dashboard_detail::append_fixed(s, base - ha);
                 s += "\" width=\"";
-                detail::append_fixed(s, bar);
+                dashboard_detail::append_fixed(s, bar);
                 s += "\" height=\"";
-                detail::append_fixed(s, ha);
+                dashboard_detail::append_fixed(s, ha);
                 s += "\" fill=\"";
                 s += opt.allowed_colour;
                 s += "\"/>";
             }
             if (b.blocked > 0) {
                 s += "<rect class=\"blocked\" x=\"";
-                detail::append_fixed(s, x);
+                dashboard_detail::append_fixed(s, x);
                 s += "\" y=\"";
-                detail::append_fixed(s, base - ha - hb);
+                dashboard_detail::append_fixed(s, base - ha - hb);
                 s += "\" width=\"";
-                detail::append_fixed(s, bar);
+                dashboard_detail::append_fixed(s, bar);
                 s += "\" height=\"";
-                detail::append_fixed(s, hb);
+                dashboard_detail::append_fixed(s, hb);
                 s += "\" fill=\"";
                 s += opt.blocked_colour;
                 s += "\"/>";

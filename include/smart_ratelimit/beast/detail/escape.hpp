@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace smart_ratelimit::beast::detail {
+namespace smart_ratelimit::beast::dashboard_detail {
 
 /// Appends `s` escaped for HTML text and for double- or single-quoted attribute values
 /// (`& < > " '`). Control characters other than TAB/LF/CR become U+FFFD so a stored
@@ -95,4 +95,4 @@ inline std::string harden_json(std::string_view json) {
     return out;
 }
 
-}  // namespace smart_ratelimit::beast::detail
+}  // namespace smart_ratelimit::beast::dashboard_detail
