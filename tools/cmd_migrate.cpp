@@ -4,6 +4,8 @@
 // prints one line saying what it did.
 #include "cli_common.hpp"
 
+#include <smart_ratelimit/soci/analytics.hpp>
+
 #include <span>
 #include <string>
 #include <vector>
@@ -34,8 +36,13 @@ int run_migrate(args_view args) {
         if (a.help) return int{exit_ok};
         const auto store = open_event_store(a, /*require_schema=*/false);
         const auto extra = extra_migration_sets();
-        const auto applied = store.migrate(extra);
+        auto applied = store.migrate(extra);
+        // The analytics rollups (trigger bodies hold ';', so they are not a migration_set).
+        if (srl::soci::migrate_analytics(store))
+            applied.push_back({std::string(srl::soci::analytics_component), srl::soci::analytics_schema_version,
+                               "hourly rollups of ratelimit_event kept by triggers"});
         std::string versions = "events v" + std::to_string(srl::soci::latest_version(srl::soci::event_log_migrations));
+        versions += ", analytics v" + std::to_string(srl::soci::analytics_schema_version);
         for (const auto& set : extra)
             versions += ", " + std::string(set.component) + " v" + std::to_string(srl::soci::latest_version(set));
         if (applied.empty()) {
