@@ -21,6 +21,7 @@
 
 #include <smart_ratelimit/detail/json_reader.hpp>
 #include <smart_ratelimit/error.hpp>
+#include <smart_ratelimit/rate.hpp>
 
 namespace smart_ratelimit {
 
@@ -77,7 +78,7 @@ namespace detail {
                        "): " + std::string(what));
 }
 
-inline std::string quoted(std::string_view s) {
+inline std::string quoted_value(std::string_view s) {
     std::string out = "\"";
     for (const char c : s) {
         const auto u = static_cast<unsigned char>(c);
@@ -232,26 +233,6 @@ inline bool valid_cidr(std::string_view s) noexcept {
     return parse_count_text(len, v4 ? 32 : 128, bits);
 }
 
-/// `<limit>/<period>` in the shape of SPEC 2; the full check is parse_rate's.
-inline bool plausible_rate(std::string_view s) noexcept {
-    const auto slash = s.find('/');
-    if (slash == std::string_view::npos || slash == 0 || slash + 1 == s.size()) return false;
-    std::int64_t limit = 0;
-    if (!parse_count_text(s.substr(0, slash), 1'000'000'000, limit) || limit == 0) return false;
-    const auto period = s.substr(slash + 1);
-    static constexpr std::array<std::string_view, 11> units{
-        "s", "m", "h", "d", "sec", "second", "min", "minute", "hr", "hour", "day"};
-    if (std::find(units.begin(), units.end(), period) != units.end()) return true;
-    std::size_t n = 0;
-    while (n < period.size() && period[n] >= '0' && period[n] <= '9') ++n;
-    std::int64_t count = 0;
-    if (n == 0 || n + 1 != period.size() || !parse_count_text(period.substr(0, n), 31'536'000, count) ||
-        count == 0)
-        return false;
-    const char unit = period.back();
-    return unit == 's' || unit == 'm' || unit == 'h' || unit == 'd';
-}
-
 inline std::vector<std::string> split_list(std::string_view text) {
     std::vector<std::string> out;
     while (true) {
@@ -268,9 +249,9 @@ inline void check_list(std::string_view key, std::string_view origin,
                        const std::vector<std::string>& items) {
     for (const auto& item : items) {
         if (key == "RATELIMIT_ALERT_EMAILS" && !valid_email(item))
-            bad_setting(key, origin, "not an e-mail address: " + quoted(item));
+            bad_setting(key, origin, "not an e-mail address: " + quoted_value(item));
         if (key == "RATELIMIT_TRUSTED_PROXIES" && !valid_cidr(item))
-            bad_setting(key, origin, "not an IP address or CIDR block: " + quoted(item));
+            bad_setting(key, origin, "not an IP address or CIDR block: " + quoted_value(item));
     }
 }
 
@@ -281,39 +262,43 @@ inline void assign_scalar(settings& s, std::string_view key, std::string_view or
     if (key == "RATELIMIT_LOG_EVENTS" || key == "RATELIMIT_FAIL_OPEN") {
         bool b = false;
         if (!parse_bool_text(text, b))
-            bad_setting(key, origin, "expected true/false (or 1/0, yes/no, on/off), got " + quoted(text));
+            bad_setting(key, origin, "expected true/false (or 1/0, yes/no, on/off), got " + quoted_value(text));
         (key == "RATELIMIT_LOG_EVENTS" ? s.log_events : s.fail_open) = b;
     } else if (key == "RATELIMIT_ALERT_THRESHOLD") {
         if (!parse_count_text(text, 1'000'000'000'000, n))
-            bad_setting(key, origin, "expected a non-negative integer, got " + quoted(text));
+            bad_setting(key, origin, "expected a non-negative integer, got " + quoted_value(text));
         s.alert_threshold = n;
     } else if (key == "RATELIMIT_ALERT_COOLDOWN_MINUTES") {
         if (!parse_count_text(text, 10'000'000, n))
-            bad_setting(key, origin, "expected a non-negative number of minutes, got " + quoted(text));
+            bad_setting(key, origin, "expected a non-negative number of minutes, got " + quoted_value(text));
         s.alert_cooldown_minutes = n;
     } else if (key == "RATELIMIT_ALERT_TIMEOUT_MS") {
         if (!parse_count_text(text, 3'600'000, n) || n == 0)
-            bad_setting(key, origin, "expected milliseconds between 1 and 3600000, got " + quoted(text));
+            bad_setting(key, origin, "expected milliseconds between 1 and 3600000, got " + quoted_value(text));
         s.alert_timeout = std::chrono::milliseconds(n);
     } else if (key == "RATELIMIT_ALERT_WEBHOOK") {
         if (!text.empty() && !valid_url(text, {"http", "https"}))
-            bad_setting(key, origin, "expected an http:// or https:// URL, got " + quoted(text));
+            bad_setting(key, origin, "expected an http:// or https:// URL, got " + quoted_value(text));
         s.alert_webhook = std::string(text);
     } else if (key == "DEFAULT_FROM_EMAIL") {
-        if (!valid_email(text)) bad_setting(key, origin, "not an e-mail address: " + quoted(text));
+        if (!valid_email(text)) bad_setting(key, origin, "not an e-mail address: " + quoted_value(text));
         s.default_from_email = std::string(text);
     } else if (key == "RATELIMIT_DEFAULT_LIMIT") {
-        if (!text.empty() && !plausible_rate(text))
-            bad_setting(key, origin, "invalid rate string " + quoted(text) +
-                                         " (expected <limit>/<period>, e.g. \"100/m\")");
+        if (!text.empty()) {
+            try {
+                (void)parse_rate(text);
+            } catch (const config_error& e) {
+                bad_setting(key, origin, e.what());
+            }
+        }
         s.default_limit = std::string(text);
     } else if (key == "RATELIMIT_DATABASE_URL") {
         if (!valid_database_url(text))
-            bad_setting(key, origin, "expected sqlite:///PATH or postgresql://..., got " + quoted(text));
+            bad_setting(key, origin, "expected sqlite:///PATH or postgresql://..., got " + quoted_value(text));
         s.database_url = std::string(text);
     } else if (key == "RATELIMIT_SMTP_URL") {
         if (!valid_url(text, {"smtp", "smtps"}))
-            bad_setting(key, origin, "expected smtp://host[:port] or smtps://..., got " + quoted(text));
+            bad_setting(key, origin, "expected smtp://host[:port] or smtps://..., got " + quoted_value(text));
         s.smtp_url = std::string(text);
     } else if (key == "RATELIMIT_ALERT_WEBHOOK_SECRET") {
         s.alert_webhook_secret = std::string(text);
@@ -321,7 +306,7 @@ inline void assign_scalar(settings& s, std::string_view key, std::string_view or
         if (has_control(text)) bad_setting(key, origin, "control character in file name");
         s.alert_ca_file = std::string(text);
     } else {
-        throw config_error("unknown setting " + quoted(key) + " (" + std::string(origin) + ")");
+        throw config_error("unknown setting " + quoted_value(key) + " (" + std::string(origin) + ")");
     }
 }
 
@@ -338,7 +323,7 @@ inline void assign_list(settings& s, std::string_view key, std::string_view orig
 inline void assign_json(settings& s, std::string_view key, std::string_view origin,
                         const json_value& v) {
     if (std::find(setting_names.begin(), setting_names.end(), key) == setting_names.end())
-        throw config_error("unknown setting " + quoted(key) + " (" + std::string(origin) + ")");
+        throw config_error("unknown setting " + quoted_value(key) + " (" + std::string(origin) + ")");
     if (is_list_setting(key)) {
         const json_array* arr = v.as_array();
         if (arr == nullptr)
@@ -387,7 +372,7 @@ inline void assign_json(settings& s, std::string_view key, std::string_view orig
 inline void apply_setting(settings& s, std::string_view key, std::string_view text,
                           std::string_view origin = "command line") {
     if (std::find(setting_names.begin(), setting_names.end(), key) == setting_names.end())
-        throw config_error("unknown setting " + detail::quoted(key) + " (" + std::string(origin) + ")");
+        throw config_error("unknown setting " + detail::quoted_value(key) + " (" + std::string(origin) + ")");
     if (detail::is_list_setting(key)) {
         detail::assign_list(s, key, origin, detail::split_list(text));
     } else {
