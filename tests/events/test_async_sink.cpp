@@ -12,6 +12,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "sink_test_writer.hpp"
@@ -56,6 +57,22 @@ struct discard_writer {
 };
 
 }  // namespace
+
+// Typical mistakes are not writers, and an async_sink cannot be built over them.
+struct returns_void_writer {
+    void write_batch(std::span<const srl::event>) {}
+};
+struct takes_vector_writer {
+    srl::batch_result write_batch(std::vector<srl::event>&) { return {}; }
+};
+template <class W>
+concept async_sink_of = requires { typename srl::async_sink<W>; };
+static_assert(!srl::event_batch_writer<returns_void_writer>);
+static_assert(!srl::event_batch_writer<takes_vector_writer>);
+static_assert(!srl::event_batch_writer<int>);
+static_assert(!async_sink_of<returns_void_writer>);
+static_assert(async_sink_of<discard_writer>);
+static_assert(!std::is_move_constructible_v<srl::async_sink<discard_writer>>);
 
 static_assert(srl::event_sink<srl::async_sink<discard_writer>>);
 static_assert(srl::event_sink<sink_type>);
@@ -426,4 +443,20 @@ TEST_CASE("async sink constructs its writer in place and names drop reasons",
     CHECK(s.dropped() == 6);
     CHECK(s.dropped(srl::drop_reason::write_error) == 2);
     CHECK(s.in_flight() == 0);
+}
+
+TEST_CASE("async sink accepts the largest durations without overflowing", "[sinks][async]") {
+    controlled_writer w;
+    auto o = quick_options();
+    o.max_delay = std::chrono::milliseconds::max();
+    o.max_backoff = std::chrono::milliseconds::max();
+    o.initial_backoff = std::chrono::milliseconds::max() / 3;
+    o.shutdown_timeout = std::chrono::milliseconds::max();
+    sink_type sink(w, o);
+    sink.record(make_test_event("ip:1", 0));
+    sink.flush();
+    sink.record(make_test_event("ip:1", 1));
+    sink.stop();
+    CHECK(sink.stats().written == 2);
+    require_balanced(sink.stats());
 }

@@ -65,6 +65,8 @@ struct async_sink_options {
 ///   written + dropped == offered once flush() or stop() has returned.
 /// - Events from one producer thread reach the writer in the order recorded.
 ///
+/// Not movable (its thread refers to it): give a limiter `async_sink<W>&`, or a
+/// fanout_sink that holds it by reference.
 /// Thread safety: record(), flush(), stats() and stop() may be called from any
 /// thread concurrently, but not from inside the writer. The writer is only ever
 /// called from the sink's own thread.

@@ -29,6 +29,16 @@ inline void check_async_sink_options(const async_sink_options& o) {
         fail("shutdown_timeout",
              "must not be negative, got " + std::to_string(o.shutdown_timeout.count()) + " ms");
 }
+
+// now + d, saturating at time_point::max() instead of overflowing.
+template <class Clock>
+typename Clock::time_point saturating_after(typename Clock::time_point now,
+                                            std::chrono::milliseconds d) noexcept {
+    using std::chrono::duration_cast;
+    const auto room = duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now);
+    if (d >= room) return Clock::time_point::max();
+    return now + d;
+}
 }  // namespace detail
 
 template <class Writer>
@@ -152,10 +162,8 @@ void async_sink<Writer>::stop() noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!closed_) {
             closed_ = true;
-            const auto now = clock::now();
-            shutdown_deadline_ = options_.shutdown_timeout < clock::time_point::max() - now
-                                     ? now + options_.shutdown_timeout
-                                     : clock::time_point::max();
+            shutdown_deadline_ =
+                detail::saturating_after<clock>(clock::now(), options_.shutdown_timeout);
         }
     }
     work_cv_.notify_one();
@@ -183,10 +191,7 @@ void async_sink<Writer>::run() noexcept {
             return closed_ || queue_.size() >= options_.max_batch || flush_target_ > taken_;
         };
         if (!ready()) {
-            const auto now = clock::now();
-            const auto deadline = options_.max_delay < clock::time_point::max() - now
-                                      ? now + options_.max_delay
-                                      : clock::time_point::max();
+            const auto deadline = detail::saturating_after<clock>(clock::now(), options_.max_delay);
             writer_waiting_batch_ = true;
             work_cv_.wait_until(lock, deadline, ready);
             writer_waiting_batch_ = false;
@@ -233,7 +238,7 @@ void async_sink<Writer>::write_chunk(std::span<const event> chunk) noexcept {
             bump(dropped_write_error_, r.failed);
             return;
         }
-        backoff = std::min(options_.max_backoff, backoff * 2);
+        backoff = backoff > options_.max_backoff / 2 ? options_.max_backoff : backoff * 2;
         bump(retries_, 1);
     }
 }
@@ -259,8 +264,7 @@ template <class Writer>
     requires event_batch_writer<Writer>
 bool async_sink<Writer>::wait_backoff(std::chrono::milliseconds d) noexcept {
     std::unique_lock<std::mutex> lock(mutex_);
-    const auto now = clock::now();
-    const auto until = d < clock::time_point::max() - now ? now + d : clock::time_point::max();
+    const auto until = detail::saturating_after<clock>(clock::now(), d);
     // stop() may shorten the wait by setting a deadline: re-evaluate on each wake.
     for (;;) {
         const auto limit = std::min(until, shutdown_deadline_);
