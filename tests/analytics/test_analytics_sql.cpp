@@ -90,23 +90,25 @@ void check_same(sq::event_store& store, const std::vector<srl::event>& events, b
                                                "<script>alert(1)</script>", "user:\xF0\x9F\x98\x80",
                                                "ip:nobody"};
     for (int days : {-1, 0, 1, 7, 30, 90}) {
-        INFO("days " << days << (rollups ? " with rollups" : " raw"));
+      // Midnight (window edges on day boundaries) and an instant off every boundary.
+      for (const auto now : {test_now, test_now + 5h + 17min + 3us}) {
+        INFO("days " << days << (rollups ? " with rollups" : " raw") << " now " << srl::format_rfc3339(now, 6));
         sq::sql_analytics a{*sql, store.sql_dialect(), rollups};
-        CHECK(a.traffic_summary_at(days, test_now) == srl::get_traffic_summary(events, days, test_now));
+        CHECK(a.traffic_summary_at(days, now) == srl::get_traffic_summary(events, days, now));
         for (int limit : {0, 1, 5, 1000})
-            CHECK(a.top_offenders_at(days, limit, test_now) == srl::get_top_offenders(events, days, limit, test_now));
+            CHECK(a.top_offenders_at(days, limit, now) == srl::get_top_offenders(events, days, limit, now));
         for (int limit : {2, 50})
-            CHECK(a.rule_hit_counts_at(days, limit, test_now) ==
-                  srl::get_rule_hit_counts(events, days, limit, test_now));
+            CHECK(a.rule_hit_counts_at(days, limit, now) == srl::get_rule_hit_counts(events, days, limit, now));
         for (const auto& key : detail_keys)
             for (int recent : {0, 7, 500}) {
                 INFO("detail of " << key << " recent " << recent);
-                CHECK(a.offender_detail_at(key, days, recent, test_now) ==
-                      srl::get_offender_detail(events, key, days, recent, test_now));
+                CHECK(a.offender_detail_at(key, days, recent, now) ==
+                      srl::get_offender_detail(events, key, days, recent, now));
             }
+      }
         // As of a past instant: the window is [as_of - days, as_of].
         for (const auto as_of : {test_now - 2h, test_now - 2h - 1us, test_now - 24h * 3 + 17min + 3us,
-                                 test_now - 25min}) {
+                                 test_now - 25min, test_now, test_now + 24h * 2 + 1h + 5us}) {
             INFO("as of " << srl::format_rfc3339(as_of, 6));
             const auto before = up_to(events, as_of);
             sq::sql_analytics b{*sql, store.sql_dialect(), rollups, as_of};

@@ -32,10 +32,12 @@ namespace smart_ratelimit::soci {
 //   ratelimit_rollup_hour       (hour, total, blocked)            every event
 //   ratelimit_rollup_key_hour   (hour, key, blocked)              blocked events only
 //   ratelimit_rollup_rule_hour  (hour, rule_name, hits, blocked)  non-empty rule_name
+//   ratelimit_rollup_key_day    (day, key, blocked)               blocked events, per UTC day
 // kept exact by triggers on ratelimit_event for INSERT, UPDATE and DELETE (and
 // TRUNCATE on PostgreSQL): per row on SQLite, per statement with transition tables
 // on PostgreSQL (one grouped upsert per COPY batch). A query for a window combines
-// the whole hours from the rollups with raw rows for the partial hour at the edge.
+// raw rows for the partial hours at its edges with whole hours from the rollups
+// (and, for the per-key counts, whole UTC days in between): exact to the microsecond.
 
 namespace analytics_detail {
 
@@ -43,6 +45,9 @@ namespace analytics_detail {
 #define SMART_RATELIMIT_SQLITE_HOUR(col)                                                    \
     "((" col " - (((" col " % 3600000000) + 3600000000) % 3600000000)) / 3600000000)"
 #define SMART_RATELIMIT_PG_HOUR(col) "floor(extract(epoch from " col ") / 3600)::bigint"
+#define SMART_RATELIMIT_SQLITE_DAY(col)                                                     \
+    "((" col " - (((" col " % 86400000000) + 86400000000) % 86400000000)) / 86400000000)"
+#define SMART_RATELIMIT_PG_DAY(col) "floor(extract(epoch from " col ") / 86400)::bigint"
 
 inline constexpr const char* sqlite_rollup_steps[] = {
     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_hour ("
@@ -53,9 +58,16 @@ inline constexpr const char* sqlite_rollup_steps[] = {
     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
     " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
     " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_day ("
+    " day BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
+    " PRIMARY KEY (day, key)) WITHOUT ROWID",
     "DELETE FROM ratelimit_rollup_hour",
     "DELETE FROM ratelimit_rollup_key_hour",
     "DELETE FROM ratelimit_rollup_rule_hour",
+    "DELETE FROM ratelimit_rollup_key_day",
+    "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
+    " SELECT " SMART_RATELIMIT_SQLITE_DAY("timestamp") ", key, COUNT(*)"
+    " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2",
     "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
     " SELECT " SMART_RATELIMIT_SQLITE_HOUR("timestamp") ", COUNT(*),"
     " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event GROUP BY 1",
@@ -73,6 +85,9 @@ inline constexpr const char* sqlite_rollup_steps[] = {
     " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
     "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
+    " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
+    "  SELECT " SMART_RATELIMIT_SQLITE_DAY("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
+    "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
     "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.rule_name, 1, NEW.allowed = 0"
     "  WHERE NEW.rule_name <> ''"
@@ -88,6 +103,11 @@ inline constexpr const char* sqlite_rollup_steps[] = {
     "  AND hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key;"
     " DELETE FROM ratelimit_rollup_key_hour"
     "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key"
+    "  AND blocked <= 0;"
+    " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
+    "  AND day = " SMART_RATELIMIT_SQLITE_DAY("OLD.timestamp") " AND key = OLD.key;"
+    " DELETE FROM ratelimit_rollup_key_day"
+    "  WHERE day = " SMART_RATELIMIT_SQLITE_DAY("OLD.timestamp") " AND key = OLD.key"
     "  AND blocked <= 0;"
     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
     "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name;"
@@ -107,6 +127,11 @@ inline constexpr const char* sqlite_rollup_steps[] = {
     " DELETE FROM ratelimit_rollup_key_hour"
     "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key"
     "  AND blocked <= 0;"
+    " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
+    "  AND day = " SMART_RATELIMIT_SQLITE_DAY("OLD.timestamp") " AND key = OLD.key;"
+    " DELETE FROM ratelimit_rollup_key_day"
+    "  WHERE day = " SMART_RATELIMIT_SQLITE_DAY("OLD.timestamp") " AND key = OLD.key"
+    "  AND blocked <= 0;"
     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
     "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name;"
     " DELETE FROM ratelimit_rollup_rule_hour"
@@ -118,6 +143,9 @@ inline constexpr const char* sqlite_rollup_steps[] = {
     " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
     "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
+    " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
+    "  SELECT " SMART_RATELIMIT_SQLITE_DAY("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
+    "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
     "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.rule_name, 1, NEW.allowed = 0"
     "  WHERE NEW.rule_name <> ''"
@@ -135,8 +163,15 @@ inline constexpr const char* postgresql_rollup_steps[] = {
     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
     " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
     " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name))",
+    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_day ("
+    " day BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
+    " PRIMARY KEY (day, key))",
     "LOCK TABLE ratelimit_event IN SHARE ROW EXCLUSIVE MODE",
-    "TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour",
+    "TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour,"
+    " ratelimit_rollup_key_day",
+    "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
+    " SELECT " SMART_RATELIMIT_PG_DAY("timestamp") ", key, COUNT(*)"
+    " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2",
     "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
     " SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
     " FROM ratelimit_event GROUP BY 1",
@@ -158,6 +193,10 @@ inline constexpr const char* postgresql_rollup_steps[] = {
     "  SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", key, COUNT(*)"
     "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
+    " INSERT INTO ratelimit_rollup_key_day AS r (day, key, blocked)"
+    "  SELECT " SMART_RATELIMIT_PG_DAY("timestamp") ", key, COUNT(*)"
+    "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
+    "  ON CONFLICT (day, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
     " INSERT INTO ratelimit_rollup_rule_hour AS r (hour, rule_name, hits, blocked)"
     "  SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", rule_name, COUNT(*),"
     "  COUNT(*) FILTER (WHERE NOT allowed)"
@@ -183,6 +222,13 @@ inline constexpr const char* postgresql_rollup_steps[] = {
     " DELETE FROM ratelimit_rollup_key_hour r USING (SELECT DISTINCT "
     SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, key FROM old_rows WHERE NOT allowed) d"
     "  WHERE r.hour = d.h AND r.key = d.key AND r.blocked <= 0;"
+    " UPDATE ratelimit_rollup_key_day r SET blocked = r.blocked - d.n"
+    "  FROM (SELECT " SMART_RATELIMIT_PG_DAY("timestamp") " AS dd, key, COUNT(*) AS n"
+    "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
+    "  WHERE r.day = d.dd AND r.key = d.key;"
+    " DELETE FROM ratelimit_rollup_key_day r USING (SELECT DISTINCT "
+    SMART_RATELIMIT_PG_DAY("timestamp") " AS dd, key FROM old_rows WHERE NOT allowed) d"
+    "  WHERE r.day = d.dd AND r.key = d.key AND r.blocked <= 0;"
     " UPDATE ratelimit_rollup_rule_hour r SET hits = r.hits - d.n, blocked = r.blocked - d.b"
     "  FROM (SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, rule_name, COUNT(*) AS n,"
     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows WHERE rule_name <> ''"
@@ -195,7 +241,8 @@ inline constexpr const char* postgresql_rollup_steps[] = {
     " END $f$",
     "CREATE OR REPLACE FUNCTION ratelimit_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$"
     " BEGIN"
-    " TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour;"
+    " TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour,"
+    "  ratelimit_rollup_key_day;"
     " RETURN NULL;"
     " END $f$",
     "CREATE OR REPLACE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event"
@@ -212,6 +259,8 @@ inline constexpr const char* postgresql_rollup_steps[] = {
 
 #undef SMART_RATELIMIT_SQLITE_HOUR
 #undef SMART_RATELIMIT_PG_HOUR
+#undef SMART_RATELIMIT_SQLITE_DAY
+#undef SMART_RATELIMIT_PG_DAY
 
 }  // namespace analytics_detail
 
@@ -292,11 +341,45 @@ struct window_plan {
         event_time lo, hi;  // inclusive; hi empty = open
         bool open_end = false;
     };
+    struct unit_range {
+        std::int64_t from = 0;
+        std::optional<std::int64_t> to;  // exclusive; empty = open
+    };
     std::vector<raw_range> raw;
     bool use_rollup = false;
     std::int64_t hour_from = 0;
     std::optional<std::int64_t> hour_to;  // exclusive
+    // The same whole hours split for the per-key tables: whole days in between
+    // (`days`, when `use_days`) and the hours before and after them.
+    std::vector<unit_range> key_hours;
+    bool use_days = false;
+    unit_range days;
 };
+
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
+
+/// Splits the rollup hours [hour_from, hour_to) into whole days and edge hours.
+inline void split_days(window_plan& p) {
+    if (!p.use_rollup) return;
+    const std::int64_t hs = p.hour_from;
+    const std::int64_t ds = ceil_div(hs, 24);
+    if (!p.hour_to) {
+        if (ds * 24 > hs) p.key_hours.push_back({hs, ds * 24});
+        p.use_days = true;
+        p.days = {ds, std::nullopt};
+        return;
+    }
+    const std::int64_t he = *p.hour_to;
+    const std::int64_t de = floor_div(he, 24);
+    if (ds < de) {
+        if (ds * 24 > hs) p.key_hours.push_back({hs, ds * 24});
+        p.use_days = true;
+        p.days = {ds, de};
+        if (he > de * 24) p.key_hours.push_back({de * 24, he});
+    } else if (he > hs) {
+        p.key_hours.push_back({hs, he});
+    }
+}
 
 inline window_plan plan_window(event_time start, std::optional<event_time> end, bool rollups) {
     window_plan p;
@@ -315,6 +398,7 @@ inline window_plan plan_window(event_time start, std::optional<event_time> end, 
         if (hs_t > start) p.raw.push_back({start, hs_t - std::chrono::microseconds{1}, false});
         p.use_rollup = true;
         p.hour_from = hs;
+        split_days(p);
         return p;
     }
     const std::int64_t e = end->time_since_epoch().count();
@@ -328,6 +412,7 @@ inline window_plan plan_window(event_time start, std::optional<event_time> end, 
         p.use_rollup = true;
         p.hour_from = hs;
         p.hour_to = he;
+        split_days(p);
     }
     p.raw.push_back({event_time{std::chrono::microseconds{he * hour_us}}, *end, false});
     return p;
@@ -361,6 +446,11 @@ public:
     std::string hour_condition(const window_plan& p) {
         std::string c = "hour >= " + integer(p.hour_from);
         if (p.hour_to) c += " AND hour < " + integer(*p.hour_to);
+        return c;
+    }
+    std::string unit_condition(std::string_view column, const window_plan::unit_range& r) {
+        std::string c = std::string(column) + " >= " + integer(r.from);
+        if (r.to) c += " AND " + std::string(column) + " < " + integer(*r.to);
         return c;
     }
     std::string blocked() const { return d_ == dialect::sqlite ? "allowed = 0" : "allowed = false"; }
@@ -486,10 +576,16 @@ struct sql_analytics {
         bound_query q(kind);
         std::string text = "SELECT key, CAST(SUM(n) AS BIGINT) AS c FROM (";
         bool first = true;
-        if (plan.use_rollup) {
-            text += "SELECT key, blocked AS n FROM ratelimit_rollup_key_hour WHERE " +
-                    q.hour_condition(plan);
+        if (plan.use_days) {
+            text += "SELECT key, blocked AS n FROM ratelimit_rollup_key_day WHERE " +
+                    q.unit_condition("day", plan.days);
             first = false;
+        }
+        for (const auto& h : plan.key_hours) {
+            if (!first) text += " UNION ALL ";
+            first = false;
+            text += "SELECT key, blocked AS n FROM ratelimit_rollup_key_hour WHERE " +
+                    q.unit_condition("hour", h);
         }
         for (const auto& r : plan.raw) {
             if (!first) text += " UNION ALL ";
