@@ -6,6 +6,7 @@
 # Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
 # the best round counts, which damps noise from other work on the machine.
 # Usage: scripts/bench-peers.sh [--rounds N] [--seconds S] [--json FILE]
+# SMART_RATELIMIT_BENCH_CORE=<binary> uses an already built bench_core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -28,11 +29,16 @@ scripts/install-deps.sh --with-bench
 build=${SMART_RATELIMIT_BENCH_BUILD_DIR:-$root/build-bench}
 jobs=${SMART_RATELIMIT_JOBS:-2}
 
-echo "== building bench_core (Release)" >&2
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF \
-  -DSMART_RATELIMIT_BUILD_TOOLS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=ON >/dev/null
-cmake --build "$build" -j "$jobs" --target bench_core >/dev/null
+bench_core=${SMART_RATELIMIT_BENCH_CORE:-}
+if [[ -z $bench_core ]]; then
+  echo "== building bench_core (Release)" >&2
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF \
+    -DSMART_RATELIMIT_BUILD_TOOLS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=ON >/dev/null
+  cmake --build "$build" -j "$jobs" --target bench_core >/dev/null
+  bench_core=$build/benchmarks/bench_core
+fi
+[[ -x $bench_core ]] || { echo "bench-peers: $bench_core is not an executable" >&2; exit 1; }
 
 echo "== building the Go peer (offline)" >&2
 peers=$build/peers
@@ -47,29 +53,33 @@ guava_jar=/usr/share/java/guava.jar
 javac -d "$peers/java" -cp "$guava_jar" benchmarks/peers/java/GuavaPeer.java
 
 # The bench_core cases that match the peers' two cases: the clock is read inside
-# the decision (as Allow()/tryAcquire() do), one hot key and a 100k-key working set.
-ours_filter=${SMART_RATELIMIT_BENCH_FILTER:-'^BM_(hot_key|keys_100k)_clock(/.*)?$'}
+# the decision (as Allow()/tryAcquire() do), one hot key and a 100k-key working set;
+# with the precise steady clock (the default, and what the goal is about) and the
+# coarse one. All three run a token bucket of 1,000,000/s with a burst of 1,000,000.
+ours_filter='^core/(hot_key|keys_100k)/(steady_clock|coarse_clock)'
 
 results=$peers/results.jsonl
 : >"$results"
 for ((r = 1; r <= rounds; r++)); do
   echo "== round $r of $rounds" >&2
-  "$build/benchmarks/bench_core" --benchmark_filter="$ours_filter" --benchmark_format=json \
+  "$bench_core" --benchmark_filter="$ours_filter" --benchmark_format=json \
     --benchmark_min_time="$seconds" >"$peers/ours-$r.json"
   python3 - "$peers/ours-$r.json" >>"$results" <<'PY'
 import json, sys
 for b in json.load(open(sys.argv[1]))["benchmarks"]:
     if b.get("run_type", "iteration") != "iteration":
         continue
-    name = b["run_name"] if "run_name" in b else b["name"]
+    name = b.get("run_name", b["name"])
     threads = int(b.get("threads", 1))
     unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
-    case = "keys_100k" if "100k" in name else "single_key"
-    print(json.dumps({"peer": "ours", "case": case, "threads": threads,
-                      "ns_per_op": b["real_time"] * unit, "name": name}))
+    case = "keys_100k" if "/keys_100k/" in name else "single_key"
+    peer = "ours_coarse" if "/coarse_clock" in name else "ours"
+    print(json.dumps({"peer": peer, "case": case, "threads": threads,
+                      "ns_per_op": b["real_time"] * unit, "name": name,
+                      "allowed_ratio": b.get("allowed_ratio")}))
 PY
-  "$peers/go-peer" -seconds "$seconds" >>"$results"
-  java -cp "$peers/java:$guava_jar" GuavaPeer --seconds "$seconds" --warmup 1 >>"$results"
+  "$peers/go-peer" -seconds "$seconds" -rate 1e6 -burst 1000000 >>"$results"
+  java -cp "$peers/java:$guava_jar" GuavaPeer --seconds "$seconds" --warmup 1 --rate 1e6 >>"$results"
 done
 
 [[ -n $json_out ]] && cp "$results" "$json_out"
@@ -84,27 +94,32 @@ for line in open(sys.argv[1]):
     k = (r["case"], r["threads"], r["peer"])
     best[k] = min(best.get(k, float("inf")), r["ns_per_op"])
 goals = {"single_key": 0.5, "keys_100k": 0.2}
+fmt = lambda v: f"{v:9.1f}" if v is not None else f"{'n/a':>9}"
 print()
-hdr = f"{'case':<12} {'threads':>7} {'ours ns':>9} {'Go ns':>9} {'Guava ns':>9} {'ours/best':>10} {'goal':>6}  met"
+hdr = f"{'case':<12} {'threads':>7} {'clock':<7} {'ours ns':>9} {'Go ns':>9} {'Guava ns':>9} {'ours/best':>10} {'goal':>6}  met"
 print(hdr)
 print("-" * len(hdr))
 missing = False
 for case in ("single_key", "keys_100k"):
     for threads in (1, 2):
-        ours = best.get((case, threads, "ours"))
-        go = best.get((case, threads, "go"))
-        guava = best.get((case, threads, "guava"))
-        fmt = lambda v: f"{v:9.1f}" if v is not None else f"{'n/a':>9}"
-        peers = [v for v in (go, guava) if v is not None]
-        if ours is None or not peers:
-            missing = True
-            print(f"{case:<12} {threads:>7} {fmt(ours)} {fmt(go)} {fmt(guava)} {'n/a':>10} {goals[case]:>6}  n/a")
-            continue
-        ratio = ours / min(peers)
-        met = "yes" if ratio <= goals[case] else "no"
-        print(f"{case:<12} {threads:>7} {fmt(ours)} {fmt(go)} {fmt(guava)} {ratio:10.3f} {goals[case]:>6}  {met}")
+        for ours_peer, clock in (("ours", "steady"), ("ours_coarse", "coarse")):
+            ours = best.get((case, threads, ours_peer))
+            go = best.get((case, threads, "go"))
+            guava = best.get((case, threads, "guava"))
+            peers = [v for v in (go, guava) if v is not None]
+            if ours is None or not peers:
+                missing = missing or clock == "steady"
+                print(f"{case:<12} {threads:>7} {clock:<7} {fmt(ours)} {fmt(go)} {fmt(guava)} {'n/a':>10} {goals[case]:>6}  n/a")
+                continue
+            ratio = ours / min(peers)
+            met = ("yes" if ratio <= goals[case] else "no") if clock == "steady" else "(info)"
+            print(f"{case:<12} {threads:>7} {clock:<7} {fmt(ours)} {fmt(go)} {fmt(guava)} {ratio:10.3f} {goals[case]:>6}  {met}")
 print()
-print("ns per decision, wall time / total calls (Google Benchmark real_time); best of the rounds.")
-print("Peers: one Limiter / RateLimiter, or a prebuilt read-only map of 100k of them; every call admitted.")
+print("ns per decision = wall time / total calls across threads (Google Benchmark real_time),")
+print("best of the rounds. Every limiter is a token bucket of 1,000,000/s, burst 1,000,000, so")
+print("the hot key is mostly denied and the 100k keys are always admitted, for all three.")
+print("Peers get a prebuilt read-only map (no insertion, no eviction, no lock on the map);")
+print("ours runs the full limiter: key formatting, seeded sharded bounded storage, decision.")
+print("The goal is judged on the steady clock (the default); coarse-clock rows are for information.")
 sys.exit(1 if missing else 0)
 PY

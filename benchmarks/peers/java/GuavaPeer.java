@@ -1,8 +1,9 @@
 // Peer benchmark: Guava's RateLimiter, the in-process limiter Java services use.
 // Measures ns per tryAcquire() for one hot limiter and for a prebuilt read-only
 // HashMap of 100k limiters (lookup by string key + tryAcquire), with 1 and 2
-// threads, after a warm-up that lets the JIT compile the loop. One JSON object per
-// line: wall time divided by total calls across threads (Google Benchmark's real_time).
+// threads, at bench_core's rate (1,000,000/s; Guava's bursty limiter stores one
+// second of permits), after a warm-up that lets the JIT compile the loop. One JSON
+// object per line: wall time / total calls across threads (Google Benchmark's real_time).
 
 import com.google.common.util.concurrent.RateLimiter;
 
@@ -13,9 +14,6 @@ import java.util.Map;
 import java.util.Random;
 
 public final class GuavaPeer {
-    // High enough that every call is admitted: the benchmark measures the
-    // bookkeeping of an admitted call, not the denial path.
-    private static final double HUGE_RATE = 1e9;
     private static final int BATCH = 4096;
 
     private interface Body {
@@ -59,22 +57,24 @@ public final class GuavaPeer {
     public static void main(String[] args) throws InterruptedException {
         double seconds = 1.0, warmup = 1.0;
         int keys = 100_000;
+        double rate = 1e6;
         for (int i = 0; i + 1 < args.length; i += 2) {
             switch (args[i]) {
                 case "--seconds": seconds = Double.parseDouble(args[i + 1]); break;
                 case "--warmup": warmup = Double.parseDouble(args[i + 1]); break;
                 case "--keys": keys = Integer.parseInt(args[i + 1]); break;
+                case "--rate": rate = Double.parseDouble(args[i + 1]); break;
                 default:
                     System.err.println("guava-peer: unknown option " + args[i]);
                     System.exit(2);
             }
         }
-        if (args.length % 2 != 0 || seconds <= 0 || keys <= 0 || warmup < 0) {
-            System.err.println("guava-peer: usage: [--seconds S] [--warmup S] [--keys N]");
+        if (args.length % 2 != 0 || seconds <= 0 || keys <= 0 || warmup < 0 || rate <= 0) {
+            System.err.println("guava-peer: usage: [--seconds S] [--warmup S] [--keys N] [--rate R]");
             System.exit(2);
         }
 
-        final RateLimiter hot = RateLimiter.create(HUGE_RATE);
+        final RateLimiter hot = RateLimiter.create(rate);
         Body single = (w, n) -> {
             long ok = 0;
             for (int i = 0; i < n; i++) if (hot.tryAcquire()) ok++;
@@ -85,7 +85,7 @@ public final class GuavaPeer {
         final String[] names = new String[keys];
         for (int i = 0; i < keys; i++) {
             names[i] = keyName(i);
-            limiters.put(names[i], RateLimiter.create(HUGE_RATE));
+            limiters.put(names[i], RateLimiter.create(rate));
         }
         // Each thread walks its own random permutation of the prebuilt keys (Java
         // caches a String's hash, so lookups skip hashing: favourable to the peer).
