@@ -10,6 +10,7 @@
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/settings.hpp>
 #include <smart_ratelimit/sinks/async_sink.hpp>
+#include <smart_ratelimit/soci/analytics.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
@@ -102,7 +103,7 @@ struct options {
         "  --items-rate RATE     rate of GET /api/items per user or IP. Default 100/m\n"
         "  --mode full|limit|none  benchmark modes: limiter and logging / limiter only / no limiter\n"
         "  --threads N           I/O threads. Default 1\n"
-        "  --migrate             create or update the event tables before serving\n",
+        "  --migrate             create or update the event tables before serving (as `smart-ratelimit migrate`)\n",
         code == 0 ? stdout : stderr);
     std::exit(code);
 }
@@ -180,6 +181,10 @@ http::response<http::string_body> app(const http::request<http::string_body>& re
     if (path == "/api/login" && req.method() == http::verb::post) res.body() = "{\"ok\":true}";
     else if (path == "/api/items" && req.method() == http::verb::get) res.body() = "{\"items\":[]}";
     else if (path == "/") res.body() = "{\"dashboard\":\"/ratelimit/dashboard/\"}";
+    else if (path == "/favicon.ico") {
+        res.result(http::status::no_content);
+        res.erase(http::field::content_type);
+    }
     else {
         res.result(http::status::not_found);
         res.body() = "{\"error\":\"not found\"}";
@@ -257,7 +262,10 @@ int run(const options& opt) {
     const bool logging = opt.run_mode == mode::full && s.log_events;
 
     srl::soci::event_store store(s.database_url);
-    if (opt.migrate) store.migrate();
+    if (opt.migrate) {
+        store.migrate();
+        srl::soci::migrate_analytics(store);  // the rollups the dashboard's queries use
+    }
     if (!store.schema_current()) {
         std::fprintf(stderr,
                      "demo_server: the event tables of %s are missing or old: run "

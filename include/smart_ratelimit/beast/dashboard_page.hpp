@@ -95,7 +95,7 @@ inline void append_summary_table(std::string& s, std::string_view id, std::strin
 inline void append_page_head(std::string& s, std::string_view title, std::string_view nonce) {
     s += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-         "<meta name=\"referrer\" content=\"no-referrer\"><title>";
+         "<meta name=\"referrer\" content=\"no-referrer\"><link rel=\"icon\" href=\"data:,\"><title>";
     append_html_escaped(s, title);
     s += "</title><style nonce=\"";
     append_html_escaped(s, nonce);
