@@ -35,8 +35,8 @@ namespace smart_ratelimit {
 /// | `event_traits<T>::count(e)`      | `std::int64_t`         | count at decision time         |
 /// | `event_traits<T>::limit(e)`      | `std::int64_t`         | the configured limit           |
 ///
-/// `e` is a `const T&`. Accessors may return views into `e`; the functions keep
-/// such views only while the element is alive (see `event_range`).
+/// `e` is a `const T&`. Accessors may return views into `e` or values; the
+/// functions copy what they keep before moving to the next element.
 template <class T>
 struct event_traits {};  // not an event unless specialized or shaped like `event`
 
@@ -85,9 +85,8 @@ using range_event_t = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
 /// event_range: an input range (one pass is enough) whose elements are analysable
 /// events: `std::vector<event>`, a ring-buffer snapshot, a generator of rows
 /// streamed from SQL, `std::vector<my_row>` with `event_traits<my_row>`.
-/// The functions read every element once, in order, and never store iterators.
-/// Strings are kept as views into the elements only when the range is a forward
-/// range of lvalues (the elements outlive the pass); otherwise they are copied.
+/// The functions read every element once, in order, never store iterators and
+/// never keep references to elements (elements may be prvalues).
 template <class R>
 concept event_range =
     std::ranges::input_range<R> && analysable_event<range_event_t<R>>;

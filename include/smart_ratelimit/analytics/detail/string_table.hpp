@@ -1,8 +1,9 @@
 // smart_ratelimit/analytics/detail/string_table.hpp
 // The grouping table behind the key-grouping analytics: an open-addressing hash
 // map from string_view to a small value, with linear probing and stored hashes.
-// Keys are views into the caller's events when those outlive the table, or copies
-// in the table's own arena otherwise. Internal; not thread-safe.
+// Each key is copied once, on first sight, into the table's own arena: lookups then
+// touch a few compact megabytes instead of the caller's (possibly huge, possibly
+// transient) events. Internal; not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -27,9 +28,8 @@ public:
 
     string_table() { slots_.resize(initial_capacity); }
 
-    /// The value for `key`, default-constructed on first sight. With `stable` the
-    /// key's bytes are known to outlive the table and are not copied.
-    Value& operator()(std::string_view key, bool stable) {
+    /// The value for `key`, default-constructed (and the key copied) on first sight.
+    Value& operator()(std::string_view key) {
         std::size_t h = std::hash<std::string_view>{}(key);
         h += (h == 0);
         std::size_t mask = slots_.size() - 1;
@@ -48,7 +48,7 @@ public:
         }
         entry& s = slots_[i];
         s.hash = h;
-        s.key = stable ? key : copy(key);
+        s.key = copy(key);
         ++size_;
         return s.value;
     }
@@ -63,7 +63,7 @@ public:
     }
 
 private:
-    static constexpr std::size_t initial_capacity = 64;
+    static constexpr std::size_t initial_capacity = 256;
     static constexpr std::size_t chunk_size = 64 * 1024;
 
     void grow() {

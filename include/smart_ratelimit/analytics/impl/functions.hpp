@@ -22,29 +22,6 @@ inline void check_count(int value, const char* name) {
                                     std::to_string(value));
 }
 
-/// True when views returned by event_traits<E>::key etc. stay valid after the
-/// iteration step: a forward range of lvalues, and accessors returning views or
-/// lvalue references (never a temporary string).
-template <class R, class Accessor>
-inline constexpr bool stable_strings =
-    std::ranges::forward_range<R> &&
-    std::is_lvalue_reference_v<std::ranges::range_reference_t<R>> &&
-    (std::is_same_v<std::invoke_result_t<Accessor, const range_event_t<R>&>, std::string_view> ||
-     std::is_lvalue_reference_v<std::invoke_result_t<Accessor, const range_event_t<R>&>>);
-
-struct key_of {
-    template <class E>
-    decltype(auto) operator()(const E& e) const { return event_traits<E>::key(e); }
-};
-struct path_of {
-    template <class E>
-    decltype(auto) operator()(const E& e) const { return event_traits<E>::path(e); }
-};
-struct rule_of {
-    template <class E>
-    decltype(auto) operator()(const E& e) const { return event_traits<E>::rule_name(e); }
-};
-
 /// Sorts `items` by (count desc, name asc) and keeps the first `limit`.
 template <class T, class Count, class Name>
 void top_k(std::vector<T>& items, std::size_t limit, Count count, Name name) {
@@ -90,14 +67,13 @@ template <event_range R>
 std::vector<offender> get_top_offenders(R&& events, int days, int limit, event_time now) {
     using traits = event_traits<range_event_t<R>>;
     analytics_detail::check_count(limit, "limit");
-    constexpr bool stable = analytics_detail::stable_strings<R, analytics_detail::key_of>;
     const event_time start = window_start(now, days);
     analytics_detail::string_table<std::int64_t> table;
     for (auto&& e : events) {
         if (static_cast<bool>(traits::allowed(e))) continue;
         if (!(event_time(traits::timestamp(e)) >= start)) continue;
         decltype(auto) key = traits::key(e);
-        ++table(std::string_view(key), stable);
+        ++table(std::string_view(key));
     }
     std::vector<std::pair<std::string_view, std::int64_t>> items;
     items.reserve(table.size());
@@ -115,7 +91,6 @@ template <event_range R>
 std::vector<rule_hits> get_rule_hit_counts(R&& events, int days, int limit, event_time now) {
     using traits = event_traits<range_event_t<R>>;
     analytics_detail::check_count(limit, "limit");
-    constexpr bool stable = analytics_detail::stable_strings<R, analytics_detail::rule_of>;
     const event_time start = window_start(now, days);
     struct counts {
         std::int64_t hits = 0;
@@ -127,7 +102,7 @@ std::vector<rule_hits> get_rule_hit_counts(R&& events, int days, int limit, even
         decltype(auto) rule = traits::rule_name(e);
         const std::string_view name(rule);
         if (name.empty()) continue;
-        counts& c = table(name, stable);
+        counts& c = table(name);
         ++c.hits;
         c.blocked += !static_cast<bool>(traits::allowed(e));
     }
@@ -152,7 +127,6 @@ offender_detail get_offender_detail(R&& events, std::string_view key, int days, 
     offender_detail d;
     d.key = std::string(key);
     d.days = days;
-    constexpr bool stable = analytics_detail::stable_strings<R, analytics_detail::path_of>;
     analytics_detail::string_table<std::int64_t> paths;
     // The newest `recent` events: a min-heap on (timestamp, position).
     struct candidate {
@@ -181,7 +155,7 @@ offender_detail get_offender_detail(R&& events, std::string_view key, int days, 
         } else {
             ++d.blocked;
             decltype(auto) p = traits::path(e);
-            ++paths(std::string_view(p), stable);
+            ++paths(std::string_view(p));
         }
         if (!d.first_seen || ts < *d.first_seen) d.first_seen = ts;
         if (!d.last_seen || ts > *d.last_seen) d.last_seen = ts;
