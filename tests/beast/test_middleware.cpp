@@ -481,3 +481,44 @@ TEST_CASE("handle() runs the handler when allowed and answers 429 itself when no
     }
     CHECK(calls == 5);
 }
+
+TEST_CASE("a throwing identify policy makes the request anonymous and is counted",
+          "[beast][middleware]") {
+    recording_sink sink;
+    auto lim = make_limiter(mw::request_key::user_or_ip(), {{"items", "5/m"}}, sink, minute_clock());
+    auto identify = [](const http::request_header<>&) -> std::optional<std::string> {
+        throw std::runtime_error("session store down");
+    };
+    mw::middleware_options o;
+    o.log_events = true;
+    mw::middleware<test_limiter, decltype(identify)> m(o, identify);
+    m.add(*lim);
+    auto req = make_request(http::verb::get, "/api/items");
+    CHECK(m.check(req, addr("192.0.2.1")).allowed());
+    CHECK(m.stats().identify_failures == 1);
+    REQUIRE(sink.size() == 1);
+    CHECK(sink.events()[0].key == "rule:items:ip:192.0.2.1");
+    CHECK(sink.events()[0].user_id == std::nullopt);
+}
+
+TEST_CASE("a throwing sink never changes a multi-route decision", "[beast][middleware][events]") {
+    using broken_limiter = srl::limiter<mw::request_key, srl::in_memory_storage<>, throwing_sink, srl::manual_clock>;
+    auto clock = minute_clock();
+    broken_limiter a(mw::request_key::ip(), {{"a", "2/m"}}, {}, {}, throwing_sink{}, clock);
+    broken_limiter b(mw::request_key::ip(), {{"b", "5/m"}}, {}, {}, throwing_sink{}, clock);
+    mw::middleware_options o;
+    o.log_events = true;
+    mw::middleware<broken_limiter> m(o);
+    m.add(a, {"/", {}}).add(b, {"/x", {}});
+    auto req = make_request(http::verb::get, "/x");
+    CHECK(m.check(req, addr("192.0.2.1")).allowed());
+    CHECK(m.check(req, addr("192.0.2.1")).allowed());
+    CHECK_FALSE(m.check(req, addr("192.0.2.1")).allowed());
+    CHECK(m.stats().sink_failures == 6);
+    // Single route: the limiter catches and counts.
+    mw::middleware<broken_limiter> single(o);
+    single.add(b, {"/y", {}});
+    auto y = make_request(http::verb::get, "/y");
+    CHECK(single.check(y, addr("192.0.2.1")).allowed());
+    CHECK(b.sink_failures() == 1);
+}

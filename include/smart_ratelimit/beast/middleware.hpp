@@ -100,6 +100,7 @@ struct middleware_stats {
     std::uint64_t failed_open = 0;    ///< storage failures let through
     std::uint64_t failed_closed = 0;  ///< storage failures rejected with 503
     std::uint64_t sink_failures = 0;  ///< events a sink refused (multi-route requests)
+    std::uint64_t identify_failures = 0;  ///< identify threw; the request was treated as anonymous
 };
 
 /// The outcome of checking one request.
@@ -238,12 +239,19 @@ public:
         s.failed_open = failed_open_.load(std::memory_order_relaxed);
         s.failed_closed = failed_closed_.load(std::memory_order_relaxed);
         s.sink_failures = sink_failures_.load(std::memory_order_relaxed);
+        s.identify_failures = identify_failures_.load(std::memory_order_relaxed);
         return s;
     }
 
     /// Checks a request from `peer` (the socket peer) synchronously.
     limit_result check(const http::request_header<>& req, const ip_address& peer) {
-        std::optional<std::string> user = identify_(req);
+        std::optional<std::string> user;
+        try {
+            user = identify_(req);
+        } catch (...) {
+            // An identify policy that throws makes the request anonymous (keyed by IP).
+            identify_failures_.fetch_add(1, std::memory_order_relaxed);
+        }
         request_view view(req, peer, options_.trusted_proxies);
         if (user) view.set_user_id(std::string_view(*user));
         return check(view);
@@ -575,7 +583,7 @@ private:
     std::vector<bound_route> routes_;
     std::optional<boost::asio::any_io_executor> work_;
     std::atomic<std::uint64_t> checked_{0}, allowed_{0}, blocked_{0}, failed_open_{0},
-        failed_closed_{0}, sink_failures_{0};
+        failed_closed_{0}, sink_failures_{0}, identify_failures_{0};
 };
 
 }  // namespace smart_ratelimit::beast
