@@ -33,6 +33,18 @@ struct flaky_sink {
     }
 };
 
+// Tells whether it was handed an rvalue.
+struct move_aware_sink {
+    int copies = 0;
+    int moves = 0;
+    void record(const srl::event&) { ++copies; }
+    void record(srl::event&& e) {
+        ++moves;
+        srl::event taken = std::move(e);
+        (void)taken;
+    }
+};
+
 struct throws_anything_sink {
     void record(const srl::event&) { throw 7; }
 };
@@ -87,4 +99,21 @@ TEST_CASE("fan-out sink holds lvalue sinks by reference, e.g. a ring buffer and 
     by_value.record(make_test_event("ip:1", 1));
     CHECK(by_value.sink<0>().events.size() == 1);
     CHECK(by_value.failures(1) == 1);
+}
+
+TEST_CASE("fan-out sink moves an rvalue event into the last sink only", "[sinks][fanout]") {
+    srl::fanout_sink<move_aware_sink, vector_sink, move_aware_sink> sink;
+    sink.record(make_test_event("ip:1", 1));
+    CHECK(sink.sink<0>().copies == 1);
+    CHECK(sink.sink<0>().moves == 0);
+    REQUIRE(sink.sink<1>().events.size() == 1);
+    CHECK(sink.sink<1>().events[0] == make_test_event("ip:1", 1));  // read before the move
+    CHECK(sink.sink<2>().moves == 1);
+    const auto e = make_test_event("ip:1", 2);
+    sink.record(e);
+    CHECK(sink.sink<2>().copies == 1);
+
+    srl::fanout_sink<flaky_sink> single;  // one sink: the rvalue path alone
+    single.record(make_test_event("ip:1", 1));
+    CHECK(single.failures(0) == 1);
 }

@@ -22,7 +22,8 @@ namespace smart_ratelimit {
 /// owned elsewhere; the deduction guide holds lvalue arguments by reference and
 /// rvalue arguments by value.
 /// `record` never throws: an exception from sink I is caught, counted by
-/// `failures(I)`, and the remaining sinks still receive the event.
+/// `failures(I)`, and the remaining sinks still receive the event. Given an
+/// rvalue, the last sink receives it as an rvalue (put an async_sink last).
 /// Thread safety: as safe as the least thread-safe sink in the list; the failure
 /// counters are atomic.
 template <class... Sinks>
@@ -56,6 +57,16 @@ public:
 
     void record(const event& e) noexcept {
         record_each(e, std::index_sequence_for<Sinks...>{});
+    }
+    /// As above, but the last sink gets the event moved (the others only read it):
+    /// a limiter's fresh event then reaches e.g. an async_sink without a copy.
+    void record(event&& e) noexcept {
+        record_each(std::as_const(e), std::make_index_sequence<size - 1>{});
+        try {
+            std::get<size - 1>(sinks_).record(std::move(e));
+        } catch (...) {
+            failures_[size - 1].fetch_add(1, std::memory_order_relaxed);
+        }
     }
 
     /// The I-th sink.

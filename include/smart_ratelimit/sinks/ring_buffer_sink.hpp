@@ -131,7 +131,7 @@ private:
     }
 
     const std::size_t capacity_;
-    mutable Mutex mutex_;  // guards everything below
+    [[no_unique_address]] mutable Mutex mutex_;  // guards everything below
     std::vector<event> buf_;  // physical slots; logical oldest at head_ once full
     std::size_t head_ = 0;
     std::uint64_t recorded_ = 0;
