@@ -418,3 +418,22 @@ TEST_CASE("cleanup_old rejects a batch size of zero or less and negative days", 
     CHECK_THROWS_AS(store.cleanup_old(-1, 10), srl::config_error);
     CHECK(store.cleanup_old(30, 1) == 0);
 }
+
+TEST_CASE("migration SQL splits on statement ends, not inside quotes, bodies or triggers", "[soci][schema]") {
+    using ssoci::detail::split_statements;
+    CHECK(split_statements("CREATE TABLE a (x INT);\n CREATE INDEX i ON a (x) ;") ==
+          std::vector<std::string>{"CREATE TABLE a (x INT)", "CREATE INDEX i ON a (x)"});
+    CHECK(split_statements("INSERT INTO a VALUES (';'); SELECT \"semi;colon\" FROM a -- note; here\n;") ==
+          std::vector<std::string>{"INSERT INTO a VALUES (';')", "SELECT \"semi;colon\" FROM a -- note; here"});
+    CHECK(split_statements("CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + CASE WHEN NEW.x THEN 1 "
+                           "ELSE 0 END; INSERT INTO c VALUES (1); END; SELECT 1") ==
+          std::vector<std::string>{"CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + CASE WHEN NEW.x "
+                                   "THEN 1 ELSE 0 END; INSERT INTO c VALUES (1); END",
+                                   "SELECT 1"});
+    CHECK(split_statements("CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN x := 1; RETURN NEW; END $body$ "
+                           "LANGUAGE plpgsql; CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()") ==
+          std::vector<std::string>{"CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN x := 1; RETURN NEW; END "
+                                   "$body$ LANGUAGE plpgsql",
+                                   "CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()"});
+    CHECK(split_statements("  ;; ").empty());
+}

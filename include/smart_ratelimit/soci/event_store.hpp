@@ -601,7 +601,8 @@ inline bool event_store::write_bisect(std::span<const event* const> rows, batch_
         store_failed = true;
     } catch (...) {
     }
-    if (store_failed || !store_answers()) return false;
+    // store_answers() also drops a broken connection, so the next batch reconnects.
+    if (!store_answers() || store_failed) return false;
     if (rows.size() == 1) {
         ++r.invalid;
         ++done;

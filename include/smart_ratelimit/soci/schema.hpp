@@ -20,8 +20,9 @@
 namespace smart_ratelimit::soci {
 
 /// One schema step. Each SQL text may hold several statements separated by ';'
-/// (no ';' inside a statement). Statements should be idempotent where the dialect
-/// allows (`IF NOT EXISTS`), so a lost version row never breaks a re-run.
+/// (a ';' inside quotes, a $$ body or a trigger's BEGIN ... END does not split).
+/// Statements should be idempotent where the dialect allows (`IF NOT EXISTS`), so
+/// a lost version row never breaks a re-run.
 struct migration {
     int version;
     std::string_view description;
@@ -90,16 +91,63 @@ struct applied_migration {
 
 namespace detail {
 
+inline bool ident_char(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
+}
+
+inline bool keyword_at(std::string_view sql, std::size_t i, std::string_view word) noexcept {
+    if (i + word.size() > sql.size()) return false;
+    if (i > 0 && ident_char(sql[i - 1])) return false;
+    if (i + word.size() < sql.size() && ident_char(sql[i + word.size()])) return false;
+    for (std::size_t k = 0; k < word.size(); ++k) {
+        char c = sql[i + k];
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+        if (c != word[k]) return false;
+    }
+    return true;
+}
+
+/// Splits a migration's SQL on the ';' that end statements: not inside '...',
+/// "...", $tag$...$tag$ (PostgreSQL function bodies), -- comments, or a
+/// BEGIN ... END block (SQLite trigger bodies; CASE ... END nests inside).
 inline std::vector<std::string> split_statements(std::string_view sql) {
     std::vector<std::string> out;
-    while (!sql.empty()) {
-        const auto semi = sql.find(';');
-        std::string_view stmt = sql.substr(0, semi);
-        sql = semi == std::string_view::npos ? std::string_view{} : sql.substr(semi + 1);
-        while (!stmt.empty() && (stmt.front() == ' ' || stmt.front() == '\n')) stmt.remove_prefix(1);
-        while (!stmt.empty() && (stmt.back() == ' ' || stmt.back() == '\n')) stmt.remove_suffix(1);
+    auto emit = [&](std::string_view stmt) {
+        while (!stmt.empty() && (stmt.front() == ' ' || stmt.front() == '\n' || stmt.front() == '\t'))
+            stmt.remove_prefix(1);
+        while (!stmt.empty() && (stmt.back() == ' ' || stmt.back() == '\n' || stmt.back() == '\t'))
+            stmt.remove_suffix(1);
         if (!stmt.empty()) out.emplace_back(stmt);
+    };
+    std::size_t start = 0;
+    int depth = 0;
+    for (std::size_t i = 0; i < sql.size(); ++i) {
+        const char c = sql[i];
+        if (c == '\'' || c == '"') {
+            const auto close = sql.find(c, i + 1);
+            i = close == std::string_view::npos ? sql.size() : close;
+        } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+            const auto nl = sql.find('\n', i);
+            i = nl == std::string_view::npos ? sql.size() : nl;
+        } else if (c == '$' && (i == 0 || !ident_char(sql[i - 1]))) {
+            const auto tag_end = sql.find('$', i + 1);
+            if (tag_end == std::string_view::npos) continue;
+            const std::string_view tag = sql.substr(i, tag_end - i + 1);
+            bool valid = true;
+            for (const char t : tag.substr(1, tag.size() - 2)) valid = valid && ident_char(t) && t != '$';
+            if (!valid) continue;
+            const auto close = sql.find(tag, tag_end + 1);
+            i = close == std::string_view::npos ? sql.size() : close + tag.size() - 1;
+        } else if (keyword_at(sql, i, "BEGIN") || keyword_at(sql, i, "CASE")) {
+            ++depth;
+        } else if (keyword_at(sql, i, "END")) {
+            if (depth > 0) --depth;
+        } else if (c == ';' && depth == 0) {
+            emit(sql.substr(start, i - start));
+            start = i + 1;
+        }
     }
+    if (start < sql.size()) emit(sql.substr(start));
     return out;
 }
 

@@ -1,0 +1,238 @@
+// tests/events/test_cli_events.cpp
+// The built smart-ratelimit program, run as a user runs it: migrate,
+// cleanup-events, export and import, their summary lines and exit codes, and the
+// JSON lines round trip (export -> import into a fresh database -> identical).
+#include "event_store_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#ifndef SRL_TOOL_PATH
+#error "SRL_TOOL_PATH must name the smart-ratelimit binary"
+#endif
+
+using namespace srl_test;
+namespace ssoci = smart_ratelimit::soci;
+using srl::event;
+using srl::event_time;
+using std::chrono::microseconds;
+
+namespace {
+
+struct cli_result {
+    int code;
+    std::string out;
+    std::string err;
+};
+
+std::string shell_quote(const std::string& s) {
+    std::string q = "'";
+    for (const char c : s) {
+        if (c == '\'') q += "'\\''";
+        else q += c;
+    }
+    return q + "'";
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+/// Runs the program in `cwd` with `args`, `input` on stdin and `env` prefixed
+/// (e.g. "RATELIMIT_DATABASE_URL=..."); the settings variables are cleared first.
+cli_result run_cli(const temp_dir& cwd, const std::vector<std::string>& args, const std::string& input = "",
+                   const std::string& env = "") {
+    const fs::path in = cwd.path() / "stdin.txt", out = cwd.path() / "stdout.txt", err = cwd.path() / "stderr.txt";
+    std::ofstream(in, std::ios::binary) << input;
+    std::string cmd = "cd " + shell_quote(cwd.path().string()) +
+                      " && env -u RATELIMIT_DATABASE_URL -u RATELIMIT_SETTINGS " + env + " " +
+                      shell_quote(SRL_TOOL_PATH);
+    for (const auto& a : args) cmd += " " + shell_quote(a);
+    cmd += " <" + shell_quote(in.string()) + " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+std::vector<event> sample_history() {
+    std::vector<event> v;
+    for (int i = 0; i < 40; ++i) v.push_back(sample_event(i, i % 3 == 0 ? "rule:login:ip:203.0.113.5" : "ip:198.51.100.7", i % 4 != 0));
+    v.push_back(srl::make_event(event_time{microseconds{1'764'000'000'000'001}}, "user:Zoë", "/café/\"q\"\\\t\x01",
+                                "GET", true, 1, 5, std::nullopt, "Ωmega"));
+    v.push_back(v.back());  // an exact duplicate, same timestamp: order must survive
+    v.back().path = "/second";
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("cli: migrate is idempotent and prints one summary line", "[cli][soci]") {
+    temp_dir dir;
+    auto r = run_cli(dir, {"migrate"});
+    CHECK(r.code == 0);
+    CHECK(lines(r.out) == 1);
+    CHECK(r.out.find("migrate: applied ") == 0);
+    CHECK(r.out.find("events v1 create ratelimit_event") != std::string::npos);
+    CHECK(r.out.find("sqlite:///smart_ratelimit.db") != std::string::npos);
+    CHECK(fs::exists(dir.path() / "smart_ratelimit.db"));  // the default: a file in the working directory
+    r = run_cli(dir, {"migrate"});
+    CHECK(r.code == 0);
+    CHECK(r.out.find("migrate: schema up to date (events v1") == 0);
+
+    const std::string url = dir.sqlite_url("other.db");
+    r = run_cli(dir, {"migrate"}, "", "RATELIMIT_DATABASE_URL=" + shell_quote(url));
+    CHECK(r.code == 0);
+    CHECK(ssoci::event_store(url).schema_current());
+    r = run_cli(dir, {"migrate", "--database", dir.sqlite_url("flag.db")}, "",
+                "RATELIMIT_DATABASE_URL=" + shell_quote(url));
+    CHECK(r.code == 0);
+    CHECK(fs::exists(dir.path() / "flag.db"));
+}
+
+TEST_CASE("cli: exit codes name the failure", "[cli][soci]") {
+    temp_dir dir;
+    CHECK(run_cli(dir, {}).code == 64);
+    CHECK(run_cli(dir, {"no-such-command"}).code == 64);
+    CHECK(run_cli(dir, {"export", "--help"}).code == 0);
+
+    auto r = run_cli(dir, {"export", "--database", "mysql://u@h/db"});
+    CHECK(r.code == 64);
+    CHECK(r.err.find("mysql://u@h/db") != std::string::npos);
+    r = run_cli(dir, {"migrate"}, "", "RATELIMIT_DATABASE_URL=sqlite:/nope");
+    CHECK(r.code == 78);
+    CHECK(r.err.find("RATELIMIT_DATABASE_URL") != std::string::npos);
+    r = run_cli(dir, {"migrate", "--database", "postgresql://srl:pw@127.0.0.1:" + std::to_string(free_port()) + "/x"});
+    CHECK(r.code == 69);
+    CHECK(r.err.find("pw") == std::string::npos);  // the password is never printed
+    CHECK(lines(r.err) == 1);
+    r = run_cli(dir, {"migrate", "--database", "sqlite:////nonexistent-dir-srl/x/e.db"});
+    CHECK(r.code == 69);
+
+    // No schema yet: the commands that need it say to run migrate.
+    for (const char* cmd : {"export", "import", "cleanup-events"}) {
+        INFO(cmd);
+        r = run_cli(dir, {cmd});
+        CHECK(r.code == 69);
+        CHECK(r.err.find("smart-ratelimit migrate") != std::string::npos);
+    }
+    REQUIRE(run_cli(dir, {"migrate"}).code == 0);
+    CHECK(run_cli(dir, {"cleanup-events", "--batch-size", "0"}).code == 64);
+    CHECK(run_cli(dir, {"cleanup-events", "--batch-size", "-1"}).code == 64);
+    CHECK(run_cli(dir, {"cleanup-events", "--older-than-days", "-1"}).code == 64);
+    CHECK(run_cli(dir, {"cleanup-events", "--older-than-days", "3x"}).code == 64);
+    CHECK(run_cli(dir, {"cleanup-events", "--older-than-days"}).code == 64);
+    CHECK(run_cli(dir, {"cleanup-events", "--frobnicate"}).code == 64);
+    CHECK(run_cli(dir, {"export", "--since", "yesterday"}).code == 64);
+    CHECK(run_cli(dir, {"export", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"}).code == 64);
+    CHECK(run_cli(dir, {"import", "--input", (dir.path() / "missing.jsonl").string()}).code == 64);
+    CHECK(run_cli(dir, {"export", "positional"}).code == 64);
+}
+
+TEST_CASE("cli: export then import into a fresh database gives identical JSON lines", "[cli][soci]") {
+    temp_dir dir;
+    const std::string a = dir.sqlite_url("a.db"), b = dir.sqlite_url("b.db");
+    ssoci::event_store store_a(a);
+    store_a.migrate();
+    const auto history = sample_history();
+    REQUIRE(store_a.write_batch(history).written == history.size());
+
+    auto r = run_cli(dir, {"export", "--database", a, "--output", "a.jsonl"});
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("export: wrote 42 event(s)") == 0);
+    const std::string exported = slurp(dir.path() / "a.jsonl");
+    CHECK(lines(exported) == 42);
+    CHECK(exported.find("\"timestamp\":\"2025-11-24T16:00:00.000000Z\"") != std::string::npos);
+    CHECK(exported.find("\"ip_address\":null") != std::string::npos);
+    CHECK(exported.find("\"user_id\":\"Ωmega\"") != std::string::npos);
+    CHECK(exported.find("\"path\":\"/café/\\\"q\\\"\\\\\\t\\u0001\"") != std::string::npos);
+
+    REQUIRE(run_cli(dir, {"migrate", "--database", b}).code == 0);
+    r = run_cli(dir, {"import", "--database", b, "--input", "a.jsonl"});
+    CHECK(r.code == 0);
+    CHECK(r.out.find("42 event(s) written") != std::string::npos);
+    r = run_cli(dir, {"export", "--database", b});  // to stdout, summary on stderr
+    CHECK(r.code == 0);
+    CHECK(r.out == exported);
+    CHECK(r.err.find("export: wrote 42 event(s)") == 0);
+
+    // Filters: window (inclusive) and key.
+    r = run_cli(dir, {"export", "--database", b, "--key", "user:Zoë"});
+    CHECK(lines(r.out) == 2);
+    r = run_cli(dir, {"export", "--database", b, "--since", "2025-11-24T16:00:01.000003Z", "--until",
+                      "2025-11-24T16:00:03.000009Z"});
+    CHECK(lines(r.out) == 3);
+
+    // And through PostgreSQL when a server is available.
+    pg_database pg("cli");
+    if (pg) {
+        REQUIRE(run_cli(dir, {"migrate", "--database", pg.url()}).code == 0);
+        r = run_cli(dir, {"import", "--database", pg.url()}, exported);
+        CHECK(r.code == 0);
+        r = run_cli(dir, {"export", "--database", pg.url()});
+        CHECK(r.code == 0);
+        CHECK(r.out == exported);
+    }
+}
+
+TEST_CASE("cli: import reports bad lines by number and keeps the good ones", "[cli][soci]") {
+    temp_dir dir;
+    REQUIRE(run_cli(dir, {"migrate"}).code == 0);
+    const std::string input =
+        "{\"timestamp\":\"2026-05-07T22:41:55Z\",\"key\":\"ip:1.1.1.1\",\"path\":\"/a\",\"method\":\"GET\","
+        "\"allowed\":true,\"count\":1,\"limit\":10,\"ip_address\":\"1.1.1.1\",\"user_id\":null}\n"
+        "not json\n"
+        "\n"
+        "{\"timestamp\":\"2026-05-07T22:41:56Z\",\"key\":\"ip:1.1.1.1\",\"allowed\":\"yes\",\"count\":1,\"limit\":10}\n"
+        "{\"timestamp\":\"2026-05-07 22:41:57.5+02:00\",\"key\":\"rule:api:user:7\",\"allowed\":false,\"count\":11,"
+        "\"limit\":10,\"user_id\":7,\"id\":99}\n"
+        "{\"timestamp\":\"2026-13-07T22:41:57Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,\"limit\":1}\n"
+        "{\"timestamp\":\"2026-05-07T22:41:58Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,\"limit\":1,\"extra\":1}\n";
+    auto r = run_cli(dir, {"import"}, input);
+    CHECK(r.code == 65);
+    CHECK(r.err.find("line 2:") != std::string::npos);
+    CHECK(r.err.find("line 4: \"allowed\" must be true or false") != std::string::npos);
+    CHECK(r.err.find("line 6: \"timestamp\" is not an RFC 3339") != std::string::npos);
+    CHECK(r.err.find("line 7: unknown field \"extra\"") != std::string::npos);
+    CHECK(r.out.find("import: read 7 line(s) from stdin: 2 event(s) written") == 0);
+
+    r = run_cli(dir, {"export"});
+    REQUIRE(r.code == 0);
+    CHECK(lines(r.out) == 2);
+    CHECK(r.out.find("\"timestamp\":\"2026-05-07T20:41:57.500000Z\",\"key\":\"rule:api:user:7\","
+                     "\"rule_name\":\"api\"") != std::string::npos);
+    CHECK(r.out.find("\"user_id\":\"7\"") != std::string::npos);
+}
+
+TEST_CASE("cli: cleanup-events deletes old events in batches and prints the count", "[cli][soci]") {
+    temp_dir dir;
+    REQUIRE(run_cli(dir, {"migrate"}).code == 0);
+    ssoci::event_store store(dir.sqlite_url("smart_ratelimit.db"));
+    const auto now = std::chrono::time_point_cast<microseconds>(std::chrono::system_clock::now());
+    std::vector<event> in;
+    for (int i = 0; i < 10; ++i) {
+        auto e = sample_event(i);
+        e.timestamp = now - std::chrono::hours{24 * 40} - microseconds{i};
+        in.push_back(e);
+    }
+    for (int i = 0; i < 2; ++i) {
+        auto e = sample_event(100 + i);
+        e.timestamp = now - std::chrono::hours{24};
+        in.push_back(e);
+    }
+    REQUIRE(store.write_batch(in).written == 12);
+    auto r = run_cli(dir, {"cleanup-events", "--older-than-days", "30", "--batch-size", "3"});
+    CHECK(r.code == 0);
+    CHECK(r.out == "cleanup-events: deleted 10 event(s) older than 30 day(s) (batch size 3) from "
+                   "sqlite:///smart_ratelimit.db\n");
+    CHECK(store.count() == 2);
+    r = run_cli(dir, {"cleanup-events"});
+    CHECK(r.code == 0);
+    CHECK(r.out.find("deleted 0 event(s) older than 30 day(s) (batch size 1000)") != std::string::npos);
+}
