@@ -1,14 +1,15 @@
 // smart_ratelimit/storage/in_memory_storage.hpp
 // Bounded, sharded in-process storage of algorithm states. Keys hash with a
 // per-process random seed to one of a power-of-two number of shards, each a hash map
-// under its own mutex with an LRU list; a full shard evicts an idle key first (one
-// whose state is as good as fresh), else its least recently used key.
+// under its own mutex; a full shard evicts an idle key first (one whose state is as
+// good as fresh), else a least recently used one (CLOCK, the second-chance LRU).
 #pragma once
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/concepts.hpp>
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/detail/hash.hpp>
+#include <smart_ratelimit/detail/key_table.hpp>
 #include <smart_ratelimit/detail/null_mutex.hpp>
 #include <smart_ratelimit/detail/time_math.hpp>
 
@@ -24,7 +25,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 
 namespace smart_ratelimit {
@@ -52,7 +52,12 @@ struct in_memory_stats {
 /// In-memory storage for algorithm states (a storage_backend and a state_store).
 /// Lookups of existing keys do not allocate (heterogeneous lookup by string_view).
 /// A key becomes idle once its last decision's reset_after has passed; such keys go
-/// first when a shard is full, since dropping them changes no decision.
+/// first when a shard is full, since dropping them changes no decision: the shard
+/// looks at its `eviction_scan` oldest keys for one. Otherwise it evicts by CLOCK, the
+/// usual approximation of least-recently-used: keys sit in insertion order, a lookup
+/// only sets a "referenced" bit (no list surgery, so no extra cache misses on the hot
+/// path), and eviction gives referenced keys a second chance before taking the oldest
+/// unreferenced one.
 /// Thread safety: every member is safe to call concurrently when Mutex is a real
 /// mutex (the default); with null_mutex (in_memory_storage_st) one thread at a time.
 template <algorithm Algorithm = any_algorithm, class Mutex = std::mutex>
@@ -76,8 +81,6 @@ public:
                                        reinterpret_cast<std::uintptr_t>(this));
         }
         shards_ = std::make_unique<shard[]>(n);
-        for (std::size_t i = 0; i < n; ++i)
-            shards_[i].map = map_type(16, hasher{opts_.seed});
     }
 
     in_memory_storage(const in_memory_storage&) = delete;
@@ -103,9 +106,9 @@ public:
         const std::uint64_t h = hash(key);
         shard& sh = shard_for(h);
         std::lock_guard<Mutex> lock(sh.mutex);
-        const auto it = sh.map.find(hashed_key{key, h});
-        if (it == sh.map.end()) return a.peek(state_type{}, now, cost);
-        return a.peek(it->second.state, now, cost);
+        const node* n = sh.table.find(key, h);
+        if (n == nullptr) return a.peek(state_type{}, now, cost);
+        return a.peek(n->value.state, now, cost);
     }
 
     void release(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
@@ -113,9 +116,8 @@ public:
         const std::uint64_t h = hash(key);
         shard& sh = shard_for(h);
         std::lock_guard<Mutex> lock(sh.mutex);
-        const auto it = sh.map.find(hashed_key{key, h});
-        if (it == sh.map.end()) return;
-        a.release(it->second.state, now, cost);
+        node* n = sh.table.find(key, h);
+        if (n != nullptr) a.release(n->value.state, now, cost);
     }
 
     // ---- state_store -----------------------------------------------------------------
@@ -138,8 +140,8 @@ public:
         const std::uint64_t h = hash(key);
         const shard& sh = shard_for(h);
         std::lock_guard<Mutex> lock(sh.mutex);
-        const auto it = sh.map.find(hashed_key{key, h});
-        const state_type* p = it == sh.map.end() ? nullptr : &it->second.state;
+        const node* n = sh.table.find(key, h);
+        const state_type* p = n == nullptr ? nullptr : &n->value.state;
         return std::invoke(std::forward<Fn>(fn), p);
     }
 
@@ -148,10 +150,10 @@ public:
         const std::uint64_t h = hash(key);
         shard& sh = shard_for(h);
         std::lock_guard<Mutex> lock(sh.mutex);
-        const auto it = sh.map.find(hashed_key{key, h});
-        if (it == sh.map.end()) return false;
-        unlink(sh, &*it);
-        sh.map.erase(it);
+        node* n = sh.table.find(key, h);
+        if (n == nullptr) return false;
+        unlink(sh, n);
+        sh.table.erase(n);
         return true;
     }
 
@@ -160,7 +162,7 @@ public:
         std::size_t n = 0;
         for (std::size_t i = 0; i < shard_count(); ++i) {
             std::lock_guard<Mutex> lock(shards_[i].mutex);
-            n += shards_[i].map.size();
+            n += shards_[i].table.size();
         }
         return n;
     }
@@ -169,7 +171,7 @@ public:
         in_memory_stats s;
         for (std::size_t i = 0; i < shard_count(); ++i) {
             std::lock_guard<Mutex> lock(shards_[i].mutex);
-            s.keys += shards_[i].map.size();
+            s.keys += shards_[i].table.size();
             s.evictions_idle += shards_[i].evictions_idle;
             s.evictions_lru += shards_[i].evictions_lru;
         }
@@ -181,43 +183,18 @@ public:
     const in_memory_options& options() const noexcept { return opts_; }
 
 private:
-    struct hashed_key {
-        std::string_view key;
-        std::uint64_t hash;
-    };
-
-    // Deliberately not noexcept: libstdc++ then caches hash codes in the nodes, so
-    // bucket walks never rehash stored keys.
-    struct hasher {
-        using is_transparent = void;
-        std::uint64_t seed;
-        std::size_t operator()(const hashed_key& k) const { return k.hash; }
-        std::size_t operator()(std::string_view k) const { return detail::hash_bytes(k, seed); }
-        std::size_t operator()(const std::string& k) const { return detail::hash_bytes(k, seed); }
-    };
-    struct equal {
-        using is_transparent = void;
-        bool operator()(const std::string& a, const std::string& b) const noexcept { return a == b; }
-        bool operator()(const hashed_key& a, const std::string& b) const noexcept { return a.key == b; }
-        bool operator()(const std::string& a, const hashed_key& b) const noexcept { return a == b.key; }
-    };
-
-    struct entry;
-    using map_type = std::unordered_map<std::string, entry, hasher, equal>;
-    using node = typename map_type::value_type;
-
     struct entry {
         state_type state{};
         std::int64_t idle_at = std::numeric_limits<std::int64_t>::max();
-        node* prev = nullptr;  // towards the most recently used
-        node* next = nullptr;  // towards the least recently used
     };
+    using table_type = detail::key_table<entry>;
+    using node = typename table_type::node;
 
     struct alignas(64) shard {
         mutable Mutex mutex;
-        map_type map{16, hasher{0}};
-        node* head = nullptr;  // most recently used
-        node* tail = nullptr;  // least recently used
+        table_type table;
+        node* head = nullptr;  // most recently inserted (or given a second chance)
+        node* tail = nullptr;  // oldest
         std::int64_t latest = std::numeric_limits<std::int64_t>::min();
         std::uint64_t evictions_idle = 0;
         std::uint64_t evictions_lru = 0;
@@ -234,54 +211,52 @@ private:
     }
 
     static void unlink(shard& sh, node* n) noexcept {
-        entry& e = n->second;
-        if (e.prev) e.prev->second.next = e.next; else sh.head = e.next;
-        if (e.next) e.next->second.prev = e.prev; else sh.tail = e.prev;
-        e.prev = e.next = nullptr;
+        if (n->prev) n->prev->next = n->next; else sh.head = n->next;
+        if (n->next) n->next->prev = n->prev; else sh.tail = n->prev;
+        n->prev = n->next = nullptr;
     }
     static void push_front(shard& sh, node* n) noexcept {
-        entry& e = n->second;
-        e.prev = nullptr;
-        e.next = sh.head;
-        if (sh.head) sh.head->second.prev = n;
+        n->prev = nullptr;
+        n->next = sh.head;
+        if (sh.head) sh.head->prev = n;
         sh.head = n;
         if (!sh.tail) sh.tail = n;
     }
 
-    void evict_one(shard& sh, std::int64_t now) {
-        node* victim = sh.tail;
-        node* n = sh.tail;
-        for (std::size_t i = 0; n != nullptr && i < opts_.eviction_scan; ++i, n = n->second.prev) {
-            if (n->second.idle_at <= now) {
-                victim = n;
-                break;
-            }
-        }
-        if (victim == nullptr) return;
-        if (victim->second.idle_at <= now) ++sh.evictions_idle; else ++sh.evictions_lru;
+    void evict(shard& sh, node* victim, bool idle) {
+        if (idle) ++sh.evictions_idle; else ++sh.evictions_lru;
         unlink(sh, victim);
-        const std::string_view k = victim->first;
-        sh.map.erase(sh.map.find(hashed_key{k, hash(k)}));
+        sh.table.erase(victim);
+    }
+
+    void evict_one(shard& sh, std::int64_t now) {
+        node* n = sh.tail;
+        for (std::size_t i = 0; n != nullptr && i < opts_.eviction_scan; ++i, n = n->prev) {
+            if (n->value.idle_at <= now) return evict(sh, n, true);
+        }
+        // CLOCK: referenced keys go back to the head with the bit cleared; the first
+        // unreferenced one from the tail is evicted. Bounded by the shard size.
+        const std::size_t limit = sh.table.size();
+        for (std::size_t step = 0; sh.tail != nullptr; ++step) {
+            node* t = sh.tail;
+            if (!t->referenced || step >= limit) return evict(sh, t, false);
+            t->referenced = false;
+            unlink(sh, t);
+            push_front(sh, t);
+        }
     }
 
     entry& find_or_insert(shard& sh, std::string_view key, std::uint64_t h, std::int64_t now,
                           const state_type* init) {
         if (now > sh.latest) sh.latest = now;
-        const auto it = sh.map.find(hashed_key{key, h});
-        if (it != sh.map.end()) {
-            node* n = &*it;
-            if (sh.head != n) {
-                unlink(sh, n);
-                push_front(sh, n);
-            }
-            return n->second;
+        if (node* n = sh.table.find(key, h)) {
+            n->referenced = true;
+            return n->value;
         }
-        if (sh.map.size() >= per_shard_) evict_one(sh, sh.latest);
-        auto [pos, inserted] = sh.map.try_emplace(std::string(key));
-        (void)inserted;
-        if (init) pos->second.state = *init;
-        push_front(sh, &*pos);
-        return pos->second;
+        if (sh.table.size() >= per_shard_) evict_one(sh, sh.latest);
+        node* n = init ? sh.table.insert(key, h, entry{*init}) : sh.table.insert(key, h);
+        push_front(sh, n);
+        return n->value;
     }
 
     in_memory_options opts_;
