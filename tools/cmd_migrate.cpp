@@ -4,6 +4,7 @@
 // prints one line saying what it did.
 #include "cli_common.hpp"
 
+#include <smart_ratelimit/alerts/soci_alert_log.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 
 #include <span>
@@ -25,7 +26,7 @@ constexpr std::string_view usage_migrate =
 /// Every migration set `migrate` applies besides the event log's (which the event
 /// store applies first). A component with its own tables adds one line here.
 std::vector<srl::soci::migration_set> extra_migration_sets() {
-    return {};
+    return {srl::soci::alert_log_migrations};
 }
 
 }  // namespace

@@ -1,0 +1,144 @@
+// tools/cmd_alerts.cpp
+// `smart-ratelimit alerts`: the cron job of SPEC 9. Finds the offenders at or over
+// the threshold in the event log and alerts them by e-mail (libcurl SMTP) and then
+// webhook (Beast), honouring the cool-down; `--dry-run` only lists them. Prints
+// one summary line; exit 0 ok, 1 a channel failed, 64/69/78 as every command.
+#include "cli_common.hpp"
+
+#include <smart_ratelimit/alerts.hpp>
+#include <smart_ratelimit/alerts/soci_alert_log.hpp>
+#include <smart_ratelimit/soci/analytics.hpp>
+#if defined(SRL_TOOL_WITH_SMTP)
+#include <smart_ratelimit/smtp.hpp>
+#endif
+#if defined(SRL_TOOL_WITH_BEAST)
+#include <smart_ratelimit/beast/webhook_client.hpp>
+#endif
+
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace srl_tool {
+
+namespace {
+
+constexpr std::string_view usage_alerts =
+    "usage: smart-ratelimit alerts [--threshold N] [--days N] [--limit N] [--dry-run] [--json]\n"
+    "                              [--database URL] [--settings FILE]\n"
+    "\n"
+    "Finds the keys with at least N blocked requests in the last D days (default 1;\n"
+    "N defaults to RATELIMIT_ALERT_THRESHOLD, unset or 0 = disabled) among the top\n"
+    "--limit offenders (default 100) and alerts them: an e-mail to RATELIMIT_ALERT_EMAILS\n"
+    "through RATELIMIT_SMTP_URL, then a POST to RATELIMIT_ALERT_WEBHOOK. With\n"
+    "RATELIMIT_ALERT_COOLDOWN_MINUTES, a key alerted within that many minutes is\n"
+    "skipped (remembered in ratelimit_alert_log; run `smart-ratelimit migrate`).\n"
+    "--dry-run lists the offenders and sends nothing. --json prints the result object.\n"
+    "Exit codes: 0 ok (also: disabled, no offenders), 1 a channel failed, 64 bad\n"
+    "arguments, 69 database unreachable, 78 bad settings.\n"
+    "Example crontab line:\n"
+    "  */5 * * * * smart-ratelimit alerts >> /var/log/ratelimit-alerts.log 2>&1\n";
+
+#if defined(SRL_TOOL_WITH_SMTP)
+using mailer_type = srl::smtp::curl_mailer;
+mailer_type make_mailer(const srl::settings& s) { return mailer_type(srl::smtp::smtp_options_from(s)); }
+#else
+using mailer_type = srl::no_mail_sender;
+mailer_type make_mailer(const srl::settings&) { return {}; }
+#endif
+
+#if defined(SRL_TOOL_WITH_BEAST)
+using webhook_type = srl::beast::webhook_client;
+webhook_type make_webhook(const srl::settings& s) { return webhook_type(srl::beast::webhook_options_from(s)); }
+#else
+using webhook_type = srl::no_webhook_sender;
+webhook_type make_webhook(const srl::settings&) { return {}; }
+#endif
+
+/// The cool-down memory: the database table when a cool-down is configured.
+struct cli_alert_log {
+    std::optional<srl::soci::sql_alert_log> sql;
+
+    std::optional<srl::event_time> last_alerted(std::string_view key) {
+        return sql ? sql->last_alerted(key) : std::nullopt;
+    }
+    void record(std::string_view key, srl::event_time at) {
+        if (sql) sql->record(key, at);
+    }
+};
+
+std::string channel_summary(const srl::channel_result& c) {
+    if (!c.sent) return c.channel + " FAILED: " + c.error;
+    if (c.channel == "email") return "email sent to " + std::to_string(c.to.size()) + " recipient(s)";
+    return "webhook sent";
+}
+
+}  // namespace
+
+int run_alerts(args_view args) {
+    return guarded("alerts", [&] {
+        const auto a = parse_args(args,
+                                  {{"--threshold", true}, {"--days", true}, {"--limit", true},
+                                   {"--dry-run", false}, {"--json", false}},
+                                  usage_alerts);
+        if (a.help) return int{exit_ok};
+        const auto threshold_flag = a.value("--threshold");
+        const auto flag_threshold = int_flag(a, "--threshold", 0, 0, 1'000'000'000'000);
+        const auto days = static_cast<int>(int_flag(a, "--days", 1, 1, 36'500));
+        const auto limit = static_cast<int>(int_flag(a, "--limit", 100, 1, 1'000'000));
+        const bool dry_run = a.has("--dry-run");
+        const bool json = a.has("--json");
+
+        const srl::settings s = load_cli_settings(a);
+        srl::alert_request req = srl::alert_request_from(s);
+        if (threshold_flag) req.threshold = flag_threshold;
+        req.days = days;
+        req.limit = limit;
+
+        if (req.threshold <= 0) {
+            if (json) print_summary(srl::to_json(srl::alert_result{}));
+            else
+                print_summary("alerts: disabled (no threshold: set RATELIMIT_ALERT_THRESHOLD or pass --threshold)");
+            return int{exit_ok};
+        }
+
+        const auto store = open_event_store(a);
+        const srl::event_time now = srl::event_clock_now();
+        req.now = now;
+        auto offenders = srl::soci::find_alertable_offenders(store, req.threshold, days, limit, now);
+
+        if (dry_run) {
+            std::string out = std::to_string(offenders.size()) + " offender(s) >= " + std::to_string(req.threshold) +
+                              " blocked in " + std::to_string(days) + " day(s):\n";
+            for (const auto& o : offenders)
+                out += "  " + srl::detail::printable_line(o.key) + ": " + std::to_string(o.blocked_count) + "\n";
+            std::fwrite(out.data(), 1, out.size(), stdout);
+            return int{exit_ok};
+        }
+
+        cli_alert_log log;
+        if (req.cooldown.count() > 0) log.sql.emplace(store);
+        srl::alert_dispatcher<mailer_type, webhook_type, cli_alert_log&> dispatcher(make_mailer(s), make_webhook(s),
+                                                                                    log);
+        const srl::alert_result r = dispatcher.deliver(std::move(offenders), req);
+
+        if (json) {
+            print_summary(srl::to_json(r));
+        } else {
+            std::string line = "alerts: " + std::to_string(r.offenders.size()) + " offender(s) >= " +
+                               std::to_string(req.threshold) + " blocked in " + std::to_string(days) + " day(s)";
+            if (r.cooldown) line += " (" + std::to_string(r.suppressed) + " in cool-down)";
+            if (r.offenders.empty()) line += "; nothing to send";
+            else if (r.channels.empty())
+                line += "; no channel configured (set RATELIMIT_ALERT_EMAILS or RATELIMIT_ALERT_WEBHOOK)";
+            for (const auto& c : r.channels) line += "; " + channel_summary(c);
+            if (!r.error.empty()) line += "; cool-down log FAILED";
+            print_summary(line);
+        }
+        if (!r.error.empty())  // only the cool-down table can fail here: a database error
+            throw exit_error(exit_unavailable, "database unavailable: " + r.error);
+        return r.ok() ? int{exit_ok} : int{exit_failure};
+    });
+}
+
+}  // namespace srl_tool
