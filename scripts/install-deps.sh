@@ -11,7 +11,7 @@ packages=(
   catch2 libbenchmark-dev
   postgresql postgresql-contrib redis-server libhiredis-dev
   libcurl4-openssl-dev libssl-dev
-  python3 python3-aiosmtpd curl procps
+  python3 python3-aiosmtpd curl procps openssl
 )
 for arg in "$@"; do
   case "$arg" in
