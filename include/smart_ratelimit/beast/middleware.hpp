@@ -76,7 +76,7 @@ struct middleware_options {
 /// The path is compared as sent, byte for byte; route the application the same way.
 struct route {
     std::string path_prefix = "/";
-    std::vector<http::verb> methods;
+    std::vector<http::verb> methods{};
     /// Units one request consumes; at most every rule's limit.
     std::uint64_t cost = 1;
 
