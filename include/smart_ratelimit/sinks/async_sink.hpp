@@ -5,11 +5,11 @@
 // failures with bounded backoff. Every offered event is written or counted.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <atomic>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -62,7 +62,8 @@ struct async_sink_options {
 ///   recovers. `invalid` rows are dropped as invalid_row and never retried.
 ///   A writer that throws is treated as having failed the whole batch.
 /// - Accounting: written + dropped + in_flight == offered at any time, and
-///   written + dropped == offered once flush() or stop() has returned.
+///   written + dropped == offered once flush() or stop() has returned (with no
+///   producer recording meanwhile).
 /// - Events from one producer thread reach the writer in the order recorded.
 ///
 /// Not movable (its thread refers to it): give a limiter `async_sink<W>&`, or a
