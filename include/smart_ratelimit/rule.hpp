@@ -48,7 +48,7 @@ inline void check_rule_name(std::string_view name) {
                     c == '_' || c == '-');
     if (!ok) {
         std::string msg = "invalid rule name \"";
-        msg.append(name);
+        detail::append_escaped(msg, name);
         msg += "\": expected 1 to 100 characters from [A-Za-z0-9_-]";
         throw config_error(msg);
     }
@@ -66,7 +66,7 @@ A make_algorithm(std::string_view name, rate r) {
                       "rate and a static algorithm_name; otherwise pass basic_rule objects");
         if (!name.empty() && name != A::algorithm_name) {
             std::string msg = "algorithm \"";
-            msg.append(name);
+            detail::append_escaped(msg, name);
             msg += "\" does not match this limiter's algorithm \"";
             msg.append(A::algorithm_name);
             msg += "\"";

@@ -240,6 +240,8 @@ TEST_CASE("configuration errors throw at construction and name the bad value", "
     const srl::fixed_key k("k");
     CHECK_THAT(message([&] { (void)lim(k, {{"bad name", "1/m"}}); }), Catch::Contains("\"bad name\""));
     CHECK_THAT(message([&] { (void)lim(k, {{"r:x", "1/m"}}); }), Catch::Contains("\"r:x\""));
+    CHECK_THAT(message([&] { (void)lim(k, {{"a\nb", "1/m"}}); }), Catch::Contains("\"a\\nb\""));
+    CHECK_THAT(message([&] { (void)lim(k, {{"a", "1/m", "gcra\r\n"}}); }), Catch::Contains("\"gcra\\r\\n\""));
     CHECK_THAT(message([&] { (void)lim(k, {{std::string(101, 'a'), "1/m"}}); }), Catch::Contains("invalid rule name"));
     CHECK_THAT(message([&] { (void)lim(k, {{"a", "1/mins"}}); }), Catch::Contains("\"1/mins\""));
     CHECK_THAT(message([&] { (void)lim(k, {{"a", "1/m", "tokenbucket"}}); }), Catch::Contains("\"tokenbucket\""));

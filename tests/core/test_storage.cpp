@@ -154,9 +154,11 @@ TEST_CASE("each storage draws its own hash seed", "[storage]") {
 }
 
 TEST_CASE("shard counts are powers of two within the key bound", "[storage]") {
-    CHECK(srl::in_memory_storage<srl::fixed_window>(opts(1000, 64)).shard_count() == 64);
-    CHECK(srl::in_memory_storage<srl::fixed_window>(opts(1000, 100)).shard_count() == 64);
-    CHECK(srl::in_memory_storage<srl::fixed_window>(opts(10, 64)).shard_count() == 8);
+    CHECK(srl::in_memory_storage<srl::fixed_window>(opts(100'000, 64)).shard_count() == 64);
+    CHECK(srl::in_memory_storage<srl::fixed_window>(opts(100'000, 100)).shard_count() == 64);
+    CHECK(srl::in_memory_storage<srl::fixed_window>(opts(1000, 64)).shard_count() == 32);
+    CHECK(srl::in_memory_storage<srl::fixed_window>(opts(10, 64)).shard_count() == 1);
+    CHECK(srl::in_memory_storage<srl::fixed_window>(opts(10, 64)).max_keys() == 10);
     CHECK(srl::in_memory_storage<srl::fixed_window>(opts(0, 64)).max_keys() == 1);
     srl::in_memory_storage_st<srl::fixed_window> st(opts(4, 1));
     const srl::fixed_window fw(srl::rate{1, 1h});

@@ -33,7 +33,7 @@ namespace smart_ratelimit {
 struct in_memory_options {
     /// Upper bound on stored keys. Each shard holds at most max_keys / shards keys.
     std::size_t max_keys = 1'000'000;
-    /// Number of shards, rounded down to a power of two and to at most max_keys.
+    /// Number of shards, rounded down to a power of two and to at most max_keys / 16.
     std::size_t shards = 64;
     /// Hash seed; 0 draws a random one (the default: attackers cannot aim at a shard).
     std::uint64_t seed = 0;
@@ -70,8 +70,10 @@ public:
     in_memory_storage() : in_memory_storage(in_memory_options{}) {}
     explicit in_memory_storage(in_memory_options o) : opts_(o) {
         if (opts_.max_keys == 0) opts_.max_keys = 1;
+        // Power of two, at most `shards`, and small enough that each shard holds at
+        // least 16 keys (so small bounds are not eaten by hash imbalance).
         std::size_t n = 1;
-        while (n * 2 <= opts_.shards && n * 2 <= opts_.max_keys) n *= 2;
+        while (n * 2 <= opts_.shards && n * 2 * 16 <= opts_.max_keys) n *= 2;
         shard_bits_ = 0;
         while ((std::size_t{1} << shard_bits_) < n) ++shard_bits_;
         per_shard_ = opts_.max_keys / n;
