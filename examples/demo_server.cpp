@@ -25,6 +25,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -79,7 +80,7 @@ struct options {
     std::optional<std::string> database;
     std::optional<std::string> staff_token;
     std::optional<std::string> settings_file;
-    std::vector<std::pair<std::string, std::string>> setting_flags;  // key, value
+    std::vector<std::array<std::string, 3>> setting_flags;  // key, value, flag
     std::string login_rate = "5/m";
     std::string items_rate = "100/m";
     mode run_mode = mode::full;
@@ -133,10 +134,10 @@ options parse_args(int argc, char** argv) {
         else if (a == "--database") o.database = value(i);
         else if (a == "--staff-token") o.staff_token = value(i);
         else if (a == "--settings") o.settings_file = value(i);
-        else if (a == "--log-events") o.setting_flags.emplace_back("RATELIMIT_LOG_EVENTS", value(i));
-        else if (a == "--fail-open") o.setting_flags.emplace_back("RATELIMIT_FAIL_OPEN", value(i));
-        else if (a == "--trusted-proxies") o.setting_flags.emplace_back("RATELIMIT_TRUSTED_PROXIES", value(i));
-        else if (a == "--default-limit") o.setting_flags.emplace_back("RATELIMIT_DEFAULT_LIMIT", value(i));
+        else if (a == "--log-events") o.setting_flags.push_back({"RATELIMIT_LOG_EVENTS", value(i), "--log-events"});
+        else if (a == "--fail-open") o.setting_flags.push_back({"RATELIMIT_FAIL_OPEN", value(i), "--fail-open"});
+        else if (a == "--trusted-proxies") o.setting_flags.push_back({"RATELIMIT_TRUSTED_PROXIES", value(i), "--trusted-proxies"});
+        else if (a == "--default-limit") o.setting_flags.push_back({"RATELIMIT_DEFAULT_LIMIT", value(i), "--default-limit"});
         else if (a == "--login-rate") o.login_rate = value(i);
         else if (a == "--items-rate") o.items_rate = value(i);
         else if (a == "--mode") {
@@ -215,7 +216,10 @@ struct server {
                 keep = res.keep_alive();
                 std::tie(wec, n) = co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
             } else if (mw != nullptr) {
-                auto [error, msg] = co_await mw->async_handle(req, peer, app, asio::as_tuple(asio::use_awaitable));
+                // The limiters keep their state in memory, so checking never blocks:
+                // decide on the I/O thread. (A SQL or Redis storage would use
+                // mw->async_handle with a work executor instead.)
+                http::message_generator msg = mw->handle(req, peer, app);
                 keep = msg.keep_alive();
                 std::tie(wec, n) =
                     co_await boost::beast::async_write(socket, std::move(msg), asio::as_tuple(asio::use_awaitable));
@@ -255,12 +259,34 @@ int run(const options& opt) {
         }
         if (file) srl::apply_settings_json(s, srl::read_settings_file(*file), *file);
         srl::apply_environment(s, env);
-        for (const auto& [k, v] : opt.setting_flags) srl::apply_setting(s, k, v, "--" + k);
+        for (const auto& [k, v, flag] : opt.setting_flags) srl::apply_setting(s, k, v, flag);
         if (opt.database) srl::apply_setting(s, "RATELIMIT_DATABASE_URL", *opt.database, "--database");
     }
     const bool limiting = opt.run_mode != mode::none;
     const bool logging = opt.run_mode == mode::full && s.log_events;
 
+    sb::middleware_options mo;
+    mo.log_events = logging;
+    mo.on_storage_failure = s.fail_open ? sb::fail_policy::fail_open : sb::fail_policy::fail_closed;
+    mo.trusted_proxies = srl::cidr_list::from_strings(s.trusted_proxies);
+    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, {}, {}, sink_ref{});
+    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, {}, {}, sink_ref{});
+    std::unique_ptr<demo_limiter> fallback;
+    demo_middleware mw(mo);
+    mw.add(login, sb::route{"/api/login", {http::verb::post}, 1});
+    mw.add(items, sb::route{"/api/items", {http::verb::get}, 1});
+    if (!s.default_limit.empty()) {
+        fallback = std::make_unique<demo_limiter>(sb::request_key::ip(),
+                                                  std::vector<srl::rule_config>{{"default", s.default_limit}},
+                                                  srl::limiter_options{}, srl::in_memory_storage<>{},
+                                                  sink_ref{});
+        mw.add(*fallback, sb::route{"/api/", {}, 1});
+    }
+
+    const std::string token = opt.staff_token ? *opt.staff_token : random_token();
+    sb::staff_token_authorizer staff{token};
+
+    // Configuration is valid; now the database.
     srl::soci::event_store store(s.database_url);
     if (opt.migrate) {
         store.migrate();
@@ -270,32 +296,16 @@ int run(const options& opt) {
         std::fprintf(stderr,
                      "demo_server: the event tables of %s are missing or old: run "
                      "`smart-ratelimit migrate --database <url>` or pass --migrate\n",
-                     s.database_url.c_str());
+                     srl::soci::detail::redact_url(s.database_url).c_str());
         return 78;
     }
     std::unique_ptr<store_sink> sink;
-    if (logging) sink = std::make_unique<store_sink>(std::in_place, srl::async_sink_options{}, s.database_url);
-
-    sb::middleware_options mo;
-    mo.log_events = logging;
-    mo.on_storage_failure = s.fail_open ? sb::fail_policy::fail_open : sb::fail_policy::fail_closed;
-    mo.trusted_proxies = srl::cidr_list::from_strings(s.trusted_proxies);
-    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, {}, {}, sink_ref{sink.get()});
-    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, {}, {}, sink_ref{sink.get()});
-    std::unique_ptr<demo_limiter> fallback;
-    demo_middleware mw(mo);
-    mw.add(login, sb::route{"/api/login", {http::verb::post}, 1});
-    mw.add(items, sb::route{"/api/items", {http::verb::get}, 1});
-    if (!s.default_limit.empty()) {
-        fallback = std::make_unique<demo_limiter>(sb::request_key::ip(),
-                                                  std::vector<srl::rule_config>{{"default", s.default_limit}},
-                                                  srl::limiter_options{}, srl::in_memory_storage<>{},
-                                                  sink_ref{sink.get()});
-        mw.add(*fallback, sb::route{"/api/", {}, 1});
+    if (logging) {
+        sink = std::make_unique<store_sink>(std::in_place, srl::async_sink_options{}, s.database_url);
+        login.sink().sink = items.sink().sink = sink.get();
+        if (fallback) fallback->sink().sink = sink.get();
     }
-
-    const std::string token = opt.staff_token ? *opt.staff_token : random_token();
-    const demo_dashboard dash{sb::soci_event_store_source{store}, sb::staff_token_authorizer{token}};
+    const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff)};
 
     asio::io_context ioc(opt.threads);
     asio::thread_pool work(2);
