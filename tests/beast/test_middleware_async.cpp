@@ -267,3 +267,28 @@ TEST_CASE("a Beast server on loopback answers 200 then 429 with the rate-limit f
     CHECK(events[3].key == "rule:login:ip:127.0.0.1");
     CHECK_FALSE(events[3].allowed);
 }
+
+TEST_CASE("eight threads through two matching routes admit exactly the tighter limit",
+          "[beast][middleware][concurrency]") {
+    recording_sink sink;
+    auto clock = minute_clock();  // frozen: no window rolls over during the test
+    auto global = make_limiter(mw::request_key::ip(), {{"api", "100/m"}}, sink, clock);
+    auto login = make_limiter(mw::request_key::ip(), {{"login", "10/m"}}, sink, clock);
+    mw::middleware<test_limiter> m;
+    m.add(*global, {"/api", {}}).add(*login, {"/api/login", {http::verb::post}});
+    const auto post = make_request(http::verb::post, "/api/login");
+    std::atomic<int> allowed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 50; ++i)
+                if (m.check(post, addr("203.0.113.5")).allowed()) ++allowed;
+        });
+    for (auto& th : threads) th.join();
+    CHECK(allowed.load() == 10);
+    // The 390 rejected logins spent nothing from the global budget: 90 GETs remain.
+    const auto get = make_request(http::verb::get, "/api/items");
+    int gets = 0;
+    while (gets < 200 && m.check(get, addr("203.0.113.5")).allowed()) ++gets;
+    CHECK(gets == 90);
+}
