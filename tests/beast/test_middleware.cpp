@@ -522,3 +522,20 @@ TEST_CASE("a throwing sink never changes a multi-route decision", "[beast][middl
     CHECK(single.check(y, addr("192.0.2.1")).allowed());
     CHECK(b.sink_failures() == 1);
 }
+
+TEST_CASE("requests no route matches skip the identify policy", "[beast][middleware]") {
+    login_fixture f;
+    auto calls = std::make_shared<int>(0);
+    auto identify = [calls](const http::request_header<>&) -> std::optional<std::string> {
+        ++*calls;
+        return std::string("u1");
+    };
+    mw::middleware<test_limiter, decltype(identify)> m({}, identify);
+    m.add(*f.lim, {"/api/login", {http::verb::post}});
+    auto unmatched = make_request(http::verb::get, "/static/app.js");
+    CHECK(m.check(unmatched, addr("192.0.2.1")).status() == mw::limit_status::unlimited);
+    CHECK(*calls == 0);
+    auto matched = make_request(http::verb::post, "/api/login");
+    CHECK(m.check(matched, addr("192.0.2.1")).status() == mw::limit_status::allowed);
+    CHECK(*calls == 1);
+}

@@ -245,6 +245,12 @@ public:
 
     /// Checks a request from `peer` (the socket peer) synchronously.
     limit_result check(const http::request_header<>& req, const ip_address& peer) {
+        if (!any_route_matches(req)) {
+            // Not limited: skip identify and the X-Forwarded-For walk.
+            limit_result out;
+            out.headers_ = &options_.headers;
+            return out;
+        }
         std::optional<std::string> user;
         try {
             user = identify_(req);
@@ -362,6 +368,15 @@ public:
     }
 
 private:
+    bool any_route_matches(const http::request_header<>& req) const noexcept {
+        const auto t = req.target();
+        const std::string_view path = path_of(std::string_view(t.data(), t.size()));
+        const auto verb = req.method();
+        for (const auto& br : routes_)
+            if (br.r.matches(path, verb)) return true;
+        return false;
+    }
+
     struct bound_route {
         route r;
         Limiter* limiter;
