@@ -364,6 +364,12 @@ TEST_CASE("an unreachable database fails batches without throwing", "[soci][stor
 
     ssoci::event_store nowhere("sqlite:////nonexistent-dir-srl/x/events.db");
     CHECK(nowhere.write_batch(in).failed == 2);
+    // A row invalid on its own merit ahead of the failure is still invalid, not failed.
+    in.insert(in.begin(), at(0));
+    in.front().timestamp = event_time{microseconds{-70'000'000'000'000'000}};
+    const auto r2 = pg.write_batch(in);
+    CHECK(r2.invalid == 1);
+    CHECK(r2.failed == 2);
     CHECK_THROWS_AS(nowhere.migrate(), srl::storage_error);
 }
 

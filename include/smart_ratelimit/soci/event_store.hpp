@@ -648,12 +648,8 @@ inline batch_result event_store::write_batch(std::span<const event> batch) noexc
         r.failed = batch.size();
         return r;
     }
-    if (!ensure_connected()) {
-        r.failed = batch.size();
-        return r;
-    }
     std::size_t done = 0;
-    const bool ok = write_bisect(rows, r, done);
+    const bool ok = ensure_connected() && write_bisect(rows, r, done);
     if (ok) {
         r.invalid += invalid_after.size();
         return r;
