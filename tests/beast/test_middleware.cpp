@@ -186,6 +186,9 @@ TEST_CASE("a request no route matches is not limited, logged or dressed", "[beas
     CHECK(m.stats().checked == 0);
     auto sub = make_request(http::verb::post, "/api/login/otp");
     CHECK(m.check(sub, addr("203.0.113.5")).status() == mw::limit_status::allowed);
+    auto absolute = make_request(http::verb::post, "http://example.com/api/login?a=b");
+    CHECK(m.check(absolute, addr("203.0.113.5")).status() == mw::limit_status::allowed);
+    CHECK(f.sink.events().back().path == "/api/login");
 }
 
 TEST_CASE("route prefixes match at segment boundaries", "[beast][middleware]") {
@@ -200,6 +203,11 @@ TEST_CASE("route prefixes match at segment boundaries", "[beast][middleware]") {
     CHECK(mw::route{}.matches("/anything", http::verb::get));
     CHECK(mw::path_of("/a/b?c=d#e") == "/a/b");
     CHECK(mw::path_of("/a#frag") == "/a");
+    CHECK(mw::path_of("http://example.com/api/login?x=1") == "/api/login");
+    CHECK(mw::path_of("HTTPS://example.com:8443/a/b") == "/a/b");
+    CHECK(mw::path_of("http://example.com") == "/");
+    CHECK(mw::path_of("http://example.com?q") == "/");
+    CHECK(mw::path_of("*") == "*");
 }
 
 TEST_CASE("routes with a bad prefix or cost are rejected at configuration", "[beast][middleware]") {

@@ -35,8 +35,29 @@ inline ip_address to_ip_address(const boost::asio::ip::address& a) noexcept {
     return ip_address::v6(a.to_v6().to_bytes());
 }
 
-/// The request path: the target without its query string or fragment.
+/// The request path: the target without its query string or fragment. An
+/// absolute-form target (`http://host/a?b`, RFC 9112 section 3.2.2) gives its path
+/// (`/a`, or `/` when it has none), so it is limited like the origin form.
 inline std::string_view path_of(std::string_view target) noexcept {
+    auto has_scheme = [&](std::string_view scheme) {
+        if (target.size() < scheme.size()) return false;
+        for (std::size_t i = 0; i < scheme.size(); ++i) {
+            char c = target[i];
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+            if (c != scheme[i]) return false;
+        }
+        return true;
+    };
+    if (!target.empty() && target.front() != '/') {
+        std::size_t skip = 0;
+        if (has_scheme("http://")) skip = 7;
+        else if (has_scheme("https://")) skip = 8;
+        if (skip != 0) {
+            const auto slash = target.find_first_of("/?#", skip);
+            if (slash == std::string_view::npos || target[slash] != '/') return "/";
+            target.remove_prefix(slash);
+        }
+    }
     const auto end = target.find_first_of("?#");
     return target.substr(0, end);
 }
