@@ -283,15 +283,7 @@ public:
             else
                 check_many(view, path, verb, out);
         } catch (...) {
-            out.rules_.clear();
-            out.retry_after_ = std::chrono::nanoseconds{0};
-            if (options_.on_storage_failure == fail_policy::fail_open) {
-                out.status_ = limit_status::failed_open;
-                failed_open_.fetch_add(1, std::memory_order_relaxed);
-            } else {
-                out.status_ = limit_status::failed_closed;
-                failed_closed_.fetch_add(1, std::memory_order_relaxed);
-            }
+            fail(out);
             return out;
         }
         (out.status_ == limit_status::blocked ? blocked_ : allowed_)
@@ -310,7 +302,8 @@ public:
     }
 
     /// Asynchronous check, completing with `void(limit_result)`. The check runs on
-    /// the work executor when one is set (else inline, before this returns) and the
+    /// the work executor when one is set and a route matches (else inline, before
+    /// this returns) and the
     /// handler on its associated executor (bind callbacks with asio::bind_executor).
     /// `req` must stay valid and unmodified until the completion handler runs.
     template <class CompletionToken>
@@ -320,11 +313,12 @@ public:
             [this, &req, peer](auto handler) {
                 auto ex = boost::asio::get_associated_executor(handler);
                 auto done = boost::asio::bind_executor(
-                    ex, [h = std::move(handler)](std::exception_ptr, limit_result r) mutable {
+                    ex, [this, h = std::move(handler)](std::exception_ptr error, limit_result r) mutable {
+                        if (error) fail(r);  // only bad_alloc gets here: check() catches the rest
                         std::move(h)(std::move(r));
                     });
                 auto fn = [this, &req, peer] { return check(req, peer); };
-                if (work_)
+                if (work_ && any_route_matches(req))
                     detail::start_blocking(std::move(done), std::move(fn), *work_);
                 else
                     run_inline(std::move(done), std::move(fn));
@@ -368,6 +362,20 @@ public:
     }
 
 private:
+    // Applies the fail policy to `out` and counts it.
+    void fail(limit_result& out) noexcept {
+        out.rules_.clear();
+        out.retry_after_ = std::chrono::nanoseconds{0};
+        out.headers_ = &options_.headers;
+        if (options_.on_storage_failure == fail_policy::fail_open) {
+            out.status_ = limit_status::failed_open;
+            failed_open_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            out.status_ = limit_status::failed_closed;
+            failed_closed_.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
     bool any_route_matches(const http::request_header<>& req) const noexcept {
         const auto t = req.target();
         const std::string_view path = path_of(std::string_view(t.data(), t.size()));
