@@ -1,0 +1,226 @@
+// tests/distributed/test_resilience_policy.cpp
+// resilient_storage on its own: fail_open / fail_closed answers, the breaker's
+// closed -> open -> half-open -> closed cycle on a manual clock, a failed probe
+// re-opening it, failover to a second storage, slow calls, and every counter.
+// The wrapped storage is the real in-memory storage behind a switch that makes it throw.
+#include <catch2/catch.hpp>
+
+#include <smart_ratelimit/algorithms/any_algorithm.hpp>
+#include <smart_ratelimit/clock.hpp>
+#include <smart_ratelimit/limiter.hpp>
+#include <smart_ratelimit/storage/in_memory_storage.hpp>
+#include <smart_ratelimit/storage/resilient_storage.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace srl = smart_ratelimit;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The in-memory storage with an outage switch; copies share the storage and the switch.
+struct switchable_storage {
+    using algorithm_type = srl::any_algorithm;
+    std::shared_ptr<srl::in_memory_storage<>> inner = std::make_shared<srl::in_memory_storage<>>();
+    std::shared_ptr<std::atomic<bool>> down = std::make_shared<std::atomic<bool>>(false);
+    std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+    std::chrono::milliseconds delay{0};
+
+    void check() const {
+        calls->fetch_add(1);
+        if (delay.count() > 0) std::this_thread::sleep_for(delay);
+        if (down->load()) throw srl::storage_error("store down");
+    }
+    srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
+        check();
+        return inner->acquire(k, a, now, c);
+    }
+    srl::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
+        check();
+        return inner->peek(k, a, now, c);
+    }
+    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
+        check();
+        inner->release(k, a, now, c);
+    }
+};
+
+using resilient = srl::resilient_storage<switchable_storage, srl::no_failover, srl::manual_clock>;
+using resilient_fo = srl::resilient_storage<switchable_storage, switchable_storage, srl::manual_clock>;
+
+const srl::any_algorithm alg("fixed_window", srl::rate{3, 1h});
+const std::chrono::nanoseconds t0 = 3600s;
+
+srl::resilience_options opts(srl::failure_mode m) {
+    srl::resilience_options o;
+    o.mode = m;
+    o.failure_threshold = 3;
+    o.open_for = 10s;
+    o.timeout = 5s;
+    return o;
+}
+
+}  // namespace
+
+static_assert(srl::storage_backend<resilient>);
+static_assert(srl::storage_backend<resilient_fo>);
+
+TEST_CASE("a healthy store answers through the decorator unchanged", "[resilience]") {
+    switchable_storage s;
+    resilient r(s, opts(srl::failure_mode::fail_closed), {}, srl::manual_clock(t0));
+    for (int i = 0; i < 3; ++i) CHECK(r.acquire("k", alg, t0, 1).allowed);
+    const auto d = r.acquire("k", alg, t0, 1);
+    CHECK_FALSE(d.allowed);
+    CHECK(d.retry_after > 0ns);
+    CHECK(r.stats().successes == 4);
+    CHECK(r.stats().failures == 0);
+    CHECK(r.state() == srl::breaker_state::closed);
+}
+
+TEST_CASE("fail_closed denies and fail_open allows while the store is down, counted", "[resilience]") {
+    for (const auto mode : {srl::failure_mode::fail_closed, srl::failure_mode::fail_open}) {
+        switchable_storage s;
+        resilient r(s, opts(mode), {}, srl::manual_clock(t0));
+        s.down->store(true);
+        const auto o = r.acquire("k", alg, t0, 1);
+        const auto p = r.peek("k", alg, t0, 1);
+        r.release("k", alg, t0, 1);  // swallowed
+        const auto st = r.stats();
+        CHECK(st.failures == 3);
+        if (mode == srl::failure_mode::fail_open) {
+            CHECK(o.allowed);
+            CHECK(p.allowed);
+            CHECK(o.remaining == 3);
+            CHECK(st.fail_open_answers == 3);
+            CHECK(st.fail_closed_answers == 0);
+        } else {
+            CHECK_FALSE(o.allowed);
+            CHECK_FALSE(p.allowed);
+            CHECK(o.retryable);
+            CHECK(o.retry_after > 0ns);
+            CHECK(st.fail_closed_answers == 3);
+        }
+    }
+}
+
+TEST_CASE("the breaker opens after consecutive failures, probes when the period ends, and closes on success",
+          "[resilience][breaker]") {
+    switchable_storage s;
+    srl::manual_clock clock(t0);
+    resilient r(s, opts(srl::failure_mode::fail_closed), {}, clock);
+    s.down->store(true);
+    for (int i = 0; i < 3; ++i) CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);
+    CHECK(r.state() == srl::breaker_state::open);
+    CHECK(r.stats().opened == 1);
+
+    // Open: the store is not called at all.
+    const int calls = s.calls->load();
+    for (int i = 0; i < 5; ++i) {
+        const auto o = r.acquire("k", alg, t0, 1);
+        CHECK_FALSE(o.allowed);
+        CHECK(o.retry_after <= 10s);
+        CHECK(o.retry_after > 0ns);
+    }
+    CHECK(s.calls->load() == calls);
+    CHECK(r.stats().short_circuited == 5);
+
+    // The period ends while the store is still down: one probe, it fails, open again.
+    clock.advance(10s);
+    CHECK(r.state() == srl::breaker_state::half_open);
+    CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);
+    CHECK(s.calls->load() == calls + 1);
+    CHECK(r.stats().probes == 1);
+    CHECK(r.stats().opened == 2);
+    CHECK(r.state() == srl::breaker_state::open);
+    clock.advance(9s);
+    CHECK(r.state() == srl::breaker_state::open);
+
+    // The store is back; after the period a probe succeeds and closes the breaker.
+    s.down->store(false);
+    clock.advance(1s);
+    CHECK(r.acquire("k", alg, t0, 1).allowed);
+    CHECK(r.state() == srl::breaker_state::closed);
+    CHECK(r.stats().recovered == 1);
+    CHECK(r.acquire("k", alg, t0, 1).allowed);
+    CHECK(r.acquire("k", alg, t0, 1).allowed);
+    CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);  // the real limit again
+}
+
+TEST_CASE("half-open lets only the configured number of probes through at once", "[resilience][breaker]") {
+    switchable_storage s;
+    s.delay = 300ms;
+    srl::manual_clock clock(t0);
+    auto o = opts(srl::failure_mode::fail_closed);
+    o.half_open_probes = 1;
+    resilient r(s, o, {}, clock);
+    s.down->store(true);
+    for (int i = 0; i < 3; ++i) r.acquire("k", alg, t0, 1);
+    s.down->store(false);
+    clock.advance(10s);
+    const int before = s.calls->load();
+    std::vector<std::thread> ts;
+    std::atomic<int> allowed{0};
+    for (int i = 0; i < 4; ++i)
+        ts.emplace_back([&, i] {
+            if (r.acquire("p" + std::to_string(i), alg, t0, 1).allowed) allowed.fetch_add(1);
+        });
+    for (auto& t : ts) t.join();
+    // Exactly one call reached the store while half-open (the others were short-circuited
+    // unless they arrived after the probe closed the breaker).
+    CHECK(r.stats().probes == 1);
+    CHECK(s.calls->load() - before >= 1);
+    CHECK(r.stats().short_circuited + (s.calls->load() - before) == 4);
+    CHECK(allowed.load() == s.calls->load() - before);
+    CHECK(r.state() == srl::breaker_state::closed);
+}
+
+TEST_CASE("a failover storage answers while the primary is down", "[resilience][failover]") {
+    switchable_storage primary, backup;
+    srl::manual_clock clock(t0);
+    resilient_fo r(primary, opts(srl::failure_mode::fail_closed), backup, clock);
+    primary.down->store(true);
+    for (int i = 0; i < 3; ++i) CHECK(r.acquire("k", alg, t0, 1).allowed);  // the backup's quota
+    CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);                       // the backup's limit
+    CHECK(r.stats().failover_answers == 4);
+    CHECK(r.state() == srl::breaker_state::open);
+
+    backup.down->store(true);
+    CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);
+    CHECK(r.stats().failover_failures == 1);
+    CHECK(r.stats().fail_closed_answers == 1);
+}
+
+TEST_CASE("a call slower than the timeout counts as a failure but keeps its answer", "[resilience]") {
+    switchable_storage s;
+    s.delay = 50ms;
+    auto o = opts(srl::failure_mode::fail_closed);
+    o.timeout = 1ms;
+    o.failure_threshold = 2;
+    resilient r(s, o, {}, srl::manual_clock(t0));
+    CHECK(r.acquire("k", alg, t0, 1).allowed);
+    CHECK(r.acquire("k", alg, t0, 1).allowed);
+    CHECK(r.stats().slow_calls == 2);
+    CHECK(r.state() == srl::breaker_state::open);
+    CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);
+    CHECK(r.stats().short_circuited == 1);
+}
+
+TEST_CASE("a limiter over a resilient storage follows its policy", "[resilience][limiter]") {
+    struct key_of {
+        std::string_view operator()(std::string_view s) const { return s; }
+    };
+    switchable_storage s;
+    srl::resilience_options o = opts(srl::failure_mode::fail_open);
+    srl::limiter<key_of, resilient> lim(key_of{}, std::vector<srl::rule_config>{{"a", "2/h"}, {"b", "5/h"}}, {},
+                                        resilient(s, o, {}, srl::manual_clock(t0)));
+    CHECK(lim.check_key("u").allowed());
+    s.down->store(true);
+    for (int i = 0; i < 10; ++i) CHECK(lim.check_key("u").allowed());
+    CHECK(lim.storage().stats().fail_open_answers > 0);
+}
