@@ -40,10 +40,10 @@ scripts/test-servers.sh "$build/benchmarks/bench_event_store" --benchmark_repeti
 python3 - "$out/ingest.json" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))["benchmarks"]
-def median(prefix):
+def median(prefix, field="items_per_second"):
     for b in data:
         if b["name"].startswith(prefix) and b.get("aggregate_name") == "median":
-            return b.get("items_per_second")
+            return b.get(field)
     return None
 print("Event log ingest (wall time, median; 1000-row batches; indexes in place)")
 for engine, ceiling, label in (("sqlite", "BM_sqlite_ceiling_raw_c_api", "raw sqlite3 prepared INSERT"),
@@ -59,6 +59,13 @@ for engine, ceiling, label in (("sqlite", "BM_sqlite_ceiling_raw_c_api", "raw sq
         if not v:
             continue
         r = v / c
-        print(f"    {what:<26} {v / 1e3:9.1f} k events/s = {r * 100:5.1f} % of the ceiling "
-              f"(goal >= 80 %) {'ok' if r >= 0.8 else 'MISSED'}")
+        line = (f"    {what:<26} {v / 1e3:9.1f} k events/s = {r * 100:5.1f} % of the ceiling "
+                f"(goal >= 80 %) {'ok' if r >= 0.8 else 'MISSED'}")
+        if engine == "sqlite":
+            # SQLite runs in process: CPU time is the same work measured without the
+            # other processes' noise on a shared machine.
+            cc, oc = median(ceiling, "cpu_time"), median(ours, "cpu_time")
+            if cc and oc:
+                line += f"; by CPU time {cc / oc * 100:5.1f} %"
+        print(line)
 PY
