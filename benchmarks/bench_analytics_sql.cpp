@@ -51,7 +51,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Rows: timestamps evenly over the 30 days before bench_now; 20% blocked, the
+// Rows: timestamps evenly spaced (span / rows apart, integer arithmetic) over the
+// 30 days before bench_now; 20% blocked, the
 // blocked ones from 5000 offender keys with a skewed (quadratic) distribution, the
 // allowed ones from 200k keys; one event in two under one of three rules.
 void generate(backend& b) {
@@ -69,7 +70,7 @@ void generate(backend& b) {
         sql << "PRAGMA cache_size=-1000000";
         sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count, \"limit\")"
                " WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < :n - 1)"
-               " SELECT :now - (i * :span) / :n,"
+               " SELECT :now - i * (:span / :n),"
                "  CASE WHEN r <> '' THEN 'rule:' || r || ':' ELSE '' END ||"
                "  CASE WHEN b THEN 'ip:198.51.' || ((((i * 2654435761) % 1000003) * ((i * 2654435761) % 1000003))"
                "   / 1000003 / 200) ELSE 'ip:10.' || ((i * 40503) % 200000) END,"
@@ -82,7 +83,7 @@ void generate(backend& b) {
     } else {
         sql << "SET maintenance_work_mem = '512MB'";
         sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count, \"limit\")"
-               " SELECT timestamptz 'epoch' + (CAST(:now AS BIGINT) - (i * CAST(:span AS BIGINT)) / CAST(:n AS BIGINT))"
+               " SELECT timestamptz 'epoch' + (CAST(:now AS BIGINT) - i * (CAST(:span AS BIGINT) / CAST(:n AS BIGINT)))"
                "   * interval '1 microsecond',"
                "  CASE WHEN r <> '' THEN 'rule:' || r || ':' ELSE '' END ||"
                "  CASE WHEN b THEN 'ip:198.51.' || ((((i * 2654435761) % 1000003) * ((i * 2654435761) % 1000003))"
