@@ -41,14 +41,9 @@ namespace smart_ratelimit::soci {
 
 namespace analytics_detail {
 
-// floor(timestamp / 3600 s), exact for negative timestamps too.
-#define SMART_RATELIMIT_SQLITE_HOUR(col)                                                    \
-    "((" col " - (((" col " % 3600000000) + 3600000000) % 3600000000)) / 3600000000)"
-#define SMART_RATELIMIT_PG_HOUR(col) "floor(extract(epoch from " col ") / 3600)::bigint"
-#define SMART_RATELIMIT_SQLITE_DAY(col)                                                     \
-    "((" col " - (((" col " % 86400000000) + 86400000000) % 86400000000)) / 86400000000)"
-#define SMART_RATELIMIT_PG_DAY(col) "floor(extract(epoch from " col ") / 86400)::bigint"
-
+// The statements below write `@hour(col)` / `@day(col)` for the hour / UTC day of a
+// timestamp column since the epoch; expand_units() substitutes the dialect's
+// expression (floor division, exact for timestamps before 1970 too).
 inline constexpr const char* sqlite_rollup_steps[] = {
     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_hour ("
     " hour BIGINT PRIMARY KEY, total BIGINT NOT NULL, blocked BIGINT NOT NULL)",
@@ -66,88 +61,88 @@ inline constexpr const char* sqlite_rollup_steps[] = {
     "DELETE FROM ratelimit_rollup_rule_hour",
     "DELETE FROM ratelimit_rollup_key_day",
     "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    " SELECT " SMART_RATELIMIT_SQLITE_DAY("timestamp") ", key, COUNT(*)"
+    " SELECT @day(timestamp), key, COUNT(*)"
     " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2",
     "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    " SELECT " SMART_RATELIMIT_SQLITE_HOUR("timestamp") ", COUNT(*),"
+    " SELECT @hour(timestamp), COUNT(*),"
     " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event GROUP BY 1",
     "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    " SELECT " SMART_RATELIMIT_SQLITE_HOUR("timestamp") ", key, COUNT(*)"
+    " SELECT @hour(timestamp), key, COUNT(*)"
     " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2",
     "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    " SELECT " SMART_RATELIMIT_SQLITE_HOUR("timestamp") ", rule_name, COUNT(*),"
+    " SELECT @hour(timestamp), rule_name, COUNT(*),"
     " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event"
     " WHERE rule_name <> '' GROUP BY 1, 2",
     "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN"
     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    "  VALUES (" SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", 1, NEW.allowed = 0)"
+    "  VALUES (@hour(NEW.timestamp), 1, NEW.allowed = 0)"
     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
     " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
+    "  SELECT @hour(NEW.timestamp), NEW.key, 1 WHERE NEW.allowed = 0"
     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
     " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    "  SELECT " SMART_RATELIMIT_SQLITE_DAY("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
+    "  SELECT @day(NEW.timestamp), NEW.key, 1 WHERE NEW.allowed = 0"
     "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.rule_name, 1, NEW.allowed = 0"
+    "  SELECT @hour(NEW.timestamp), NEW.rule_name, 1, NEW.allowed = 0"
     "  WHERE NEW.rule_name <> ''"
     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
     "  blocked = blocked + excluded.blocked;"
     " END",
     "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN"
     " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") ";"
+    "  WHERE hour = @hour(OLD.timestamp);"
     " DELETE FROM ratelimit_rollup_hour"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND total <= 0;"
+    "  WHERE hour = @hour(OLD.timestamp) AND total <= 0;"
     " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key;"
+    "  AND hour = @hour(OLD.timestamp) AND key = OLD.key;"
     " DELETE FROM ratelimit_rollup_key_hour"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key"
+    "  WHERE hour = @hour(OLD.timestamp) AND key = OLD.key"
     "  AND blocked <= 0;"
     " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND day = " SMART_RATELIMIT_SQLITE_DAY("OLD.timestamp") " AND key = OLD.key;"
+    "  AND day = @day(OLD.timestamp) AND key = OLD.key;"
     " DELETE FROM ratelimit_rollup_key_day"
-    "  WHERE day = " SMART_RATELIMIT_SQLITE_DAY("OLD.timestamp") " AND key = OLD.key"
+    "  WHERE day = @day(OLD.timestamp) AND key = OLD.key"
     "  AND blocked <= 0;"
     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name;"
+    "  WHERE hour = @hour(OLD.timestamp) AND rule_name = OLD.rule_name;"
     " DELETE FROM ratelimit_rollup_rule_hour"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name"
+    "  WHERE hour = @hour(OLD.timestamp) AND rule_name = OLD.rule_name"
     "  AND hits <= 0;"
     " END",
     // An UPDATE is a delete of the old row and an insert of the new one.
     "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_au"
     " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN"
     " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") ";"
+    "  WHERE hour = @hour(OLD.timestamp);"
     " DELETE FROM ratelimit_rollup_hour"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND total <= 0;"
+    "  WHERE hour = @hour(OLD.timestamp) AND total <= 0;"
     " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key;"
+    "  AND hour = @hour(OLD.timestamp) AND key = OLD.key;"
     " DELETE FROM ratelimit_rollup_key_hour"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND key = OLD.key"
+    "  WHERE hour = @hour(OLD.timestamp) AND key = OLD.key"
     "  AND blocked <= 0;"
     " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND day = " SMART_RATELIMIT_SQLITE_DAY("OLD.timestamp") " AND key = OLD.key;"
+    "  AND day = @day(OLD.timestamp) AND key = OLD.key;"
     " DELETE FROM ratelimit_rollup_key_day"
-    "  WHERE day = " SMART_RATELIMIT_SQLITE_DAY("OLD.timestamp") " AND key = OLD.key"
+    "  WHERE day = @day(OLD.timestamp) AND key = OLD.key"
     "  AND blocked <= 0;"
     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name;"
+    "  WHERE hour = @hour(OLD.timestamp) AND rule_name = OLD.rule_name;"
     " DELETE FROM ratelimit_rollup_rule_hour"
-    "  WHERE hour = " SMART_RATELIMIT_SQLITE_HOUR("OLD.timestamp") " AND rule_name = OLD.rule_name"
+    "  WHERE hour = @hour(OLD.timestamp) AND rule_name = OLD.rule_name"
     "  AND hits <= 0;"
     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    "  VALUES (" SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", 1, NEW.allowed = 0)"
+    "  VALUES (@hour(NEW.timestamp), 1, NEW.allowed = 0)"
     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
     " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
+    "  SELECT @hour(NEW.timestamp), NEW.key, 1 WHERE NEW.allowed = 0"
     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
     " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    "  SELECT " SMART_RATELIMIT_SQLITE_DAY("NEW.timestamp") ", NEW.key, 1 WHERE NEW.allowed = 0"
+    "  SELECT @day(NEW.timestamp), NEW.key, 1 WHERE NEW.allowed = 0"
     "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    "  SELECT " SMART_RATELIMIT_SQLITE_HOUR("NEW.timestamp") ", NEW.rule_name, 1, NEW.allowed = 0"
+    "  SELECT @hour(NEW.timestamp), NEW.rule_name, 1, NEW.allowed = 0"
     "  WHERE NEW.rule_name <> ''"
     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
     "  blocked = blocked + excluded.blocked;"
@@ -170,35 +165,35 @@ inline constexpr const char* postgresql_rollup_steps[] = {
     "TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour,"
     " ratelimit_rollup_key_day",
     "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    " SELECT " SMART_RATELIMIT_PG_DAY("timestamp") ", key, COUNT(*)"
+    " SELECT @day(timestamp), key, COUNT(*)"
     " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2",
     "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    " SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
+    " SELECT @hour(timestamp), COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
     " FROM ratelimit_event GROUP BY 1",
     "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    " SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", key, COUNT(*)"
+    " SELECT @hour(timestamp), key, COUNT(*)"
     " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2",
     "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    " SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", rule_name, COUNT(*),"
+    " SELECT @hour(timestamp), rule_name, COUNT(*),"
     " COUNT(*) FILTER (WHERE NOT allowed) FROM ratelimit_event WHERE rule_name <> '' GROUP BY 1, 2",
     // Adds the transition table new_rows (grouped, in key order to avoid deadlocks).
     "CREATE OR REPLACE FUNCTION ratelimit_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $f$"
     " BEGIN"
     " INSERT INTO ratelimit_rollup_hour AS r (hour, total, blocked)"
-    "  SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
+    "  SELECT @hour(timestamp), COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
     "  FROM new_rows GROUP BY 1 ORDER BY 1"
     "  ON CONFLICT (hour) DO UPDATE SET total = r.total + EXCLUDED.total,"
     "  blocked = r.blocked + EXCLUDED.blocked;"
     " INSERT INTO ratelimit_rollup_key_hour AS r (hour, key, blocked)"
-    "  SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", key, COUNT(*)"
+    "  SELECT @hour(timestamp), key, COUNT(*)"
     "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
     " INSERT INTO ratelimit_rollup_key_day AS r (day, key, blocked)"
-    "  SELECT " SMART_RATELIMIT_PG_DAY("timestamp") ", key, COUNT(*)"
+    "  SELECT @day(timestamp), key, COUNT(*)"
     "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
     "  ON CONFLICT (day, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
     " INSERT INTO ratelimit_rollup_rule_hour AS r (hour, rule_name, hits, blocked)"
-    "  SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") ", rule_name, COUNT(*),"
+    "  SELECT @hour(timestamp), rule_name, COUNT(*),"
     "  COUNT(*) FILTER (WHERE NOT allowed)"
     "  FROM new_rows WHERE rule_name <> '' GROUP BY 1, 2 ORDER BY 1, 2"
     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = r.hits + EXCLUDED.hits,"
@@ -209,33 +204,33 @@ inline constexpr const char* postgresql_rollup_steps[] = {
     "CREATE OR REPLACE FUNCTION ratelimit_rollup_sub() RETURNS trigger LANGUAGE plpgsql AS $f$"
     " BEGIN"
     " UPDATE ratelimit_rollup_hour r SET total = r.total - d.n, blocked = r.blocked - d.b"
-    "  FROM (SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, COUNT(*) AS n,"
+    "  FROM (SELECT @hour(timestamp) AS h, COUNT(*) AS n,"
     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows GROUP BY 1 ORDER BY 1) d"
     "  WHERE r.hour = d.h;"
-    " DELETE FROM ratelimit_rollup_hour r USING (SELECT DISTINCT "
-    SMART_RATELIMIT_PG_HOUR("timestamp") " AS h FROM old_rows) d"
+    " DELETE FROM ratelimit_rollup_hour r"
+    "  USING (SELECT DISTINCT @hour(timestamp) AS h FROM old_rows) d"
     "  WHERE r.hour = d.h AND r.total <= 0;"
     " UPDATE ratelimit_rollup_key_hour r SET blocked = r.blocked - d.n"
-    "  FROM (SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, key, COUNT(*) AS n"
+    "  FROM (SELECT @hour(timestamp) AS h, key, COUNT(*) AS n"
     "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
     "  WHERE r.hour = d.h AND r.key = d.key;"
-    " DELETE FROM ratelimit_rollup_key_hour r USING (SELECT DISTINCT "
-    SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, key FROM old_rows WHERE NOT allowed) d"
+    " DELETE FROM ratelimit_rollup_key_hour r"
+    "  USING (SELECT DISTINCT @hour(timestamp) AS h, key FROM old_rows WHERE NOT allowed) d"
     "  WHERE r.hour = d.h AND r.key = d.key AND r.blocked <= 0;"
     " UPDATE ratelimit_rollup_key_day r SET blocked = r.blocked - d.n"
-    "  FROM (SELECT " SMART_RATELIMIT_PG_DAY("timestamp") " AS dd, key, COUNT(*) AS n"
+    "  FROM (SELECT @day(timestamp) AS dd, key, COUNT(*) AS n"
     "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
     "  WHERE r.day = d.dd AND r.key = d.key;"
-    " DELETE FROM ratelimit_rollup_key_day r USING (SELECT DISTINCT "
-    SMART_RATELIMIT_PG_DAY("timestamp") " AS dd, key FROM old_rows WHERE NOT allowed) d"
+    " DELETE FROM ratelimit_rollup_key_day r"
+    "  USING (SELECT DISTINCT @day(timestamp) AS dd, key FROM old_rows WHERE NOT allowed) d"
     "  WHERE r.day = d.dd AND r.key = d.key AND r.blocked <= 0;"
     " UPDATE ratelimit_rollup_rule_hour r SET hits = r.hits - d.n, blocked = r.blocked - d.b"
-    "  FROM (SELECT " SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, rule_name, COUNT(*) AS n,"
+    "  FROM (SELECT @hour(timestamp) AS h, rule_name, COUNT(*) AS n,"
     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows WHERE rule_name <> ''"
     "  GROUP BY 1, 2 ORDER BY 1, 2) d"
     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name;"
-    " DELETE FROM ratelimit_rollup_rule_hour r USING (SELECT DISTINCT "
-    SMART_RATELIMIT_PG_HOUR("timestamp") " AS h, rule_name FROM old_rows WHERE rule_name <> '') d"
+    " DELETE FROM ratelimit_rollup_rule_hour r"
+    "  USING (SELECT DISTINCT @hour(timestamp) AS h, rule_name FROM old_rows WHERE rule_name <> '') d"
     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name AND r.hits <= 0;"
     " RETURN NULL;"
     " END $f$",
@@ -257,10 +252,30 @@ inline constexpr const char* postgresql_rollup_steps[] = {
     " FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_truncate()",
 };
 
-#undef SMART_RATELIMIT_SQLITE_HOUR
-#undef SMART_RATELIMIT_PG_HOUR
-#undef SMART_RATELIMIT_SQLITE_DAY
-#undef SMART_RATELIMIT_PG_DAY
+/// Replaces every `@hour(col)` and `@day(col)` in `sql` by the dialect's expression.
+inline std::string expand_units(std::string_view sql, dialect d) {
+    std::string out;
+    out.reserve(sql.size() * 2);
+    std::size_t i = 0;
+    while (i < sql.size()) {
+        const bool hour = sql.substr(i, 6) == "@hour(";
+        const bool day = !hour && sql.substr(i, 5) == "@day(";
+        if (!hour && !day) {
+            out.push_back(sql[i++]);
+            continue;
+        }
+        const std::size_t open = i + (hour ? 6 : 5);
+        const std::size_t close = sql.find(')', open);
+        const std::string col(sql.substr(open, close - open));
+        const char* unit = hour ? "3600000000" : "86400000000";
+        if (d == dialect::sqlite)
+            out += "((" + col + " - (((" + col + " % " + unit + ") + " + unit + ") % " + unit + ")) / " + unit + ")";
+        else
+            out += std::string("floor(extract(epoch from ") + col + ") / " + (hour ? "3600" : "86400") + ")::bigint";
+        i = close + 1;
+    }
+    return out;
+}
 
 }  // namespace analytics_detail
 
@@ -295,9 +310,11 @@ inline bool migrate_analytics(::soci::session& sql, dialect d) {
                 return false;
             }
             if (d == dialect::sqlite)
-                for (const char* stmt : analytics_detail::sqlite_rollup_steps) sql << stmt;
+                for (const char* stmt : analytics_detail::sqlite_rollup_steps)
+                    sql << analytics_detail::expand_units(stmt, d);
             else
-                for (const char* stmt : analytics_detail::postgresql_rollup_steps) sql << stmt;
+                for (const char* stmt : analytics_detail::postgresql_rollup_steps)
+                    sql << analytics_detail::expand_units(stmt, d);
             const std::string comp(analytics_component);
             const std::string desc = "hourly rollups of ratelimit_event kept by triggers";
             const int version = analytics_schema_version;
