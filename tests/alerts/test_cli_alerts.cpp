@@ -118,7 +118,8 @@ TEST_CASE("alerts sends e-mail and webhook and prints one summary line", "[alert
     const std::vector<std::string> env{"RATELIMIT_SETTINGS=" + (dir.path() / "settings.json").string(),
                                        "RATELIMIT_DATABASE_URL=" + db,
                                        "RATELIMIT_ALERT_EMAILS=ops@example.com,sec@example.com",
-                                       "RATELIMIT_SMTP_URL=" + smtp.url(), "RATELIMIT_ALERT_WEBHOOK=" + http.url()};
+                                       "RATELIMIT_SMTP_URL=" + smtp.url(), "RATELIMIT_ALERT_WEBHOOK=" + http.url(),
+                                       "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
     const auto r = run_cli(dir, {"alerts"}, env);
     CHECK(r.err == "");
     CHECK(r.code == 0);
@@ -153,7 +154,7 @@ TEST_CASE("a failed channel makes alerts exit 1 after sending the other", "[aler
     const std::vector<std::string> env{
         "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3", "RATELIMIT_ALERT_EMAILS=ops@example.com",
         "RATELIMIT_SMTP_URL=smtp://127.0.0.1:" + std::to_string(refused_port()),
-        "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=2000"};
+        "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
     const auto r = run_cli(dir, {"alerts", "--json"}, env);
     CHECK(r.code == 1);
     CHECK(r.out.find("\"email\": {\"sent\": false, \"error\": \"SMTP: ") != std::string::npos);
@@ -170,7 +171,7 @@ TEST_CASE("the cool-down is remembered in the database across runs", "[alerts][c
     const auto db = make_event_log(dir);
     http_receiver http(200);
     const std::vector<std::string> env{"RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
-                                       "RATELIMIT_ALERT_WEBHOOK=" + http.url(),
+                                       "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000",
                                        "RATELIMIT_ALERT_COOLDOWN_MINUTES=60"};
     auto r = run_cli(dir, {"alerts"}, env);
     CHECK(r.code == 0);

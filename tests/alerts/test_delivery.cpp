@@ -47,12 +47,12 @@ srl::alert_request request(std::int64_t threshold, std::vector<std::string> to, 
     return r;
 }
 
-srl::smtp::curl_mailer mailer_for(const std::string& url, std::chrono::milliseconds timeout = 10s,
+srl::smtp::curl_mailer mailer_for(const std::string& url, std::chrono::milliseconds timeout = 30s,
                                   std::string ca = {}) {
     return srl::smtp::curl_mailer(srl::smtp::smtp_options{url, timeout, std::move(ca)});
 }
 
-srl::beast::webhook_client webhook_for(std::chrono::milliseconds timeout = 10s, std::string ca = {},
+srl::beast::webhook_client webhook_for(std::chrono::milliseconds timeout = 30s, std::string ca = {},
                                        std::string secret = {}) {
     return srl::beast::webhook_client(srl::beast::webhook_options{timeout, std::move(secret), std::move(ca)});
 }
@@ -332,7 +332,7 @@ TEST_CASE("https webhooks verify the certificate and the host name", "[alerts][w
 
     SECTION("a certificate from the trusted CA, by IP and by name") {
         http_receiver https(200, tls.cert("good"), tls.key("good"));
-        auto webhook = webhook_for(10s, tls.ca());
+        auto webhook = webhook_for(30s, tls.ca());
         CHECK(webhook.post(https.url("127.0.0.1"), "{\"a\": 1}").error == "");
         CHECK(webhook.post(https.url("localhost"), "{\"a\": 2}").error == "");
         const auto reqs = https.requests();
@@ -342,7 +342,7 @@ TEST_CASE("https webhooks verify the certificate and the host name", "[alerts][w
     }
     SECTION("a self-signed certificate is not trusted; the e-mail still goes") {
         http_receiver https(200, tls.cert("self_signed"), tls.key("self_signed"));
-        auto webhook = webhook_for(10s, tls.ca());
+        auto webhook = webhook_for(30s, tls.ca());
         const auto r = srl::send_offender_alerts(sample_events(), request(3, {"ops@example.com"}, https.url()), mailer,
                                                  webhook);
         REQUIRE(r.channels.size() == 2);
@@ -353,7 +353,7 @@ TEST_CASE("https webhooks verify the certificate and the host name", "[alerts][w
     }
     SECTION("a trusted certificate for another host name is refused") {
         http_receiver https(200, tls.cert("wrong_host"), tls.key("wrong_host"));
-        auto webhook = webhook_for(10s, tls.ca());
+        auto webhook = webhook_for(30s, tls.ca());
         const auto st = webhook.post(https.url("127.0.0.1"), "{}");
         CHECK_FALSE(st.ok);
         CHECK(st.error.find("certificate") != std::string::npos);
@@ -361,7 +361,7 @@ TEST_CASE("https webhooks verify the certificate and the host name", "[alerts][w
     }
     SECTION("without the test CA the system trust store rejects it") {
         http_receiver https(200, tls.cert("good"), tls.key("good"));
-        auto webhook = webhook_for(10s);
+        auto webhook = webhook_for(30s);
         CHECK_FALSE(webhook.post(https.url(), "{}").ok);
         CHECK(https.requests().empty());
     }
@@ -370,7 +370,7 @@ TEST_CASE("https webhooks verify the certificate and the host name", "[alerts][w
 TEST_CASE("a signed webhook carries a timestamp and an HMAC-SHA256 the receiver can verify",
           "[alerts][webhook]") {
     http_receiver http(200);
-    auto webhook = webhook_for(10s, {}, "s3cr3t key");
+    auto webhook = webhook_for(30s, {}, "s3cr3t key");
     const auto before = std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
@@ -399,7 +399,7 @@ TEST_CASE("SMTP with STARTTLS and authentication from the URL", "[alerts][smtp][
     smtp_receiver smtp({"--tls", tls.cert("good"), tls.key("good"), "--auth", "alerts:p@ss word"});
 
     SECTION("trusted certificate and the right password") {
-        auto mailer = mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()), 10s, tls.ca());
+        auto mailer = mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()), 30s, tls.ca());
         const auto st = mailer.send({"alerts@example.org", {"ops@example.com"}, "s", "hello\n"});
         CHECK(st.error == "");
         REQUIRE(smtp.count() == 1);
@@ -409,18 +409,18 @@ TEST_CASE("SMTP with STARTTLS and authentication from the URL", "[alerts][smtp][
     SECTION("STARTTLS can be required") {
         auto mailer = mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()) +
                                      "?starttls=required",
-                                 10s, tls.ca());
+                                 30s, tls.ca());
         CHECK(mailer.send({"alerts@example.org", {"ops@example.com"}, "s", "hello\n"}).error == "");
         CHECK(smtp.count() == 1);
     }
     SECTION("a wrong password is reported") {
-        auto mailer = mailer_for("smtp://alerts:wrong@127.0.0.1:" + std::to_string(smtp.port()), 10s, tls.ca());
+        auto mailer = mailer_for("smtp://alerts:wrong@127.0.0.1:" + std::to_string(smtp.port()), 30s, tls.ca());
         const auto st = mailer.send({"alerts@example.org", {"ops@example.com"}, "s", "hello\n"});
         CHECK_FALSE(st.ok);
         CHECK(smtp.count() == 0);
     }
     SECTION("an untrusted certificate is refused before any credentials are sent") {
-        auto mailer = mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()), 10s);
+        auto mailer = mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()), 30s);
         const auto st = mailer.send({"alerts@example.org", {"ops@example.com"}, "s", "hello\n"});
         CHECK_FALSE(st.ok);
         CHECK(smtp.count() == 0);

@@ -150,9 +150,7 @@ private:
         req.body() = std::string(body);
         req.prepare_payload();
 
-        net::io_context ioc;
-        std::optional<send_status> result;
-        const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+        // The TLS context outlives the io_context (and any coroutine frame it still holds).
         std::optional<net::ssl::context> ctx;
         if (t->tls) {
             ctx.emplace(net::ssl::context::tls_client);
@@ -163,6 +161,9 @@ private:
             else ctx->load_verify_file(options_.ca_file);
             ctx->set_verify_mode(net::ssl::verify_peer);
         }
+        net::io_context ioc;
+        std::optional<send_status> result;
+        const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
         net::co_spawn(ioc, exchange(*t, std::move(req), ctx ? &*ctx : nullptr, deadline),
                       [&result](std::exception_ptr e, send_status st) {
                           if (e) {
