@@ -60,6 +60,7 @@ ours_filter='^core/(hot_key|keys_100k)/(steady_clock|coarse_clock)'
 
 results=$peers/results.jsonl
 : >"$results"
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 for ((r = 1; r <= rounds; r++)); do
   echo "== round $r of $rounds" >&2
   "$bench_core" --benchmark_filter="$ours_filter" --benchmark_format=json \
@@ -83,7 +84,7 @@ PY
 done
 
 [[ -n $json_out ]] && cp "$results" "$json_out"
-python3 - "$results" <<'PY'
+python3 - "$results" "$load_before" "$(cut -d' ' -f1 /proc/loadavg)" "$(nproc)" <<'PY'
 import json, sys
 best = {}
 for line in open(sys.argv[1]):
@@ -121,5 +122,10 @@ print("the hot key is mostly denied and the 100k keys are always admitted, for a
 print("Peers get a prebuilt read-only map (no insertion, no eviction, no lock on the map);")
 print("ours runs the full limiter: key formatting, seeded sharded bounded storage, decision.")
 print("The goal is judged on the steady clock (the default); coarse-clock rows are for information.")
+load = max(float(sys.argv[2]), float(sys.argv[3]))
+print(f"Load average {sys.argv[2]} before, {sys.argv[3]} after, on {sys.argv[4]} cores.")
+if load > float(sys.argv[4]):
+    print("WARNING: the machine was busy with other work; absolute times are inflated "
+          "(the ratios, measured in the same rounds, less so).")
 sys.exit(1 if missing else 0)
 PY
