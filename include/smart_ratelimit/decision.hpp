@@ -53,6 +53,13 @@ public:
         size_ = static_cast<std::uint16_t>(std::min(s.size(), max_key_size));
         if (size_ != 0) std::memcpy(data_, s.data(), size_);
     }
+    /// Raw access for code that composes a key in place: write up to max_key_size
+    /// bytes at buffer(), then resize() to the length written.
+    char* buffer() noexcept { return data_; }
+    void resize(std::size_t n) noexcept {
+        size_ = static_cast<std::uint16_t>(std::min(n, max_key_size));
+    }
+
     std::string_view view() const noexcept { return {data_, size_}; }
     operator std::string_view() const noexcept { return view(); }
     std::size_t size() const noexcept { return size_; }

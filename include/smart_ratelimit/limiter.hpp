@@ -87,6 +87,7 @@ public:
           rules_(std::move(rules)),
           options_(std::move(options)) {
         validate();
+        cache_limits();
     }
 
     limiter(const limiter&) = delete;
@@ -162,11 +163,15 @@ private:
             throw config_error("limiter_options::fallback_key must not be empty");
     }
 
+    void cache_limits() noexcept {
+        for (std::size_t i = 0; i < rules_.size(); ++i) limits_[i] = rules_[i].algorithm.limit();
+    }
+
     void fill(decision& d, const rule_type& r, const outcome& o) const noexcept {
         d.allowed = o.allowed;
         d.shadow = r.shadow || options_.shadow;
         d.retryable = o.retryable;
-        d.limit = r.algorithm.limit();
+        d.limit = limits_[static_cast<std::size_t>(&r - rules_.data())];
         d.remaining = o.remaining;
         d.count = o.count;
         d.reset_after = o.reset_after;
@@ -246,6 +251,7 @@ private:
     [[no_unique_address]] Clock clock_;
     std::vector<rule_type> rules_;
     limiter_options options_;
+    std::uint64_t limits_[verdict::max_rules] = {};  // rules_[i].algorithm.limit(), cached
     std::atomic<std::uint64_t> sink_failures_{0};
 };
 

@@ -13,6 +13,7 @@
 #include <smart_ratelimit/event.hpp>
 #include <smart_ratelimit/rate.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -90,12 +91,13 @@ basic_rule<A> make_rule(const rule_config& c) {
 /// distinct and are never skipped. Returns out.view().
 inline std::string_view format_key(key_buffer& out, std::string_view rule_name,
                                    std::string_view inner) noexcept {
-    char buf[max_key_size];
+    char* buf = out.buffer();
     std::size_t n = 0;
     if (!rule_name.empty()) {
+        const std::size_t name_size = std::min(rule_name.size(), event_caps::rule_name);
         std::memcpy(buf, "rule:", 5);
-        std::memcpy(buf + 5, rule_name.data(), rule_name.size());
-        n = 5 + rule_name.size();
+        std::memcpy(buf + 5, rule_name.data(), name_size);
+        n = 5 + name_size;
         buf[n++] = ':';
     }
     const std::size_t room = max_key_size - n;
@@ -112,7 +114,7 @@ inline std::string_view format_key(key_buffer& out, std::string_view rule_name,
         detail::digest_hex(inner, buf + n);
         n += 32;
     }
-    out.assign(std::string_view(buf, n));
+    out.resize(n);
     return out.view();
 }
 
