@@ -403,30 +403,42 @@ TEST_CASE("escaping helpers cover their contexts", "[beast][dashboard]") {
 
 TEST_CASE("the traffic timeline adds up to the traffic summary", "[beast][dashboard][analytics]") {
     using namespace std::chrono;
-    const srl::event_time now = srl::event_time{} + hours(24 * 20000);
-    std::vector<srl::event> events;
-    for (int i = 0; i < 500; ++i)
-        events.push_back(srl::make_event(now - minutes(i * 37), "k", "/p", "GET", i % 3 != 0, 1, 1));
-    events.push_back(srl::make_event(now + seconds(5), "k", "/p", "GET", false, 1, 1));  // clock skew: last bucket
-    events.push_back(srl::make_event(now - hours(24), "k", "/p", "GET", true, 1, 1));     // exactly on the cutoff
-    for (const int days : {1, 2, 7}) {
-        const auto t = srl::get_traffic_timeline(events, days, 0, now);
-        CHECK(t.size() == srl::default_timeline_buckets(days));
-        const auto s = srl::get_traffic_summary(events, days, now);
-        std::int64_t allowed = 0, blocked = 0;
-        for (const auto& b : t) {
-            allowed += b.allowed;
-            blocked += b.blocked;
+    for (const auto offset : {minutes(0), minutes(17), minutes(60 * 7 + 3)}) {
+        const srl::event_time now = srl::event_time{} + hours(24 * 20000) + offset;
+        INFO("now offset " << offset.count() << " min");
+        std::vector<srl::event> events;
+        for (int i = 0; i < 500; ++i)
+            events.push_back(srl::make_event(now - minutes(i * 37), "k", "/p", "GET", i % 3 != 0, 1, 1));
+        events.push_back(srl::make_event(now + seconds(5), "k", "/p", "GET", false, 1, 1));  // clock skew
+        events.push_back(srl::make_event(now - hours(24), "k", "/p", "GET", true, 1, 1));    // on the cutoff
+        for (const int days : {1, 2, 7}) {
+            const auto width = srl::default_timeline_width(days);
+            const auto layout = srl::timeline_layout::make(now, days, width);
+            const auto t = srl::get_traffic_timeline(events, days, hours(0), now);
+            REQUIRE(t.size() == layout.buckets);
+            CHECK(t.size() == static_cast<std::size_t>(days * 24 / width.count() + 1));
+            const auto s = srl::get_traffic_summary(events, days, now);
+            std::int64_t allowed = 0, blocked = 0;
+            for (const auto& b : t) {
+                allowed += b.allowed;
+                blocked += b.blocked;
+            }
+            CHECK(allowed == s.allowed);
+            CHECK(blocked == s.blocked);
+            CHECK(t.front().start == srl::window_start(now, days));
+            for (std::size_t i = 1; i < t.size(); ++i) {
+                CHECK(t[i].start.time_since_epoch() % duration_cast<microseconds>(width) == microseconds(0));
+                CHECK(t[i].start > t[i - 1].start);
+            }
         }
-        CHECK(allowed == s.allowed);
-        CHECK(blocked == s.blocked);
-        CHECK(t.front().start == srl::window_start(now, days));
+        const auto day = srl::get_traffic_timeline(events, 1, hours(1), now);
+        CHECK(day.front().allowed >= 1);  // the event on the cutoff is in the first bucket
+        CHECK(day.back().blocked >= 1);   // the skewed one in the last
     }
-    const auto day = srl::get_traffic_timeline(events, 1, 24, now);
-    CHECK(day.front().allowed >= 1);  // the event on the cutoff is in the first bucket
-    CHECK(day.back().blocked >= 1);   // the skewed one in the last
-    CHECK_THROWS_AS(srl::get_traffic_timeline(events, 0, 24, now), srl::config_error);
-    CHECK_THROWS_AS(srl::get_traffic_timeline(events, 1, 20000, now), srl::config_error);
+    const srl::event_time now = srl::event_time{} + hours(24 * 20000);
+    std::vector<srl::event> none;
+    CHECK_THROWS_AS(srl::get_traffic_timeline(none, 0, hours(1), now), srl::config_error);
+    CHECK_THROWS_AS(srl::get_traffic_timeline(none, 1, hours(24 * 400), now), srl::config_error);
 }
 
 TEST_CASE("the SVG chart draws one stacked bar per non-empty bucket", "[beast][dashboard]") {
@@ -479,9 +491,17 @@ void compare_sources(const std::string& url) {
         CHECK(sql.summary(days, now) == mem.summary(days, now));
         CHECK(sql.top_offenders(days, 20, now) == mem.top_offenders(days, 20, now));
         CHECK(sql.rule_hit_counts(days, 20, now) == mem.rule_hit_counts(days, 20, now));
-        CHECK(sql.timeline(days, srl::default_timeline_buckets(days), now) ==
-              mem.timeline(days, srl::default_timeline_buckets(days), now));
+        CHECK(sql.timeline(days, srl::default_timeline_width(days), now) ==
+              mem.timeline(days, srl::default_timeline_width(days), now));
         CHECK(sql.drill_down("ip:10.0.0.3", days, 50, now) == mem.drill_down("ip:10.0.0.3", days, 50, now));
+    }
+    // With the hourly rollups the timeline reads them (plus the partial first hour).
+    srl::soci::migrate_analytics(store);
+    for (const int days : {1, 3, 7, 30}) {
+        INFO("rollups, days " << days);
+        for (const auto width : {std::chrono::hours(1), std::chrono::hours(24)})
+            CHECK(sql.timeline(days, width, now) == mem.timeline(days, width, now));
+        CHECK(sql.summary(days, now) == mem.summary(days, now));
     }
 
     // And over the socket: the same CSV and drill-down from both dashboards.

@@ -324,7 +324,7 @@ private:
         c.window = source_.summary(days, now);
         c.top_offenders = source_.top_offenders(days, 20, now);
         c.rules = source_.rule_hit_counts(days, 20, now);
-        c.timeline = source_.timeline(days, default_timeline_buckets(days), now);
+        c.timeline = source_.timeline(days, default_timeline_width(days), now);
         c.style_nonce = nonce;
         c.sign_out_url = sign_out_url;
         return make(req, http::status::ok, "text/html; charset=utf-8", std::string(renderer_(c)), nonce);

@@ -5,6 +5,7 @@
 // source, which pushes the work into SQL, is in beast/soci_dashboard_source.hpp.
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <string_view>
@@ -25,21 +26,21 @@ namespace smart_ratelimit::beast {
 /// | `s.top_offenders(days, limit, now)`         | `std::vector<offender>`        |
 /// | `s.rule_hit_counts(days, limit, now)`       | `std::vector<rule_hits>`       |
 /// | `s.drill_down(key, days, recent, now)`      | `offender_detail`              |
-/// | `s.timeline(days, buckets, now)`            | `std::vector<traffic_bucket>`  |
+/// | `s.timeline(days, width, now)`              | `std::vector<traffic_bucket>`  |
 ///
-/// `s` is a `const S&`, `days`, `limit` and `recent` are `int`, `buckets` a
-/// `std::size_t`, `key` a `std::string_view`, `now` an `event_time`. The calls may
+/// `s` is a `const S&`, `days`, `limit` and `recent` are `int`, `width` a
+/// `std::chrono::hours` (see timeline_layout), `key` a `std::string_view`, `now` an `event_time`. The calls may
 /// block (SQL): the dashboard makes them off the I/O thread when asked to. They may
 /// throw; the dashboard answers 503 without details.
 /// Thread safety: called concurrently from the dashboard's worker threads.
 template <class S>
 concept dashboard_data_source =
-    requires(const S& s, int n, std::size_t buckets, std::string_view key, event_time now) {
+    requires(const S& s, int n, std::chrono::hours width, std::string_view key, event_time now) {
         { s.summary(n, now) } -> std::same_as<traffic_summary>;
         { s.top_offenders(n, n, now) } -> std::same_as<std::vector<offender>>;
         { s.rule_hit_counts(n, n, now) } -> std::same_as<std::vector<rule_hits>>;
         { s.drill_down(key, n, n, now) } -> std::same_as<offender_detail>;
-        { s.timeline(n, buckets, now) } -> std::same_as<std::vector<traffic_bucket>>;
+        { s.timeline(n, width, now) } -> std::same_as<std::vector<traffic_bucket>>;
     };
 
 /// A data source over the event range returned by a callable, e.g.
@@ -63,8 +64,8 @@ public:
     offender_detail drill_down(std::string_view key, int days, int recent, event_time now) const {
         return get_offender_detail(get_(), key, days, recent, now);
     }
-    std::vector<traffic_bucket> timeline(int days, std::size_t buckets, event_time now) const {
-        return get_traffic_timeline(get_(), days, buckets, now);
+    std::vector<traffic_bucket> timeline(int days, std::chrono::hours width, event_time now) const {
+        return get_traffic_timeline(get_(), days, width, now);
     }
 
     const Get& getter() const noexcept { return get_; }

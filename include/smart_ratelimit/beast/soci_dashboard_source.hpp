@@ -5,6 +5,7 @@
 // Needs both the Beast and the SOCI adapter targets.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,41 +19,75 @@
 
 namespace smart_ratelimit::soci {
 
-/// `get_traffic_timeline` computed by the database: the events of the window are
-/// counted per bucket with one GROUP BY over the timestamp index; same buckets and
-/// results as the in-memory version on the same data. Opens one connection of the
-/// store. Throws config_error for days < 1 or bad bucket counts, storage_error when
-/// the database fails.
+/// `get_traffic_timeline` computed by the database, with the same buckets and results
+/// as the in-memory version on the same data. With the hourly rollups (migrated by
+/// `smart-ratelimit migrate`) it reads one row per hour of the window plus the raw
+/// rows of the window's first, partial hour; without them, one GROUP BY over the
+/// timestamp index. Bound parameters only; one connection of the store.
+/// Throws config_error for days < 1 or a bad width, storage_error when the database fails.
 inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store, int days = 7,
-                                                        std::size_t buckets = 0,
+                                                        std::chrono::hours width = std::chrono::hours{0},
                                                         event_time now = event_clock_now()) {
     const auto layout =
-        timeline_layout::make(now, days, buckets == 0 ? default_timeline_buckets(days) : buckets);
+        timeline_layout::make(now, days, width.count() == 0 ? default_timeline_width(days) : width);
     auto out = layout.empty();
     const dialect d = store.sql_dialect();
-    analytics_detail::bound_query q(d);
-    const std::string start_us = q.integer(layout.start.time_since_epoch().count());
-    const std::string width_us = q.integer(layout.width.count());
-    const std::string since = q.time(layout.start);
-    const std::string text = "SELECT (" + time_column_micros(d) + " - " + start_us + ") / " + width_us +
-                             " AS bucket, CAST(COUNT(*) AS BIGINT), CAST(SUM(" + q.blocked_int() +
-                             ") AS BIGINT) FROM ratelimit_event WHERE timestamp >= " + since +
-                             " GROUP BY 1";
+    const std::int64_t w = layout.width.count();
     auto sql = store.open_session();
-    long long bucket = 0, total = 0, blocked = 0;
+    auto add = [&](std::size_t i, long long total, long long blocked) {
+        out[i].allowed += total - blocked;
+        out[i].blocked += blocked;
+    };
+    long long unit = 0, total = 0, blocked = 0;
+    if (analytics_detail::rollups_ready(*sql)) {
+        constexpr std::int64_t hour_us = 3'600'000'000LL;
+        const std::int64_t s = layout.start.time_since_epoch().count();
+        const std::int64_t first_hour = s / hour_us + ((s % hour_us) > 0 ? 1 : 0);  // ceil
+        const event_time first_hour_at{std::chrono::microseconds{first_hour * hour_us}};
+        if (layout.start < first_hour_at) {  // the partial first hour: raw rows, all in bucket 0
+            analytics_detail::bound_query q(d);
+            const std::string text = "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(" + q.blocked_int() +
+                                     "), 0) AS BIGINT) FROM ratelimit_event WHERE timestamp >= " +
+                                     q.time(layout.start) + " AND timestamp < " + q.time(first_hour_at);
+            q.run(
+                *sql, text,
+                [&](::soci::statement& st) {
+                    st.exchange(::soci::into(total));
+                    st.exchange(::soci::into(blocked));
+                },
+                [&] { add(0, total, blocked); });
+        }
+        analytics_detail::bound_query q(d);
+        long long hour = 0;
+        const std::string text = "SELECT CAST(hour AS BIGINT), CAST(total AS BIGINT), CAST(blocked AS BIGINT)"
+                                 " FROM ratelimit_rollup_hour WHERE hour >= " + q.integer(first_hour);
+        q.run(
+            *sql, text,
+            [&](::soci::statement& st) {
+                st.exchange(::soci::into(hour));
+                st.exchange(::soci::into(total));
+                st.exchange(::soci::into(blocked));
+            },
+            [&] {
+                const event_time at{std::chrono::microseconds{static_cast<std::int64_t>(hour) * hour_us}};
+                add(layout.index_of(at), total, blocked);
+            });
+        return out;
+    }
+    analytics_detail::bound_query q(d);
+    const std::string width_us = q.integer(w);
+    const std::string since = q.time(layout.start);
+    const std::string text = "SELECT " + time_column_micros(d) + " / " + width_us +
+                             ", CAST(COUNT(*) AS BIGINT), CAST(SUM(" + q.blocked_int() +
+                             ") AS BIGINT) FROM ratelimit_event WHERE timestamp >= " + since + " GROUP BY 1";
     q.run(
         *sql, text,
         [&](::soci::statement& st) {
-            st.exchange(::soci::into(bucket));
+            st.exchange(::soci::into(unit));
             st.exchange(::soci::into(total));
             st.exchange(::soci::into(blocked));
         },
-        [&] {
-            const std::size_t i =
-                bucket < 0 ? 0 : std::min(static_cast<std::size_t>(bucket), layout.buckets - 1);
-            out[i].allowed += total - blocked;
-            out[i].blocked += blocked;
-        });
+        [&] { add(layout.index_of_unit(unit), total, blocked); });
     return out;
 }
 
@@ -80,8 +115,8 @@ public:
     offender_detail drill_down(std::string_view key, int days, int recent, event_time now) const {
         return smart_ratelimit::soci::get_offender_detail(*store_, key, days, recent, now);
     }
-    std::vector<traffic_bucket> timeline(int days, std::size_t buckets, event_time now) const {
-        return smart_ratelimit::soci::get_traffic_timeline(*store_, days, buckets, now);
+    std::vector<traffic_bucket> timeline(int days, std::chrono::hours width, event_time now) const {
+        return smart_ratelimit::soci::get_traffic_timeline(*store_, days, width, now);
     }
 
     const smart_ratelimit::soci::event_store& store() const noexcept { return *store_; }

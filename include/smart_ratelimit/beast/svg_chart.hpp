@@ -145,8 +145,8 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
         s += "\" y=\"";
         dashboard_detail::append_int(s, top + plot_h + 16);
         s += "\" text-anchor=\"end\">";
-        const auto width = buckets.size() > 1 ? buckets[1].start - buckets[0].start
-                                              : std::chrono::microseconds{0};
+        const std::size_t n = buckets.size();
+        const auto width = n > 1 ? buckets[n - 1].start - buckets[n - 2].start : std::chrono::microseconds{0};
         s += dashboard_detail::format_utc(buckets.back().start + width);
         s += " UTC</text>";
     }

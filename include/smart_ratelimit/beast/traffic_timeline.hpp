@@ -1,7 +1,8 @@
 // smart_ratelimit/beast/traffic_timeline.hpp
-// Allowed and blocked requests over time, in equal buckets across the analytics
-// window: the data behind the dashboard's chart. `get_traffic_timeline` works over
-// any event range; the SOCI event store has a SQL version in beast/soci_source.hpp.
+// Allowed and blocked requests over time across the analytics window, in buckets
+// aligned to whole UTC hours or days: the data behind the dashboard's chart.
+// `get_traffic_timeline` works over any event range; the SOCI event store has a SQL
+// version (hourly rollups when present) in beast/soci_dashboard_source.hpp.
 // Standard headers only.
 #pragma once
 
@@ -18,7 +19,7 @@
 
 namespace smart_ratelimit {
 
-/// One bucket of the timeline: events with `start <= timestamp < start + width`.
+/// One bucket of the timeline: events with `start <= timestamp <` the next bucket's start.
 struct traffic_bucket {
     event_time start{};
     std::int64_t allowed = 0;
@@ -27,58 +28,70 @@ struct traffic_bucket {
     friend bool operator==(const traffic_bucket&, const traffic_bucket&) = default;
 };
 
-/// The bucket layout of a window: `buckets` equal intervals from
-/// `window_start(now, days)` to `now`. The last bucket also takes events stamped
-/// after `now` (clock skew), so the buckets add up to `get_traffic_summary`.
+/// The buckets of a window: the window `[window_start(now, days), ...)` cut at every
+/// multiple of `width` since the Unix epoch (whole UTC hours or days). The first
+/// bucket starts at the window start and may be partial; the last one holds `now`
+/// and also takes events stamped after it (clock skew), so the buckets add up to
+/// `get_traffic_summary`. Aligned cuts let the SQL store answer from its hourly rollups.
 struct timeline_layout {
     event_time start{};
     std::chrono::microseconds width{};
+    std::int64_t first_unit = 0;  // floor(start / width)
     std::size_t buckets = 0;
 
-    /// Throws config_error when days < 1 or buckets is 0 or over 10000.
-    static timeline_layout make(event_time now, int days, std::size_t buckets) {
+    /// Throws config_error when days < 1 or width is not 1 hour to 366 days.
+    static timeline_layout make(event_time now, int days, std::chrono::hours width) {
         if (days < 1) throw config_error("get_traffic_timeline: days must be at least 1");
-        if (buckets == 0 || buckets > 10000)
-            throw config_error("get_traffic_timeline: buckets must be between 1 and 10000");
+        if (width < std::chrono::hours{1} || width > std::chrono::hours{24 * 366})
+            throw config_error("get_traffic_timeline: the bucket width must be 1 hour to 366 days");
         timeline_layout l;
         l.start = window_start(now, days);
-        const auto span = now - l.start;
-        l.width = std::chrono::microseconds{
-            std::max<std::int64_t>(1, (span.count() + static_cast<std::int64_t>(buckets) - 1) /
-                                          static_cast<std::int64_t>(buckets))};
-        l.buckets = buckets;
+        l.width = width;
+        l.first_unit = unit_of(l.start, l.width);
+        const std::int64_t last = unit_of(std::max(now, l.start), l.width);
+        l.buckets = static_cast<std::size_t>(last - l.first_unit + 1);
         return l;
     }
 
-    /// The bucket index of a timestamp inside the window (`t >= start`).
-    std::size_t index_of(event_time t) const noexcept {
-        const auto i = static_cast<std::size_t>((t - start) / width);
-        return std::min(i, buckets - 1);
+    /// floor(t / w), also for times before the epoch.
+    static std::int64_t unit_of(event_time t, std::chrono::microseconds w) noexcept {
+        const std::int64_t c = t.time_since_epoch().count(), d = w.count();
+        return c / d - ((c % d) < 0 ? 1 : 0);
+    }
+
+    /// The bucket of a timestamp inside the window (`t >= start`).
+    std::size_t index_of(event_time t) const noexcept { return index_of_unit(unit_of(t, width)); }
+
+    /// The bucket of the aligned unit number `u` (clamped to the first and last bucket).
+    std::size_t index_of_unit(std::int64_t u) const noexcept {
+        if (u <= first_unit) return 0;
+        return std::min(static_cast<std::size_t>(u - first_unit), buckets - 1);
     }
 
     /// Empty buckets with their start times filled in.
     std::vector<traffic_bucket> empty() const {
         std::vector<traffic_bucket> out(buckets);
         for (std::size_t i = 0; i < buckets; ++i)
-            out[i].start = start + width * static_cast<std::int64_t>(i);
+            out[i].start = i == 0 ? start
+                                  : event_time{width * (first_unit + static_cast<std::int64_t>(i))};
         return out;
     }
 };
 
-/// The bucket count the dashboard uses for a window: hourly up to 3 days, then daily.
-constexpr std::size_t default_timeline_buckets(int days) noexcept {
-    if (days <= 3) return static_cast<std::size_t>(days < 1 ? 24 : days * 24);
-    return static_cast<std::size_t>(days);
+/// The bucket width the dashboard uses for a window: hourly up to 3 days, then daily.
+constexpr std::chrono::hours default_timeline_width(int days) noexcept {
+    return days <= 3 ? std::chrono::hours{1} : std::chrono::hours{24};
 }
 
 /// Allowed and blocked counts of `events` in the `days`-day window ending at `now`,
-/// in `buckets` equal intervals, oldest first. Events older than the window are
-/// skipped. Throws config_error for days < 1 or a bucket count outside 1..10000.
+/// per bucket of `width` (see timeline_layout), oldest first. Events older than the
+/// window are skipped. Throws config_error for days < 1 or a bad width.
 template <event_range R>
 std::vector<traffic_bucket> get_traffic_timeline(R&& events, int days = 7,
-                                                 std::size_t buckets = 0,
+                                                 std::chrono::hours width = std::chrono::hours{0},
                                                  event_time now = event_clock_now()) {
-    const auto layout = timeline_layout::make(now, days, buckets == 0 ? default_timeline_buckets(days) : buckets);
+    const auto layout =
+        timeline_layout::make(now, days, width.count() == 0 ? default_timeline_width(days) : width);
     auto out = layout.empty();
     using traits = event_traits<range_event_t<R>>;
     for (auto&& e : events) {
