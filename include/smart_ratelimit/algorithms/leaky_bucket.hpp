@@ -105,15 +105,17 @@ private:
     }
 
     void set_backlog(state_type& s, std::int64_t now, detail::uint128 b) const noexcept {
-        s.tat = now + static_cast<std::int64_t>(b / rate_.limit);
-        s.tat_frac = static_cast<std::uint64_t>(b % rate_.limit);
+        const detail::quot_rem qr = detail::divmod(b, rate_.limit);
+        s.tat = now + static_cast<std::int64_t>(qr.quot);
+        s.tat_frac = qr.rem;
     }
 
     void advance(state_type& s, std::uint64_t cost) const noexcept {
         const detail::uint128 inc = detail::mul(cost, static_cast<std::uint64_t>(rate_.period.count()));
-        const detail::uint128 f = inc % rate_.limit + s.tat_frac;
-        s.tat += static_cast<std::int64_t>(inc / rate_.limit) + static_cast<std::int64_t>(f / rate_.limit);
-        s.tat_frac = static_cast<std::uint64_t>(f % rate_.limit);
+        const detail::quot_rem qr = detail::divmod(inc, rate_.limit);
+        const std::uint64_t f = qr.rem + s.tat_frac;  // both < limit <= 10^9
+        s.tat += static_cast<std::int64_t>(qr.quot) + static_cast<std::int64_t>(f / rate_.limit);
+        s.tat_frac = f % rate_.limit;
     }
 
     rate rate_;

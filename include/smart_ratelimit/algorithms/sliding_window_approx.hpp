@@ -90,7 +90,8 @@ private:
     // floor(prev * (p - elapsed) / p): the previous window's weighted share.
     std::uint64_t weighted_previous(std::uint64_t prev, std::int64_t elapsed) const noexcept {
         const auto left = static_cast<std::uint64_t>(p() - elapsed);
-        return static_cast<std::uint64_t>(detail::mul(prev, left) / static_cast<std::uint64_t>(p()));
+        if (prev == 0) return 0;
+        return static_cast<std::uint64_t>(detail::div(detail::mul(prev, left), static_cast<std::uint64_t>(p())));
     }
 
     std::uint64_t estimate(const state_type& s, std::int64_t now) const noexcept {

@@ -84,13 +84,13 @@ private:
         // elapsed may be up to 2^64; cap it at one period, which already refills fully.
         const std::uint64_t e = elapsed < pp ? elapsed : pp;
         const detail::uint128 c = detail::mul(e, rate_.limit) + s.credit;
-        const detail::uint128 added = c / pp;
-        if (added >= s.used) {
+        const detail::quot_rem added = detail::divmod(c, pp);
+        if (added.quot >= s.used) {
             s.used = 0;
             s.credit = 0;
         } else {
-            s.used -= static_cast<std::uint64_t>(added);
-            s.credit = static_cast<std::uint64_t>(c % pp);
+            s.used -= static_cast<std::uint64_t>(added.quot);
+            s.credit = added.rem;
         }
         s.last = now;
     }

@@ -28,8 +28,26 @@ inline uint128 mul(std::uint64_t a, std::uint64_t b) noexcept {
     return static_cast<uint128>(a) * b;
 }
 
+/// a / b and a % b for b > 0, with a 64-bit fast path (the common case: a 128-bit
+/// division is a library call costing tens of nanoseconds).
+struct quot_rem {
+    uint128 quot;
+    std::uint64_t rem;
+};
+inline quot_rem divmod(uint128 a, std::uint64_t b) noexcept {
+    if ((a >> 64) == 0) {
+        const auto a64 = static_cast<std::uint64_t>(a);
+        return {a64 / b, a64 % b};
+    }
+    return {a / b, static_cast<std::uint64_t>(a % b)};
+}
+inline uint128 div(uint128 a, std::uint64_t b) noexcept { return divmod(a, b).quot; }
+
 /// ceil(a / b) for b > 0.
-inline uint128 ceil_div(uint128 a, uint128 b) noexcept { return a / b + (a % b != 0); }
+inline uint128 ceil_div(uint128 a, std::uint64_t b) noexcept {
+    const quot_rem qr = divmod(a, b);
+    return qr.quot + (qr.rem != 0);
+}
 
 /// Saturating conversion of a non-negative 128-bit nanosecond count.
 inline std::chrono::nanoseconds to_ns(uint128 v) noexcept {
