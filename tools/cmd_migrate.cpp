@@ -5,6 +5,7 @@
 #include "cli_common.hpp"
 
 #include <smart_ratelimit/alerts/soci_alert_log.hpp>
+#include <smart_ratelimit/soci/state_storage.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 
 #include <span>
@@ -26,7 +27,7 @@ constexpr std::string_view usage_migrate =
 /// Every migration set `migrate` applies besides the event log's (which the event
 /// store applies first). A component with its own tables adds one line here.
 std::vector<srl::soci::migration_set> extra_migration_sets() {
-    return {srl::soci::alert_log_migrations};
+    return {srl::soci::alert_log_migrations, srl::soci::state_migrations};
 }
 
 }  // namespace
