@@ -11,6 +11,7 @@
 #if defined(SRL_TOOL_WITH_REDIS)
 #include <smart_ratelimit/redis.hpp>
 #endif
+#include <smart_ratelimit/soci/state_storage.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -26,10 +27,12 @@ constexpr std::string_view usage_limit =
     "                             [--prefix P] [--timeout-ms N] [--peek]\n"
     "\n"
     "Takes one decision for key K against the shared store and prints it as one JSON\n"
-    "line. --store: redis://[:password@]host[:port][/db]. --rate: e.g. 10/m, 100/5m.\n"
+    "line. --store: redis://[:password@]host[:port][/db], or a database with the state\n"
+    "tables (`migrate`): sqlite:///file.db, postgresql://user@host/db. --rate: e.g. 10/m.\n"
     "--algorithm: fixed_window (default), sliding_window, sliding_window_approx,\n"
     "token_bucket, leaky_bucket or gcra. --cost: units this call weighs (default 1).\n"
-    "--prefix: the storage's key prefix (default srl:, as the library's Redis storage).\n"
+    "--prefix: the storage's key prefix (Redis default srl:, as the library's Redis\n"
+    "storage; SQL default none).\n"
     "--timeout-ms: connect and command timeout (default 2000). --peek: decide without\n"
     "consuming anything.\n"
     "Exit codes: 0 allowed, 75 denied, 64 bad arguments, 69 store unreachable.\n"
@@ -93,12 +96,57 @@ int run_limit(args_view args) {
         if (store == "memory" || store.rfind("memory:", 0) == 0)
             throw usage_error("--store memory is meaningless for one decision (the state would die with this "
                               "process); use a shared store: redis://host:port");
-        if (store.rfind("sqlite:", 0) == 0 || store.rfind("postgresql:", 0) == 0 || store.rfind("postgres:", 0) == 0)
-            throw usage_error("--store '" + store.substr(0, store.find(':')) +
-                              ":': SQL state storage is not available in this version; use a redis:// URL");
+        auto report = [&](const srl::outcome& out, const std::string& shown) {
+            std::string line = "{\"allowed\":";
+            line += out.allowed ? "true" : "false";
+            line += ",\"key\":";
+            append_json_string(line, key);
+            line += ",\"algorithm\":";
+            append_json_string(line, alg->name());
+            line += ",\"limit\":" + std::to_string(alg->limit());
+            line += ",\"period_s\":" +
+                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(alg->period()).count());
+            line += ",\"cost\":" + std::to_string(cost);
+            line += ",\"count\":" + std::to_string(out.count);
+            line += ",\"remaining\":" + std::to_string(out.remaining);
+            line += ",\"reset_after_ms\":" + ms_field(out.reset_after);
+            line += ",\"retry_after_ms\":" + ms_field(out.retry_after);
+            line += ",\"retryable\":";
+            line += out.retryable ? "true" : "false";
+            line += ",\"peek\":";
+            line += peek ? "true" : "false";
+            line += ",\"store\":";
+            append_json_string(line, shown);
+            line += "}";
+            print_summary(line);
+            return out.allowed ? exit_ok : exit_tempfail;
+        };
+        if (store.rfind("sqlite:", 0) == 0 || store.rfind("sqlite3:", 0) == 0 || store.rfind("postgresql:", 0) == 0 ||
+            store.rfind("postgres:", 0) == 0) {
+            // SQL state tables: one locked transaction on the database's clock.
+            srl::soci::database_url url;
+            try {
+                url = srl::soci::parse_database_url(store);
+            } catch (const srl::config_error& e) {
+                throw usage_error(std::string("--store: ") + e.what());
+            }
+            srl::soci::sql_state_options so;
+            so.max_connections = 1;
+            so.errors = srl::soci::state_on_error::raise;
+            if (const auto p = a.value("--prefix")) so.key_prefix = *p;
+            srl::soci::sql_state_storage storage(url, so);
+            if (!storage.schema_current())
+                throw exit_error(exit_unavailable, "the rate-limit state tables are missing in '" + url.redacted() +
+                                                       "': run `smart-ratelimit migrate --database URL`");
+            const srl::outcome out = peek ? storage.peek(key, *alg, std::chrono::nanoseconds(0), cost)
+                                          : storage.acquire(key, *alg, std::chrono::nanoseconds(0), cost);
+            return report(out, url.redacted());
+        }
 #if defined(SRL_TOOL_WITH_REDIS)
         if (!smart_ratelimit::redis::is_redis_url(store))
-            throw usage_error("--store '" + store + "': unknown store URL (expected redis://host:port[/db])");
+            throw usage_error("--store '" + store +
+                              "': unknown store URL (expected redis://host:port[/db], sqlite:///file.db or "
+                              "postgresql://user@host/db)");
         namespace rds = smart_ratelimit::redis;
         rds::redis_storage_options o;
         try {
@@ -116,29 +164,7 @@ int run_limit(args_view args) {
         }
         const srl::outcome out = peek ? storage->peek(key, *alg, std::chrono::nanoseconds(0), cost)
                                       : storage->acquire(key, *alg, std::chrono::nanoseconds(0), cost);
-        std::string line = "{\"allowed\":";
-        line += out.allowed ? "true" : "false";
-        line += ",\"key\":";
-        append_json_string(line, key);
-        line += ",\"algorithm\":";
-        append_json_string(line, alg->name());
-        line += ",\"limit\":" + std::to_string(alg->limit());
-        line += ",\"period_s\":" +
-                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(alg->period()).count());
-        line += ",\"cost\":" + std::to_string(cost);
-        line += ",\"count\":" + std::to_string(out.count);
-        line += ",\"remaining\":" + std::to_string(out.remaining);
-        line += ",\"reset_after_ms\":" + ms_field(out.reset_after);
-        line += ",\"retry_after_ms\":" + ms_field(out.retry_after);
-        line += ",\"retryable\":";
-        line += out.retryable ? "true" : "false";
-        line += ",\"peek\":";
-        line += peek ? "true" : "false";
-        line += ",\"store\":";
-        append_json_string(line, o.pool.conn.url.redacted());
-        line += "}";
-        print_summary(line);
-        return out.allowed ? exit_ok : exit_tempfail;
+        return report(out, o.pool.conn.url.redacted());
 #else
         throw usage_error("--store '" + store + "': this smart-ratelimit was built without Redis support (hiredis)");
 #endif

@@ -101,8 +101,8 @@ TEST_CASE("limit rejects bad arguments with exit 64 and names them", "[cli][limi
                           bad_case{"--store " + url + "--rate 3/h --key k --algorithm leaky", "leaky"},
                           bad_case{"--store " + url + "--rate 3/h --key k --cost 0", "--cost"},
                           bad_case{"--store memory --rate 3/h --key k", "meaningless"},
-                          bad_case{"--store sqlite:///x.db --rate 3/h --key k", "SQL state storage"},
-                          bad_case{"--store postgresql://u@h/db --rate 3/h --key k", "SQL state storage"},
+                          bad_case{"--store sqlite://x.db --rate 3/h --key k", "three slashes"},
+                          bad_case{"--store postgresql://u@h --rate 3/h --key k", "database name"},
                           bad_case{"--store redis://h:notaport --rate 3/h --key k", "port"},
                           bad_case{"--store mongodb://h --rate 3/h --key k", "mongodb://h"},
                           bad_case{"--store " + url + "--rate 3/h --key k --bogus", "--bogus"}}) {
