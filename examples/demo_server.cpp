@@ -219,10 +219,12 @@ struct server {
                 // The limiters keep their state in memory, so checking never blocks:
                 // decide on the I/O thread. (A SQL or Redis storage would use
                 // mw->async_handle with a work executor instead.)
-                http::message_generator msg = mw->handle(req, peer, app);
-                keep = msg.keep_alive();
-                std::tie(wec, n) =
-                    co_await boost::beast::async_write(socket, std::move(msg), asio::as_tuple(asio::use_awaitable));
+                // (check + apply is mw->handle without its type-erased message_generator.)
+                const sb::limit_result r = mw->check(req, peer);
+                http::response<http::string_body> res = r.allowed() ? app(req) : r.make_response(req);
+                if (r.allowed()) r.apply(res);
+                keep = res.keep_alive();
+                std::tie(wec, n) = co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
             } else {
                 auto res = app(req);
                 std::tie(wec, n) = co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
