@@ -21,6 +21,7 @@ cmake --build "$build" -j "${SMART_RATELIMIT_JOBS:-2}" --target demo_server smar
 run_dir="$root/$build/demo"
 mkdir -p "$run_dir"
 db_url="sqlite:///$run_dir/events.db"   # four slashes: an absolute path
+rm -f "$run_dir"/events.db "$run_dir"/events.db-*   # a fresh log for each demo run
 "$build/tools/smart-ratelimit" migrate --database "$db_url"
 
 port=${SMART_RATELIMIT_DEMO_PORT:-8080}
