@@ -9,6 +9,7 @@
 
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/soci/state_storage.hpp>
+#include <smart_ratelimit/storage/resilient_storage.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -386,4 +387,31 @@ TEST_CASE("sql state: cleanup_state prunes expired and stale rows in batches and
 
     o.batch_size = 0;
     CHECK_THROWS_AS(ssql::cleanup_state(*sql, u.kind, o), srl::config_error);
+}
+
+TEST_CASE("sql state: resilient_storage applies its failure policy over the SQL storage",
+          "[sql_state][failure][resilience]") {
+    const srl::any_algorithm a("fixed_window", srl::rate{2, 1h});
+    // Down: every call is the policy's answer, and the breaker opens.
+    ssql::sql_state_options o;
+    o.errors = ssql::state_on_error::raise;
+    ssql::sql_state_storage down("postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2", o);
+    srl::resilience_options ro;
+    ro.mode = srl::failure_mode::fail_open;
+    ro.failure_threshold = 2;
+    ro.timeout = std::chrono::milliseconds(60'000);
+    srl::resilient_storage guarded(down, ro);
+    for (int i = 0; i < 4; ++i) CHECK(guarded.acquire("k", a, 0ns, 1).allowed);
+    CHECK(guarded.state() == srl::breaker_state::open);
+    CHECK(guarded.stats().failures == 2);
+    CHECK(guarded.stats().short_circuited == 2);
+    CHECK(guarded.stats().fail_open_answers == 4);
+    // Up: the storage's own answers pass through.
+    sqlite_file f;
+    migrate_state(f.url());
+    srl::resilient_storage up(ssql::sql_state_storage(f.url(), o), ro);
+    CHECK(up.acquire("k", a, 0ns, 1).allowed);
+    CHECK(up.acquire("k", a, 0ns, 1).allowed);
+    CHECK_FALSE(up.acquire("k", a, 0ns, 1).allowed);
+    CHECK(up.stats().successes == 3);
 }
