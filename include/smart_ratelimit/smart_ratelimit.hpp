@@ -1,6 +1,7 @@
 // smart_ratelimit/smart_ratelimit.hpp
 // The core umbrella header: the limiter, rates, decisions, clocks, the built-in
-// algorithms, in-memory storage, generic key extractors and the basic sinks.
+// algorithms, in-memory storage, generic and IP key extractors, the sinks
+// (null, callback, ring buffer, fan-out, async batching), analytics and settings.
 // Standard headers only; the SOCI, Beast, Redis and SMTP adapters have their own.
 #pragma once
 
@@ -23,5 +24,10 @@
 #include <smart_ratelimit/keys/composite_key.hpp>
 #include <smart_ratelimit/sinks/null_sink.hpp>
 #include <smart_ratelimit/sinks/callback_sink.hpp>
+#include <smart_ratelimit/sinks.hpp>
+#include <smart_ratelimit/keys/ip.hpp>
+#include <smart_ratelimit/keys/cidr.hpp>
 #include <smart_ratelimit/rule.hpp>
 #include <smart_ratelimit/limiter.hpp>
+#include <smart_ratelimit/analytics.hpp>
+#include <smart_ratelimit/settings.hpp>
