@@ -7,3 +7,4 @@
 #include <smart_ratelimit/soci/database_url.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>
 #include <smart_ratelimit/soci/schema.hpp>
+#include <smart_ratelimit/soci/analytics.hpp>
