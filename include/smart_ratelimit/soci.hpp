@@ -1,6 +1,7 @@
 // smart_ratelimit/soci.hpp
 // The SOCI adapter (target smart_ratelimit::soci): database URLs, versioned schema
-// migrations and the durable event store for SQLite and PostgreSQL. Not part of
+// migrations, the durable event store for SQLite and PostgreSQL and the analytics
+// computed in SQL over it. Not part of
 // the core umbrella; it needs SOCI with its sqlite3 and postgresql backends.
 #pragma once
 
