@@ -3,6 +3,8 @@
 // 127.0.0.1 port (initdb in a temporary directory, as the postgres user when run
 // as root), stops mid-run (immediate shutdown) and starts again: every call gets
 // its policy's answer, the breaker opens, and service recovers with state intact.
+// Also frozen mid-run (SIGSTOP to its process group) under resilient_storage's
+// bounded-wait mode: every call is answered by the policy within the timeout.
 #include <catch2/catch.hpp>
 
 #include "../support/test_env.hpp"
@@ -16,6 +18,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <string>
@@ -95,9 +101,24 @@ public:
         FAIL("private PostgreSQL did not start; see " + dir_ + "/pg.log");
     }
 
+    /// Freezes the server: SIGSTOP to the postmaster (so it forks no one), then to each
+    /// of its children (backends run in their own sessions); thaw() resumes them all.
+    void freeze() {
+        REQUIRE(pid_ > 0);
+        REQUIRE(::kill(pid_, SIGSTOP) == 0);
+        frozen_ = children();
+        for (const pid_t c : frozen_) ::kill(c, SIGSTOP);
+    }
+    void thaw() {
+        for (const pid_t c : frozen_) ::kill(c, SIGCONT);
+        frozen_.clear();
+        if (pid_ > 0) ::kill(pid_, SIGCONT);
+    }
+
     /// Stops the server (SIGQUIT: immediate shutdown, like a crash) and waits for it.
     void stop(int sig = SIGQUIT) {
         if (pid_ <= 0) return;
+        thaw();
         ::kill(pid_, sig);
         int st = 0;
         for (int i = 0; i < 300; ++i) {
@@ -113,6 +134,25 @@ public:
     }
 
 private:
+    std::vector<pid_t> children() const {
+        std::vector<pid_t> out;
+        for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+            const std::string name = e.path().filename().string();
+            if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+            std::ifstream stat(e.path() / "stat");
+            std::string line;
+            if (!std::getline(stat, line)) continue;
+            const auto close = line.rfind(')');  // "pid (comm) state ppid ..."
+            if (close == std::string::npos) continue;
+            std::istringstream rest(line.substr(close + 1));
+            char state = 0;
+            long ppid = 0;
+            if (rest >> state >> ppid && ppid == pid_) out.push_back(static_cast<pid_t>(std::stol(name)));
+        }
+        return out;
+    }
+
+    std::vector<pid_t> frozen_;
     std::string bin_, dir_;
     int port_ = 0;
     pid_t pid_ = -1;
@@ -163,4 +203,80 @@ TEST_CASE("sql state: PostgreSQL stopped mid-run gets the policy's answers, open
     CHECK(o1.count == 3);  // the state survived the restart
     CHECK(s.state() == srl::breaker_state::closed);
     CHECK(s.stats().recovered == 1);
+}
+
+namespace {
+// Resumes a frozen server when the scope ends, before the decorator's destructor waits
+// for its workers (a failed check must not leave a call stuck on a frozen server).
+struct thaw_on_exit {
+    private_postgres& pg;
+    ~thaw_on_exit() { pg.thaw(); }
+};
+}  // namespace
+
+TEST_CASE("sql state: PostgreSQL frozen mid-run (SIGSTOP) gets the policy's answers within the bounded wait, "
+          "opens the breaker and recovers after SIGCONT",
+          "[sql_state][failure][postgresql][bounded_wait]") {
+    if (!srl_test::postgres_url()) return;
+    private_postgres pg;
+    {
+        auto sql = ssql::open_session(ssql::parse_database_url(pg.url()));
+        const ssql::migration_set sets[] = {ssql::state_migrations};
+        ssql::migrate(*sql, ssql::dialect::postgresql, sets);
+    }
+    const srl::any_algorithm a("token_bucket", srl::rate{100, 1h});
+    for (const auto mode : {srl::failure_mode::fail_closed, srl::failure_mode::fail_open}) {
+        const bool open_mode = mode == srl::failure_mode::fail_open;
+        const std::string key = open_mode ? "frozen-open" : "frozen-closed";
+        INFO(key);
+        ssql::sql_state_options o;
+        o.errors = ssql::state_on_error::raise;
+        o.max_connections = 2;
+        srl::resilience_options ro;
+        ro.mode = mode;
+        ro.failure_threshold = 3;
+        ro.open_for = 5s;
+        ro.timeout = 300ms;
+        ro.wait_workers = 2;
+        srl::manual_clock clock;
+        srl::resilient_storage<ssql::sql_state_storage, srl::no_failover, srl::manual_clock> s(
+            ssql::sql_state_storage(pg.url(), o), ro, {}, clock);
+        thaw_on_exit thaw{pg};
+        // Healthy, through the storage itself (no timing involved): a connection is open.
+        CHECK(s.primary().acquire(key, a, 0ns, 1).allowed);
+        CHECK(s.primary().acquire(key, a, 0ns, 1).count == 2);
+
+        pg.freeze();
+        for (int i = 0; i < 8; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            const auto d = s.acquire(key, a, 0ns, 1);
+            CHECK(std::chrono::steady_clock::now() - t0 < 5s);  // a frozen server holds no one
+            CHECK(d.allowed == open_mode);
+        }
+        CHECK(s.state() == srl::breaker_state::open);
+        const auto st = s.stats();
+        CHECK(st.opened >= 1);
+        CHECK(st.timed_out >= 1);
+        CHECK(st.short_circuited >= 1);
+        CHECK((open_mode ? st.fail_open_answers : st.fail_closed_answers) == 8 - st.successes);
+
+        pg.thaw();
+        // The stuck calls return in the background and free their workers.
+        const auto end = std::chrono::steady_clock::now() + 120s;
+        while (s.stats().late_completions < s.stats().timed_out && std::chrono::steady_clock::now() < end)
+            std::this_thread::sleep_for(10ms);
+        REQUIRE(s.stats().late_completions == s.stats().timed_out);
+        // Service comes back by itself: once the open period ends a probe gets through
+        // (retried, since one probe may still be slow on a loaded machine).
+        bool recovered = false;
+        for (int i = 0; i < 20 && !recovered; ++i) {
+            clock.advance(6s);
+            recovered = s.acquire(key, a, 0ns, 1).allowed && s.state() == srl::breaker_state::closed;
+        }
+        CHECK(recovered);
+        CHECK(s.stats().recovered >= 1);
+        const auto p = s.primary().peek(key, a, 0ns, 1);
+        CHECK(p.allowed);
+        CHECK(p.count >= 4);  // the two healthy acquires, the probe, and this peek's unit
+    }
 }

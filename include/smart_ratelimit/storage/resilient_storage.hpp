@@ -3,7 +3,9 @@
 // a storage decorator. It wraps any storage_backend whose failures are exceptions
 // (e.g. a Redis storage with on_error::raise) and answers fail_open or fail_closed,
 // with a latency bound, a circuit breaker (closed, open, half-open with probing),
-// optional failover to a second storage, and a counter for every outcome.
+// optional failover to a second storage, and a counter for every outcome. An opt-in
+// bounded-wait mode runs calls on a small pool of worker threads it owns and stops
+// waiting at the timeout, so a frozen backend cannot hold a request longer.
 #pragma once
 
 #include <smart_ratelimit/clock.hpp>
@@ -12,12 +14,19 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace smart_ratelimit {
 
@@ -30,10 +39,16 @@ enum class breaker_state { closed, open, half_open };
 /// Settings of resilient_storage.
 struct resilience_options {
     failure_mode mode = failure_mode::fail_closed;
-    /// A call slower than this counts as a failure (its answer is still used). The
-    /// wait itself is bounded by the wrapped storage's own timeouts (Redis: the
-    /// per-command timeout), which should be at most this.
+    /// A call slower than this counts as a failure. Without bounded-wait workers the
+    /// slow answer is still used and the wait itself is bounded only by the wrapped
+    /// storage's own timeouts (Redis: the per-command timeout), which should be at most
+    /// this. With them, the caller stops waiting here and gets the policy's answer.
     std::chrono::milliseconds timeout{500};
+    /// Bounded-wait mode when > 0: calls to the primary run on this many worker
+    /// threads owned by the decorator, and the caller waits at most `timeout`. When
+    /// every worker is busy (stuck on a frozen backend), a call fails fast with the
+    /// policy's answer instead of queueing. 0 (the default): calls run on the caller's thread.
+    std::uint32_t wait_workers = 0;
     /// Consecutive failures that open the breaker.
     std::uint32_t failure_threshold = 5;
     /// How long the breaker stays open before letting probes through (breaker clock).
@@ -55,6 +70,9 @@ struct resilience_stats {
     std::uint64_t failover_failures = 0;  ///< failover calls that threw
     std::uint64_t fail_open_answers = 0;  ///< policy answers: allowed
     std::uint64_t fail_closed_answers = 0;///< policy answers: denied
+    std::uint64_t timed_out = 0;          ///< bounded wait: calls abandoned at the timeout
+    std::uint64_t workers_exhausted = 0;  ///< bounded wait: calls refused, every worker busy
+    std::uint64_t late_completions = 0;   ///< bounded wait: abandoned calls that finished later
 };
 
 /// The Failover parameter when there is no second storage.
@@ -70,10 +88,27 @@ inline constexpr bool failover_fits<no_failover, Algorithm> = true;
 
 /// The decorator. Primary (and Failover, unless no_failover) are storage_backends
 /// with the same algorithm_type; their failures are exceptions. Clock drives the
-/// breaker's open period only (inject a manual_clock in tests); call latency is
-/// measured on std::chrono::steady_clock. Copies share the breaker and counters.
+/// breaker's open period only (inject a manual_clock in tests); call latency and the
+/// bounded wait are measured on std::chrono::steady_clock. Copies share the primary
+/// storage, the breaker, the counters and the workers.
+///
+/// Bounded-wait mode (options().wait_workers > 0): each primary call is copied (key,
+/// algorithm, now, cost) into a task for an idle worker; the caller waits on the result
+/// until `timeout`. On timeout the caller gets the failover's or the policy's answer,
+/// the breaker records a failure (`timed_out`), and the stuck call finishes in the
+/// background, its result discarded (`late_completions`). A timed-out call that has not
+/// started yet is skipped. Trade-off: an acquire that times out but later succeeds in
+/// the background has consumed quota that nobody used (no refund is sent: the backend
+/// is presumably unhealthy, and a refund could itself hang); at most `wait_workers`
+/// such acquires per key are in flight, so the over-consumption is bounded by that
+/// times the cost, and it is the conservative direction (fewer requests allowed, never
+/// more). A timed-out release may likewise still apply later. When every worker is
+/// busy the call is refused at once (`workers_exhausted`, a breaker failure). The last
+/// copy's destructor waits for running calls to return (a frozen backend must be
+/// resumed or its connection time out before the decorator can be destroyed).
 /// Thread safety: all operations may be called concurrently (given thread-safe
-/// wrapped storages); the breaker is guarded by a mutex held only to read or flip it.
+/// wrapped storages, which bounded-wait mode requires); the breaker is guarded by a
+/// mutex held only to read or flip it.
 template <storage_backend Primary, class Failover = no_failover, clock Clock = steady_clock>
     requires detail::failover_fits<Failover, typename Primary::algorithm_type>
 class resilient_storage {
@@ -83,28 +118,26 @@ public:
 
     explicit resilient_storage(Primary primary, resilience_options o = {}, Failover failover = Failover{},
                                Clock clock = Clock{})
-        : primary_(std::move(primary)),
+        : primary_(std::make_shared<Primary>(std::move(primary))),
           failover_(std::move(failover)),
           clock_(std::move(clock)),
           shared_(std::make_shared<shared>(o)) {
         if (o.failure_threshold == 0) shared_->opts.failure_threshold = 1;
         if (o.half_open_probes == 0) shared_->opts.half_open_probes = 1;
+        if (o.wait_workers > 0) shared_->pool.emplace(o.wait_workers, &shared_->counters.late_completions);
     }
 
     outcome acquire(std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
                     std::uint64_t cost) {
-        return call(a, [&](auto& s) { return s.acquire(key, a, now, cost); });
+        return call(op::acquire, key, a, now, cost);
     }
     outcome peek(std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
                  std::uint64_t cost) {
-        return call(a, [&](auto& s) { return s.peek(key, a, now, cost); });
+        return call(op::peek, key, a, now, cost);
     }
     void release(std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
                  std::uint64_t cost) {
-        call(a, [&](auto& s) {
-            s.release(key, a, now, cost);
-            return outcome{};
-        });
+        call(op::release, key, a, now, cost);
     }
 
     /// The breaker's state as of now (an expired open period reads as half_open).
@@ -129,11 +162,14 @@ public:
         s.failover_failures = c.failover_failures.load(std::memory_order_relaxed);
         s.fail_open_answers = c.fail_open_answers.load(std::memory_order_relaxed);
         s.fail_closed_answers = c.fail_closed_answers.load(std::memory_order_relaxed);
+        s.timed_out = c.timed_out.load(std::memory_order_relaxed);
+        s.workers_exhausted = c.workers_exhausted.load(std::memory_order_relaxed);
+        s.late_completions = c.late_completions.load(std::memory_order_relaxed);
         return s;
     }
 
     const resilience_options& options() const noexcept { return shared_->opts; }
-    Primary& primary() noexcept { return primary_; }
+    Primary& primary() noexcept { return *primary_; }
     Failover& failover() noexcept { return failover_; }
     const Clock& breaker_clock() const noexcept { return clock_; }
 
@@ -141,7 +177,77 @@ private:
     struct counters_t {
         std::atomic<std::uint64_t> successes{0}, failures{0}, slow_calls{0}, short_circuited{0}, probes{0},
             opened{0}, recovered{0}, failover_answers{0}, failover_failures{0}, fail_open_answers{0},
-            fail_closed_answers{0};
+            fail_closed_answers{0}, timed_out{0}, workers_exhausted{0}, late_completions{0};
+    };
+
+    // One primary call handed to a worker. The caller and the worker share it; whoever
+    // comes second (a late worker, a caller that gave up) sees `abandoned` or `done`.
+    struct call_slot {
+        std::mutex m;
+        std::condition_variable cv;
+        bool started = false, done = false, abandoned = false, ok = false;
+        outcome result;
+    };
+
+    // The bounded-wait workers: a fixed set of threads and a hand-off queue that never
+    // holds more tasks than there are idle workers. A task returns true when its caller
+    // had already given up on it.
+    class worker_pool {
+    public:
+        worker_pool(std::uint32_t n, std::atomic<std::uint64_t>* late) : late_(late) {
+            threads_.reserve(n);
+            for (std::uint32_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+        }
+        worker_pool(const worker_pool&) = delete;
+        worker_pool& operator=(const worker_pool&) = delete;
+        ~worker_pool() {
+            {
+                std::lock_guard<std::mutex> lock(m_);
+                stop_ = true;
+            }
+            cv_.notify_all();
+            for (auto& t : threads_) t.join();
+        }
+        /// Hands the task to an idle worker; false (nothing queued) when every worker is busy.
+        bool try_submit(std::function<bool()> task) {
+            {
+                std::lock_guard<std::mutex> lock(m_);
+                if (busy_ >= threads_.size()) return false;
+                ++busy_;
+                queue_.push_back(std::move(task));
+            }
+            cv_.notify_one();
+            return true;
+        }
+
+    private:
+        void run() {
+            for (;;) {
+                std::function<bool()> task;
+                {
+                    std::unique_lock<std::mutex> lock(m_);
+                    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+                    if (queue_.empty()) return;
+                    task = std::move(queue_.front());
+                    queue_.pop_front();
+                }
+                const bool abandoned = task();
+                task = nullptr;
+                {
+                    std::lock_guard<std::mutex> lock(m_);
+                    --busy_;
+                }
+                if (abandoned) late_->fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+
+        std::atomic<std::uint64_t>* late_;
+        std::mutex m_;
+        std::condition_variable cv_;
+        std::deque<std::function<bool()>> queue_;
+        std::size_t busy_ = 0;
+        bool stop_ = false;
+        std::vector<std::thread> threads_;
     };
     struct shared {
         explicit shared(resilience_options o) : opts(o) {}
@@ -152,9 +258,62 @@ private:
         std::uint32_t probes_in_flight = 0;
         std::chrono::nanoseconds open_until{0};
         counters_t counters;
+        std::optional<worker_pool> pool;  // last: joined before the counters it bumps go away
     };
 
     enum class admission { normal, probe, rejected };
+    enum class op { acquire, peek, release };
+
+    template <class S>
+    static outcome invoke(S& s, op o, std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
+                          std::uint64_t cost) {
+        switch (o) {
+            case op::acquire: return s.acquire(key, a, now, cost);
+            case op::peek: return s.peek(key, a, now, cost);
+            case op::release: break;
+        }
+        s.release(key, a, now, cost);
+        return outcome{};
+    }
+
+    enum class bounded_result { answered, threw, timed_out, exhausted };
+
+    // Runs the primary call on a worker and waits for it until the timeout.
+    bounded_result call_bounded(op o, std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
+                                std::uint64_t cost, outcome& out) {
+        auto slot = std::make_shared<call_slot>();
+        auto task = [slot, primary = primary_, o, key = std::string(key), a, now, cost]() -> bool {
+            {
+                std::lock_guard<std::mutex> lock(slot->m);
+                if (slot->abandoned) return true;  // the caller gave up before it started
+                slot->started = true;
+            }
+            bool ok = false;
+            outcome r;
+            try {
+                r = invoke(*primary, o, key, a, now, cost);
+                ok = true;
+            } catch (...) {
+            }
+            std::lock_guard<std::mutex> lock(slot->m);
+            if (slot->abandoned) return true;
+            slot->ok = ok;
+            slot->result = r;
+            slot->done = true;
+            slot->cv.notify_one();
+            return false;
+        };
+        if (!shared_->pool->try_submit(std::move(task))) return bounded_result::exhausted;
+        const auto deadline = std::chrono::steady_clock::now() + shared_->opts.timeout;
+        std::unique_lock<std::mutex> lock(slot->m);
+        if (!slot->cv.wait_until(lock, deadline, [&] { return slot->done; })) {
+            slot->abandoned = true;
+            return bounded_result::timed_out;
+        }
+        if (!slot->ok) return bounded_result::threw;
+        out = slot->result;
+        return bounded_result::answered;
+    }
 
     static void bump(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
 
@@ -207,19 +366,35 @@ private:
         return left > std::chrono::nanoseconds(0) ? left : std::chrono::nanoseconds(0);
     }
 
-    template <class F>
-    outcome call(const algorithm_type& a, F&& f) {
+    outcome call(op op_, std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
+                 std::uint64_t cost) {
         auto& c = shared_->counters;
         const admission adm = admit();
         if (adm == admission::rejected) {
             bump(c.short_circuited);
+        } else if (shared_->pool) {
+            if (adm == admission::probe) bump(c.probes);
+            outcome o;
+            switch (call_bounded(op_, key, a, now, cost, o)) {
+                case bounded_result::answered:
+                    bump(c.successes);
+                    on_success(adm);
+                    return o;
+                case bounded_result::threw: bump(c.failures); break;
+                case bounded_result::timed_out:
+                    bump(c.timed_out);
+                    bump(c.slow_calls);
+                    break;
+                case bounded_result::exhausted: bump(c.workers_exhausted); break;
+            }
+            on_failure(adm);
         } else {
             if (adm == admission::probe) bump(c.probes);
             const auto start = std::chrono::steady_clock::now();
             bool ok = false;
             outcome o;
             try {
-                o = f(primary_);
+                o = invoke(*primary_, op_, key, a, now, cost);
                 ok = true;
             } catch (...) {
                 bump(c.failures);
@@ -239,7 +414,7 @@ private:
         }
         if constexpr (has_failover) {
             try {
-                outcome o = f(failover_);
+                outcome o = invoke(failover_, op_, key, a, now, cost);
                 bump(c.failover_answers);
                 return o;
             } catch (...) {
@@ -265,7 +440,7 @@ private:
         return o;
     }
 
-    Primary primary_;
+    std::shared_ptr<Primary> primary_;
     [[no_unique_address]] Failover failover_;
     [[no_unique_address]] Clock clock_;
     std::shared_ptr<shared> shared_;
