@@ -244,3 +244,17 @@ TEST_CASE("bounded wait: concurrent callers through two workers all get an answe
     CHECK(st.successes > 0);
     CHECK(st.fail_closed_answers == 800 - st.successes);
 }
+
+TEST_CASE("bounded wait: too many workers or a zero timeout is a configuration error that names it",
+          "[resilience][bounded_wait]") {
+    auto o = bounded(srl::failure_mode::fail_closed);
+    o.wait_workers = srl::resilience_options::max_wait_workers + 1;
+    CHECK_THROWS_WITH(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)),
+                      Catch::Contains("wait_workers 257"));
+    o.wait_workers = 2;
+    o.timeout = 0ms;
+    CHECK_THROWS_WITH(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)), Catch::Contains("timeout"));
+    CHECK_THROWS_AS(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)), srl::config_error);
+    o.wait_workers = 0;  // without bounded wait a zero timeout only marks every call slow
+    CHECK_NOTHROW(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)));
+}

@@ -11,6 +11,7 @@
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/concepts.hpp>
 #include <smart_ratelimit/decision.hpp>
+#include <smart_ratelimit/error.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -47,8 +48,10 @@ struct resilience_options {
     /// Bounded-wait mode when > 0: calls to the primary run on this many worker
     /// threads owned by the decorator, and the caller waits at most `timeout`. When
     /// every worker is busy (stuck on a frozen backend), a call fails fast with the
-    /// policy's answer instead of queueing. 0 (the default): calls run on the caller's thread.
+    /// policy's answer instead of queueing. 0 (the default): calls run on the caller's
+    /// thread. At most max_wait_workers; bounded wait needs a timeout above zero.
     std::uint32_t wait_workers = 0;
+    static constexpr std::uint32_t max_wait_workers = 256;
     /// Consecutive failures that open the breaker.
     std::uint32_t failure_threshold = 5;
     /// How long the breaker stays open before letting probes through (breaker clock).
@@ -124,6 +127,12 @@ public:
           shared_(std::make_shared<shared>(o)) {
         if (o.failure_threshold == 0) shared_->opts.failure_threshold = 1;
         if (o.half_open_probes == 0) shared_->opts.half_open_probes = 1;
+        if (o.wait_workers > resilience_options::max_wait_workers)
+            throw config_error("resilience_options: wait_workers " + std::to_string(o.wait_workers) +
+                               " is above the maximum of " + std::to_string(resilience_options::max_wait_workers));
+        if (o.wait_workers > 0 && o.timeout <= std::chrono::milliseconds(0))
+            throw config_error("resilience_options: timeout must be above zero with wait_workers (got " +
+                               std::to_string(o.timeout.count()) + " ms)");
         if (o.wait_workers > 0) shared_->pool.emplace(o.wait_workers, &shared_->counters.late_completions);
     }
 
@@ -196,18 +205,16 @@ private:
     public:
         worker_pool(std::uint32_t n, std::atomic<std::uint64_t>* late) : late_(late) {
             threads_.reserve(n);
-            for (std::uint32_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+            try {
+                for (std::uint32_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+            } catch (...) {  // could not start them all: stop the ones that did
+                shut_down();
+                throw;
+            }
         }
         worker_pool(const worker_pool&) = delete;
         worker_pool& operator=(const worker_pool&) = delete;
-        ~worker_pool() {
-            {
-                std::lock_guard<std::mutex> lock(m_);
-                stop_ = true;
-            }
-            cv_.notify_all();
-            for (auto& t : threads_) t.join();
-        }
+        ~worker_pool() { shut_down(); }
         /// Hands the task to an idle worker; false (nothing queued) when every worker is busy.
         bool try_submit(std::function<bool()> task) {
             {
@@ -221,6 +228,15 @@ private:
         }
 
     private:
+        void shut_down() {
+            {
+                std::lock_guard<std::mutex> lock(m_);
+                stop_ = true;
+            }
+            cv_.notify_all();
+            for (auto& t : threads_) t.join();
+        }
+
         void run() {
             for (;;) {
                 std::function<bool()> task;
