@@ -102,7 +102,7 @@ inline std::string_view format_key(key_buffer& out, std::string_view rule_name,
     }
     const std::size_t room = max_key_size - n;
     if (inner.size() <= room) {
-        if (!inner.empty()) std::memcpy(buf + n, inner.data(), inner.size());
+        detail::copy_bytes(buf + n, inner.data(), inner.size());
         n += inner.size();
     } else {
         constexpr std::size_t tail = 33;  // '#' + 32 hex digits

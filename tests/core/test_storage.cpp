@@ -1,17 +1,19 @@
 // tests/core/test_storage.cpp
 // In-memory storage: the state_store interface, the key bound with idle-first then
-// LRU eviction, key churn far beyond the bound, the per-process seed, and two threads
-// creating the same new key.
+// LRU eviction, key churn far beyond the bound, the per-process seed, two threads
+// creating the same new key, the short-key copy and compare, and saturating idle times.
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/detail/hash.hpp>
+#include <smart_ratelimit/detail/time_math.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <string>
 #include <thread>
@@ -184,4 +186,70 @@ TEST_CASE("the seeded hash spreads similar keys evenly over shards", "[storage]"
         digests.emplace(out, 32);
     }
     CHECK(digests.size() == 1000);
+}
+
+TEST_CASE("keys of every short length that differ in one byte are distinct states", "[storage]") {
+    // The table copies and compares keys of 4 to 16 bytes with word loads; every length
+    // and every differing position must still tell keys apart.
+    srl::in_memory_storage_st<srl::fixed_window> s(opts(100'000, 1));
+    const srl::fixed_window fw(srl::rate{1, 1h});
+    std::size_t expected = 0;
+    for (std::size_t n = 0; n <= 24; ++n) {
+        const std::string base = "k" + std::string(n, 'a');
+        REQUIRE(s.acquire(base, fw, t0, 1).allowed);
+        ++expected;
+        for (std::size_t p = 0; p < base.size(); ++p) {
+            std::string other = base;
+            other[p] = 'b';
+            INFO("length " << base.size() << ", position " << p);
+            REQUIRE(s.acquire(other, fw, t0, 1).allowed);  // a fresh key: not base's state
+            ++expected;
+            CHECK_FALSE(s.acquire(other, fw, t0, 1).allowed);  // found again: its own state
+            CHECK(s.erase(other));
+            --expected;
+        }
+        CHECK_FALSE(s.acquire(base, fw, t0, 1).allowed);
+        CHECK(s.visit(base, [](const auto* st) { return st != nullptr; }));
+    }
+    CHECK(s.size() == expected);
+    CHECK_FALSE(s.erase(""));  // the empty key was never stored ("k" prefixes every key)
+}
+
+TEST_CASE("the short-key copy and compare helpers match memcpy and memcmp", "[storage]") {
+    const std::string src = "0123456789abcdefghijklmnopqrstuvwxyz";
+    for (std::size_t n = 0; n <= 32; ++n) {
+        std::string dst(40, '.');
+        srl::detail::copy_bytes(dst.data() + 3, src.data() + 1, n);
+        CHECK(dst == std::string(3, '.') + src.substr(1, n) + std::string(37 - n, '.'));
+        CHECK(srl::detail::equal_bytes(dst.data() + 3, src.data() + 1, n));
+        for (std::size_t p = 0; p < n; ++p) {
+            std::string other = dst;
+            other[3 + p] = '#';
+            INFO("size " << n << ", position " << p);
+            CHECK_FALSE(srl::detail::equal_bytes(other.data() + 3, src.data() + 1, n));
+        }
+    }
+}
+
+TEST_CASE("the storage's hoisted seed mixing gives the documented seeded hash", "[storage]") {
+    for (const std::uint64_t seed : {1ull, 42ull, 0x1234567890abcdefull}) {
+        for (const char* k : {"", "a", "ip:1.2.3.4", "rule:login:ip:203.0.113.5", "user:42"}) {
+            CHECK(srl::detail::hash_bytes_mixed(k, srl::detail::mix_seed(seed)) ==
+                  srl::detail::hash_bytes(k, seed));
+        }
+    }
+}
+
+TEST_CASE("idle times saturate at both ends of the 64-bit range", "[storage]") {
+    constexpr auto max = std::numeric_limits<std::int64_t>::max();
+    constexpr auto min = std::numeric_limits<std::int64_t>::min();
+    CHECK(srl::detail::sat_add(1, 2) == 3);
+    CHECK(srl::detail::sat_add(-5, 2) == -3);
+    CHECK(srl::detail::sat_add(max - 1, 1) == max);
+    CHECK(srl::detail::sat_add(max - 1, 2) == max);
+    CHECK(srl::detail::sat_add(max, max) == max);
+    CHECK(srl::detail::sat_add(min + 1, -1) == min);
+    CHECK(srl::detail::sat_add(min, -1) == min);
+    CHECK(srl::detail::sat_add(min, min) == min);
+    CHECK(srl::detail::sat_add(max, min) == -1);
 }

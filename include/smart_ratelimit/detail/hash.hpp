@@ -2,6 +2,7 @@
 // A keyed 64-bit string hash (multiply-mix in the style of wyhash) used by the
 // in-memory storage with a per-process random seed, so that keys chosen by a client
 // cannot be made to collide, and, with fixed seeds, as the digest of over-long keys.
+// Also the short-key copy and compare helpers of the storage's hot path.
 #pragma once
 
 #include <cstddef>
@@ -30,14 +31,44 @@ inline std::uint64_t read32(const char* p) noexcept {
     return v;
 }
 
-/// Keyed hash of `s` under `seed`. Not a MAC, but without the seed an attacker cannot
-/// predict which keys share a shard or a bucket.
-inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t seed) noexcept {
+/// memcpy for short keys: sizes 4 to 16 (most keys) move with two overlapping word
+/// loads and stores instead of a library call.
+inline void copy_bytes(char* dst, const char* src, std::size_t n) noexcept {
+    if (n >= 8 && n <= 16) {
+        const std::uint64_t a = read64(src), b = read64(src + n - 8);
+        std::memcpy(dst, &a, 8);
+        std::memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        const auto a = static_cast<std::uint32_t>(read32(src));
+        const auto b = static_cast<std::uint32_t>(read32(src + n - 4));
+        std::memcpy(dst, &a, 4);
+        std::memcpy(dst + n - 4, &b, 4);
+    } else if (n != 0) {
+        std::memcpy(dst, src, n);
+    }
+}
+
+/// memcmp(a, b, n) == 0, with the same short-key fast path as copy_bytes.
+inline bool equal_bytes(const char* a, const char* b, std::size_t n) noexcept {
+    if (n >= 8 && n <= 16)
+        return ((read64(a) ^ read64(b)) | (read64(a + n - 8) ^ read64(b + n - 8))) == 0;
+    if (n >= 4 && n < 8)
+        return ((read32(a) ^ read32(b)) | (read32(a + n - 4) ^ read32(b + n - 4))) == 0;
+    return n == 0 || std::memcmp(a, b, n) == 0;
+}
+
+/// The per-seed part of hash_bytes, for callers that hash many keys under one seed:
+/// hash_bytes(s, seed) == hash_bytes_mixed(s, mix_seed(seed)).
+inline std::uint64_t mix_seed(std::uint64_t seed) noexcept {
+    return seed ^ mum(seed ^ 0xa0761d6478bd642full, 0xe7037ed1a0b428dbull);
+}
+
+/// hash_bytes with the seed already passed through mix_seed.
+inline std::uint64_t hash_bytes_mixed(std::string_view s, std::uint64_t seed) noexcept {
     constexpr std::uint64_t p0 = 0xa0761d6478bd642full, p1 = 0xe7037ed1a0b428dbull,
                             p2 = 0x8ebc6af09c88c6e3ull, p3 = 0x589965cc75374cc3ull;
     const char* p = s.data();
     std::size_t n = s.size();
-    seed ^= mum(seed ^ p0, p1);
     std::uint64_t a, b;
     if (n <= 16) {
         if (n >= 4) {
@@ -78,6 +109,12 @@ inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t seed) noexcept
     a = static_cast<std::uint64_t>(r);
     b = static_cast<std::uint64_t>(r >> 64);
     return mum(a ^ p0 ^ n, b ^ p1);
+}
+
+/// Keyed hash of `s` under `seed`. Not a MAC, but without the seed an attacker cannot
+/// predict which keys share a shard or a bucket.
+inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t seed) noexcept {
+    return hash_bytes_mixed(s, mix_seed(seed));
 }
 
 /// Final avalanche of a 64-bit value (splitmix64); used to derive seeds.

@@ -63,10 +63,10 @@ inline std::chrono::nanoseconds positive_diff(std::int64_t a, std::int64_t b) no
 
 /// a + b saturating at the int64 limits.
 inline std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
-    const int128 r = static_cast<int128>(a) + b;
-    if (r > std::numeric_limits<std::int64_t>::max()) return std::numeric_limits<std::int64_t>::max();
-    if (r < std::numeric_limits<std::int64_t>::min()) return std::numeric_limits<std::int64_t>::min();
-    return static_cast<std::int64_t>(r);
+    std::int64_t r;
+    if (!__builtin_add_overflow(a, b, &r)) return r;
+    // Overflow needs both operands of one sign, so b's sign gives the direction.
+    return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
 }
 
 }  // namespace smart_ratelimit::detail

@@ -82,6 +82,7 @@ public:
             opts_.seed = detail::mix64((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
                                        reinterpret_cast<std::uintptr_t>(this));
         }
+        mixed_seed_ = detail::mix_seed(opts_.seed);
         shards_ = std::make_unique<shard[]>(n);
     }
 
@@ -203,7 +204,7 @@ private:
     };
 
     std::uint64_t hash(std::string_view key) const noexcept {
-        return detail::hash_bytes(key, opts_.seed);
+        return detail::hash_bytes_mixed(key, mixed_seed_);  // == hash_bytes(key, seed)
     }
     shard& shard_for(std::uint64_t h) noexcept {
         return shards_[shard_bits_ == 0 ? 0 : static_cast<std::size_t>(h >> (64 - shard_bits_))];
@@ -262,6 +263,7 @@ private:
     }
 
     in_memory_options opts_;
+    std::uint64_t mixed_seed_ = 0;  // detail::mix_seed(opts_.seed), hoisted off the hot path
     unsigned shard_bits_ = 0;
     std::size_t per_shard_ = 1;
     std::unique_ptr<shard[]> shards_;
