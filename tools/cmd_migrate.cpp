@@ -27,7 +27,7 @@ constexpr std::string_view usage_migrate =
 /// Every migration set `migrate` applies besides the event log's (which the event
 /// store applies first). A component with its own tables adds one line here.
 std::vector<srl::soci::migration_set> extra_migration_sets() {
-    return {srl::soci::alert_log_migrations, srl::soci::state_migrations};
+    return {srl::soci::analytics_migrations, srl::soci::alert_log_migrations, srl::soci::state_migrations};
 }
 
 }  // namespace
@@ -38,13 +38,8 @@ int run_migrate(args_view args) {
         if (a.help) return int{exit_ok};
         const auto store = open_event_store(a, /*require_schema=*/false);
         const auto extra = extra_migration_sets();
-        auto applied = store.migrate(extra);
-        // The analytics rollups (trigger bodies hold ';', so they are not a migration_set).
-        if (srl::soci::migrate_analytics(store))
-            applied.push_back({std::string(srl::soci::analytics_component), srl::soci::analytics_schema_version,
-                               "hourly rollups of ratelimit_event kept by triggers"});
+        const auto applied = store.migrate(extra);
         std::string versions = "events v" + std::to_string(srl::soci::latest_version(srl::soci::event_log_migrations));
-        versions += ", analytics v" + std::to_string(srl::soci::analytics_schema_version);
         for (const auto& set : extra)
             versions += ", " + std::string(set.component) + " v" + std::to_string(srl::soci::latest_version(set));
         if (applied.empty()) {

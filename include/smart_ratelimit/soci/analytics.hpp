@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -28,7 +29,7 @@ namespace smart_ratelimit::soci {
 
 // ---- the rollup schema ------------------------------------------------------------
 //
-// Three tables of hourly counters, `hour` = floor(timestamp / 1 h) since the epoch:
+// Four tables of counters, `hour` = floor(timestamp / 1 h) since the epoch:
 //   ratelimit_rollup_hour       (hour, total, blocked)            every event
 //   ratelimit_rollup_key_hour   (hour, key, blocked)              blocked events only
 //   ratelimit_rollup_rule_hour  (hour, rule_name, hits, blocked)  non-empty rule_name
@@ -39,301 +40,248 @@ namespace smart_ratelimit::soci {
 // raw rows for the partial hours at its edges with whole hours from the rollups
 // (and, for the per-key counts, whole UTC days in between): exact to the microsecond.
 
-namespace analytics_detail {
-
-// The statements below write `@hour(col)` / `@day(col)` for the hour / UTC day of a
-// timestamp column since the epoch; expand_units() substitutes the dialect's
-// expression (floor division, exact for timestamps before 1970 too).
-inline constexpr const char* sqlite_rollup_steps[] = {
-    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_hour ("
-    " hour BIGINT PRIMARY KEY, total BIGINT NOT NULL, blocked BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_hour ("
-    " hour BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
-    " PRIMARY KEY (hour, key)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
-    " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
-    " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_day ("
-    " day BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
-    " PRIMARY KEY (day, key)) WITHOUT ROWID",
-    "DELETE FROM ratelimit_rollup_hour",
-    "DELETE FROM ratelimit_rollup_key_hour",
-    "DELETE FROM ratelimit_rollup_rule_hour",
-    "DELETE FROM ratelimit_rollup_key_day",
-    "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    " SELECT @day(timestamp), key, COUNT(*)"
-    " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2",
-    "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    " SELECT @hour(timestamp), COUNT(*),"
-    " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event GROUP BY 1",
-    "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    " SELECT @hour(timestamp), key, COUNT(*)"
-    " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2",
-    "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    " SELECT @hour(timestamp), rule_name, COUNT(*),"
-    " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event"
-    " WHERE rule_name <> '' GROUP BY 1, 2",
-    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN"
-    " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    "  VALUES (@hour(NEW.timestamp), 1, NEW.allowed = 0)"
-    "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
-    " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    "  SELECT @hour(NEW.timestamp), NEW.key, 1 WHERE NEW.allowed = 0"
-    "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
-    " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    "  SELECT @day(NEW.timestamp), NEW.key, 1 WHERE NEW.allowed = 0"
-    "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
-    " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    "  SELECT @hour(NEW.timestamp), NEW.rule_name, 1, NEW.allowed = 0"
-    "  WHERE NEW.rule_name <> ''"
-    "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
-    "  blocked = blocked + excluded.blocked;"
-    " END",
-    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN"
-    " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = @hour(OLD.timestamp);"
-    " DELETE FROM ratelimit_rollup_hour"
-    "  WHERE hour = @hour(OLD.timestamp) AND total <= 0;"
-    " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND hour = @hour(OLD.timestamp) AND key = OLD.key;"
-    " DELETE FROM ratelimit_rollup_key_hour"
-    "  WHERE hour = @hour(OLD.timestamp) AND key = OLD.key"
-    "  AND blocked <= 0;"
-    " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND day = @day(OLD.timestamp) AND key = OLD.key;"
-    " DELETE FROM ratelimit_rollup_key_day"
-    "  WHERE day = @day(OLD.timestamp) AND key = OLD.key"
-    "  AND blocked <= 0;"
-    " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = @hour(OLD.timestamp) AND rule_name = OLD.rule_name;"
-    " DELETE FROM ratelimit_rollup_rule_hour"
-    "  WHERE hour = @hour(OLD.timestamp) AND rule_name = OLD.rule_name"
-    "  AND hits <= 0;"
-    " END",
-    // An UPDATE is a delete of the old row and an insert of the new one.
-    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_au"
-    " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN"
-    " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = @hour(OLD.timestamp);"
-    " DELETE FROM ratelimit_rollup_hour"
-    "  WHERE hour = @hour(OLD.timestamp) AND total <= 0;"
-    " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND hour = @hour(OLD.timestamp) AND key = OLD.key;"
-    " DELETE FROM ratelimit_rollup_key_hour"
-    "  WHERE hour = @hour(OLD.timestamp) AND key = OLD.key"
-    "  AND blocked <= 0;"
-    " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND day = @day(OLD.timestamp) AND key = OLD.key;"
-    " DELETE FROM ratelimit_rollup_key_day"
-    "  WHERE day = @day(OLD.timestamp) AND key = OLD.key"
-    "  AND blocked <= 0;"
-    " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = @hour(OLD.timestamp) AND rule_name = OLD.rule_name;"
-    " DELETE FROM ratelimit_rollup_rule_hour"
-    "  WHERE hour = @hour(OLD.timestamp) AND rule_name = OLD.rule_name"
-    "  AND hits <= 0;"
-    " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    "  VALUES (@hour(NEW.timestamp), 1, NEW.allowed = 0)"
-    "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
-    " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    "  SELECT @hour(NEW.timestamp), NEW.key, 1 WHERE NEW.allowed = 0"
-    "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
-    " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    "  SELECT @day(NEW.timestamp), NEW.key, 1 WHERE NEW.allowed = 0"
-    "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
-    " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    "  SELECT @hour(NEW.timestamp), NEW.rule_name, 1, NEW.allowed = 0"
-    "  WHERE NEW.rule_name <> ''"
-    "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
-    "  blocked = blocked + excluded.blocked;"
-    " END",
-};
-
-inline constexpr const char* postgresql_rollup_steps[] = {
-    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_hour ("
-    " hour BIGINT PRIMARY KEY, total BIGINT NOT NULL, blocked BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_hour ("
-    " hour BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
-    " PRIMARY KEY (hour, key))",
-    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
-    " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
-    " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name))",
-    "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_day ("
-    " day BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
-    " PRIMARY KEY (day, key))",
-    "LOCK TABLE ratelimit_event IN SHARE ROW EXCLUSIVE MODE",
-    "TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour,"
-    " ratelimit_rollup_key_day",
-    "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    " SELECT @day(timestamp), key, COUNT(*)"
-    " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2",
-    "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    " SELECT @hour(timestamp), COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
-    " FROM ratelimit_event GROUP BY 1",
-    "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    " SELECT @hour(timestamp), key, COUNT(*)"
-    " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2",
-    "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    " SELECT @hour(timestamp), rule_name, COUNT(*),"
-    " COUNT(*) FILTER (WHERE NOT allowed) FROM ratelimit_event WHERE rule_name <> '' GROUP BY 1, 2",
-    // Adds the transition table new_rows (grouped, in key order to avoid deadlocks).
-    "CREATE OR REPLACE FUNCTION ratelimit_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $f$"
-    " BEGIN"
-    " INSERT INTO ratelimit_rollup_hour AS r (hour, total, blocked)"
-    "  SELECT @hour(timestamp), COUNT(*), COUNT(*) FILTER (WHERE NOT allowed)"
-    "  FROM new_rows GROUP BY 1 ORDER BY 1"
-    "  ON CONFLICT (hour) DO UPDATE SET total = r.total + EXCLUDED.total,"
-    "  blocked = r.blocked + EXCLUDED.blocked;"
-    " INSERT INTO ratelimit_rollup_key_hour AS r (hour, key, blocked)"
-    "  SELECT @hour(timestamp), key, COUNT(*)"
-    "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
-    "  ON CONFLICT (hour, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
-    " INSERT INTO ratelimit_rollup_key_day AS r (day, key, blocked)"
-    "  SELECT @day(timestamp), key, COUNT(*)"
-    "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
-    "  ON CONFLICT (day, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
-    " INSERT INTO ratelimit_rollup_rule_hour AS r (hour, rule_name, hits, blocked)"
-    "  SELECT @hour(timestamp), rule_name, COUNT(*),"
-    "  COUNT(*) FILTER (WHERE NOT allowed)"
-    "  FROM new_rows WHERE rule_name <> '' GROUP BY 1, 2 ORDER BY 1, 2"
-    "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = r.hits + EXCLUDED.hits,"
-    "  blocked = r.blocked + EXCLUDED.blocked;"
-    " RETURN NULL;"
-    " END $f$",
-    // Subtracts the transition table old_rows and drops counters that reach zero.
-    "CREATE OR REPLACE FUNCTION ratelimit_rollup_sub() RETURNS trigger LANGUAGE plpgsql AS $f$"
-    " BEGIN"
-    " UPDATE ratelimit_rollup_hour r SET total = r.total - d.n, blocked = r.blocked - d.b"
-    "  FROM (SELECT @hour(timestamp) AS h, COUNT(*) AS n,"
-    "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows GROUP BY 1 ORDER BY 1) d"
-    "  WHERE r.hour = d.h;"
-    " DELETE FROM ratelimit_rollup_hour r"
-    "  USING (SELECT DISTINCT @hour(timestamp) AS h FROM old_rows) d"
-    "  WHERE r.hour = d.h AND r.total <= 0;"
-    " UPDATE ratelimit_rollup_key_hour r SET blocked = r.blocked - d.n"
-    "  FROM (SELECT @hour(timestamp) AS h, key, COUNT(*) AS n"
-    "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
-    "  WHERE r.hour = d.h AND r.key = d.key;"
-    " DELETE FROM ratelimit_rollup_key_hour r"
-    "  USING (SELECT DISTINCT @hour(timestamp) AS h, key FROM old_rows WHERE NOT allowed) d"
-    "  WHERE r.hour = d.h AND r.key = d.key AND r.blocked <= 0;"
-    " UPDATE ratelimit_rollup_key_day r SET blocked = r.blocked - d.n"
-    "  FROM (SELECT @day(timestamp) AS dd, key, COUNT(*) AS n"
-    "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
-    "  WHERE r.day = d.dd AND r.key = d.key;"
-    " DELETE FROM ratelimit_rollup_key_day r"
-    "  USING (SELECT DISTINCT @day(timestamp) AS dd, key FROM old_rows WHERE NOT allowed) d"
-    "  WHERE r.day = d.dd AND r.key = d.key AND r.blocked <= 0;"
-    " UPDATE ratelimit_rollup_rule_hour r SET hits = r.hits - d.n, blocked = r.blocked - d.b"
-    "  FROM (SELECT @hour(timestamp) AS h, rule_name, COUNT(*) AS n,"
-    "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows WHERE rule_name <> ''"
-    "  GROUP BY 1, 2 ORDER BY 1, 2) d"
-    "  WHERE r.hour = d.h AND r.rule_name = d.rule_name;"
-    " DELETE FROM ratelimit_rollup_rule_hour r"
-    "  USING (SELECT DISTINCT @hour(timestamp) AS h, rule_name FROM old_rows WHERE rule_name <> '') d"
-    "  WHERE r.hour = d.h AND r.rule_name = d.rule_name AND r.hits <= 0;"
-    " RETURN NULL;"
-    " END $f$",
-    "CREATE OR REPLACE FUNCTION ratelimit_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$"
-    " BEGIN"
-    " TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour,"
-    "  ratelimit_rollup_key_day;"
-    " RETURN NULL;"
-    " END $f$",
-    "CREATE OR REPLACE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event"
-    " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_add()",
-    "CREATE OR REPLACE TRIGGER ratelimit_rollup_ad AFTER DELETE ON ratelimit_event"
-    " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_sub()",
-    "CREATE OR REPLACE TRIGGER ratelimit_rollup_au1 AFTER UPDATE ON ratelimit_event"
-    " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_sub()",
-    "CREATE OR REPLACE TRIGGER ratelimit_rollup_au2 AFTER UPDATE ON ratelimit_event"
-    " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_add()",
-    "CREATE OR REPLACE TRIGGER ratelimit_rollup_at AFTER TRUNCATE ON ratelimit_event"
-    " FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_truncate()",
-};
-
-/// Replaces every `@hour(col)` and `@day(col)` in `sql` by the dialect's expression.
-inline std::string expand_units(std::string_view sql, dialect d) {
-    std::string out;
-    out.reserve(sql.size() * 2);
-    std::size_t i = 0;
-    while (i < sql.size()) {
-        const bool hour = sql.substr(i, 6) == "@hour(";
-        const bool day = !hour && sql.substr(i, 5) == "@day(";
-        if (!hour && !day) {
-            out.push_back(sql[i++]);
-            continue;
-        }
-        const std::size_t open = i + (hour ? 6 : 5);
-        const std::size_t close = sql.find(')', open);
-        const std::string col(sql.substr(open, close - open));
-        const char* unit = hour ? "3600000000" : "86400000000";
-        if (d == dialect::sqlite)
-            out += "((" + col + " - (((" + col + " % " + unit + ") + " + unit + ") % " + unit + ")) / " + unit + ")";
-        else
-            out += std::string("floor(extract(epoch from ") + col + ") / " + (hour ? "3600" : "86400") + ")::bigint";
-        i = close + 1;
-    }
-    return out;
-}
-
-}  // namespace analytics_detail
-
 /// The schema component name of the rollups in ratelimit_schema_version.
 inline constexpr std::string_view analytics_component = "analytics";
-/// The latest rollup schema version this code knows.
-inline constexpr int analytics_schema_version = 1;
 
-/// Creates the rollup tables and triggers and fills them from the rows already in
-/// ratelimit_event, in one transaction, recorded as component "analytics" version 1
-/// in ratelimit_schema_version. Idempotent: returns false when already applied.
-/// Requires the event log schema (migrate the event store first). Throws
-/// storage_error naming the failing step. The statements contain ';' inside
-/// trigger bodies, which is why they are not a `migration_set` of schema.hpp.
+/// The rollups' migration steps, applied by migrate() like every other set; they
+/// need the event log's set applied first (list it before this one). Each step
+/// creates what it adds and back-fills it from the rows already in ratelimit_event,
+/// in the same transaction. A schema change is a NEW version appended to this list
+/// (with its own back-fill); a version that has shipped is never edited, since a
+/// database that recorded it would never run it again.
+/// Hour / UTC day of a timestamp since the epoch (floor division, exact before 1970
+/// too): SQLite `(t / 3600000000 - (t % 3600000000 < 0))` on microseconds,
+/// PostgreSQL `floor(extract(epoch from t) / 3600)::bigint`; 86400 for days.
+inline constexpr migration analytics_steps[] = {
+    {1, "rollups by hour, rule, key and day kept by triggers, back-filled",
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_hour ("
+     " hour BIGINT PRIMARY KEY, total BIGINT NOT NULL, blocked BIGINT NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_hour ("
+     " hour BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
+     " PRIMARY KEY (hour, key)) WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
+     " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
+     " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name)) WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_day ("
+     " day BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
+     " PRIMARY KEY (day, key)) WITHOUT ROWID;"
+     "DELETE FROM ratelimit_rollup_hour;"
+     "DELETE FROM ratelimit_rollup_key_hour;"
+     "DELETE FROM ratelimit_rollup_rule_hour;"
+     "DELETE FROM ratelimit_rollup_key_day;"
+     "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
+     " SELECT (timestamp / 86400000000 - (timestamp % 86400000000 < 0)), key, COUNT(*)"
+     " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2;"
+     "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
+     " SELECT (timestamp / 3600000000 - (timestamp % 3600000000 < 0)), COUNT(*),"
+     " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event GROUP BY 1;"
+     "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
+     " SELECT (timestamp / 3600000000 - (timestamp % 3600000000 < 0)), key, COUNT(*)"
+     " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2;"
+     "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
+     " SELECT (timestamp / 3600000000 - (timestamp % 3600000000 < 0)), rule_name, COUNT(*),"
+     " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event"
+     " WHERE rule_name <> '' GROUP BY 1, 2;"
+     "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN"
+     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
+     "  VALUES ((NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), 1, NEW.allowed = 0)"
+     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
+     " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
+     "  SELECT (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), NEW.key, 1"
+     "  WHERE NEW.allowed = 0"
+     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
+     " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
+     "  SELECT (NEW.timestamp / 86400000000 - (NEW.timestamp % 86400000000 < 0)), NEW.key, 1"
+     "  WHERE NEW.allowed = 0"
+     "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
+     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
+     "  SELECT (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), NEW.rule_name, 1,"
+     "  NEW.allowed = 0"
+     "  WHERE NEW.rule_name <> ''"
+     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
+     "  blocked = blocked + excluded.blocked;"
+     " END;"
+     "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN"
+     " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0));"
+     " DELETE FROM ratelimit_rollup_hour"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND total <= 0;"
+     " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
+     "  AND hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND key = OLD.key;"
+     " DELETE FROM ratelimit_rollup_key_hour"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND key = OLD.key"
+     "  AND blocked <= 0;"
+     " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
+     "  AND day = (OLD.timestamp / 86400000000 - (OLD.timestamp % 86400000000 < 0)) AND key = OLD.key;"
+     " DELETE FROM ratelimit_rollup_key_day"
+     "  WHERE day = (OLD.timestamp / 86400000000 - (OLD.timestamp % 86400000000 < 0)) AND key = OLD.key"
+     "  AND blocked <= 0;"
+     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0))"
+     "  AND rule_name = OLD.rule_name;"
+     " DELETE FROM ratelimit_rollup_rule_hour"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0))"
+     "  AND rule_name = OLD.rule_name"
+     "  AND hits <= 0;"
+     " END;"
+     // An UPDATE is a delete of the old row and an insert of the new one.
+     "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_au"
+     " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN"
+     " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0));"
+     " DELETE FROM ratelimit_rollup_hour"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND total <= 0;"
+     " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
+     "  AND hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND key = OLD.key;"
+     " DELETE FROM ratelimit_rollup_key_hour"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND key = OLD.key"
+     "  AND blocked <= 0;"
+     " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
+     "  AND day = (OLD.timestamp / 86400000000 - (OLD.timestamp % 86400000000 < 0)) AND key = OLD.key;"
+     " DELETE FROM ratelimit_rollup_key_day"
+     "  WHERE day = (OLD.timestamp / 86400000000 - (OLD.timestamp % 86400000000 < 0)) AND key = OLD.key"
+     "  AND blocked <= 0;"
+     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0))"
+     "  AND rule_name = OLD.rule_name;"
+     " DELETE FROM ratelimit_rollup_rule_hour"
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0))"
+     "  AND rule_name = OLD.rule_name"
+     "  AND hits <= 0;"
+     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
+     "  VALUES ((NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), 1, NEW.allowed = 0)"
+     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
+     " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
+     "  SELECT (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), NEW.key, 1"
+     "  WHERE NEW.allowed = 0"
+     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
+     " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
+     "  SELECT (NEW.timestamp / 86400000000 - (NEW.timestamp % 86400000000 < 0)), NEW.key, 1"
+     "  WHERE NEW.allowed = 0"
+     "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
+     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
+     "  SELECT (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), NEW.rule_name, 1,"
+     "  NEW.allowed = 0"
+     "  WHERE NEW.rule_name <> ''"
+     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
+     "  blocked = blocked + excluded.blocked;"
+     " END",
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_hour ("
+     " hour BIGINT PRIMARY KEY, total BIGINT NOT NULL, blocked BIGINT NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_hour ("
+     " hour BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
+     " PRIMARY KEY (hour, key));"
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
+     " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
+     " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name));"
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_day ("
+     " day BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
+     " PRIMARY KEY (day, key));"
+     "LOCK TABLE ratelimit_event IN SHARE ROW EXCLUSIVE MODE;"
+     "TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour,"
+     " ratelimit_rollup_key_day;"
+     "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
+     " SELECT floor(extract(epoch from timestamp) / 86400)::bigint, key, COUNT(*)"
+     " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2;"
+     "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
+     " SELECT floor(extract(epoch from timestamp) / 3600)::bigint, COUNT(*),"
+     "  COUNT(*) FILTER (WHERE NOT allowed)"
+     " FROM ratelimit_event GROUP BY 1;"
+     "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
+     " SELECT floor(extract(epoch from timestamp) / 3600)::bigint, key, COUNT(*)"
+     " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2;"
+     "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
+     " SELECT floor(extract(epoch from timestamp) / 3600)::bigint, rule_name, COUNT(*),"
+     " COUNT(*) FILTER (WHERE NOT allowed) FROM ratelimit_event WHERE rule_name <> '' GROUP BY 1, 2;"
+     // Adds the transition table new_rows (grouped, in key order to avoid deadlocks).
+     "CREATE OR REPLACE FUNCTION ratelimit_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $f$"
+     " BEGIN"
+     " INSERT INTO ratelimit_rollup_hour AS r (hour, total, blocked)"
+     "  SELECT floor(extract(epoch from timestamp) / 3600)::bigint, COUNT(*),"
+     "  COUNT(*) FILTER (WHERE NOT allowed)"
+     "  FROM new_rows GROUP BY 1 ORDER BY 1"
+     "  ON CONFLICT (hour) DO UPDATE SET total = r.total + EXCLUDED.total,"
+     "  blocked = r.blocked + EXCLUDED.blocked;"
+     " INSERT INTO ratelimit_rollup_key_hour AS r (hour, key, blocked)"
+     "  SELECT floor(extract(epoch from timestamp) / 3600)::bigint, key, COUNT(*)"
+     "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
+     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
+     " INSERT INTO ratelimit_rollup_key_day AS r (day, key, blocked)"
+     "  SELECT floor(extract(epoch from timestamp) / 86400)::bigint, key, COUNT(*)"
+     "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
+     "  ON CONFLICT (day, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
+     " INSERT INTO ratelimit_rollup_rule_hour AS r (hour, rule_name, hits, blocked)"
+     "  SELECT floor(extract(epoch from timestamp) / 3600)::bigint, rule_name, COUNT(*),"
+     "  COUNT(*) FILTER (WHERE NOT allowed)"
+     "  FROM new_rows WHERE rule_name <> '' GROUP BY 1, 2 ORDER BY 1, 2"
+     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = r.hits + EXCLUDED.hits,"
+     "  blocked = r.blocked + EXCLUDED.blocked;"
+     " RETURN NULL;"
+     " END $f$;"
+     // Subtracts the transition table old_rows and drops counters that reach zero.
+     "CREATE OR REPLACE FUNCTION ratelimit_rollup_sub() RETURNS trigger LANGUAGE plpgsql AS $f$"
+     " BEGIN"
+     " UPDATE ratelimit_rollup_hour r SET total = r.total - d.n, blocked = r.blocked - d.b"
+     "  FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, COUNT(*) AS n,"
+     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows GROUP BY 1 ORDER BY 1) d"
+     "  WHERE r.hour = d.h;"
+     " DELETE FROM ratelimit_rollup_hour r"
+     "  USING (SELECT DISTINCT floor(extract(epoch from timestamp) / 3600)::bigint AS h FROM old_rows) d"
+     "  WHERE r.hour = d.h AND r.total <= 0;"
+     " UPDATE ratelimit_rollup_key_hour r SET blocked = r.blocked - d.n"
+     "  FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key, COUNT(*) AS n"
+     "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
+     "  WHERE r.hour = d.h AND r.key = d.key;"
+     " DELETE FROM ratelimit_rollup_key_hour r"
+     "  USING (SELECT DISTINCT floor(extract(epoch from timestamp) / 3600)::bigint AS h,"
+     "  key FROM old_rows WHERE NOT allowed) d"
+     "  WHERE r.hour = d.h AND r.key = d.key AND r.blocked <= 0;"
+     " UPDATE ratelimit_rollup_key_day r SET blocked = r.blocked - d.n"
+     "  FROM (SELECT floor(extract(epoch from timestamp) / 86400)::bigint AS dd, key, COUNT(*) AS n"
+     "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
+     "  WHERE r.day = d.dd AND r.key = d.key;"
+     " DELETE FROM ratelimit_rollup_key_day r"
+     "  USING (SELECT DISTINCT floor(extract(epoch from timestamp) / 86400)::bigint AS dd,"
+     "  key FROM old_rows WHERE NOT allowed) d"
+     "  WHERE r.day = d.dd AND r.key = d.key AND r.blocked <= 0;"
+     " UPDATE ratelimit_rollup_rule_hour r SET hits = r.hits - d.n, blocked = r.blocked - d.b"
+     "  FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, rule_name, COUNT(*) AS n,"
+     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows WHERE rule_name <> ''"
+     "  GROUP BY 1, 2 ORDER BY 1, 2) d"
+     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name;"
+     " DELETE FROM ratelimit_rollup_rule_hour r"
+     "  USING (SELECT DISTINCT floor(extract(epoch from timestamp) / 3600)::bigint AS h,"
+     "  rule_name FROM old_rows WHERE rule_name <> '') d"
+     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name AND r.hits <= 0;"
+     " RETURN NULL;"
+     " END $f$;"
+     "CREATE OR REPLACE FUNCTION ratelimit_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$"
+     " BEGIN"
+     " TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour,"
+     "  ratelimit_rollup_key_day;"
+     " RETURN NULL;"
+     " END $f$;"
+     "CREATE OR REPLACE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event"
+     " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_add();"
+     "CREATE OR REPLACE TRIGGER ratelimit_rollup_ad AFTER DELETE ON ratelimit_event"
+     " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_sub();"
+     "CREATE OR REPLACE TRIGGER ratelimit_rollup_au1 AFTER UPDATE ON ratelimit_event"
+     " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_sub();"
+     "CREATE OR REPLACE TRIGGER ratelimit_rollup_au2 AFTER UPDATE ON ratelimit_event"
+     " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_add();"
+     "CREATE OR REPLACE TRIGGER ratelimit_rollup_at AFTER TRUNCATE ON ratelimit_event"
+     " FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_truncate()"},
+};
+
+/// The rollups' migration set (component "analytics").
+inline constexpr migration_set analytics_migrations{analytics_component, analytics_steps};
+/// The latest rollup schema version this code knows.
+inline constexpr int analytics_schema_version = latest_version(analytics_migrations);
+
+/// Convenience: migrate() with analytics_migrations alone. Returns whether a step
+/// ran (false when already up to date); throws storage_error as migrate() does.
 inline bool migrate_analytics(::soci::session& sql, dialect d) {
-    try {
-        detail::ensure_version_table(sql, d);
-    } catch (const ::soci::soci_error& e) {
-        throw storage_error(std::string("migrate analytics: cannot create ratelimit_schema_version: ") +
-                            e.what());
-    }
-    try {
-        if (d == dialect::sqlite) {
-            sql << "BEGIN IMMEDIATE";
-        } else {
-            sql << "BEGIN";
-            sql << "SELECT pg_advisory_xact_lock(7368051)";
-        }
-        try {
-            if (detail::read_version(sql, analytics_component) >= analytics_schema_version) {
-                sql << "COMMIT";
-                return false;
-            }
-            if (d == dialect::sqlite)
-                for (const char* stmt : analytics_detail::sqlite_rollup_steps)
-                    sql << analytics_detail::expand_units(stmt, d);
-            else
-                for (const char* stmt : analytics_detail::postgresql_rollup_steps)
-                    sql << analytics_detail::expand_units(stmt, d);
-            const std::string comp(analytics_component);
-            const std::string desc = "hourly rollups of ratelimit_event kept by triggers";
-            const int version = analytics_schema_version;
-            sql << "INSERT INTO ratelimit_schema_version (component, version, description)"
-                   " VALUES (:c, :v, :d)",
-                ::soci::use(comp), ::soci::use(version), ::soci::use(desc);
-            sql << "COMMIT";
-            return true;
-        } catch (...) {
-            try {
-                sql << "ROLLBACK";
-            } catch (...) {
-            }
-            throw;
-        }
-    } catch (const ::soci::soci_error& e) {
-        throw storage_error(std::string("migrate analytics version 1 (hourly rollups) failed: ") +
-                            e.what());
-    }
+    return !migrate(sql, d, std::span(&analytics_migrations, 1)).empty();
 }
 
 /// The rollup migration on the store's database (its own connection).
