@@ -148,6 +148,28 @@ TEMPLATE_LIST_TEST_CASE("peek decides without consuming and release gives units 
     CHECK(s.size() == 1);
 }
 
+TEMPLATE_LIST_TEST_CASE("peek reports the outcome the next acquire makes",
+                        "[algorithm][storage]", all_combos) {
+    auto s = make_storage<TestType>();
+    const auto a = TestType::make(srl::rate{5, 1min});
+    for (int i = 0; i < 7; ++i) {
+        const nanoseconds now = t0 + i * 5s;
+        for (const std::uint64_t cost : {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{9}}) {
+            const auto p = s.peek("k", a, now, cost);
+            auto copy = make_storage<TestType>();  // same history, then the acquire
+            for (int j = 0; j < i; ++j) copy.acquire("k", a, t0 + j * 5s, 1);
+            const auto q = copy.acquire("k", a, now, cost);
+            INFO("step " << i << " cost " << cost);
+            CHECK(p.allowed == q.allowed);
+            CHECK(p.count == q.count);
+            CHECK(p.remaining == q.remaining);
+            CHECK(p.reset_after == q.reset_after);
+            CHECK(p.retry_after == q.retry_after);
+        }
+        s.acquire("k", a, now, 1);
+    }
+}
+
 TEMPLATE_LIST_TEST_CASE("a backwards clock step neither drains quota nor gives a negative wait",
                         "[algorithm][storage]", all_combos) {
     auto s = make_storage<TestType>();

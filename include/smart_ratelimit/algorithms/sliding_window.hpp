@@ -66,9 +66,16 @@ public:
     outcome peek(const state_type& s, std::chrono::nanoseconds now,
                  std::uint64_t cost) const noexcept {
         const std::int64_t n = now.count();
-        if (s.last == detail::fresh_time) return evaluate(state_type{}, 0, n, cost);
-        const std::int64_t shift = n < s.last ? s.last - n : 0;
-        return evaluate(s, shift, n, cost);
+        const std::int64_t shift =
+            s.last == detail::fresh_time || n >= s.last ? 0 : s.last - n;
+        outcome o = s.last == detail::fresh_time ? evaluate(state_type{}, 0, n, cost)
+                                                 : evaluate(s, shift, n, cost);
+        if (o.allowed && cost > 0) {  // what try_acquire would report after admitting
+            o.count += cost;
+            o.remaining -= cost;
+            o.reset_after = rate_.period;
+        }
+        return o;
     }
 
     void release(state_type& s, std::chrono::nanoseconds now, std::uint64_t cost) const {

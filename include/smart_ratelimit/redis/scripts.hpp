@@ -107,7 +107,8 @@ if cost <= limit - total then
     save()
     return out(1, 1, total, period, 0)
   end
-  -- peek reports the units in the window now, as the core sliding_window's peek
+  -- peek reports what an acquire would: the window with this request admitted
+  if cost > 0 then return out(1, 1, total + cost, period, 0) end
   return out(1, 1, total, reset(), 0)
 end
 local need = total - (limit - cost)
