@@ -44,7 +44,7 @@ void run_decisions(benchmark::State& state, const std::string& url, const char* 
     ssql::sql_state_options o;
     o.max_connections = 1;
     o.key_prefix = "bench:" + std::to_string(::getpid()) + ":";
-    o.errors = ssql::state_on_error::raise;
+    o.errors = ssql::on_error::raise;
     ssql::sql_state_storage s(url, o);
     const srl::any_algorithm a(alg, srl::rate{1'000'000'000, 1h});
     std::uint64_t i = 0;

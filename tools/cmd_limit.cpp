@@ -132,7 +132,7 @@ int run_limit(args_view args) {
             }
             srl::soci::sql_state_options so;
             so.max_connections = 1;
-            so.errors = srl::soci::state_on_error::raise;
+            so.errors = srl::soci::on_error::raise;
             if (const auto p = a.value("--prefix")) so.key_prefix = *p;
             srl::soci::sql_state_storage storage(url, so);
             if (!storage.schema_current())

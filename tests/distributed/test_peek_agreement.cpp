@@ -45,7 +45,7 @@ TEST_CASE("peek reports the same allowed, count and remaining on the in-memory, 
         ssql::migrate(*sql, u.kind, sets);
     }
     ssql::sql_state_options so;
-    so.errors = ssql::state_on_error::raise;
+    so.errors = ssql::on_error::raise;
     ssql::sql_state_storage sql(url, so);
     srl::in_memory_storage<> memory;
 

@@ -72,7 +72,7 @@ void on_each_database(const char* what, F&& body) {
 
 template <class A>
 ssql::basic_sql_state_storage<A> make_storage(const std::string& url, const std::string& prefix,
-                                               ssql::state_on_error e = ssql::state_on_error::raise) {
+                                               ssql::on_error e = ssql::on_error::raise) {
     ssql::sql_state_options o;
     o.key_prefix = prefix;
     o.errors = e;
@@ -310,20 +310,20 @@ TEST_CASE("sql state: an unreachable database is a counted failure answered by t
           "[sql_state][failure]") {
     const std::string url = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2";
     const srl::any_algorithm a("fixed_window", srl::rate{5, 1h});
-    auto closed = make_storage<srl::any_algorithm>(url, "", ssql::state_on_error::fail_closed);
+    auto closed = make_storage<srl::any_algorithm>(url, "", ssql::on_error::fail_closed);
     auto o = closed.acquire("k", a, 0ns, 1);
     CHECK_FALSE(o.allowed);
     CHECK(o.retry_after > 0ns);
     CHECK(closed.stats().errors == 1);
-    auto open = make_storage<srl::any_algorithm>(url, "", ssql::state_on_error::fail_open);
+    auto open = make_storage<srl::any_algorithm>(url, "", ssql::on_error::fail_open);
     CHECK(open.acquire("k", a, 0ns, 1).allowed);
     CHECK(open.stats().errors == 1);
-    auto raise = make_storage<srl::any_algorithm>(url, "", ssql::state_on_error::raise);
+    auto raise = make_storage<srl::any_algorithm>(url, "", ssql::on_error::raise);
     CHECK_THROWS_AS(raise.acquire("k", a, 0ns, 1), srl::storage_error);
     CHECK(raise.stats().errors == 1);
     // A database without the state tables is a failure too, named in the error.
     sqlite_file f;
-    auto nomigrate = make_storage<srl::any_algorithm>(f.url(), "", ssql::state_on_error::raise);
+    auto nomigrate = make_storage<srl::any_algorithm>(f.url(), "", ssql::on_error::raise);
     CHECK_FALSE(nomigrate.schema_current());
     try {
         nomigrate.acquire("k", a, 0ns, 1);
@@ -394,7 +394,7 @@ TEST_CASE("sql state: resilient_storage applies its failure policy over the SQL 
     const srl::any_algorithm a("fixed_window", srl::rate{2, 1h});
     // Down: every call is the policy's answer, and the breaker opens.
     ssql::sql_state_options o;
-    o.errors = ssql::state_on_error::raise;
+    o.errors = ssql::on_error::raise;
     ssql::sql_state_storage down("postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2", o);
     srl::resilience_options ro;
     ro.mode = srl::failure_mode::fail_open;

@@ -172,7 +172,7 @@ TEST_CASE("sql state: PostgreSQL stopped mid-run gets the policy's answers, open
         ssql::migrate(*sql, ssql::dialect::postgresql, sets);
     }
     ssql::sql_state_options o;
-    o.errors = ssql::state_on_error::raise;
+    o.errors = ssql::on_error::raise;
     srl::resilience_options ro;
     ro.mode = srl::failure_mode::fail_closed;
     ro.failure_threshold = 2;
@@ -230,7 +230,7 @@ TEST_CASE("sql state: PostgreSQL frozen mid-run (SIGSTOP) gets the policy's answ
         const std::string key = open_mode ? "frozen-open" : "frozen-closed";
         INFO(key);
         ssql::sql_state_options o;
-        o.errors = ssql::state_on_error::raise;
+        o.errors = ssql::on_error::raise;
         o.max_connections = 2;
         srl::resilience_options ro;
         ro.mode = mode;

@@ -13,6 +13,7 @@
 #include <smart_ratelimit/redis/connection_pool.hpp>
 #include <smart_ratelimit/redis/redis_url.hpp>
 #include <smart_ratelimit/redis/scripts.hpp>
+#include <smart_ratelimit/storage/on_error.hpp>
 
 #include <array>
 #include <atomic>
@@ -30,10 +31,8 @@
 
 namespace smart_ratelimit::redis {
 
-/// What a Redis storage does when Redis fails on the request path: `raise` throws
-/// storage_error (for resilient_storage, which applies the failure policy), the
-/// other two answer by themselves (denied / allowed). Every failure is counted.
-enum class on_error { fail_closed, fail_open, raise };
+/// What a Redis storage does when Redis fails on the request path (storage/on_error.hpp).
+using smart_ratelimit::on_error;
 
 /// Settings of a Redis storage.
 struct redis_storage_options {
@@ -242,16 +241,7 @@ private:
     }
 
     outcome failure_outcome(const A& a) const noexcept {
-        outcome o;
-        if (impl_->opts.errors == on_error::fail_open) {
-            o.allowed = true;
-            o.remaining = a.limit();
-        } else {
-            o.allowed = false;
-            o.count = a.limit();
-            o.retry_after = std::chrono::seconds(1);
-        }
-        return o;
+        return smart_ratelimit::failure_outcome(impl_->opts.errors, a.limit());
     }
 
     outcome guarded(std::string_view key, const A& a, std::uint64_t cost, op o) {

@@ -14,6 +14,7 @@
 #include <smart_ratelimit/soci/database_url.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>
 #include <smart_ratelimit/soci/schema.hpp>
+#include <smart_ratelimit/storage/on_error.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -87,16 +88,15 @@ inline constexpr migration_set state_migrations{"state", state_steps};
 inline constexpr std::string_view state_tables[] = {"ratelimit_counter", "ratelimit_sliding_entry",
                                                     "ratelimit_token_bucket", "ratelimit_leaky_bucket"};
 
-/// What the storage does when the database fails on the request path: `raise`
-/// throws storage_error (for resilient_storage, which applies the failure policy),
-/// the other two answer by themselves. Every failure is counted.
-enum class state_on_error { fail_closed, fail_open, raise };
+/// What the storage does when the database fails on the request path
+/// (storage/on_error.hpp).
+using smart_ratelimit::on_error;
 
 /// Settings of a SQL state storage.
 struct sql_state_options {
     std::size_t max_connections = 4;  ///< sessions kept open (a decision holds one)
     std::string key_prefix;           ///< put in front of every key
-    state_on_error errors = state_on_error::fail_closed;
+    on_error errors = on_error::fail_closed;
 };
 
 /// Counters of a SQL state storage.
@@ -412,16 +412,7 @@ private:
     }
 
     outcome failure_outcome(const A& a) const noexcept {
-        outcome o;
-        if (impl_->opts.errors == state_on_error::fail_open) {
-            o.allowed = true;
-            o.remaining = a.limit();
-        } else {
-            o.allowed = false;
-            o.count = a.limit();
-            o.retry_after = std::chrono::seconds(1);
-        }
-        return o;
+        return smart_ratelimit::failure_outcome(impl_->opts.errors, a.limit());
     }
 
     outcome guarded(std::string_view key, const A& a, std::uint64_t cost, state_op o) {
@@ -431,7 +422,7 @@ private:
             return out;
         } catch (const std::exception&) {
             impl_->errors.fetch_add(1, std::memory_order_relaxed);
-            if (impl_->opts.errors == state_on_error::raise) throw;
+            if (impl_->opts.errors == on_error::raise) throw;
             return failure_outcome(a);
         }
     }
