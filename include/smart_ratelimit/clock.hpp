@@ -21,6 +21,20 @@ inline event_time system_wall_now() noexcept {
         std::chrono::system_clock::now());
 }
 
+/// The system clock read with CLOCK_REALTIME_COARSE where the platform has it (one
+/// scheduler tick of resolution, a fraction of the cost); elsewhere system_wall_now().
+/// For figures shown in whole seconds, such as X-RateLimit-Reset.
+inline event_time system_wall_now_coarse() noexcept {
+#if defined(CLOCK_REALTIME_COARSE)
+    timespec ts;
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return event_time{std::chrono::seconds(ts.tv_sec) +
+                      std::chrono::microseconds(ts.tv_nsec / 1000)};
+#else
+    return system_wall_now();
+#endif
+}
+
 /// The precise monotonic clock (std::chrono::steady_clock).
 /// Thread safety: stateless, safe from any thread.
 struct steady_clock {
@@ -29,6 +43,8 @@ struct steady_clock {
             std::chrono::steady_clock::now().time_since_epoch());
     }
     event_time wall_now() const noexcept { return system_wall_now(); }
+    /// Optional member (see clock_policy): the wall time to a scheduler tick.
+    event_time wall_now_coarse() const noexcept { return system_wall_now_coarse(); }
 };
 
 /// A monotonic clock read with CLOCK_MONOTONIC_COARSE where the platform has it
@@ -47,6 +63,7 @@ struct coarse_steady_clock {
 #endif
     }
     event_time wall_now() const noexcept { return system_wall_now(); }
+    event_time wall_now_coarse() const noexcept { return system_wall_now_coarse(); }
 };
 
 /// A clock that moves only when told to. Copies share one time line, so a test

@@ -25,11 +25,23 @@ namespace smart_ratelimit {
 /// | `c.wall_now()` | `event_time`             | UTC time stamped on events                   |
 ///
 /// `c` is a const C. Both must be noexcept-cheap and safe to call from any thread.
+/// Optional: `c.wall_now_coarse()` -> `event_time`, the wall time to a scheduler
+/// tick (a few ms), used where whole seconds are shown (X-RateLimit-Reset); without
+/// it, wall_now() is used (see wall_now_coarse below).
 template <class C>
 concept clock = requires(const C& c) {
     { c.now() } -> std::same_as<std::chrono::nanoseconds>;
     { c.wall_now() } -> std::same_as<event_time>;
 };
+
+/// The clock's coarse wall time when it offers one, else its wall_now().
+template <clock C>
+event_time wall_now_coarse(const C& c) noexcept {
+    if constexpr (requires { { c.wall_now_coarse() } -> std::same_as<event_time>; })
+        return c.wall_now_coarse();
+    else
+        return c.wall_now();
+}
 
 /// algorithm: a pure rate-limiting rule over a small per-key state.
 ///

@@ -547,3 +547,73 @@ TEST_CASE("requests no route matches skip the identify policy", "[beast][middlew
     CHECK(m.check(matched, addr("192.0.2.1")).status() == mw::limit_status::allowed);
     CHECK(*calls == 1);
 }
+
+TEST_CASE("header values longer than the inline buffer and many routes' rules come out whole",
+          "[beast][middleware]") {
+    recording_sink sink;
+    auto clock = minute_clock();
+    // Ten routes of one rule each, with long names: more rules than one verdict
+    // holds and header values far past the formatter's inline capacity.
+    std::vector<std::unique_ptr<test_limiter>> lims;
+    mw::middleware<test_limiter> m;
+    std::string policy, remaining;
+    for (int i = 0; i < 10; ++i) {
+        const std::string name = "rule-with-a-rather-long-name-" + std::to_string(i);
+        lims.push_back(make_limiter(mw::request_key::ip(), {{name, std::to_string(10 + i) + "/m"}}, sink, clock));
+        m.add(*lims.back(), {"/api", {}});
+        if (i != 0) policy += ", ", remaining += ", ";
+        policy += "\"" + name + "\";q=" + std::to_string(10 + i) + ";w=60";
+        remaining += "\"" + name + "\";r=" + std::to_string(9 + i) + ";t=60";
+    }
+    const auto r = m.check(make_request(http::verb::get, "/api/items"), addr("203.0.113.5"));
+    REQUIRE(r.allowed());
+    REQUIRE(r.rules().size() == 10);
+    http::response<http::string_body> res;
+    r.apply(res);
+    REQUIRE(policy.size() > 300);
+    CHECK(field(res, "RateLimit-Policy") == policy);
+    CHECK(field(res, "RateLimit") == remaining);
+    CHECK(field(res, "X-RateLimit-Limit") == "10");  // the rule closest to its limit
+    // A copy of the result (the async paths move and copy results) dresses alike.
+    const mw::limit_result copy = r;
+    http::response<http::string_body> res2;
+    copy.apply(res2);
+    CHECK(field(res2, "RateLimit-Policy") == policy);
+}
+
+TEST_CASE("rate-limit fields already on a response are replaced, not repeated", "[beast][middleware]") {
+    login_fixture f;
+    mw::middleware<test_limiter> m;
+    m.add(*f.lim, {"/api/login", {http::verb::post}});
+    const auto r = m.check(make_request(http::verb::post, "/api/login"), addr("203.0.113.5"));
+    http::response<http::string_body> res{http::status::ok, 11};
+    res.insert("ratelimit-policy", "stale");
+    res.insert("X-RATELIMIT-LIMIT", "stale");
+    res.insert("X-RateLimit-Limit", "stale again");
+    r.apply(res);
+    CHECK(res.count("RateLimit-Policy") == 1);
+    CHECK(res.count("X-RateLimit-Limit") == 1);
+    CHECK(field(res, "RateLimit-Policy") == "\"login\";q=5;w=60");
+    CHECK(field(res, "X-RateLimit-Limit") == "5");
+}
+
+TEST_CASE("policy names are sf-strings: quotes and backslashes escaped, controls dropped",
+          "[beast][middleware]") {
+    const mw::rule_status odd[] = {
+        {"a\"b\\c\x01" "d", 5, 4, std::chrono::seconds(60), std::chrono::seconds(30)},
+        {"", 7, 7, std::chrono::seconds(1), std::chrono::milliseconds(1)},
+    };
+    CHECK(mw::format_ratelimit_policy(odd) == "\"a\\\"b\\\\cd\";q=5;w=60, \"default\";q=7;w=1");
+    CHECK(mw::format_ratelimit(odd, "anon") == "\"a\\\"b\\\\cd\";r=4;t=30, \"anon\";r=7;t=1");
+}
+
+TEST_CASE("the coarse wall clock agrees with the precise one to well under a second",
+          "[beast][middleware]") {
+    // X-RateLimit-Reset counts from it (whole seconds); a clock without it falls back.
+    const srl::steady_clock c;
+    const auto precise = c.wall_now();
+    const auto coarse = srl::wall_now_coarse(c);
+    CHECK(std::chrono::abs(coarse - precise) < std::chrono::milliseconds(500));
+    const srl::manual_clock m;
+    CHECK(srl::wall_now_coarse(m) == m.wall_now());
+}

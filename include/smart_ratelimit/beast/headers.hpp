@@ -12,8 +12,10 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/message.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,29 +55,107 @@ constexpr std::uint64_t ceil_seconds(std::chrono::nanoseconds d) noexcept {
 }
 
 namespace detail {
+
+/// Text formatted on the stack, spilling to the heap past its inline capacity: the
+/// header values are built on every limited response, where a std::string per
+/// value (and one per number) was most of the cost of dressing it.
+class field_text {
+public:
+    field_text() = default;
+    field_text(const field_text&) = delete;
+    field_text& operator=(const field_text&) = delete;
+
+    field_text& operator+=(std::string_view s) {
+        if (!spilled_ && s.size() <= sizeof buf_ - size_) {
+            std::memcpy(buf_ + size_, s.data(), s.size());
+            size_ += s.size();
+        } else {
+            if (!spilled_) heap_.assign(buf_, size_);
+            spilled_ = true;
+            heap_ += s;
+        }
+        return *this;
+    }
+    field_text& operator+=(char c) { return *this += std::string_view(&c, 1); }
+    bool empty() const noexcept { return spilled_ ? heap_.empty() : size_ == 0; }
+    std::string_view view() const noexcept {
+        return spilled_ ? std::string_view(heap_) : std::string_view(buf_, size_);
+    }
+
+private:
+    char buf_[160];
+    std::size_t size_ = 0;
+    bool spilled_ = false;
+    std::string heap_;
+};
+
+template <class Out>
+void append_uint(Out& out, std::uint64_t v) {
+    char digits[20];
+    const auto r = std::to_chars(digits, digits + sizeof digits, v);
+    out += std::string_view(digits, static_cast<std::size_t>(r.ptr - digits));
+}
+
 // An sf-string: policy names are [A-Za-z0-9_-] (rule.hpp), escaped defensively.
-inline void append_sf_string(std::string& out, std::string_view s) {
+template <class Out>
+void append_sf_string(Out& out, std::string_view s) {
     out += '"';
+    bool plain = true;
+    for (const char c : s) plain = plain && c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    if (plain) {
+        out += s;
+        out += '"';
+        return;
+    }
     for (const char c : s) {
         if (c == '"' || c == '\\') out += '\\';
         if (c >= 0x20 && c < 0x7f) out += c;
     }
     out += '"';
 }
+
+// `"name";<a>=<x>;<b>=<y>, ...` for each rule; x and y from `first` and `second`.
+template <class Out, class First, class Second>
+void append_rule_list(Out& out, std::span<const rule_status> rules, std::string_view default_name,
+                      std::string_view a, First first, std::string_view b, Second second) {
+    bool more = false;
+    for (const auto& r : rules) {
+        if (more) out += std::string_view(", ");
+        more = true;
+        append_sf_string(out, r.policy.empty() ? default_name : r.policy);
+        out += a;
+        append_uint(out, first(r));
+        out += b;
+        append_uint(out, second(r));
+    }
+}
+
+template <class Out>
+void append_ratelimit_policy(Out& out, std::span<const rule_status> rules, std::string_view default_name) {
+    append_rule_list(out, rules, default_name, ";q=", [](const rule_status& r) { return r.limit; },
+                     ";w=", [](const rule_status& r) { return ceil_seconds(r.window); });
+}
+
+template <class Out>
+void append_ratelimit(Out& out, std::span<const rule_status> rules, std::string_view default_name) {
+    append_rule_list(out, rules, default_name, ";r=", [](const rule_status& r) { return r.remaining; },
+                     ";t=", [](const rule_status& r) { return ceil_seconds(r.reset_after); });
+}
+
+// Replaces the fields named `name` (not one of Beast's known fields) with `value`.
+template <class Fields>
+void replace_field(http::header<false, Fields>& res, std::string_view name, std::string_view value) {
+    res.erase(name);
+    res.insert(http::field::unknown, name, value);
+}
+
 }  // namespace detail
 
 /// `RateLimit-Policy`: `"login";q=5;w=60, "default";q=100;w=60`.
 inline std::string format_ratelimit_policy(std::span<const rule_status> rules,
                                            std::string_view default_name = "default") {
     std::string out;
-    for (const auto& r : rules) {
-        if (!out.empty()) out += ", ";
-        detail::append_sf_string(out, r.policy.empty() ? default_name : r.policy);
-        out += ";q=";
-        out += std::to_string(r.limit);
-        out += ";w=";
-        out += std::to_string(ceil_seconds(r.window));
-    }
+    detail::append_ratelimit_policy(out, rules, default_name);
     return out;
 }
 
@@ -83,14 +163,7 @@ inline std::string format_ratelimit_policy(std::span<const rule_status> rules,
 inline std::string format_ratelimit(std::span<const rule_status> rules,
                                     std::string_view default_name = "default") {
     std::string out;
-    for (const auto& r : rules) {
-        if (!out.empty()) out += ", ";
-        detail::append_sf_string(out, r.policy.empty() ? default_name : r.policy);
-        out += ";r=";
-        out += std::to_string(r.remaining);
-        out += ";t=";
-        out += std::to_string(ceil_seconds(r.reset_after));
-    }
+    detail::append_ratelimit(out, rules, default_name);
     return out;
 }
 
@@ -104,17 +177,28 @@ void set_rate_limit_headers(http::header<false, Fields>& res, std::span<const ru
                             const header_options& opts) {
     if (rules.empty()) return;
     if (opts.draft_headers) {
-        res.set("RateLimit-Policy", format_ratelimit_policy(rules, opts.default_policy_name));
-        res.set("RateLimit", format_ratelimit(rules, opts.default_policy_name));
+        {
+            detail::field_text v;
+            detail::append_ratelimit_policy(v, rules, opts.default_policy_name);
+            detail::replace_field(res, "RateLimit-Policy", v.view());
+        }
+        detail::field_text v;
+        detail::append_ratelimit(v, rules, opts.default_policy_name);
+        detail::replace_field(res, "RateLimit", v.view());
     }
     if (opts.legacy_headers) {
-        res.set("X-RateLimit-Limit", std::to_string(binding.limit));
-        res.set("X-RateLimit-Remaining", std::to_string(binding.remaining));
+        char digits[20];
+        const auto number = [&](std::uint64_t n) {
+            const auto r = std::to_chars(digits, digits + sizeof digits, n);
+            return std::string_view(digits, static_cast<std::size_t>(r.ptr - digits));
+        };
+        detail::replace_field(res, "X-RateLimit-Limit", number(binding.limit));
+        detail::replace_field(res, "X-RateLimit-Remaining", number(binding.remaining));
         const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                                wall_now.time_since_epoch()).count();
-        res.set("X-RateLimit-Reset",
-                std::to_string(static_cast<std::uint64_t>(now_s < 0 ? 0 : now_s) +
-                               ceil_seconds(binding.reset_after)));
+        detail::replace_field(res, "X-RateLimit-Reset",
+                              number(static_cast<std::uint64_t>(now_s < 0 ? 0 : now_s) +
+                                     ceil_seconds(binding.reset_after)));
     }
 }
 

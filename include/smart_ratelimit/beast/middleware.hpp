@@ -36,6 +36,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <array>
 #include <span>
 #include <string>
 #include <string_view>
@@ -112,6 +113,51 @@ enum class limit_status {
     failed_closed,  ///< storage failed; 503
 };
 
+namespace detail {
+
+/// The rule states of one result: inline for up to verdict::max_rules (one route's
+/// limiter), on the heap beyond (several routes). A result is built per request.
+class rule_status_list {
+public:
+    rule_status_list() = default;
+    rule_status_list(const rule_status_list& o) { *this = o; }
+    rule_status_list& operator=(const rule_status_list& o) {
+        if (this != &o) {
+            clear();
+            for (const auto& r : o.view()) push_back(r);
+        }
+        return *this;
+    }
+
+    void push_back(const rule_status& r) {
+        if (heap_.empty() && size_ < inline_.size()) {
+            inline_[size_++] = r;
+            return;
+        }
+        if (heap_.empty()) heap_.assign(inline_.begin(), inline_.begin() + static_cast<std::ptrdiff_t>(size_));
+        heap_.push_back(r);
+        ++size_;
+    }
+    void clear() noexcept {
+        size_ = 0;
+        heap_.clear();
+    }
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+    const rule_status& operator[](std::size_t i) const noexcept { return view()[i]; }
+    std::span<const rule_status> view() const noexcept {
+        return heap_.empty() ? std::span<const rule_status>(inline_.data(), size_)
+                             : std::span<const rule_status>(heap_);
+    }
+
+private:
+    std::array<rule_status, verdict::max_rules> inline_{};
+    std::size_t size_ = 0;
+    std::vector<rule_status> heap_;
+};
+
+}  // namespace detail
+
 /// One request's result: the status, each matched rule's state, and how to dress
 /// the response. Views the limiters' rule names and the middleware's options, so it
 /// must not outlive the middleware.
@@ -126,7 +172,7 @@ public:
         return status_ == limit_status::unlimited || status_ == limit_status::allowed ||
                status_ == limit_status::failed_open;
     }
-    std::span<const rule_status> rules() const noexcept { return rules_; }
+    std::span<const rule_status> rules() const noexcept { return rules_.view(); }
     /// The longest wait among the blocking rules (0 when allowed).
     std::chrono::nanoseconds retry_after() const noexcept { return retry_after_; }
     /// The rule the legacy X-RateLimit-* fields report. Precondition: !rules().empty().
@@ -136,7 +182,7 @@ public:
     template <class Fields>
     void apply(http::header<false, Fields>& res) const {
         if (headers_ == nullptr || rules_.empty()) return;
-        set_rate_limit_headers(res, std::span<const rule_status>(rules_), binding(), wall_now_, *headers_);
+        set_rate_limit_headers(res, rules_.view(), binding(), wall_now_, *headers_);
     }
 
     /// The middleware's own response for a request that must not proceed: the 429
@@ -166,7 +212,7 @@ private:
     friend class middleware;
 
     limit_status status_ = limit_status::unlimited;
-    std::vector<rule_status> rules_;
+    detail::rule_status_list rules_;
     std::size_t binding_ = 0;
     std::chrono::nanoseconds retry_after_{0};
     event_time wall_now_{};
@@ -478,9 +524,8 @@ private:
             else
                 v = lim.check_key(k, br.r.cost);
         }
-        out.wall_now_ = lim.clock().wall_now();
+        out.wall_now_ = wall_now_coarse(lim.clock());
         const auto ds = v.decisions();
-        out.rules_.reserve(ds.size());
         char blocked[verdict::max_rules];
         std::chrono::nanoseconds waits[verdict::max_rules];
         for (std::size_t i = 0; i < ds.size(); ++i) {
@@ -560,7 +605,6 @@ private:
         }
         out.wall_now_ = ps.front().limiter->clock().wall_now();
         if (options_.log_events) record(view, ps, out.wall_now_);
-        out.rules_.reserve(ps.size());
         std::vector<char> blocked(ps.size());
         std::vector<std::chrono::nanoseconds> waits(ps.size());
         for (std::size_t i = 0; i < ps.size(); ++i) {
