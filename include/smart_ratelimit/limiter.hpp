@@ -124,6 +124,12 @@ public:
         return decide<true>(std::string_view(key), clock_.now(), cost, &info);
     }
 
+    /// check_and_record on an already extracted inner key ("" = the fallback key).
+    verdict check_key_and_record(std::string_view inner_key, const request_info& info,
+                                 std::uint64_t cost = 1) {
+        return decide<true>(inner_key, clock_.now(), cost, &info);
+    }
+
     const KeyExtractor& key_extractor() const noexcept { return key_extractor_; }
     Storage& storage() noexcept { return storage_; }
     const Storage& storage() const noexcept { return storage_; }

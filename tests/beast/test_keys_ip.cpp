@@ -177,3 +177,23 @@ TEST_CASE("a malformed hop stops the walk at the last trusted hop", "[beast][key
     const std::vector<std::string> all_trusted{"10.9.9.9, 10.0.0.2"};
     CHECK(srl::resolve_client_ip(ip("10.0.0.1"), trusted, all_trusted) == ip("10.9.9.9"));
 }
+
+TEST_CASE("every IPv4 octet prints in decimal without leading zeros", "[beast][keys]") {
+    // Each octet value in each position, against text built independently.
+    for (unsigned v = 0; v < 256; ++v) {
+        const std::string o = std::to_string(v);
+        for (int pos = 0; pos < 4; ++pos) {
+            std::string text;
+            for (int i = 0; i < 4; ++i) text += (i ? "." : "") + (i == pos ? o : std::string("7"));
+            INFO(text);
+            REQUIRE(ip(text).to_string() == text);
+            char buf[ip_address::max_text_size];
+            REQUIRE(std::string_view(buf, ip(text).write(buf)) == text);
+        }
+    }
+    CHECK(srl::ip_key(ip("10.20.30.40"), {8, 64}) == "ip:10.0.0.0/8");
+    CHECK(srl::ip_key(ip("2001:db8:1:2:3:4:5:6"), {32, 112}) == "ip:2001:db8:1:2:3:4:5:0/112");
+    // The longest IPv6 text fits the buffer exactly.
+    const auto widest = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
+    CHECK(widest.to_string().size() == ip_address::max_text_size);
+}

@@ -76,12 +76,16 @@ public:
     /// A view whose client is the peer itself (no proxies trusted).
     request_view(const header_type& req, const ip_address& peer,
                  std::optional<std::string_view> user_id = {}) noexcept
-        : req_(&req), peer_(peer), client_(peer), user_id_(user_id) {}
+        : req_(&req), path_(path_of(target_of(req))), peer_(peer), client_(peer), user_id_(user_id) {}
 
     /// A view whose client is resolved through `trusted` proxies (SPEC section 3).
     request_view(const header_type& req, const ip_address& peer, const cidr_list& trusted,
                  std::optional<std::string_view> user_id = {})
-        : req_(&req), peer_(peer), client_(resolve(req, peer, trusted)), user_id_(user_id) {}
+        : req_(&req),
+          path_(path_of(target_of(req))),
+          peer_(peer),
+          client_(resolve(req, peer, trusted)),
+          user_id_(user_id) {}
 
     const header_type& request() const noexcept { return *req_; }
     /// The socket peer (REMOTE_ADDR): what events record as ip_address.
@@ -92,11 +96,9 @@ public:
     std::optional<std::string_view> user_id() const noexcept { return user_id_; }
     void set_user_id(std::optional<std::string_view> id) noexcept { user_id_ = id; }
 
-    std::string_view path() const noexcept { return path_of(target()); }
-    std::string_view target() const noexcept {
-        const auto t = req_->target();
-        return {t.data(), t.size()};
-    }
+    /// The path (no query), found once when the view is made.
+    std::string_view path() const noexcept { return path_; }
+    std::string_view target() const noexcept { return target_of(*req_); }
     std::string_view method() const noexcept {
         const auto m = req_->method_string();
         return {m.data(), m.size()};
@@ -113,7 +115,13 @@ public:
     }
 
 private:
+    static std::string_view target_of(const header_type& req) noexcept {
+        const auto t = req.target();
+        return {t.data(), t.size()};
+    }
+
     const header_type* req_;
+    std::string_view path_;
     ip_address peer_;
     ip_address client_;
     std::optional<std::string_view> user_id_;

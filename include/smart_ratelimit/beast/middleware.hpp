@@ -496,12 +496,12 @@ private:
         return smart_ratelimit::ip_key(view.client(), options_.fallback_grouping);
     }
 
-    request_info info_of(const request_view& view, const std::string& peer_text,
+    request_info info_of(const request_view& view, std::string_view peer_text,
                          std::string_view fallback) const {
         request_info info;
         info.path = view.path();
         info.method = view.method();
-        info.ip_address = std::string_view(peer_text);
+        info.ip_address = peer_text;
         info.user_id = view.user_id();
         info.fallback_key = fallback;
         return info;
@@ -510,19 +510,20 @@ private:
     // One matched route: the limiter's own multi-rule decision.
     void check_one(const request_view& view, bound_route& br, limit_result& out) {
         Limiter& lim = *br.limiter;
+        auto&& key = lim.key_extractor()(view);
+        std::string_view k(key);
+        std::string fallback;  // the client's IP key, built only when the extractor yields ""
+        if (k.empty()) {
+            fallback = fallback_key(view);
+            k = fallback;
+        }
         verdict v;
         if (options_.log_events) {
-            const std::string fallback = fallback_key(view);
-            const std::string peer_text = view.peer().to_string();
-            const request_info info = info_of(view, peer_text, fallback);
-            v = lim.check_and_record(view, info, br.r.cost);
+            char peer_text[ip_address::max_text_size];
+            const std::string_view peer(peer_text, view.peer().write(peer_text));
+            v = lim.check_key_and_record(k, info_of(view, peer, {}), br.r.cost);
         } else {
-            auto&& key = lim.key_extractor()(view);
-            const std::string_view k(key);
-            if (k.empty())
-                v = lim.check_key(fallback_key(view), br.r.cost);
-            else
-                v = lim.check_key(k, br.r.cost);
+            v = lim.check_key(k, br.r.cost);
         }
         out.wall_now_ = wall_now_coarse(lim.clock());
         const auto ds = v.decisions();

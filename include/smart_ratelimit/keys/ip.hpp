@@ -96,6 +96,12 @@ public:
     /// such run on a tie).
     std::string to_string() const;
 
+    /// The longest canonical text (an IPv6 address of eight four-digit groups).
+    static constexpr std::size_t max_text_size = 39;
+    /// Writes to_string()'s text to `out` (room for max_text_size chars) and returns
+    /// its length. Allocates nothing: request keys are built from it per request.
+    std::size_t write(char* out) const noexcept;
+
     friend constexpr bool operator==(const ip_address&, const ip_address&) noexcept = default;
     friend constexpr auto operator<=>(const ip_address&, const ip_address&) noexcept = default;
 
@@ -224,15 +230,17 @@ constexpr std::optional<ip_address> ip_address::parse(std::string_view text) noe
     return v6(b);
 }
 
-inline std::string ip_address::to_string() const {
-    std::string out;
+inline std::size_t ip_address::write(char* out) const noexcept {
+    char* p = out;
     if (is_v4()) {
-        out.reserve(15);
         for (std::size_t i = 0; i < 4; ++i) {
-            if (i) out.push_back('.');
-            out += std::to_string(bytes_[i]);
+            if (i) *p++ = '.';
+            const unsigned v = bytes_[i];
+            if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+            if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+            *p++ = static_cast<char>('0' + v % 10);
         }
-        return out;
+        return static_cast<std::size_t>(p - out);
     }
     std::array<unsigned, 8> g{};
     for (std::size_t k = 0; k < 8; ++k) g[k] = (unsigned{bytes_[2 * k]} << 8) | bytes_[2 * k + 1];
@@ -247,25 +255,30 @@ inline std::string ip_address::to_string() const {
     }
     if (best_len < 2) best_at = 8;
     constexpr char hex[] = "0123456789abcdef";
-    out.reserve(39);
     for (std::size_t k = 0; k < 8; ++k) {
         if (k == best_at) {
-            out += "::";
+            *p++ = ':';
+            *p++ = ':';
             k += best_len - 1;
             continue;
         }
-        if (k != 0 && k != best_at + best_len) out.push_back(':');
+        if (k != 0 && k != best_at + best_len) *p++ = ':';
         const unsigned v = g[k];
         bool started = false;
         for (int shift = 12; shift >= 0; shift -= 4) {
             const unsigned nib = (v >> shift) & 0xF;
             if (nib != 0 || started || shift == 0) {
-                out.push_back(hex[nib]);
+                *p++ = hex[nib];
                 started = true;
             }
         }
     }
-    return out;
+    return static_cast<std::size_t>(p - out);
+}
+
+inline std::string ip_address::to_string() const {
+    char text[max_text_size];
+    return std::string(text, write(text));
 }
 
 /// Canonical text of an address given as text, or nullopt when it is not one.
@@ -295,15 +308,18 @@ struct ip_grouping {
 /// `ip:<network>/<prefix>` (`ip:2001:db8:1:2::/64` for any address in that /64).
 inline std::string ip_key(const ip_address& a, const ip_grouping& grouping = {}) {
     const unsigned prefix = a.is_v4() ? grouping.ipv4_prefix : grouping.ipv6_prefix;
-    std::string key = "ip:";
+    char key[3 + ip_address::max_text_size + 4] = {'i', 'p', ':'};
+    std::size_t n = 3;
     if (prefix >= a.bit_width()) {
-        key += a.to_string();
+        n += a.write(key + n);
     } else {
-        key += a.masked(prefix).to_string();
-        key += '/';
-        key += std::to_string(prefix);
+        n += a.masked(prefix).write(key + n);
+        key[n++] = '/';
+        if (prefix >= 100) key[n++] = static_cast<char>('0' + prefix / 100);
+        if (prefix >= 10) key[n++] = static_cast<char>('0' + prefix / 10 % 10);
+        key[n++] = static_cast<char>('0' + prefix % 10);
     }
-    return key;
+    return std::string(key, n);
 }
 
 }  // namespace smart_ratelimit
