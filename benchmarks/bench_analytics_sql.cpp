@@ -7,7 +7,9 @@
 // Flags (before the Google Benchmark ones): --rows=N, --sqlite=FILE (default
 // /tmp/srl-bench-analytics.db), --pg=URL (default SMART_RATELIMIT_TEST_PG_URL; the
 // benchmark creates and drops its own database there), --reuse (keep a SQLite file
-// that already has N rows).
+// that already has N rows), --pg-db=NAME (use and keep that PostgreSQL database,
+// reusing its rows when it has N, instead of a fresh one dropped at exit),
+// --no-sqlite (PostgreSQL only).
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
@@ -38,6 +40,8 @@ std::string sqlite_path = "/tmp/srl-bench-analytics.db";
 std::string pg_base;
 std::string pg_url, pg_name;
 bool reuse = false;
+std::string pg_keep;  // --pg-db: a database kept between runs
+bool with_sqlite = true;
 
 struct backend {
     std::string name;
@@ -178,6 +182,7 @@ std::string pg_ingest_url, pg_ingest_name;
 void register_ingest() {
     for (const bool lite : {true, false}) {
         if (!lite && pg_ingest_url.empty()) continue;
+        if (lite && !with_sqlite) continue;
         for (const bool rollups : {false, true}) {
             const std::string name = std::string("ingest/") + (lite ? "sqlite" : "postgresql") + "/" +
                                      (rollups ? "with_rollup_triggers" : "plain");
@@ -191,7 +196,8 @@ void register_ingest() {
                     url = pg_ingest_url;
                     auto s = sq::open_session(sq::parse_database_url(url));
                     *s << "DROP TABLE IF EXISTS ratelimit_event, ratelimit_rollup_hour, ratelimit_rollup_key_hour,"
-                          " ratelimit_rollup_rule_hour, ratelimit_rollup_key_day, ratelimit_schema_version CASCADE";
+                          " ratelimit_rollup_rule_hour, ratelimit_rollup_key_day, ratelimit_rollup_key_span, ratelimit_rollup_key,"
+                          " ratelimit_schema_version CASCADE";
                 }
                 sq::event_store store(url);
                 store.migrate();
@@ -223,6 +229,8 @@ int main(int argc, char** argv) {
         else if (a.rfind("--sqlite=", 0) == 0) sqlite_path = std::string(a.substr(9));
         else if (a.rfind("--pg=", 0) == 0) pg_base = std::string(a.substr(5));
         else if (a == "--reuse") reuse = true;
+        else if (a == "--no-sqlite") with_sqlite = false;
+        else if (a.rfind("--pg-db=", 0) == 0) pg_keep = std::string(a.substr(8));
         else rest.push_back(argv[i]);
     }
     if (rows <= 0) {
@@ -235,14 +243,18 @@ int main(int argc, char** argv) {
         std::filesystem::remove(sqlite_path + "-shm");
     }
     try {
-        backends.push_back({"sqlite", std::make_unique<sq::event_store>("sqlite:///" + sqlite_path), nullptr, {}});
+        if (with_sqlite)
+            backends.push_back({"sqlite", std::make_unique<sq::event_store>("sqlite:///" + sqlite_path), nullptr, {}});
         if (!pg_base.empty()) {
-            pg_name = "srl_bench_analytics_" + std::to_string(::getpid());
+            pg_name = pg_keep.empty() ? "srl_bench_analytics_" + std::to_string(::getpid()) : pg_keep;
             auto admin = sq::open_session(sq::parse_database_url(pg_base));
-            *admin << "CREATE DATABASE " + pg_name;
+            int exists = 0;
+            *admin << "SELECT COUNT(*) FROM pg_database WHERE datname = :n", ::soci::use(pg_name), ::soci::into(exists);
+            if (exists == 0) *admin << "CREATE DATABASE " + pg_name;
             pg_url = pg_base.substr(0, pg_base.rfind('/') + 1) + pg_name;
             backends.push_back({"postgresql", std::make_unique<sq::event_store>(pg_url), nullptr, {}});
             pg_ingest_name = pg_name + "_ingest";
+            *admin << "DROP DATABASE IF EXISTS " + pg_ingest_name + " WITH (FORCE)";
             *admin << "CREATE DATABASE " + pg_ingest_name;
             pg_ingest_url = pg_base.substr(0, pg_base.rfind('/') + 1) + pg_ingest_name;
         }
@@ -266,7 +278,7 @@ int main(int argc, char** argv) {
     if (!pg_name.empty()) {
         try {
             auto admin = sq::open_session(sq::parse_database_url(pg_base));
-            *admin << "DROP DATABASE IF EXISTS " + pg_name + " WITH (FORCE)";
+            if (pg_keep.empty()) *admin << "DROP DATABASE IF EXISTS " + pg_name + " WITH (FORCE)";
             *admin << "DROP DATABASE IF EXISTS " + pg_ingest_name + " WITH (FORCE)";
         } catch (...) {
         }

@@ -98,6 +98,13 @@ void check_same(sq::event_store& store, const std::vector<srl::event>& events, b
         CHECK(a.traffic_summary_at(days, now) == srl::get_traffic_summary(events, days, now));
         for (int limit : {0, 1, 5, 1000})
             CHECK(a.top_offenders_at(days, limit, now) == srl::get_top_offenders(events, days, limit, now));
+        // Shallow lists: several rounds, look-ups of unread spans, the grouped fallback.
+        for (std::size_t depth : {1, 3}) {
+            sq::sql_analytics shallow{*sql, store.sql_dialect(), rollups};
+            shallow.list_depth = depth;
+            for (int limit : {1, 4})
+                CHECK(shallow.top_offenders_at(days, limit, now) == srl::get_top_offenders(events, days, limit, now));
+        }
         for (int limit : {2, 50})
             CHECK(a.rule_hit_counts_at(days, limit, now) == srl::get_rule_hit_counts(events, days, limit, now));
         for (const auto& key : detail_keys)
@@ -168,9 +175,9 @@ TEST_CASE("SQL: random events give the in-memory results, raw and through rollup
         check_same(store, events, false);
         // Rollups filled from existing rows by the migration (an ordinary migration set)...
         const auto applied = store.migrate(std::span(&sq::analytics_migrations, 1));
-        REQUIRE(applied.size() == 1);
-        CHECK(applied[0].component == "analytics");
-        CHECK(applied[0].version == sq::analytics_schema_version);
+        REQUIRE(applied.size() == static_cast<std::size_t>(sq::analytics_schema_version));
+        CHECK(applied.back().component == "analytics");
+        CHECK(applied.back().version == sq::analytics_schema_version);
         CHECK(sq::schema_version(*store.open_session(), "analytics") == sq::analytics_schema_version);
         check_same(store, events, true);
         // ...then kept by the insert triggers...
@@ -223,4 +230,152 @@ TEST_CASE("SQL: an unreachable database is a storage_error", "[analytics][soci]"
     CHECK_THROWS_AS(sq::get_traffic_summary(store, 1, test_now), srl::storage_error);
     sq::event_store pg("postgresql://srl@127.0.0.1:1/none?connect_timeout=2");
     CHECK_THROWS_AS(sq::get_top_offenders(pg, 7, 10, test_now), srl::storage_error);
+}
+
+namespace {
+
+/// Blocked events from `keys` keys with a skewed (quadratic) distribution over
+/// `span` before `now`, plus some allowed ones: enough keys per span that the
+/// top-N lists stop early, on ties and on every span size.
+std::vector<srl::event> skewed_events(std::uint64_t seed, std::size_t n, std::size_t keys, srl::event_time now,
+                                      std::chrono::hours span) {
+    std::mt19937_64 rng(seed);
+    std::vector<srl::event> out;
+    out.reserve(n);
+    const auto span_us = static_cast<std::uint64_t>(std::chrono::microseconds(span).count());
+    for (std::size_t i = 0; i < n; ++i) {
+        const double u = static_cast<double>(rng() % 1'000'000) / 1'000'000.0;
+        const auto k = static_cast<std::size_t>(u * u * static_cast<double>(keys));
+        const auto ts = now - std::chrono::microseconds{static_cast<std::int64_t>(rng() % span_us)} +
+                        std::chrono::hours{3};
+        out.push_back(ev(ts, "ip:" + std::to_string(k), rng() % 10 < 2));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("SQL: top offenders through the key spans stop early and stay exact", "[analytics][soci][property]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        store.migrate();
+        store.migrate(std::span(&sq::analytics_migrations, 1));
+        auto events = skewed_events(7, 6000, 300, test_now, std::chrono::hours{24 * 50});
+        write_all(store, events);
+        auto check = [&](const std::vector<srl::event>& evs) {
+            auto sql = store.open_session();
+            // Windows ending anywhere inside spans of every level (as of an instant off
+            // every boundary, and open), starting on and off hour boundaries.
+            for (const auto as_of : {test_now, test_now - 37h - 11min - 5us, test_now - 24h * 11 + 1us}) {
+                const auto before = up_to(evs, as_of);
+                for (int days : {1, 3, 11, 45, 60}) {
+                    for (std::size_t depth : {0, 1, 2, 5}) {
+                        INFO("as of " << srl::format_rfc3339(as_of, 6) << " days " << days << " depth " << depth);
+                        sq::sql_analytics a{*sql, store.sql_dialect(), true, as_of};
+                        a.list_depth = depth;
+                        for (int limit : {1, 3, 10, 25, 400})
+                            CHECK(a.top_offenders_at(days, limit, as_of) ==
+                                  srl::get_top_offenders(before, days, limit, as_of));
+                        sq::sql_analytics open{*sql, store.sql_dialect(), true};
+                        open.list_depth = depth;
+                        CHECK(open.top_offenders_at(days, 10, as_of + 17min) ==
+                              srl::get_top_offenders(evs, days, 10, as_of + 17min));
+                    }
+                }
+            }
+        };
+        check(events);
+        // Deletes after the spans exist (retention), then an update of one key's rows.
+        const auto deleted = store.cleanup_old(20, 500, test_now);
+        const auto cutoff = test_now - 24h * 20;
+        CHECK(deleted == static_cast<std::int64_t>(std::erase_if(events, [&](const srl::event& e) {
+                  return e.timestamp < cutoff;
+              })));
+        check(events);
+        auto sql = store.open_session();
+        *sql << "UPDATE ratelimit_event SET key = 'ip:1' WHERE key = 'ip:0'";
+        for (auto& e : events)
+            if (e.key == "ip:0") e.key = "ip:1";
+        check(events);
+        // Inside a caller's transaction the query runs in it (no nested BEGIN).
+        {
+            ::soci::transaction tx(*sql);
+            sq::sql_analytics a{*sql, store.sql_dialect(), true};
+            CHECK(a.top_offenders_at(30, 5, test_now) == srl::get_top_offenders(events, 30, 5, test_now));
+            tx.commit();
+        }
+    });
+}
+
+TEST_CASE("SQL: top offenders with flat counts fall back to grouping every span", "[analytics][soci]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        store.migrate();
+        store.migrate(std::span(&sq::analytics_migrations, 1));
+        // 300 keys, one blocked event each per day: every list ties, no round separates them.
+        std::vector<srl::event> events;
+        for (int d = 0; d < 12; ++d)
+            for (int k = 0; k < 300; ++k)
+                events.push_back(ev(test_now - 24h * d - std::chrono::minutes{k * 4 + d}, "k" + std::to_string(k), false));
+        write_all(store, events);
+        auto sql = store.open_session();
+        for (std::size_t depth : {0, 1}) {
+            sq::sql_analytics a{*sql, store.sql_dialect(), true};
+            a.list_depth = depth;
+            for (int days : {1, 5, 10})
+                for (int limit : {1, 7, 299, 300, 301})
+                    CHECK(a.top_offenders_at(days, limit, test_now - 5h) ==
+                          srl::get_top_offenders(events, days, limit, test_now - 5h));
+        }
+    });
+}
+
+TEST_CASE("SQL: a database at rollup version 1 upgrades with its rows", "[analytics][soci]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        store.migrate();
+        auto events = skewed_events(11, 1500, 40, test_now, std::chrono::hours{24 * 40});
+        write_all(store, std::vector<srl::event>(events.begin(), events.begin() + 700));
+        const sq::migration_set v1{sq::analytics_component, std::span(sq::analytics_steps, 1)};
+        REQUIRE(store.migrate(std::span(&v1, 1)).size() == 1);
+        write_all(store, std::vector<srl::event>(events.begin() + 700, events.end()));  // v1 triggers
+        const auto applied = store.migrate(std::span(&sq::analytics_migrations, 1));
+        REQUIRE(applied.size() == 1);
+        CHECK(applied[0].version == 2);
+        auto sql = store.open_session();
+        sq::sql_analytics a{*sql, store.sql_dialect()};
+        CHECK(a.rollups());
+        for (int days : {1, 7, 30, 41}) {
+            CHECK(a.top_offenders_at(days, 15, test_now) == srl::get_top_offenders(events, days, 15, test_now));
+            CHECK(a.traffic_summary_at(days, test_now) == srl::get_traffic_summary(events, days, test_now));
+            CHECK(a.rule_hit_counts_at(days, 5, test_now) == srl::get_rule_hit_counts(events, days, 5, test_now));
+        }
+        // The version-2 triggers keep it afterwards.
+        const auto more = skewed_events(12, 500, 40, test_now, std::chrono::hours{24 * 10});
+        write_all(store, more);
+        events.insert(events.end(), more.begin(), more.end());
+        CHECK(a.top_offenders_at(30, 15, test_now) == srl::get_top_offenders(events, 30, 15, test_now));
+    });
+}
+
+TEST_CASE("SQL: aligned spans cover whole hours exactly", "[analytics]") {
+    namespace ad = sq::analytics_detail;
+    std::mt19937_64 rng(5);
+    for (int i = 0; i < 2000; ++i) {
+        const auto from = static_cast<std::int64_t>(rng() % 2'000'000) - 1'000'000;  // before and after 1970
+        const auto to = from + static_cast<std::int64_t>(rng() % (i % 2 == 0 ? 100 : 20'000));
+        const auto spans = ad::split_spans(from, to);
+        std::int64_t at = from;
+        std::vector<int> per_level(ad::key_span_levels, 0);
+        for (const auto& s : spans) {
+            const std::int64_t size = std::int64_t{1} << (2 * s.level);
+            REQUIRE(s.bucket * size == at);  // contiguous, aligned
+            at += size;
+            ++per_level[static_cast<std::size_t>(s.level)];
+        }
+        CHECK(at == std::max(from, to));
+        for (int l = 0; l + 1 < ad::key_span_levels; ++l) CHECK(per_level[static_cast<std::size_t>(l)] <= 6);
+    }
+    CHECK(ad::split_spans(5, 5).empty());
+    CHECK(ad::split_spans(-16, 0) == std::vector<ad::key_span>{{2, -1}});
 }

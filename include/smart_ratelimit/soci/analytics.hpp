@@ -6,13 +6,17 @@
 // makes the dashboard's queries independent of the table size.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -29,16 +33,20 @@ namespace smart_ratelimit::soci {
 
 // ---- the rollup schema ------------------------------------------------------------
 //
-// Four tables of counters, `hour` = floor(timestamp / 1 h) since the epoch:
-//   ratelimit_rollup_hour       (hour, total, blocked)            every event
-//   ratelimit_rollup_key_hour   (hour, key, blocked)              blocked events only
-//   ratelimit_rollup_rule_hour  (hour, rule_name, hits, blocked)  non-empty rule_name
-//   ratelimit_rollup_key_day    (day, key, blocked)               blocked events, per UTC day
+// Counters, `hour` = floor(timestamp / 1 h) since the epoch:
+//   ratelimit_rollup_hour       (hour, total, blocked)               every event
+//   ratelimit_rollup_rule_hour  (hour, rule_name, hits, blocked)     non-empty rule_name
+//   ratelimit_rollup_key        (id, key)                            keys with blocked events
+//   ratelimit_rollup_key_span   (level, bucket, key_id, blocked)     blocked events per key
+//                               over aligned spans of 4^level hours, level 0..5 (1 h .. 42.7 days)
 // kept exact by triggers on ratelimit_event for INSERT, UPDATE and DELETE (and
 // TRUNCATE on PostgreSQL): per row on SQLite, per statement with transition tables
 // on PostgreSQL (one grouped upsert per COPY batch). A query for a window combines
-// raw rows for the partial hours at its edges with whole hours from the rollups
-// (and, for the per-key counts, whole UTC days in between): exact to the microsecond.
+// raw rows for the partial hours at its edges with whole hours from the rollups;
+// for the per-key counts the whole hours split into the fewest aligned spans (at
+// most 6 per level), so the window stays exact to the microsecond. Top-N reads the
+// largest counters of each span first (threshold algorithm) and stops as soon as no
+// unread key can reach the N-th count: see sql_analytics::top_offenders_at.
 
 /// The schema component name of the rollups in ratelimit_schema_version.
 inline constexpr std::string_view analytics_component = "analytics";
@@ -271,6 +279,172 @@ inline constexpr migration analytics_steps[] = {
      " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_add();"
      "CREATE OR REPLACE TRIGGER ratelimit_rollup_at AFTER TRUNCATE ON ratelimit_event"
      " FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_truncate()"},
+    {2, "per-key counters over aligned spans of 4^k hours (k = 0..5) on interned key ids,"
+        " replacing the per-key hour and day tables; back-filled",
+     "DROP TRIGGER IF EXISTS ratelimit_rollup_ai; "
+     "DROP TRIGGER IF EXISTS ratelimit_rollup_ad; "
+     "DROP TRIGGER IF EXISTS ratelimit_rollup_au; "
+     "DROP TABLE IF EXISTS ratelimit_rollup_key_hour; "
+     "DROP TABLE IF EXISTS ratelimit_rollup_key_day; "
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key ( "
+     " id INTEGER PRIMARY KEY, key VARCHAR(255) NOT NULL UNIQUE); "
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_span ( "
+     " level INTEGER NOT NULL, bucket BIGINT NOT NULL, key_id BIGINT NOT NULL, blocked BIGINT NOT NULL, "
+     " PRIMARY KEY (level, bucket, key_id)) WITHOUT ROWID; "
+     "CREATE INDEX IF NOT EXISTS ratelimit_rollup_key_span_top "
+     " ON ratelimit_rollup_key_span (level, bucket, blocked DESC); "
+     "DELETE FROM ratelimit_rollup_key_span; "
+     "DELETE FROM ratelimit_rollup_key; "
+     "INSERT INTO ratelimit_rollup_key (key) "
+     " SELECT DISTINCT key FROM ratelimit_event WHERE allowed = 0 ORDER BY key; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 0, e.h, k.id, COUNT(*) FROM (SELECT (timestamp / 3600000000 - (timestamp % 3600000000 < 0)) AS h, "
+     " key FROM ratelimit_event WHERE allowed = 0) e JOIN ratelimit_rollup_key k ON k.key = e.key GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 1, bucket >> 2, key_id, SUM(blocked) FROM ratelimit_rollup_key_span WHERE level = 0 GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 2, bucket >> 2, key_id, SUM(blocked) FROM ratelimit_rollup_key_span WHERE level = 1 GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 3, bucket >> 2, key_id, SUM(blocked) FROM ratelimit_rollup_key_span WHERE level = 2 GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 4, bucket >> 2, key_id, SUM(blocked) FROM ratelimit_rollup_key_span WHERE level = 3 GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 5, bucket >> 2, key_id, SUM(blocked) FROM ratelimit_rollup_key_span WHERE level = 4 GROUP BY 2, 3; "
+     "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN "
+     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked) "
+     "  VALUES ((NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), 1, NEW.allowed = 0) "
+     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked; "
+     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked) "
+     "  SELECT (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), NEW.rule_name, 1, NEW.allowed = 0 "
+     "  WHERE NEW.rule_name <> '' "
+     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1, blocked = blocked + excluded.blocked; "
+     " INSERT INTO ratelimit_rollup_key (key) SELECT NEW.key "
+     "  WHERE NEW.allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key WHERE key = NEW.key); "
+     " INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     "  SELECT v.l, (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)) >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5))) v "
+     "  WHERE NEW.allowed = 0 AND k.key = NEW.key "
+     "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = blocked + 1; "
+     " END; "
+     "CREATE TRIGGER ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN "
+     " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0) "
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)); "
+     " DELETE FROM ratelimit_rollup_hour WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND total <= 0; "
+     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0) "
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND rule_name = OLD.rule_name; "
+     " DELETE FROM ratelimit_rollup_rule_hour WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND rule_name = OLD.rule_name AND hits <= 0; "
+     " UPDATE ratelimit_rollup_key_span SET blocked = blocked - 1 "
+     "  FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5))) v, ratelimit_rollup_key k "
+     "  WHERE OLD.allowed = 0 AND k.key = OLD.key AND ratelimit_rollup_key_span.key_id = k.id "
+     "  AND ratelimit_rollup_key_span.level = v.l AND ratelimit_rollup_key_span.bucket = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * v.l); "
+     " DELETE FROM ratelimit_rollup_key_span WHERE OLD.allowed = 0 AND blocked <= 0 "
+     "  AND key_id = (SELECT id FROM ratelimit_rollup_key WHERE key = OLD.key) "
+     "  AND (level, bucket) IN (SELECT l, (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * l) FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5)))); "
+     " END; "
+     "CREATE TRIGGER ratelimit_rollup_au "
+     " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN "
+     " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0) "
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)); "
+     " DELETE FROM ratelimit_rollup_hour WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND total <= 0; "
+     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0) "
+     "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND rule_name = OLD.rule_name; "
+     " DELETE FROM ratelimit_rollup_rule_hour WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND rule_name = OLD.rule_name AND hits <= 0; "
+     " UPDATE ratelimit_rollup_key_span SET blocked = blocked - 1 "
+     "  FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5))) v, ratelimit_rollup_key k "
+     "  WHERE OLD.allowed = 0 AND k.key = OLD.key AND ratelimit_rollup_key_span.key_id = k.id "
+     "  AND ratelimit_rollup_key_span.level = v.l AND ratelimit_rollup_key_span.bucket = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * v.l); "
+     " DELETE FROM ratelimit_rollup_key_span WHERE OLD.allowed = 0 AND blocked <= 0 "
+     "  AND key_id = (SELECT id FROM ratelimit_rollup_key WHERE key = OLD.key) "
+     "  AND (level, bucket) IN (SELECT l, (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * l) FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5)))); "
+     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked) "
+     "  VALUES ((NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), 1, NEW.allowed = 0) "
+     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked; "
+     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked) "
+     "  SELECT (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), NEW.rule_name, 1, NEW.allowed = 0 "
+     "  WHERE NEW.rule_name <> '' "
+     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1, blocked = blocked + excluded.blocked; "
+     " INSERT INTO ratelimit_rollup_key (key) SELECT NEW.key "
+     "  WHERE NEW.allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key WHERE key = NEW.key); "
+     " INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     "  SELECT v.l, (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)) >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5))) v "
+     "  WHERE NEW.allowed = 0 AND k.key = NEW.key "
+     "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = blocked + 1; "
+     " END",
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key ( "
+     " id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, key VARCHAR(255) NOT NULL UNIQUE); "
+     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_span ( "
+     " level SMALLINT NOT NULL, bucket BIGINT NOT NULL, key_id BIGINT NOT NULL, blocked BIGINT NOT NULL, "
+     " PRIMARY KEY (level, bucket, key_id)); "
+     "CREATE INDEX IF NOT EXISTS ratelimit_rollup_key_span_top "
+     " ON ratelimit_rollup_key_span (level, bucket, blocked DESC, key_id); "
+     "LOCK TABLE ratelimit_event IN SHARE ROW EXCLUSIVE MODE; "
+     "TRUNCATE ratelimit_rollup_key_span, ratelimit_rollup_key RESTART IDENTITY; "
+     "INSERT INTO ratelimit_rollup_key (key) "
+     " SELECT DISTINCT key FROM ratelimit_event WHERE NOT allowed ORDER BY 1; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 0, e.h, k.id, COUNT(*) FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM ratelimit_event WHERE NOT allowed) e "
+     " JOIN ratelimit_rollup_key k ON k.key = e.key GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 1, bucket >> 2, key_id, SUM(blocked)::bigint FROM ratelimit_rollup_key_span WHERE level = 0 GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 2, bucket >> 2, key_id, SUM(blocked)::bigint FROM ratelimit_rollup_key_span WHERE level = 1 GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 3, bucket >> 2, key_id, SUM(blocked)::bigint FROM ratelimit_rollup_key_span WHERE level = 2 GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 4, bucket >> 2, key_id, SUM(blocked)::bigint FROM ratelimit_rollup_key_span WHERE level = 3 GROUP BY 2, 3; "
+     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     " SELECT 5, bucket >> 2, key_id, SUM(blocked)::bigint FROM ratelimit_rollup_key_span WHERE level = 4 GROUP BY 2, 3; "
+     "CREATE OR REPLACE FUNCTION ratelimit_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+     " BEGIN "
+     " INSERT INTO ratelimit_rollup_hour AS r (hour, total, blocked) "
+     "  SELECT floor(extract(epoch from timestamp) / 3600)::bigint, COUNT(*), COUNT(*) FILTER (WHERE NOT allowed) "
+     "  FROM new_rows GROUP BY 1 ORDER BY 1 "
+     "  ON CONFLICT (hour) DO UPDATE SET total = r.total + EXCLUDED.total, blocked = r.blocked + EXCLUDED.blocked; "
+     " INSERT INTO ratelimit_rollup_rule_hour AS r (hour, rule_name, hits, blocked) "
+     "  SELECT floor(extract(epoch from timestamp) / 3600)::bigint, rule_name, COUNT(*), COUNT(*) FILTER (WHERE NOT allowed) "
+     "  FROM new_rows WHERE rule_name <> '' GROUP BY 1, 2 ORDER BY 1, 2 "
+     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = r.hits + EXCLUDED.hits, "
+     "  blocked = r.blocked + EXCLUDED.blocked; "
+     " INSERT INTO ratelimit_rollup_key (key) "
+     "  SELECT DISTINCT n.key FROM new_rows n WHERE NOT n.allowed "
+     "  AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key k WHERE k.key = n.key) ORDER BY 1 "
+     "  ON CONFLICT (key) DO NOTHING; "
+     " INSERT INTO ratelimit_rollup_key_span AS r (level, bucket, key_id, blocked) "
+     "  SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id, COUNT(*) AS n FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM new_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 5) AS l GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+     "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked; "
+     " RETURN NULL; "
+     " END $f$; "
+     "CREATE OR REPLACE FUNCTION ratelimit_rollup_sub() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+     " BEGIN "
+     " UPDATE ratelimit_rollup_hour r SET total = r.total - d.n, blocked = r.blocked - d.b "
+     "  FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, COUNT(*) AS n, "
+     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows GROUP BY 1 ORDER BY 1) d "
+     "  WHERE r.hour = d.h; "
+     " DELETE FROM ratelimit_rollup_hour r "
+     "  USING (SELECT DISTINCT floor(extract(epoch from timestamp) / 3600)::bigint AS h FROM old_rows) d "
+     "  WHERE r.hour = d.h AND r.total <= 0; "
+     " UPDATE ratelimit_rollup_rule_hour r SET hits = r.hits - d.n, blocked = r.blocked - d.b "
+     "  FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, rule_name, COUNT(*) AS n, "
+     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows WHERE rule_name <> '' "
+     "  GROUP BY 1, 2 ORDER BY 1, 2) d "
+     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name; "
+     " DELETE FROM ratelimit_rollup_rule_hour r "
+     "  USING (SELECT DISTINCT floor(extract(epoch from timestamp) / 3600)::bigint AS h, rule_name FROM old_rows WHERE rule_name <> '') d "
+     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name AND r.hits <= 0; "
+     " UPDATE ratelimit_rollup_key_span r SET blocked = r.blocked - d.n "
+     "  FROM (SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id, COUNT(*) AS n FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM old_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 5) AS l GROUP BY 1, 2, 3 ORDER BY 1, 2, 3) d "
+     "  WHERE r.level = d.lv AND r.bucket = d.b AND r.key_id = d.key_id; "
+     " DELETE FROM ratelimit_rollup_key_span r "
+     "  USING (SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM old_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 5) AS l GROUP BY 1, 2, 3) d "
+     "  WHERE r.level = d.lv AND r.bucket = d.b AND r.key_id = d.key_id AND r.blocked <= 0; "
+     " RETURN NULL; "
+     " END $f$; "
+     "CREATE OR REPLACE FUNCTION ratelimit_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+     " BEGIN "
+     " TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_rule_hour, ratelimit_rollup_key_span, "
+     "  ratelimit_rollup_key RESTART IDENTITY; "
+     " RETURN NULL; "
+     " END $f$; "
+     "DROP TABLE IF EXISTS ratelimit_rollup_key_hour, ratelimit_rollup_key_day"},
 };
 
 /// The rollups' migration set (component "analytics").
@@ -306,44 +480,38 @@ struct window_plan {
         event_time lo, hi;  // inclusive; hi empty = open
         bool open_end = false;
     };
-    struct unit_range {
-        std::int64_t from = 0;
-        std::optional<std::int64_t> to;  // exclusive; empty = open
-    };
     std::vector<raw_range> raw;
     bool use_rollup = false;
     std::int64_t hour_from = 0;
     std::optional<std::int64_t> hour_to;  // exclusive
-    // The same whole hours split for the per-key tables: whole days in between
-    // (`days`, when `use_days`) and the hours before and after them.
-    std::vector<unit_range> key_hours;
-    bool use_days = false;
-    unit_range days;
 };
 
-inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
+inline std::int64_t floor_mod(std::int64_t a, std::int64_t b) { return a - floor_div(a, b) * b; }
 
-/// Splits the rollup hours [hour_from, hour_to) into whole days and edge hours.
-inline void split_days(window_plan& p) {
-    if (!p.use_rollup) return;
-    const std::int64_t hs = p.hour_from;
-    const std::int64_t ds = ceil_div(hs, 24);
-    if (!p.hour_to) {
-        if (ds * 24 > hs) p.key_hours.push_back({hs, ds * 24});
-        p.use_days = true;
-        p.days = {ds, std::nullopt};
-        return;
+/// Levels of ratelimit_rollup_key_span: a span of level L covers 4^L hours
+/// starting at a multiple of 4^L (bucket = hour >> 2L).
+inline constexpr int key_span_levels = 6;
+
+struct key_span {
+    int level;
+    std::int64_t bucket;
+    friend bool operator==(const key_span&, const key_span&) = default;
+};
+
+/// Whole hours [from, to) as the fewest aligned spans (at most 3 per level on each
+/// side, plus whole top-level spans in between), in order.
+inline std::vector<key_span> split_spans(std::int64_t from, std::int64_t to) {
+    std::vector<key_span> out;
+    while (from < to) {
+        int level = key_span_levels - 1;
+        for (; level > 0; --level) {
+            const std::int64_t size = std::int64_t{1} << (2 * level);
+            if (floor_mod(from, size) == 0 && to - from >= size) break;
+        }
+        out.push_back({level, floor_div(from, std::int64_t{1} << (2 * level))});
+        from += std::int64_t{1} << (2 * level);
     }
-    const std::int64_t he = *p.hour_to;
-    const std::int64_t de = floor_div(he, 24);
-    if (ds < de) {
-        if (ds * 24 > hs) p.key_hours.push_back({hs, ds * 24});
-        p.use_days = true;
-        p.days = {ds, de};
-        if (he > de * 24) p.key_hours.push_back({de * 24, he});
-    } else if (he > hs) {
-        p.key_hours.push_back({hs, he});
-    }
+    return out;
 }
 
 inline window_plan plan_window(event_time start, std::optional<event_time> end, bool rollups) {
@@ -363,7 +531,6 @@ inline window_plan plan_window(event_time start, std::optional<event_time> end, 
         if (hs_t > start) p.raw.push_back({start, hs_t - std::chrono::microseconds{1}, false});
         p.use_rollup = true;
         p.hour_from = hs;
-        split_days(p);
         return p;
     }
     const std::int64_t e = end->time_since_epoch().count();
@@ -377,7 +544,6 @@ inline window_plan plan_window(event_time start, std::optional<event_time> end, 
         p.use_rollup = true;
         p.hour_from = hs;
         p.hour_to = he;
-        split_days(p);
     }
     p.raw.push_back({event_time{std::chrono::microseconds{he * hour_us}}, *end, false});
     return p;
@@ -411,11 +577,6 @@ public:
     std::string hour_condition(const window_plan& p) {
         std::string c = "hour >= " + integer(p.hour_from);
         if (p.hour_to) c += " AND hour < " + integer(*p.hour_to);
-        return c;
-    }
-    std::string unit_condition(std::string_view column, const window_plan::unit_range& r) {
-        std::string c = std::string(column) + " >= " + integer(r.from);
-        if (r.to) c += " AND " + std::string(column) + " < " + integer(*r.to);
         return c;
     }
     std::string blocked() const { return d_ == dialect::sqlite ? "allowed = 0" : "allowed = false"; }
@@ -474,6 +635,61 @@ inline void check_count(int value, const char* name) {
 inline bool window_empty(event_time start, std::optional<event_time> end) {
     return start > detail::max_event_time || (end && *end < start) ||
            (end && *end < detail::min_event_time);
+}
+
+/// Runs the statements of one analytics call in one snapshot: a read-only
+/// transaction (REPEATABLE READ on PostgreSQL) when the session is not already in
+/// a transaction (then the caller's transaction decides), so the several statements
+/// of a top-N query see the same rows under concurrent writes.
+class read_snapshot {
+public:
+    read_snapshot(::soci::session& sql, dialect d) : sql_(sql) {
+        if (!idle(sql, d)) return;
+        try {
+            sql << (d == dialect::postgresql ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
+        } catch (const ::soci::soci_error& e) {
+            throw storage_error(std::string("analytics query on ratelimit_event failed: ") + e.what());
+        }
+        open_ = true;
+    }
+    read_snapshot(const read_snapshot&) = delete;
+    read_snapshot& operator=(const read_snapshot&) = delete;
+    ~read_snapshot() {
+        if (!open_) return;
+        try {
+            sql_ << "ROLLBACK";  // nothing was written
+        } catch (...) {
+        }
+    }
+
+private:
+    // The backends' type info is not exported (Debian's SOCI): check the name, then cast.
+    static bool idle(::soci::session& sql, dialect d) {
+        auto* backend = sql.get_backend();
+        if (backend == nullptr) return false;
+        if (d == dialect::postgresql) {
+            if (sql.get_backend_name() != "postgresql") return false;
+            auto* pg = static_cast<::soci::postgresql_session_backend*>(backend);
+            return pg->conn_ != nullptr && PQtransactionStatus(pg->conn_) == PQTRANS_IDLE;
+        }
+        if (sql.get_backend_name() != "sqlite3") return false;
+        auto* lite = static_cast<::soci::sqlite3_session_backend*>(backend);
+        return lite->conn_ != nullptr && ::sqlite_api::sqlite3_get_autocommit(lite->conn_) != 0;
+    }
+    ::soci::session& sql_;
+    bool open_ = false;
+};
+
+/// A set of key ids as one bound text parameter: `column IN` the set.
+inline std::string in_id_set(bound_query& q, std::string_view column, const std::vector<std::int64_t>& ids) {
+    std::string list;
+    for (const auto id : ids) {
+        if (!list.empty()) list += ',';
+        list += std::to_string(id);
+    }
+    if (q.kind() == dialect::postgresql)
+        return std::string(column) + " = ANY(CAST(" + q.text("{" + list + "}") + " AS BIGINT[]))";
+    return std::string(column) + " IN (SELECT value FROM json_each(" + q.text("[" + list + "]") + "))";
 }
 
 }  // namespace analytics_detail
@@ -538,39 +754,15 @@ struct sql_analytics {
         const event_time start = window_start(now, days);
         if (limit == 0 || window_empty(start, end)) return out;
         const window_plan plan = plan_window(start, end, rollups());
-        bound_query q(kind);
-        std::string text = "SELECT key, CAST(SUM(n) AS BIGINT) AS c FROM (";
-        bool first = true;
-        if (plan.use_days) {
-            text += "SELECT key, blocked AS n FROM ratelimit_rollup_key_day WHERE " +
-                    q.unit_condition("day", plan.days);
-            first = false;
-        }
-        for (const auto& h : plan.key_hours) {
-            if (!first) text += " UNION ALL ";
-            first = false;
-            text += "SELECT key, blocked AS n FROM ratelimit_rollup_key_hour WHERE " +
-                    q.unit_condition("hour", h);
-        }
-        for (const auto& r : plan.raw) {
-            if (!first) text += " UNION ALL ";
-            first = false;
-            text += "SELECT key, COUNT(*) AS n FROM ratelimit_event WHERE " + q.blocked() + " AND " +
-                    q.raw_condition(r) + " GROUP BY key";
-        }
-        text += ") w GROUP BY key ORDER BY c DESC, key" + q.collate() + " ASC LIMIT " +
-                q.integer(limit);
-        std::string key;
-        long long n = 0;
-        q.run(
-            sql, text,
-            [&](::soci::statement& st) {
-                st.exchange(::soci::into(key));
-                st.exchange(::soci::into(n));
-            },
-            [&] { out.push_back(offender{key, n}); });
-        return out;
+        if (!plan.use_rollup) return raw_top_offenders(plan, limit);
+        read_snapshot snapshot(sql, kind);
+        return span_top_offenders(plan, static_cast<std::size_t>(limit));
     }
+
+    /// Initial depth of the per-span lists that top_offenders_at reads (0: 2 x limit
+    /// + 16); each further round reads 4 times deeper. A tuning knob, and lets tests
+    /// drive every path of the threshold algorithm on small data.
+    std::size_t list_depth = 0;
 
     std::vector<rule_hits> rule_hit_counts_at(int days, int limit, event_time now) const {
         using namespace analytics_detail;
@@ -695,6 +887,242 @@ struct sql_analytics {
                 });
         }
         return d;
+    }
+
+private:
+    /// Top offenders from raw rows only (no rollups, or a window without a whole hour).
+    std::vector<offender> raw_top_offenders(const analytics_detail::window_plan& plan, int limit) const {
+        using namespace analytics_detail;
+        bound_query q(kind);
+        std::string text = "SELECT key, CAST(SUM(n) AS BIGINT) AS c FROM (";
+        for (std::size_t i = 0; i < plan.raw.size(); ++i) {
+            if (i > 0) text += " UNION ALL ";
+            text += "SELECT key, COUNT(*) AS n FROM ratelimit_event WHERE " + q.blocked() + " AND " +
+                    q.raw_condition(plan.raw[i]) + " GROUP BY key";
+        }
+        text += ") w GROUP BY key ORDER BY c DESC, key" + q.collate() + " ASC LIMIT " + q.integer(limit);
+        std::vector<offender> out;
+        std::string key;
+        long long n = 0;
+        q.run(
+            sql, text,
+            [&](::soci::statement& st) {
+                st.exchange(::soci::into(key));
+                st.exchange(::soci::into(n));
+            },
+            [&] { out.push_back(offender{key, n}); });
+        return out;
+    }
+
+    /// Blocked events per key id in the raw edge ranges of `plan`, as a UNION ALL arm
+    /// list (key_id, n); empty when there are none.
+    static std::string raw_id_arms(analytics_detail::bound_query& q, const analytics_detail::window_plan& plan) {
+        std::string text;
+        for (const auto& r : plan.raw) {
+            if (!text.empty()) text += " UNION ALL ";
+            text += "SELECT k.id AS key_id, COUNT(*) AS n FROM ratelimit_event e"
+                    " JOIN ratelimit_rollup_key k ON k.key = e.key WHERE e." +
+                    q.blocked() + " AND e." + q.raw_condition(r) + " GROUP BY k.id";
+        }
+        return text;
+    }
+
+    /// Top offenders through the key spans: the threshold algorithm. Each round reads
+    /// the `depth` largest counters of every span of the window (plus the raw edges,
+    /// whole); a key read nowhere has at most T = the sum over spans of the depth-th
+    /// counter (0 for a span read to its end). Once the N-th largest known lower bound
+    /// exceeds T, the top N are among the known keys: those that can still reach it get
+    /// their missing spans looked up, and are sorted by exact count, then key. Rounds
+    /// read 4 times deeper; after 4, one grouped query over every span does it.
+    std::vector<offender> span_top_offenders(const analytics_detail::window_plan& plan, std::size_t limit) const {
+        using namespace analytics_detail;
+        // The hours that hold per-key data bound the spans (an open or very long window
+        // would otherwise split into spans up to year 9999).
+        std::vector<key_span> spans;
+        {
+            bound_query q(kind);
+            long long lo = 0, hi = 0;
+            ::soci::indicator lo_ind = ::soci::i_null, hi_ind = ::soci::i_null;
+            q.run(
+                sql,
+                "SELECT (SELECT MIN(bucket) FROM ratelimit_rollup_key_span WHERE level = 0),"
+                " (SELECT MAX(bucket) FROM ratelimit_rollup_key_span WHERE level = 0)",
+                [&](::soci::statement& st) {
+                    st.exchange(::soci::into(lo, lo_ind));
+                    st.exchange(::soci::into(hi, hi_ind));
+                },
+                [] {});
+            if (lo_ind == ::soci::i_ok && hi_ind == ::soci::i_ok) {
+                const std::int64_t from = std::max<std::int64_t>(plan.hour_from, lo);
+                const std::int64_t to = plan.hour_to ? std::min<std::int64_t>(*plan.hour_to, hi + 1) : hi + 1;
+                spans = split_spans(from, to);
+            }
+        }
+        // The raw edges, per key id, whole.
+        std::vector<std::pair<std::int64_t, std::int64_t>> raw;
+        if (!plan.raw.empty()) {
+            bound_query q(kind);
+            const std::string text =
+                "SELECT key_id, CAST(SUM(n) AS BIGINT) FROM (" + raw_id_arms(q, plan) + ") r GROUP BY key_id";
+            long long id = 0, n = 0;
+            q.run(
+                sql, text,
+                [&](::soci::statement& st) {
+                    st.exchange(::soci::into(id));
+                    st.exchange(::soci::into(n));
+                },
+                [&] { raw.emplace_back(id, n); });
+        }
+        struct known_key {
+            std::int64_t count = 0;           // lower bound; exact once `seen` covers every read-to-depth span
+            std::int64_t seen_threshold = 0;  // sum of the thresholds of the spans it was read in
+            std::vector<std::uint32_t> seen;  // spans it was read in
+        };
+        std::size_t depth = list_depth > 0 ? list_depth : 2 * limit + 16;
+        for (int round = 0; round < 4; ++round, depth *= 4) {
+            std::unordered_map<std::int64_t, known_key> known;
+            for (const auto& [id, n] : raw) known[id].count += n;
+            std::vector<std::int64_t> threshold(spans.size(), 0);
+            if (!spans.empty()) {
+                bound_query q(kind);
+                std::string text;
+                for (std::size_t i = 0; i < spans.size(); ++i) {
+                    if (i > 0) text += " UNION ALL ";
+                    text += "SELECT * FROM (SELECT " + q.integer(static_cast<std::int64_t>(i)) +
+                            " AS s, key_id, blocked FROM ratelimit_rollup_key_span WHERE level = " +
+                            q.integer(spans[i].level) + " AND bucket = " + q.integer(spans[i].bucket) +
+                            " ORDER BY blocked DESC LIMIT " + q.integer(static_cast<std::int64_t>(depth)) +
+                            ") AS t" + std::to_string(i);
+                }
+                std::vector<std::size_t> rows(spans.size(), 0);
+                std::vector<std::int64_t> last(spans.size(), 0);
+                std::vector<std::tuple<std::uint32_t, std::int64_t, std::int64_t>> read;
+                long long s = 0, id = 0, n = 0;
+                q.run(
+                    sql, text,
+                    [&](::soci::statement& st) {
+                        st.exchange(::soci::into(s));
+                        st.exchange(::soci::into(id));
+                        st.exchange(::soci::into(n));
+                    },
+                    [&] {
+                        const auto i = static_cast<std::uint32_t>(s);
+                        ++rows[i];
+                        last[i] = n;
+                        read.emplace_back(i, id, n);
+                    });
+                for (std::size_t i = 0; i < spans.size(); ++i)
+                    if (rows[i] >= depth) threshold[i] = last[i];
+                for (const auto& [i, key_id, count] : read) {
+                    auto& k = known[key_id];
+                    k.count += count;
+                    k.seen_threshold += threshold[i];
+                    k.seen.push_back(i);
+                }
+            }
+            std::int64_t unread = 0;  // T
+            for (const auto t : threshold) unread += t;
+            // The N-th largest lower bound.
+            std::int64_t nth = 0;
+            if (known.size() >= limit) {
+                std::vector<std::int64_t> lows;
+                lows.reserve(known.size());
+                for (const auto& [id, k] : known) lows.push_back(k.count);
+                std::nth_element(lows.begin(), lows.begin() + static_cast<std::ptrdiff_t>(limit - 1), lows.end(),
+                                 std::greater<>());
+                nth = lows[limit - 1];
+            }
+            if (unread > 0 && unread >= nth) continue;  // an unread key could still make the top N
+            // Keys that can reach the N-th count: complete their spans read to depth.
+            std::vector<std::int64_t> open;
+            for (const auto& [id, k] : known)
+                if (k.count + (unread - k.seen_threshold) >= nth && k.seen_threshold < unread) open.push_back(id);
+            if (!open.empty()) {
+                bound_query q(kind);
+                std::string text;
+                for (std::size_t i = 0; i < spans.size(); ++i) {
+                    if (threshold[i] == 0) continue;
+                    if (!text.empty()) text += " UNION ALL ";
+                    text += "SELECT " + q.integer(static_cast<std::int64_t>(i)) +
+                            " AS s, key_id, blocked FROM ratelimit_rollup_key_span WHERE level = " +
+                            q.integer(spans[i].level) + " AND bucket = " + q.integer(spans[i].bucket) + " AND " +
+                            in_id_set(q, "key_id", open);
+                }
+                long long s = 0, id = 0, n = 0;
+                q.run(
+                    sql, text,
+                    [&](::soci::statement& st) {
+                        st.exchange(::soci::into(s));
+                        st.exchange(::soci::into(id));
+                        st.exchange(::soci::into(n));
+                    },
+                    [&] {
+                        auto& k = known[id];
+                        const auto i = static_cast<std::uint32_t>(s);
+                        if (std::find(k.seen.begin(), k.seen.end(), i) == k.seen.end()) k.count += n;
+                    });
+            }
+            // Exact counts now for every key that can reach `nth`; keep those at or above
+            // the N-th exact count (ties included), name them, sort.
+            std::vector<std::pair<std::int64_t, std::int64_t>> exact;  // (count, id)
+            for (const auto& [id, k] : known)
+                if (k.count + (unread - k.seen_threshold) >= nth && k.count > 0) exact.emplace_back(k.count, id);
+            std::sort(exact.begin(), exact.end(), std::greater<>());
+            if (exact.size() > limit) {
+                const std::int64_t cut = exact[limit - 1].first;
+                exact.erase(std::find_if(exact.begin() + static_cast<std::ptrdiff_t>(limit), exact.end(),
+                                         [&](const auto& e) { return e.first < cut; }),
+                            exact.end());
+            }
+            std::vector<offender> out;
+            if (exact.empty()) return out;
+            std::unordered_map<std::int64_t, std::int64_t> count_of;
+            std::vector<std::int64_t> ids;
+            for (const auto& [count, id] : exact) {
+                count_of[id] = count;
+                ids.push_back(id);
+            }
+            bound_query q(kind);
+            const std::string text = "SELECT id, key FROM ratelimit_rollup_key WHERE " + in_id_set(q, "id", ids);
+            long long id = 0;
+            std::string key;
+            q.run(
+                sql, text,
+                [&](::soci::statement& st) {
+                    st.exchange(::soci::into(id));
+                    st.exchange(::soci::into(key));
+                },
+                [&] { out.push_back(offender{key, count_of[id]}); });
+            std::sort(out.begin(), out.end(), [](const offender& a, const offender& b) {
+                return a.blocked_count != b.blocked_count ? a.blocked_count > b.blocked_count : a.key < b.key;
+            });
+            if (out.size() > limit) out.resize(limit);
+            return out;
+        }
+        // Counts too flat for the lists to separate the top N: group every span.
+        bound_query q(kind);
+        std::string text = "SELECT k.key, w.c FROM (SELECT key_id, CAST(SUM(n) AS BIGINT) AS c FROM (";
+        bool first = true;
+        for (const auto& sp : spans) {
+            if (!first) text += " UNION ALL ";
+            first = false;
+            text += "SELECT key_id, blocked AS n FROM ratelimit_rollup_key_span WHERE level = " +
+                    q.integer(sp.level) + " AND bucket = " + q.integer(sp.bucket);
+        }
+        if (!plan.raw.empty()) text += (first ? "" : " UNION ALL ") + raw_id_arms(q, plan);
+        text += ") u GROUP BY key_id) w JOIN ratelimit_rollup_key k ON k.id = w.key_id ORDER BY w.c DESC, k.key" +
+                q.collate() + " ASC LIMIT " + q.integer(static_cast<std::int64_t>(limit));
+        std::vector<offender> out;
+        std::string key;
+        long long n = 0;
+        q.run(
+            sql, text,
+            [&](::soci::statement& st) {
+                st.exchange(::soci::into(key));
+                st.exchange(::soci::into(n));
+            },
+            [&] { out.push_back(offender{key, n}); });
+        return out;
     }
 };
 
