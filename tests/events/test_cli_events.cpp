@@ -84,7 +84,7 @@ TEST_CASE("cli: migrate is idempotent and prints one summary line", "[cli][soci]
     CHECK(fs::exists(dir.path() / "smart_ratelimit.db"));  // the default: a file in the working directory
     r = run_cli(dir, {"migrate"});
     CHECK(r.code == 0);
-    CHECK(r.out.find("migrate: schema up to date (events v1") == 0);
+    CHECK(r.out.find("migrate: schema up to date (events v2") == 0);
 
     const std::string url = dir.sqlite_url("other.db");
     r = run_cli(dir, {"migrate"}, "", "RATELIMIT_DATABASE_URL=" + shell_quote(url));

@@ -130,15 +130,16 @@ TEST_CASE("migrate creates the event table and its indexes once and is idempoten
     CHECK_FALSE(store.schema_current());
 
     auto first = store.migrate();
-    REQUIRE(first.size() == 1);
+    REQUIRE(first.size() == 2);
     CHECK(first[0].component == "events");
     CHECK(first[0].version == 1);
+    CHECK(first[1].version == 2);
     CHECK(store.schema_current());
     CHECK(store.migrate().empty());
     CHECK(store.migrate().empty());
 
     auto sql = store.open_session();
-    CHECK(ssoci::schema_version(*sql, "events") == 1);
+    CHECK(ssoci::schema_version(*sql, "events") == 2);
     std::vector<std::string> names(10);
     if (engine == "sqlite")
         *sql << "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ratelimit_event'"
@@ -162,7 +163,7 @@ TEST_CASE("migrate applies several migration sets and checks their versions", "[
     };
     const ssoci::migration_set extra{"extra", extra_steps};
     auto applied = store.migrate(std::span(&extra, 1));
-    CHECK(applied.size() == 3);
+    CHECK(applied.size() == 4);  // events v1, v2 and the two extra steps
     CHECK(store.migrate(std::span(&extra, 1)).empty());
 
     static constexpr ssoci::migration gap[] = {{2, "starts at two", "SELECT 1", "SELECT 1"}};
@@ -442,4 +443,123 @@ TEST_CASE("migration SQL splits on statement ends, not inside quotes, bodies or 
                                    "$body$ LANGUAGE plpgsql",
                                    "CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()"});
     CHECK(split_statements("  ;; ").empty());
+}
+
+// ---- batch hooks (SQLite writer) ------------------------------------------------------
+
+namespace {
+/// A per-row trigger that skips the writer's hooked batches, and a hook that does
+/// its work once per batch: both record into hook_log, so the test sees who ran.
+void install_toy_hook(soci::session& sql, const std::string& hook_sql) {
+    sql << "CREATE TABLE hook_log (source TEXT NOT NULL, first_id INTEGER, last_id INTEGER, n INTEGER)";
+    sql << "CREATE TRIGGER toy_per_row AFTER INSERT ON ratelimit_event"
+           " WHEN NOT EXISTS (SELECT 1 FROM ratelimit_event_batch)"
+           " BEGIN INSERT INTO hook_log VALUES ('row', NEW.id, NEW.id, 1); END";
+    sql << "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES ('toy', 1, :s)",
+        soci::use(hook_sql);
+}
+const std::string toy_hook_sql =
+    "INSERT INTO hook_log SELECT 'batch', b.first_id, b.last_id,"
+    " (SELECT COUNT(*) FROM ratelimit_event e WHERE e.id BETWEEN b.first_id AND b.last_id)"
+    " FROM ratelimit_event_batch b";
+}  // namespace
+
+TEST_CASE("the SQLite writer runs registered batch hooks once per batch, in its transaction",
+          "[soci][store][hooks]") {
+    temp_dir dir;
+    ssoci::event_store store(dir.sqlite_url());
+    store.migrate();
+    auto sql = store.open_session();
+    install_toy_hook(*sql, toy_hook_sql);
+
+    std::vector<event> batch;
+    for (int i = 0; i < 25; ++i) batch.push_back(at(1'000 + i, "k" + std::to_string(i)));
+    REQUIRE(store.write_batch(batch).written == 25);
+    REQUIRE(store.write_batch(std::vector<event>(batch.begin(), batch.begin() + 5)).written == 5);
+    // One 'batch' row per batch with its id range; the per-row trigger skipped them.
+    std::vector<std::string> source(10);
+    std::vector<long long> first(10), last(10), n(10);
+    *sql << "SELECT source, first_id, last_id, n FROM hook_log ORDER BY rowid", soci::into(source),
+        soci::into(first), soci::into(last), soci::into(n);
+    REQUIRE(source.size() == 2);
+    CHECK(source[0] == "batch");
+    CHECK(last[0] - first[0] + 1 == 25);
+    CHECK(n[0] == 25);
+    CHECK(first[1] == last[0] + 1);
+    CHECK(n[1] == 5);
+    // The marker row never outlives the transaction.
+    long long markers = -1;
+    *sql << "SELECT COUNT(*) FROM ratelimit_event_batch", soci::into(markers);
+    CHECK(markers == 0);
+    // Any other INSERT fires the per-row trigger as before.
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (5, 'x', 1, 1, 1)";
+    long long rows = 0;
+    *sql << "SELECT COUNT(*) FROM hook_log WHERE source = 'row'", soci::into(rows);
+    CHECK(rows == 1);
+    // A poison row is bisected out; every written sub-batch ran the hook.
+    *sql << "CREATE TRIGGER reject_poison BEFORE INSERT ON ratelimit_event"
+            " WHEN NEW.path = '/poison' BEGIN SELECT RAISE(ABORT, 'poison row'); END";
+    std::vector<event> mixed;
+    for (int i = 0; i < 8; ++i) mixed.push_back(at(2'000 + i, "m" + std::to_string(i)));
+    mixed[3].path = "/poison";
+    const auto r = store.write_batch(mixed);
+    CHECK(r.written == 7);
+    CHECK(r.invalid == 1);
+    long long hooked = 0, total = 0;
+    *sql << "SELECT COALESCE(SUM(n), 0) FROM hook_log WHERE source = 'batch'", soci::into(hooked);
+    *sql << "SELECT COUNT(*) FROM ratelimit_event", soci::into(total);
+    CHECK(hooked == total - 1);  // every row but the console's INSERT went through a hook
+}
+
+TEST_CASE("a hook that fails costs speed, not rows: the per-row triggers take over",
+          "[soci][store][hooks][failure]") {
+    temp_dir dir;
+    ssoci::event_store store(dir.sqlite_url());
+    store.migrate();
+    auto sql = store.open_session();
+    install_toy_hook(*sql, "INSERT INTO no_such_table SELECT 1");
+    std::vector<event> batch;
+    for (int i = 0; i < 4; ++i) batch.push_back(at(1'000 + i));
+    const auto r = store.write_batch(batch);
+    CHECK(r.written == 4);
+    CHECK(r.failed == 0);
+    CHECK(store.last_error().find("batch hook") != std::string::npos);
+    long long per_row = 0, events = 0;
+    *sql << "SELECT COUNT(*) FROM hook_log WHERE source = 'row'", soci::into(per_row);
+    *sql << "SELECT COUNT(*) FROM ratelimit_event", soci::into(events);
+    CHECK(per_row == 4);
+    CHECK(events == 4);
+}
+
+TEST_CASE("hooks changed while the writer runs are picked up by the next batch", "[soci][store][hooks]") {
+    temp_dir dir;
+    ssoci::event_store store(dir.sqlite_url());
+    store.migrate();
+    auto sql = store.open_session();
+    install_toy_hook(*sql, toy_hook_sql);
+    REQUIRE(store.write_batch(std::vector<event>{at(1)}).written == 1);
+    const std::string changed =
+        "INSERT INTO hook_log SELECT 'changed', first_id, last_id, 0 FROM ratelimit_event_batch";
+    *sql << "UPDATE ratelimit_event_batch_hook SET statement = :s", soci::use(changed);
+    REQUIRE(store.write_batch(std::vector<event>{at(2)}).written == 1);
+    CHECK(store.last_error().empty());
+    *sql << "DELETE FROM ratelimit_event_batch_hook";
+    REQUIRE(store.write_batch(std::vector<event>{at(3)}).written == 1);
+    std::vector<std::string> source(10);
+    *sql << "SELECT source FROM hook_log ORDER BY rowid", soci::into(source);
+    CHECK(source == std::vector<std::string>{"batch", "changed", "row"});
+}
+
+TEST_CASE("a database at events v1 (no hook tables) is written as before", "[soci][store][hooks]") {
+    temp_dir dir;
+    ssoci::event_store store(dir.sqlite_url());
+    {
+        auto sql = store.open_session();
+        const ssoci::migration_set v1{ssoci::event_log_migrations.component,
+                                      ssoci::event_log_migrations.steps.first(1)};
+        ssoci::migrate(*sql, ssoci::dialect::sqlite, std::span(&v1, 1));
+        CHECK(ssoci::schema_version(*sql, "events") == 1);
+    }
+    CHECK(store.write_batch(std::vector<event>{at(1), at(2)}).written == 2);
+    CHECK(store.count({}) == 2);
 }

@@ -270,7 +270,9 @@ private:
 ///   replaced by U+FFFD, fields truncated to their caps); a timestamp outside the
 ///   years 1..9999 makes the row `invalid`;
 /// - SQLite: one transaction, one prepared statement reused for every row (the
-///   sqlite3 handle of the SOCI session); PostgreSQL: one COPY ... FROM STDIN per
+///   sqlite3 handle of the SOCI session), then the batch hooks other components
+///   registered (schema.hpp, events v2: e.g. the rollups, updated once per batch
+///   rather than by a trigger per row); PostgreSQL: one COPY ... FROM STDIN per
 ///   batch (the PGconn of the SOCI session);
 /// - when a batch fails and the table still answers, it is bisected so the rows
 ///   that fail alone are `invalid` and the others are written; at the first store
@@ -345,15 +347,27 @@ public:
     }
 
 private:
-    // The writer connection and, on SQLite, its prepared INSERT.
+    // One registered batch hook, prepared on the writer connection.
+    struct batch_hook {
+        std::string text;
+        sqlite_api::sqlite3_stmt* stmt = nullptr;
+    };
+
+    // The writer connection and, on SQLite, its prepared statements.
     struct connection {
         std::unique_ptr<::soci::session> sql;
         sqlite_api::sqlite3_stmt* insert = nullptr;
+        sqlite_api::sqlite3_stmt* list_hooks = nullptr;  // null: no hook table (events v1)
+        bool hook_table_checked = false;
+        bool hooks_disabled = false;
+        std::vector<batch_hook> hooks;
         connection() = default;
         connection(const connection&) = delete;
         connection& operator=(const connection&) = delete;
         ~connection() {
             if (insert != nullptr) sqlite_api::sqlite3_finalize(insert);
+            if (list_hooks != nullptr) sqlite_api::sqlite3_finalize(list_hooks);
+            for (auto& h : hooks) sqlite_api::sqlite3_finalize(h.stmt);
         }
     };
 
@@ -377,6 +391,9 @@ private:
     bool store_answers() noexcept;
     void write_rows(std::span<const event* const> rows);  // throws on any failure
     void write_sqlite(std::span<const event* const> rows);
+    // Reads the registered batch hooks (inside the batch's transaction) and prepares
+    // the ones whose text changed; false when there are none.
+    bool load_batch_hooks(connection& c, sqlite_api::sqlite3* db);
     void write_postgresql(std::span<const event* const> rows);
     // Writes rows[...] with bisection; returns false at the first store failure,
     // with `done` set to how many rows were resolved (written or invalid) before it.
@@ -471,6 +488,30 @@ inline void event_store::write_sqlite(std::span<const event* const> rows) {
         note_error(sqlite3_errmsg(db));
         throw store_failure{};
     }
+    // A hook that cannot run costs speed, never rows: the batch is rolled back and
+    // written again without the marker, so the per-row triggers do the work, and
+    // this connection stops using hooks (the next connection tries again).
+    auto hook_failed = [&](bool noted = false) {
+        if (!noted) note_error(std::string("batch hook: ") + sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        c.hooks_disabled = true;
+        write_sqlite(rows);
+    };
+    bool hooks = false;
+    if (!c.hooks_disabled) {
+        try {
+            hooks = load_batch_hooks(c, db);
+        } catch (const store_failure&) {
+            return hook_failed(true);
+        }
+    }
+    // The marker row makes the hooked per-row triggers skip these rows; it is
+    // deleted before COMMIT, so no other connection ever sees it.
+    if (hooks && sqlite3_exec(db, "INSERT INTO ratelimit_event_batch (first_id, last_id) VALUES (0, -1)",
+                              nullptr, nullptr, nullptr) != SQLITE_OK)
+        return hook_failed();
+    sqlite3_int64 first_id = 0;
+    bool first = true;
     for (const event* e : rows) {
         sqlite3_bind_int64(st, 1, e->timestamp.time_since_epoch().count());
         text(2, e->key);
@@ -494,12 +535,80 @@ inline void event_store::write_sqlite(std::span<const event* const> rows) {
             throw store_failure{};
         }
         sqlite3_reset(st);
+        if (first) first_id = sqlite3_last_insert_rowid(db);
+        first = false;
+    }
+    if (hooks) {
+        const std::string range = "UPDATE ratelimit_event_batch SET first_id = " + std::to_string(first_id) +
+                                  ", last_id = " + std::to_string(sqlite3_last_insert_rowid(db));
+        if (sqlite3_exec(db, range.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) return hook_failed();
+        for (auto& h : c.hooks) {
+            const int rc = sqlite3_step(h.stmt);
+            if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+                note_error(std::string("batch hook: ") + sqlite3_errmsg(db));
+                sqlite3_reset(h.stmt);
+                return hook_failed(true);
+            }
+            sqlite3_reset(h.stmt);
+        }
+        if (sqlite3_exec(db, "DELETE FROM ratelimit_event_batch", nullptr, nullptr, nullptr) != SQLITE_OK)
+            return hook_failed();
     }
     if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
         note_error(sqlite3_errmsg(db));
         sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
         throw store_failure{};
     }
+}
+
+inline bool event_store::load_batch_hooks(connection& c, sqlite_api::sqlite3* db) {
+    using namespace sqlite_api;
+    if (!c.hook_table_checked) {
+        // Missing table (a database at events v1): no hooks, every trigger fires.
+        static constexpr char list_sql[] =
+            "SELECT statement FROM ratelimit_event_batch_hook ORDER BY component, step";
+        if (sqlite3_prepare_v2(db, list_sql, sizeof list_sql, &c.list_hooks, nullptr) != SQLITE_OK)
+            c.list_hooks = nullptr;
+        c.hook_table_checked = true;
+    }
+    if (c.list_hooks == nullptr) {
+        // Checked again on a later connection (after `migrate`, the writer reconnects
+        // only on failure): a batch with triggers firing is correct, only slower.
+        return false;
+    }
+    // Re-read every batch (a migration may change the hooks while the writer runs).
+    std::size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(c.list_hooks)) == SQLITE_ROW) {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(c.list_hooks, 0));
+        const std::string_view sv(text != nullptr ? text : "",
+                                  static_cast<std::size_t>(sqlite3_column_bytes(c.list_hooks, 0)));
+        if (n == c.hooks.size()) c.hooks.emplace_back();
+        batch_hook& h = c.hooks[n++];
+        if (h.stmt == nullptr || h.text != sv) {
+            if (h.stmt != nullptr) sqlite3_finalize(h.stmt);
+            h.stmt = nullptr;
+            h.text.assign(sv);
+            if (sqlite3_prepare_v2(db, h.text.c_str(), static_cast<int>(h.text.size()) + 1, &h.stmt,
+                                   nullptr) != SQLITE_OK) {
+                h.stmt = nullptr;
+                note_error(std::string("batch hook: ") + sqlite3_errmsg(db));
+                sqlite3_reset(c.list_hooks);
+                throw store_failure{};
+            }
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        note_error(std::string("batch hook: ") + sqlite3_errmsg(db));
+        sqlite3_reset(c.list_hooks);
+        throw store_failure{};
+    }
+    sqlite3_reset(c.list_hooks);
+    while (c.hooks.size() > n) {
+        sqlite3_finalize(c.hooks.back().stmt);
+        c.hooks.pop_back();
+    }
+    return n != 0;
 }
 
 namespace detail {

@@ -77,6 +77,24 @@ inline constexpr migration event_log_steps[] = {
      " ON ratelimit_event (key, timestamp);"
      "CREATE INDEX IF NOT EXISTS ratelimit_event_allowed_timestamp_idx"
      " ON ratelimit_event (allowed, timestamp)"},
+    // Batch hooks (event_store's SQLite writer): another component's migration may
+    // register statements in ratelimit_event_batch_hook for the writer to run once
+    // per batch, in the batch's transaction, while the one row of
+    // ratelimit_event_batch (never committed) names the batch's id range. A per-row
+    // trigger can skip itself WHEN EXISTS (SELECT 1 FROM ratelimit_event_batch):
+    // every other INSERT (another program, a console) still fires it. The
+    // PostgreSQL writer does not use them (its triggers run per COPY statement).
+    {2, "batch hooks: ratelimit_event_batch and ratelimit_event_batch_hook",
+     "CREATE TABLE IF NOT EXISTS ratelimit_event_batch ("
+     " first_id BIGINT NOT NULL, last_id BIGINT NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS ratelimit_event_batch_hook ("
+     " component VARCHAR(100) NOT NULL, step INTEGER NOT NULL, statement TEXT NOT NULL,"
+     " PRIMARY KEY (component, step))",
+     "CREATE TABLE IF NOT EXISTS ratelimit_event_batch ("
+     " first_id BIGINT NOT NULL, last_id BIGINT NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS ratelimit_event_batch_hook ("
+     " component VARCHAR(100) NOT NULL, step INTEGER NOT NULL, statement TEXT NOT NULL,"
+     " PRIMARY KEY (component, step))"},
 };
 
 /// The event log's migration set (component "events").
