@@ -38,13 +38,13 @@ namespace smart_ratelimit::soci {
 //   ratelimit_rollup_rule_hour  (hour, rule_name, hits, blocked)     non-empty rule_name
 //   ratelimit_rollup_key        (id, key)                            keys with blocked events
 //   ratelimit_rollup_key_span   (level, bucket, key_id, blocked)     blocked events per key
-//                               over aligned spans of 4^level hours, level 0..5 (1 h .. 42.7 days)
+//                               over aligned spans of 4^level hours, level 0..4 (1 h .. 10.7 days)
 // kept exact by triggers on ratelimit_event for INSERT, UPDATE and DELETE (and
 // TRUNCATE on PostgreSQL): per row on SQLite, per statement with transition tables
 // on PostgreSQL (one grouped upsert per COPY batch). A query for a window combines
 // raw rows for the partial hours at its edges with whole hours from the rollups;
 // for the per-key counts the whole hours split into the fewest aligned spans (at
-// most 6 per level), so the window stays exact to the microsecond. Top-N reads the
+// most 6 per level below the top), so the window stays exact to the microsecond. Top-N reads the
 // largest counters of each span first (threshold algorithm) and stops as soon as no
 // unread key can reach the N-th count: see sql_analytics::top_offenders_at.
 
@@ -279,7 +279,7 @@ inline constexpr migration analytics_steps[] = {
      " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_add();"
      "CREATE OR REPLACE TRIGGER ratelimit_rollup_at AFTER TRUNCATE ON ratelimit_event"
      " FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_truncate()"},
-    {2, "per-key counters over aligned spans of 4^k hours (k = 0..5) on interned key ids,"
+    {2, "per-key counters over aligned spans of 4^k hours (k = 0..4) on interned key ids,"
         " replacing the per-key hour and day tables; back-filled",
      "DROP TRIGGER IF EXISTS ratelimit_rollup_ai; "
      "DROP TRIGGER IF EXISTS ratelimit_rollup_ad; "
@@ -308,8 +308,6 @@ inline constexpr migration analytics_steps[] = {
      " SELECT 3, bucket >> 2, key_id, SUM(blocked) FROM ratelimit_rollup_key_span WHERE level = 2 GROUP BY 2, 3; "
      "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
      " SELECT 4, bucket >> 2, key_id, SUM(blocked) FROM ratelimit_rollup_key_span WHERE level = 3 GROUP BY 2, 3; "
-     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
-     " SELECT 5, bucket >> 2, key_id, SUM(blocked) FROM ratelimit_rollup_key_span WHERE level = 4 GROUP BY 2, 3; "
      "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN "
      " INSERT INTO ratelimit_rollup_hour (hour, total, blocked) "
      "  VALUES ((NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), 1, NEW.allowed = 0) "
@@ -321,7 +319,7 @@ inline constexpr migration analytics_steps[] = {
      " INSERT INTO ratelimit_rollup_key (key) SELECT NEW.key "
      "  WHERE NEW.allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key WHERE key = NEW.key); "
      " INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
-     "  SELECT v.l, (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)) >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5))) v "
+     "  SELECT v.l, (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)) >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4))) v "
      "  WHERE NEW.allowed = 0 AND k.key = NEW.key "
      "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = blocked + 1; "
      " END; "
@@ -333,12 +331,12 @@ inline constexpr migration analytics_steps[] = {
      "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND rule_name = OLD.rule_name; "
      " DELETE FROM ratelimit_rollup_rule_hour WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND rule_name = OLD.rule_name AND hits <= 0; "
      " UPDATE ratelimit_rollup_key_span SET blocked = blocked - 1 "
-     "  FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5))) v, ratelimit_rollup_key k "
+     "  FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4))) v, ratelimit_rollup_key k "
      "  WHERE OLD.allowed = 0 AND k.key = OLD.key AND ratelimit_rollup_key_span.key_id = k.id "
      "  AND ratelimit_rollup_key_span.level = v.l AND ratelimit_rollup_key_span.bucket = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * v.l); "
      " DELETE FROM ratelimit_rollup_key_span WHERE OLD.allowed = 0 AND blocked <= 0 "
      "  AND key_id = (SELECT id FROM ratelimit_rollup_key WHERE key = OLD.key) "
-     "  AND (level, bucket) IN (SELECT l, (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * l) FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5)))); "
+     "  AND (level, bucket) IN (SELECT l, (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * l) FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4)))); "
      " END; "
      "CREATE TRIGGER ratelimit_rollup_au "
      " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN "
@@ -349,12 +347,12 @@ inline constexpr migration analytics_steps[] = {
      "  WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND rule_name = OLD.rule_name; "
      " DELETE FROM ratelimit_rollup_rule_hour WHERE hour = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) AND rule_name = OLD.rule_name AND hits <= 0; "
      " UPDATE ratelimit_rollup_key_span SET blocked = blocked - 1 "
-     "  FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5))) v, ratelimit_rollup_key k "
+     "  FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4))) v, ratelimit_rollup_key k "
      "  WHERE OLD.allowed = 0 AND k.key = OLD.key AND ratelimit_rollup_key_span.key_id = k.id "
      "  AND ratelimit_rollup_key_span.level = v.l AND ratelimit_rollup_key_span.bucket = (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * v.l); "
      " DELETE FROM ratelimit_rollup_key_span WHERE OLD.allowed = 0 AND blocked <= 0 "
      "  AND key_id = (SELECT id FROM ratelimit_rollup_key WHERE key = OLD.key) "
-     "  AND (level, bucket) IN (SELECT l, (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * l) FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5)))); "
+     "  AND (level, bucket) IN (SELECT l, (OLD.timestamp / 3600000000 - (OLD.timestamp % 3600000000 < 0)) >> (2 * l) FROM (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4)))); "
      " INSERT INTO ratelimit_rollup_hour (hour, total, blocked) "
      "  VALUES ((NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), 1, NEW.allowed = 0) "
      "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked; "
@@ -365,7 +363,7 @@ inline constexpr migration analytics_steps[] = {
      " INSERT INTO ratelimit_rollup_key (key) SELECT NEW.key "
      "  WHERE NEW.allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key WHERE key = NEW.key); "
      " INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
-     "  SELECT v.l, (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)) >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4), (5))) v "
+     "  SELECT v.l, (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)) >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4))) v "
      "  WHERE NEW.allowed = 0 AND k.key = NEW.key "
      "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = blocked + 1; "
      " END",
@@ -391,8 +389,6 @@ inline constexpr migration analytics_steps[] = {
      " SELECT 3, bucket >> 2, key_id, SUM(blocked)::bigint FROM ratelimit_rollup_key_span WHERE level = 2 GROUP BY 2, 3; "
      "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
      " SELECT 4, bucket >> 2, key_id, SUM(blocked)::bigint FROM ratelimit_rollup_key_span WHERE level = 3 GROUP BY 2, 3; "
-     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
-     " SELECT 5, bucket >> 2, key_id, SUM(blocked)::bigint FROM ratelimit_rollup_key_span WHERE level = 4 GROUP BY 2, 3; "
      "CREATE OR REPLACE FUNCTION ratelimit_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $f$ "
      " BEGIN "
      " INSERT INTO ratelimit_rollup_hour AS r (hour, total, blocked) "
@@ -409,7 +405,7 @@ inline constexpr migration analytics_steps[] = {
      "  AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key k WHERE k.key = n.key) ORDER BY 1 "
      "  ON CONFLICT (key) DO NOTHING; "
      " INSERT INTO ratelimit_rollup_key_span AS r (level, bucket, key_id, blocked) "
-     "  SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id, COUNT(*) AS n FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM new_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 5) AS l GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+     "  SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id, COUNT(*) AS n FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM new_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 4) AS l GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
      "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked; "
      " RETURN NULL; "
      " END $f$; "
@@ -431,10 +427,10 @@ inline constexpr migration analytics_steps[] = {
      "  USING (SELECT DISTINCT floor(extract(epoch from timestamp) / 3600)::bigint AS h, rule_name FROM old_rows WHERE rule_name <> '') d "
      "  WHERE r.hour = d.h AND r.rule_name = d.rule_name AND r.hits <= 0; "
      " UPDATE ratelimit_rollup_key_span r SET blocked = r.blocked - d.n "
-     "  FROM (SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id, COUNT(*) AS n FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM old_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 5) AS l GROUP BY 1, 2, 3 ORDER BY 1, 2, 3) d "
+     "  FROM (SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id, COUNT(*) AS n FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM old_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 4) AS l GROUP BY 1, 2, 3 ORDER BY 1, 2, 3) d "
      "  WHERE r.level = d.lv AND r.bucket = d.b AND r.key_id = d.key_id; "
      " DELETE FROM ratelimit_rollup_key_span r "
-     "  USING (SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM old_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 5) AS l GROUP BY 1, 2, 3) d "
+     "  USING (SELECT l AS lv, e.h >> (2 * l) AS b, k.id AS key_id FROM (SELECT floor(extract(epoch from timestamp) / 3600)::bigint AS h, key FROM old_rows WHERE NOT allowed) e JOIN ratelimit_rollup_key k ON k.key = e.key CROSS JOIN generate_series(0, 4) AS l GROUP BY 1, 2, 3) d "
      "  WHERE r.level = d.lv AND r.bucket = d.b AND r.key_id = d.key_id AND r.blocked <= 0; "
      " RETURN NULL; "
      " END $f$; "
@@ -490,7 +486,7 @@ inline std::int64_t floor_mod(std::int64_t a, std::int64_t b) { return a - floor
 
 /// Levels of ratelimit_rollup_key_span: a span of level L covers 4^L hours
 /// starting at a multiple of 4^L (bucket = hour >> 2L).
-inline constexpr int key_span_levels = 6;
+inline constexpr int key_span_levels = 5;
 
 struct key_span {
     int level;
