@@ -169,15 +169,19 @@ inline std::string format_ratelimit(std::span<const rule_status> rules,
 
 /// Sets the rate-limit fields on a response. `binding` is the rule the legacy
 /// trio reports (the blocking one, or the one closest to its limit); `wall_now` is
-/// the time X-RateLimit-Reset counts from. Existing fields of the same names are
-/// replaced. With no rules, nothing is set.
+/// the time X-RateLimit-Reset counts from. `policy`, when not empty, is the
+/// RateLimit-Policy value already formatted for `rules` (it depends only on the
+/// rules). Existing fields of the same names are replaced. With no rules, nothing
+/// is set.
 template <class Fields>
 void set_rate_limit_headers(http::header<false, Fields>& res, std::span<const rule_status> rules,
                             const rule_status& binding, event_time wall_now,
-                            const header_options& opts) {
+                            const header_options& opts, std::string_view policy = {}) {
     if (rules.empty()) return;
     if (opts.draft_headers) {
-        {
+        if (!policy.empty()) {
+            detail::replace_field(res, "RateLimit-Policy", policy);
+        } else {
             detail::field_text v;
             detail::append_ratelimit_policy(v, rules, opts.default_policy_name);
             detail::replace_field(res, "RateLimit-Policy", v.view());

@@ -182,7 +182,7 @@ public:
     template <class Fields>
     void apply(http::header<false, Fields>& res) const {
         if (headers_ == nullptr || rules_.empty()) return;
-        set_rate_limit_headers(res, rules_.view(), binding(), wall_now_, *headers_);
+        set_rate_limit_headers(res, rules_.view(), binding(), wall_now_, *headers_, policy_);
     }
 
     /// The middleware's own response for a request that must not proceed: the 429
@@ -217,6 +217,7 @@ private:
     std::chrono::nanoseconds retry_after_{0};
     event_time wall_now_{};
     const header_options* headers_ = nullptr;
+    std::string_view policy_;  // the route's preformatted RateLimit-Policy ("" = format it)
     bool problem_json_ = true;
 };
 
@@ -267,7 +268,13 @@ public:
             if (r.cost > rule.algorithm.limit())
                 throw config_error("route \"" + r.path_prefix + "\": cost " + std::to_string(r.cost) +
                                    " exceeds the limit of rule \"" + rule.name + "\"");
-        routes_.push_back(bound_route{std::move(r), &lim});
+        // A request that matches this route alone reports these rules' fixed policy.
+        std::vector<rule_status> rules;
+        for (const auto& rule : lim.rules())
+            rules.push_back(rule_status{std::string_view(rule.name), rule.algorithm.limit(), 0,
+                                        rule.algorithm.period(), {}});
+        std::string policy = format_ratelimit_policy(rules, options_.headers.default_policy_name);
+        routes_.push_back(bound_route{std::move(r), &lim, std::move(policy)});
         return *this;
     }
 
@@ -434,6 +441,7 @@ private:
     struct bound_route {
         route r;
         Limiter* limiter;
+        std::string policy;  // RateLimit-Policy of the limiter's rules alone (fixed)
     };
 
     template <class Body, class Handler>
@@ -526,6 +534,7 @@ private:
             v = lim.check_key(k, br.r.cost);
         }
         out.wall_now_ = wall_now_coarse(lim.clock());
+        out.policy_ = br.policy;
         const auto ds = v.decisions();
         char blocked[verdict::max_rules];
         std::chrono::nanoseconds waits[verdict::max_rules];
