@@ -340,7 +340,7 @@ TEST_CASE("SQL: a database at rollup version 1 upgrades with its rows", "[analyt
         REQUIRE(store.migrate(std::span(&v1, 1)).size() == 1);
         write_all(store, std::vector<srl::event>(events.begin() + 700, events.end()));  // v1 triggers
         const auto applied = store.migrate(std::span(&sq::analytics_migrations, 1));
-        REQUIRE(applied.size() == 1);
+        REQUIRE(applied.size() == static_cast<std::size_t>(sq::analytics_schema_version - 1));
         CHECK(applied[0].version == 2);
         auto sql = store.open_session();
         sq::sql_analytics a{*sql, store.sql_dialect()};

@@ -441,6 +441,63 @@ inline constexpr migration analytics_steps[] = {
      " RETURN NULL; "
      " END $f$; "
      "DROP TABLE IF EXISTS ratelimit_rollup_key_hour, ratelimit_rollup_key_day"},
+    // SQLite: the event writer updates the rollups once per batch (a grouped upsert per
+    // table over the batch's id range, registered as batch hooks, events v2) and the
+    // insert trigger skips the rows of such a batch; any other INSERT still fires it.
+    // The hooks and the trigger body must agree: a test compares both paths. On
+    // PostgreSQL the triggers already run once per COPY statement: nothing to do.
+    {3, "SQLite: rollups of the event writer's batches by batch hooks, the insert trigger for other inserts",
+     "CREATE TABLE IF NOT EXISTS ratelimit_event_batch ("
+     " first_id BIGINT NOT NULL, last_id BIGINT NOT NULL); "
+     "CREATE TABLE IF NOT EXISTS ratelimit_event_batch_hook ("
+     " component VARCHAR(100) NOT NULL, step INTEGER NOT NULL, statement TEXT NOT NULL,"
+     " PRIMARY KEY (component, step)); "
+     "DROP TRIGGER IF EXISTS ratelimit_rollup_ai; "
+     "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event "
+     " WHEN NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN "
+     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked) "
+     "  VALUES ((NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), 1, NEW.allowed = 0) "
+     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked; "
+     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked) "
+     "  SELECT (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)), NEW.rule_name, 1, NEW.allowed = 0 "
+     "  WHERE NEW.rule_name <> '' "
+     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1, blocked = blocked + excluded.blocked; "
+     " INSERT INTO ratelimit_rollup_key (key) SELECT NEW.key "
+     "  WHERE NEW.allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key WHERE key = NEW.key); "
+     " INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
+     "  SELECT v.l, (NEW.timestamp / 3600000000 - (NEW.timestamp % 3600000000 < 0)) >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, (SELECT column1 AS l FROM (VALUES (0), (1), (2), (3), (4))) v "
+     "  WHERE NEW.allowed = 0 AND k.key = NEW.key "
+     "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = blocked + 1; "
+     " END; "
+     "DELETE FROM ratelimit_event_batch_hook WHERE component = 'analytics'; "
+     "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES ('analytics', 1, "
+     "'INSERT INTO ratelimit_rollup_hour (hour, total, blocked) SELECT (timestamp / 3600000000 - "
+     "(timestamp % 3600000000 < 0)) AS h, COUNT(*), SUM(allowed = 0) FROM ratelimit_event WHERE id "
+     "BETWEEN (SELECT first_id FROM ratelimit_event_batch) AND (SELECT last_id FROM "
+     "ratelimit_event_batch) GROUP BY h ORDER BY h ON CONFLICT (hour) DO UPDATE SET total = total + "
+     "excluded.total, blocked = blocked + excluded.blocked'); "
+     "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES ('analytics', 2, "
+     "'INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked) SELECT (timestamp / "
+     "3600000000 - (timestamp % 3600000000 < 0)) AS h, rule_name, COUNT(*), SUM(allowed = 0) FROM "
+     "ratelimit_event WHERE id BETWEEN (SELECT first_id FROM ratelimit_event_batch) AND (SELECT "
+     "last_id FROM ratelimit_event_batch) AND rule_name <> '''' GROUP BY h, rule_name ORDER BY h, "
+     "rule_name ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + excluded.hits, blocked = "
+     "blocked + excluded.blocked'); "
+     "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES ('analytics', 3, "
+     "'INSERT INTO ratelimit_rollup_key (key) SELECT key FROM ratelimit_event e WHERE id BETWEEN "
+     "(SELECT first_id FROM ratelimit_event_batch) AND (SELECT last_id FROM ratelimit_event_batch) AND "
+     "+allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key k WHERE k.key = e.key) GROUP BY "
+     "key ORDER BY MIN(id)'); "
+     "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES ('analytics', 4, "
+     "'INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) SELECT v.l, e.h >> (2 * "
+     "v.l), k.id, COUNT(*) FROM (SELECT (timestamp / 3600000000 - (timestamp % 3600000000 < 0)) AS h, "
+     "key FROM ratelimit_event WHERE id BETWEEN (SELECT first_id FROM ratelimit_event_batch) AND "
+     "(SELECT last_id FROM ratelimit_event_batch) AND +allowed = 0) e, ratelimit_rollup_key k, (SELECT "
+     "column1 AS l FROM (VALUES (0), (1), (2), (3), (4))) v WHERE k.key = e.key GROUP BY 1, 2, 3 ORDER "
+     "BY 1, 2, 3 ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = blocked + "
+     "excluded.blocked')"
+     ,
+     ""},
 };
 
 /// The rollups' migration set (component "analytics").
