@@ -379,3 +379,23 @@ TEST_CASE("SQL: aligned spans cover whole hours exactly", "[analytics]") {
     CHECK(ad::split_spans(5, 5).empty());
     CHECK(ad::split_spans(-16, 0) == std::vector<ad::key_span>{{2, -1}});
 }
+
+TEST_CASE("SQL: top offenders over more than 64 spans (a two-year window)", "[analytics][soci]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        store.migrate();
+        store.migrate(std::span(&sq::analytics_migrations, 1));
+        const auto events = skewed_events(21, 3000, 60, test_now, std::chrono::hours{24 * 800});
+        write_all(store, events);
+        auto sql = store.open_session();
+        REQUIRE(sq::analytics_detail::split_spans(0, 24 * 800).size() > 64);
+        for (std::size_t depth : {0, 1, 2}) {
+            sq::sql_analytics a{*sql, store.sql_dialect(), true};
+            a.list_depth = depth;
+            for (int days : {700, 810})
+                for (int limit : {1, 6, 100})
+                    CHECK(a.top_offenders_at(days, limit, test_now - 7min) ==
+                          srl::get_top_offenders(events, days, limit, test_now - 7min));
+        }
+    });
+}

@@ -639,6 +639,27 @@ public:
     }
     std::string collate() const { return d_ == dialect::sqlite ? "" : " COLLATE \"C\""; }
 
+    /// Runs `sql_text`, whose rows are three integers, fetching them in blocks
+    /// (SOCI's vector into): `row(a, b, c)` for each row.
+    template <class Row>
+    void run_int3(::soci::session& sql, const std::string& sql_text, Row&& row) {
+        constexpr std::size_t block = 4096;
+        std::vector<long long> a(block), b(block), c(block);
+        run(
+            sql, sql_text,
+            [&](::soci::statement& st) {
+                st.exchange(::soci::into(a));
+                st.exchange(::soci::into(b));
+                st.exchange(::soci::into(c));
+            },
+            [&] {
+                for (std::size_t i = 0; i < a.size(); ++i) row(a[i], b[i], c[i]);
+                a.resize(block);
+                b.resize(block);
+                c.resize(block);
+            });
+    }
+
     /// Runs `sql_text`; `bind_into(st)` adds the into() targets; `row()` is called
     /// for each result row.
     template <class BindInto, class Row>
@@ -981,9 +1002,19 @@ private:
     }
 
     struct known_key {
-        std::int64_t count = 0;           // lower bound; exact once `seen` covers every read-to-depth span
+        std::int64_t count = 0;           // lower bound; exact once it was read in every read-to-depth span
         std::int64_t seen_threshold = 0;  // sum of the thresholds of the spans it was read in
-        std::vector<std::uint32_t> seen;  // spans it was read in
+        std::uint64_t seen_low = 0;       // spans 0..63 it was read in
+        std::vector<std::uint32_t> seen_high;  // spans from 64 on it was read in (long windows)
+
+        bool seen(std::uint32_t span) const {
+            if (span < 64) return (seen_low >> span & 1U) != 0;
+            return std::find(seen_high.begin(), seen_high.end(), span) != seen_high.end();
+        }
+        void mark(std::uint32_t span) {
+            if (span < 64) seen_low |= std::uint64_t{1} << span;
+            else seen_high.push_back(span);
+        }
     };
 
     /// Adds to the keys `open` their counters in the spans read to depth
@@ -1003,8 +1034,7 @@ private:
                 const auto& k = known[id];
                 for (std::size_t i = 0; i < spans.size(); ++i) {
                     if (threshold[i] == 0) continue;
-                    if (std::find(k.seen.begin(), k.seen.end(), static_cast<std::uint32_t>(i)) != k.seen.end())
-                        continue;
+                    if (k.seen(static_cast<std::uint32_t>(i))) continue;
                     const char* sep = ss.empty() ? "" : ",";
                     ss += sep + std::to_string(i);
                     ls += sep + std::to_string(spans[i].level);
@@ -1029,19 +1059,11 @@ private:
             }
             if (text.empty()) return;
         }
-        long long s = 0, id = 0, n = 0;
-        q.run(
-            sql, text,
-            [&](::soci::statement& st) {
-                st.exchange(::soci::into(s));
-                st.exchange(::soci::into(id));
-                st.exchange(::soci::into(n));
-            },
-            [&] {
-                auto& k = known[id];
-                const auto i = static_cast<std::uint32_t>(s);
-                if (std::find(k.seen.begin(), k.seen.end(), i) == k.seen.end()) k.count += n;
-            });
+        q.run_int3(sql, text, [&](long long s, long long id, long long n) {
+            auto& k = known[id];
+            const auto i = static_cast<std::uint32_t>(s);
+            if (!k.seen(i)) k.count += n;
+        });
     }
 
     /// Top offenders through the key spans: the threshold algorithm. Each round reads
@@ -1092,6 +1114,7 @@ private:
         std::size_t depth = list_depth > 0 ? list_depth : 2 * limit + 16;
         for (int round = 0; round < 4; ++round, depth *= 4) {
             std::unordered_map<std::int64_t, known_key> known;
+            known.reserve(raw.size() + std::min<std::size_t>(spans.size() * depth, 1U << 16));
             for (const auto& [id, n] : raw) known[id].count += n;
             std::vector<std::int64_t> threshold(spans.size(), 0);
             if (!spans.empty()) {
@@ -1108,27 +1131,19 @@ private:
                 std::vector<std::size_t> rows(spans.size(), 0);
                 std::vector<std::int64_t> last(spans.size(), 0);
                 std::vector<std::tuple<std::uint32_t, std::int64_t, std::int64_t>> read;
-                long long s = 0, id = 0, n = 0;
-                q.run(
-                    sql, text,
-                    [&](::soci::statement& st) {
-                        st.exchange(::soci::into(s));
-                        st.exchange(::soci::into(id));
-                        st.exchange(::soci::into(n));
-                    },
-                    [&] {
-                        const auto i = static_cast<std::uint32_t>(s);
-                        ++rows[i];
-                        last[i] = n;
-                        read.emplace_back(i, id, n);
-                    });
+                q.run_int3(sql, text, [&](long long s, long long id, long long n) {
+                    const auto i = static_cast<std::uint32_t>(s);
+                    ++rows[i];
+                    last[i] = n;
+                    read.emplace_back(i, id, n);
+                });
                 for (std::size_t i = 0; i < spans.size(); ++i)
                     if (rows[i] >= depth) threshold[i] = last[i];
                 for (const auto& [i, key_id, count] : read) {
                     auto& k = known[key_id];
                     k.count += count;
                     k.seen_threshold += threshold[i];
-                    k.seen.push_back(i);
+                    k.mark(i);
                 }
             }
             std::int64_t unread = 0;  // T
