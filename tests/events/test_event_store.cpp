@@ -462,15 +462,25 @@ const std::string toy_hook_sql =
     "INSERT INTO hook_log SELECT 'batch', b.first_id, b.last_id,"
     " (SELECT COUNT(*) FROM ratelimit_event e WHERE e.id BETWEEN b.first_id AND b.last_id)"
     " FROM ratelimit_event_batch b";
+
+/// A migrated SQLite store with the toy trigger and `hook_sql` registered.
+struct hooked_store {
+    temp_dir dir;
+    ssoci::event_store store{dir.sqlite_url()};
+    std::unique_ptr<soci::session> sql;
+    explicit hooked_store(const std::string& hook_sql) {
+        store.migrate();
+        sql = store.open_session();
+        install_toy_hook(*sql, hook_sql);
+    }
+};
 }  // namespace
 
 TEST_CASE("the SQLite writer runs registered batch hooks once per batch, in its transaction",
           "[soci][store][hooks]") {
-    temp_dir dir;
-    ssoci::event_store store(dir.sqlite_url());
-    store.migrate();
-    auto sql = store.open_session();
-    install_toy_hook(*sql, toy_hook_sql);
+    hooked_store h(toy_hook_sql);
+    auto& store = h.store;
+    auto& sql = h.sql;
 
     std::vector<event> batch;
     for (int i = 0; i < 25; ++i) batch.push_back(at(1'000 + i, "k" + std::to_string(i)));
@@ -513,11 +523,9 @@ TEST_CASE("the SQLite writer runs registered batch hooks once per batch, in its 
 
 TEST_CASE("a hook that fails costs speed, not rows: the per-row triggers take over",
           "[soci][store][hooks][failure]") {
-    temp_dir dir;
-    ssoci::event_store store(dir.sqlite_url());
-    store.migrate();
-    auto sql = store.open_session();
-    install_toy_hook(*sql, "INSERT INTO no_such_table SELECT 1");
+    hooked_store h("INSERT INTO no_such_table SELECT 1");
+    auto& store = h.store;
+    auto& sql = h.sql;
     std::vector<event> batch;
     for (int i = 0; i < 4; ++i) batch.push_back(at(1'000 + i));
     const auto r = store.write_batch(batch);
@@ -532,11 +540,9 @@ TEST_CASE("a hook that fails costs speed, not rows: the per-row triggers take ov
 }
 
 TEST_CASE("hooks changed while the writer runs are picked up by the next batch", "[soci][store][hooks]") {
-    temp_dir dir;
-    ssoci::event_store store(dir.sqlite_url());
-    store.migrate();
-    auto sql = store.open_session();
-    install_toy_hook(*sql, toy_hook_sql);
+    hooked_store h(toy_hook_sql);
+    auto& store = h.store;
+    auto& sql = h.sql;
     REQUIRE(store.write_batch(std::vector<event>{at(1)}).written == 1);
     const std::string changed =
         "INSERT INTO hook_log SELECT 'changed', first_id, last_id, 0 FROM ratelimit_event_batch";
