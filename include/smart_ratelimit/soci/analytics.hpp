@@ -1129,16 +1129,15 @@ private:
                             ") AS t" + std::to_string(i);
                 }
                 std::vector<std::size_t> rows(spans.size(), 0);
-                std::vector<std::int64_t> last(spans.size(), 0);
+                std::vector<std::int64_t> least(spans.size(), 0);  // of the rows read (the depth-th largest)
                 std::vector<std::tuple<std::uint32_t, std::int64_t, std::int64_t>> read;
                 q.run_int3(sql, text, [&](long long s, long long id, long long n) {
                     const auto i = static_cast<std::uint32_t>(s);
-                    ++rows[i];
-                    last[i] = n;
+                    least[i] = ++rows[i] == 1 ? n : std::min<std::int64_t>(least[i], n);
                     read.emplace_back(i, id, n);
                 });
                 for (std::size_t i = 0; i < spans.size(); ++i)
-                    if (rows[i] >= depth) threshold[i] = last[i];
+                    if (rows[i] >= depth) threshold[i] = least[i];
                 for (const auto& [i, key_id, count] : read) {
                     auto& k = known[key_id];
                     k.count += count;
