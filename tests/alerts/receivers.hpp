@@ -5,6 +5,8 @@
 // that never answers, a refused port, and test certificates made with openssl.
 #pragma once
 
+#include "support/temp_dir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -49,25 +51,7 @@ inline std::string read_file(const fs::path& p) {
     return ss.str();
 }
 
-/// A fresh directory under the system temp dir, removed on destruction.
-class temp_dir {
-public:
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "srl-alerts-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    const fs::path& path() const noexcept { return path_; }
-
-private:
-    fs::path path_;
-};
+using temp_dir = srl_test::temp_dir;
 
 inline void run_or_fail(const std::string& cmd) {
     INFO(cmd);

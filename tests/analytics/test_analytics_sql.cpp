@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "analytics_support.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_env.hpp"
 
 #include <unistd.h>
@@ -29,16 +30,6 @@ std::string unique_suffix() {
     return std::to_string(::getpid()) + "_" + std::to_string(rng() % 1'000'000'000ULL);
 }
 
-/// A temporary directory for SQLite files, removed on destruction.
-struct temp_dir {
-    fs::path path = fs::temp_directory_path() / ("srl-analytics-" + unique_suffix());
-    temp_dir() { fs::create_directories(path); }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string sqlite_url(const std::string& name) const { return "sqlite:///" + (path / name).string(); }
-};
 
 /// A fresh database on the shared PostgreSQL test server, dropped on destruction.
 struct pg_database {

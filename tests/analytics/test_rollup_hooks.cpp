@@ -72,7 +72,7 @@ long long hook_count(soci::session& sql) {
 }  // namespace
 
 TEST_CASE("SQLite rollups from the writer's batch hooks equal the per-row trigger's", "[analytics][soci][hooks]") {
-    scratch_dir dir("hooks");
+    temp_dir dir("hooks");
     const auto events = random_events(7, 4000, test_now, {1, 7, 30});
     const std::string hooked_url = dir.sqlite_url("hooked.db");
     const std::string plain_url = dir.sqlite_url("plain.db");
@@ -106,7 +106,7 @@ TEST_CASE("SQLite rollups from the writer's batch hooks equal the per-row trigge
 
 TEST_CASE("a database written under analytics v2 carries on exactly after the v3 upgrade",
           "[analytics][soci][hooks]") {
-    scratch_dir dir("hooks");
+    temp_dir dir("hooks");
     const auto events = random_events(9, 3000, test_now, {1, 7, 30});
     const std::vector<srl::event> before(events.begin(), events.begin() + 1200);
     const std::vector<srl::event> after(events.begin() + 1200, events.end());

@@ -5,6 +5,7 @@
 // restart. Every process is stopped by its own PID.
 #pragma once
 
+#include "support/temp_dir.hpp"
 #include "support/test_env.hpp"
 
 #include <arpa/inet.h>
@@ -38,28 +39,6 @@ inline std::string random_suffix() {
     return std::to_string(rng() % 1'000'000'000ULL);
 }
 
-/// A temporary directory removed on destruction.
-class temp_dir {
-public:
-    temp_dir() {
-        path_ = fs::temp_directory_path() / ("srl-events-" + std::to_string(::getpid()) + "-" + random_suffix());
-        fs::create_directories(path_);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    const fs::path& path() const { return path_; }
-    /// `sqlite:////abs/path/<name>`.
-    std::string sqlite_url(const std::string& name = "events.db") const {
-        return "sqlite:///" + (path_ / name).string();
-    }
-
-private:
-    fs::path path_;
-};
 
 /// A fresh, empty PostgreSQL database on the shared test server, dropped on
 /// destruction. `url()` is empty when no server is configured.
