@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "redis_server.hpp"
+#include "support/storage_contract.hpp"
 
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/redis.hpp>
@@ -30,6 +31,9 @@ namespace srl = smart_ratelimit;
 namespace rds = smart_ratelimit::redis;
 using namespace std::chrono_literals;
 using std::chrono::nanoseconds;
+namespace contract = srl_test::contract;
+using contract::all_combos;
+using contract::dynamic_combos;
 
 namespace {
 
@@ -50,30 +54,6 @@ rds::basic_redis_storage<A> make_storage(const char* what, rds::on_error e = rds
     o.errors = e;
     return rds::basic_redis_storage<A>(o);
 }
-
-template <class A>
-struct static_combo {
-    using algorithm_type = A;
-    static A make(srl::rate r) { return A(r); }
-    static constexpr bool approx = std::is_same_v<A, srl::sliding_window_approx>;
-};
-template <class A>
-struct dynamic_combo {
-    using algorithm_type = srl::any_algorithm;
-    static srl::any_algorithm make(srl::rate r) { return srl::any_algorithm(A::algorithm_name, r); }
-    static constexpr bool approx = std::is_same_v<A, srl::sliding_window_approx>;
-};
-
-using all_combos =
-    std::tuple<static_combo<srl::fixed_window>, static_combo<srl::sliding_window>,
-               static_combo<srl::sliding_window_approx>, static_combo<srl::token_bucket>,
-               static_combo<srl::leaky_bucket>, dynamic_combo<srl::fixed_window>,
-               dynamic_combo<srl::sliding_window>, dynamic_combo<srl::sliding_window_approx>,
-               dynamic_combo<srl::token_bucket>, dynamic_combo<srl::leaky_bucket>>;
-using dynamic_combos =
-    std::tuple<dynamic_combo<srl::fixed_window>, dynamic_combo<srl::sliding_window>,
-               dynamic_combo<srl::sliding_window_approx>, dynamic_combo<srl::token_bucket>,
-               dynamic_combo<srl::leaky_bucket>>;
 
 long long command_int(redisContext* c, const char* fmt, const char* arg) {
     auto* r = static_cast<redisReply*>(redisCommand(c, fmt, arg));
@@ -118,46 +98,13 @@ std::vector<std::pair<std::string, long long>> keys_with_ttl(const std::string& 
 TEMPLATE_LIST_TEST_CASE("redis: an algorithm admits exactly its limit, then denies with a finite wait",
                         "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("limit");
-    const auto a = TestType::make(srl::rate{10, 1h});
-    for (std::uint64_t i = 0; i < 10; ++i) {
-        const auto o = s.acquire("k", a, 0ns, 1);
-        REQUIRE(o.allowed);
-        CHECK(o.count == i + 1);
-        CHECK(o.remaining == 9 - i);
-        CHECK(o.retry_after == 0ns);
-        CHECK(o.reset_after > 0ns);
-        CHECK(o.reset_after <= 2h);
-    }
-    const auto denied = s.acquire("k", a, 0ns, 1);
-    CHECK_FALSE(denied.allowed);
-    CHECK(denied.retryable);
-    CHECK(denied.remaining == 0);
-    CHECK(denied.count == 10);
-    CHECK(denied.retry_after > 0ns);
-    CHECK(denied.retry_after <= (TestType::approx ? 2h : 1h));
+    contract::admits_exactly_its_limit<TestType>(s);
 }
 
 TEMPLATE_LIST_TEST_CASE("redis: cost counts several units and a cost above the limit is never retryable",
                         "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("cost");
-    const auto a = TestType::make(srl::rate{10, 1h});
-    auto o = s.acquire("k", a, 0ns, 4);
-    CHECK(o.allowed);
-    CHECK(o.remaining == 6);
-    o = s.acquire("k", a, 0ns, 7);
-    CHECK_FALSE(o.allowed);
-    CHECK(o.retryable);
-    CHECK(o.remaining == 6);
-    const auto huge = s.acquire("k", a, 0ns, 11);
-    CHECK_FALSE(huge.allowed);
-    CHECK_FALSE(huge.retryable);
-    CHECK(huge.retry_after == srl::never);
-    CHECK(huge.remaining == 6);
-    o = s.acquire("k", a, 0ns, 6);
-    CHECK(o.allowed);
-    CHECK(o.remaining == 0);
-    CHECK(s.acquire("other", a, 0ns, 10).allowed);
-    CHECK_FALSE(s.acquire("third", a, 0ns, 11).retryable);
+    contract::cost_counts_several_units<TestType>(s);
 }
 
 TEMPLATE_LIST_TEST_CASE("redis: keys are independent", "[redis][storage][contract]", all_combos) {
@@ -173,18 +120,9 @@ TEMPLATE_LIST_TEST_CASE("redis: keys are independent", "[redis][storage][contrac
 TEMPLATE_LIST_TEST_CASE("redis: peek decides without consuming and release gives units back",
                         "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("peek");
-    const auto a = TestType::make(srl::rate{3, 1h});
-    for (int i = 0; i < 10; ++i) CHECK(s.peek("k", a, 0ns, 3).allowed);
-    CHECK_FALSE(key_exists(s.redis_key("k", a)));  // peeking a new key creates nothing
-    CHECK(s.acquire("k", a, 0ns, 3).allowed);
-    CHECK(key_exists(s.redis_key("k", a)));
-    CHECK_FALSE(s.peek("k", a, 0ns, 1).allowed);
-    s.release("k", a, 0ns, 2);
-    CHECK(s.peek("k", a, 0ns, 2).allowed);
-    CHECK(s.acquire("k", a, 0ns, 2).allowed);
-    CHECK_FALSE(s.acquire("k", a, 0ns, 1).allowed);
-    s.release("missing", a, 0ns, 1);  // a no-op
-    CHECK_FALSE(key_exists(s.redis_key("missing", a)));
+    contract::peek_and_release<TestType>(s, [&](const std::string& key, const auto& a) {
+        return key_exists(s.redis_key(key, a));
+    });
 }
 
 TEMPLATE_LIST_TEST_CASE("redis: count plus remaining is the limit on every decision",
@@ -203,18 +141,9 @@ TEMPLATE_LIST_TEST_CASE("redis: count plus remaining is the limit on every decis
 TEMPLATE_LIST_TEST_CASE("redis: the largest limits and periods do not overflow", "[redis][storage][contract]",
                         all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("large");
-    const auto a = TestType::make(srl::rate{1'000'000'000, 365 * 24h});
-    auto o = s.acquire("k", a, 0ns, 999'999'999);
-    REQUIRE(o.allowed);
-    CHECK(o.remaining == 1);
-    CHECK(o.reset_after > 0ns);
-    CHECK(o.reset_after <= 2 * 365 * 24h);
-    CHECK(s.acquire("k", a, 0ns, 1).allowed);
-    o = s.acquire("k", a, 0ns, 1);
-    CHECK_FALSE(o.allowed);
-    CHECK(o.retry_after > 0ns);
-    CHECK(o.retry_after <= 2 * 365 * 24h);
-    const auto never = s.acquire("k", a, 0ns, std::uint64_t{1} << 62);
+    contract::largest_limits_do_not_overflow<TestType>(s);
+    const auto never = s.acquire("k", TestType::make(srl::rate{1'000'000'000, 365 * 24h}), 0ns,
+                                 std::uint64_t{1} << 62);
     CHECK_FALSE(never.allowed);
     CHECK_FALSE(never.retryable);
 }
@@ -222,29 +151,13 @@ TEMPLATE_LIST_TEST_CASE("redis: the largest limits and periods do not overflow",
 TEMPLATE_LIST_TEST_CASE("redis: waiting retry_after on the server's clock is enough",
                         "[redis][storage][contract]", dynamic_combos) {
     auto s = make_storage<srl::any_algorithm>("wait");
-    const auto a = TestType::make(srl::rate{2, 1s});
-    REQUIRE(s.acquire("k", a, 0ns, 2).allowed);
-    const auto d = s.acquire("k", a, 0ns, 1);
-    REQUIRE_FALSE(d.allowed);
-    REQUIRE(d.retry_after > 0ns);
-    REQUIRE(d.retry_after <= 2s);
-    std::this_thread::sleep_for(d.retry_after + 20ms);  // real time: the server's clock decides
-    CHECK(s.acquire("k", a, 0ns, 1).allowed);
+    contract::waiting_retry_after_is_enough<TestType>(s);
 }
 
 TEMPLATE_LIST_TEST_CASE("redis: eight threads on one key at limit 10 admit exactly 10",
                         "[redis][storage][concurrency]", dynamic_combos) {
     auto s = make_storage<srl::any_algorithm>("threads");
-    const auto a = TestType::make(srl::rate{10, 1h});
-    std::atomic<int> allowed{0};
-    std::vector<std::thread> ts;
-    for (int t = 0; t < 8; ++t)
-        ts.emplace_back([&] {
-            for (int i = 0; i < 5; ++i)
-                if (s.acquire("hot", a, 0ns, 1).allowed) allowed.fetch_add(1);
-        });
-    for (auto& t : ts) t.join();
-    CHECK(allowed.load() == 10);
+    contract::eight_threads_admit_exactly_ten<TestType>(s, 5);
 }
 
 TEST_CASE("redis: two processes sharing one Redis never over-admit together", "[redis][storage][concurrency]") {
