@@ -103,9 +103,9 @@ if sql:
             ratio = n / r if r > 0 else float("inf")
             print(f"    {fn:<24} {r:9.2f} ms  raw table {n:10.1f} ms  = {ratio:7.1f} x faster (goal >= 30) "
                   f"{'ok' if ratio >= 30 else 'below'}")
-        ing = {m: sql.get(f"ingest/{be}/{m}/min_time:1.000/real_time") for m in ("plain", "with_rollup_triggers")}
+        ing = {m: sql.get(f"ingest/{be}/{m}/min_time:1.000/real_time") for m in ("plain", "with_rollups")}
         if all(ing.values()):
-            p, w = ing["plain"]["items_per_second"], ing["with_rollup_triggers"]["items_per_second"]
-            print(f"    ingest (1000-event batches): {p / 1e3:.1f} k/s plain, {w / 1e3:.1f} k/s with rollup triggers "
+            p, w = ing["plain"]["items_per_second"], ing["with_rollups"]["items_per_second"]
+            print(f"    ingest (1000-event batches): {p / 1e3:.1f} k/s plain, {w / 1e3:.1f} k/s with rollups (triggers; batch hooks for the SQLite writer) "
                   f"= {w / p:.2f} x")
 EOF
