@@ -569,3 +569,32 @@ TEST_CASE("a database at events v1 (no hook tables) is written as before", "[soc
     CHECK(store.write_batch(std::vector<event>{at(1), at(2)}).written == 2);
     CHECK(store.count({}) == 2);
 }
+
+TEST_CASE("the PostgreSQL writer runs at read committed whatever the database's default",
+          "[soci][store][postgresql]") {
+    pg_database pg("isolation");
+    if (pg.url().empty()) return;
+    ssoci::event_store store(pg.url());
+    store.migrate();
+    {
+        // A stricter default for every new session, and a trigger that records the
+        // isolation level each insert statement ran at.
+        auto sql = store.open_session();
+        *sql << "ALTER DATABASE " + pg.url().substr(pg.url().rfind('/') + 1) +
+                    " SET default_transaction_isolation TO 'repeatable read'";
+        *sql << "CREATE TABLE seen_isolation (level TEXT NOT NULL)";
+        *sql << "CREATE FUNCTION record_isolation() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+                " INSERT INTO seen_isolation VALUES (current_setting('transaction_isolation'));"
+                " RETURN NULL; END $f$";
+        *sql << "CREATE TRIGGER record_isolation AFTER INSERT ON ratelimit_event"
+                " FOR EACH STATEMENT EXECUTE FUNCTION record_isolation()";
+    }
+    auto fresh = store.open_session();  // a new session gets the new default
+    std::string level;
+    *fresh << "SHOW transaction_isolation", soci::into(level);
+    REQUIRE(level == "repeatable read");
+    REQUIRE(store.write_batch(std::vector<event>{at(1), at(2, "ip:5.6.7.8", false)}).written == 2);
+    std::vector<std::string> seen(4);
+    *fresh << "SELECT level FROM seen_isolation", soci::into(seen);
+    CHECK(seen == std::vector<std::string>{"read committed"});
+}

@@ -418,6 +418,13 @@ inline bool event_store::ensure_connected() noexcept {
     try {
         auto c = std::make_unique<connection>();
         c->sql = soci::open_session(state_->url);
+        // The rollup triggers intern new keys and then read them back in the same
+        // statement; under a stricter default (a server or database set to
+        // repeatable read) a key another writer interned meanwhile would be
+        // invisible to that read and its counts lost. The writer's own session
+        // therefore always runs at read committed.
+        if (sql_dialect() == dialect::postgresql)
+            *c->sql << "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED";
         state_->conn = std::move(c);
         ++state_->connects;
         return true;
