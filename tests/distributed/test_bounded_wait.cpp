@@ -5,6 +5,8 @@
 // the gate opens, the breaker recovers, and every counter adds up.
 #include <catch2/catch.hpp>
 
+#include "checked_storage.hpp"
+
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
@@ -51,27 +53,13 @@ struct gate {
 };
 
 // The in-memory storage behind a gate and an error switch; copies share all three.
-struct gated_storage {
-    using algorithm_type = srl::any_algorithm;
-    std::shared_ptr<srl::in_memory_storage<>> inner = std::make_shared<srl::in_memory_storage<>>();
+struct gated_storage : srl_test::checked_storage<gated_storage> {
     std::shared_ptr<gate> g = std::make_shared<gate>();
     std::shared_ptr<std::atomic<bool>> down = std::make_shared<std::atomic<bool>>(false);
 
     void check() const {
         g->pass();
         if (down->load()) throw srl::storage_error("store down");
-    }
-    srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
-        check();
-        return inner->acquire(k, a, now, c);
-    }
-    srl::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
-        check();
-        return inner->peek(k, a, now, c);
-    }
-    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
-        check();
-        inner->release(k, a, now, c);
     }
 };
 

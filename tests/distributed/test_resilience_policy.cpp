@@ -5,6 +5,8 @@
 // The wrapped storage is the real in-memory storage behind a switch that makes it throw.
 #include <catch2/catch.hpp>
 
+#include "checked_storage.hpp"
+
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/limiter.hpp>
@@ -25,9 +27,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The in-memory storage with an outage switch; copies share the storage and the switch.
-struct switchable_storage {
-    using algorithm_type = srl::any_algorithm;
-    std::shared_ptr<srl::in_memory_storage<>> inner = std::make_shared<srl::in_memory_storage<>>();
+struct switchable_storage : srl_test::checked_storage<switchable_storage> {
     std::shared_ptr<std::atomic<bool>> down = std::make_shared<std::atomic<bool>>(false);
     std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
     std::chrono::milliseconds delay{0};
@@ -36,18 +36,6 @@ struct switchable_storage {
         calls->fetch_add(1);
         if (delay.count() > 0) std::this_thread::sleep_for(delay);
         if (down->load()) throw srl::storage_error("store down");
-    }
-    srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
-        check();
-        return inner->acquire(k, a, now, c);
-    }
-    srl::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
-        check();
-        return inner->peek(k, a, now, c);
-    }
-    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
-        check();
-        inner->release(k, a, now, c);
     }
 };
 
