@@ -68,6 +68,25 @@ void BM_middleware_check_and_dress(benchmark::State& state) {
 }
 BENCHMARK(BM_middleware_check_and_dress);
 
+// A server that writes its own small responses: the fields go straight into the
+// output buffer as header lines through limit_result::append_fields (what the demo
+// server does).
+void BM_middleware_check_and_write(benchmark::State& state) {
+    plain_limiter lim(sb::request_key::ip(), {{"items", big_rate}});
+    sb::middleware<plain_limiter> mw;
+    mw.add(lim, {"/api/items", {http::verb::get}});
+    const auto req = make_request();
+    const auto peer = srl::ip_address::from_string("203.0.113.5");
+    std::string out;
+    out.reserve(512);
+    for (auto _ : state) {
+        out.clear();
+        mw.check(req, peer).append_fields(out);
+        benchmark::DoNotOptimize(out.data());
+    }
+}
+BENCHMARK(BM_middleware_check_and_write);
+
 void BM_middleware_check_logging(benchmark::State& state) {
     srl::ring_buffer_sink_mt ring(4096);
     logging_limiter lim(sb::request_key::ip(), {{"items", big_rate}}, {}, {}, ring_ref{&ring});

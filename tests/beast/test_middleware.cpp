@@ -9,6 +9,12 @@
 
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
 using namespace srl_test;
 using std::chrono::seconds;
 
@@ -203,6 +209,9 @@ TEST_CASE("route prefixes match at segment boundaries", "[beast][middleware]") {
     CHECK(mw::route{}.matches("/anything", http::verb::get));
     CHECK(mw::path_of("/a/b?c=d#e") == "/a/b");
     CHECK(mw::path_of("/a#frag") == "/a");
+    CHECK(mw::path_of("/a#b?c=d") == "/a");
+    CHECK(mw::path_of("/a?b#c?d") == "/a");
+    CHECK(mw::path_of("?x") == "");
     CHECK(mw::path_of("http://example.com/api/login?x=1") == "/api/login");
     CHECK(mw::path_of("HTTPS://example.com:8443/a/b") == "/a/b");
     CHECK(mw::path_of("http://example.com") == "/");
@@ -595,6 +604,96 @@ TEST_CASE("rate-limit fields already on a response are replaced, not repeated", 
     CHECK(res.count("X-RateLimit-Limit") == 1);
     CHECK(field(res, "RateLimit-Policy") == "\"login\";q=5;w=60");
     CHECK(field(res, "X-RateLimit-Limit") == "5");
+}
+
+namespace {
+
+using field_list = std::vector<std::pair<std::string, std::string>>;
+
+field_list visited(const mw::limit_result& r) {
+    field_list out;
+    r.for_each_field([&](std::string_view n, std::string_view v) { out.emplace_back(n, v); });
+    return out;
+}
+
+// The header lines append_fields writes, split back into (name, value) pairs.
+field_list appended(const mw::limit_result& r) {
+    std::string text;
+    r.append_fields(text);
+    field_list out;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const auto eol = text.find("\r\n", at);
+        REQUIRE(eol != std::string::npos);  // every line ends in CRLF
+        const std::string line = text.substr(at, eol - at);
+        const auto colon = line.find(": ");
+        REQUIRE(colon != std::string::npos);
+        out.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+        at = eol + 2;
+    }
+    return out;
+}
+
+field_list dressed(const mw::limit_result& r) {
+    http::response<http::string_body> res;
+    r.apply(res);
+    field_list out;
+    for (const auto& f : res) out.emplace_back(f.name_string(), f.value());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("for_each_field and append_fields give exactly the fields apply sets, in order",
+          "[beast][middleware]") {
+    login_fixture f;
+    auto items = make_limiter(mw::request_key::ip(), {{"items", "100/m"}}, f.sink, f.clock);
+    for (const bool draft : {true, false})
+        for (const bool legacy : {true, false}) {
+            mw::middleware_options o;
+            o.headers.draft_headers = draft;
+            o.headers.legacy_headers = legacy;
+            mw::middleware<test_limiter> m(o);
+            m.add(*f.lim, {"/api/login", {http::verb::post}});
+            m.add(*items, {"/api", {}});
+            // One route (its preformatted policy) and two routes (formatted per request).
+            for (const auto verb : {http::verb::get, http::verb::post}) {
+                const auto r = m.check(make_request(verb, "/api/login"), addr("203.0.113.5"));
+                REQUIRE(r.rules().size() == (verb == http::verb::get ? 1u : 2u));
+                const field_list v = visited(r);
+                CHECK(v == dressed(r));
+                CHECK(appended(r) == v);
+                CHECK(v.size() == (draft ? 2u : 0u) + (legacy ? 3u : 0u));
+            }
+        }
+    login_fixture fresh;  // the loops above spent four of f's five logins
+    mw::middleware<test_limiter> m;
+    m.add(*fresh.lim, {"/api/login", {http::verb::post}});
+    const auto unlimited = m.check(make_request(http::verb::get, "/elsewhere"), addr("203.0.113.5"));
+    CHECK(visited(unlimited).empty());
+    CHECK(visited(mw::limit_result{}).empty());
+    CHECK(appended(unlimited).empty());
+    CHECK(appended(mw::limit_result{}).empty());
+    // A denied result reports the same fields its 429 carries.
+    auto req = make_request(http::verb::post, "/api/login");
+    for (int i = 0; i < 5; ++i) REQUIRE(m.check(req, addr("203.0.113.5")).allowed());
+    const auto denied = m.check(req, addr("203.0.113.5"));
+    REQUIRE_FALSE(denied.allowed());
+    const auto res = denied.make_response(req);
+    for (const auto& [name, value] : visited(denied)) CHECK(field(res, name) == value);
+    CHECK(appended(denied) == visited(denied));
+}
+
+TEST_CASE("header numbers are the decimal text of every width", "[beast][headers]") {
+    std::vector<std::uint64_t> values{0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65535, 1795937008,
+                                      std::numeric_limits<std::uint64_t>::max() - 1,
+                                      std::numeric_limits<std::uint64_t>::max()};
+    for (std::uint64_t p = 1; p <= 10'000'000'000'000'000'000ull; p *= 10) {
+        values.push_back(p - 1);
+        values.push_back(p);
+        if (p > std::numeric_limits<std::uint64_t>::max() / 10) break;
+    }
+    for (const auto v : values) CHECK(mw::detail::decimal(v).view() == std::to_string(v));
 }
 
 TEST_CASE("policy names are sf-strings: quotes and backslashes escaped, controls dropped",

@@ -12,7 +12,7 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/message.hpp>
 
-#include <charconv>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -89,11 +89,47 @@ private:
     std::string heap_;
 };
 
+/// The decimal text of an unsigned number, formatted right to left two digits at
+/// a time (std::to_chars measures the length first; these fields are formatted
+/// on every limited response).
+class decimal {
+public:
+    explicit decimal(std::uint64_t v) noexcept {
+        static constexpr auto pairs = [] {
+            std::array<char, 200> t{};
+            for (int i = 0; i < 100; ++i) {
+                t[2 * i] = char('0' + i / 10);
+                t[2 * i + 1] = char('0' + i % 10);
+            }
+            return t;
+        }();
+        char* p = buf_ + sizeof buf_;
+        while (v >= 100) {
+            const auto i = static_cast<std::size_t>(v % 100) * 2;
+            v /= 100;
+            p -= 2;
+            p[0] = pairs[i];
+            p[1] = pairs[i + 1];
+        }
+        if (v >= 10) {
+            p -= 2;
+            p[0] = pairs[2 * v];
+            p[1] = pairs[2 * v + 1];
+        } else {
+            *--p = char('0' + v);
+        }
+        begin_ = static_cast<std::uint8_t>(p - buf_);
+    }
+    std::string_view view() const noexcept { return {buf_ + begin_, sizeof buf_ - begin_}; }
+
+private:
+    char buf_[20];  // 2^64 - 1 has 20 digits
+    std::uint8_t begin_;
+};
+
 template <class Out>
 void append_uint(Out& out, std::uint64_t v) {
-    char digits[20];
-    const auto r = std::to_chars(digits, digits + sizeof digits, v);
-    out += std::string_view(digits, static_cast<std::size_t>(r.ptr - digits));
+    out += decimal(v).view();
 }
 
 // An sf-string: policy names are [A-Za-z0-9_-] (rule.hpp), escaped defensively.
@@ -167,43 +203,90 @@ inline std::string format_ratelimit(std::span<const rule_status> rules,
     return out;
 }
 
-/// Sets the rate-limit fields on a response. `binding` is the rule the legacy
-/// trio reports (the blocking one, or the one closest to its limit); `wall_now` is
-/// the time X-RateLimit-Reset counts from. `policy`, when not empty, is the
-/// RateLimit-Policy value already formatted for `rules` (it depends only on the
-/// rules). Existing fields of the same names are replaced. With no rules, nothing
-/// is set.
+namespace detail {
+
+// X-RateLimit-Reset: the Unix time at which the binding rule's window resets.
+inline std::uint64_t reset_epoch_seconds(const rule_status& binding, event_time wall_now) noexcept {
+    const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(wall_now.time_since_epoch()).count();
+    return static_cast<std::uint64_t>(now_s < 0 ? 0 : now_s) + ceil_seconds(binding.reset_after);
+}
+
+}  // namespace detail
+
+/// Calls `fn(name, value)` (two std::string_views, valid during the call) for each
+/// rate-limit field, in the order RateLimit-Policy, RateLimit, X-RateLimit-Limit,
+/// X-RateLimit-Remaining, X-RateLimit-Reset, as `opts` switches them. `binding` is
+/// the rule the legacy trio reports (the blocking one, or the one closest to its
+/// limit); `wall_now` is the time X-RateLimit-Reset counts from. `policy`, when not
+/// empty, is the RateLimit-Policy value already formatted for `rules` (it depends
+/// only on the rules). With no rules, `fn` is not called. For servers that write
+/// their responses themselves; a Beast response uses set_rate_limit_headers.
+template <class Fn>
+void for_each_rate_limit_field(std::span<const rule_status> rules, const rule_status& binding,
+                               event_time wall_now, const header_options& opts,
+                               std::string_view policy, Fn&& fn) {
+    if (rules.empty()) return;
+    if (opts.draft_headers) {
+        if (!policy.empty()) {
+            fn(std::string_view("RateLimit-Policy"), policy);
+        } else {
+            detail::field_text v;
+            detail::append_ratelimit_policy(v, rules, opts.default_policy_name);
+            fn(std::string_view("RateLimit-Policy"), v.view());
+        }
+        detail::field_text v;
+        detail::append_ratelimit(v, rules, opts.default_policy_name);
+        fn(std::string_view("RateLimit"), v.view());
+    }
+    if (opts.legacy_headers) {
+        fn(std::string_view("X-RateLimit-Limit"), detail::decimal(binding.limit).view());
+        fn(std::string_view("X-RateLimit-Remaining"), detail::decimal(binding.remaining).view());
+        fn(std::string_view("X-RateLimit-Reset"),
+           detail::decimal(detail::reset_epoch_seconds(binding, wall_now)).view());
+    }
+}
+
+/// Appends the fields for_each_rate_limit_field visits, in the same order, as
+/// HTTP/1.1 header lines (`Name: value` and CRLF each) to `out`: anything with
+/// `out += std::string_view` and `out += char` (std::string, a fixed buffer). The
+/// fastest way for a server that serializes its responses itself; the values are
+/// written straight into `out`.
+template <class Out>
+void append_rate_limit_fields(Out& out, std::span<const rule_status> rules, const rule_status& binding,
+                              event_time wall_now, const header_options& opts, std::string_view policy = {}) {
+    if (rules.empty()) return;
+    if (opts.draft_headers) {
+        out += std::string_view("RateLimit-Policy: ");
+        if (!policy.empty())
+            out += policy;
+        else
+            detail::append_ratelimit_policy(out, rules, opts.default_policy_name);
+        out += std::string_view("\r\nRateLimit: ");
+        detail::append_ratelimit(out, rules, opts.default_policy_name);
+        out += std::string_view("\r\n");
+    }
+    if (opts.legacy_headers) {
+        out += std::string_view("X-RateLimit-Limit: ");
+        out += detail::decimal(binding.limit).view();
+        out += std::string_view("\r\nX-RateLimit-Remaining: ");
+        out += detail::decimal(binding.remaining).view();
+        out += std::string_view("\r\nX-RateLimit-Reset: ");
+        out += detail::decimal(detail::reset_epoch_seconds(binding, wall_now)).view();
+        out += std::string_view("\r\n");
+    }
+}
+
+/// Sets the rate-limit fields on a response (see for_each_rate_limit_field for the
+/// arguments). Existing fields of the same names are replaced. With no rules,
+/// nothing is set.
 template <class Fields>
 void set_rate_limit_headers(http::header<false, Fields>& res, std::span<const rule_status> rules,
                             const rule_status& binding, event_time wall_now,
                             const header_options& opts, std::string_view policy = {}) {
-    if (rules.empty()) return;
-    if (opts.draft_headers) {
-        if (!policy.empty()) {
-            detail::replace_field(res, "RateLimit-Policy", policy);
-        } else {
-            detail::field_text v;
-            detail::append_ratelimit_policy(v, rules, opts.default_policy_name);
-            detail::replace_field(res, "RateLimit-Policy", v.view());
-        }
-        detail::field_text v;
-        detail::append_ratelimit(v, rules, opts.default_policy_name);
-        detail::replace_field(res, "RateLimit", v.view());
-    }
-    if (opts.legacy_headers) {
-        char digits[20];
-        const auto number = [&](std::uint64_t n) {
-            const auto r = std::to_chars(digits, digits + sizeof digits, n);
-            return std::string_view(digits, static_cast<std::size_t>(r.ptr - digits));
-        };
-        detail::replace_field(res, "X-RateLimit-Limit", number(binding.limit));
-        detail::replace_field(res, "X-RateLimit-Remaining", number(binding.remaining));
-        const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                               wall_now.time_since_epoch()).count();
-        detail::replace_field(res, "X-RateLimit-Reset",
-                              number(static_cast<std::uint64_t>(now_s < 0 ? 0 : now_s) +
-                                     ceil_seconds(binding.reset_after)));
-    }
+    for_each_rate_limit_field(rules, binding, wall_now, opts, policy,
+                              [&res](std::string_view name, std::string_view value) {
+                                  detail::replace_field(res, name, value);
+                              });
 }
 
 /// `Retry-After` in whole seconds, at least 1.

@@ -185,6 +185,23 @@ public:
         set_rate_limit_headers(res, rules_.view(), binding(), wall_now_, *headers_, policy_);
     }
 
+    /// Calls `fn(name, value)` for each field apply() would set, for a server that
+    /// writes its responses itself (for_each_rate_limit_field; the views are valid
+    /// during the call only).
+    template <class Fn>
+    void for_each_field(Fn&& fn) const {
+        if (headers_ == nullptr || rules_.empty()) return;
+        for_each_rate_limit_field(rules_.view(), binding(), wall_now_, *headers_, policy_, fn);
+    }
+
+    /// Appends the fields apply() would set as header lines (`Name: value` and
+    /// CRLF each) to `out`, e.g. a std::string (append_rate_limit_fields).
+    template <class Out>
+    void append_fields(Out& out) const {
+        if (headers_ == nullptr || rules_.empty()) return;
+        append_rate_limit_fields(out, rules_.view(), binding(), wall_now_, *headers_, policy_);
+    }
+
     /// The middleware's own response for a request that must not proceed: the 429
     /// (text or problem+json, with all rate-limit fields) or the fail-closed 503.
     /// Precondition: !allowed().
