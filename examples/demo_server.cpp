@@ -24,11 +24,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <random>
@@ -174,30 +178,80 @@ std::string random_token() {
     return t;
 }
 
-/// The application behind the middleware: tiny JSON answers.
-http::response<http::string_body> app(const http::request<http::string_body>& req) {
-    http::response<http::string_body> res{http::status::ok, req.version()};
-    res.set(http::field::content_type, "application/json");
-    res.keep_alive(req.keep_alive());
+/// The application behind the middleware: a status and a tiny JSON body.
+struct answer {
+    http::status status;
+    std::string_view body;  // empty: no content
+};
+
+answer app(const http::request<http::string_body>& req) {
     const auto path = sb::path_of(req.target());
-    if (path == "/api/login" && req.method() == http::verb::post) res.body() = "{\"ok\":true}";
-    else if (path == "/api/items" && req.method() == http::verb::get) res.body() = "{\"items\":[]}";
-    else if (path == "/") res.body() = "{\"dashboard\":\"/ratelimit/dashboard/\"}";
-    else if (path == "/favicon.ico") {
-        res.result(http::status::no_content);
-        res.erase(http::field::content_type);
-    }
-    else {
-        res.result(http::status::not_found);
-        res.body() = "{\"error\":\"not found\"}";
-    }
-    res.prepare_payload();
-    return res;
+    if (path == "/api/login" && req.method() == http::verb::post) return {http::status::ok, "{\"ok\":true}"};
+    if (path == "/api/items" && req.method() == http::verb::get) return {http::status::ok, "{\"items\":[]}"};
+    if (path == "/") return {http::status::ok, "{\"dashboard\":\"/ratelimit/dashboard/\"}"};
+    if (path == "/favicon.ico") return {http::status::no_content, {}};
+    return {http::status::not_found, "{\"error\":\"not found\"}"};
 }
 
-/// Serializes a small, complete response (Content-Length set) into `out` in one
-/// piece: for answers this tiny, walking Beast's per-field buffer sequence costs
-/// more CPU than copying the bytes, and one contiguous buffer is one iovec.
+/// Appends to a std::string kept at its largest size, so each piece is a bounds
+/// check and a copy (std::string::append is an out-of-line call per piece).
+class wire_writer {
+public:
+    explicit wire_writer(std::string& out) : out_(out) {
+        if (out_.size() < 1024) out_.resize(1024);
+    }
+    // Inlined, so that the copy of a literal piece (most of them) has a known size.
+    [[gnu::always_inline]] wire_writer& operator+=(std::string_view s) {
+        if (s.size() > out_.size() - size_) grow(s.size());
+        std::memcpy(out_.data() + size_, s.data(), s.size());
+        size_ += s.size();
+        return *this;
+    }
+    [[gnu::always_inline]] wire_writer& operator+=(char c) {
+        if (size_ == out_.size()) grow(1);
+        out_[size_++] = c;
+        return *this;
+    }
+    std::string_view view() const noexcept { return {out_.data(), size_}; }
+
+private:
+    [[gnu::noinline]] void grow(std::size_t n) { out_.resize(std::max(2 * out_.size(), size_ + n)); }
+
+    std::string& out_;
+    std::size_t size_ = 0;
+};
+
+/// Writes a complete response for `a` into `out` and returns it, with the
+/// rate-limit fields of `r` (when given): the way a server that serializes its own
+/// small answers uses limit_result::append_fields. For answers this tiny, building
+/// a Beast response (a heap node per field) and walking its buffer sequence cost
+/// more CPU than the bytes themselves.
+std::string_view write_answer(std::string& out, unsigned version, bool keep_alive, const answer& a,
+                              const sb::limit_result* r) {
+    wire_writer w(out);
+    w += version == 10 ? std::string_view("HTTP/1.0 ") : std::string_view("HTTP/1.1 ");
+    const unsigned code = static_cast<unsigned>(a.status);
+    const char digits[4] = {char('0' + code / 100), char('0' + code / 10 % 10), char('0' + code % 10), ' '};
+    w += std::string_view(digits, 4);
+    const auto reason = http::obsolete_reason(a.status);
+    w += std::string_view(reason.data(), reason.size());
+    if (a.status != http::status::no_content) {
+        w += std::string_view("\r\nContent-Type: application/json\r\nContent-Length: ");
+        char length[20];
+        const auto end = std::to_chars(length, length + sizeof length, a.body.size()).ptr;
+        w += std::string_view(length, static_cast<std::size_t>(end - length));
+    }
+    w += std::string_view("\r\n");
+    if (version >= 11 && !keep_alive) w += std::string_view("Connection: close\r\n");
+    if (version < 11 && keep_alive) w += std::string_view("Connection: keep-alive\r\n");
+    if (r != nullptr) r->append_fields(w);
+    w += std::string_view("\r\n");
+    w += a.body;
+    return w.view();
+}
+
+/// Serializes a small, complete Beast response (Content-Length set) into `out` in
+/// one piece, as one iovec: the middleware's own 429 and 503 answers.
 void flatten(const http::response<http::string_body>& res, std::string& out) {
     out.clear();
     out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
@@ -219,43 +273,98 @@ void flatten(const http::response<http::string_body>& res, std::string& out) {
     out += res.body();
 }
 
+// The I/O objects name the io_context's executor type, not any_io_executor: every
+// operation then skips the type-erased executor's copies and queries.
+using io_executor = asio::io_context::executor_type;
+using socket_type = asio::basic_stream_socket<tcp, io_executor>;
+using acceptor_type = asio::basic_socket_acceptor<tcp, io_executor>;
+template <class T = void>
+using task = asio::awaitable<T, io_executor>;
+constexpr asio::use_awaitable_t<io_executor> use_task;
+constexpr auto use_task_tuple = asio::as_tuple(use_task);
+
 struct server {
     const options& opt;
     demo_middleware* mw;          // null in mode none
     const demo_dashboard* dash;   // null in mode none
     asio::thread_pool& work;
 
-    asio::awaitable<void> session(tcp::socket socket) {
-        boost::beast::flat_buffer buffer;
+    // Reading a request is what http::async_read does, minus its composed
+    // operations' bookkeeping on every request: feed the parser what is buffered
+    // (the buffer keeps a pipelined next request's bytes), read when it needs more.
+
+    /// Feeds `p` from `buffer`: true when the request is complete or `ec` is set,
+    /// false when the parser needs more bytes.
+    static bool feed(boost::beast::flat_buffer& buffer, http::request_parser<http::string_body>& p,
+                     boost::system::error_code& ec) {
+        while (buffer.size() != 0) {
+            const std::size_t used = p.put(buffer.data(), ec);
+            buffer.consume(used);
+            if (ec == http::error::need_more) ec = {};
+            if (ec || p.is_done()) return true;
+            if (used == 0) break;  // an incomplete header: read more
+        }
+        return false;
+    }
+
+    /// The error that ends reading `p` after a failed read: end_of_stream for a
+    /// peer that closed between requests, else the parser's verdict on a cut-off
+    /// message, else the read's error.
+    static boost::system::error_code read_failed(http::request_parser<http::string_body>& p,
+                                                 boost::system::error_code read_error) {
+        if (read_error != asio::error::eof) return read_error;
+        if (!p.got_some()) return http::error::end_of_stream;
+        boost::system::error_code ec;
+        p.put_eof(ec);
+        return ec ? ec : http::error::partial_message;
+    }
+
+    task<> session(socket_type socket) {
+        // At most a header (8 KiB by default) and a read's worth of bytes are buffered.
+        boost::beast::flat_buffer buffer(128 * 1024);
         std::string wire;
         const srl::ip_address peer = sb::to_ip_address(socket.remote_endpoint().address());
         for (;;) {
             http::request_parser<http::string_body> p;
             p.body_limit(64 * 1024);
-            auto [ec, n] = co_await http::async_read(socket, buffer, p, asio::as_tuple(asio::use_awaitable));
-            if (ec) co_return;
+            boost::system::error_code ec;
+            while (!feed(buffer, p, ec)) {
+                auto [rec, got] = co_await socket.async_read_some(
+                    buffer.prepare(boost::beast::read_size(buffer, 65536)), use_task_tuple);
+                if (rec) {
+                    ec = read_failed(p, rec);
+                    break;
+                }
+                buffer.commit(got);
+            }
+            if (ec) break;  // a closed connection or a malformed request: hang up
             http::request<http::string_body> req = p.release();
             bool keep = req.keep_alive();
             boost::system::error_code wec;
+            std::size_t n = 0;
             if (dash != nullptr && dash->matches(req.target())) {
-                auto res = co_await dash->async_handle(work.get_executor(), std::move(req), asio::use_awaitable);
+                auto res = co_await dash->async_handle(work.get_executor(), std::move(req), use_task);
                 keep = res.keep_alive();
-                std::tie(wec, n) = co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
+                std::tie(wec, n) = co_await http::async_write(socket, res, use_task_tuple);
             } else if (mw != nullptr) {
                 // The limiters keep their state in memory, so checking never blocks:
                 // decide on the I/O thread. (A SQL or Redis storage would use
                 // mw->async_handle with a work executor instead.)
                 // (check + apply is mw->handle without its type-erased message_generator.)
                 const sb::limit_result r = mw->check(req, peer);
-                http::response<http::string_body> res = r.allowed() ? app(req) : r.make_response(req);
-                if (r.allowed()) r.apply(res);
-                keep = res.keep_alive();
-                flatten(res, wire);
-                std::tie(wec, n) = co_await asio::async_write(socket, asio::buffer(wire), asio::as_tuple(asio::use_awaitable));
+                std::string_view out;
+                if (r.allowed()) {
+                    out = write_answer(wire, req.version(), keep, app(req), &r);
+                } else {
+                    const auto res = r.make_response(req);
+                    keep = res.keep_alive();
+                    flatten(res, wire);
+                    out = wire;
+                }
+                std::tie(wec, n) = co_await asio::async_write(socket, asio::buffer(out), use_task_tuple);
             } else {
-                auto res = app(req);
-                flatten(res, wire);
-                std::tie(wec, n) = co_await asio::async_write(socket, asio::buffer(wire), asio::as_tuple(asio::use_awaitable));
+                const auto out = write_answer(wire, req.version(), keep, app(req), nullptr);
+                std::tie(wec, n) = co_await asio::async_write(socket, asio::buffer(out), use_task_tuple);
             }
             if (wec || !keep) break;
         }
@@ -263,9 +372,9 @@ struct server {
         socket.shutdown(tcp::socket::shutdown_send, ignored);
     }
 
-    asio::awaitable<void> listen(tcp::acceptor& acceptor) {
+    task<> listen(acceptor_type& acceptor) {
         for (;;) {
-            auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+            auto [ec, socket] = co_await acceptor.async_accept(use_task_tuple);
             if (ec) {
                 if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
                 continue;  // e.g. too many open files: keep serving
@@ -337,9 +446,11 @@ int run(const options& opt) {
     }
     const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff)};
 
-    asio::io_context ioc(opt.threads);
+    // One I/O thread: no other thread touches the sockets (completions from the
+    // work pool are posted), so the reactor can skip its per-socket locks.
+    asio::io_context ioc(opt.threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO : opt.threads);
     asio::thread_pool work(2);
-    tcp::acceptor acceptor(ioc);
+    acceptor_type acceptor(ioc.get_executor());
     const tcp::endpoint ep(asio::ip::make_address(opt.address), opt.port);
     acceptor.open(ep.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
