@@ -319,11 +319,25 @@ struct server {
         return ec ? ec : http::error::partial_message;
     }
 
+    /// Writes what the socket's send buffer takes of `out` now, without waiting
+    /// (the socket is in non-blocking mode). A small answer usually goes whole,
+    /// which skips a trip through the scheduler; the caller sends any rest
+    /// asynchronously.
+    static std::size_t send_now(socket_type& socket, std::string_view out, boost::system::error_code& ec) {
+        const std::size_t sent = socket.write_some(asio::buffer(out), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            ec = {};
+            return 0;
+        }
+        return ec ? 0 : sent;
+    }
+
     task<> session(socket_type socket) {
         // At most a header (8 KiB by default) and a read's worth of bytes are buffered.
         boost::beast::flat_buffer buffer(128 * 1024);
         std::string wire;
         const srl::ip_address peer = sb::to_ip_address(socket.remote_endpoint().address());
+        socket.non_blocking(true);  // for send()
         for (;;) {
             http::request_parser<http::string_body> p;
             p.body_limit(64 * 1024);
@@ -342,6 +356,7 @@ struct server {
             bool keep = req.keep_alive();
             boost::system::error_code wec;
             std::size_t n = 0;
+            std::string_view out;  // a small answer written here, sent below
             if (dash != nullptr && dash->matches(req.target())) {
                 auto res = co_await dash->async_handle(work.get_executor(), std::move(req), use_task);
                 keep = res.keep_alive();
@@ -352,7 +367,6 @@ struct server {
                 // mw->async_handle with a work executor instead.)
                 // (check + apply is mw->handle without its type-erased message_generator.)
                 const sb::limit_result r = mw->check(req, peer);
-                std::string_view out;
                 if (r.allowed()) {
                     out = write_answer(wire, req.version(), keep, app(req), &r);
                 } else {
@@ -361,10 +375,13 @@ struct server {
                     flatten(res, wire);
                     out = wire;
                 }
-                std::tie(wec, n) = co_await asio::async_write(socket, asio::buffer(out), use_task_tuple);
             } else {
-                const auto out = write_answer(wire, req.version(), keep, app(req), nullptr);
-                std::tie(wec, n) = co_await asio::async_write(socket, asio::buffer(out), use_task_tuple);
+                out = write_answer(wire, req.version(), keep, app(req), nullptr);
+            }
+            if (!out.empty()) {
+                const std::size_t sent = send_now(socket, out, wec);
+                if (!wec && sent < out.size())
+                    std::tie(wec, n) = co_await asio::async_write(socket, asio::buffer(out.substr(sent)), use_task_tuple);
             }
             if (wec || !keep) break;
         }
