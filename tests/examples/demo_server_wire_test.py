@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOKEN = "wire-test-staff-token-0001"
@@ -174,6 +175,25 @@ def run(port):
     status, _, _, fields, body = c.response()
     check(status == 200 and body.startswith(b"{") and field(fields, "Content-Length") == str(len(body)),
           "and serves staff the JSON drill-down on the same connection")
+    c.close()
+
+    # A client that sends many requests before reading any answer: the server's
+    # send buffer fills, so answers go out through the asynchronous write too.
+    count = 100000
+    c = Conn(port)
+    sender = threading.Thread(target=lambda: c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * count))
+    sender.start()
+    time.sleep(0.5)  # the server answers into a full buffer meanwhile
+    bodies, answered = set(), 0
+    for _ in range(count):
+        status, _, _, _, body = c.response()
+        if status != 200:
+            break
+        bodies.add(body)
+        answered += 1
+    sender.join()
+    check(answered == count and bodies == {b'{"dashboard":"/ratelimit/dashboard/"}'},
+          "%d pipelined requests read late all get their whole answer" % count)
     c.close()
 
     # Bad input: the connection is dropped, nothing is answered, the server lives on.
