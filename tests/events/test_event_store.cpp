@@ -539,6 +539,92 @@ TEST_CASE("a hook that fails costs speed, not rows: the per-row triggers take ov
     CHECK(events == 4);
 }
 
+TEST_CASE("a hook that fails while it runs: the batch is written again with the triggers on",
+          "[soci][store][hooks][failure]") {
+    // Every trigger skips hooked batches, so the writer turns them off for the
+    // batch; the hook then fails at run time (NOT NULL), and the rewrite needs
+    // them back on.
+    hooked_store h("INSERT INTO hook_log (source) VALUES (NULL)");
+    std::vector<event> batch;
+    for (int i = 0; i < 6; ++i) batch.push_back(at(1'000 + i));
+    const auto r = h.store.write_batch(batch);
+    CHECK(r.written == 6);
+    CHECK(h.store.last_error().find("batch hook") != std::string::npos);
+    long long per_row = 0;
+    *h.sql << "SELECT COUNT(*) FROM hook_log WHERE source = 'row'", soci::into(per_row);
+    CHECK(per_row == 6);
+    // Later batches on the same connection skip the hooks and keep the triggers on.
+    REQUIRE(h.store.write_batch(std::vector<event>{at(2'000), at(2'001)}).written == 2);
+    *h.sql << "SELECT COUNT(*) FROM hook_log WHERE source = 'row'", soci::into(per_row);
+    CHECK(per_row == 8);
+}
+
+TEST_CASE("a trigger that does not skip hooked batches keeps every trigger firing for the writer's rows",
+          "[soci][store][hooks]") {
+    hooked_store h(toy_hook_sql);
+    *h.sql << "CREATE TABLE audit (what TEXT NOT NULL, id INTEGER)";
+    std::vector<event> batch;
+    for (int i = 0; i < 7; ++i) batch.push_back(at(1'000 + i));
+    // Only batch-aware triggers: the writer may switch them off; nothing changes.
+    REQUIRE(h.store.write_batch(batch).written == 7);
+    // A plain audit trigger on the events, and one on a table a hook writes.
+    *h.sql << "CREATE TRIGGER audit_events AFTER INSERT ON ratelimit_event"
+              " BEGIN INSERT INTO audit VALUES ('event', NEW.id); END";
+    REQUIRE(h.store.write_batch(batch).written == 7);
+    *h.sql << "DROP TRIGGER audit_events";
+    *h.sql << "CREATE TRIGGER audit_log AFTER INSERT ON hook_log BEGIN INSERT INTO audit VALUES ('log', NULL); END";
+    REQUIRE(h.store.write_batch(batch).written == 7);
+    CHECK(h.store.last_error().empty());
+    long long events = 0, logs = 0, batches = 0, per_row = 0;
+    *h.sql << "SELECT COUNT(*) FROM audit WHERE what = 'event'", soci::into(events);
+    *h.sql << "SELECT COUNT(*) FROM audit WHERE what = 'log'", soci::into(logs);
+    *h.sql << "SELECT COUNT(*) FROM hook_log WHERE source = 'batch'", soci::into(batches);
+    *h.sql << "SELECT COUNT(*) FROM hook_log WHERE source = 'row'", soci::into(per_row);
+    CHECK(events == 7);   // the audit trigger saw every row of the second batch
+    CHECK(logs == 1);     // the hook's insert into hook_log fired its trigger in the third
+    CHECK(batches == 3);  // the hook ran for every batch
+    CHECK(per_row == 0);  // and the batch-aware trigger skipped them all
+}
+
+TEST_CASE("which triggers leave the writer's hooked batches alone", "[soci][store][hooks]") {
+    using ssoci::detail::trigger_skips_batches;
+    // The analytics rollup trigger's shape: an INSERT trigger that skips marked batches.
+    CHECK(trigger_skips_batches("ratelimit_event",
+                                "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event"
+                                " WHEN NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN SELECT 1; END"));
+    // Triggers for other events on the events table: the writer only inserts.
+    CHECK(trigger_skips_batches("ratelimit_event",
+                                "CREATE TRIGGER d AFTER DELETE ON ratelimit_event BEGIN INSERT INTO x VALUES (1); END"));
+    CHECK(trigger_skips_batches("ratelimit_event",
+                                "create trigger u after update of allowed\non ratelimit_event begin select 1; end"));
+    // An INSERT trigger that does not skip them, in any spelling.
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER a AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "create trigger a before insert\ton ratelimit_event begin select 1; end"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER a INSTEAD OF INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    // The event is read from the header, whatever the trigger is called or its body does.
+    CHECK(trigger_skips_batches("ratelimit_event",
+                                "CREATE TRIGGER IF NOT EXISTS main.on_insert AFTER DELETE ON ratelimit_event"
+                                " BEGIN INSERT INTO x VALUES (1); END"));
+    CHECK(trigger_skips_batches("ratelimit_event",
+                                "CREATE TEMP TRIGGER [my \"insert\"] BEFORE UPDATE ON ratelimit_event BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER \"on\" AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER begin INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER \"a \"\"delete\"\" b\" AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    // A text of another shape is not understood, so it may matter.
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event", "CREATE TRIGGER"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event", ""));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event", "CREATE TRIGGER \"unterminated AFTER DELETE ON x"));
+    // Any trigger on another table may matter (the hooks write other tables).
+    CHECK_FALSE(trigger_skips_batches("ratelimit_rollup_hour",
+                                      "CREATE TRIGGER h AFTER UPDATE ON ratelimit_rollup_hour BEGIN SELECT 1; END"));
+}
+
 TEST_CASE("hooks changed while the writer runs are picked up by the next batch", "[soci][store][hooks]") {
     hooked_store h(toy_hook_sql);
     auto& store = h.store;

@@ -15,6 +15,7 @@
 // event_log_steps in soci/schema.hpp.
 #pragma once
 
+#include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -358,8 +359,10 @@ private:
         std::unique_ptr<::soci::session> sql;
         sqlite_api::sqlite3_stmt* insert = nullptr;
         sqlite_api::sqlite3_stmt* list_hooks = nullptr;  // null: no hook table (events v1)
+        sqlite_api::sqlite3_stmt* list_triggers = nullptr;
         bool hook_table_checked = false;
         bool hooks_disabled = false;
+        bool triggers_on = true;  // SQLITE_DBCONFIG_ENABLE_TRIGGER of this connection
         std::vector<batch_hook> hooks;
         connection() = default;
         connection(const connection&) = delete;
@@ -367,6 +370,7 @@ private:
         ~connection() {
             if (insert != nullptr) sqlite_api::sqlite3_finalize(insert);
             if (list_hooks != nullptr) sqlite_api::sqlite3_finalize(list_hooks);
+            if (list_triggers != nullptr) sqlite_api::sqlite3_finalize(list_triggers);
             for (auto& h : hooks) sqlite_api::sqlite3_finalize(h.stmt);
         }
     };
@@ -394,6 +398,11 @@ private:
     // Reads the registered batch hooks (inside the batch's transaction) and prepares
     // the ones whose text changed; false when there are none.
     bool load_batch_hooks(connection& c, sqlite_api::sqlite3* db);
+    // Whether every trigger in the database leaves a hooked batch's rows alone (see
+    // detail::trigger_skips_batches); false when that cannot be read.
+    bool triggers_skip_batches(connection& c, sqlite_api::sqlite3* db) noexcept;
+    // Turns this connection's triggers on or off (no-op when already so).
+    static bool set_triggers(connection& c, sqlite_api::sqlite3* db, bool on) noexcept;
     void write_postgresql(std::span<const event* const> rows);
     // Writes rows[...] with bisection; returns false at the first store failure,
     // with `done` set to how many rows were resolved (written or invalid) before it.
@@ -512,6 +521,15 @@ inline void event_store::write_sqlite(std::span<const event* const> rows) {
             return hook_failed(true);
         }
     }
+    // With hooks, and every trigger one that skips the batch's rows anyway, the
+    // triggers are off for the batch: SQLite would otherwise still run each one's
+    // program per row just to find its WHEN clause false (about 1 us per row for
+    // the analytics trigger). Any other trigger keeps them all on.
+    if (!set_triggers(c, db, !(hooks && triggers_skip_batches(c, db)))) {
+        note_error(std::string("cannot switch triggers: ") + sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw store_failure{};
+    }
     // The marker row makes the hooked per-row triggers skip these rows; it is
     // deleted before COMMIT, so no other connection ever sees it.
     if (hooks && sqlite3_exec(db, "INSERT INTO ratelimit_event_batch (first_id, last_id) VALUES (0, -1)",
@@ -566,6 +584,122 @@ inline void event_store::write_sqlite(std::span<const event* const> rows) {
         sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
         throw store_failure{};
     }
+}
+
+namespace detail {
+
+// The event a CREATE TRIGGER statement names (DELETE, INSERT or UPDATE, upper
+// case), read from its header: CREATE [TEMP|TEMPORARY] TRIGGER [IF NOT EXISTS]
+// [schema.]name [BEFORE|AFTER|INSTEAD OF] event ON ... Names may be quoted. "" when
+// the text does not have that shape.
+inline std::string trigger_event(std::string_view sql) {
+    std::size_t at = 0;
+    // The next token: a quoted name kept as is, '.', or a bare word upper-cased.
+    auto next = [&]() -> std::string {
+        while (at < sql.size() && std::isspace(static_cast<unsigned char>(sql[at]))) ++at;
+        if (at >= sql.size()) return {};
+        const char open = sql[at];
+        if (open == '"' || open == '`' || open == '[' || open == '\'') {
+            const char close = open == '[' ? ']' : open;
+            std::size_t end = at + 1;
+            for (;; ++end) {
+                if (end >= sql.size()) return {};
+                if (sql[end] == close) {
+                    if (close != ']' && end + 1 < sql.size() && sql[end + 1] == close) {
+                        ++end;  // a doubled quote inside the name
+                        continue;
+                    }
+                    break;
+                }
+            }
+            std::string token(sql.substr(at, end + 1 - at));
+            at = end + 1;
+            return token;
+        }
+        if (open == '.') {
+            ++at;
+            return ".";
+        }
+        std::string token;
+        while (at < sql.size() && !std::isspace(static_cast<unsigned char>(sql[at])) && sql[at] != '.' &&
+               sql[at] != '(')
+            token += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[at++])));
+        return token;
+    };
+    if (next() != "CREATE") return {};
+    std::string t = next();
+    if (t == "TEMP" || t == "TEMPORARY") t = next();
+    if (t != "TRIGGER") return {};
+    t = next();
+    if (t == "IF") {
+        if (next() != "NOT" || next() != "EXISTS") return {};
+        t = next();
+    }
+    if (t.empty()) return {};  // the name
+    t = next();
+    if (t == ".") {
+        if (next().empty()) return {};  // schema.name
+        t = next();
+    }
+    if (t == "BEFORE" || t == "AFTER") t = next();
+    else if (t == "INSTEAD") {
+        if (next() != "OF") return {};
+        t = next();
+    }
+    return t == "DELETE" || t == "INSERT" || t == "UPDATE" ? t : std::string();
+}
+
+/// Whether a trigger (its table and CREATE TRIGGER text, as sqlite_master holds
+/// them) does nothing for the rows of the event writer's hooked batches: an INSERT
+/// trigger on ratelimit_event whose WHEN clause skips them (`NOT EXISTS (SELECT 1
+/// FROM ratelimit_event_batch)`, as the analytics rollup trigger has), or a trigger
+/// on ratelimit_event for another event (the writer only inserts there). Anything
+/// else, a trigger on another table or a text this cannot read, may matter: false.
+inline bool trigger_skips_batches(std::string_view table, std::string_view sql) {
+    if (table != "ratelimit_event") return false;
+    const std::string event = trigger_event(sql);
+    if (event == "DELETE" || event == "UPDATE") return true;
+    return event == "INSERT" &&
+           sql.find("NOT EXISTS (SELECT 1 FROM ratelimit_event_batch)") != std::string_view::npos;
+}
+
+}  // namespace detail
+
+inline bool event_store::triggers_skip_batches(connection& c, sqlite_api::sqlite3* db) noexcept {
+    using namespace sqlite_api;
+    if (c.list_triggers == nullptr) {
+        static constexpr char sql[] = "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'";
+        if (sqlite3_prepare_v2(db, sql, sizeof sql, &c.list_triggers, nullptr) != SQLITE_OK) {
+            c.list_triggers = nullptr;
+            return false;
+        }
+    }
+    bool skip = true;
+    int rc;
+    while ((rc = sqlite3_step(c.list_triggers)) == SQLITE_ROW) {
+        const auto column = [&](int i) {
+            const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(c.list_triggers, i));
+            return std::string_view(t != nullptr ? t : "",
+                                    static_cast<std::size_t>(sqlite3_column_bytes(c.list_triggers, i)));
+        };
+        try {
+            skip = skip && detail::trigger_skips_batches(column(0), column(1));
+        } catch (...) {
+            skip = false;
+        }
+    }
+    sqlite3_reset(c.list_triggers);
+    return skip && rc == SQLITE_DONE;
+}
+
+inline bool event_store::set_triggers(connection& c, sqlite_api::sqlite3* db, bool on) noexcept {
+    if (c.triggers_on == on) return true;
+    int now = -1;
+    if (sqlite_api::sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, &now) != SQLITE_OK ||
+        now != (on ? 1 : 0))
+        return false;
+    c.triggers_on = on;
+    return true;
 }
 
 inline bool event_store::load_batch_hooks(connection& c, sqlite_api::sqlite3* db) {
