@@ -7,6 +7,7 @@
 #include <smart_ratelimit/beast/dashboard.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
+#include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/settings.hpp>
 #include <smart_ratelimit/sinks/async_sink.hpp>
@@ -62,7 +63,9 @@ struct sink_ref {
     }
 };
 
-using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref>;
+// Per-minute limits need no nanosecond clock: the coarse one (a scheduler tick,
+// a few ms) is read in a tenth of the time.
+using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref, srl::coarse_steady_clock>;
 
 /// Demo identity: a request naming a user in `X-Demo-User` counts as that user.
 /// (A real application returns the id of its authenticated session here.)
@@ -202,6 +205,7 @@ public:
     }
     // Inlined, so that the copy of a literal piece (most of them) has a known size.
     [[gnu::always_inline]] wire_writer& operator+=(std::string_view s) {
+        if (s.empty()) return *this;  // an empty view may have no data() to copy from
         if (s.size() > out_.size() - size_) grow(s.size());
         std::memcpy(out_.data() + size_, s.data(), s.size());
         size_ += s.size();
