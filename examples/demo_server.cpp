@@ -225,6 +225,15 @@ private:
     std::size_t size_ = 0;
 };
 
+/// "HTTP/1.1 200 OK" and CRLF.
+void put_status_line(wire_writer& w, unsigned version, unsigned code, std::string_view reason) {
+    w += version == 10 ? std::string_view("HTTP/1.0 ") : std::string_view("HTTP/1.1 ");
+    const char digits[4] = {char('0' + code / 100 % 10), char('0' + code / 10 % 10), char('0' + code % 10), ' '};
+    w += std::string_view(digits, 4);
+    w += reason;
+    w += std::string_view("\r\n");
+}
+
 /// Writes a complete response for `a` into `out` and returns it, with the
 /// rate-limit fields of `r` (when given): the way a server that serializes its own
 /// small answers uses limit_result::append_fields. For answers this tiny, building
@@ -233,19 +242,15 @@ private:
 std::string_view write_answer(std::string& out, unsigned version, bool keep_alive, const answer& a,
                               const sb::limit_result* r) {
     wire_writer w(out);
-    w += version == 10 ? std::string_view("HTTP/1.0 ") : std::string_view("HTTP/1.1 ");
-    const unsigned code = static_cast<unsigned>(a.status);
-    const char digits[4] = {char('0' + code / 100), char('0' + code / 10 % 10), char('0' + code % 10), ' '};
-    w += std::string_view(digits, 4);
     const auto reason = http::obsolete_reason(a.status);
-    w += std::string_view(reason.data(), reason.size());
+    put_status_line(w, version, static_cast<unsigned>(a.status), std::string_view(reason.data(), reason.size()));
     if (a.status != http::status::no_content) {
-        w += std::string_view("\r\nContent-Type: application/json\r\nContent-Length: ");
+        w += std::string_view("Content-Type: application/json\r\nContent-Length: ");
         char length[20];
         const auto end = std::to_chars(length, length + sizeof length, a.body.size()).ptr;
         w += std::string_view(length, static_cast<std::size_t>(end - length));
+        w += std::string_view("\r\n");
     }
-    w += std::string_view("\r\n");
     if (version >= 11 && !keep_alive) w += std::string_view("Connection: close\r\n");
     if (version < 11 && keep_alive) w += std::string_view("Connection: keep-alive\r\n");
     if (r != nullptr) r->append_fields(w);
@@ -255,26 +260,22 @@ std::string_view write_answer(std::string& out, unsigned version, bool keep_aliv
 }
 
 /// Serializes a small, complete Beast response (Content-Length set) into `out` in
-/// one piece, as one iovec: the middleware's own 429 and 503 answers.
-void flatten(const http::response<http::string_body>& res, std::string& out) {
-    out.clear();
-    out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-    char code[4] = {char('0' + res.result_int() / 100), char('0' + res.result_int() / 10 % 10),
-                    char('0' + res.result_int() % 10), ' '};
-    out.append(code, 4);
+/// one piece, as one iovec, and returns it: the middleware's own 429 and 503.
+std::string_view flatten(const http::response<http::string_body>& res, std::string& out) {
+    wire_writer w(out);
     const auto reason = res.reason();
-    out.append(reason.data(), reason.size());
-    out += "\r\n";
+    put_status_line(w, res.version(), res.result_int(), std::string_view(reason.data(), reason.size()));
     for (const auto& f : res) {
         const auto n = f.name_string();
         const auto v = f.value();
-        out.append(n.data(), n.size());
-        out += ": ";
-        out.append(v.data(), v.size());
-        out += "\r\n";
+        w += std::string_view(n.data(), n.size());
+        w += std::string_view(": ");
+        w += std::string_view(v.data(), v.size());
+        w += std::string_view("\r\n");
     }
-    out += "\r\n";
-    out += res.body();
+    w += std::string_view("\r\n");
+    w += res.body();
+    return w.view();
 }
 
 // The I/O objects name the io_context's executor type, not any_io_executor: every
@@ -376,8 +377,7 @@ struct server {
                 } else {
                     const auto res = r.make_response(req);
                     keep = res.keep_alive();
-                    flatten(res, wire);
-                    out = wire;
+                    out = flatten(res, wire);
                 }
             } else {
                 out = write_answer(wire, req.version(), keep, app(req), nullptr);
