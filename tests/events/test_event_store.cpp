@@ -616,6 +616,21 @@ TEST_CASE("which triggers leave the writer's hooked batches alone", "[soci][stor
                                       "CREATE TRIGGER begin INSERT ON ratelimit_event BEGIN SELECT 1; END"));
     CHECK_FALSE(trigger_skips_batches("ratelimit_event",
                                       "CREATE TRIGGER \"a \"\"delete\"\" b\" AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    // The skip must be the whole WHEN clause: combined with another condition, or
+    // only in the body, the trigger may do something for the writer's rows.
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER a AFTER INSERT ON ratelimit_event WHEN NEW.allowed = 0 OR"
+                                      " NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER a AFTER INSERT ON ratelimit_event WHEN NOT EXISTS (SELECT 1"
+                                      " FROM ratelimit_event_batch) AND NEW.allowed = 0 BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER a AFTER INSERT ON ratelimit_event BEGIN INSERT INTO x SELECT 1"
+                                      " WHERE NOT EXISTS (SELECT 1 FROM ratelimit_event_batch); SELECT 2; END"));
+    // Spelling and spacing of the skip do not matter; FOR EACH ROW and a schema may be there.
+    CHECK(trigger_skips_batches("ratelimit_event",
+                                "create trigger \"t\" after insert on main.ratelimit_event for each row\n"
+                                "  when not exists(select 1 from ratelimit_event_batch)\nbegin select 1; end"));
     // A text of another shape is not understood, so it may matter.
     CHECK_FALSE(trigger_skips_batches("ratelimit_event", "CREATE TRIGGER"));
     CHECK_FALSE(trigger_skips_batches("ratelimit_event", ""));

@@ -588,79 +588,109 @@ inline void event_store::write_sqlite(std::span<const event* const> rows) {
 
 namespace detail {
 
-// The event a CREATE TRIGGER statement names (DELETE, INSERT or UPDATE, upper
-// case), read from its header: CREATE [TEMP|TEMPORARY] TRIGGER [IF NOT EXISTS]
-// [schema.]name [BEFORE|AFTER|INSTEAD OF] event ON ... Names may be quoted. "" when
-// the text does not have that shape.
-inline std::string trigger_event(std::string_view sql) {
-    std::size_t at = 0;
-    // The next token: a quoted name kept as is, '.', or a bare word upper-cased.
-    auto next = [&]() -> std::string {
-        while (at < sql.size() && std::isspace(static_cast<unsigned char>(sql[at]))) ++at;
-        if (at >= sql.size()) return {};
-        const char open = sql[at];
+// Reads a CREATE TRIGGER statement token by token: a quoted name kept as is, '.',
+// '(', ')' or a bare word upper-cased; "" at the end.
+class trigger_tokens {
+public:
+    explicit trigger_tokens(std::string_view sql) : sql_(sql) {}
+
+    std::string next() {
+        while (at_ < sql_.size() && std::isspace(static_cast<unsigned char>(sql_[at_]))) ++at_;
+        if (at_ >= sql_.size()) return {};
+        const char open = sql_[at_];
         if (open == '"' || open == '`' || open == '[' || open == '\'') {
             const char close = open == '[' ? ']' : open;
-            std::size_t end = at + 1;
+            std::size_t end = at_ + 1;
             for (;; ++end) {
-                if (end >= sql.size()) return {};
-                if (sql[end] == close) {
-                    if (close != ']' && end + 1 < sql.size() && sql[end + 1] == close) {
+                if (end >= sql_.size()) {
+                    at_ = sql_.size();
+                    return {};  // unterminated
+                }
+                if (sql_[end] == close) {
+                    if (close != ']' && end + 1 < sql_.size() && sql_[end + 1] == close) {
                         ++end;  // a doubled quote inside the name
                         continue;
                     }
                     break;
                 }
             }
-            std::string token(sql.substr(at, end + 1 - at));
-            at = end + 1;
+            std::string token(sql_.substr(at_, end + 1 - at_));
+            at_ = end + 1;
             return token;
         }
-        if (open == '.') {
-            ++at;
-            return ".";
-        }
+        if (open == '.' || open == '(' || open == ')') return std::string(1, sql_[at_++]);
         std::string token;
-        while (at < sql.size() && !std::isspace(static_cast<unsigned char>(sql[at])) && sql[at] != '.' &&
-               sql[at] != '(')
-            token += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[at++])));
+        while (at_ < sql_.size() && !std::isspace(static_cast<unsigned char>(sql_[at_])) && sql_[at_] != '.' &&
+               sql_[at_] != '(' && sql_[at_] != ')')
+            token += static_cast<char>(std::toupper(static_cast<unsigned char>(sql_[at_++])));
         return token;
-    };
-    if (next() != "CREATE") return {};
-    std::string t = next();
-    if (t == "TEMP" || t == "TEMPORARY") t = next();
-    if (t != "TRIGGER") return {};
-    t = next();
-    if (t == "IF") {
-        if (next() != "NOT" || next() != "EXISTS") return {};
-        t = next();
     }
-    if (t.empty()) return {};  // the name
-    t = next();
+private:
+    std::string_view sql_;
+    std::size_t at_ = 0;
+};
+
+// Reads `[schema.]name` after its first token `t`; returns the token after it.
+inline std::string skip_qualified_name(trigger_tokens& in, std::string t) {
+    if (t.empty()) return {};
+    t = in.next();
     if (t == ".") {
-        if (next().empty()) return {};  // schema.name
-        t = next();
+        if (in.next().empty()) return {};
+        t = in.next();
     }
-    if (t == "BEFORE" || t == "AFTER") t = next();
+    return t;
+}
+
+// The event a CREATE TRIGGER statement names (DELETE, INSERT or UPDATE, upper
+// case), read from its header: CREATE [TEMP|TEMPORARY] TRIGGER [IF NOT EXISTS]
+// [schema.]name [BEFORE|AFTER|INSTEAD OF] event ... "" when the text does not have
+// that shape. `in` is left after the event.
+inline std::string trigger_event(trigger_tokens& in) {
+    if (in.next() != "CREATE") return {};
+    std::string t = in.next();
+    if (t == "TEMP" || t == "TEMPORARY") t = in.next();
+    if (t != "TRIGGER") return {};
+    t = in.next();
+    if (t == "IF") {
+        if (in.next() != "NOT" || in.next() != "EXISTS") return {};
+        t = in.next();
+    }
+    t = skip_qualified_name(in, t);
+    if (t == "BEFORE" || t == "AFTER") t = in.next();
     else if (t == "INSTEAD") {
-        if (next() != "OF") return {};
-        t = next();
+        if (in.next() != "OF") return {};
+        t = in.next();
     }
     return t == "DELETE" || t == "INSERT" || t == "UPDATE" ? t : std::string();
 }
 
+inline std::string trigger_event(std::string_view sql) {
+    trigger_tokens in(sql);
+    return trigger_event(in);
+}
+
 /// Whether a trigger (its table and CREATE TRIGGER text, as sqlite_master holds
 /// them) does nothing for the rows of the event writer's hooked batches: an INSERT
-/// trigger on ratelimit_event whose WHEN clause skips them (`NOT EXISTS (SELECT 1
-/// FROM ratelimit_event_batch)`, as the analytics rollup trigger has), or a trigger
-/// on ratelimit_event for another event (the writer only inserts there). Anything
+/// trigger on ratelimit_event whose whole WHEN clause is `NOT EXISTS (SELECT 1 FROM
+/// ratelimit_event_batch)` (the analytics rollup trigger's), or a trigger on
+/// ratelimit_event for another event (the writer only inserts there). Anything
 /// else, a trigger on another table or a text this cannot read, may matter: false.
 inline bool trigger_skips_batches(std::string_view table, std::string_view sql) {
     if (table != "ratelimit_event") return false;
-    const std::string event = trigger_event(sql);
+    trigger_tokens in(sql);
+    const std::string event = trigger_event(in);
     if (event == "DELETE" || event == "UPDATE") return true;
-    return event == "INSERT" &&
-           sql.find("NOT EXISTS (SELECT 1 FROM ratelimit_event_batch)") != std::string_view::npos;
+    if (event != "INSERT" || in.next() != "ON") return false;
+    std::string t = skip_qualified_name(in, in.next());
+    if (t == "FOR") {
+        if (in.next() != "EACH" || in.next() != "ROW") return false;
+        t = in.next();
+    }
+    if (t != "WHEN") return false;
+    // The condition, token by token, then BEGIN: nothing else may decide.
+    for (const char* expected : {"NOT", "EXISTS", "(", "SELECT", "1", "FROM", "RATELIMIT_EVENT_BATCH", ")", "BEGIN"})
+        if (in.next() != expected) return false;
+    return true;
 }
 
 }  // namespace detail
