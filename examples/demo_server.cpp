@@ -341,8 +341,11 @@ struct server {
         // At most a header (8 KiB by default) and a read's worth of bytes are buffered.
         boost::beast::flat_buffer buffer(128 * 1024);
         std::string wire;
-        const srl::ip_address peer = sb::to_ip_address(socket.remote_endpoint().address());
-        socket.non_blocking(true);  // for send()
+        boost::system::error_code peer_error;
+        const auto endpoint = socket.remote_endpoint(peer_error);
+        if (peer_error) co_return;  // already gone
+        const srl::ip_address peer = sb::to_ip_address(endpoint.address());
+        socket.non_blocking(true);  // for send_now()
         for (;;) {
             http::request_parser<http::string_body> p;
             p.body_limit(64 * 1024);
@@ -370,7 +373,7 @@ struct server {
                 // The limiters keep their state in memory, so checking never blocks:
                 // decide on the I/O thread. (A SQL or Redis storage would use
                 // mw->async_handle with a work executor instead.)
-                // (check + apply is mw->handle without its type-erased message_generator.)
+                // (check and append_fields are mw->handle minus Beast's response objects.)
                 const sb::limit_result r = mw->check(req, peer);
                 if (r.allowed()) {
                     out = write_answer(wire, req.version(), keep, app(req), &r);
