@@ -115,6 +115,23 @@ TEST_CASE("bounded wait: a healthy store answers through the workers unchanged",
     CHECK(r.state() == srl::breaker_state::closed);
 }
 
+TEST_CASE("bounded wait: one worker serves a caller's calls back to back, never found busy with the last one",
+          "[resilience][bounded_wait]") {
+    // The worker counts as free once the backend call returns, before the caller
+    // wakes: the caller's next call can never find it still busy with the last one.
+    gated_storage s;
+    auto opts = bounded(srl::failure_mode::fail_closed);
+    opts.wait_workers = 1;
+    resilient r(s, opts, {}, srl::manual_clock(t0));
+    const srl::any_algorithm roomy("fixed_window", srl::rate{1'000'000, 1h});
+    constexpr int calls = 20'000;
+    int allowed = 0;
+    for (int i = 0; i < calls; ++i) allowed += r.acquire("k", roomy, t0, 1).allowed ? 1 : 0;
+    CHECK(allowed == calls);
+    CHECK(r.stats().workers_exhausted == 0);
+    CHECK(r.stats().successes == static_cast<std::uint64_t>(calls));
+}
+
 TEST_CASE("bounded wait: a frozen store gets the policy's answer at the timeout, exhausted workers fail fast, "
           "and service recovers when the store resumes",
           "[resilience][bounded_wait]") {

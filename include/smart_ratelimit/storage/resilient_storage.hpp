@@ -200,7 +200,25 @@ private:
 
     // The bounded-wait workers: a fixed set of threads and a hand-off queue that never
     // holds more tasks than there are idle workers. A task returns true when its caller
-    // had already given up on it.
+    // had already given up on it. A worker counts as idle again as soon as its task
+    // calls ticket.release() (after the backend call, before the caller is woken), so a
+    // caller that makes its next call at once never finds its own last worker busy.
+    class worker_pool;
+    class worker_ticket {
+    public:
+        explicit worker_ticket(worker_pool& p) noexcept : pool_(p) {}
+        worker_ticket(const worker_ticket&) = delete;
+        worker_ticket& operator=(const worker_ticket&) = delete;
+        void release() noexcept {
+            if (!released_) pool_.release_one();
+            released_ = true;
+        }
+
+    private:
+        worker_pool& pool_;
+        bool released_ = false;
+    };
+
     class worker_pool {
     public:
         worker_pool(std::uint32_t n, std::atomic<std::uint64_t>* late) : late_(late) {
@@ -216,7 +234,7 @@ private:
         worker_pool& operator=(const worker_pool&) = delete;
         ~worker_pool() { shut_down(); }
         /// Hands the task to an idle worker; false (nothing queued) when every worker is busy.
-        bool try_submit(std::function<bool()> task) {
+        bool try_submit(std::function<bool(worker_ticket&)> task) {
             {
                 std::lock_guard<std::mutex> lock(m_);
                 if (busy_ >= threads_.size()) return false;
@@ -228,6 +246,12 @@ private:
         }
 
     private:
+        friend class worker_ticket;
+        void release_one() noexcept {
+            std::lock_guard<std::mutex> lock(m_);
+            --busy_;
+        }
+
         void shut_down() {
             {
                 std::lock_guard<std::mutex> lock(m_);
@@ -239,7 +263,7 @@ private:
 
         void run() {
             for (;;) {
-                std::function<bool()> task;
+                std::function<bool(worker_ticket&)> task;
                 {
                     std::unique_lock<std::mutex> lock(m_);
                     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
@@ -247,12 +271,10 @@ private:
                     task = std::move(queue_.front());
                     queue_.pop_front();
                 }
-                const bool abandoned = task();
+                worker_ticket ticket(*this);
+                const bool abandoned = task(ticket);
                 task = nullptr;
-                {
-                    std::lock_guard<std::mutex> lock(m_);
-                    --busy_;
-                }
+                ticket.release();  // if the task did not
                 if (abandoned) late_->fetch_add(1, std::memory_order_relaxed);
             }
         }
@@ -260,7 +282,7 @@ private:
         std::atomic<std::uint64_t>* late_;
         std::mutex m_;
         std::condition_variable cv_;
-        std::deque<std::function<bool()>> queue_;
+        std::deque<std::function<bool(worker_ticket&)>> queue_;
         std::size_t busy_ = 0;
         bool stop_ = false;
         std::vector<std::thread> threads_;
@@ -298,7 +320,7 @@ private:
     bounded_result call_bounded(op o, std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
                                 std::uint64_t cost, outcome& out) {
         auto slot = std::make_shared<call_slot>();
-        auto task = [slot, primary = primary_, o, key = std::string(key), a, now, cost]() -> bool {
+        auto task = [slot, primary = primary_, o, key = std::string(key), a, now, cost](worker_ticket& ticket) -> bool {
             {
                 std::lock_guard<std::mutex> lock(slot->m);
                 if (slot->abandoned) return true;  // the caller gave up before it started
@@ -311,6 +333,7 @@ private:
                 ok = true;
             } catch (...) {
             }
+            ticket.release();  // out of the backend: free before the caller wakes
             std::lock_guard<std::mutex> lock(slot->m);
             if (slot->abandoned) return true;
             slot->ok = ok;
