@@ -664,11 +664,6 @@ inline std::string trigger_event(trigger_tokens& in) {
     return t == "DELETE" || t == "INSERT" || t == "UPDATE" ? t : std::string();
 }
 
-inline std::string trigger_event(std::string_view sql) {
-    trigger_tokens in(sql);
-    return trigger_event(in);
-}
-
 /// Whether a trigger (its table and CREATE TRIGGER text, as sqlite_master holds
 /// them) does nothing for the rows of the event writer's hooked batches: an INSERT
 /// trigger on ratelimit_event whose whole WHEN clause is `NOT EXISTS (SELECT 1 FROM
