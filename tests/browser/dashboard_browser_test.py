@@ -26,20 +26,14 @@ import time
 import urllib.error
 import urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from demo_process import Failure, check, start_demo_server, stop  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 TOKEN = "browser-test-staff-token-0001"
 HOSTILE = "<script>alert(1)</script>"
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-    print("ok   " + what)
 
 
 def free_port():
@@ -150,17 +144,6 @@ def wait_for(cond, timeout=20):
         time.sleep(0.05)
 
 
-def stop(proc, sig=signal.SIGTERM, timeout=30):
-    if proc is None or proc.poll() is not None:
-        return proc.returncode if proc else None
-    os.kill(proc.pid, sig)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        return proc.wait()
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -175,21 +158,7 @@ def main():
     wd = None
     try:
         # The demo server, with 127.0.0.1 trusted so X-Forwarded-For can name clients.
-        log = open(os.path.join(work, "server.log"), "w+")
-        server = subprocess.Popen([a.server, "--port", "0", "--database", "sqlite:///" + work + "/events.db",
-                                   "--migrate", "--staff-token", TOKEN, "--trusted-proxies", "127.0.0.1/32"],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        base = None
-        for _ in range(300):
-            log.seek(0)
-            for line in log.read().splitlines():
-                if line.startswith("demo_server: listening on "):
-                    base = line.split()[3].rstrip("/")
-            if base or server.poll() is not None:
-                break
-            time.sleep(0.1)
-        log.seek(0)
-        check(base is not None, "demo server started: " + log.read().strip().replace("\n", " | "))
+        server, base = start_demo_server(a.server, work, TOKEN, "--trusted-proxies", "127.0.0.1/32")
 
         # Traffic: one client over the login limit, a hostile user id over the items limit.
         login = [http("POST", base + "/api/login", {"X-Forwarded-For": "203.0.113.5"}, b"")[0] for _ in range(9)]

@@ -18,23 +18,16 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from demo_process import Failure, check, start_demo_server, stop  # noqa: E402
+
 TOKEN = "wire-test-staff-token-0001"
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-    print("ok   " + what)
 
 
 class Conn:
@@ -228,32 +221,15 @@ def main():
     work = tempfile.mkdtemp(prefix="srl-wire-")
     server = None
     try:
-        log = open(os.path.join(work, "server.log"), "w+")
-        server = subprocess.Popen([a.server, "--port", "0", "--address", "127.0.0.1", "--database",
-                                   "sqlite:///" + work + "/events.db", "--migrate", "--staff-token", TOKEN],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        port = None
-        for _ in range(300):
-            log.seek(0)
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", log.read())
-            if m or server.poll() is not None:
-                port = int(m.group(1)) if m else None
-                break
-            time.sleep(0.1)
-        log.seek(0)
-        check(port is not None, "demo server started: " + log.read().strip().replace("\n", " | "))
-        run(port)
-        server.send_signal(signal.SIGINT)
-        check(server.wait(timeout=30) == 0, "the server stops cleanly on SIGINT")
-        server = None
+        server, base = start_demo_server(a.server, work, TOKEN)
+        run(int(base.rsplit(":", 1)[1]))
+        check(stop(server, signal.SIGINT) == 0, "the server stops cleanly on SIGINT")
         return 0
     except (Failure, EOFError, OSError) as e:
         print("FAIL " + (str(e) or type(e).__name__))
         return 1
     finally:
-        if server is not None:
-            server.kill()
-            server.wait()
+        stop(server, signal.SIGKILL)
         shutil.rmtree(work, ignore_errors=True)
 
 
