@@ -30,9 +30,13 @@ inline constexpr std::chrono::nanoseconds never = std::chrono::nanoseconds::max(
 /// `remaining` is limit - count, never negative. `reset_after` is the time until the
 /// state is back to fresh (full quota); `retry_after` is 0 when allowed, the wait
 /// until the same request could pass otherwise, or `never` when !retryable.
+/// `degraded` marks the answer of a store that could not decide (storage failure):
+/// then nothing was counted, `allowed` is false and `retry_after` says when asking
+/// again is worthwhile; the limiter's failure_policy decides what the request gets.
 struct outcome {
     bool allowed = false;
     bool retryable = true;
+    bool degraded = false;
     std::uint64_t count = 0;
     std::uint64_t remaining = 0;
     std::chrono::nanoseconds reset_after{0};
@@ -75,15 +79,19 @@ private:
 };
 
 /// One rule's decision on one request.
-/// `allowed` is the algorithm's verdict, as logged (false when over the limit, shadow
-/// mode included); `shadow` says the rule only observes, so the request proceeds
-/// anyway: test `blocked()` (or the verdict) to decide whether to reject.
+/// `allowed` says whether this rule lets the request through: false when over the
+/// limit (shadow mode included), and for a degraded decision under fail_closed.
+/// `shadow` says the rule only observes, so the request proceeds anyway. `degraded`
+/// says the store could not decide (then `count` is 0 and nothing was consumed).
+/// Test `rejects()` (or the verdict) to decide whether to refuse the request, and
+/// `kind()` for the outcome that is logged and counted.
 /// `rule` views the limiter's rule storage (valid while the limiter lives); `key` is
 /// the full storage key, e.g. "rule:login:ip:203.0.113.5".
 struct decision {
     bool allowed = true;
     bool shadow = false;
     bool retryable = true;
+    bool degraded = false;
     std::uint64_t limit = 0;
     std::uint64_t remaining = 0;
     std::uint64_t count = 0;
@@ -92,12 +100,22 @@ struct decision {
     std::string_view rule;
     key_buffer key;
 
-    /// True when this decision rejects the request (denied and not shadow).
-    bool blocked() const noexcept { return !allowed && !shadow; }
+    /// True when this decision refuses the request: over the limit (429), or degraded
+    /// under fail_closed (503). Shadow rules never refuse.
+    bool rejects() const noexcept { return !allowed && !shadow; }
+    /// True when the client is over this rule's limit and the request is refused (429).
+    bool blocked() const noexcept { return rejects() && !degraded; }
+    /// The outcome, as logged and counted: degraded first, then allowed, then
+    /// shadow_blocked or blocked.
+    outcome_kind kind() const noexcept {
+        if (degraded) return outcome_kind::degraded;
+        if (allowed) return outcome_kind::allowed;
+        return shadow ? outcome_kind::shadow_blocked : outcome_kind::blocked;
+    }
 };
 
 /// Every rule's decision on one request, in rule order, stored inline (a limiter
-/// has at most max_rules rules). The request proceeds iff no decision is blocked().
+/// has at most max_rules rules). The request proceeds iff no decision rejects() it.
 /// Thread safety: a plain value.
 class verdict {
 public:
@@ -111,13 +129,24 @@ public:
         return *this;
     }
 
-    /// True when the request may proceed: no rule blocks it.
+    /// True when the request may proceed: no rule refuses it.
     bool allowed() const noexcept {
         for (const auto& d : decisions())
-            if (d.blocked()) return false;
+            if (d.rejects()) return false;
         return true;
     }
-    bool blocked() const noexcept { return !allowed(); }
+    /// True when a rule finds the client over its limit and refuses the request (429).
+    bool blocked() const noexcept {
+        for (const auto& d : decisions())
+            if (d.blocked()) return true;
+        return false;
+    }
+    /// True when the store could not decide for some rule (whatever the policy did).
+    bool degraded() const noexcept {
+        for (const auto& d : decisions())
+            if (d.degraded) return true;
+        return false;
+    }
     explicit operator bool() const noexcept { return allowed(); }
 
     std::span<const decision> decisions() const noexcept { return {data(), size_}; }
@@ -125,14 +154,14 @@ public:
     std::size_t size() const noexcept { return size_; }
     const decision& operator[](std::size_t i) const noexcept { return data()[i]; }
 
-    /// The decision that explains the response: the blocking one with the longest
-    /// retry_after when blocked, else the one with the fewest remaining units.
+    /// The decision that explains the response: the refusing one with the longest
+    /// retry_after when refused, else the one with the fewest remaining units.
     /// Precondition: size() > 0.
     const decision& binding() const noexcept {
         const decision* best = data();
-        bool best_blocks = best->blocked();
+        bool best_blocks = best->rejects();
         for (const auto& d : decisions()) {
-            const bool blocks = d.blocked();
+            const bool blocks = d.rejects();
             if (blocks && (!best_blocks || d.retry_after > best->retry_after)) {
                 best = &d;
                 best_blocks = true;
@@ -143,12 +172,12 @@ public:
         return *best;
     }
 
-    /// The longest wait among blocking decisions (0 when allowed; `never` when a
+    /// The longest wait among refusing decisions (0 when allowed; `never` when a
     /// blocking decision can never pass).
     std::chrono::nanoseconds retry_after() const noexcept {
         std::chrono::nanoseconds r{0};
         for (const auto& d : decisions())
-            if (d.blocked()) r = std::max(r, d.retry_after);
+            if (d.rejects()) r = std::max(r, d.retry_after);
         return r;
     }
 

@@ -1,8 +1,9 @@
 // smart_ratelimit/limiter.hpp
-// limiter<KeyExtractor, Storage, Sink, Clock>: applies a fixed list of rules to
-// requests. check() decides without logging (a limiter used from handler code writes
-// no events, SPEC 5); check_and_record() also writes one event per rule decision
-// to the sink, and is what the HTTP middleware calls.
+// limiter<KeyExtractor, Storage, Sink, Clock, Observer>: applies a fixed list of
+// rules to requests. check() decides without logging (a limiter used from handler
+// code writes no events); check_and_record() also writes one event per rule decision
+// to the sink, and is what the HTTP middleware calls. A store that cannot decide
+// gives degraded decisions, which the failure policy lets through or refuses.
 #pragma once
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
@@ -11,8 +12,10 @@
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>
+#include <smart_ratelimit/observer.hpp>
 #include <smart_ratelimit/rule.hpp>
 #include <smart_ratelimit/sinks/null_sink.hpp>
+#include <smart_ratelimit/storage/failure_policy.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
 #include <atomic>
@@ -35,6 +38,10 @@ struct limiter_options {
     std::string fallback_key = "anonymous";
     /// Puts every rule in shadow mode: decide and log, never block.
     bool shadow = false;
+    /// What a degraded decision (the store could not decide) does to the request:
+    /// refuse it (fail_closed, the default; the middleware answers 503) or let it
+    /// through (fail_open). Either way it is never a denial nor counted as blocked.
+    failure_policy on_store_failure = failure_policy::fail_closed;
 };
 
 /// What the HTTP layer knows about a request, for its events.
@@ -53,18 +60,24 @@ struct request_info {
 /// rules, every rule is evaluated and quota is consumed only when all of them pass
 /// (peek all, then acquire all, rolling back if a concurrent request got in between).
 /// Shadow rules decide and log but never block; a cost > 1 weighs a request more.
-/// A throwing sink never changes a decision: the limiter catches and counts.
+/// A storage that cannot decide answers a degraded outcome (or throws: the limiter
+/// catches and treats it the same); such a decision is `degraded`, consumes nothing,
+/// and passes or refuses the request as options().on_store_failure says. When one
+/// rule is degraded and fails closed, the quota the others took is given back.
+/// A throwing sink or observer never changes a decision: the limiter catches and counts.
 /// Thread safety: check, check_at and check_and_record may be called concurrently
-/// from any number of threads (given a thread-safe storage and sink); the rules are
-/// fixed at construction.
+/// from any number of threads (given a thread-safe storage, sink and observer); the
+/// rules are fixed at construction.
 template <class KeyExtractor, storage_backend Storage = in_memory_storage<>,
-          event_sink Sink = null_sink, clock Clock = steady_clock>
+          event_sink Sink = null_sink, clock Clock = steady_clock,
+          observer Observer = null_observer>
 class limiter {
 public:
     using key_extractor_type = KeyExtractor;
     using storage_type = Storage;
     using sink_type = Sink;
     using clock_type = Clock;
+    using observer_type = Observer;
     using algorithm_type = typename Storage::algorithm_type;
     using rule_type = basic_rule<algorithm_type>;
 
@@ -73,17 +86,19 @@ public:
     /// duplicate names.
     limiter(KeyExtractor key_extractor, const std::vector<rule_config>& rules,
             limiter_options options = {}, Storage storage = Storage{}, Sink sink = Sink{},
-            Clock clock = Clock{})
+            Clock clock = Clock{}, Observer observer = Observer{})
         : limiter(std::move(key_extractor), make_rules(rules), std::move(options),
-                  std::move(storage), std::move(sink), std::move(clock)) {}
+                  std::move(storage), std::move(sink), std::move(clock), std::move(observer)) {}
 
     /// As above, with rules already built (e.g. a specific algorithm object).
     limiter(KeyExtractor key_extractor, std::vector<rule_type> rules, limiter_options options,
-            Storage storage = Storage{}, Sink sink = Sink{}, Clock clock = Clock{})
+            Storage storage = Storage{}, Sink sink = Sink{}, Clock clock = Clock{},
+            Observer observer = Observer{})
         : key_extractor_(std::move(key_extractor)),
           storage_(std::move(storage)),
           sink_(std::move(sink)),
           clock_(std::move(clock)),
+          observer_(std::move(observer)),
           rules_(std::move(rules)),
           options_(std::move(options)) {
         validate();
@@ -136,12 +151,45 @@ public:
     Sink& sink() noexcept { return sink_; }
     const Sink& sink() const noexcept { return sink_; }
     const Clock& clock() const noexcept { return clock_; }
+    Observer& observer() noexcept { return observer_; }
+    const Observer& observer() const noexcept { return observer_; }
     const std::vector<rule_type>& rules() const noexcept { return rules_; }
     const limiter_options& options() const noexcept { return options_; }
 
-    /// Number of times the sink threw (the decisions were unaffected).
+    /// Number of times the sink or the observer threw (the decisions were unaffected).
     std::uint64_t sink_failures() const noexcept {
         return sink_failures_.load(std::memory_order_relaxed);
+    }
+
+    /// Fills `d` from rule `rule_index`'s outcome `o`: the decision check() would make
+    /// of it, the failure policy applied to a degraded outcome. For code that runs the
+    /// rules' storage calls itself (the HTTP middleware across several limiters).
+    void make_decision(decision& d, std::size_t rule_index, const outcome& o) const noexcept {
+        fill(d, rules_[rule_index], o);
+    }
+
+    /// Tells the observer about `d` (a decision of this limiter's rules made outside
+    /// check(), by make_decision). `elapsed`: the time it took, or not_timed.
+    void observe(const decision& d, std::chrono::nanoseconds elapsed) noexcept {
+        if constexpr (detail::observes_decisions<Observer>) {
+            try {
+                observer_.on_decision(d, elapsed);
+            } catch (...) {
+                sink_failures_.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+    }
+
+    /// True when the observer asks to time the next decision (see observer.hpp).
+    bool time_next() noexcept {
+        if constexpr (detail::observes_decisions<Observer>) {
+            try {
+                return detail::wants_timing(observer_);
+            } catch (...) {
+                return false;
+            }
+        }
+        return false;
     }
 
 private:
@@ -174,15 +222,46 @@ private:
     }
 
     void fill(decision& d, const rule_type& r, const outcome& o) const noexcept {
-        d.allowed = o.allowed;
+        d.degraded = o.degraded;
+        d.allowed = o.degraded ? options_.on_store_failure == failure_policy::fail_open : o.allowed;
         d.shadow = r.shadow || options_.shadow;
         d.retryable = o.retryable;
         d.limit = limits_[static_cast<std::size_t>(&r - rules_.data())];
         d.remaining = o.remaining;
         d.count = o.count;
         d.reset_after = o.reset_after;
-        d.retry_after = o.retry_after;
+        d.retry_after = o.degraded && o.retry_after < std::chrono::seconds(1)
+                            ? std::chrono::nanoseconds(std::chrono::seconds(1))
+                            : o.retry_after;
+        if (o.degraded) {
+            d.count = 0;
+            d.remaining = 0;
+            d.reset_after = std::chrono::nanoseconds{0};
+        }
         d.rule = r.name;
+    }
+
+    // A storage call that throws is a store that could not decide.
+    template <class Call>
+    static outcome guarded(Call&& call) noexcept {
+        try {
+            return call();
+        } catch (...) {
+            return degraded_outcome();
+        }
+    }
+
+    outcome acquire_one(const decision& d, const rule_type& r, std::chrono::nanoseconds now,
+                        std::uint64_t cost) noexcept {
+        return guarded([&] { return storage_.acquire(d.key.view(), r.algorithm, now, cost); });
+    }
+
+    void release_one(const decision& d, const rule_type& r, std::chrono::nanoseconds now,
+                     std::uint64_t cost) noexcept {
+        try {
+            storage_.release(d.key.view(), r.algorithm, now, cost);
+        } catch (...) {  // best effort: the store is failing anyway
+        }
     }
 
     template <bool Record>
@@ -191,40 +270,48 @@ private:
         if (inner.empty())
             inner = (info != nullptr && !info->fallback_key.empty()) ? info->fallback_key
                                                                       : std::string_view(options_.fallback_key);
+        const bool timed = time_next();
+        const auto start = timed ? clock_.now() : std::chrono::nanoseconds{0};
         verdict v;
         if (rules_.size() == 1) {
             const rule_type& r = rules_.front();
             decision& d = v.emplace_back();
             format_key(d.key, r.name, inner);
-            fill(d, r, storage_.acquire(d.key.view(), r.algorithm, now, cost));
+            fill(d, r, acquire_one(d, r, now, cost));
         } else {
             decide_all(v, inner, now, cost);
+        }
+        if constexpr (detail::observes_decisions<Observer>) {
+            const auto elapsed = timed ? clock_.now() - start : not_timed;
+            for (const decision& d : v.decisions()) observe(d, elapsed);
         }
         if constexpr (Record) record(v, *info);
         return v;
     }
 
-    // Several rules: peek every rule; if none blocks, acquire each; if an acquire fails
-    // on a blocking rule (a concurrent request won the race), refund the acquired ones.
+    // Several rules: peek every rule; if none refuses, acquire each; if an acquire
+    // refuses (a concurrent request won the race, or the store failed closed), refund
+    // the acquired ones.
     void decide_all(verdict& v, std::string_view inner, std::chrono::nanoseconds now,
                     std::uint64_t cost) {
-        bool blocked = false;
+        bool refused = false;
         for (const rule_type& r : rules_) {
             decision& d = v.emplace_back();
             format_key(d.key, r.name, inner);
-            fill(d, r, storage_.peek(d.key.view(), r.algorithm, now, cost));
-            blocked = blocked || d.blocked();
+            fill(d, r, guarded([&] { return storage_.peek(d.key.view(), r.algorithm, now, cost); }));
+            refused = refused || d.rejects();
         }
-        if (blocked) return;
+        if (refused) return;
         bool acquired[verdict::max_rules] = {};
         auto ds = v.decisions();
         for (std::size_t i = 0; i < rules_.size(); ++i) {
-            if (!ds[i].allowed) continue;  // a shadow rule that denies consumes nothing
-            fill(ds[i], rules_[i], storage_.acquire(ds[i].key.view(), rules_[i].algorithm, now, cost));
-            acquired[i] = ds[i].allowed;
-            if (ds[i].blocked()) {
+            // A denying shadow rule and a degraded rule (failing open) consume nothing.
+            if (!ds[i].allowed || ds[i].degraded) continue;
+            fill(ds[i], rules_[i], acquire_one(ds[i], rules_[i], now, cost));
+            acquired[i] = ds[i].allowed && !ds[i].degraded;
+            if (ds[i].rejects()) {
                 for (std::size_t j = 0; j < i; ++j)
-                    if (acquired[j]) storage_.release(ds[j].key.view(), rules_[j].algorithm, now, cost);
+                    if (acquired[j]) release_one(ds[j], rules_[j], now, cost);
                 return;
             }
         }
@@ -241,7 +328,7 @@ private:
         }
         for (const decision& d : v.decisions()) {
             try {
-                sink_.record(make_event(ts, d.key.view(), info.path, info.method, d.allowed,
+                sink_.record(make_event(ts, d.key.view(), info.path, info.method, d.kind(),
                                         static_cast<std::int64_t>(d.count),
                                         static_cast<std::int64_t>(d.limit), info.ip_address,
                                         info.user_id));
@@ -255,6 +342,7 @@ private:
     Storage storage_;
     [[no_unique_address]] Sink sink_;
     [[no_unique_address]] Clock clock_;
+    [[no_unique_address]] Observer observer_;
     std::vector<rule_type> rules_;
     limiter_options options_;
     std::uint64_t limits_[verdict::max_rules] = {};  // rules_[i].algorithm.limit(), cached

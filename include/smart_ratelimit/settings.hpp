@@ -24,6 +24,7 @@
 #include <smart_ratelimit/detail/json_reader.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/rate.hpp>
+#include <smart_ratelimit/storage/failure_policy.hpp>
 
 namespace smart_ratelimit {
 
@@ -43,7 +44,12 @@ struct settings {
     std::string default_from_email = "webmaster@localhost";  // DEFAULT_FROM_EMAIL
     bool fail_open = false;                          // RATELIMIT_FAIL_OPEN
     std::string default_limit;                       // RATELIMIT_DEFAULT_LIMIT; "" = none
-    std::string database_url{default_database_url};  // RATELIMIT_DATABASE_URL
+    std::string database_url{default_database_url};
+
+/// What RATELIMIT_FAIL_OPEN asks of every limiter: limiter_options::on_store_failure.
+inline failure_policy store_failure_policy(const settings& s) noexcept {
+    return s.fail_open ? failure_policy::fail_open : failure_policy::fail_closed;
+}  // RATELIMIT_DATABASE_URL
     std::string smtp_url{default_smtp_url};          // RATELIMIT_SMTP_URL
     std::vector<std::string> trusted_proxies;        // RATELIMIT_TRUSTED_PROXIES (CIDRs)
     std::string alert_webhook_secret;                // RATELIMIT_ALERT_WEBHOOK_SECRET; "" = unsigned

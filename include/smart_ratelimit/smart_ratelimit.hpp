@@ -12,6 +12,7 @@
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/concepts.hpp>
+#include <smart_ratelimit/observer.hpp>
 #include <smart_ratelimit/algorithms/fixed_window.hpp>
 #include <smart_ratelimit/algorithms/sliding_window.hpp>
 #include <smart_ratelimit/algorithms/sliding_window_approx.hpp>
@@ -19,7 +20,7 @@
 #include <smart_ratelimit/algorithms/leaky_bucket.hpp>
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
-#include <smart_ratelimit/storage/on_error.hpp>
+#include <smart_ratelimit/storage/failure_policy.hpp>
 #include <smart_ratelimit/keys/fixed_key.hpp>
 #include <smart_ratelimit/keys/key_function.hpp>
 #include <smart_ratelimit/keys/composite_key.hpp>

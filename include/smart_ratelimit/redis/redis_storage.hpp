@@ -13,7 +13,7 @@
 #include <smart_ratelimit/redis/connection_pool.hpp>
 #include <smart_ratelimit/redis/redis_url.hpp>
 #include <smart_ratelimit/redis/scripts.hpp>
-#include <smart_ratelimit/storage/on_error.hpp>
+#include <smart_ratelimit/storage/failure_policy.hpp>
 
 #include <array>
 #include <atomic>
@@ -31,7 +31,7 @@
 
 namespace smart_ratelimit::redis {
 
-/// What a Redis storage does when Redis fails on the request path (storage/on_error.hpp).
+/// What a Redis storage does when Redis fails on the request path (storage/failure_policy.hpp): degrade or raise.
 using smart_ratelimit::on_error;
 
 /// Settings of a Redis storage.
@@ -39,7 +39,7 @@ struct redis_storage_options {
     pool_options pool;
     /// Put in front of every key; must not contain '{' or '}'.
     std::string prefix = "srl:";
-    on_error errors = on_error::fail_closed;
+    on_error errors = on_error::degrade;
 };
 
 /// Parses `url` (redis://...) into storage options with the given timeouts.
@@ -112,7 +112,7 @@ public:
         } catch (const storage_error&) {
             impl_->errors.fetch_add(reqs.size(), std::memory_order_relaxed);
             if (impl_->opts.errors == on_error::raise) throw;
-            for (std::size_t i = 0; i < reqs.size(); ++i) out[i] = failure_outcome(*reqs[i].algorithm);
+            for (std::size_t i = 0; i < reqs.size(); ++i) out[i] = degraded_outcome();
         }
     }
 
@@ -240,17 +240,13 @@ private:
         return o;
     }
 
-    outcome failure_outcome(const A& a) const noexcept {
-        return smart_ratelimit::failure_outcome(impl_->opts.errors, a.limit());
-    }
-
     outcome guarded(std::string_view key, const A& a, std::uint64_t cost, op o) {
         try {
             return run_one(key, a, cost, o);
         } catch (const storage_error&) {
             impl_->errors.fetch_add(1, std::memory_order_relaxed);
             if (impl_->opts.errors == on_error::raise) throw;
-            return failure_outcome(a);
+            return degraded_outcome();
         }
     }
 

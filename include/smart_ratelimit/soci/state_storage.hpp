@@ -14,7 +14,7 @@
 #include <smart_ratelimit/soci/database_url.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>
 #include <smart_ratelimit/soci/schema.hpp>
-#include <smart_ratelimit/storage/on_error.hpp>
+#include <smart_ratelimit/storage/failure_policy.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -89,14 +89,14 @@ inline constexpr std::string_view state_tables[] = {"ratelimit_counter", "rateli
                                                     "ratelimit_token_bucket", "ratelimit_leaky_bucket"};
 
 /// What the storage does when the database fails on the request path
-/// (storage/on_error.hpp).
+/// (storage/failure_policy.hpp): degrade or raise.
 using smart_ratelimit::on_error;
 
 /// Settings of a SQL state storage.
 struct sql_state_options {
     std::size_t max_connections = 4;  ///< sessions kept open (a decision holds one)
     std::string key_prefix;           ///< put in front of every key
-    on_error errors = on_error::fail_closed;
+    on_error errors = on_error::degrade;
 };
 
 /// Counters of a SQL state storage.
@@ -411,10 +411,6 @@ private:
         }
     }
 
-    outcome failure_outcome(const A& a) const noexcept {
-        return smart_ratelimit::failure_outcome(impl_->opts.errors, a.limit());
-    }
-
     outcome guarded(std::string_view key, const A& a, std::uint64_t cost, state_op o) {
         try {
             outcome out = run(key, a, cost, o);
@@ -423,7 +419,7 @@ private:
         } catch (const std::exception&) {
             impl_->errors.fetch_add(1, std::memory_order_relaxed);
             if (impl_->opts.errors == on_error::raise) throw;
-            return failure_outcome(a);
+            return degraded_outcome();
         }
     }
 

@@ -1,9 +1,10 @@
 // smart_ratelimit/storage/resilient_storage.hpp
-// resilient_storage<Primary, Failover, Clock>: the store-failure policy (SPEC 4) as
-// a storage decorator. It wraps any storage_backend whose failures are exceptions
-// (e.g. a Redis storage with on_error::raise) and answers fail_open or fail_closed,
-// with a latency bound, a circuit breaker (closed, open, half-open with probing),
-// optional failover to a second storage, and a counter for every outcome. An opt-in
+// resilient_storage<Primary, Failover, Clock>: bounds a failing store, as a storage
+// decorator. It wraps any storage_backend whose failures are exceptions (e.g. a
+// Redis storage with on_error::raise) and answers a degraded outcome when it cannot
+// get an answer, with a latency bound, a circuit breaker (closed, open, half-open
+// with probing), optional failover to a second storage, and a counter for every
+// outcome. Whether a degraded request passes is the limiter's failure_policy. An opt-in
 // bounded-wait mode runs calls on a small pool of worker threads it owns and stops
 // waiting at the timeout, so a frozen backend cannot hold a request longer.
 #pragma once
@@ -12,6 +13,7 @@
 #include <smart_ratelimit/concepts.hpp>
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/error.hpp>
+#include <smart_ratelimit/storage/failure_policy.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -31,24 +33,20 @@
 
 namespace smart_ratelimit {
 
-/// The answer when the store cannot decide. Default closed, as the reference.
-enum class failure_mode { fail_closed, fail_open };
-
 /// The circuit breaker's state.
 enum class breaker_state { closed, open, half_open };
 
 /// Settings of resilient_storage.
 struct resilience_options {
-    failure_mode mode = failure_mode::fail_closed;
     /// A call slower than this counts as a failure. Without bounded-wait workers the
     /// slow answer is still used and the wait itself is bounded only by the wrapped
     /// storage's own timeouts (Redis: the per-command timeout), which should be at most
-    /// this. With them, the caller stops waiting here and gets the policy's answer.
+    /// this. With them, the caller stops waiting here and gets a degraded answer.
     std::chrono::milliseconds timeout{500};
     /// Bounded-wait mode when > 0: calls to the primary run on this many worker
     /// threads owned by the decorator, and the caller waits at most `timeout`. When
     /// every worker is busy (stuck on a frozen backend), a call fails fast with the
-    /// policy's answer instead of queueing. 0 (the default): calls run on the caller's
+    /// degraded answer instead of queueing. 0 (the default): calls run on the caller's
     /// thread. At most max_wait_workers; bounded wait needs a timeout above zero.
     std::uint32_t wait_workers = 0;
     static constexpr std::uint32_t max_wait_workers = 256;
@@ -71,8 +69,7 @@ struct resilience_stats {
     std::uint64_t recovered = 0;          ///< times a probe closed it again
     std::uint64_t failover_answers = 0;   ///< answered by the failover storage
     std::uint64_t failover_failures = 0;  ///< failover calls that threw
-    std::uint64_t fail_open_answers = 0;  ///< policy answers: allowed
-    std::uint64_t fail_closed_answers = 0;///< policy answers: denied
+    std::uint64_t degraded_answers = 0;   ///< calls answered degraded (no store could decide)
     std::uint64_t timed_out = 0;          ///< bounded wait: calls abandoned at the timeout
     std::uint64_t workers_exhausted = 0;  ///< bounded wait: calls refused, every worker busy
     std::uint64_t late_completions = 0;   ///< bounded wait: abandoned calls that finished later
@@ -97,7 +94,7 @@ inline constexpr bool failover_fits<no_failover, Algorithm> = true;
 ///
 /// Bounded-wait mode (options().wait_workers > 0): each primary call is copied (key,
 /// algorithm, now, cost) into a task for an idle worker; the caller waits on the result
-/// until `timeout`. On timeout the caller gets the failover's or the policy's answer,
+/// until `timeout`. On timeout the caller gets the failover's or a degraded answer,
 /// the breaker records a failure (`timed_out`), and the stuck call finishes in the
 /// background, its result discarded (`late_completions`). A timed-out call that has not
 /// started yet is skipped. Trade-off: an acquire that times out but later succeeds in
@@ -169,8 +166,7 @@ public:
         s.recovered = c.recovered.load(std::memory_order_relaxed);
         s.failover_answers = c.failover_answers.load(std::memory_order_relaxed);
         s.failover_failures = c.failover_failures.load(std::memory_order_relaxed);
-        s.fail_open_answers = c.fail_open_answers.load(std::memory_order_relaxed);
-        s.fail_closed_answers = c.fail_closed_answers.load(std::memory_order_relaxed);
+        s.degraded_answers = c.degraded_answers.load(std::memory_order_relaxed);
         s.timed_out = c.timed_out.load(std::memory_order_relaxed);
         s.workers_exhausted = c.workers_exhausted.load(std::memory_order_relaxed);
         s.late_completions = c.late_completions.load(std::memory_order_relaxed);
@@ -185,8 +181,8 @@ public:
 private:
     struct counters_t {
         std::atomic<std::uint64_t> successes{0}, failures{0}, slow_calls{0}, short_circuited{0}, probes{0},
-            opened{0}, recovered{0}, failover_answers{0}, failover_failures{0}, fail_open_answers{0},
-            fail_closed_answers{0}, timed_out{0}, workers_exhausted{0}, late_completions{0};
+            opened{0}, recovered{0}, failover_answers{0}, failover_failures{0}, degraded_answers{0},
+            timed_out{0}, workers_exhausted{0}, late_completions{0};
     };
 
     // One primary call handed to a worker. The caller and the worker share it; whoever
@@ -460,23 +456,16 @@ private:
                 bump(c.failover_failures);
             }
         }
-        return policy_answer(a);
+        return degraded_answer();
     }
 
-    outcome policy_answer(const algorithm_type& a) {
-        outcome o;
-        if (shared_->opts.mode == failure_mode::fail_open) {
-            bump(shared_->counters.fail_open_answers);
-            o.allowed = true;
-            o.remaining = a.limit();
-            return o;
-        }
-        bump(shared_->counters.fail_closed_answers);
-        o.allowed = false;
-        o.count = a.limit();
+    // Degraded, retry when the breaker lets calls through again (or after the timeout).
+    outcome degraded_answer() {
+        bump(shared_->counters.degraded_answers);
         const auto left = open_remaining();
-        o.retry_after = left > std::chrono::nanoseconds(0) ? left : std::chrono::nanoseconds(shared_->opts.timeout);
-        return o;
+        return degraded_outcome(left > std::chrono::nanoseconds(0)
+                                    ? left
+                                    : std::chrono::nanoseconds(shared_->opts.timeout));
     }
 
     std::shared_ptr<Primary> primary_;

@@ -1,0 +1,56 @@
+// smart_ratelimit/observer.hpp
+// The limiter's observer policy: hears every decision, with the time it took, so
+// that metrics (metrics/ and the Prometheus endpoint), structured logs or an
+// OpenTelemetry bridge can watch a running service. `null_observer`, the default,
+// costs nothing.
+#pragma once
+
+#include <smart_ratelimit/decision.hpp>
+
+#include <chrono>
+#include <concepts>
+
+namespace smart_ratelimit {
+
+/// The `elapsed` passed to an observer when the decision was not timed.
+inline constexpr std::chrono::nanoseconds not_timed{-1};
+
+/// observer: hears the decisions of a limiter.
+///
+/// | expression                | type | meaning                                           |
+/// |---------------------------|------|---------------------------------------------------|
+/// | `o.on_decision(d, t)`     | any  | once per rule decision of a request, after the request is decided and before its events are recorded; `t` is how long deciding the whole request took (store round trips included), or `not_timed` |
+/// | `o.time_next()`           | `bool` | optional: asked before each request is decided; `true` makes the limiter read its clock again afterwards and pass the time taken. Without it nothing is timed (no extra clock read). |
+///
+/// `o` is an O&, `d` a const decision& (its outcome is `d.kind()`, its rule `d.rule`,
+/// its key `d.key`), `t` std::chrono::nanoseconds. An observer that throws never
+/// changes a decision: the limiter catches and counts it with the sink failures.
+/// The limiter's clock times the decision: a manual clock gives 0 unless advanced.
+/// Thread safety: called concurrently from every thread that checks requests.
+/// Breaker changes and dropped events are not the limiter's: they reach observers
+/// through resilient_storage's and async_sink's own callbacks (see metrics/).
+template <class O>
+concept observer = requires(O& o, const decision& d, std::chrono::nanoseconds t) {
+    o.on_decision(d, t);
+};
+
+/// The observer that hears nothing; the limiter skips the calls entirely.
+struct null_observer {
+    static constexpr bool discards_decisions = true;
+    void on_decision(const decision&, std::chrono::nanoseconds) const noexcept {}
+};
+
+namespace detail {
+template <class O>
+inline constexpr bool observes_decisions = !requires { requires O::discards_decisions; };
+
+template <class O>
+bool wants_timing(O& o) noexcept {
+    if constexpr (requires { { o.time_next() } -> std::convertible_to<bool>; })
+        return static_cast<bool>(o.time_next());
+    else
+        return false;
+}
+}  // namespace detail
+
+}  // namespace smart_ratelimit
