@@ -75,9 +75,8 @@ using resilient = srl::resilient_storage<gated_storage, srl::no_failover, srl::m
 const srl::any_algorithm alg("fixed_window", srl::rate{10, 1h});
 const std::chrono::nanoseconds t0 = 3600s;
 
-srl::resilience_options bounded(srl::failure_mode m) {
+srl::resilience_options bounded() {
     srl::resilience_options o;
-    o.mode = m;
     o.failure_threshold = 3;
     o.open_for = 10s;
     o.timeout = 2s;  // generous: a healthy call on a loaded machine must not reach it
@@ -102,7 +101,7 @@ static_assert(srl::storage_backend<resilient>);
 
 TEST_CASE("bounded wait: a healthy store answers through the workers unchanged", "[resilience][bounded_wait]") {
     gated_storage s;
-    resilient r(s, bounded(srl::failure_mode::fail_closed), {}, srl::manual_clock(t0));
+    resilient r(s, bounded(), {}, srl::manual_clock(t0));
     for (int i = 0; i < 10; ++i) CHECK(r.acquire("k", alg, t0, 1).allowed);
     CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);
     CHECK_FALSE(r.peek("k", alg, t0, 1).allowed);
@@ -120,7 +119,7 @@ TEST_CASE("bounded wait: one worker serves a caller's calls back to back, never 
     // The worker counts as free once the backend call returns, before the caller
     // wakes: the caller's next call can never find it still busy with the last one.
     gated_storage s;
-    auto opts = bounded(srl::failure_mode::fail_closed);
+    auto opts = bounded();
     opts.wait_workers = 1;
     resilient r(s, opts, {}, srl::manual_clock(t0));
     const srl::any_algorithm roomy("fixed_window", srl::rate{1'000'000, 1h});
@@ -137,7 +136,7 @@ TEST_CASE("bounded wait: a frozen store gets the policy's answer at the timeout,
           "[resilience][bounded_wait]") {
     gated_storage s;
     srl::manual_clock clock(t0);
-    auto opts = bounded(srl::failure_mode::fail_closed);
+    auto opts = bounded();
     opts.failure_threshold = 5;  // room for a skipped call before both workers are stuck
     resilient r(s, opts, {}, clock);
     open_on_exit guard{s.g};
@@ -196,31 +195,29 @@ TEST_CASE("bounded wait: a frozen store gets the policy's answer at the timeout,
     CHECK(o.count >= 4);
 
     const auto st = r.stats();
-    CHECK(st.fail_closed_answers == st.timed_out + st.workers_exhausted + st.short_circuited);
+    CHECK(st.degraded_answers == st.timed_out + st.workers_exhausted + st.short_circuited);
     CHECK(st.successes == 2);
-    CHECK(st.fail_open_answers == 0);
 }
 
-TEST_CASE("bounded wait: fail_open allows at the timeout, and a store error is a failure, not a timeout",
+TEST_CASE("bounded wait: degraded at the timeout, and a store error is a failure, not a timeout",
           "[resilience][bounded_wait]") {
     gated_storage s;
-    resilient r(s, bounded(srl::failure_mode::fail_open), {}, srl::manual_clock(t0));
+    resilient r(s, bounded(), {}, srl::manual_clock(t0));
     open_on_exit guard{s.g};
 
     s.down->store(true);
     const auto e = r.acquire("k", alg, t0, 1);
-    CHECK(e.allowed);
-    CHECK(e.remaining == 10);
+    CHECK(e.degraded);
+    CHECK(e.count == 0);
     CHECK(r.stats().failures == 1);
     CHECK(r.stats().timed_out == 0);
     s.down->store(false);
 
     s.g->set_closed(true);
     const auto t = r.peek("k", alg, t0, 1);
-    CHECK(t.allowed);
-    CHECK(t.remaining == 10);
+    CHECK(t.degraded);
     CHECK(r.stats().timed_out == 1);
-    CHECK(r.stats().fail_open_answers == 2);
+    CHECK(r.stats().degraded_answers == 2);
     s.g->set_closed(false);
     REQUIRE(eventually([&] { return r.stats().late_completions == 1; }));
     CHECK(r.acquire("k", alg, t0, 1).allowed);
@@ -230,7 +227,7 @@ TEST_CASE("bounded wait: fail_open allows at the timeout, and a store error is a
 TEST_CASE("bounded wait: concurrent callers through two workers all get an answer, counted once each",
           "[resilience][bounded_wait]") {
     gated_storage s;
-    auto o = bounded(srl::failure_mode::fail_closed);
+    auto o = bounded();
     o.failure_threshold = 1000000;  // refusals under contention must not open the breaker here
     resilient r(s, o, {}, srl::manual_clock(t0));
     const srl::any_algorithm big("fixed_window", srl::rate{1000000, 1h});
@@ -247,12 +244,12 @@ TEST_CASE("bounded wait: concurrent callers through two workers all get an answe
     CHECK(st.successes + st.workers_exhausted + st.timed_out + st.failures == 800);
     CHECK(st.successes == static_cast<std::uint64_t>(allowed.load()));
     CHECK(st.successes > 0);
-    CHECK(st.fail_closed_answers == 800 - st.successes);
+    CHECK(st.degraded_answers == 800 - st.successes);
 }
 
 TEST_CASE("bounded wait: too many workers or a zero timeout is a configuration error that names it",
           "[resilience][bounded_wait]") {
-    auto o = bounded(srl::failure_mode::fail_closed);
+    auto o = bounded();
     o.wait_workers = srl::resilience_options::max_wait_workers + 1;
     CHECK_THROWS_WITH(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)),
                       Catch::Contains("wait_workers 257"));

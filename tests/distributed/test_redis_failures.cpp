@@ -29,8 +29,7 @@ struct scenario {
     resilient_redis storage;
     srl::any_algorithm alg{"fixed_window", srl::rate{1000, 1h}};
 
-    explicit scenario(srl::failure_mode mode)
-        : storage(make_redis(server.url()), make_opts(mode), {}, clock) {}
+    scenario() : storage(make_redis(server.url()), make_opts(), {}, clock) {}
 
     static rds::redis_storage make_redis(const std::string& url) {
         auto o = rds::redis_options_from_url(url, 200ms, 200ms, 4);
@@ -38,9 +37,8 @@ struct scenario {
         o.errors = rds::on_error::raise;
         return rds::redis_storage(o);
     }
-    static srl::resilience_options make_opts(srl::failure_mode mode) {
+    static srl::resilience_options make_opts() {
         srl::resilience_options o;
-        o.mode = mode;
         o.timeout = 2s;  // the Redis command timeout (200 ms) bounds each wait
         o.failure_threshold = 3;
         o.open_for = 30s;
@@ -74,41 +72,43 @@ struct scenario {
 
 }  // namespace
 
-TEST_CASE("redis killed mid-run: fail_closed answers, the breaker opens, a restart recovers",
+TEST_CASE("redis killed mid-run: degraded answers, the breaker opens, a restart recovers",
           "[redis][failures][breaker]") {
-    scenario s(srl::failure_mode::fail_closed);
+    scenario s;
     for (int i = 0; i < 5; ++i) REQUIRE(s.decide().allowed);
     s.server.kill();
     for (int i = 0; i < 10; ++i) {
         const auto o = s.decide();
+        CHECK(o.degraded);
         CHECK_FALSE(o.allowed);
+        CHECK(o.count == 0);
         CHECK(o.retry_after > 0ns);
     }
     const auto st = s.storage.stats();
     CHECK(s.storage.state() == srl::breaker_state::open);
     CHECK(st.failures == 3);          // the threshold, then the breaker stops calling
     CHECK(st.short_circuited == 7);
-    CHECK(st.fail_closed_answers == 10);
+    CHECK(st.degraded_answers == 10);
     CHECK(st.opened == 1);
 
     s.server.start();  // same port
     s.recover();
 }
 
-TEST_CASE("redis frozen with SIGSTOP: fail_open answers within the timeout, SIGCONT recovers",
+TEST_CASE("redis frozen with SIGSTOP: degraded answers within the timeout, SIGCONT recovers",
           "[redis][failures][breaker]") {
-    scenario s(srl::failure_mode::fail_open);
+    scenario s;
     for (int i = 0; i < 5; ++i) REQUIRE(s.decide().allowed);
     s.server.freeze();
-    for (int i = 0; i < 8; ++i) CHECK(s.decide().allowed);  // the policy's answer
+    for (int i = 0; i < 8; ++i) CHECK(s.decide().degraded);
     const auto st = s.storage.stats();
     CHECK(st.failures == 3);
-    CHECK(st.fail_open_answers == 8);
+    CHECK(st.degraded_answers == 8);
     CHECK(s.storage.state() == srl::breaker_state::open);
 
     // Still frozen when the period ends: the probe times out and the breaker re-opens.
     s.clock.advance(31s);
-    CHECK(s.decide().allowed);
+    CHECK(s.decide().degraded);
     CHECK(s.storage.stats().probes == 1);
     CHECK(s.storage.stats().opened == 2);
 
@@ -117,14 +117,14 @@ TEST_CASE("redis frozen with SIGSTOP: fail_open answers within the timeout, SIGC
     CHECK(s.storage.primary().stats().connects >= 2);  // timed-out connections were replaced
 }
 
-TEST_CASE("redis frozen under fail_closed: every request is denied, none waits past the timeout",
+TEST_CASE("redis frozen: every request is degraded, none waits past the timeout",
           "[redis][failures]") {
-    scenario s(srl::failure_mode::fail_closed);
+    scenario s;
     REQUIRE(s.decide().allowed);
     s.server.freeze();
-    int denied = 0;
-    for (int i = 0; i < 6; ++i) denied += s.decide().allowed ? 0 : 1;
-    CHECK(denied == 6);
+    int degraded = 0;
+    for (int i = 0; i < 6; ++i) degraded += s.decide().degraded ? 1 : 0;
+    CHECK(degraded == 6);
     s.server.thaw();
     s.recover();
 }

@@ -315,13 +315,14 @@ TEST_CASE("redis: an unreachable server is a counted failure answered by the on_
     const int port = srl_test::free_port();  // nothing listens there
     auto o = rds::redis_options_from_url("redis://127.0.0.1:" + std::to_string(port), 500ms, 500ms, 2);
     const srl::any_algorithm a("fixed_window", srl::rate{3, 1h});
-    o.errors = rds::on_error::fail_closed;
-    rds::redis_storage closed(o);
-    const auto d = closed.acquire("k", a, 0ns, 1);
+    o.errors = rds::on_error::degrade;
+    rds::redis_storage degrading(o);
+    const auto d = degrading.acquire("k", a, 0ns, 1);
+    CHECK(d.degraded);
     CHECK_FALSE(d.allowed);
-    CHECK(closed.stats().errors == 1);
-    o.errors = rds::on_error::fail_open;
-    CHECK(rds::redis_storage(o).acquire("k", a, 0ns, 1).allowed);
+    CHECK(d.retry_after > 0ns);
+    CHECK(degrading.peek("k", a, 0ns, 1).degraded);
+    CHECK(degrading.stats().errors == 2);
     o.errors = rds::on_error::raise;
     rds::redis_storage raising(o);
     CHECK_THROWS_AS(raising.acquire("k", a, 0ns, 1), srl::storage_error);

@@ -1,5 +1,5 @@
 // tests/distributed/test_resilience_policy.cpp
-// resilient_storage on its own: fail_open / fail_closed answers, the breaker's
+// resilient_storage on its own: degraded answers while the store is down, the breaker's
 // closed -> open -> half-open -> closed cycle on a manual clock, a failed probe
 // re-opening it, failover to a second storage, slow calls, and every counter.
 // The wrapped storage is the real in-memory storage behind a switch that makes it throw.
@@ -45,9 +45,8 @@ using resilient_fo = srl::resilient_storage<switchable_storage, switchable_stora
 const srl::any_algorithm alg("fixed_window", srl::rate{3, 1h});
 const std::chrono::nanoseconds t0 = 3600s;
 
-srl::resilience_options opts(srl::failure_mode m) {
+srl::resilience_options opts() {
     srl::resilience_options o;
-    o.mode = m;
     o.failure_threshold = 3;
     o.open_for = 10s;
     o.timeout = 5s;
@@ -61,7 +60,7 @@ static_assert(srl::storage_backend<resilient_fo>);
 
 TEST_CASE("a healthy store answers through the decorator unchanged", "[resilience]") {
     switchable_storage s;
-    resilient r(s, opts(srl::failure_mode::fail_closed), {}, srl::manual_clock(t0));
+    resilient r(s, opts(), {}, srl::manual_clock(t0));
     for (int i = 0; i < 3; ++i) CHECK(r.acquire("k", alg, t0, 1).allowed);
     const auto d = r.acquire("k", alg, t0, 1);
     CHECK_FALSE(d.allowed);
@@ -71,37 +70,30 @@ TEST_CASE("a healthy store answers through the decorator unchanged", "[resilienc
     CHECK(r.state() == srl::breaker_state::closed);
 }
 
-TEST_CASE("fail_closed denies and fail_open allows while the store is down, counted", "[resilience]") {
-    for (const auto mode : {srl::failure_mode::fail_closed, srl::failure_mode::fail_open}) {
-        switchable_storage s;
-        resilient r(s, opts(mode), {}, srl::manual_clock(t0));
-        s.down->store(true);
-        const auto o = r.acquire("k", alg, t0, 1);
-        const auto p = r.peek("k", alg, t0, 1);
-        r.release("k", alg, t0, 1);  // swallowed
-        const auto st = r.stats();
-        CHECK(st.failures == 3);
-        if (mode == srl::failure_mode::fail_open) {
-            CHECK(o.allowed);
-            CHECK(p.allowed);
-            CHECK(o.remaining == 3);
-            CHECK(st.fail_open_answers == 3);
-            CHECK(st.fail_closed_answers == 0);
-        } else {
-            CHECK_FALSE(o.allowed);
-            CHECK_FALSE(p.allowed);
-            CHECK(o.retryable);
-            CHECK(o.retry_after > 0ns);
-            CHECK(st.fail_closed_answers == 3);
-        }
+TEST_CASE("while the store is down every call is answered degraded, counted", "[resilience]") {
+    switchable_storage s;
+    resilient r(s, opts(), {}, srl::manual_clock(t0));
+    s.down->store(true);
+    const auto o = r.acquire("k", alg, t0, 1);
+    const auto p = r.peek("k", alg, t0, 1);
+    r.release("k", alg, t0, 1);  // swallowed
+    const auto st = r.stats();
+    CHECK(st.failures == 3);
+    for (const auto& a : {o, p}) {
+        CHECK(a.degraded);
+        CHECK_FALSE(a.allowed);
+        CHECK(a.count == 0);
+        CHECK(a.retryable);
+        CHECK(a.retry_after > 0ns);
     }
+    CHECK(st.degraded_answers == 3);
 }
 
 TEST_CASE("the breaker opens after consecutive failures, probes when the period ends, and closes on success",
           "[resilience][breaker]") {
     switchable_storage s;
     srl::manual_clock clock(t0);
-    resilient r(s, opts(srl::failure_mode::fail_closed), {}, clock);
+    resilient r(s, opts(), {}, clock);
     s.down->store(true);
     for (int i = 0; i < 3; ++i) CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);
     CHECK(r.state() == srl::breaker_state::open);
@@ -144,7 +136,7 @@ TEST_CASE("half-open lets only the configured number of probes through at once",
     switchable_storage s;
     s.delay = 300ms;
     srl::manual_clock clock(t0);
-    auto o = opts(srl::failure_mode::fail_closed);
+    auto o = opts();
     o.half_open_probes = 1;
     resilient r(s, o, {}, clock);
     s.down->store(true);
@@ -171,7 +163,7 @@ TEST_CASE("half-open lets only the configured number of probes through at once",
 TEST_CASE("a failover storage answers while the primary is down", "[resilience][failover]") {
     switchable_storage primary, backup;
     srl::manual_clock clock(t0);
-    resilient_fo r(primary, opts(srl::failure_mode::fail_closed), backup, clock);
+    resilient_fo r(primary, opts(), backup, clock);
     primary.down->store(true);
     for (int i = 0; i < 3; ++i) CHECK(r.acquire("k", alg, t0, 1).allowed);  // the backup's quota
     CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);                       // the backup's limit
@@ -181,13 +173,13 @@ TEST_CASE("a failover storage answers while the primary is down", "[resilience][
     backup.down->store(true);
     CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);
     CHECK(r.stats().failover_failures == 1);
-    CHECK(r.stats().fail_closed_answers == 1);
+    CHECK(r.stats().degraded_answers == 1);
 }
 
 TEST_CASE("a call slower than the timeout counts as a failure but keeps its answer", "[resilience]") {
     switchable_storage s;
     s.delay = 50ms;
-    auto o = opts(srl::failure_mode::fail_closed);
+    auto o = opts();
     o.timeout = 1ms;
     o.failure_threshold = 2;
     resilient r(s, o, {}, srl::manual_clock(t0));
@@ -199,16 +191,26 @@ TEST_CASE("a call slower than the timeout counts as a failure but keeps its answ
     CHECK(r.stats().short_circuited == 1);
 }
 
-TEST_CASE("a limiter over a resilient storage follows its policy", "[resilience][limiter]") {
+TEST_CASE("a limiter over a resilient storage follows its failure policy, never blocking",
+          "[resilience][limiter]") {
     struct key_of {
         std::string_view operator()(std::string_view s) const { return s; }
     };
-    switchable_storage s;
-    srl::resilience_options o = opts(srl::failure_mode::fail_open);
-    srl::limiter<key_of, resilient> lim(key_of{}, std::vector<srl::rule_config>{{"a", "2/h"}, {"b", "5/h"}}, {},
-                                        resilient(s, o, {}, srl::manual_clock(t0)));
-    CHECK(lim.check_key("u").allowed());
-    s.down->store(true);
-    for (int i = 0; i < 10; ++i) CHECK(lim.check_key("u").allowed());
-    CHECK(lim.storage().stats().fail_open_answers > 0);
+    for (const auto policy : {srl::failure_policy::fail_open, srl::failure_policy::fail_closed}) {
+        switchable_storage s;
+        srl::limiter_options lo;
+        lo.on_store_failure = policy;
+        srl::limiter<key_of, resilient> lim(key_of{}, std::vector<srl::rule_config>{{"a", "2/h"}, {"b", "5/h"}},
+                                            lo, resilient(s, opts(), {}, srl::manual_clock(t0)));
+        CHECK(lim.check_key("u").allowed());
+        s.down->store(true);
+        for (int i = 0; i < 10; ++i) {
+            const auto v = lim.check_key("u");
+            CHECK(v.allowed() == (policy == srl::failure_policy::fail_open));
+            CHECK(v.degraded());
+            CHECK_FALSE(v.blocked());
+            for (const auto& d : v.decisions()) CHECK(d.kind() == srl::outcome_kind::degraded);
+        }
+        CHECK(lim.storage().stats().degraded_answers > 0);
+    }
 }

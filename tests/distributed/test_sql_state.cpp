@@ -229,14 +229,12 @@ TEST_CASE("sql state: an unreachable database is a counted failure answered by t
           "[sql_state][failure]") {
     const std::string url = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2";
     const srl::any_algorithm a("fixed_window", srl::rate{5, 1h});
-    auto closed = make_storage<srl::any_algorithm>(url, "", ssql::on_error::fail_closed);
-    auto o = closed.acquire("k", a, 0ns, 1);
+    auto degrading = make_storage<srl::any_algorithm>(url, "", ssql::on_error::degrade);
+    auto o = degrading.acquire("k", a, 0ns, 1);
+    CHECK(o.degraded);
     CHECK_FALSE(o.allowed);
     CHECK(o.retry_after > 0ns);
-    CHECK(closed.stats().errors == 1);
-    auto open = make_storage<srl::any_algorithm>(url, "", ssql::on_error::fail_open);
-    CHECK(open.acquire("k", a, 0ns, 1).allowed);
-    CHECK(open.stats().errors == 1);
+    CHECK(degrading.stats().errors == 1);
     auto raise = make_storage<srl::any_algorithm>(url, "", ssql::on_error::raise);
     CHECK_THROWS_AS(raise.acquire("k", a, 0ns, 1), srl::storage_error);
     CHECK(raise.stats().errors == 1);
@@ -311,20 +309,19 @@ TEST_CASE("sql state: cleanup_state prunes expired and stale rows in batches and
 TEST_CASE("sql state: resilient_storage applies its failure policy over the SQL storage",
           "[sql_state][failure][resilience]") {
     const srl::any_algorithm a("fixed_window", srl::rate{2, 1h});
-    // Down: every call is the policy's answer, and the breaker opens.
+    // Down: every call is answered degraded, and the breaker opens.
     ssql::sql_state_options o;
     o.errors = ssql::on_error::raise;
     ssql::sql_state_storage down("postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2", o);
     srl::resilience_options ro;
-    ro.mode = srl::failure_mode::fail_open;
     ro.failure_threshold = 2;
     ro.timeout = std::chrono::milliseconds(60'000);
     srl::resilient_storage guarded(down, ro);
-    for (int i = 0; i < 4; ++i) CHECK(guarded.acquire("k", a, 0ns, 1).allowed);
+    for (int i = 0; i < 4; ++i) CHECK(guarded.acquire("k", a, 0ns, 1).degraded);
     CHECK(guarded.state() == srl::breaker_state::open);
     CHECK(guarded.stats().failures == 2);
     CHECK(guarded.stats().short_circuited == 2);
-    CHECK(guarded.stats().fail_open_answers == 4);
+    CHECK(guarded.stats().degraded_answers == 4);
     // Up: the storage's own answers pass through.
     sqlite_file f;
     migrate_state(f.url());

@@ -1,0 +1,265 @@
+// tests/core/test_degraded.cpp
+// Degraded decisions: a store that cannot decide (answers degraded_outcome() or
+// throws) gives `degraded`, never `blocked`; the limiter's failure_policy lets the
+// request through or refuses it; nothing is consumed; events say `degraded` with
+// allowed = true; several rules give back the quota of the others when one fails
+// closed. And the observer hears every decision, timed when it asks.
+#include <catch2/catch.hpp>
+
+#include <smart_ratelimit/smart_ratelimit.hpp>
+#include <support/recording_sink.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace srl = smart_ratelimit;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct key_of {
+    std::string_view operator()(std::string_view s) const { return s; }
+};
+
+// The in-memory storage behind switches: keys listed in `failing` answer degraded
+// (or throw, when `throws` is set). Copies share the switches and the state.
+class faulty_storage {
+public:
+    using algorithm_type = srl::any_algorithm;
+
+    struct switches {
+        std::vector<std::string> failing;
+        bool throws = false;
+        bool all = false;
+    };
+
+    srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                         std::uint64_t cost) {
+        if (fails(k)) return fail();
+        return inner_->acquire(k, a, now, cost);
+    }
+    srl::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                      std::uint64_t cost) {
+        if (fails(k)) return fail();
+        return inner_->peek(k, a, now, cost);
+    }
+    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                 std::uint64_t cost) {
+        if (fails(k)) {
+            fail();
+            return;
+        }
+        inner_->release(k, a, now, cost);
+    }
+
+    std::shared_ptr<switches> sw = std::make_shared<switches>();
+
+private:
+    bool fails(std::string_view k) const {
+        if (sw->all) return true;
+        for (const auto& f : sw->failing)
+            if (k.find(f) != std::string_view::npos) return true;
+        return false;
+    }
+    srl::outcome fail() const {
+        if (sw->throws) throw srl::storage_error("the store is down");
+        return srl::degraded_outcome(3s);
+    }
+    std::shared_ptr<srl::in_memory_storage<>> inner_ = std::make_shared<srl::in_memory_storage<>>();
+};
+
+template <class Sink = srl::null_sink, class Observer = srl::null_observer>
+using faulty_limiter = srl::limiter<key_of, faulty_storage, Sink, srl::manual_clock, Observer>;
+
+srl::limiter_options policy(srl::failure_policy p) {
+    srl::limiter_options o;
+    o.on_store_failure = p;
+    return o;
+}
+
+const srl::request_info info{"/api", "GET", std::string_view("203.0.113.5"), std::nullopt, {}};
+
+}  // namespace
+
+TEST_CASE("a degraded store answer is never blocked: fail_closed refuses, fail_open passes",
+          "[limiter][degraded]") {
+    for (const bool throws : {false, true}) {
+        for (const auto p : {srl::failure_policy::fail_closed, srl::failure_policy::fail_open}) {
+            INFO("throws " << throws << ", policy " << srl::to_string(p));
+            faulty_storage st;
+            st.sw->throws = throws;
+            srl_test::recording_sink sink;
+            faulty_limiter<srl_test::recording_sink> lim(key_of{}, {{"api", "2/m"}}, policy(p), st, sink);
+            st.sw->all = true;
+            const auto v = lim.check_key_and_record("u", info);
+            REQUIRE(v.size() == 1);
+            const auto& d = v[0];
+            CHECK(d.degraded);
+            CHECK(d.kind() == srl::outcome_kind::degraded);
+            CHECK_FALSE(d.blocked());
+            CHECK_FALSE(v.blocked());
+            CHECK(v.degraded());
+            CHECK(v.allowed() == (p == srl::failure_policy::fail_open));
+            CHECK(d.rejects() == (p == srl::failure_policy::fail_closed));
+            CHECK(d.count == 0);
+            CHECK(d.remaining == 0);
+            CHECK(d.retry_after >= 1s);
+            const auto events = sink.events();
+            REQUIRE(events.size() == 1);
+            CHECK(events[0].outcome == srl::outcome_kind::degraded);
+            CHECK(events[0].allowed);  // not a denial: analytics never count it as blocked
+            CHECK(events[0].count == 0);
+            CHECK(events[0].limit == 2);
+
+            // Nothing was consumed while degraded: the whole quota is there afterwards.
+            st.sw->all = false;
+            CHECK(lim.check_key("u").allowed());
+            CHECK(lim.check_key("u").allowed());
+            CHECK(lim.check_key("u").blocked());
+        }
+    }
+}
+
+TEST_CASE("degraded retry_after is at least a second and keeps the store's longer hint",
+          "[limiter][degraded]") {
+    faulty_storage st;
+    faulty_limiter<> lim(key_of{}, {{"api", "2/m"}}, {}, st);
+    st.sw->all = true;
+    CHECK(lim.check_key("u").retry_after() == 3s);  // the storage's hint
+    srl::outcome o = srl::degraded_outcome(0ns);
+    srl::decision d;
+    lim.make_decision(d, 0, o);
+    CHECK(d.retry_after == 1s);
+    CHECK(d.rejects());
+}
+
+TEST_CASE("several rules: one degraded under fail_closed refuses and gives back the others' quota",
+          "[limiter][degraded]") {
+    faulty_storage st;
+    srl_test::recording_sink sink;
+    faulty_limiter<srl_test::recording_sink> lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}},
+                                                 policy(srl::failure_policy::fail_closed), st, sink);
+    st.sw->failing = {"rule:b:"};
+    for (int i = 0; i < 4; ++i) {
+        const auto v = lim.check_key_and_record("u", info);
+        CHECK_FALSE(v.allowed());
+        CHECK_FALSE(v.blocked());
+        CHECK(v[0].kind() == srl::outcome_kind::allowed);  // a's peek: within its limit
+        CHECK(v[1].kind() == srl::outcome_kind::degraded);
+    }
+    for (const auto& e : sink.events()) CHECK(e.allowed);
+    st.sw->failing.clear();
+    // Rule a never spent its quota on refused requests.
+    CHECK(lim.check_key("u").allowed());
+    CHECK(lim.check_key("u").allowed());
+    CHECK(lim.check_key("u").blocked());
+}
+
+TEST_CASE("several rules: a degraded rule under fail_open lets the others decide", "[limiter][degraded]") {
+    faulty_storage st;
+    faulty_limiter<> lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}}, policy(srl::failure_policy::fail_open), st);
+    st.sw->failing = {"rule:b:"};
+    CHECK(lim.check_key("u").allowed());
+    CHECK(lim.check_key("u").allowed());
+    const auto v = lim.check_key("u");
+    CHECK(v.blocked());  // rule a's real limit still holds
+    CHECK(v[0].kind() == srl::outcome_kind::blocked);
+    CHECK(v[1].kind() == srl::outcome_kind::degraded);
+    CHECK(&v.binding() == &v[0]);
+}
+
+TEST_CASE("shadow rules report shadow_blocked, and a degraded shadow rule never refuses",
+          "[limiter][degraded][shadow]") {
+    faulty_storage st;
+    srl::limiter_options o = policy(srl::failure_policy::fail_closed);
+    o.shadow = true;
+    srl_test::recording_sink sink;
+    faulty_limiter<srl_test::recording_sink> lim(key_of{}, {{"a", "1/m"}}, o, st, sink);
+    CHECK(lim.check_key_and_record("u", info)[0].kind() == srl::outcome_kind::allowed);
+    const auto over = lim.check_key_and_record("u", info);
+    CHECK(over.allowed());
+    CHECK(over[0].kind() == srl::outcome_kind::shadow_blocked);
+    st.sw->all = true;
+    const auto down = lim.check_key_and_record("u", info);
+    CHECK(down.allowed());
+    CHECK(down[0].kind() == srl::outcome_kind::degraded);
+    const auto events = sink.events();
+    REQUIRE(events.size() == 3);
+    CHECK(events[1].outcome == srl::outcome_kind::shadow_blocked);
+    CHECK_FALSE(events[1].allowed);
+    CHECK(events[2].outcome == srl::outcome_kind::degraded);
+}
+
+TEST_CASE("outcome names round-trip and agree with the allowed column", "[event][degraded]") {
+    for (const auto k : {srl::outcome_kind::allowed, srl::outcome_kind::blocked,
+                         srl::outcome_kind::shadow_blocked, srl::outcome_kind::degraded}) {
+        CHECK(srl::parse_outcome_kind(srl::to_string(k)) == k);
+        const auto e = srl::make_event({}, "k", "/", "GET", k, 0, 1);
+        CHECK(e.outcome == k);
+        CHECK(e.allowed == srl::allowed_column(k));
+    }
+    CHECK_FALSE(srl::parse_outcome_kind("Blocked").has_value());
+    CHECK_FALSE(srl::parse_outcome_kind("").has_value());
+    CHECK(srl::make_event({}, "k", "/", "GET", false, 0, 1).outcome == srl::outcome_kind::blocked);
+    CHECK(srl::make_event({}, "k", "/", "GET", true, 0, 1).outcome == srl::outcome_kind::allowed);
+}
+
+namespace {
+
+// Counts decisions by outcome and asks for timing every other request.
+struct counting_observer {
+    struct state {
+        std::atomic<int> by_kind[4] = {};
+        std::atomic<int> timed{0}, untimed{0}, asked{0};
+    };
+    std::shared_ptr<state> s = std::make_shared<state>();
+    bool time_next() { return s->asked.fetch_add(1) % 2 == 0; }
+    void on_decision(const srl::decision& d, std::chrono::nanoseconds t) {
+        s->by_kind[static_cast<int>(d.kind())].fetch_add(1);
+        (t == srl::not_timed ? s->untimed : s->timed).fetch_add(1);
+        if (t != srl::not_timed) CHECK(t >= 0ns);
+    }
+};
+
+struct throwing_observer {
+    void on_decision(const srl::decision&, std::chrono::nanoseconds) { throw std::runtime_error("observer"); }
+};
+
+}  // namespace
+
+static_assert(srl::observer<counting_observer>);
+static_assert(srl::observer<srl::null_observer>);
+static_assert(!srl::observer<int>);
+
+TEST_CASE("the observer hears every rule decision with its outcome, timed when it asks",
+          "[limiter][observer]") {
+    faulty_storage st;
+    counting_observer obs;
+    faulty_limiter<srl::null_sink, counting_observer> lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}}, {}, st,
+                                                          {}, srl::manual_clock(), obs);
+    lim.check_key("u");  // 2 allowed
+    lim.check_key("u");  // 2 allowed
+    lim.check_key("u");  // a blocked, b allowed (peek)
+    st.sw->all = true;
+    lim.check_key("u");  // 2 degraded
+    const auto& s = *obs.s;
+    CHECK(s.by_kind[static_cast<int>(srl::outcome_kind::allowed)] == 5);
+    CHECK(s.by_kind[static_cast<int>(srl::outcome_kind::blocked)] == 1);
+    CHECK(s.by_kind[static_cast<int>(srl::outcome_kind::degraded)] == 2);
+    CHECK(s.asked == 4);
+    CHECK(s.timed == 4);  // requests 1 and 3, two rules each
+    CHECK(s.untimed == 4);
+}
+
+TEST_CASE("a throwing observer changes no decision and is counted", "[limiter][observer]") {
+    srl::limiter<key_of, srl::in_memory_storage<>, srl::null_sink, srl::manual_clock, throwing_observer> lim(
+        key_of{}, {{"a", "1/m"}}, {}, {}, {}, srl::manual_clock(), throwing_observer{});
+    CHECK(lim.check_key("u").allowed());
+    CHECK(lim.check_key("u").blocked());
+    CHECK(lim.sink_failures() == 2);
+}
