@@ -192,7 +192,7 @@ TEST_CASE("offender detail: totals, first and last seen, blocked paths and newes
     CHECK(d.last_seen == test_now - 1h);
     CHECK(d.by_path == std::vector<srl::path_count>{{"/a", 2}, {"/b", 2}});
     REQUIRE(d.recent_events.size() == 3);
-    CHECK(d.recent_events[0] == srl::recent_event{test_now - 1h, "/a", "POST", false, 14, 10, ""});
+    CHECK(d.recent_events[0] == srl::recent_event{test_now - 1h, "/a", "POST", false, 14, 10, "", srl::outcome_kind::blocked});
     CHECK(d.recent_events[1].timestamp == test_now - 2h);
     CHECK(d.recent_events[1].method == "PUT");
     CHECK(d.recent_events[2] == srl::recent_event{test_now - 3h, "/c", "GET", true, 3, 10, ""});
@@ -356,4 +356,61 @@ TEST_CASE("random events agree with a straightforward reference implementation",
             CHECK(srl::get_rule_hit_counts(events, days, 50, test_now) == rules);
         }
     }
+}
+
+TEST_CASE("degraded events are never blocked: summary, offenders, rules, CSV, drill-down and alerts",
+          "[analytics][degraded]") {
+    namespace srl = smart_ratelimit;
+    const auto de = [](srl::event_time ts, std::string key, std::string path = "/api/login") {
+        return srl::make_event(ts, key, path, "POST", srl::outcome_kind::degraded, 0, 10);
+    };
+    // "rule:api:user:innocent" was only degraded (the store was down); "ip:abuser" was blocked.
+    std::vector<srl::event> events;
+    for (int i = 0; i < 50; ++i) events.push_back(de(test_now - 1h, "rule:api:user:innocent"));
+    for (int i = 0; i < 3; ++i) events.push_back(ev(test_now - 2h, "rule:api:ip:abuser", false));
+    events.push_back(srl::make_event(test_now - 2h, "rule:api:ip:abuser", "/s", "GET",
+                                     srl::outcome_kind::shadow_blocked, 11, 10));
+    events.push_back(ev(test_now - 3h, "rule:api:user:innocent", true));
+
+    const auto s = srl::get_traffic_summary(events, 1, test_now);
+    CHECK(s.total == 55);
+    CHECK(s.blocked == 4);  // shadow denials count as blocked, as they always did
+    CHECK(s.degraded == 50);
+    CHECK(s.allowed == 1);
+    CHECK(s.block_rate == Approx(4.0 / 55.0));
+
+    CHECK(srl::get_top_offenders(events, 1, 100, test_now) ==
+          std::vector<srl::offender>{{"rule:api:ip:abuser", 4}});
+    CHECK(srl::find_alertable_offenders(events, 1, 1, 100, test_now) ==
+          std::vector<srl::offender>{{"rule:api:ip:abuser", 4}});
+    CHECK(srl::offenders_csv(events, 1, 1000, test_now) == "key,blocked_count\r\nrule:api:ip:abuser,4\r\n");
+    CHECK(srl::get_rule_hit_counts(events, 1, 50, test_now) == std::vector<srl::rule_hits>{{"api", 55, 4}});
+
+    const auto d = srl::get_offender_detail(events, "rule:api:user:innocent", 1, 2, test_now);
+    CHECK(d.total == 51);
+    CHECK(d.blocked == 0);
+    CHECK(d.degraded == 50);
+    CHECK(d.allowed == 1);
+    CHECK(d.block_rate == 0.0);
+    CHECK(d.by_path.empty());
+    REQUIRE(d.recent_events.size() == 2);
+    CHECK(d.recent_events[0].outcome == srl::outcome_kind::degraded);
+    CHECK(d.recent_events[0].allowed);
+
+    const auto a = srl::get_offender_detail(events, "rule:api:ip:abuser", 1, 10, test_now);
+    CHECK(a.blocked == 4);
+    CHECK(a.degraded == 0);
+    CHECK(a.recent_events.size() == 4);
+}
+
+TEST_CASE("a row type without an outcome reads as before: allowed or blocked", "[analytics][degraded]") {
+    const std::vector<access_log_row> rows{{test_now.time_since_epoch().count() - 1, "ip:a", true, "/x"},
+                                           {test_now.time_since_epoch().count() - 2, "ip:b", false, "/x"}};
+    const auto s = smart_ratelimit::get_traffic_summary(rows, 1, test_now);
+    CHECK(s.total == 2);
+    CHECK(s.blocked == 1);
+    CHECK(s.allowed == 1);
+    CHECK(s.degraded == 0);
+    CHECK(smart_ratelimit::outcome_of(rows[0]) == smart_ratelimit::outcome_kind::blocked);  // denied
+    CHECK(smart_ratelimit::outcome_of(rows[1]) == smart_ratelimit::outcome_kind::allowed);
 }

@@ -27,10 +27,10 @@ std::vector<std::string> keys_of(const boost::json::object& o) {
 
 TEST_CASE("traffic summary JSON has the reference's keys in order and a plain block rate", "[analytics][json]") {
     const srl::traffic_summary s{1, 5, 2, 3, 0.6};
-    CHECK(srl::to_json_string(s) == R"({"days":1,"total":5,"allowed":2,"blocked":3,"block_rate":0.6})");
+    CHECK(srl::to_json_string(s) == R"({"days":1,"total":5,"allowed":2,"blocked":3,"block_rate":0.6,"degraded":0})");
     CHECK(srl::to_json_string(srl::traffic_summary{7, 0, 0, 0, 0.0}) ==
-          R"({"days":7,"total":0,"allowed":0,"blocked":0,"block_rate":0.0})");
-    CHECK(srl::to_json_string(srl::traffic_summary{1, 1, 0, 1, 1.0}).find("\"block_rate\":1.0}") !=
+          R"({"days":7,"total":0,"allowed":0,"blocked":0,"block_rate":0.0,"degraded":0})");
+    CHECK(srl::to_json_string(srl::traffic_summary{1, 1, 0, 1, 1.0}).find("\"block_rate\":1.0,\"degraded\":0}") !=
           std::string::npos);
     // Boost.JSON itself would print 6E-1: the adapter must not.
     CHECK(srl::to_json_string(s).find('E') == std::string::npos);
@@ -55,7 +55,7 @@ TEST_CASE("block rates print as the shortest plain decimal that reads back exact
         REQUIRE(std::strtod(text.c_str(), nullptr) == rate);
         // (Boost.JSON 1.81's parser is not always correctly rounded: compare the text.)
         const std::string json = srl::to_json_string(srl::traffic_summary{1, total, total - blocked, blocked, rate});
-        REQUIRE(json.find("\"block_rate\":" + text + "}") != std::string::npos);
+        REQUIRE(json.find("\"block_rate\":" + text + ",\"degraded\":0}") != std::string::npos);
     }
 }
 
@@ -80,10 +80,10 @@ TEST_CASE("offender detail JSON matches the reference's drill-down shape", "[ana
     d.first_seen = srl::event_time{sys_days{year{2026} / 5 / 1} + 8h + 14min + 2s + 123456us};
     d.last_seen = srl::event_time{sys_days{year{2026} / 5 / 7} + 22h + 41min + 55s};
     d.by_path = {{"/api/login", 300}};
-    d.recent_events = {{*d.last_seen, "/api/login", "POST", false, 11, 10, "login"}};
+    d.recent_events = {{*d.last_seen, "/api/login", "POST", false, 11, 10, "login", srl::outcome_kind::blocked}};
     const std::string text = srl::to_json_string(d);
     const auto v = boost::json::parse(text).as_object();
-    CHECK(keys_of(v) == std::vector<std::string>{"key", "days", "total", "allowed", "blocked", "block_rate",
+    CHECK(keys_of(v) == std::vector<std::string>{"key", "days", "total", "allowed", "blocked", "block_rate", "degraded",
                                                  "first_seen", "last_seen", "by_path", "recent_events"});
     CHECK(v.at("first_seen").as_string() == "2026-05-01T08:14:02.123Z");
     CHECK(v.at("last_seen").as_string() == "2026-05-07T22:41:55.000Z");
@@ -92,16 +92,16 @@ TEST_CASE("offender detail JSON matches the reference's drill-down shape", "[ana
           std::vector<std::string>{"path", "blocked_count"});
     const auto& recent = v.at("recent_events").as_array().at(0).as_object();
     CHECK(keys_of(recent) ==
-          std::vector<std::string>{"timestamp", "path", "method", "allowed", "count", "limit", "rule_name"});
+          std::vector<std::string>{"timestamp", "path", "method", "allowed", "count", "limit", "rule_name", "outcome"});
     CHECK(recent.at("allowed").as_bool() == false);
     CHECK(recent.at("count").as_int64() == 11);
-    CHECK(text.find(R"("recent_events":[{"timestamp":"2026-05-07T22:41:55.000Z","path":"/api/login","method":"POST","allowed":false,"count":11,"limit":10,"rule_name":"login"}])") != std::string::npos);
+    CHECK(text.find(R"("recent_events":[{"timestamp":"2026-05-07T22:41:55.000Z","path":"/api/login","method":"POST","allowed":false,"count":11,"limit":10,"rule_name":"login","outcome":"blocked"}])") != std::string::npos);
 
     srl::offender_detail none;
     none.key = "ip:nobody";
     none.days = 7;
     CHECK(srl::to_json_string(none) ==
-          R"({"key":"ip:nobody","days":7,"total":0,"allowed":0,"blocked":0,"block_rate":0.0,)"
+          R"({"key":"ip:nobody","days":7,"total":0,"allowed":0,"blocked":0,"block_rate":0.0,"degraded":0,)"
           R"("first_seen":null,"last_seen":null,"by_path":[],"recent_events":[]})");
 }
 
@@ -131,7 +131,7 @@ TEST_CASE("serialize_json prints any Boost.JSON value with plain decimals", "[an
                             {"list", {1, 2.5, nullptr, true, "x"}},
                             {"u", std::uint64_t{18446744073709551615ULL}}};
     CHECK(srl::serialize_json(v) ==
-          R"({"summary":{"days":1,"total":5,"allowed":2,"blocked":3,"block_rate":0.6},)"
+          R"({"summary":{"days":1,"total":5,"allowed":2,"blocked":3,"block_rate":0.6,"degraded":0},)"
           R"("list":[1,2.5,null,true,"x"],"u":18446744073709551615})");
 }
 

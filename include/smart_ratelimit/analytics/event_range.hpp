@@ -34,7 +34,11 @@ namespace smart_ratelimit {
 /// | `event_traits<T>::allowed(e)`    | `bool`                 | false when blocked             |
 /// | `event_traits<T>::count(e)`      | `std::int64_t`         | count at decision time         |
 /// | `event_traits<T>::limit(e)`      | `std::int64_t`         | the configured limit           |
+/// | `event_traits<T>::outcome(e)`    | `outcome_kind`         | optional: the four-way outcome; without it, `allowed` decides (allowed or blocked) |
 ///
+/// `allowed(e)` must be true for a degraded event (the store could not decide: not a
+/// denial), so every blocked count excludes degraded events by construction; the
+/// degraded count comes from `outcome(e)`.
 /// `e` is a `const T&`. Accessors may return views into `e` or values; the
 /// functions copy what they keep before moving to the next element.
 template <class T>
@@ -63,7 +67,22 @@ struct event_traits<T> {
     static bool allowed(const T& e) { return static_cast<bool>(e.allowed); }
     static std::int64_t count(const T& e) { return static_cast<std::int64_t>(e.count); }
     static std::int64_t limit(const T& e) { return static_cast<std::int64_t>(e.limit); }
+    static outcome_kind outcome(const T& e)
+        requires requires { { e.outcome } -> std::convertible_to<outcome_kind>; }
+    {
+        return e.outcome;
+    }
 };
+
+/// The outcome of `e`: event_traits<T>::outcome(e) when the traits provide it, else
+/// what `allowed` says (allowed or blocked), as for rows older than the outcome.
+template <class T>
+outcome_kind outcome_of(const T& e) {
+    if constexpr (requires { { event_traits<T>::outcome(e) } -> std::convertible_to<outcome_kind>; })
+        return event_traits<T>::outcome(e);
+    else
+        return outcome_of_allowed(static_cast<bool>(event_traits<T>::allowed(e)));
+}
 
 /// analysable_event: `event_traits<T>` provides every accessor of the table above.
 template <class T>

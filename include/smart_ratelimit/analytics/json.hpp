@@ -27,7 +27,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
           {"total", s.total},
           {"allowed", s.allowed},
           {"blocked", s.blocked},
-          {"block_rate", s.block_rate}};
+          {"block_rate", s.block_rate},
+          {"degraded", s.degraded}};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const offender& o) {
@@ -50,7 +51,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
           {"allowed", e.allowed},
           {"count", e.count},
           {"limit", e.limit},
-          {"rule_name", e.rule_name}};
+          {"rule_name", e.rule_name},
+          {"outcome", to_string(e.outcome)}};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
@@ -62,6 +64,7 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
     o["allowed"] = d.allowed;
     o["blocked"] = d.blocked;
     o["block_rate"] = d.block_rate;
+    o["degraded"] = d.degraded;
     o["first_seen"] = d.first_seen ? boost::json::value(format_rfc3339(*d.first_seen))
                                    : boost::json::value(nullptr);
     o["last_seen"] = d.last_seen ? boost::json::value(format_rfc3339(*d.last_seen))

@@ -124,6 +124,7 @@ inline void append_json(std::string& out, const traffic_summary& s) {
     w.field("allowed", s.allowed);
     w.field("blocked", s.blocked);
     w.field("block_rate", s.block_rate);
+    w.field("degraded", s.degraded);
     w.close();
 }
 
@@ -158,6 +159,7 @@ inline void append_json(std::string& out, const recent_event& e) {
     w.field("count", e.count);
     w.field("limit", e.limit);
     w.field("rule_name", e.rule_name);
+    w.field("outcome", to_string(e.outcome));
     w.close();
 }
 
@@ -179,6 +181,7 @@ inline void append_json(std::string& out, const offender_detail& d) {
     w.field("allowed", d.allowed);
     w.field("blocked", d.blocked);
     w.field("block_rate", d.block_rate);
+    w.field("degraded", d.degraded);
     w.time("first_seen", d.first_seen);
     w.time("last_seen", d.last_seen);
     w.key("by_path");

@@ -14,12 +14,15 @@
 namespace smart_ratelimit {
 
 /// Totals over a window. `block_rate` is blocked / total, unrounded, 0.0 when total is 0.
+/// total = allowed + blocked + degraded: a degraded event (the store could not decide)
+/// is neither allowed nor blocked. Shadow-mode denials count as blocked.
 struct traffic_summary {
     int days = 0;
     std::int64_t total = 0;
     std::int64_t allowed = 0;
     std::int64_t blocked = 0;
     double block_rate = 0.0;
+    std::int64_t degraded = 0;
 
     friend bool operator==(const traffic_summary&, const traffic_summary&) = default;
 };
@@ -58,6 +61,7 @@ struct recent_event {
     std::int64_t count = 0;
     std::int64_t limit = 0;
     std::string rule_name;
+    outcome_kind outcome = outcome_kind::allowed;
 
     friend bool operator==(const recent_event&, const recent_event&) = default;
 };
@@ -72,6 +76,7 @@ struct offender_detail {
     std::int64_t allowed = 0;
     std::int64_t blocked = 0;
     double block_rate = 0.0;
+    std::int64_t degraded = 0;
     std::optional<event_time> first_seen;
     std::optional<event_time> last_seen;
     std::vector<path_count> by_path;

@@ -957,7 +957,7 @@ struct sql_analytics {
                     d.recent_events.push_back(recent_event{
                         event_time{std::chrono::microseconds{ts}}, pi == ::soci::i_ok ? path : "",
                         mi == ::soci::i_ok ? method : "", allowed != 0, count, limit,
-                        ri == ::soci::i_ok ? rule : ""});
+                        ri == ::soci::i_ok ? rule : "", outcome_of_allowed(allowed != 0)});
                 });
         }
         return d;

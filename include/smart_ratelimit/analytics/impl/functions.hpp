@@ -1,7 +1,8 @@
 // smart_ratelimit/analytics/impl/functions.hpp
 // Bodies of the analytics function templates declared in analytics/functions.hpp.
 // Each is one pass over the range: counters for the summary, a string_table for
-// the groupings, then a partial sort for the top-k with the SPEC 7 tie-breaks.
+// the groupings, then a partial sort for the top-k (count desc, ties by name asc).
+// Blocked counts read `allowed == false`, so degraded events are never blocked.
 #pragma once
 
 #include <algorithm>
@@ -48,17 +49,19 @@ template <event_range R>
 traffic_summary get_traffic_summary(R&& events, int days, event_time now) {
     using traits = event_traits<range_event_t<R>>;
     const event_time start = window_start(now, days);
-    std::int64_t total = 0, blocked = 0;
+    std::int64_t total = 0, blocked = 0, degraded = 0;
     for (auto&& e : events) {
         const std::int64_t in = event_time(traits::timestamp(e)) >= start;
         total += in;
         blocked += in & std::int64_t{!static_cast<bool>(traits::allowed(e))};
+        degraded += in & std::int64_t{outcome_of(e) == outcome_kind::degraded};
     }
     traffic_summary s;
     s.days = days;
     s.total = total;
     s.blocked = blocked;
-    s.allowed = total - blocked;
+    s.degraded = degraded;
+    s.allowed = total - blocked - degraded;
     s.block_rate = analytics_detail::rate(blocked, total);
     return s;
 }
@@ -149,8 +152,11 @@ offender_detail get_offender_detail(R&& events, std::string_view key, int days, 
         const event_time ts(traits::timestamp(e));
         if (!(ts >= start)) continue;
         const bool allowed = static_cast<bool>(traits::allowed(e));
+        const outcome_kind outcome = outcome_of(e);
         ++d.total;
-        if (allowed) {
+        if (outcome == outcome_kind::degraded) {
+            ++d.degraded;
+        } else if (allowed) {
             ++d.allowed;
         } else {
             ++d.blocked;
@@ -174,7 +180,7 @@ offender_detail get_offender_detail(R&& events, std::string_view key, int days, 
                                               std::string(std::string_view(m)), allowed,
                                               static_cast<std::int64_t>(traits::count(e)),
                                               static_cast<std::int64_t>(traits::limit(e)),
-                                              std::string(std::string_view(r))}});
+                                              std::string(std::string_view(r)), outcome}});
         std::push_heap(heap.begin(), heap.end(), newer);
     }
     d.block_rate = analytics_detail::rate(d.blocked, d.total);
