@@ -32,4 +32,5 @@
 #include <smart_ratelimit/rule.hpp>
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/analytics.hpp>
+#include <smart_ratelimit/health.hpp>
 #include <smart_ratelimit/settings.hpp>
