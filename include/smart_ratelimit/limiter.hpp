@@ -12,6 +12,7 @@
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>
+#include <smart_ratelimit/limiter_options.hpp>
 #include <smart_ratelimit/observer.hpp>
 #include <smart_ratelimit/rule.hpp>
 #include <smart_ratelimit/sinks/null_sink.hpp>
@@ -29,20 +30,6 @@
 #include <vector>
 
 namespace smart_ratelimit {
-
-/// Limiter-wide settings.
-struct limiter_options {
-    /// The inner key used when the key extractor yields "" (never "unlimited"). All
-    /// such requests share it, so they are limited together. check_and_record() can
-    /// override it per request (the HTTP middleware passes the client's IP key).
-    std::string fallback_key = "anonymous";
-    /// Puts every rule in shadow mode: decide and log, never block.
-    bool shadow = false;
-    /// What a degraded decision (the store could not decide) does to the request:
-    /// refuse it (fail_closed, the default; the middleware answers 503) or let it
-    /// through (fail_open). Either way it is never a denial nor counted as blocked.
-    failure_policy on_store_failure = failure_policy::fail_closed;
-};
 
 /// What the HTTP layer knows about a request, for its events.
 struct request_info {

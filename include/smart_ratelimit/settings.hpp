@@ -24,7 +24,7 @@
 #include <smart_ratelimit/detail/json_reader.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/rate.hpp>
-#include <smart_ratelimit/storage/failure_policy.hpp>
+#include <smart_ratelimit/limiter_options.hpp>
 
 namespace smart_ratelimit {
 
@@ -49,6 +49,13 @@ struct settings {
 /// What RATELIMIT_FAIL_OPEN asks of every limiter: limiter_options::on_store_failure.
 inline failure_policy store_failure_policy(const settings& s) noexcept {
     return s.fail_open ? failure_policy::fail_open : failure_policy::fail_closed;
+}
+
+/// `base` with what the settings decide for a limiter: on_store_failure
+/// (RATELIMIT_FAIL_OPEN). The other fields are the application's.
+inline limiter_options limiter_options_from(const settings& s, limiter_options base = {}) {
+    base.on_store_failure = store_failure_policy(s);
+    return base;
 }  // RATELIMIT_DATABASE_URL
     std::string smtp_url{default_smtp_url};          // RATELIMIT_SMTP_URL
     std::vector<std::string> trusted_proxies;        // RATELIMIT_TRUSTED_PROXIES (CIDRs)
