@@ -2,8 +2,9 @@
 // The demo: a Beast server whose API is protected by the limiter (POST /api/login
 // at 5/m per IP under the rule `login`, GET /api/items at 100/m per user or IP),
 // every decision logged to SQL through the async sink and the SOCI event store,
-// and the staff dashboard under /ratelimit/. Prints its URL and a staff token.
-// `--help` lists the flags; the settings of SPEC 11 are read as everywhere else.
+// the staff dashboard under /ratelimit/ (its chart refreshing itself) and a health
+// probe at /ratelimit/health. Prints its URL and a staff token. `--help` lists the
+// flags; the settings files and variables are read as everywhere else.
 #include <smart_ratelimit/beast/dashboard.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
@@ -30,6 +31,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -94,6 +97,7 @@ struct options {
     mode run_mode = mode::full;
     int threads = 1;
     bool migrate = false;
+    long live_refresh_ms = 30000;  // 0: off
 };
 
 [[noreturn]] void usage(int code) {
@@ -112,6 +116,7 @@ struct options {
         "  --items-rate RATE     rate of GET /api/items per user or IP. Default 100/m\n"
         "  --mode full|limit|none  benchmark modes: limiter and logging / limiter only / no limiter\n"
         "  --threads N           I/O threads. Default 1\n"
+        "  --live-refresh-ms N   the dashboard chart refreshes itself every N ms (0: off, else >= 100). Default 30000\n"
         "  --migrate             create or update the event tables before serving (as `smart-ratelimit migrate`)\n",
         code == 0 ? stdout : stderr);
     std::exit(code);
@@ -164,6 +169,16 @@ options parse_args(int argc, char** argv) {
                 std::fprintf(stderr, "demo_server: --threads: expected 1..64, got '%s'\n", v.c_str());
                 std::exit(64);
             }
+        } else if (a == "--live-refresh-ms") {
+            const std::string v = value(i);
+            char* end = nullptr;
+            const long ms = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || ms < 0 || ms > 86'400'000 || (ms > 0 && ms < 100)) {
+                std::fprintf(stderr, "demo_server: --live-refresh-ms: expected 0 or 100..86400000, got '%s'\n",
+                             v.c_str());
+                std::exit(64);
+            }
+            o.live_refresh_ms = ms;
         } else if (a == "--migrate") o.migrate = true;
         else {
             std::fprintf(stderr, "demo_server: unknown option '%s'\n", argv[i]);
@@ -468,7 +483,26 @@ int run(const options& opt) {
         login.sink().sink = items.sink().sink = sink.get();
         if (fallback) fallback->sink().sink = sink.get();
     }
-    const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff)};
+    // The health probe: the event writer as the async sink sees it (a database check
+    // of its own will join it). Unhealthy while writes fail: events were dropped for
+    // write errors since the previous probe.
+    std::atomic<std::uint64_t> write_errors_seen{0};
+    sb::dashboard_options dopt;
+    dopt.live_refresh = opt.live_refresh_ms > 0;
+    if (dopt.live_refresh) dopt.live_refresh_interval = std::chrono::milliseconds(opt.live_refresh_ms);
+    dopt.health = [&sink, &write_errors_seen, logging] {
+        srl::health_report r;
+        if (!logging || !sink) return r.add("event_writer", true, "event logging is off");
+        const auto st = sink->stats();
+        const std::uint64_t before = write_errors_seen.exchange(st.dropped_write_error);
+        const bool failing = st.dropped_write_error > before;
+        std::string detail = "written " + std::to_string(st.written) + ", in flight " + std::to_string(st.in_flight()) +
+                             ", dropped " + std::to_string(st.dropped());
+        if (failing)
+            detail += ", " + std::to_string(st.dropped_write_error - before) + " lost to write errors since the last probe";
+        return r.add("event_writer", !failing, std::move(detail));
+    };
+    const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff), std::move(dopt)};
 
     // One I/O thread: no other thread touches the sockets (completions from the
     // work pool are posted), so the reactor can skip its per-socket locks.
@@ -499,6 +533,7 @@ int run(const options& opt) {
     if (limiting) {
         std::printf("dashboard: http://%s:%u/ratelimit/dashboard/\n", host.c_str(), port);
         std::printf("sign in:   http://%s:%u/ratelimit/signin\n", host.c_str(), port);
+        std::printf("health:    http://%s:%u/ratelimit/health\n", host.c_str(), port);
         std::printf("staff token: %s\n", token.c_str());
     }
     std::fflush(stdout);

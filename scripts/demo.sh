@@ -70,7 +70,8 @@ cat <<EOF
 
 The demo server is running (pid $server_pid, log $log, events in $run_dir/events.db).
   Dashboard:   $base/ratelimit/dashboard/
-  Sign in:     $base/ratelimit/signin   (paste the staff token)
+  Sign in:     $base/ratelimit/signin   (paste the staff token; the chart refreshes itself every 30 s)
+  Health:      $base/ratelimit/health   (status for anyone; every check with the staff token)
   Staff token: $token
   From a shell: curl -H 'Authorization: Bearer $token' $base/ratelimit/dashboard/offenders.csv
   Report:       $build/tools/smart-ratelimit report --database '$db_url'

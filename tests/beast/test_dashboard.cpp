@@ -1,8 +1,10 @@
 // tests/beast/test_dashboard.cpp
 // The staff dashboard over a real loopback socket: authorization (403 identical
 // for anonymous and non-staff, tokens never from the query string, the cookie
-// sign-in flow), the three endpoints, `?days=` edge cases, escaping of hostile keys
-// and paths in HTML, JSON and CSV, security headers; plus the pure helpers.
+// sign-in flow, bearer tokens, a throwing authorizer), every endpoint (page, CSV,
+// drill-down as JSON and HTML, timeline JSON, live.js, health, metrics), `?days=`
+// edge cases, escaping of hostile keys and paths in HTML, JSON and CSV, security
+// headers; plus the pure helpers (timeline buckets with degraded counts, the SVG).
 #include <catch2/catch.hpp>
 
 #include <boost/json/parse.hpp>
@@ -12,8 +14,13 @@
 
 #include "dashboard_test_server.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <stdexcept>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace srl = smart_ratelimit;
 namespace sb = smart_ratelimit::beast;
@@ -130,8 +137,8 @@ TEST_CASE("staff see the page with summaries, offenders, rule hits, selector, CS
     CHECK(b.find("<svg") != std::string::npos);
     CHECK(b.find("class=\"blocked\"") != std::string::npos);
     CHECK(b.find("class=\"allowed\"") != std::string::npos);
-    // The offender links to its drill-down, query-encoded.
-    CHECK(b.find("href=\"/ratelimit/dashboard/offender/?key=rule%3Alogin%3Aip%3A203.0.113.5&amp;days=7\"") !=
+    // The offender links to its drill-down page, query-encoded.
+    CHECK(b.find("href=\"/ratelimit/dashboard/offender.html?key=rule%3Alogin%3Aip%3A203.0.113.5&amp;days=7\"") !=
           std::string::npos);
     CHECK(b.find("<code>login</code>") != std::string::npos);
     // The 40-day-old event is outside the 7-day window, the 3-day-old one inside it but not today.
@@ -226,7 +233,7 @@ TEST_CASE("the drill-down needs a key and has the JSON shape of the analytics", 
                          bearer(staff_token));
     REQUIRE(res.result_int() == 200);
     const auto v = boost::json::parse(res.body()).as_object();
-    const std::vector<std::string> keys{"key", "days", "total", "allowed", "blocked", "block_rate",
+    const std::vector<std::string> keys{"key", "days", "total", "allowed", "blocked", "block_rate", "degraded",
                                         "first_seen", "last_seen", "by_path", "recent_events"};
     std::vector<std::string> got;
     for (const auto& kv : v) got.emplace_back(kv.key());
@@ -374,7 +381,7 @@ TEST_CASE("a failing data source gives 503 without details", "[beast][dashboard]
     require_security_headers(res);
 }
 
-TEST_CASE("parse_days follows the SPEC 8 table", "[beast][dashboard]") {
+TEST_CASE("parse_days follows the days table", "[beast][dashboard]") {
     CHECK(sb::parse_days(std::nullopt) == 7);
     CHECK(sb::parse_days("") == 7);
     CHECK(sb::parse_days("abc") == 7);
@@ -457,8 +464,386 @@ TEST_CASE("the SVG chart draws one stacked bar per non-empty bucket", "[beast][d
     };
     CHECK(count("class=\"allowed\"") == 2);
     CHECK(count("class=\"blocked\"") == 1);
-    CHECK(svg.find("1970-01-01 03:00 UTC: 5 allowed, 5 blocked") != std::string::npos);
+    CHECK(svg.find("1970-01-01 03:00 UTC: 5 allowed, 0 degraded, 5 blocked") != std::string::npos);
     CHECK(svg.find("style=") == std::string::npos);
+}
+
+namespace {
+
+// Degraded decisions next to allowed and blocked ones, all in the last few hours.
+std::vector<srl::event> mixed_outcomes(srl::event_time now) {
+    using namespace std::chrono;
+    std::vector<srl::event> v;
+    for (int i = 0; i < 4; ++i)
+        v.push_back(srl::make_event(now - minutes(10), "ip:10.9.9.9", "/a", "GET", srl::outcome_kind::degraded, 0, 5));
+    for (int i = 0; i < 3; ++i)
+        v.push_back(srl::make_event(now - minutes(70), "ip:10.9.9.9", "/a", "GET", srl::outcome_kind::blocked, 9, 5));
+    for (int i = 0; i < 2; ++i)
+        v.push_back(srl::make_event(now - minutes(70), "ip:10.9.9.9", "/a", "GET", srl::outcome_kind::allowed, 1, 5));
+    v.push_back(srl::make_event(now - minutes(130), "ip:10.9.9.9", "/b", "GET", srl::outcome_kind::shadow_blocked, 9, 5));
+    return v;
+}
+
+struct throwing_authorizer {
+    bool is_staff(const http::request_header<>&) const { throw std::runtime_error("session store down"); }
+};
+
+std::string csp_nonce(const std::string& csp, std::string_view directive) {
+    const auto d = csp.find(directive);
+    if (d == std::string::npos) return {};
+    const auto n = csp.find("'nonce-", d);
+    if (n == std::string::npos) return {};
+    return csp.substr(n + 7, csp.find('\'', n + 7) - (n + 7));
+}
+
+}  // namespace
+
+TEST_CASE("the timeline is hourly up to two days and daily beyond", "[beast][dashboard]") {
+    using namespace std::chrono;
+    CHECK(srl::default_timeline_width(1) == hours(1));
+    CHECK(srl::default_timeline_width(2) == hours(1));
+    CHECK(srl::default_timeline_width(3) == hours(24));
+    CHECK(srl::default_timeline_width(365) == hours(24));
+    const srl::event_time now = srl::event_time{} + hours(24 * 20000) + minutes(17);
+    const std::vector<srl::event> none;
+    CHECK(srl::get_traffic_timeline(none, 2, hours(0), now).size() == 49);
+    CHECK(srl::get_traffic_timeline(none, 3, hours(0), now).size() == 4);
+
+    srl::ring_buffer_sink_mt sink(1000);
+    fill(sink);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    for (const auto& [days, bucket, count] : {std::tuple{1, "hour", 25u}, std::tuple{2, "hour", 49u},
+                                             std::tuple{3, "day", 4u}, std::tuple{30, "day", 31u}}) {
+        INFO("days " << days);
+        const auto res = get(server.port(), "/ratelimit/dashboard/timeline.json?days=" + std::to_string(days),
+                             bearer(staff_token));
+        REQUIRE(res.result_int() == 200);
+        const auto v = boost::json::parse(res.body()).as_object();
+        CHECK(v.at("bucket").as_string() == bucket);
+        CHECK(v.at("buckets").as_array().size() == count);
+    }
+}
+
+TEST_CASE("degraded events are a series of their own in the timeline", "[beast][dashboard][analytics]") {
+    using namespace std::chrono;
+    const srl::event_time now = srl::event_time{} + hours(24 * 20000) + minutes(30);
+    const auto events = mixed_outcomes(now);
+    const auto t = srl::get_traffic_timeline(events, 1, hours(1), now);
+    const auto s = srl::get_traffic_summary(events, 1, now);
+    std::int64_t allowed = 0, blocked = 0, degraded = 0, total = 0;
+    for (const auto& b : t) {
+        allowed += b.allowed;
+        blocked += b.blocked;
+        degraded += b.degraded;
+        total += b.total();
+    }
+    CHECK(degraded == 4);
+    CHECK(blocked == 4);  // shadow-blocked counts as blocked
+    CHECK(allowed == 2);
+    CHECK(degraded == s.degraded);
+    CHECK(blocked == s.blocked);
+    CHECK(allowed == s.allowed);
+    CHECK(total == s.total);
+    CHECK(t.back().degraded == 4);
+    CHECK(t.back().allowed == 0);
+
+    // The event range source gives the same, and the page shows the series.
+    const auto source = sb::event_range_source{[&] { return events; }};
+    CHECK(source.timeline(1, hours(1), now) == t);
+    const std::string svg = sb::render_traffic_svg(t);
+    CHECK(svg.find("class=\"degraded\"") != std::string::npos);
+    CHECK(svg.find(">degraded</text>") != std::string::npos);  // the legend
+    CHECK(svg.find("Allowed 2, degraded 4, blocked 4") != std::string::npos);
+    CHECK(svg.find(": 0 allowed, 4 degraded, 0 blocked</title>") != std::string::npos);
+    CHECK(svg.find("aria-label=\"Allowed, degraded and blocked requests over time\"") != std::string::npos);
+}
+
+TEST_CASE("timeline.json has its exact shape, is staff only and follows the days rule", "[beast][dashboard]") {
+    using namespace std::chrono;
+    const auto events = mixed_outcomes(srl::event_clock_now());
+    auto source = sb::event_range_source{[&] { return events; }};
+    const sb::dashboard<decltype(source), sb::staff_token_authorizer> dash(source,
+                                                                           sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto p = server.port();
+    const auto res = get(p, "/ratelimit/dashboard/timeline.json?days=1", bearer(staff_token));
+    REQUIRE(res.result_int() == 200);
+    CHECK(res[http::field::content_type] == "application/json");
+    require_security_headers(res);
+    const std::string& b = res.body();
+    CHECK(b.rfind("{\"days\":1,\"bucket\":\"hour\",\"buckets\":[{\"start\":\"", 0) == 0);
+    const auto v = boost::json::parse(b).as_object();
+    std::vector<std::string> keys;
+    for (const auto& kv : v) keys.emplace_back(kv.key());
+    CHECK(keys == std::vector<std::string>{"days", "bucket", "buckets"});
+    const auto& buckets = v.at("buckets").as_array();
+    REQUIRE(buckets.size() == 25);
+    std::int64_t total = 0, blocked = 0, degraded = 0;
+    for (const auto& e : buckets) {
+        const auto& o = e.as_object();
+        std::vector<std::string> bk;
+        for (const auto& kv : o) bk.emplace_back(kv.key());
+        CHECK(bk == std::vector<std::string>{"start", "total", "blocked", "degraded"});
+        const std::string start(o.at("start").as_string());
+        CHECK(start.size() == 24);  // YYYY-MM-DDTHH:MM:SS.mmmZ
+        CHECK(start[10] == 'T');
+        CHECK(start.back() == 'Z');
+        total += o.at("total").as_int64();
+        blocked += o.at("blocked").as_int64();
+        degraded += o.at("degraded").as_int64();
+    }
+    CHECK(total == 10);
+    CHECK(blocked == 4);
+    CHECK(degraded == 4);
+    // Every bucket after the first starts on a whole hour.
+    CHECK(std::string(buckets.at(1).as_object().at("start").as_string()).substr(13) == ":00:00.000Z");
+
+    CHECK(boost::json::parse(get(p, "/ratelimit/dashboard/timeline.json?days=400", bearer(staff_token)).body())
+              .as_object().at("days").as_int64() == 365);
+    CHECK(boost::json::parse(get(p, "/ratelimit/dashboard/timeline.json?days=abc", bearer(staff_token)).body())
+              .as_object().at("days").as_int64() == 7);
+    CHECK(boost::json::parse(get(p, "/ratelimit/dashboard/timeline.json?days=-3", bearer(staff_token)).body())
+              .as_object().at("days").as_int64() == 1);
+    const auto anon = get(p, "/ratelimit/dashboard/timeline.json");
+    const auto wrong = get(p, "/ratelimit/dashboard/timeline.json", bearer("not-the-staff-token"));
+    for (const auto* r : {&anon, &wrong}) {
+        CHECK(r->result_int() == 403);
+        CHECK(r->body() == "Forbidden");
+    }
+}
+
+TEST_CASE("live refresh adds one nonce'd external script; without it there is none", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(1000);
+    fill(sink);
+    {
+        const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+        srl_test::dashboard_server server(dash);
+        const auto page = get(server.port(), "/ratelimit/dashboard/", bearer(staff_token));
+        REQUIRE(page.result_int() == 200);
+        require_security_headers(page);  // no script-src at all
+        CHECK(page.body().find("<script") == std::string::npos);
+        CHECK(page.body().find("data-refresh-ms") == std::string::npos);
+        CHECK(!dash.matches("/ratelimit/dashboard/live.js"));
+        CHECK(get(server.port(), "/ratelimit/dashboard/live.js", bearer(staff_token)).result_int() == 404);
+    }
+    sb::dashboard_options opt;
+    opt.live_refresh = true;
+    opt.live_refresh_interval = std::chrono::milliseconds(1500);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token), opt);
+    srl_test::dashboard_server server(dash);
+    const auto page = get(server.port(), "/ratelimit/dashboard/?days=2", bearer(staff_token));
+    REQUIRE(page.result_int() == 200);
+    const std::string csp(page["Content-Security-Policy"]);
+    INFO("CSP: " << csp);
+    CHECK(csp.find("unsafe-inline") == std::string::npos);
+    CHECK(csp.find("connect-src 'self'") != std::string::npos);
+    const std::string nonce = csp_nonce(csp, "script-src");
+    REQUIRE(nonce.size() >= 16);
+    CHECK(nonce != csp_nonce(csp, "style-src"));
+    const std::string& b = page.body();
+    CHECK(b.find("<script src=\"/ratelimit/dashboard/live.js\" nonce=\"" + nonce + "\" defer></script>") !=
+          std::string::npos);
+    std::size_t scripts = 0;
+    for (auto at = b.find("<script"); at != std::string::npos; at = b.find("<script", at + 1)) ++scripts;
+    CHECK(scripts == 1);
+    CHECK(b.find("data-timeline-url=\"/ratelimit/dashboard/timeline.json?days=2\"") != std::string::npos);
+    CHECK(b.find("data-refresh-ms=\"1500\"") != std::string::npos);
+
+    const auto js = get(server.port(), "/ratelimit/dashboard/live.js", bearer(staff_token));
+    REQUIRE(js.result_int() == 200);
+    CHECK(js[http::field::content_type] == "text/javascript");
+    CHECK(js["X-Content-Type-Options"] == "nosniff");
+    CHECK(js["Cache-Control"] == "no-store");
+    CHECK(js.body().find("fetch(url") != std::string::npos);
+    CHECK(js.body().find("innerHTML") == std::string::npos);
+    CHECK(js.body().find("eval(") == std::string::npos);
+    CHECK(get(server.port(), "/ratelimit/dashboard/live.js").result_int() == 403);
+
+    opt.live_refresh_interval = std::chrono::milliseconds(10);
+    CHECK_THROWS_WITH(staff_dashboard(ring_source(sink), sb::staff_token_authorizer(staff_token), opt),
+                      Catch::Contains("live_refresh_interval"));
+}
+
+TEST_CASE("the offender page shows the drill-down escaped, with outcomes and the JSON link", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(1000);
+    fill(sink);
+    for (const auto& e : mixed_outcomes(srl::event_clock_now())) sink.record(e);
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+    srl_test::dashboard_server server(dash);
+    const auto p = server.port();
+
+    const auto res = get(p, "/ratelimit/dashboard/offender.html?key=ip%3A10.9.9.9&days=1", bearer(staff_token));
+    REQUIRE(res.result_int() == 200);
+    CHECK(res[http::field::content_type] == "text/html; charset=utf-8");
+    require_security_headers(res);
+    const std::string& b = res.body();
+    CHECK(b.find("<code id=\"offender-key\">ip:10.9.9.9</code>") != std::string::npos);
+    CHECK(b.find("<tr><th>Total</th><td class=\"n\">10</td></tr>") != std::string::npos);
+    CHECK(b.find("<tr><th>Degraded</th><td class=\"n\">4</td></tr>") != std::string::npos);
+    CHECK(b.find("<tr><th>Blocked</th><td class=\"n\">4</td></tr>") != std::string::npos);
+    CHECK(b.find("id=\"json-link\" href=\"/ratelimit/dashboard/offender/?key=ip%3A10.9.9.9&amp;days=1\"") !=
+          std::string::npos);
+    CHECK(b.find("<td class=\"outcome-degraded\">degraded</td>") != std::string::npos);
+    CHECK(b.find("<td class=\"outcome-shadow_blocked\">shadow_blocked</td>") != std::string::npos);
+    CHECK(b.find("First seen") != std::string::npos);
+    CHECK(b.find("<script") == std::string::npos);
+
+    const std::string hostile = std::string("user:") + img_payload;
+    const auto h = get(p, "/ratelimit/dashboard/offender.html?key=" + sb::dashboard_detail::query_component(hostile),
+                       bearer(staff_token));
+    REQUIRE(h.result_int() == 200);
+    CHECK(h.body().find("<img") == std::string::npos);
+    CHECK(h.body().find(script_payload) == std::string::npos);
+    CHECK(h.body().find("user:&quot;&gt;&lt;img src=x onerror=alert(1)&gt;") != std::string::npos);
+    CHECK(h.body().find("<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>") != std::string::npos);  // its path
+    CHECK(h.body().find("?key=user%3A%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E&amp;days=7") !=
+          std::string::npos);
+
+    for (const char* t : {"/ratelimit/dashboard/offender.html", "/ratelimit/dashboard/offender.html?key=&days=3"}) {
+        INFO(t);
+        const auto bad = get(p, t, bearer(staff_token));
+        CHECK(bad.result_int() == 400);
+        CHECK(bad[http::field::content_type] == "text/html; charset=utf-8");
+        CHECK(bad.body().find("?key=") != std::string::npos);
+        require_security_headers(bad);
+    }
+    const auto anon = get(p, "/ratelimit/dashboard/offender.html?key=ip%3A10.9.9.9");
+    CHECK(anon.result_int() == 403);
+    CHECK(anon.body() == "Forbidden");
+}
+
+TEST_CASE("health answers 200 or 503, with detail for staff only, and survives a throwing check",
+          "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(10);
+    SECTION("without a callable the process reports itself up") {
+        const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+        srl_test::dashboard_server server(dash);
+        const auto anon = get(server.port(), "/ratelimit/health");
+        CHECK(anon.result_int() == 200);
+        CHECK(anon.body() == "{\"status\":\"ok\"}");
+        CHECK(anon[http::field::content_type] == "application/json");
+        CHECK(anon["Cache-Control"] == "no-store");
+        CHECK(get(server.port(), "/ratelimit/health", bearer(staff_token)).body() == "{\"status\":\"ok\",\"checks\":[]}");
+        CHECK(fetch(server.port(), http::verb::post, "/ratelimit/health", {}, "a=1").result_int() == 405);
+    }
+    SECTION("the report decides the status; anonymous callers see no check") {
+        auto healthy = std::make_shared<std::atomic<bool>>(true);
+        sb::dashboard_options opt;
+        opt.health = [healthy] {
+            srl::health_report r;
+            r.add("database", healthy->load(), healthy->load() ? "reachable" : "connection refused <10.0.0.5>");
+            return r;
+        };
+        const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token), opt);
+        srl_test::dashboard_server server(dash);
+        auto staff = get(server.port(), "/ratelimit/health", bearer(staff_token));
+        CHECK(staff.result_int() == 200);
+        CHECK(staff.body() == "{\"status\":\"ok\",\"checks\":[{\"name\":\"database\",\"ok\":true,\"detail\":\"reachable\"}]}");
+        CHECK(get(server.port(), "/ratelimit/health").body() == "{\"status\":\"ok\"}");
+        *healthy = false;
+        const auto anon = get(server.port(), "/ratelimit/health");
+        CHECK(anon.result_int() == 503);
+        CHECK(anon.body() == "{\"status\":\"unhealthy\"}");
+        CHECK(anon["Cache-Control"] == "no-store");
+        staff = get(server.port(), "/ratelimit/health", bearer(staff_token));
+        CHECK(staff.result_int() == 503);
+        CHECK(staff.body().find("connection refused \\u003c10.0.0.5\\u003e") != std::string::npos);
+        CHECK(get(server.port(), "/ratelimit/health", bearer("not-the-staff-token")).body() ==
+              "{\"status\":\"unhealthy\"}");
+    }
+    SECTION("a throwing callable is a 503 with a generic body") {
+        sb::dashboard_options opt;
+        opt.health = []() -> srl::health_report { throw std::runtime_error("password=hunter2"); };
+        const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token), opt);
+        srl_test::dashboard_server server(dash);
+        for (const auto& headers : {srl_test::header_list{}, bearer(staff_token)}) {
+            const auto res = get(server.port(), "/ratelimit/health", headers);
+            CHECK(res.result_int() == 503);
+            CHECK(res.body().find("hunter2") == std::string::npos);
+            CHECK(res.body().rfind("{\"status\":\"unhealthy\"", 0) == 0);
+        }
+        CHECK(get(server.port(), "/ratelimit/health").result_int() == 503);  // still serving
+    }
+}
+
+TEST_CASE("metrics are served to staff bearers at an absolute path, 404 without a callable", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(10);
+    {
+        const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token));
+        CHECK(!dash.matches("/metrics"));
+        srl_test::dashboard_server server(dash);
+        CHECK(get(server.port(), "/metrics", bearer(staff_token)).result_int() == 404);
+        staff_dashboard::request_type req{http::verb::get, "/metrics", 11};
+        req.set(http::field::authorization, std::string("Bearer ") + staff_token);
+        CHECK(dash.handle(req).result_int() == 404);
+    }
+    const std::string text = "# TYPE ratelimit_requests_total counter\nratelimit_requests_total 3\n";
+    sb::dashboard_options opt;
+    opt.metrics = [&text] { return text; };
+    {
+        const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token), opt);
+        srl_test::dashboard_server server(dash);
+        const auto p = server.port();
+        const auto ok = get(p, "/metrics", bearer(staff_token));
+        REQUIRE(ok.result_int() == 200);
+        CHECK(ok.body() == text);
+        CHECK(ok[http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
+        CHECK(ok["Cache-Control"] == "no-store");
+        CHECK(get(p, "/metrics", {{"Authorization", std::string("bearer  ") + staff_token}}).result_int() == 200);
+        CHECK(get(p, "/metrics", {{"Cookie", std::string("srl_staff=") + staff_token}}).result_int() == 200);
+        const auto anon = get(p, "/metrics");
+        for (const auto& res : {anon, get(p, "/metrics", bearer("not-the-staff-token")),
+                                get(p, "/metrics", bearer(std::string(staff_token) + "x")),
+                                get(p, "/metrics", {{"Authorization", std::string("Basic ") + staff_token}}),
+                                get(p, std::string("/metrics?token=") + staff_token),
+                                get(p, std::string("/metrics?access_token=") + staff_token)}) {
+            CHECK(res.result_int() == 403);
+            CHECK(res.body() == anon.body());
+        }
+        CHECK(get(p, "/ratelimit/metrics", bearer(staff_token)).body() == "app");
+    }
+    opt.metrics_path = "/internal/prometheus";
+    {
+        const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token), opt);
+        srl_test::dashboard_server server(dash);
+        CHECK(get(server.port(), "/internal/prometheus", bearer(staff_token)).body() == text);
+        CHECK(get(server.port(), "/metrics", bearer(staff_token)).body() == "app");
+    }
+    opt.metrics_path.clear();
+    CHECK(!staff_dashboard(ring_source(sink), sb::staff_token_authorizer(staff_token), opt).matches("/metrics"));
+    opt.metrics_path = "metrics";
+    CHECK_THROWS_WITH(staff_dashboard(ring_source(sink), sb::staff_token_authorizer(staff_token), opt),
+                      Catch::Contains("metrics_path"));
+    opt.metrics_path = "/metrics";
+    opt.metrics = []() -> std::string { throw std::runtime_error("registry locked"); };
+    const staff_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token), opt);
+    srl_test::dashboard_server server(dash);
+    const auto res = get(server.port(), "/metrics", bearer(staff_token));
+    CHECK(res.result_int() == 503);
+    CHECK(res.body() == "Service Unavailable");
+}
+
+TEST_CASE("an authorizer that throws gives 503 and never takes the server down", "[beast][dashboard]") {
+    srl::ring_buffer_sink_mt sink(100);
+    fill(sink);
+    const sb::dashboard<ring_source_t, throwing_authorizer> dash(ring_source(sink));
+    sb::dashboard<ring_source_t, throwing_authorizer>::request_type req{http::verb::get, "/ratelimit/dashboard/", 11};
+    CHECK(dash.handle(req).result_int() == 503);
+    srl_test::dashboard_server server(dash);  // async_handle on a worker pool
+    for (const char* t : {"/ratelimit/dashboard/", "/ratelimit/dashboard/offenders.csv",
+                          "/ratelimit/dashboard/timeline.json", "/ratelimit/dashboard/offender.html?key=k"}) {
+        INFO(t);
+        const auto res = get(server.port(), t);
+        CHECK(res.result_int() == 503);
+        CHECK(res.body() == "Service Unavailable");
+        CHECK(res.body().find("session store") == std::string::npos);
+        require_security_headers(res);
+    }
+    // Health does not depend on the authorizer: the caller is treated as anonymous.
+    const auto health = get(server.port(), "/ratelimit/health");
+    CHECK(health.result_int() == 200);
+    CHECK(health.body() == "{\"status\":\"ok\"}");
 }
 
 #if defined(SRL_TEST_DASHBOARD_SOCI)

@@ -6,7 +6,10 @@ traffic that gets keys blocked (one with a hostile user id), then drives headles
 Chromium through chromedriver (W3C WebDriver over HTTP, standard library only):
 the dashboard refuses an anonymous browser, the sign-in form sets the cookie, and
 the rendered page has its tables, the SVG chart, the stylesheet allowed by the CSP,
-no script element, and no console error or CSP violation. Saves a screenshot.
+only the dashboard's own live-refresh script, which redraws the chart from
+timeline.json (a short interval here); an offender link opens the HTML drill-down,
+which links to the JSON; and no console error or CSP violation anywhere. Also the
+health endpoint with and without the staff token. Saves screenshots.
 Every process it starts is stopped by its own PID.
 
 usage: dashboard_browser_test.py --server PATH [--artifacts DIR]
@@ -158,7 +161,8 @@ def main():
     wd = None
     try:
         # The demo server, with 127.0.0.1 trusted so X-Forwarded-For can name clients.
-        server, base = start_demo_server(a.server, work, TOKEN, "--trusted-proxies", "127.0.0.1/32")
+        server, base = start_demo_server(a.server, work, TOKEN, "--trusted-proxies", "127.0.0.1/32",
+                                         "--live-refresh-ms", "400")
 
         # Traffic: one client over the login limit, a hostile user id over the items limit.
         login = [http("POST", base + "/api/login", {"X-Forwarded-For": "203.0.113.5"}, b"")[0] for _ in range(9)]
@@ -176,6 +180,14 @@ def main():
             status, csv = http("GET", base + "/ratelimit/dashboard/offenders.csv",
                                {"Authorization": "Bearer " + TOKEN})
         check(status == 200 and "rule:login:ip:203.0.113.5,4" in csv, "the events reached the database")
+
+        # Health: anyone gets the status, staff the checks.
+        status, body = http("GET", base + "/ratelimit/health")
+        check(status == 200 and json.loads(body) == {"status": "ok"}, "anonymous health is 200 with no detail")
+        status, body = http("GET", base + "/ratelimit/health", {"Authorization": "Bearer " + TOKEN})
+        report = json.loads(body)
+        check(status == 200 and [c["name"] for c in report["checks"]] == ["event_writer"] and report["checks"][0]["ok"],
+              "staff health lists the event writer check (%s)" % body)
 
         # The browser.
         dport = free_port()
@@ -217,9 +229,10 @@ def main():
         check(any(HOSTILE in t for t in texts), "the hostile user id is shown as text")
         links = wd.find("table#offenders a")
         hrefs = [wd.attribute(l, "href") for l in links]
-        check(all("/ratelimit/dashboard/offender/?key=" in h for h in hrefs) and
-              any("%3Cscript%3E" in h for h in hrefs), "offender links point to the encoded drill-down")
-        check(wd.run("return document.querySelectorAll('script').length;") == 0, "no script element in the page")
+        check(all("/ratelimit/dashboard/offender.html?key=" in h for h in hrefs) and
+              any("%3Cscript%3E" in h for h in hrefs), "offender links point to the encoded drill-down page")
+        scripts = wd.run("return Array.from(document.scripts).map(function (s) { return s.src; });")
+        check(scripts == [base + "/ratelimit/dashboard/live.js"], "the only script is the dashboard's live.js (%s)" % scripts)
         check(wd.run("return document.querySelectorAll('img').length;") == 0, "no injected image element")
         rules = [wd.text(r) for r in wd.find("table#rules tbody tr")]
         check(any(t.startswith("login") for t in rules) and any(t.startswith("items") for t in rules),
@@ -237,6 +250,18 @@ def main():
         check(sum(1 for h in selector if "/dashboard/?days=" in h) == 4 and any("offenders.csv" in h for h in selector),
               "the window selector (1/7/30/90) and the CSV link")
 
+        # The live refresh: live.js fetches timeline.json and redraws the chart.
+        check(wait_for(lambda: int(wd.run("return +(document.getElementById('traffic')"
+                                          ".getAttribute('data-refreshed') || 0);")) >= 2, timeout=30),
+              "the chart refreshed itself twice")
+        fetched = wd.run("return performance.getEntriesByType('resource').map(function (e) { return e.name; })"
+                         ".filter(function (n) { return n.indexOf('/ratelimit/dashboard/timeline.json?days=7') >= 0; })"
+                         ".length;")
+        check(fetched >= 2, "the page fetched timeline.json (%s times)" % fetched)
+        check(len(wd.find("svg.chart rect.blocked")) >= 1 and len(wd.find("svg.chart rect.allowed")) >= 1,
+              "the redrawn chart has allowed and blocked bars")
+        check(wd.text(wd.find("#live-status")[0]).startswith("Chart updated"), "the live status says when")
+
         wd.click(wd.find("nav a[href$='?days=30']")[0])
         check(wait_for(lambda: wd.url().endswith("/ratelimit/dashboard/?days=30") and "Last 30 days" in wd.source()),
               "the window selector switches to 30 days")
@@ -244,7 +269,24 @@ def main():
         wd.screenshot(os.path.join(a.artifacts, "dashboard.png"))
         print("screenshot: " + os.path.abspath(os.path.join(a.artifacts, "dashboard.png")))
 
-        wd.go(base + "/ratelimit/dashboard/offender/?key=" + urllib.request.quote("rule:items:user:" + HOSTILE, safe=""))
+        # The drill-down page, from the offenders table.
+        link = [l for l in wd.find("table#offenders a") if "%3Cscript%3E" in wd.attribute(l, "href")]
+        check(len(link) == 1, "the hostile offender has one link")
+        wd.click(link[0])
+        check(wait_for(lambda: "/ratelimit/dashboard/offender.html?key=" in wd.url() and
+                       len(wd.find("table#recent-events")) == 1), "the link opens the offender page")
+        check(wd.text(wd.find("#offender-key")[0]) == "rule:items:user:" + HOSTILE, "the hostile key is shown as text")
+        totals = wd.text(wd.find("table#offender-totals")[0])
+        check("Blocked 3" in totals and "Degraded 0" in totals, "the totals include blocked and degraded (%r)" % totals)
+        outcomes = [wd.text(c) for c in wd.find("table#recent-events tbody td[class^='outcome-']")]
+        check("blocked" in outcomes and "allowed" in outcomes, "recent events show their outcome")
+        check(wd.run("return document.querySelectorAll('script').length;") == 0, "no script on the offender page")
+        check(wd.run("return document.querySelectorAll('img').length;") == 0, "no injected image on the offender page")
+        check(wd.css(wd.find("table#recent-events")[0], "border-collapse") == "collapse",
+              "the offender page's stylesheet is applied under the CSP")
+        wd.screenshot(os.path.join(a.artifacts, "offender.png"))
+        wd.click(wd.find("a#json-link")[0])
+        check(wait_for(lambda: "/ratelimit/dashboard/offender/?key=" in wd.url()), "the JSON link opens the JSON")
         body = wd.run("return document.body.innerText;")
         detail = json.loads(body)
         check(detail["key"] == "rule:items:user:" + HOSTILE and detail["blocked"] == 3, "the JSON drill-down in the browser")

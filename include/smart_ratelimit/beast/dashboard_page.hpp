@@ -1,8 +1,9 @@
 // smart_ratelimit/beast/dashboard_page.hpp
 // The dashboard's HTML: `dashboard_context` (everything a page template may show,
-// with link helpers that escape for you), the default page renderer, and the
+// with link helpers that query-encode for you), the default page renderer, and the
 // sign-in form. A user replaces the page by passing any callable
-// `std::string(const dashboard_context&)` as the dashboard's Renderer.
+// `std::string(const dashboard_context&)` as the dashboard's Renderer. The offender
+// drill-down page is in beast/offender_page.hpp.
 #pragma once
 
 #include <cstdio>
@@ -32,6 +33,10 @@ struct dashboard_context {
     std::vector<traffic_bucket> timeline;  // oldest first
     std::string_view style_nonce;      // CSP nonce for an inline <style> element
     std::string_view sign_out_url;     // empty when the authorizer has no sign-in form
+    std::string_view script_nonce;     // CSP nonce for the live refresh <script src>; empty: live refresh off
+    long long live_refresh_ms = 0;     // the refresh interval; 0: live refresh off
+
+    bool live_refresh() const noexcept { return live_refresh_ms > 0 && !script_nonce.empty(); }
 
     /// `s` escaped for HTML text or a quoted attribute value.
     static std::string html(std::string_view s) { return dashboard_detail::html_escape(s); }
@@ -43,6 +48,21 @@ struct dashboard_context {
     /// The CSV export of this window.
     std::string csv_url() const {
         return std::string(prefix) + "dashboard/offenders.csv?days=" + std::to_string(days);
+    }
+    /// The timeline of this window as JSON (what the live refresh reads).
+    std::string timeline_url() const {
+        return std::string(prefix) + "dashboard/timeline.json?days=" + std::to_string(days);
+    }
+    /// The live refresh script.
+    std::string live_script_url() const { return std::string(prefix) + "dashboard/live.js"; }
+    /// The HTML drill-down page of one key in this window.
+    std::string offender_page_url(std::string_view key) const {
+        std::string u(prefix);
+        u += "dashboard/offender.html?key=";
+        dashboard_detail::append_query_component(u, key);
+        u += "&days=";
+        u += std::to_string(days);
+        return u;
     }
     /// The JSON drill-down of one key in this window.
     std::string offender_url(std::string_view key) const {
@@ -76,7 +96,9 @@ inline constexpr std::string_view dashboard_css =
     ".summaries{display:flex;gap:2rem;flex-wrap:wrap}"
     "code{word-break:break-all}.empty{color:#777;font-style:italic}"
     "svg.chart{background:#fff;border:1px solid #ddd;max-width:100%;height:auto}"
-    "footer{margin-top:2rem;color:#666;font-size:.85rem}footer form{display:inline}";
+    "footer{margin-top:2rem;color:#666;font-size:.85rem}footer form{display:inline}"
+    ".status{color:#555;font-size:.85rem}.outcome-blocked,.outcome-shadow_blocked{color:#b3261e}"
+    ".outcome-degraded{color:#a15c00}";
 
 inline void append_summary_table(std::string& s, std::string_view id, std::string_view caption,
                                  const traffic_summary& t) {
@@ -88,6 +110,7 @@ inline void append_summary_table(std::string& s, std::string_view id, std::strin
     s += "<tr><th>Total</th><td class=\"n\">" + std::to_string(t.total) + "</td></tr>";
     s += "<tr><th>Allowed</th><td class=\"n\">" + std::to_string(t.allowed) + "</td></tr>";
     s += "<tr><th>Blocked</th><td class=\"n\">" + std::to_string(t.blocked) + "</td></tr>";
+    s += "<tr><th>Degraded</th><td class=\"n\">" + std::to_string(t.degraded) + "</td></tr>";
     s += "<tr><th>Block rate</th><td class=\"n\">" + percent(t.block_rate) + "</td></tr>";
     s += "</tbody></table>";
 }
@@ -108,9 +131,10 @@ inline void append_page_head(std::string& s, std::string_view title, std::string
 
 /// The built-in dashboard page: the window selector and CSV link, today's and the
 /// window's summaries, the traffic chart, the top offenders (each linking to its
-/// drill-down) and the rule hits. Every data string is HTML-escaped; every link
-/// built from data is query-encoded, then escaped. No script, no inline event
-/// handlers, no style attributes.
+/// drill-down page) and the rule hits. Every data string is HTML-escaped; every link
+/// built from data is query-encoded, then escaped. No inline script, no inline event
+/// handlers, no style attributes; with live refresh on, one `<script src>` carrying
+/// the CSP nonce, configured by `data-*` attributes of the chart's section.
 struct default_dashboard_page {
     std::string operator()(const dashboard_context& c) const {
         using dashboard_detail::append_html_escaped;
@@ -138,8 +162,19 @@ struct default_dashboard_page {
                                      c.window);
         s += "</section>";
 
-        s += "<section id=\"traffic\"><h2>Traffic over time</h2>";
+        s += "<section id=\"traffic\"";
+        if (c.live_refresh()) {
+            s += " data-timeline-url=\"";
+            append_html_escaped(s, c.timeline_url());
+            s += "\" data-refresh-ms=\"";
+            s += std::to_string(c.live_refresh_ms);
+            s += '"';
+        }
+        s += "><h2>Traffic over time</h2>";
         s += c.chart_svg();
+        if (c.live_refresh())
+            s += "<p id=\"live-status\" class=\"status\" role=\"status\" aria-live=\"polite\">"
+                 "The chart refreshes itself.</p>";
         s += "</section>";
 
         s += "<section><h2>Top offenders</h2><table id=\"offenders\"><thead><tr><th>Key</th>"
@@ -148,7 +183,7 @@ struct default_dashboard_page {
             s += "<tr><td colspan=\"2\" class=\"empty\">No blocked requests in this window.</td></tr>";
         for (const auto& o : c.top_offenders) {
             s += "<tr><td><a href=\"";
-            append_html_escaped(s, c.offender_url(o.key));
+            append_html_escaped(s, c.offender_page_url(o.key));
             s += "\"><code>";
             append_html_escaped(s, o.key);
             s += "</code></a></td><td class=\"n\">";
@@ -178,7 +213,15 @@ struct default_dashboard_page {
             append_html_escaped(s, c.sign_out_url);
             s += "\"><button type=\"submit\">Sign out</button></form>";
         }
-        s += "</footer></body></html>\n";
+        s += "</footer>";
+        if (c.live_refresh()) {
+            s += "<script src=\"";
+            append_html_escaped(s, c.live_script_url());
+            s += "\" nonce=\"";
+            append_html_escaped(s, c.script_nonce);
+            s += "\" defer></script>";
+        }
+        s += "</body></html>\n";
         return s;
     }
 };

@@ -18,7 +18,8 @@
 
 namespace smart_ratelimit::beast {
 
-/// dashboard_data_source: the reports behind the dashboard, with SPEC 7 semantics.
+/// dashboard_data_source: the reports behind the dashboard, with the semantics of the
+/// in-memory analytics functions of the same names.
 ///
 /// | expression                                  | type                           |
 /// |---------------------------------------------|--------------------------------|
@@ -29,7 +30,10 @@ namespace smart_ratelimit::beast {
 /// | `s.timeline(days, width, now)`              | `std::vector<traffic_bucket>`  |
 ///
 /// `s` is a `const S&`, `days`, `limit` and `recent` are `int`, `width` a
-/// `std::chrono::hours` (see timeline_layout), `key` a `std::string_view`, `now` an `event_time`. The calls may
+/// `std::chrono::hours` (see timeline_layout), `key` a `std::string_view`, `now` an
+/// `event_time`. Each timeline bucket counts allowed, blocked and degraded events
+/// apart, as traffic_summary does (a degraded event is neither allowed nor blocked),
+/// so the buckets add up to `s.summary(days, now)`. The calls may
 /// block (SQL): the dashboard makes them off the I/O thread when asked to. They may
 /// throw; the dashboard answers 503 without details.
 /// Thread safety: called concurrently from the dashboard's worker threads.
@@ -45,7 +49,8 @@ concept dashboard_data_source =
 
 /// A data source over the event range returned by a callable, e.g.
 /// `event_range_source{[&sink] { return sink.snapshot(); }}` for a ring buffer.
-/// Each report calls `get()` once and runs the in-memory analytics on the result.
+/// Each report calls `get()` once and runs the in-memory analytics on the result;
+/// degraded counts come from each event's outcome (`outcome_of`).
 /// Thread safety: as the callable (a ring buffer's `snapshot()` is safe).
 template <class Get>
 class event_range_source {

@@ -1,8 +1,9 @@
 // smart_ratelimit/beast/soci_dashboard_source.hpp
 // The dashboard's data source over the SOCI event store: every report runs in SQL
 // (the store's analytics overloads), including the traffic timeline, which is
-// grouped into buckets by the database with bound parameters only.
-// Needs both the Beast and the SOCI adapter targets.
+// grouped into buckets by the database with bound parameters only; its degraded
+// series comes from `get_degraded_timeline`. Needs both the Beast and the SOCI
+// adapter targets.
 #pragma once
 
 #include <chrono>
@@ -19,11 +20,27 @@
 
 namespace smart_ratelimit::soci {
 
+/// The degraded events of each bucket of `layout` (`layout.buckets` counts, oldest
+/// first), read on `sql`, a connection of `store`. A degraded row has `allowed`
+/// true, so get_traffic_timeline moves these counts from `allowed` to `degraded`.
+/// For now every count is zero: `ratelimit_event` has no outcome column yet. Once
+/// it has one ('allowed', 'blocked', 'shadow_blocked', 'degraded'; NULL in older
+/// rows, which are never degraded), this counts `outcome = 'degraded'` per bucket
+/// the way get_traffic_timeline counts blocked rows (raw rows, or the rollups).
+/// Throws storage_error when the database fails.
+inline std::vector<std::int64_t> get_degraded_timeline(const event_store& store, ::soci::session& sql,
+                                                       const timeline_layout& layout) {
+    static_cast<void>(store);
+    static_cast<void>(sql);
+    return std::vector<std::int64_t>(layout.buckets, 0);
+}
+
 /// `get_traffic_timeline` computed by the database, with the same buckets and results
 /// as the in-memory version on the same data. With the hourly rollups (migrated by
 /// `smart-ratelimit migrate`) it reads one row per hour of the window plus the raw
 /// rows of the window's first, partial hour; without them, one GROUP BY over the
-/// timestamp index. Bound parameters only; one connection of the store.
+/// timestamp index; the degraded series from get_degraded_timeline. Bound parameters
+/// only; one connection of the store.
 /// Throws config_error for days < 1 or a bad width, storage_error when the database fails.
 inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store, int days = 7,
                                                         std::chrono::hours width = std::chrono::hours{0},
@@ -37,6 +54,14 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
     auto add = [&](std::size_t i, long long total, long long blocked) {
         out[i].allowed += total - blocked;
         out[i].blocked += blocked;
+    };
+    auto with_degraded = [&] {
+        const auto degraded = get_degraded_timeline(store, *sql, layout);
+        for (std::size_t i = 0; i < out.size() && i < degraded.size(); ++i) {
+            out[i].degraded = degraded[i];
+            out[i].allowed -= degraded[i];
+        }
+        return std::move(out);
     };
     long long unit = 0, total = 0, blocked = 0;
     if (analytics_detail::rollups_ready(*sql)) {
@@ -72,7 +97,7 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
                 const event_time at{std::chrono::microseconds{static_cast<std::int64_t>(hour) * hour_us}};
                 add(layout.index_of(at), total, blocked);
             });
-        return out;
+        return with_degraded();
     }
     analytics_detail::bound_query q(d);
     const std::string width_us = q.integer(w);
@@ -88,7 +113,7 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
             st.exchange(::soci::into(blocked));
         },
         [&] { add(layout.index_of_unit(unit), total, blocked); });
-    return out;
+    return with_degraded();
 }
 
 }  // namespace smart_ratelimit::soci

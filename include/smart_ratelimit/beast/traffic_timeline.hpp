@@ -1,9 +1,9 @@
 // smart_ratelimit/beast/traffic_timeline.hpp
-// Allowed and blocked requests over time across the analytics window, in buckets
-// aligned to whole UTC hours or days: the data behind the dashboard's chart.
-// `get_traffic_timeline` works over any event range; the SOCI event store has a SQL
-// version (hourly rollups when present) in beast/soci_dashboard_source.hpp.
-// Standard headers only.
+// Allowed, blocked and degraded requests over time across the analytics window, in
+// buckets aligned to whole UTC hours or days: the data behind the dashboard's chart
+// and `dashboard/timeline.json` (`format_timeline_json`). `get_traffic_timeline`
+// works over any event range; the SOCI event store has a SQL version (hourly
+// rollups when present) in beast/soci_dashboard_source.hpp. Standard headers only.
 #pragma once
 
 #include <algorithm>
@@ -11,8 +11,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <ranges>
+#include <string>
 #include <vector>
 
+#include <smart_ratelimit/analytics/detail/format.hpp>
 #include <smart_ratelimit/analytics/event_range.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>
@@ -20,10 +22,15 @@
 namespace smart_ratelimit {
 
 /// One bucket of the timeline: events with `start <= timestamp <` the next bucket's start.
+/// As in traffic_summary, a degraded event (the store could not decide) is neither
+/// allowed nor blocked: total() = allowed + blocked + degraded.
 struct traffic_bucket {
     event_time start{};
     std::int64_t allowed = 0;
     std::int64_t blocked = 0;
+    std::int64_t degraded = 0;
+
+    std::int64_t total() const noexcept { return allowed + blocked + degraded; }
 
     friend bool operator==(const traffic_bucket&, const traffic_bucket&) = default;
 };
@@ -78,12 +85,12 @@ struct timeline_layout {
     }
 };
 
-/// The bucket width the dashboard uses for a window: hourly up to 3 days, then daily.
+/// The bucket width the dashboard uses for a window: hourly up to 2 days, then daily.
 constexpr std::chrono::hours default_timeline_width(int days) noexcept {
-    return days <= 3 ? std::chrono::hours{1} : std::chrono::hours{24};
+    return days <= 2 ? std::chrono::hours{1} : std::chrono::hours{24};
 }
 
-/// Allowed and blocked counts of `events` in the `days`-day window ending at `now`,
+/// Allowed, blocked and degraded counts of `events` in the `days`-day window ending at `now`,
 /// per bucket of `width` (see timeline_layout), oldest first. Events older than the
 /// window are skipped. Throws config_error for days < 1 or a bad width.
 template <event_range R>
@@ -98,9 +105,37 @@ std::vector<traffic_bucket> get_traffic_timeline(R&& events, int days = 7,
         const event_time t = traits::timestamp(e);
         if (t < layout.start) continue;
         auto& b = out[layout.index_of(t)];
-        if (traits::allowed(e)) ++b.allowed;
-        else ++b.blocked;
+        if (!traits::allowed(e)) ++b.blocked;
+        else if (outcome_of(e) == outcome_kind::degraded) ++b.degraded;
+        else ++b.allowed;
     }
+    return out;
+}
+
+/// The timeline as the JSON of `dashboard/timeline.json`:
+/// `{"days":N,"bucket":"hour"|"day","buckets":[{"start":"<RFC 3339, ms, Z>","total":..,
+/// "blocked":..,"degraded":..}]}`, oldest first; `bucket` names `width` (hour when
+/// shorter than a day). Only numbers and fixed keys: nothing to escape.
+inline std::string format_timeline_json(int days, std::chrono::hours width,
+                                        const std::vector<traffic_bucket>& buckets) {
+    std::string out = "{\"days\":" + std::to_string(days) + ",\"bucket\":\"";
+    out += width < std::chrono::hours{24} ? "hour" : "day";
+    out += "\",\"buckets\":[";
+    out.reserve(out.size() + buckets.size() * 90);
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+        const auto& b = buckets[i];
+        if (i != 0) out += ',';
+        out += "{\"start\":\"";
+        out += format_rfc3339(b.start);
+        out += "\",\"total\":";
+        out += std::to_string(b.total());
+        out += ",\"blocked\":";
+        out += std::to_string(b.blocked);
+        out += ",\"degraded\":";
+        out += std::to_string(b.degraded);
+        out += '}';
+    }
+    out += "]}";
     return out;
 }
 
