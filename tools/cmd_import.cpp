@@ -22,8 +22,9 @@ constexpr std::string_view usage_import =
     "\n"
     "Reads events as JSON lines (the format `export` writes) from --input or stdin\n"
     "and appends them to the event log. user_id may be a string, an integer (stored\n"
-    "as its decimal text: 42 is exported back as 42) or null. A malformed line is reported with its line\n"
-    "number and skipped; the exit code is then 65 and every good line is written.\n"
+    "as its decimal text: 42 is exported back as 42) or null. A malformed line is\n"
+    "reported with its line number and skipped; the exit code is then 65 and every\n"
+    "good line is written.\n"
     "Exit code 69 when the database failed and some events could not be written.\n";
 
 constexpr std::size_t max_reported_lines = 100;
