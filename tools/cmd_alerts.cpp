@@ -1,5 +1,5 @@
 // tools/cmd_alerts.cpp
-// `smart-ratelimit alerts`: the cron job of SPEC 9. Finds the offenders at or over
+// `smart-ratelimit alerts`: the alerting cron job. Finds the offenders at or over
 // the threshold in the event log and alerts them by e-mail (libcurl SMTP) and then
 // webhook (Beast), honouring the cool-down; `--dry-run` only lists them. Prints
 // one summary line; exit 0 ok, 1 a channel failed, 64/69/78 as every command.
@@ -25,7 +25,7 @@ namespace {
 
 constexpr std::string_view usage_alerts =
     "usage: smart-ratelimit alerts [--threshold N] [--days N] [--limit N] [--dry-run] [--json]\n"
-    "                              [--database URL] [--settings FILE]\n"
+    "                              [--database URL] [--settings FILE] [--quiet]\n"
     "\n"
     "Finds the keys with at least N blocked requests in the last D days (default 1;\n"
     "N defaults to RATELIMIT_ALERT_THRESHOLD, unset or 0 = disabled) among the top\n"
@@ -33,7 +33,8 @@ constexpr std::string_view usage_alerts =
     "through RATELIMIT_SMTP_URL, then a POST to RATELIMIT_ALERT_WEBHOOK. With\n"
     "RATELIMIT_ALERT_COOLDOWN_MINUTES, a key alerted within that many minutes is\n"
     "skipped (remembered in ratelimit_alert_log; run `smart-ratelimit migrate`).\n"
-    "--dry-run lists the offenders and sends nothing. --json prints the result object.\n"
+    "--dry-run lists the offenders and sends nothing (and never creates a missing\n"
+    "SQLite file: exit 69). --json prints the result object.\n"
     "Exit codes: 0 ok (also: disabled, no offenders), 1 a channel failed, 64 bad\n"
     "arguments, 69 database unreachable, 78 bad settings.\n"
     "Example crontab line:\n"

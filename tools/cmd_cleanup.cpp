@@ -1,6 +1,6 @@
 // tools/cmd_cleanup.cpp
-// `smart-ratelimit cleanup`: the retention job for the rate-limit state tables
-// (SPEC 10): deletes expired counters and sliding-window entries and token/leaky
+// `smart-ratelimit cleanup`: the retention job for the rate-limit state tables:
+// deletes expired counters and sliding-window entries and token/leaky
 // buckets idle longer than --stale-days, in short batches, on the database's clock.
 // It never touches ratelimit_event (that is `cleanup-events`).
 #include "cli_common.hpp"
@@ -16,7 +16,7 @@ namespace {
 
 constexpr std::string_view usage_cleanup =
     "usage: smart-ratelimit cleanup [--stale-days N] [--batch-size N] [--dry-run] [--json]\n"
-    "                               [--verbose] [--database URL] [--settings FILE]\n"
+    "                               [--verbose] [--database URL] [--settings FILE] [--quiet]\n"
     "\n"
     "Prunes the rate-limit state tables: counters (ratelimit_counter) and\n"
     "sliding-window entries (ratelimit_sliding_entry) whose window has passed, and\n"
@@ -56,6 +56,7 @@ int run_cleanup(args_view args) {
             };
 
         const auto url = resolve_database_url(a);
+        require_existing_database(url);
         const auto sql = srl::soci::open_session(url);
         if (!srl::soci::state_schema_current(*sql))
             throw exit_error(exit_unavailable, "the rate-limit state tables are missing or outdated in '" +

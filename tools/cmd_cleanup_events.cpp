@@ -1,21 +1,28 @@
 // tools/cmd_cleanup_events.cpp
-// `smart-ratelimit cleanup-events`: the retention job for the event log (SPEC 10).
-// Deletes events older than N days in short batches and prints one line; meant
-// for cron. It never touches the rate-limit state tables (that is `cleanup`).
+// `smart-ratelimit cleanup-events`: the retention job for the event log. Deletes
+// events older than N days in short batches and prints one line; meant for cron.
+// `--dry-run` counts what would go and deletes nothing. It never touches the
+// rate-limit state tables (that is `cleanup`).
 #include "cli_common.hpp"
 
+#include <chrono>
+#include <cstdint>
 #include <string>
+
+#include <smart_ratelimit/soci/detail/sql_time.hpp>
 
 namespace srl_tool {
 
 namespace {
 
 constexpr std::string_view usage_cleanup_events =
-    "usage: smart-ratelimit cleanup-events [--older-than-days N] [--batch-size N]\n"
-    "                                      [--database URL] [--settings FILE]\n"
+    "usage: smart-ratelimit cleanup-events [--older-than-days N] [--batch-size N] [--dry-run]\n"
+    "                                      [--database URL] [--settings FILE] [--quiet]\n"
     "\n"
     "Deletes events with timestamp < now - N days (default 30), at most\n"
     "--batch-size rows per transaction (default 1000), and prints how many.\n"
+    "--dry-run counts the events that would be deleted and deletes nothing (a\n"
+    "missing SQLite file is then an error, exit 69, and is not created).\n"
     "Example crontab line:\n"
     "  0 3 * * * smart-ratelimit cleanup-events --older-than-days 30 >> /var/log/ratelimit-cleanup.log 2>&1\n";
 
@@ -23,15 +30,30 @@ constexpr std::string_view usage_cleanup_events =
 
 int run_cleanup_events(args_view args) {
     return guarded("cleanup-events", [&] {
-        const auto a = parse_args(args, {{"--older-than-days", true}, {"--batch-size", true}}, usage_cleanup_events);
+        const auto a = parse_args(args, {{"--older-than-days", true}, {"--batch-size", true}, {"--dry-run", false}},
+                                  usage_cleanup_events);
         if (a.help) return int{exit_ok};
         const auto days = int_flag(a, "--older-than-days", 30, 0, 1'000'000);
         const auto batch = int_flag(a, "--batch-size", 1000, 1, 1'000'000);
         const auto store = open_event_store(a);
+        const std::string tail = " older than " + std::to_string(days) + " day(s) (batch size " +
+                                 std::to_string(batch) + ") from " + store.url().redacted();
+        if (a.has("--dry-run")) {
+            // The same set cleanup_old deletes: timestamp < cutoff, which on microsecond
+            // timestamps is the inclusive window ending 1 us before the cutoff.
+            const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+            const srl::event_time cutoff = now - std::chrono::hours{24} * days;
+            std::int64_t n = 0;
+            if (cutoff > srl::soci::detail::min_event_time) {  // as cleanup_old: nothing is older
+                srl::soci::event_query q;
+                q.until = cutoff - std::chrono::microseconds{1};
+                n = store.count(q);
+            }
+            print_summary("cleanup-events: dry run, would delete " + std::to_string(n) + " event(s)" + tail);
+            return int{exit_ok};
+        }
         const auto deleted = store.cleanup_old(static_cast<int>(days), static_cast<int>(batch));
-        print_summary("cleanup-events: deleted " + std::to_string(deleted) + " event(s) older than " +
-                      std::to_string(days) + " day(s) (batch size " + std::to_string(batch) + ") from " +
-                      store.url().redacted());
+        print_summary("cleanup-events: deleted " + std::to_string(deleted) + " event(s)" + tail);
         return int{exit_ok};
     });
 }

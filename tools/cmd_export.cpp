@@ -1,6 +1,6 @@
 // tools/cmd_export.cpp
 // `smart-ratelimit export`: streams events out of the event log as JSON lines
-// (SPEC 6), oldest first so that `import` replays them in their original order,
+// (the format of event_jsonl.hpp), oldest first so that `import` replays them in their original order,
 // to stdout or --output FILE, chunk by chunk, never holding the table in memory.
 #include "cli_common.hpp"
 #include "event_jsonl.hpp"
@@ -14,13 +14,17 @@ namespace {
 
 constexpr std::string_view usage_export =
     "usage: smart-ratelimit export [--since TS] [--until TS] [--key KEY] [--output FILE]\n"
-    "                              [--database URL] [--settings FILE]\n"
+    "                              [--database URL] [--settings FILE] [--quiet]\n"
     "\n"
     "Writes the matching events as JSON lines, oldest first: one object per line\n"
     "with timestamp (RFC 3339 UTC, microseconds, Z), key, rule_name, path, method,\n"
-    "allowed, count, limit, ip_address and user_id (null when unknown).\n"
+    "allowed, count, limit, ip_address and user_id (null when unknown). user_id is\n"
+    "stored as text; one that is a canonical integer (optional '-', no leading zeros,\n"
+    "fits in 64 bits, e.g. 42) is written as a JSON number, any other as a string\n"
+    "(\"abc\", \"007\").\n"
     "--since and --until are RFC 3339 date-times, both inclusive. The summary line\n"
-    "goes to stderr when the events go to stdout.\n";
+    "goes to stderr when the events go to stdout. export only reads: a missing\n"
+    "SQLite file is exit 69 and is not created.\n";
 
 srl::event_time time_flag(const parsed_args& a, std::string_view flag) {
     const auto v = a.value(flag);

@@ -1,6 +1,6 @@
 // tools/cmd_import.cpp
-// `smart-ratelimit import`: reads JSON lines (SPEC 6, e.g. a previous export or the
-// reference library's history) from stdin or --input FILE, streaming, and writes
+// `smart-ratelimit import`: reads event JSON lines (event_jsonl.hpp; e.g. a previous
+// export or the reference library's history) from stdin or --input FILE, streaming, and writes
 // them through the same asynchronous batching writer as live events. Bad lines
 // are reported with their line number and skipped; the good ones are kept.
 #include "cli_common.hpp"
@@ -18,11 +18,13 @@ namespace srl_tool {
 namespace {
 
 constexpr std::string_view usage_import =
-    "usage: smart-ratelimit import [--input FILE] [--database URL] [--settings FILE]\n"
+    "usage: smart-ratelimit import [--input FILE] [--database URL] [--settings FILE] [--quiet]\n"
     "\n"
     "Reads events as JSON lines (the format `export` writes) from --input or stdin\n"
-    "and appends them to the event log. A malformed line is reported with its line\n"
-    "number and skipped; the exit code is then 65 and every good line is written.\n"
+    "and appends them to the event log. user_id may be a string, an integer (stored\n"
+    "as its decimal text: 42 is exported back as 42) or null. A malformed line is\n"
+    "reported with its line number and skipped; the exit code is then 65 and every\n"
+    "good line is written.\n"
     "Exit code 69 when the database failed and some events could not be written.\n";
 
 constexpr std::size_t max_reported_lines = 100;

@@ -23,19 +23,25 @@ namespace srl_tool {
 namespace {
 
 constexpr std::string_view usage_limit =
-    "usage: smart-ratelimit limit --store URL --rate R --key K [--algorithm A] [--cost N]\n"
+    "usage: smart-ratelimit limit [--store URL] --rate R --key K [--algorithm A] [--cost N]\n"
     "                             [--prefix P] [--timeout-ms N] [--peek]\n"
+    "                             [--database URL] [--settings FILE] [--quiet]\n"
     "\n"
     "Takes one decision for key K against the shared store and prints it as one JSON\n"
-    "line. --store: redis://[:password@]host[:port][/db], or a database with the state\n"
-    "tables (`migrate`): sqlite:///file.db, postgresql://user@host/db. --rate: e.g. 10/m.\n"
+    "line (--quiet: no line; the exit code is the answer). --store:\n"
+    "redis://[:password@]host[:port][/db], or a database with the state tables\n"
+    "(`migrate`): sqlite:///file.db, postgresql://user@host/db. Without --store the\n"
+    "store is the database every command uses: --database, else RATELIMIT_DATABASE_URL,\n"
+    "else the settings file, else sqlite:///smart_ratelimit.db (a missing SQLite file\n"
+    "is exit 69, never created). --rate: e.g. 10/m.\n"
     "--algorithm: fixed_window (default), sliding_window, sliding_window_approx,\n"
     "token_bucket, leaky_bucket or gcra. --cost: units this call weighs (default 1).\n"
     "--prefix: the storage's key prefix (Redis default srl:, as the library's Redis\n"
     "storage; SQL default none).\n"
     "--timeout-ms: connect and command timeout (default 2000). --peek: decide without\n"
     "consuming anything.\n"
-    "Exit codes: 0 allowed, 75 denied, 64 bad arguments, 69 store unreachable.\n"
+    "Exit codes: 0 allowed, 75 denied, 64 bad arguments, 69 store unreachable or\n"
+    "without the state tables, 78 bad settings.\n"
     "Example: smart-ratelimit limit --store redis://127.0.0.1:6379 --rate 10/m --key job:backup || exit 0\n";
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -71,9 +77,12 @@ int run_limit(args_view args) {
                                    {"--cost", true}, {"--prefix", true}, {"--timeout-ms", true}, {"--peek", false}},
                                   usage_limit);
         if (a.help) return exit_ok;
-        for (const char* required : {"--store", "--rate", "--key"})
+        for (const char* required : {"--rate", "--key"})
             if (!a.value(required)) throw usage_error(std::string("missing option '") + required + "'");
-        const std::string store = *a.value("--store");
+        if (a.value("--store") && a.database)
+            throw usage_error("--store and --database both name the store: give one");
+        // Without --store: the database every command uses (RATELIMIT_DATABASE_URL...).
+        const std::string store = a.value("--store") ? *a.value("--store") : resolve_database_url(a).original;
         const std::string key = *a.value("--key");
         if (key.empty()) throw usage_error("option '--key' must not be empty");
         srl::rate r;
@@ -130,6 +139,7 @@ int run_limit(args_view args) {
             } catch (const srl::config_error& e) {
                 throw usage_error(std::string("--store: ") + e.what());
             }
+            require_existing_database(url);
             srl::soci::sql_state_options so;
             so.max_connections = 1;
             so.errors = srl::soci::on_error::raise;

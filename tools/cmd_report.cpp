@@ -1,6 +1,6 @@
 // tools/cmd_report.cpp
-// `smart-ratelimit report`: the analytics of SPEC 7 from the event log, computed
-// by the database. Terminal tables (summary, top offenders, rule hits) by default;
+// `smart-ratelimit report`: traffic analytics from the event log, computed by
+// the database. Terminal tables (summary, top offenders, rule hits) by default;
 // `--json` for the same as one JSON object, `--csv` for the offenders CSV, `--key`
 // for one key's drill-down (JSON); `--as-of` reproduces the report at an instant.
 #include "cli_common.hpp"
@@ -22,6 +22,7 @@ namespace {
 constexpr std::string_view usage_report =
     "usage: smart-ratelimit report [--days N] [--limit N] [--json | --csv | --key KEY]\n"
     "                              [--as-of TIMESTAMP] [--database URL] [--settings FILE]\n"
+    "                              [--quiet]\n"
     "\n"
     "Reports on the event log for the last N days (default 7; window: timestamp >=\n"
     "now - N days, inclusive):\n"
@@ -34,7 +35,8 @@ constexpr std::string_view usage_report =
     "  --as-of T    report as it read at T (RFC 3339, e.g. 2026-05-07T12:00:00Z):\n"
     "               now = T and events stamped after T are left out\n"
     "Run `smart-ratelimit migrate` once first (it also creates the hourly rollups\n"
-    "that keep reports fast on large logs).\n";
+    "that keep reports fast on large logs). report only reads: a missing SQLite file\n"
+    "is exit 69 and is not created.\n";
 
 /// Terminal-safe text: control characters (which could move the cursor or
 /// recolour the terminal) shown as \\n, \\r, \\t or \\xNN; a backslash doubled.

@@ -9,16 +9,17 @@
 
 namespace srl_tool {
 
-/// Exit codes shared by every subcommand.
+/// Exit codes shared by every subcommand (sysexits(3) names). What each means is
+/// the one table in cli_common.hpp's header comment, also printed by --help.
 enum exit_code : int {
     exit_ok = 0,
-    exit_failure = 1,        // the operation ran and failed (e.g. an alert channel failed)
-    exit_usage = 64,         // bad arguments (EX_USAGE)
-    exit_data = 65,          // bad input data, e.g. a malformed JSON line (EX_DATAERR)
-    exit_unavailable = 69,   // database or server unreachable (EX_UNAVAILABLE)
-    exit_software = 70,      // internal error (EX_SOFTWARE)
-    exit_tempfail = 75,      // `limit`: the request was denied (EX_TEMPFAIL)
-    exit_config = 78,        // bad settings file or environment (EX_CONFIG)
+    exit_failure = 1,
+    exit_usage = 64,        // EX_USAGE
+    exit_data = 65,         // EX_DATAERR
+    exit_unavailable = 69,  // EX_UNAVAILABLE
+    exit_software = 70,     // EX_SOFTWARE
+    exit_tempfail = 75,     // EX_TEMPFAIL
+    exit_config = 78,       // EX_CONFIG
 };
 
 using args_view = std::span<const std::string_view>;

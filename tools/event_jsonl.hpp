@@ -1,8 +1,10 @@
 // tools/event_jsonl.hpp
-// Events as JSON lines (SPEC 6): one object per line with the ten fields,
+// Events as JSON lines: one object per line with the ten fields (timestamp, key,
+// rule_name, path, method, allowed, count, limit, ip_address, user_id),
 // `timestamp` in RFC 3339 UTC with microseconds and `Z`, `ip_address` and
-// `user_id` null when unknown. Used by `export` and `import`; the reader also
-// takes what the reference library's exports contain (offsets, numeric user ids).
+// `user_id` null when unknown, a `user_id` that is a canonical integer written as a
+// JSON number. Used by `export` and `import`; the reader also takes what the
+// reference library's exports contain (offsets, numeric user ids).
 #pragma once
 
 #include <charconv>
@@ -130,7 +132,17 @@ inline void append_json_string(std::string& out, std::string_view s) {
     out += '"';
 }
 
-/// Appends one JSON line (with its '\n') for `e`, fields in SPEC 6 order.
+/// True when `s` is an integer exactly as std::to_string writes an int64: optional
+/// '-', no leading zeros, no '+', not "-0", in range. Such a user_id is exported as
+/// a JSON number, so an id imported as 42 comes back as 42.
+inline bool canonical_int64(std::string_view s) {
+    std::int64_t v = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    return !s.empty() && ec == std::errc{} && p == s.data() + s.size() && std::to_string(v) == s;
+}
+
+/// Appends one JSON line (with its '\n') for `e`, fields in the order of the file
+/// comment; user_id as a number when canonical_int64, else a string.
 inline void append_event_json(std::string& out, const srl::event& e) {
     out += "{\"timestamp\":\"";
     append_rfc3339(out, e.timestamp);
@@ -148,7 +160,9 @@ inline void append_event_json(std::string& out, const srl::event& e) {
     out += ",\"ip_address\":";
     if (e.ip_address) append_json_string(out, *e.ip_address); else out += "null";
     out += ",\"user_id\":";
-    if (e.user_id) append_json_string(out, *e.user_id); else out += "null";
+    if (!e.user_id) out += "null";
+    else if (canonical_int64(*e.user_id)) out += *e.user_id;
+    else append_json_string(out, *e.user_id);
     out += "}\n";
 }
 

@@ -1,7 +1,10 @@
 // tools/main.cpp
-// Entry point of the smart-ratelimit program: dispatches to a subcommand.
-// Subcommands are declared here and defined in their own cmd_*.cpp file.
+// Entry point of the smart-ratelimit program: the global options (--version,
+// --quiet, --help) and the dispatch to a subcommand. Subcommands are declared here
+// and defined in their own cmd_*.cpp file.
 #include "commands.hpp"
+
+#include <smart_ratelimit/version.hpp>
 
 #include <array>
 #include <cstdio>
@@ -37,38 +40,64 @@ constexpr std::array<command, 8> commands{{
 }};
 
 void print_usage(std::FILE* out) {
-    std::fputs("usage: smart-ratelimit <command> [options]\n\ncommands:\n", out);
+    std::fputs("usage: smart-ratelimit [--quiet] <command> [options]\n"
+               "       smart-ratelimit --version | --help\n\ncommands:\n", out);
     for (const auto& c : commands)
         std::fprintf(out, "  %-16.*s %.*s\n", static_cast<int>(c.name.size()), c.name.data(),
                      static_cast<int>(c.summary.size()), c.summary.data());
+    // The exit code table is the one in cli_common.hpp's header comment (a test compares them).
     std::fputs("\n`smart-ratelimit <command> --help` describes a command's options.\n"
-               "Exit codes: 0 ok, 1 failure, 64 usage, 65 bad data, 69 unavailable,\n"
-               "70 internal error, 75 denied (limit), 78 bad configuration.\n", out);
+               "--quiet (-q), before or after the command: no summary line on success; errors\n"
+               "still go to stderr, and the summary is printed when the command fails.\n"
+               "--version prints `smart-ratelimit <version>`.\n"
+               "\n"
+               "Exit codes:\n"
+               "  0   ok (limit: allowed; migrate --status: the schema is current)\n"
+               "  1   the command ran and failed (an alert channel, writing the output;\n"
+               "      migrate --status: the schema is not current)\n"
+               "  64  bad arguments (EX_USAGE)\n"
+               "  65  bad input data, e.g. a malformed JSON line (EX_DATAERR)\n"
+               "  69  database or server unavailable, schema missing, SQLite file missing (EX_UNAVAILABLE)\n"
+               "  70  internal error (EX_SOFTWARE)\n"
+               "  75  limit: the request was denied (EX_TEMPFAIL)\n"
+               "  78  bad settings file or environment (EX_CONFIG)\n", out);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
+    int first = 1;  // global options before the command
+    bool quiet = false;
+    for (; first < argc; ++first) {
+        const std::string_view opt = argv[first];
+        if (opt == "--version") {
+            std::printf("smart-ratelimit %s\n", smart_ratelimit::version_string);
+            return srl_tool::exit_ok;
+        }
+        if (opt != "--quiet" && opt != "-q") break;
+        quiet = true;
+    }
+    if (first >= argc) {
         print_usage(stderr);
         return srl_tool::exit_usage;
     }
-    const std::string_view name = argv[1];
+    const std::string_view name = argv[first];
     if (name == "--help" || name == "-h" || name == "help") {
         print_usage(stdout);
         return srl_tool::exit_ok;
     }
-    std::vector<std::string_view> args(argv + 2, argv + argc);
+    std::vector<std::string_view> args(argv + first + 1, argv + argc);
+    if (quiet) args.emplace_back("--quiet");  // every command parses it as a common flag
     for (const auto& c : commands) {
         if (c.name != name) continue;
         try {
             return c.run(args);
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "smart-ratelimit %s: error: %s\n", argv[1], e.what());
+            std::fprintf(stderr, "smart-ratelimit %s: error: %s\n", argv[first], e.what());
             return srl_tool::exit_software;
         }
     }
-    std::fprintf(stderr, "smart-ratelimit: unknown command '%s'\n", argv[1]);
+    std::fprintf(stderr, "smart-ratelimit: unknown command '%s'\n", argv[first]);
     print_usage(stderr);
     return srl_tool::exit_usage;
 }

@@ -1,5 +1,7 @@
 // smart_ratelimit/version.hpp
-// The library's version, as macros (for the preprocessor) and as constants.
+// The library's version, as macros (for the preprocessor) and as constants. The
+// source of truth is the top-level VERSION file (read by CMake and Meson); a test
+// (tests/tools, "version: ...") fails when these numbers and that file disagree.
 #pragma once
 
 #define SMART_RATELIMIT_VERSION_MAJOR 0

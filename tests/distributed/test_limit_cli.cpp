@@ -94,7 +94,7 @@ TEST_CASE("limit rejects bad arguments with exit 64 and names them", "[cli][limi
         std::string args;
         std::string says;
     };
-    for (const auto& c : {bad_case{"--rate 3/h --key k", "--store"},
+    for (const auto& c : {bad_case{"--store " + url + "--database sqlite:///x.db --rate 3/h --key k", "give one"},
                           bad_case{"--store " + url + "--key k", "--rate"},
                           bad_case{"--store " + url + "--rate 3/h", "--key"},
                           bad_case{"--store " + url + "--rate 3/hours --key k", "3/hours"},

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -209,6 +210,24 @@ inline srl::event sample_event(std::int64_t seq, const std::string& key = "ip:20
     return srl::make_event(srl::event_time{std::chrono::microseconds{1'764'000'000'000'000 + seq * 1'000'003}},
                            key, "/api/login", "POST", allowed, seq, 100, "203.0.113.5",
                            seq % 2 == 0 ? std::optional<std::string_view>{"42"} : std::nullopt);
+}
+
+/// Writes `old` sample events 40 days old and `recent` ones a day old (the retention
+/// tests' history: a 30-day cleanup deletes exactly the old ones).
+inline void write_aged_events(srl::soci::event_store& store, int old, int recent) {
+    const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+    std::vector<srl::event> in;
+    for (int i = 0; i < old; ++i) {
+        auto e = sample_event(i);
+        e.timestamp = now - std::chrono::hours{24 * 40} - std::chrono::microseconds{i};
+        in.push_back(e);
+    }
+    for (int i = 0; i < recent; ++i) {
+        auto e = sample_event(100 + i);
+        e.timestamp = now - std::chrono::hours{24};
+        in.push_back(e);
+    }
+    if (store.write_batch(in).written != in.size()) throw std::runtime_error("write_aged_events: write failed");
 }
 
 }  // namespace srl_test

@@ -5,12 +5,14 @@
 #   find_package  consumer with find_package(smart_ratelimit CONFIG REQUIRED) on that prefix
 #   pkgconfig     consumer compiled by hand with `pkg-config --cflags --libs`
 #   errors        find_package with a wrong version / unknown component fails clearly
+#   version       the installed .pc, CMake version file and version.hpp state <source>/VERSION
 #   subdirectory  consumer with add_subdirectory(<source-tree>)
 #   meson         consumer Meson project with subprojects/smart_ratelimit -> <source-tree>
 # CXX and CMAKE_GENERATOR are honoured. Exits non-zero with the failing step's log.
 set -euo pipefail
 
 step=$1 src=$(cd "$2" && pwd) work=$(realpath -m "$3") adapters=${4:-}
+version=$(tr -d '[:space:]' <"$src/VERSION")
 here=$(cd "$(dirname "$0")" && pwd)
 cxx=${CXX:-c++}
 gen=(-G "${CMAKE_GENERATOR:-Ninja}")
@@ -97,6 +99,18 @@ case $step in
         -DCONSUMER_COMPONENTS=soci -DCMAKE_DISABLE_FIND_PACKAGE_SOCI=ON
     fi
     ;;
+  version)
+    # Every installed file that states the version agrees with the VERSION file.
+    same() {  # <what> <found>
+      [[ $2 == "$version" ]] || { echo "consume.sh version: $1 says '$2', VERSION says '$version'" >&2; exit 1; }
+      echo "$1: $2"
+    }
+    same "pkg-config --modversion" "$(PKG_CONFIG_PATH="$prefix/share/pkgconfig" pkg-config --modversion smart_ratelimit)"
+    same "smart_ratelimitConfigVersion.cmake" \
+      "$(sed -n 's/^set(PACKAGE_VERSION "\(.*\)")$/\1/p' "$prefix/share/cmake/smart_ratelimit/smart_ratelimitConfigVersion.cmake")"
+    same "version.hpp" \
+      "$(sed -n 's/.*version_string = "\(.*\)";.*/\1/p' "$prefix/include/smart_ratelimit/version.hpp")"
+    ;;
   subdirectory)
     consumer_copy "$work/sub-src"
     fresh "$work/sub-build"
@@ -112,7 +126,7 @@ case $step in
     ln -s "$src" "$work/meson-src/subprojects/smart_ratelimit"
     rm -rf "$work/meson-build"
     CXX=$cxx run meson setup "$work/meson-build" "$work/meson-src" \
-      --force-fallback-for=smart_ratelimit -Dadapters="$adapters"
+      --force-fallback-for=smart_ratelimit -Dadapters="$adapters" -Dexpected_version="$version"
     run meson compile -C "$work/meson-build" consumer
     check_output "$work/meson-build/consumer"
     ;;
