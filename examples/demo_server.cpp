@@ -443,12 +443,11 @@ int run(const options& opt) {
     const bool limiting = opt.run_mode != mode::none;
     const bool logging = opt.run_mode == mode::full && s.log_events;
 
-    sb::middleware_options mo;
+    sb::middleware_options mo = sb::middleware_options_from(s);
     mo.log_events = logging;
-    mo.on_storage_failure = s.fail_open ? sb::fail_policy::fail_open : sb::fail_policy::fail_closed;
-    mo.trusted_proxies = srl::cidr_list::from_strings(s.trusted_proxies);
-    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, {}, {}, sink_ref{});
-    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, {}, {}, sink_ref{});
+    const srl::limiter_options lo = srl::limiter_options_from(s);
+    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{});
+    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {}, sink_ref{});
     std::unique_ptr<demo_limiter> fallback;
     demo_middleware mw(mo);
     mw.add(login, sb::route{"/api/login", {http::verb::post}, 1});
@@ -456,7 +455,7 @@ int run(const options& opt) {
     if (!s.default_limit.empty()) {
         fallback = std::make_unique<demo_limiter>(sb::request_key::ip(),
                                                   std::vector<srl::rule_config>{{"default", s.default_limit}},
-                                                  srl::limiter_options{}, srl::in_memory_storage<>{},
+                                                  lo, srl::in_memory_storage<>{},
                                                   sink_ref{});
         mw.add(*fallback, sb::route{"/api/", {}, 1});
     }

@@ -44,7 +44,17 @@ struct settings {
     std::string default_from_email = "webmaster@localhost";  // DEFAULT_FROM_EMAIL
     bool fail_open = false;                          // RATELIMIT_FAIL_OPEN
     std::string default_limit;                       // RATELIMIT_DEFAULT_LIMIT; "" = none
-    std::string database_url{default_database_url};
+    std::string database_url{default_database_url};  // RATELIMIT_DATABASE_URL
+    std::string smtp_url{default_smtp_url};          // RATELIMIT_SMTP_URL
+    std::vector<std::string> trusted_proxies;        // RATELIMIT_TRUSTED_PROXIES (CIDRs)
+    std::string alert_webhook_secret;                // RATELIMIT_ALERT_WEBHOOK_SECRET; "" = unsigned
+    std::int64_t alert_cooldown_minutes = 0;         // RATELIMIT_ALERT_COOLDOWN_MINUTES; 0 = none
+    std::chrono::milliseconds alert_timeout{5000};   // RATELIMIT_ALERT_TIMEOUT_MS, per channel
+    std::string alert_ca_file;                       // RATELIMIT_ALERT_CA_FILE; "" = system trust store
+
+    bool alerts_enabled() const noexcept { return alert_threshold > 0; }
+    friend bool operator==(const settings&, const settings&) = default;
+};
 
 /// What RATELIMIT_FAIL_OPEN asks of every limiter: limiter_options::on_store_failure.
 inline failure_policy store_failure_policy(const settings& s) noexcept {
@@ -56,17 +66,7 @@ inline failure_policy store_failure_policy(const settings& s) noexcept {
 inline limiter_options limiter_options_from(const settings& s, limiter_options base = {}) {
     base.on_store_failure = store_failure_policy(s);
     return base;
-}  // RATELIMIT_DATABASE_URL
-    std::string smtp_url{default_smtp_url};          // RATELIMIT_SMTP_URL
-    std::vector<std::string> trusted_proxies;        // RATELIMIT_TRUSTED_PROXIES (CIDRs)
-    std::string alert_webhook_secret;                // RATELIMIT_ALERT_WEBHOOK_SECRET; "" = unsigned
-    std::int64_t alert_cooldown_minutes = 0;         // RATELIMIT_ALERT_COOLDOWN_MINUTES; 0 = none
-    std::chrono::milliseconds alert_timeout{5000};   // RATELIMIT_ALERT_TIMEOUT_MS, per channel
-    std::string alert_ca_file;                       // RATELIMIT_ALERT_CA_FILE; "" = system trust store
-
-    bool alerts_enabled() const noexcept { return alert_threshold > 0; }
-    friend bool operator==(const settings&, const settings&) = default;
-};
+}
 
 /// An environment snapshot: name -> value. Tests pass their own map.
 using environment_map = std::map<std::string, std::string, std::less<>>;

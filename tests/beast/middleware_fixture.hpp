@@ -62,8 +62,9 @@ using test_limiter =
 inline std::unique_ptr<test_limiter> make_limiter(mw::request_key key,
                                                   std::vector<srl::rule_config> rules,
                                                   recording_sink sink, srl::manual_clock clock,
-                                                  flaky_storage storage = {}) {
-    return std::make_unique<test_limiter>(std::move(key), rules, srl::limiter_options{},
+                                                  flaky_storage storage = {},
+                                                  srl::limiter_options options = {}) {
+    return std::make_unique<test_limiter>(std::move(key), rules, std::move(options),
                                           std::move(storage), std::move(sink), std::move(clock));
 }
 

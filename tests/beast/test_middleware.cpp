@@ -422,12 +422,17 @@ TEST_CASE("several matching routes are decided together and consume only if all 
     CHECK(field(res2, "RateLimit") == "\"api\";r=9;t=60, \"login\";r=1;t=60, \"login-burst\";r=4;t=2520");
 }
 
-TEST_CASE("a failing storage fails closed by default and open when configured",
-          "[beast][middleware]") {
+TEST_CASE("a failing store is degraded, never a 429: 503 by default, a pass under fail_open",
+          "[beast][middleware][degraded]") {
     recording_sink sink;
-    flaky_storage storage;
+    flaky_storage storage, open_storage;
     auto failing = storage.failing;
+    open_storage.failing = failing;
     auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(), std::move(storage));
+    srl::limiter_options open_options;
+    open_options.on_store_failure = srl::failure_policy::fail_open;
+    auto open_lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(),
+                                 std::move(open_storage), open_options);
     auto req = make_request(http::verb::post, "/api/login");
     failing->store(true);
 
@@ -436,33 +441,92 @@ TEST_CASE("a failing storage fails closed by default and open when configured",
     mw::middleware<test_limiter> closed(o);
     closed.add(*lim);
     const auto r = closed.check(req, addr("192.0.2.1"));
-    CHECK(r.status() == mw::limit_status::failed_closed);
+    CHECK(r.status() == mw::limit_status::degraded_closed);
+    CHECK(r.degraded());
     CHECK_FALSE(r.allowed());
+    CHECK(r.rules().empty());
     const auto res = r.make_response(req);
     CHECK(res.result() == http::status::service_unavailable);
     CHECK(field(res, "Retry-After") == "1");
-    CHECK(closed.stats().failed_closed == 1);
+    CHECK(res.find("RateLimit") == res.end());
+    CHECK(res.find("RateLimit-Policy") == res.end());
+    CHECK(res.find("X-RateLimit-Remaining") == res.end());
+    CHECK(closed.stats().degraded_closed == 1);
+    CHECK(closed.stats().blocked == 0);
 
-    o.on_storage_failure = mw::fail_policy::fail_open;
     mw::middleware<test_limiter> open(o);
-    open.add(*lim);
+    open.add(*open_lim);
     const auto r2 = open.check(req, addr("192.0.2.1"));
-    CHECK(r2.status() == mw::limit_status::failed_open);
+    CHECK(r2.status() == mw::limit_status::degraded_open);
     CHECK(r2.allowed());
     http::response<http::string_body> res2;
     r2.apply(res2);
     CHECK(res2.find("RateLimit") == res2.end());
-    CHECK(open.stats().failed_open == 1);
-    CHECK(sink.size() == 0);  // no decision was made, so no event
+    CHECK(res2.find("X-RateLimit-Limit") == res2.end());
+    CHECK(open.stats().degraded_open == 1);
 
-    // Several routes: a failure during the decision fails the whole request.
+    // Each degraded decision is logged as such: allowed (not a denial), outcome degraded.
+    auto events = sink.events();
+    REQUIRE(events.size() == 2);
+    for (const auto& e : events) {
+        CHECK(e.outcome == srl::outcome_kind::degraded);
+        CHECK(e.allowed);
+        CHECK(e.key == "rule:login:ip:192.0.2.1");
+    }
+
+    // Several routes: a store failure on any rule degrades the whole request.
     auto lim2 = make_limiter(mw::request_key::ip(), {{"api", "5/m"}}, sink, minute_clock());
     mw::middleware<test_limiter> multi(o);
     multi.add(*lim2, {"/api", {}}).add(*lim, {"/api/login", {}});
-    CHECK(multi.check(req, addr("192.0.2.1")).status() == mw::limit_status::failed_open);
+    CHECK(multi.check(req, addr("192.0.2.1")).status() == mw::limit_status::degraded_closed);
+    events = sink.events();
+    REQUIRE(events.size() == 4);
+    CHECK(events[2].outcome == srl::outcome_kind::allowed);  // rule api peeked fine
+    CHECK(events[3].outcome == srl::outcome_kind::degraded);
 
+    // The quota of the rule that was fine was not spent on the refused request.
     failing->store(false);
-    CHECK(closed.check(req, addr("192.0.2.1")).status() == mw::limit_status::allowed);
+    for (int i = 0; i < 5; ++i) CHECK(multi.check(req, addr("192.0.2.1")).status() == mw::limit_status::allowed);
+    CHECK(multi.check(req, addr("192.0.2.1")).status() == mw::limit_status::blocked);
+    CHECK(closed.check(req, addr("192.0.2.2")).status() == mw::limit_status::allowed);
+}
+
+TEST_CASE("a client over its limit gets the 429 even when another rule is degraded",
+          "[beast][middleware][degraded]") {
+    recording_sink sink;
+    flaky_storage down;
+    down.failing->store(true);
+    auto healthy = make_limiter(mw::request_key::ip(), {{"api", "1/m"}}, sink, minute_clock());
+    auto broken = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(), std::move(down));
+    mw::middleware<test_limiter> m;
+    m.add(*healthy, {"/api", {}}).add(*broken, {"/api/login", {}});
+    auto req = make_request(http::verb::post, "/api/login");
+    // First request: api allows (peek), login is degraded and fails closed: 503.
+    CHECK(m.check(req, addr("192.0.2.9")).status() == mw::limit_status::degraded_closed);
+    // Exhaust api through a path only it covers, then the login path is a 429.
+    auto other = make_request(http::verb::get, "/api/items");
+    CHECK(m.check(other, addr("192.0.2.9")).status() == mw::limit_status::allowed);
+    const auto r = m.check(req, addr("192.0.2.9"));
+    CHECK(r.status() == mw::limit_status::blocked);
+    CHECK(r.make_response(req).result() == http::status::too_many_requests);
+}
+
+TEST_CASE("middleware_options_from reads log_events and trusted proxies from the settings",
+          "[beast][middleware][settings]") {
+    srl::settings s;
+    s.log_events = true;
+    s.trusted_proxies = {"10.0.0.0/8"};
+    auto o = mw::middleware_options_from(s);
+    CHECK(o.log_events);
+    CHECK(o.trusted_proxies.contains(*srl::ip_address::parse("10.1.2.3")));
+    s.log_events = false;
+    CHECK_FALSE(mw::middleware_options_from(s).log_events);
+    s.trusted_proxies = {"not a cidr"};
+    CHECK_THROWS_AS(mw::middleware_options_from(s), srl::config_error);
+    s.fail_open = true;
+    CHECK(srl::limiter_options_from(s).on_store_failure == srl::failure_policy::fail_open);
+    s.fail_open = false;
+    CHECK(srl::limiter_options_from(s).on_store_failure == srl::failure_policy::fail_closed);
 }
 
 TEST_CASE("handle() runs the handler when allowed and answers 429 itself when not",

@@ -1,7 +1,8 @@
 // smart_ratelimit/beast/denied_response.hpp
 // The responses the middleware itself sends: 429 Too Many Requests with the body
-// of SPEC section 5 as text/plain, or as RFC 9457 application/problem+json when the
-// client's Accept prefers JSON; and the 503 of a limiter that fails closed.
+// "Rate limit exceeded. Please try again later." as text/plain, or as RFC 9457
+// application/problem+json when the client's Accept prefers JSON; and the 503 of a
+// degraded decision under fail_closed.
 // `prefers_json` implements the Accept negotiation (RFC 9110 section 12.5.1).
 #pragma once
 
@@ -21,7 +22,7 @@ namespace smart_ratelimit::beast {
 
 namespace http = boost::beast::http;
 
-/// The body of a 429 (SPEC section 5).
+/// The body of a 429, as the original library words it.
 inline constexpr std::string_view denied_text = "Rate limit exceeded. Please try again later.";
 
 namespace detail {
@@ -129,7 +130,7 @@ inline bool prefers_json(std::string_view accept) noexcept {
 }
 
 /// The 429 response: Retry-After (seconds, >= 1), `Cache-Control: no-store`, and the
-/// SPEC body as text/plain or application/problem+json. The rate-limit fields are
+/// denied_text body as text/plain or application/problem+json. The rate-limit fields are
 /// added by the caller (set_rate_limit_headers).
 inline http::response<http::string_body> make_denied_response(unsigned version, bool keep_alive,
                                                               bool json,
@@ -155,10 +156,14 @@ inline http::response<http::string_body> make_denied_response(unsigned version, 
     return res;
 }
 
-/// The 503 of a limiter whose storage failed while failing closed.
-inline http::response<http::string_body> make_unavailable_response(unsigned version, bool keep_alive) {
+/// The 503 of a degraded decision under fail_closed: the store could not decide.
+/// Retry-After is `retry_after` in whole seconds, rounded up, at least 1; no quota
+/// fields (nothing is known about the client's quota).
+inline http::response<http::string_body> make_unavailable_response(
+    unsigned version, bool keep_alive,
+    std::chrono::nanoseconds retry_after = std::chrono::seconds(1)) {
     http::response<http::string_body> res{http::status::service_unavailable, version};
-    res.set(http::field::retry_after, "1");
+    set_retry_after(res, retry_after);
     res.set(http::field::cache_control, "no-store");
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.body() = "Rate limiter unavailable. Please try again later.";
