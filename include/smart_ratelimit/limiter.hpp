@@ -75,17 +75,18 @@ public:
             limiter_options options = {}, Storage storage = Storage{}, Sink sink = Sink{},
             Clock clock = Clock{}, Observer observer = Observer{})
         : limiter(std::move(key_extractor), make_rules(rules), std::move(options),
-                  std::move(storage), std::move(sink), std::move(clock), std::move(observer)) {}
+                  std::forward<Storage>(storage), std::forward<Sink>(sink),
+                  std::forward<Clock>(clock), std::forward<Observer>(observer)) {}
 
     /// As above, with rules already built (e.g. a specific algorithm object).
     limiter(KeyExtractor key_extractor, std::vector<rule_type> rules, limiter_options options,
             Storage storage = Storage{}, Sink sink = Sink{}, Clock clock = Clock{},
             Observer observer = Observer{})
         : key_extractor_(std::move(key_extractor)),
-          storage_(std::move(storage)),
-          sink_(std::move(sink)),
-          clock_(std::move(clock)),
-          observer_(std::move(observer)),
+          storage_(std::forward<Storage>(storage)),
+          sink_(std::forward<Sink>(sink)),
+          clock_(std::forward<Clock>(clock)),
+          observer_(std::forward<Observer>(observer)),
           rules_(std::move(rules)),
           options_(std::move(options)) {
         validate();

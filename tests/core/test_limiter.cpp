@@ -300,3 +300,15 @@ TEST_CASE("verdict picks the binding decision and the longest wait", "[limiter]"
     CHECK(copy.size() == 4);
     CHECK(copy[2].retry_after == 3s);
 }
+
+TEST_CASE("a limiter can hold its sink by reference, built from rule configurations", "[limiter][sink]") {
+    srl_test::recording_sink sink;
+    srl::limiter<user_key, srl::in_memory_storage<>, srl_test::recording_sink&, srl::manual_clock> lim(
+        user_key{}, std::vector<srl::rule_config>{{"a", "1/m"}}, {}, srl::in_memory_storage<>{}, sink);
+    const srl::request_info info{"/", "GET", std::nullopt, std::nullopt, {}};
+    lim.check_and_record(request{"7"}, info);
+    lim.check_and_record(request{"7"}, info);
+    REQUIRE(sink.size() == 2);
+    CHECK(sink.events()[1].outcome == srl::outcome_kind::blocked);
+    CHECK(&lim.sink() == &sink);
+}
