@@ -3,10 +3,7 @@
 // every other component's migration set) in an explicit, idempotent step, and
 // prints one line saying what it did.
 #include "cli_common.hpp"
-
-#include <smart_ratelimit/alerts/soci_alert_log.hpp>
-#include <smart_ratelimit/soci/state_storage.hpp>
-#include <smart_ratelimit/soci/analytics.hpp>
+#include "migration_sets.hpp"
 
 #include <span>
 #include <string>
@@ -24,12 +21,6 @@ constexpr std::string_view usage_migrate =
     "The database is --database, else RATELIMIT_DATABASE_URL, else the settings\n"
     "file, else sqlite:///smart_ratelimit.db.\n";
 
-/// Every migration set `migrate` applies besides the event log's (which the event
-/// store applies first). A component with its own tables adds one line here.
-std::vector<srl::soci::migration_set> extra_migration_sets() {
-    return {srl::soci::analytics_migrations, srl::soci::alert_log_migrations, srl::soci::state_migrations};
-}
-
 }  // namespace
 
 int run_migrate(args_view args) {
@@ -37,7 +28,7 @@ int run_migrate(args_view args) {
         const auto a = parse_args(args, {}, usage_migrate);
         if (a.help) return int{exit_ok};
         const auto store = open_event_store(a, /*require_schema=*/false);
-        const auto extra = extra_migration_sets();
+        const auto extra = component_migration_sets();
         const auto applied = store.migrate(extra);
         std::string versions = "events v" + std::to_string(srl::soci::latest_version(srl::soci::event_log_migrations));
         for (const auto& set : extra)
