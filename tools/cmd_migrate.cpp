@@ -4,10 +4,7 @@
 // prints one line saying what it did. `--status` only reads: each set's applied and
 // latest version, exit 0 when all are current and 1 when not.
 #include "cli_common.hpp"
-
-#include <smart_ratelimit/alerts/soci_alert_log.hpp>
-#include <smart_ratelimit/soci/state_storage.hpp>
-#include <smart_ratelimit/soci/analytics.hpp>
+#include "migration_sets.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -33,20 +30,13 @@ constexpr std::string_view usage_migrate =
     "and exits 0 when every set is current, 1 when one is not. A missing SQLite file\n"
     "is exit 69 and is not created.\n";
 
-/// Every migration set `migrate` applies besides the event log's (which the event
-/// store applies first). A component with its own tables adds one line here.
-std::vector<srl::soci::migration_set> extra_migration_sets() {
-    return {srl::soci::analytics_migrations, srl::soci::alert_log_migrations, srl::soci::state_migrations};
-}
-
 /// `migrate --status`: reads each set's version, prints one row per set and the
 /// summary; exit 0 when all are current, 1 when not.
 int migrate_status(const parsed_args& a) {
     const auto url = resolve_database_url(a);
     require_existing_database(url);
     const auto sql = srl::soci::open_session(url);
-    std::vector<srl::soci::migration_set> sets{srl::soci::event_log_migrations};
-    for (const auto& set : extra_migration_sets()) sets.push_back(set);
+    const auto sets = all_migration_sets();
     std::size_t width = 0;
     for (const auto& set : sets) width = std::max(width, set.component.size());
     std::string rows;
@@ -77,7 +67,7 @@ int run_migrate(args_view args) {
         if (a.help) return int{exit_ok};
         if (a.has("--status")) return migrate_status(a);
         const auto store = open_event_store(a, /*require_schema=*/false);
-        const auto extra = extra_migration_sets();
+        const auto extra = component_migration_sets();
         const auto applied = store.migrate(extra);
         std::string versions = "events v" + std::to_string(srl::soci::latest_version(srl::soci::event_log_migrations));
         for (const auto& set : extra)

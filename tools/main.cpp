@@ -22,13 +22,14 @@ int run_report(args_view args);
 int run_alerts(args_view args);
 int run_limit(args_view args);
 int run_cleanup(args_view args);
+int run_health(args_view args);
 }  // namespace srl_tool
 
 namespace {
 
 using srl_tool::command;
 
-constexpr std::array<command, 8> commands{{
+constexpr std::array<command, 9> commands{{
     {"migrate", "create or upgrade the database schema (idempotent)", srl_tool::run_migrate},
     {"cleanup-events", "delete events older than N days (retention, for cron)", srl_tool::run_cleanup_events},
     {"export", "write events as JSON lines", srl_tool::run_export},
@@ -37,6 +38,8 @@ constexpr std::array<command, 8> commands{{
     {"alerts", "e-mail/webhook alerts for offenders over the threshold (for cron)", srl_tool::run_alerts},
     {"limit", "one rate-limit decision against a shared store (exit 0 allowed, 75 denied)", srl_tool::run_limit},
     {"cleanup", "prune expired/stale rate-limit state rows (retention, for cron)", srl_tool::run_cleanup},
+    {"health", "database reachable and schema current (exit 0 healthy, 1 unhealthy, 69 unreachable)",
+     srl_tool::run_health},
 }};
 
 void print_usage(std::FILE* out) {

@@ -112,6 +112,11 @@ public:
     /// The counters, readable at any time.
     async_sink_stats stats() const noexcept;
 
+    /// True while the sink accepts events and its writer thread runs: false once
+    /// stop() was called (or the destructor began) or the writer thread has exited.
+    /// For health checks; a running sink may still be dropping rows (see stats()).
+    bool running() const noexcept;
+
     const async_sink_options& options() const noexcept { return options_; }
 
     /// The writer. Touch it only when the sink is stopped or the writer type is

@@ -118,6 +118,13 @@ async_sink_stats async_sink<Writer>::stats() const noexcept {
     return s;
 }
 
+template <class Writer>
+    requires event_batch_writer<Writer>
+bool async_sink<Writer>::running() const noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !closed_ && !writer_exited_;
+}
+
 // ---- flush and stop ----------------------------------------------------------------
 
 template <class Writer>
