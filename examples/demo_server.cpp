@@ -14,6 +14,7 @@
 #include <smart_ratelimit/sinks/async_sink.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>
+#include <smart_ratelimit/soci/health.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -482,16 +483,21 @@ int run(const options& opt) {
         login.sink().sink = items.sink().sink = sink.get();
         if (fallback) fallback->sink().sink = sink.get();
     }
-    // The health probe: the event writer as the async sink sees it (a database check
-    // of its own will join it). Unhealthy while writes fail: events were dropped for
-    // write errors since the previous probe.
+    // The health probe: the database reachable with its event and analytics tables
+    // current, and the event writer running, unhealthy while writes fail (events
+    // dropped for write errors since the previous probe).
     std::atomic<std::uint64_t> write_errors_seen{0};
+    static const srl::soci::migration_set health_sets[] = {srl::soci::event_log_migrations,
+                                                           srl::soci::analytics_migrations};
     sb::dashboard_options dopt;
     dopt.live_refresh = opt.live_refresh_ms > 0;
     if (dopt.live_refresh) dopt.live_refresh_interval = std::chrono::milliseconds(opt.live_refresh_ms);
-    dopt.health = [&sink, &write_errors_seen, logging] {
-        srl::health_report r;
+    dopt.health = [&sink, &write_errors_seen, logging, url = s.database_url] {
+        srl::soci::database_check_options dbo;
+        dbo.timeout = std::chrono::seconds(2);
+        srl::health_report r = srl::soci::check_database(url, health_sets, dbo);
         if (!logging || !sink) return r.add("event_writer", true, "event logging is off");
+        if (!sink->running()) return r.add("event_writer", false, "stopped");
         const auto st = sink->stats();
         const std::uint64_t before = write_errors_seen.exchange(st.dropped_write_error);
         const bool failing = st.dropped_write_error > before;

@@ -24,7 +24,7 @@ constexpr std::string_view usage_health =
     "analytics, alerts, state) is at the version this build knows. Prints one\n"
     "summary line, or with --json the report\n"
     "  {\"status\":\"ok\"|\"unhealthy\",\"checks\":[{\"name\":...,\"ok\":...,\"detail\":...}]},\n"
-    "or with --quiet nothing (the exit code alone). --timeout bounds connecting and\n"
+    "or with --quiet nothing when healthy (the line when not). --timeout bounds connecting and\n"
     "each query (1 to 300 s, default 5). A SQLite file is never created: a missing\n"
     "file is unreachable. The database is --database, else\n"
     "RATELIMIT_DATABASE_URL, else the settings file, else sqlite:///smart_ratelimit.db.\n"
@@ -48,11 +48,10 @@ std::string summary_line(const srl::health_report& r) {
 
 int run_health(args_view args) {
     return guarded("health", [&] {
-        const auto a = parse_args(args, {{"--json", false}, {"--quiet", false}, {"--timeout", true}}, usage_health);
+        const auto a = parse_args(args, {{"--json", false}, {"--timeout", true}}, usage_health);
         if (a.help) return int{exit_ok};
         const bool json = a.has("--json");
-        const bool quiet = a.has("--quiet");
-        if (json && quiet) throw usage_error("--json and --quiet cannot be combined");
+        if (json && a.quiet) throw usage_error("--json and --quiet cannot be combined");
         srl::soci::database_check_options o;
         o.timeout = std::chrono::seconds(int_flag(a, "--timeout", 5, 1, 300));
 
@@ -60,10 +59,9 @@ int run_health(args_view args) {
         const auto sets = all_migration_sets();
         const auto report = srl::soci::check_database(url, sets, o);
 
-        if (json)
-            print_summary(report.to_json());
-        else if (!quiet)
-            print_summary(summary_line(report));
+        // The JSON is the output itself; the line is a summary (held back by --quiet
+        // unless the probe fails).
+        print_summary(json ? report.to_json() : summary_line(report));
         if (report.ok()) return int{exit_ok};
         for (const auto& c : report.checks)
             if (c.name == srl::soci::database_check_name && !c.ok) return int{exit_unavailable};
