@@ -1,6 +1,6 @@
 // smart_ratelimit/analytics.hpp
 // Analytics umbrella (standard headers only): the event_range concept and
-// event_traits customization point, the result types, the functions of SPEC 7
+// event_traits customization point, the result types, the functions
 // and the offenders CSV. JSON lives in analytics/json.hpp (Boost.JSON), the SQL
 // overloads for the SOCI event store in soci/analytics.hpp.
 #pragma once

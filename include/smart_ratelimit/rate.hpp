@@ -1,6 +1,6 @@
 // smart_ratelimit/rate.hpp
 // A rate: at most `limit` units per `period`, and parse_rate(), which reads the
-// "<limit>/<period>" strings of SPEC section 2 ("100/m", "10/30s", "10000/7d").
+// "<limit>/<period>" rate strings ("100/m", "10/30s", "10000/7d").
 // Everything that is not exactly that grammar is a config_error quoting the input.
 #pragma once
 

@@ -1,7 +1,7 @@
 // smart_ratelimit/settings.hpp
-// The one settings object every command and adapter reads (SPEC 11): loaded from
+// The one settings object every command and adapter reads: loaded from
 // a JSON file (`--settings FILE` or RATELIMIT_SETTINGS) and from environment
-// variables with the reference's names, the environment winning over the file and
+// variables with the original library's names, the environment winning over the file and
 // a command-line flag (apply_setting) winning over both. Unknown keys and bad
 // values throw config_error naming the key and where it came from.
 #pragma once

@@ -1,5 +1,5 @@
 // tests/alerts/test_alert_messages.cpp
-// The alert texts of SPEC 9 (subject, body, webhook payload), the RFC 5322 message
+// The alert texts (subject, body, webhook payload), the RFC 5322 message
 // around them, and the JSON of the result: exact bytes, and safety for keys that
 // hold CR/LF, dots, quotes, control characters or invalid UTF-8.
 #include <catch2/catch.hpp>
@@ -12,7 +12,7 @@
 
 namespace srl = smart_ratelimit;
 
-TEST_CASE("the subject and body follow the reference's wording", "[alerts]") {
+TEST_CASE("the subject and body follow the original library's wording", "[alerts]") {
     const std::vector<srl::offender> offenders{{"ip:203.0.113.5", 412}, {"user:42", 100}};
     CHECK(srl::alert_subject(2) == "[smart-ratelimit] 2 offender(s) alert");
     CHECK(srl::alert_body(offenders, 100, 1) ==
@@ -86,7 +86,7 @@ TEST_CASE("body line ends are normalized to CRLF", "[alerts][smtp]") {
     CHECK(srl::smtp::rfc5322_date(std::chrono::sys_seconds{}) == "Thu, 01 Jan 1970 00:00:00 +0000");
 }
 
-TEST_CASE("the result JSON has the reference's shape", "[alerts]") {
+TEST_CASE("the result JSON has the original library's shape", "[alerts]") {
     CHECK(srl::to_json(srl::alert_result{}) == "{\"enabled\": false, \"offenders\": [], \"channels\": {}}");
     srl::alert_result r;
     r.enabled = true;

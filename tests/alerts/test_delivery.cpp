@@ -1,7 +1,7 @@
 // tests/alerts/test_delivery.cpp
 // Alerts delivered to real receivers on 127.0.0.1: the aiosmtpd SMTP server and a
 // Beast HTTP(S) server. Checks the e-mail and the webhook payload as received,
-// byte for byte where SPEC 9 fixes them, and every failure kind (refused, 500,
+// byte for byte where the format is fixed, and every failure kind (refused, 500,
 // silence until the timeout, untrusted or mismatched certificates, bad auth).
 #include "receivers.hpp"
 

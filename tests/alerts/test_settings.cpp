@@ -1,5 +1,5 @@
 // tests/alerts/test_settings.cpp
-// The settings object (SPEC 11): defaults, the JSON file, the environment
+// The settings object: defaults, the JSON file, the environment
 // winning over the file, a flag winning over both, list parsing, and errors
 // that name the key (and the file) for unknown keys and bad values.
 #include <catch2/catch.hpp>

@@ -1,5 +1,5 @@
 // tests/analytics/test_analytics.cpp
-// The in-memory analytics of SPEC 7: the reference's worked examples, window
+// The in-memory analytics: the original library's worked examples, window
 // edges, orders and tie-breaks, limits, the offenders CSV, a user-defined event
 // type through event_traits, and single-pass input ranges.
 #include <catch2/catch.hpp>

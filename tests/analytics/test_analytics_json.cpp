@@ -1,6 +1,6 @@
 // tests/analytics/test_analytics_json.cpp
 // The JSON adapter of the analytics (analytics/json.hpp): shapes and key orders
-// of SPEC 7, block_rate as a plain decimal, RFC 3339 timestamps with Z, escaping
+//, block_rate as a plain decimal, RFC 3339 timestamps with Z, escaping
 // of hostile keys; and the text helpers (decimal, RFC 3339 parse/format).
 #include <catch2/catch.hpp>
 
@@ -25,7 +25,7 @@ std::vector<std::string> keys_of(const boost::json::object& o) {
 
 }  // namespace
 
-TEST_CASE("traffic summary JSON has the reference's keys in order and a plain block rate", "[analytics][json]") {
+TEST_CASE("traffic summary JSON has the original library's keys in order and a plain block rate", "[analytics][json]") {
     const srl::traffic_summary s{1, 5, 2, 3, 0.6};
     CHECK(srl::to_json_string(s) == R"({"days":1,"total":5,"allowed":2,"blocked":3,"block_rate":0.6,"degraded":0})");
     CHECK(srl::to_json_string(srl::traffic_summary{7, 0, 0, 0, 0.0}) ==
@@ -68,7 +68,7 @@ TEST_CASE("offenders and rule hits serialize as arrays of ordered objects", "[an
     CHECK(srl::to_json_string(std::vector<srl::offender>{}) == "[]");
 }
 
-TEST_CASE("offender detail JSON matches the reference's drill-down shape", "[analytics][json]") {
+TEST_CASE("offender detail JSON matches the original library's drill-down shape", "[analytics][json]") {
     using namespace std::chrono;
     srl::offender_detail d;
     d.key = "ip:203.0.113.5";

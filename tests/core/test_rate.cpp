@@ -1,5 +1,5 @@
 // tests/core/test_rate.cpp
-// Rate strings (SPEC 2): every accepted form parses to the right limit and period;
+// Rate strings: every accepted form parses to the right limit and period;
 // every rejected form throws config_error quoting the string.
 #include <catch2/catch.hpp>
 

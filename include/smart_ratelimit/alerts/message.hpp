@@ -1,5 +1,5 @@
 // smart_ratelimit/alerts/message.hpp
-// The texts an alert sends (SPEC 9): the e-mail subject and body and the webhook's
+// The texts an alert sends: the e-mail subject and body and the webhook's
 // JSON payload. Keys are attacker-controlled, so every text here is safe by
 // construction: one offender is one line (control characters escaped, invalid
 // UTF-8 replaced by U+FFFD) and JSON strings are fully escaped. Standard headers only.

@@ -1,5 +1,5 @@
 // smart_ratelimit/alerts/send.hpp
-// send_offender_alerts (SPEC 9): finds the offenders at or over the threshold,
+// send_offender_alerts: finds the offenders at or over the threshold,
 // drops those alerted within the cool-down, sends one e-mail and then one webhook,
 // and reports every channel in an `alert_result`. It never throws: failures of
 // the source, a channel or the alert log become values in the result.
@@ -200,7 +200,7 @@ private:
     [[no_unique_address]] Log log_;
 };
 
-/// The reference's function: finds offenders in `source` with `blocked_count >=
+/// The original library's function: finds offenders in `source` with `blocked_count >=
 /// req.threshold` over `req.days` and alerts them by e-mail, then webhook.
 /// Never throws. Disabled (threshold <= 0): `{"enabled": false, "offenders": [], "channels": {}}`.
 template <class Source, mail_sender Mailer = no_mail_sender, webhook_sender Webhook = no_webhook_sender,
@@ -219,7 +219,7 @@ alert_result send_offender_alerts(Source&& source, const alert_request& req, Mai
     return send_offender_alerts(std::forward<Source>(source), req, mailer, webhook, log);
 }
 
-/// The result as JSON, keys in the reference's order. Disabled:
+/// The result as JSON, keys in the original library's order. Disabled:
 /// `{"enabled": false, "offenders": [], "channels": {}}`. "suppressed" appears when a
 /// cool-down is configured, "error" when the offenders could not be found.
 inline std::string to_json(const alert_result& r) {

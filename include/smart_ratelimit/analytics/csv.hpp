@@ -1,5 +1,5 @@
 // smart_ratelimit/analytics/csv.hpp
-// The offenders CSV of SPEC 7: header `key,blocked_count`, CRLF line ends,
+// The offenders CSV: header `key,blocked_count`, CRLF line ends,
 // RFC 4180 quoting, and cells that a spreadsheet would read as a formula
 // (starting with = + - @ TAB CR) prefixed with a single quote.
 #pragma once

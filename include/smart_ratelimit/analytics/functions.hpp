@@ -1,8 +1,8 @@
 // smart_ratelimit/analytics/functions.hpp
-// The reference's analytics as free function templates over any event_range
-// (SPEC 7): traffic summary, top offenders, rule hit counts, offender drill-down
-// and alertable offenders. Same names, parameter order and defaults as the
-// reference, plus a trailing `now` so results are reproducible.
+// The analytics as free function templates over any event_range: traffic
+// summary, top offenders, rule hit counts, offender drill-down and alertable
+// offenders. Same names, parameter order and defaults as the original library,
+// plus a trailing `now` so results are reproducible.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // smart_ratelimit/analytics/json.hpp
-// Boost.JSON for the analytics results (SPEC 7): `boost::json::value_from(result)`
-// with the reference's shapes and key orders, and serialize_json(), which prints
+// Boost.JSON for the analytics results: `boost::json::value_from(result)`
+// with the original library's shapes and key orders, and serialize_json(), which prints
 // doubles as plain decimals (`0.6`, not Boost 1.81's `6E-1`) and escapes like
 // analytics/json_text.hpp. Needs Boost.JSON (the beast target); not in the core.
 #pragma once

@@ -1,6 +1,6 @@
 // smart_ratelimit/analytics/json_text.hpp
 // JSON text for the analytics results with standard headers only (for the core,
-// the command-line program and alert bodies): the shapes and key orders of SPEC 7,
+// the command-line program and alert bodies): the shapes and key orders,
 // block_rate as a plain decimal, RFC 3339 UTC timestamps with milliseconds and Z,
 // strings escaped safely for HTML and JavaScript. analytics/json.hpp adds Boost.JSON.
 #pragma once
@@ -191,7 +191,7 @@ inline void append_json(std::string& out, const offender_detail& d) {
     w.close();
 }
 
-/// Any analytics result, or a vector of them, as compact JSON text (SPEC 7 shapes).
+/// Any analytics result, or a vector of them, as compact JSON text (the documented shapes).
 /// Thread safety: pure function.
 template <class T>
 std::string to_json_string(const T& result) {

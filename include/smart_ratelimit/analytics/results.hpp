@@ -1,6 +1,6 @@
 // smart_ratelimit/analytics/results.hpp
-// The plain result types of the analytics functions (SPEC 7). Every field has
-// the name and the meaning of the reference's dictionary key; the order of the
+// The plain result types of the analytics functions. Every field has
+// the name and the meaning of the original library's dictionary key; the order of the
 // members is the order of the JSON keys. Values only: no references into the input.
 #pragma once
 
@@ -85,7 +85,7 @@ struct offender_detail {
     friend bool operator==(const offender_detail&, const offender_detail&) = default;
 };
 
-/// How many paths `offender_detail::by_path` lists at most (the reference's 20).
+/// How many paths `offender_detail::by_path` lists at most (the original library's 20).
 inline constexpr std::size_t offender_detail_max_paths = 20;
 
 }  // namespace smart_ratelimit

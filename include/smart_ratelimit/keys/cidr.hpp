@@ -2,7 +2,7 @@
 // CIDR blocks and the trusted-proxy list, with the standard library only:
 // `cidr` ("10.0.0.0/8", "2001:db8::/32"), `cidr_list` parsed from a comma-separated
 // setting (RATELIMIT_TRUSTED_PROXIES), and `resolve_client_ip`, which walks the
-// X-Forwarded-For chain right to left from a trusted peer (SPEC section 3).
+// X-Forwarded-For chain right to left from a trusted peer.
 #pragma once
 
 #include <smart_ratelimit/error.hpp>
@@ -176,7 +176,7 @@ inline std::optional<ip_address> parse_forwarded_hop(std::string_view hop) noexc
     return ip_address::parse(hop);
 }
 
-/// The client address of a request (SPEC section 3).
+/// The client address of a request.
 ///
 /// `peer` is the socket peer. When it is not in `trusted` (or `trusted` is empty)
 /// it is the client and X-Forwarded-For is ignored: an untrusted client cannot
