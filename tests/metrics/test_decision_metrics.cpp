@@ -131,7 +131,7 @@ TEST_CASE("decision_metrics times one request in time_every per thread", "[metri
     CHECK(sampled.count("r", srl::outcome_kind::allowed) == 100);  // counting is never sampled
     // A manual clock that does not move times every request at 0 s: the first bucket.
     CHECK(every.duration().snapshot().counts.front() == 100);
-    CHECK(m::decision_metrics{}.time_every() == 64);
+    CHECK(m::decision_metrics{}.time_every() == 256);
 }
 
 TEST_CASE("decision_metrics keeps 1,000 rules of 125 limiters apart", "[metrics]") {

@@ -18,7 +18,6 @@
 #include <bit>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,12 +31,14 @@ namespace smart_ratelimit::metrics {
 /// Settings of decision_metrics.
 struct decision_metrics_options {
     /// Time one request in this many, per thread (1 = every request). Timing costs two
-    /// clock reads and a histogram update; at 1 it would add about half again to an
-    /// in-memory decision, while the default keeps the whole observer within 5% of it
-    /// (bench_metrics). With N > 1 the histogram is a sample: its _count is about 1/N
-    /// of the requests (smart_ratelimit_decisions_total has them all). Storages that
-    /// make a round trip (Redis, SQL) should use 1: there the clock reads are noise.
-    std::uint32_t time_every = 64;
+    /// extra clock reads (about 20 ns each on a VM) and a histogram update: at 1 it would
+    /// add over half again to a hot-key in-memory decision (about 65 ns). The default
+    /// amortizes that to about 0.2 ns, so the whole observer costs about 3 ns, within 5%
+    /// of that decision (bench_metrics, scripts/bench-metrics.sh). With N > 1 the
+    /// histogram is a sample: its _count is about 1/N of the requests
+    /// (smart_ratelimit_decisions_total counts them all). Storages that make a round
+    /// trip (Redis, SQL) should use 1: there the clock reads are noise.
+    std::uint32_t time_every = 256;
     /// Upper bounds (seconds) of the duration histogram.
     std::vector<double> duration_buckets = latency_buckets();
 };
@@ -91,7 +92,8 @@ public:
         cells& c = pool_->local();
         const std::uint32_t slot = c.slot_of(d.rule, *s_);
         detail::owner_add(c.counter(slot * kinds + static_cast<std::uint32_t>(d.kind())), 1);
-        if (elapsed.count() >= 0) s_->duration.observe(elapsed);
+        if (elapsed.count() >= 0) [[unlikely]]
+            observe(elapsed);
     }
 
     void add_rule(std::string_view name) const { s_->find_or_add(name); }
@@ -152,6 +154,9 @@ public:
     }
 
 private:
+    // Off the hot path: one decision in time_every is timed.
+    [[gnu::noinline]] void observe(std::chrono::nanoseconds elapsed) const { s_->duration.observe(elapsed); }
+
     static constexpr std::uint32_t kinds = 4;  // outcome_kind: allowed .. degraded
     static constexpr std::size_t chunk_cells = 256;
     static constexpr std::size_t max_chunks = max_rules * kinds / chunk_cells;
@@ -204,20 +209,32 @@ private:
 
         std::atomic<std::uint64_t>& counter(std::size_t idx) {
             chunk* ch = chunks[idx / chunk_cells].load(std::memory_order_relaxed);
-            if (ch == nullptr) [[unlikely]] {
-                ch = new chunk;
-                chunks[idx / chunk_cells].store(ch, std::memory_order_release);
-            }
+            if (ch == nullptr) [[unlikely]]
+                ch = add_chunk(idx / chunk_cells);
             return ch->v[idx % chunk_cells];
         }
 
+        [[gnu::noinline]] chunk* add_chunk(std::size_t k) {
+            chunk* ch = new chunk;
+            chunks[k].store(ch, std::memory_order_release);
+            return ch;
+        }
+
         std::uint32_t slot_of(std::string_view rule, state& s) {
+            if (rule.data() == last.ptr && rule.size() == last.size && same_text(last.text, rule)) [[likely]]
+                return last.slot;
+            return slot_in_table(rule, s);
+        }
+
+        std::uint32_t slot_in_table(std::string_view rule, state& s) {
             const std::size_t mask = table.size() - 1;
             for (std::size_t i = hash(rule.data(), mask);; i = (i + 1) & mask) {
                 const entry& e = table[i];
                 if (e.ptr == rule.data() && e.size == rule.size()) {
-                    if (rule.empty() || std::memcmp(e.text, rule.data(), rule.size()) == 0) [[likely]]
+                    if (same_text(e.text, rule)) [[likely]] {
+                        last = e;
                         return e.slot;
+                    }
                     break;  // the address now holds another name
                 }
                 if (e.ptr == nullptr) break;
@@ -232,6 +249,7 @@ private:
             const char* text = nullptr;
             std::uint32_t slot = 0;
         };
+        entry last{nullptr, std::size_t(-1), nullptr, 0};  // the rule found last (a one-rule limiter looks no further)
         std::vector<entry> table;
         std::size_t used = 0;
         std::uint32_t countdown = 0;
@@ -239,17 +257,25 @@ private:
         std::atomic<chunk*> chunks[max_chunks] = {};
 
     private:
+        // Rule names are short: an inline loop beats a call to memcmp.
+        static bool same_text(const char* text, std::string_view rule) noexcept {
+            for (std::size_t i = 0; i < rule.size(); ++i)
+                if (text[i] != rule[i]) return false;
+            return true;
+        }
+
         static std::size_t hash(const char* p, std::size_t mask) noexcept {
             const auto x = reinterpret_cast<std::uintptr_t>(p) * 0x9E3779B97F4A7C15ull;
             return static_cast<std::size_t>(x >> 32) & mask;
         }
 
-        std::uint32_t learn(std::string_view rule, state& s) {
+        [[gnu::noinline]] std::uint32_t learn(std::string_view rule, state& s) {
             const std::string* text = nullptr;
             const std::uint32_t slot = s.find_or_add(rule, &text);
             if (rule.data() == nullptr) return slot;  // a default string_view: not cached
             if ((used + 1) * 2 > table.size()) grow();
             put({rule.data(), rule.size(), text->data(), slot});
+            last = {rule.data(), rule.size(), text->data(), slot};
             return slot;
         }
 

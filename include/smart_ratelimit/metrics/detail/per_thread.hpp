@@ -82,7 +82,7 @@ public:
     }
 
 private:
-    Block& local_slow(fast_entry& f) {
+    [[gnu::noinline]] Block& local_slow(fast_entry& f) {
         auto& owned = thread_owned.entries;
         Block* b = nullptr;
         for (auto& e : owned)
