@@ -12,6 +12,8 @@
 //   core/keys_1m/{now_passed,steady_clock,coarse_clock}
 #include <benchmark/benchmark.h>
 
+#include "bench_keys.hpp"
+
 #include <smart_ratelimit/smart_ratelimit.hpp>
 
 #include <chrono>
@@ -26,10 +28,8 @@ namespace srl = smart_ratelimit;
 
 namespace {
 
-// The request is the key itself; the extractor views it (no allocation).
-struct view_key {
-    std::string_view operator()(const std::string& s) const noexcept { return s; }
-};
+using srl_bench::keys;
+using srl_bench::view_key;
 
 template <class Clock>
 using bench_limiter = srl::limiter<view_key, srl::in_memory_storage<>, srl::null_sink, Clock>;
@@ -44,19 +44,6 @@ std::unique_ptr<bench_limiter<Clock>> make_limiter(std::size_t max_keys) {
     return std::make_unique<bench_limiter<Clock>>(
         view_key{}, std::vector<srl::rule_config>{{"", bench_rate, "token_bucket"}},
         srl::limiter_options{}, srl::in_memory_storage<>(o));
-}
-
-const std::vector<std::string>& keys(std::size_t n) {
-    static std::mutex m;
-    static std::vector<std::unique_ptr<std::vector<std::string>>> cache;
-    std::lock_guard<std::mutex> lock(m);
-    for (auto& c : cache)
-        if (c->size() == n) return *c;
-    auto v = std::make_unique<std::vector<std::string>>();
-    v->reserve(n);
-    for (std::size_t i = 0; i < n; ++i) v->push_back("user:" + std::to_string(i * 2654435761u % 1000000007u));
-    cache.push_back(std::move(v));
-    return *cache.back();
 }
 
 enum class clock_mode { now_passed, steady, coarse };

@@ -12,6 +12,7 @@ packages=(
   postgresql postgresql-contrib redis-server libhiredis-dev
   libcurl4-openssl-dev libssl-dev
   python3 python3-aiosmtpd curl procps openssl
+  prometheus
 )
 for arg in "$@"; do
   case "$arg" in

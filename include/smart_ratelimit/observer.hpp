@@ -28,7 +28,11 @@ inline constexpr std::chrono::nanoseconds not_timed{-1};
 /// The limiter's clock times the decision: a manual clock gives 0 unless advanced.
 /// Thread safety: called concurrently from every thread that checks requests.
 /// Breaker changes and dropped events are not the limiter's: they reach observers
-/// through resilient_storage's and async_sink's own callbacks (see metrics/).
+/// through the components' own cold-path callbacks, called outside their locks:
+/// `resilience_options::on_breaker_change(from, to)` (storage/resilient_storage.hpp)
+/// and `async_sink_options::on_drop(reason, count)` (sinks/async_sink.hpp). Metrics
+/// need neither: metrics/collectors.hpp reads those components' state and counters
+/// at scrape time. metrics::decision_metrics is the observer that counts decisions.
 template <class O>
 concept observer = requires(O& o, const decision& d, std::chrono::nanoseconds t) {
     o.on_decision(d, t);

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -44,6 +45,12 @@ struct async_sink_options {
     /// How long stop() keeps retrying a failing store before it drops what is left
     /// as write_error. Rows the store accepts are always written.
     std::chrono::milliseconds shutdown_timeout{5000};
+    /// Called with the reason and the number of events each time events are dropped,
+    /// outside the queue's lock: on the producer's thread for queue_full, on the writer
+    /// thread otherwise (a cold path: keep it short). How drops reach observers (logs,
+    /// alerts; metrics read stats() at scrape time). An exception from it is swallowed.
+    /// Empty: nothing is called.
+    std::function<void(drop_reason reason, std::uint64_t count)> on_drop;
 };
 
 /// Sends events to `Writer` (an event_batch_writer) from a background thread.
@@ -139,6 +146,13 @@ private:
     void resolve(std::size_t n) noexcept;
     static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
         c.fetch_add(n, std::memory_order_release);
+    }
+    void dropped(drop_reason r, std::uint64_t n) const noexcept {
+        if (n == 0 || !options_.on_drop) return;
+        try {
+            options_.on_drop(r, n);
+        } catch (...) {
+        }
     }
 
     [[no_unique_address]] Writer writer_;

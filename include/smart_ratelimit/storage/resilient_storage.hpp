@@ -56,6 +56,11 @@ struct resilience_options {
     std::chrono::nanoseconds open_for = std::chrono::seconds(5);
     /// Calls let through at once while half-open; one success closes the breaker.
     std::uint32_t half_open_probes = 1;
+    /// Called after the breaker changes state, with the old and new state, outside the
+    /// breaker's mutex, on the thread whose call changed it (a cold path). How breaker
+    /// changes reach observers (logs, alerts; metrics read state() at scrape time).
+    /// An exception from it is swallowed. Empty: nothing is called.
+    std::function<void(breaker_state from, breaker_state to)> on_breaker_change;
 };
 
 /// Every outcome, counted.
@@ -284,7 +289,7 @@ private:
         std::vector<std::thread> threads_;
     };
     struct shared {
-        explicit shared(resilience_options o) : opts(o) {}
+        explicit shared(resilience_options o) : opts(std::move(o)) {}
         resilience_options opts;
         std::mutex mutex;
         breaker_state state = breaker_state::closed;
@@ -352,7 +357,23 @@ private:
 
     static void bump(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
 
+    // Tells the on_breaker_change callback (outside the mutex).
+    void changed(breaker_state from, breaker_state to) const noexcept {
+        if (!shared_->opts.on_breaker_change) return;
+        try {
+            shared_->opts.on_breaker_change(from, to);
+        } catch (...) {
+        }
+    }
+
     admission admit() {
+        bool half_opened = false;
+        const admission a = admit_locked(half_opened);
+        if (half_opened) changed(breaker_state::open, breaker_state::half_open);
+        return a;
+    }
+
+    admission admit_locked(bool& half_opened) {
         std::lock_guard<std::mutex> lock(shared_->mutex);
         switch (shared_->state) {
             case breaker_state::closed: return admission::normal;
@@ -360,6 +381,7 @@ private:
                 if (clock_.now() < shared_->open_until) return admission::rejected;
                 shared_->state = breaker_state::half_open;
                 shared_->probes_in_flight = 0;
+                half_opened = true;
                 [[fallthrough]];
             case breaker_state::half_open:
                 if (shared_->probes_in_flight >= shared_->opts.half_open_probes) return admission::rejected;
@@ -370,29 +392,40 @@ private:
     }
 
     void on_success(admission a) {
-        std::lock_guard<std::mutex> lock(shared_->mutex);
-        shared_->consecutive_failures = 0;
-        if (a == admission::probe) {
-            if (shared_->probes_in_flight > 0) --shared_->probes_in_flight;
-            if (shared_->state == breaker_state::half_open) {
-                shared_->state = breaker_state::closed;
-                bump(shared_->counters.recovered);
+        bool closed = false;
+        {
+            std::lock_guard<std::mutex> lock(shared_->mutex);
+            shared_->consecutive_failures = 0;
+            if (a == admission::probe) {
+                if (shared_->probes_in_flight > 0) --shared_->probes_in_flight;
+                if (shared_->state == breaker_state::half_open) {
+                    shared_->state = breaker_state::closed;
+                    bump(shared_->counters.recovered);
+                    closed = true;
+                }
             }
         }
+        if (closed) changed(breaker_state::half_open, breaker_state::closed);
     }
 
     void on_failure(admission a) {
-        std::lock_guard<std::mutex> lock(shared_->mutex);
-        if (a == admission::probe && shared_->probes_in_flight > 0) --shared_->probes_in_flight;
-        ++shared_->consecutive_failures;
-        const bool trip = a == admission::probe ? shared_->state == breaker_state::half_open
-                                                : shared_->state == breaker_state::closed &&
-                                                      shared_->consecutive_failures >= shared_->opts.failure_threshold;
-        if (trip) {
-            shared_->state = breaker_state::open;
-            shared_->open_until = clock_.now() + shared_->opts.open_for;
-            bump(shared_->counters.opened);
+        breaker_state from = breaker_state::closed;
+        bool trip = false;
+        {
+            std::lock_guard<std::mutex> lock(shared_->mutex);
+            if (a == admission::probe && shared_->probes_in_flight > 0) --shared_->probes_in_flight;
+            ++shared_->consecutive_failures;
+            from = shared_->state;
+            trip = a == admission::probe ? shared_->state == breaker_state::half_open
+                                         : shared_->state == breaker_state::closed &&
+                                               shared_->consecutive_failures >= shared_->opts.failure_threshold;
+            if (trip) {
+                shared_->state = breaker_state::open;
+                shared_->open_until = clock_.now() + shared_->opts.open_for;
+                bump(shared_->counters.opened);
+            }
         }
+        if (trip) changed(from, breaker_state::open);
     }
 
     std::chrono::nanoseconds open_remaining() const {

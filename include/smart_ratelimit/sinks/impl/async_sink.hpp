@@ -77,29 +77,34 @@ template <class Writer>
 template <class E>
 void async_sink<Writer>::offer(E&& e) noexcept {
     bool wake = false;
+    bool drop = false;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         // Only producers (under the lock) write offered_: a plain store suffices.
         offered_.store(offered_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         if (closed_ || queue_.size() >= options_.queue_capacity) {
-            bump(dropped_queue_full_, 1);
-            return;
+            drop = true;
+        } else {
+            try {
+                queue_.push_back(std::forward<E>(e));  // capacity is reserved: no reallocation
+            } catch (...) {                            // copying the strings ran out of memory
+                drop = true;
+            }
         }
-        try {
-            queue_.push_back(std::forward<E>(e));  // capacity is reserved: no reallocation
-        } catch (...) {                            // copying the strings ran out of memory
+        if (drop) {
             bump(dropped_queue_full_, 1);
-            return;
-        }
-        ++accepted_;
-        if (writer_idle_) {
-            writer_idle_ = false;
-            wake = true;
-        } else if (writer_waiting_batch_ && queue_.size() >= options_.max_batch) {
-            writer_waiting_batch_ = false;
-            wake = true;
+        } else {
+            ++accepted_;
+            if (writer_idle_) {
+                writer_idle_ = false;
+                wake = true;
+            } else if (writer_waiting_batch_ && queue_.size() >= options_.max_batch) {
+                writer_waiting_batch_ = false;
+                wake = true;
+            }
         }
     }
+    if (drop) dropped(drop_reason::queue_full, 1);
     if (wake) work_cv_.notify_one();
 }
 
@@ -230,6 +235,7 @@ template <class Writer>
 void async_sink<Writer>::write_chunk(std::span<const event> chunk) noexcept {
     if (shutdown_expired()) {
         bump(dropped_write_error_, chunk.size());
+        dropped(drop_reason::write_error, chunk.size());
         return;
     }
     bump(batches_, 1);
@@ -239,10 +245,12 @@ void async_sink<Writer>::write_chunk(std::span<const event> chunk) noexcept {
         const batch_result r = call_writer(pending);
         bump(written_, r.written);
         bump(dropped_invalid_row_, r.invalid);
+        dropped(drop_reason::invalid_row, r.invalid);
         if (r.failed == 0) return;
         pending = pending.last(r.failed);
         if (attempt >= options_.max_retries || !wait_backoff(backoff)) {
             bump(dropped_write_error_, r.failed);
+            dropped(drop_reason::write_error, r.failed);
             return;
         }
         backoff = backoff > options_.max_backoff / 2 ? options_.max_backoff : backoff * 2;

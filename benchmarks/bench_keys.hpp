@@ -1,0 +1,34 @@
+// benchmarks/bench_keys.hpp
+// What the limiter benchmarks share: the request that is its own key (viewed, no
+// allocation) and the scattered key working sets ("user:<n>"), built once per size.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace srl_bench {
+
+// The request is the key itself; the extractor views it (no allocation).
+struct view_key {
+    std::string_view operator()(const std::string& s) const noexcept { return s; }
+};
+
+// n distinct keys, built on first use and kept for the program's life.
+inline const std::vector<std::string>& keys(std::size_t n) {
+    static std::mutex m;
+    static std::vector<std::unique_ptr<std::vector<std::string>>> cache;
+    std::lock_guard<std::mutex> lock(m);
+    for (auto& c : cache)
+        if (c->size() == n) return *c;
+    auto v = std::make_unique<std::vector<std::string>>();
+    v->reserve(n);
+    for (std::size_t i = 0; i < n; ++i) v->push_back("user:" + std::to_string(i * 2654435761u % 1000000007u));
+    cache.push_back(std::move(v));
+    return *cache.back();
+}
+
+}  // namespace srl_bench

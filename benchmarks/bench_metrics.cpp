@@ -1,0 +1,141 @@
+// benchmarks/bench_metrics.cpp
+// What the decision_metrics observer costs the in-memory limiter (token bucket, steady
+// clock read per check): one hot key and 100k keys, 1 and 2 threads, null_observer
+// against decision_metrics (default sampling); and one scrape of 1,000 rules.
+// scripts/bench-metrics.sh prints the ratios and the scrape time against the goals.
+//
+// Benchmark names (Google Benchmark appends "/threads:N"):
+//   metrics/hot_key/{off,on}      one key, limiter.check
+//   metrics/keys_100k/{off,on}    100k keys walked in a scattered order
+//   metrics/observer_only         time_next() + on_decision() alone (no limiter)
+//   metrics/scrape_1000_rules     registry.scrape() of decision_metrics with 1,000 rules
+#include <benchmark/benchmark.h>
+
+#include "bench_keys.hpp"
+
+#include <smart_ratelimit/metrics.hpp>
+#include <smart_ratelimit/smart_ratelimit.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace srl = smart_ratelimit;
+namespace m = smart_ratelimit::metrics;
+
+namespace {
+
+using srl_bench::keys;
+using srl_bench::view_key;
+
+template <class Observer>
+using bench_limiter = srl::limiter<view_key, srl::in_memory_storage<>, srl::null_sink, srl::steady_clock, Observer>;
+
+const m::decision_metrics& shared_metrics() {
+    static const m::decision_metrics dm;
+    return dm;
+}
+
+// One limiter per (observer, working set), shared by the threads of a run, warmed up.
+template <class Observer>
+bench_limiter<Observer>& shared_limiter(std::size_t nkeys) {
+    static std::mutex mu;
+    static std::vector<std::pair<std::size_t, std::unique_ptr<bench_limiter<Observer>>>> all;
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [n, l] : all)
+        if (n == nkeys) return *l;
+    srl::in_memory_options o;
+    o.max_keys = nkeys * 2 + 1024;
+    o.shards = 64;
+    Observer obs{};
+    if constexpr (std::is_same_v<Observer, m::decision_metrics>) obs = shared_metrics();
+    auto l = std::make_unique<bench_limiter<Observer>>(
+        view_key{}, std::vector<srl::rule_config>{{"api", "1000000/s", "token_bucket"}}, srl::limiter_options{},
+        srl::in_memory_storage<>(o), srl::null_sink{}, srl::steady_clock{}, obs);
+    for (const auto& k : keys(nkeys)) (void)l->check(k);
+    all.emplace_back(nkeys, std::move(l));
+    return *all.back().second;
+}
+
+template <class Observer>
+void run_limiter(benchmark::State& state, std::size_t nkeys) {
+    auto& lim = shared_limiter<Observer>(nkeys);
+    const auto& ks = keys(nkeys);
+    std::size_t i = static_cast<std::size_t>(state.thread_index()) * (nkeys / 2 + 1);
+    for (auto _ : state) {
+        const std::string& k = ks[nkeys == 1 ? 0 : i % nkeys];
+        i += 7919;
+        const srl::verdict v = lim.check(k);
+        benchmark::DoNotOptimize(v);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// The observer alone, as the limiter calls it for a one-rule request.
+void bm_observer(benchmark::State& state) {
+    const m::decision_metrics& dm = shared_metrics();
+    const std::string rule = "api";
+    srl::decision d;
+    d.rule = rule;
+    for (auto _ : state) {
+        const bool timed = dm.time_next();
+        dm.on_decision(d, timed ? std::chrono::nanoseconds(100) : srl::not_timed);
+        benchmark::ClobberMemory();
+    }
+}
+
+void bm_scrape(benchmark::State& state) {
+    m::decision_metrics dm;
+    std::vector<std::string> names;
+    for (int i = 0; i < 1000; ++i) names.push_back("rule_" + std::to_string(i));
+    srl::decision d;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        d.rule = names[i];
+        for (std::size_t n = 0; n <= i % 7; ++n) dm.on_decision(d, std::chrono::nanoseconds(1000 + 10 * n));
+    }
+    m::registry reg;
+    reg.add(m::build_info{});
+    reg.add(dm);
+    std::size_t bytes = 0;
+    for (auto _ : state) {
+        const std::string text = reg.scrape();
+        bytes = text.size();
+        benchmark::DoNotOptimize(text.data());
+    }
+    state.counters["bytes"] = static_cast<double>(bytes);
+}
+
+void register_all() {
+    struct set {
+        const char* name;
+        std::size_t keys;
+    };
+    for (const set s : {set{"hot_key", 1}, set{"keys_100k", 100'000}}) {
+        const std::size_t n = s.keys;
+        const std::string base = std::string("metrics/") + s.name + "/";
+        benchmark::RegisterBenchmark((base + "off").c_str(), [n](benchmark::State& st) {
+            run_limiter<srl::null_observer>(st, n);
+        })->Threads(1)->Threads(2)->UseRealTime();
+        benchmark::RegisterBenchmark((base + "on").c_str(), [n](benchmark::State& st) {
+            run_limiter<m::decision_metrics>(st, n);
+        })->Threads(1)->Threads(2)->UseRealTime();
+    }
+    benchmark::RegisterBenchmark("metrics/observer_only", bm_observer)->Threads(1)->Threads(2)->UseRealTime();
+    benchmark::RegisterBenchmark("metrics/scrape_1000_rules", bm_scrape)->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    register_all();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
