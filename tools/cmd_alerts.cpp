@@ -1,12 +1,12 @@
 // tools/cmd_alerts.cpp
-// `smart-ratelimit alerts`: the cron job of SPEC 9. Finds the offenders at or over
+// `smart-ratelimit alerts`: the periodic alert job (run it from cron). Finds the offenders at or over
 // the threshold in the event log and alerts them by e-mail (libcurl SMTP) and then
 // webhook (Beast), honouring the cool-down; `--dry-run` only lists them. Prints
 // one summary line; exit 0 ok, 1 a channel failed, 64/69/78 as every command.
 #include "cli_common.hpp"
 
 #include <smart_ratelimit/alerts.hpp>
-#include <smart_ratelimit/alerts/soci_alert_log.hpp>
+#include <smart_ratelimit/soci/alert_log.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 #if defined(SRL_TOOL_WITH_SMTP)
 #include <smart_ratelimit/smtp.hpp>

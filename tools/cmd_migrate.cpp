@@ -4,7 +4,7 @@
 // prints one line saying what it did.
 #include "cli_common.hpp"
 
-#include <smart_ratelimit/alerts/soci_alert_log.hpp>
+#include <smart_ratelimit/soci/alert_log.hpp>
 #include <smart_ratelimit/soci/state_storage.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 
