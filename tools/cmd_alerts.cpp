@@ -6,7 +6,7 @@
 #include "cli_common.hpp"
 
 #include <smart_ratelimit/alerts.hpp>
-#include <smart_ratelimit/alerts/soci_alert_log.hpp>
+#include <smart_ratelimit/soci/alert_log.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 #if defined(SRL_TOOL_WITH_SMTP)
 #include <smart_ratelimit/smtp.hpp>

@@ -4,7 +4,7 @@
 // is current, so both read this one list.
 #pragma once
 
-#include <smart_ratelimit/alerts/soci_alert_log.hpp>
+#include <smart_ratelimit/soci/alert_log.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 #include <smart_ratelimit/soci/schema.hpp>
 #include <smart_ratelimit/soci/state_storage.hpp>

@@ -7,7 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/alerts.hpp>
-#include <smart_ratelimit/alerts/soci_alert_log.hpp>
+#include <smart_ratelimit/soci/alert_log.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 
 namespace srl = smart_ratelimit;

@@ -118,7 +118,7 @@ void check_same(sq::event_store& store, const std::vector<srl::event>& events, b
                   srl::get_offender_detail(before, "user:a", days, 9, as_of));
         }
     }
-    // The store overloads with the SPEC 7 names (they pick the rollups up by themselves).
+    // The store overloads with the in-memory functions' names (they pick the rollups up by themselves).
     CHECK(sq::get_traffic_summary(store, 7, test_now) == srl::get_traffic_summary(events, 7, test_now));
     CHECK(sq::get_top_offenders(store, 7, 100, test_now) == srl::get_top_offenders(events, 7, 100, test_now));
     CHECK(sq::get_rule_hit_counts(store, 7, 50, test_now) == srl::get_rule_hit_counts(events, 7, 50, test_now));
@@ -350,7 +350,7 @@ TEST_CASE("SQL: a database at rollup version 1 upgrades with its rows", "[analyt
 }
 
 TEST_CASE("SQL: aligned spans cover whole hours exactly", "[analytics]") {
-    namespace ad = sq::analytics_detail;
+    namespace ad = sq::detail::analytics;
     std::mt19937_64 rng(5);
     for (int i = 0; i < 2000; ++i) {
         const auto from = static_cast<std::int64_t>(rng() % 2'000'000) - 1'000'000;  // before and after 1970
@@ -379,7 +379,7 @@ TEST_CASE("SQL: top offenders over more than 64 spans (a two-year window)", "[an
         const auto events = skewed_events(21, 3000, 60, test_now, std::chrono::hours{24 * 800});
         write_all(store, events);
         auto sql = store.open_session();
-        REQUIRE(sq::analytics_detail::split_spans(0, 24 * 800).size() > 64);
+        REQUIRE(sq::detail::analytics::split_spans(0, 24 * 800).size() > 64);
         for (std::size_t depth : {0, 1, 2}) {
             sq::sql_analytics a{*sql, store.sql_dialect(), true};
             a.list_depth = depth;

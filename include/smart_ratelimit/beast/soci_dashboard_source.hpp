@@ -64,13 +64,13 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
         return std::move(out);
     };
     long long unit = 0, total = 0, blocked = 0;
-    if (analytics_detail::rollups_ready(*sql)) {
+    if (detail::analytics::rollups_ready(*sql)) {
         constexpr std::int64_t hour_us = 3'600'000'000LL;
         const std::int64_t s = layout.start.time_since_epoch().count();
         const std::int64_t first_hour = s / hour_us + ((s % hour_us) > 0 ? 1 : 0);  // ceil
         const event_time first_hour_at{std::chrono::microseconds{first_hour * hour_us}};
         if (layout.start < first_hour_at) {  // the partial first hour: raw rows, all in bucket 0
-            analytics_detail::bound_query q(d);
+            detail::analytics::bound_query q(d);
             const std::string text = "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(" + q.blocked_int() +
                                      "), 0) AS BIGINT) FROM ratelimit_event WHERE timestamp >= " +
                                      q.time(layout.start) + " AND timestamp < " + q.time(first_hour_at);
@@ -82,7 +82,7 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
                 },
                 [&] { add(0, total, blocked); });
         }
-        analytics_detail::bound_query q(d);
+        detail::analytics::bound_query q(d);
         long long hour = 0;
         const std::string text = "SELECT CAST(hour AS BIGINT), CAST(total AS BIGINT), CAST(blocked AS BIGINT)"
                                  " FROM ratelimit_rollup_hour WHERE hour >= " + q.integer(first_hour);
@@ -99,7 +99,7 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
             });
         return with_degraded();
     }
-    analytics_detail::bound_query q(d);
+    detail::analytics::bound_query q(d);
     const std::string width_us = q.integer(w);
     const std::string since = q.time(layout.start);
     const std::string text = "SELECT " + time_column_micros(d) + " / " + width_us +

@@ -1,0 +1,105 @@
+// smart_ratelimit/soci/detail/pg_copy_writer.hpp
+// The event store's PostgreSQL writer: one COPY ratelimit_event FROM STDIN per
+// batch on the session's PGconn, the rows in COPY text format built in a buffer
+// kept across batches.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <soci/postgresql/soci-postgresql.h>
+
+#include <smart_ratelimit/event.hpp>
+#include <smart_ratelimit/soci/detail/sql_time.hpp>
+#include <smart_ratelimit/soci/detail/writer_failure.hpp>
+
+namespace smart_ratelimit::soci::detail {
+
+// COPY text format: backslash, tab, newline and carriage return escaped.
+inline void append_copy_text(std::string& out, std::string_view s) {
+    for (const char c : s) {
+        switch (c) {
+            case '\\': out += "\\\\"; break;
+            case '\t': out += "\\t"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            default: out += c;
+        }
+    }
+}
+inline void append_int(std::string& out, std::int64_t v) {
+    char buf[24];
+    char* end = buf + sizeof buf;
+    char* p = end;
+    const bool neg = v < 0;
+    std::uint64_t u = neg ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+    do {
+        *--p = static_cast<char>('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (neg) *--p = '-';
+    out.append(p, end);
+}
+
+/// Writes batches by COPY. Errors: store_failure when the store failed (COPY not
+/// started, connection lost), another exception when the server rejected a row;
+/// `last_error` gets the message.
+class pg_copy_writer {
+public:
+    void write(PGconn* pg, std::span<const event* const> rows, std::string& last_error) {
+        std::string& buf = buffer_;
+        buf.clear();
+        buf.reserve(rows.size() * 160);
+        for (const event* e : rows) {
+            append_pg_time(buf, e->timestamp);
+            buf += '\t';
+            append_copy_text(buf, e->key);
+            buf += '\t';
+            append_copy_text(buf, e->rule_name);
+            buf += '\t';
+            append_copy_text(buf, e->path);
+            buf += '\t';
+            append_copy_text(buf, e->method);
+            buf += e->allowed ? "\tt\t" : "\tf\t";
+            append_int(buf, e->count);
+            buf += '\t';
+            append_int(buf, e->limit);
+            buf += '\t';
+            if (e->ip_address) append_copy_text(buf, *e->ip_address); else buf += "\\N";
+            buf += '\t';
+            if (e->user_id) append_copy_text(buf, *e->user_id); else buf += "\\N";
+            buf += '\n';
+        }
+        PGresult* res = PQexec(pg,
+                               "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
+                               " count, \"limit\", ip_address, user_id) FROM STDIN");
+        const bool started = res != nullptr && PQresultStatus(res) == PGRES_COPY_IN;
+        if (!started) {
+            note_error(last_error, PQerrorMessage(pg));
+            PQclear(res);
+            // Table missing or connection gone: the store failed, not a row.
+            throw store_failure{};
+        }
+        PQclear(res);
+        bool ok = PQputCopyData(pg, buf.data(), static_cast<int>(buf.size())) == 1;
+        ok = PQputCopyEnd(pg, ok ? nullptr : "client aborted") == 1 && ok;
+        bool rejected = false;
+        while ((res = PQgetResult(pg)) != nullptr) {
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                rejected = true;
+                note_error(last_error, PQresultErrorMessage(res));
+            }
+            PQclear(res);
+        }
+        if (!ok || PQstatus(pg) != CONNECTION_OK) throw store_failure{};
+        if (rejected) throw std::runtime_error("row rejected");
+    }
+
+private:
+    std::string buffer_;
+};
+
+}  // namespace smart_ratelimit::soci::detail
