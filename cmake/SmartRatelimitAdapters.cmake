@@ -24,7 +24,6 @@ if(SMART_RATELIMIT_WITH_BEAST)
     target_link_libraries(smart_ratelimit_beast INTERFACE smart_ratelimit
                           Boost::headers Boost::json Boost::url
                           $<TARGET_NAME_IF_EXISTS:OpenSSL::SSL> $<TARGET_NAME_IF_EXISTS:OpenSSL::Crypto>)
-    target_compile_definitions(smart_ratelimit_beast INTERFACE BOOST_ASIO_NO_DEPRECATED)
   endif()
 endif()
 

@@ -382,8 +382,8 @@ struct server {
             std::size_t n = 0;
             std::string_view out;  // a small answer written here, sent below
             if (dash != nullptr && dash->matches(req.target())) {
-                auto res = co_await dash->async_handle(work.get_executor(), std::move(req), use_task);
-                keep = res.keep_alive();
+                auto [dec, res] = co_await dash->async_handle(work.get_executor(), std::move(req), use_task_tuple);
+                keep = res.keep_alive() && !dec;
                 std::tie(wec, n) = co_await http::async_write(socket, res, use_task_tuple);
             } else if (mw != nullptr) {
                 // The limiters keep their state in memory, so checking never blocks:

@@ -8,9 +8,11 @@
 
 #include <smart_ratelimit/beast/async_check.hpp>
 #include <smart_ratelimit/beast/denied_response.hpp>
+#include <smart_ratelimit/beast/error.hpp>
 #include <smart_ratelimit/beast/headers.hpp>
 #include <smart_ratelimit/beast/keys.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
+#include <smart_ratelimit/beast/request_handler.hpp>
 #include <smart_ratelimit/beast/authorizer.hpp>
 #include <smart_ratelimit/beast/dashboard_source.hpp>
 #include <smart_ratelimit/beast/dashboard_page.hpp>

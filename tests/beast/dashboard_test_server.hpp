@@ -61,7 +61,11 @@ private:
             if (ec) co_return;
             http::response<http::string_body> res;
             if (dash_.matches(req.target())) {
-                res = co_await dash_.async_handle(pool_.get_executor(), std::move(req), asio::use_awaitable);
+                // Written even on an error (work_rejected): the answer is then a bare 503.
+                auto [dec, answer] = co_await dash_.async_handle(pool_.get_executor(), std::move(req),
+                                                                 asio::as_tuple(asio::use_awaitable));
+                res = std::move(answer);
+                if (dec) res.keep_alive(false);
             } else {
                 res = http::response<http::string_body>{http::status::not_found, req.version()};
                 res.body() = "app";

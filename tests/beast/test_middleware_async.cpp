@@ -1,11 +1,13 @@
 // tests/beast/test_middleware_async.cpp
 // The asynchronous middleware: the check as an Asio operation with a callback and
 // with a coroutine, on a work thread pool so the io_context thread never runs the
-// (possibly blocking) check, async_handle, and one small Beast server on loopback.
+// (possibly blocking) check, async_handle with both kinds of handler, the errors
+// (error_code first, as Asio's), and one small Beast server on loopback.
 #include "middleware_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +17,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/beast/core.hpp>
 
 #include <atomic>
@@ -77,7 +80,8 @@ TEST_CASE("async_check completes a callback on its bound executor", "[beast][asy
     bool on_io_thread = true;
     for (int i = 0; i < 3; ++i)
         m.async_check(req, addr("192.0.2.1"),
-                      asio::bind_executor(ioc.get_executor(), [&](mw::limit_result r) {
+                      asio::bind_executor(ioc.get_executor(), [&](boost::system::error_code ec, mw::limit_result r) {
+                          CHECK_FALSE(ec);
                           on_io_thread = on_io_thread && ioc.get_executor().running_in_this_thread();
                           got.push_back(r.status());
                       }));
@@ -105,7 +109,8 @@ TEST_CASE("with a work executor the check runs on the pool, not the io_context t
     asio::io_context ioc;
     std::optional<mw::limit_result> result;
     std::thread::id completed_on;
-    m.async_check(req, addr("192.0.2.1"), asio::bind_executor(ioc, [&](mw::limit_result r) {
+    m.async_check(req, addr("192.0.2.1"), asio::bind_executor(ioc, [&](boost::system::error_code ec, mw::limit_result r) {
+                      CHECK_FALSE(ec);
                       completed_on = std::this_thread::get_id();
                       result = std::move(r);
                   }));
@@ -132,6 +137,7 @@ TEST_CASE("a coroutine awaits the check and async_handle's response", "[beast][a
     std::vector<std::string> wires;
     std::optional<mw::limit_status> checked;
     std::string handler_error;
+    boost::system::error_code thrown;
     auto req = make_request(http::verb::post, "/api/login");
     auto other = make_request(http::verb::post, "/api/login");
     asio::co_spawn(
@@ -143,12 +149,19 @@ TEST_CASE("a coroutine awaits the check and async_handle's response", "[beast][a
                 auto msg = co_await m.async_handle(req, addr("192.0.2.1"), hello, asio::use_awaitable);
                 wires.push_back(serialize(msg));
             }
+            auto throwing = [](const http::request<http::string_body>&)
+                -> http::response<http::string_body> { throw std::runtime_error("handler failed"); };
+            // as_tuple: the error and the 500 to write.
+            auto [ec, msg] = co_await m.async_handle(other, addr("198.51.100.3"), throwing,
+                                                     asio::as_tuple(asio::use_awaitable));
+            handler_error = ec.message();
+            CHECK(ec == mw::error::handler_failed);
+            wires.push_back(serialize(msg));
+            // use_awaitable: the error throws, as every Asio operation's does.
             try {
-                auto throwing = [](const http::request<http::string_body>&)
-                    -> http::response<http::string_body> { throw std::runtime_error("handler failed"); };
-                co_await m.async_handle(other, addr("198.51.100.3"), throwing, asio::use_awaitable);
-            } catch (const std::exception& e) {
-                handler_error = e.what();
+                co_await m.async_handle(other, addr("198.51.100.4"), throwing, asio::use_awaitable);
+            } catch (const boost::system::system_error& e) {
+                thrown = e.code();
             }
         },
         [](std::exception_ptr e) {
@@ -157,13 +170,16 @@ TEST_CASE("a coroutine awaits the check and async_handle's response", "[beast][a
     ioc.run();
     pool.join();
     CHECK(checked == mw::limit_status::allowed);
-    REQUIRE(wires.size() == 3);
+    REQUIRE(wires.size() == 4);
     CHECK(wires[0].rfind("HTTP/1.1 200", 0) == 0);
     CHECK(wires[0].find("RateLimit: \"login\";r=1;t=60") != std::string::npos);
     CHECK(wires[1].find("RateLimit: \"login\";r=0;t=60") != std::string::npos);
     CHECK(wires[2].rfind("HTTP/1.1 429", 0) == 0);
     CHECK(wires[2].find("Retry-After: 60") != std::string::npos);
-    CHECK(handler_error == "handler failed");
+    CHECK(handler_error == "the request handler threw an exception");
+    CHECK(wires[3].rfind("HTTP/1.1 500", 0) == 0);
+    CHECK(wires[3].find("Connection: close") != std::string::npos);
+    CHECK(thrown == mw::error::handler_failed);
 }
 
 TEST_CASE("async_run_blocking runs a direct limiter check off the io thread", "[beast][async]") {

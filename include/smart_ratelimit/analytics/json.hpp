@@ -10,7 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/json.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <boost/json/value_from.hpp>
 
 #include <smart_ratelimit/analytics/detail/format.hpp>
 #include <smart_ratelimit/analytics/json_text.hpp>

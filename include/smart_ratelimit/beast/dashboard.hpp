@@ -7,20 +7,19 @@
 // worker executor and completes on the caller's executor. Bodies in impl/dashboard.hpp.
 #pragma once
 
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/system/error_code.hpp>
 
+#include <smart_ratelimit/beast/async_check.hpp>
 #include <smart_ratelimit/beast/authorizer.hpp>
 #include <smart_ratelimit/beast/dashboard_options.hpp>
 #include <smart_ratelimit/beast/dashboard_page.hpp>
 #include <smart_ratelimit/beast/dashboard_source.hpp>
 #include <smart_ratelimit/beast/detail/dashboard_http.hpp>
+#include <smart_ratelimit/beast/error.hpp>
 #include <smart_ratelimit/beast/offender_page.hpp>
 
 #include <concepts>
@@ -103,10 +102,13 @@ public:
     response_type handle(const request_type& req) const;
 
     /// `handle` on `work` (an executor, e.g. a thread pool's), completing with the
-    /// response on the completion handler's associated executor. Signature
-    /// `void(response_type)`; any Asio completion token (callback, use_awaitable,
-    /// use_future, deferred). No exception escapes onto `work`'s threads. The
-    /// dashboard must outlive the operation.
+    /// response on the completion handler's associated executor, never inside this
+    /// call. Signature `void(boost::system::error_code, response_type)`; any Asio
+    /// completion token (callback, use_awaitable, use_future, deferred). Every
+    /// answer, a 503 for a failing data source included, comes with no error; the
+    /// error is error::work_rejected when `work` threw instead of taking the job
+    /// (the response is then a bare 503). No exception escapes onto `work`'s
+    /// threads. The dashboard must outlive the operation.
     template <class Executor, class CompletionToken>
     auto async_handle(const Executor& work, request_type req, CompletionToken&& token) const;
 

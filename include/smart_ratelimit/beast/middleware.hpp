@@ -4,16 +4,19 @@
 // client is over a limit; RateLimit-Policy/RateLimit and X-RateLimit-* on every
 // limited response; a 503 (fail_closed) or a pass without quota fields (fail_open)
 // when the store could not decide; one event per decision when logging is on.
-// Synchronous (handle), callback and coroutine (async_check, async_handle) servers.
+// Synchronous (handle), callback and coroutine (async_check, async_handle) servers;
+// the asynchronous operations complete with an error_code first, as Asio's do.
 // Member bodies are in beast/impl/middleware.hpp.
 #pragma once
 
 #include <smart_ratelimit/beast/async_check.hpp>
 #include <smart_ratelimit/beast/denied_response.hpp>
+#include <smart_ratelimit/beast/error.hpp>
 #include <smart_ratelimit/beast/headers.hpp>
 #include <smart_ratelimit/beast/keys.hpp>
 #include <smart_ratelimit/beast/limit_result.hpp>
 #include <smart_ratelimit/beast/middleware_options.hpp>
+#include <smart_ratelimit/beast/request_handler.hpp>
 #include <smart_ratelimit/beast/route.hpp>
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/error.hpp>
@@ -28,6 +31,7 @@
 #include <boost/beast/http/message_generator.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -92,27 +96,38 @@ public:
     limit_result check(const request_view& view);
 
     /// Synchronous servers: checks `req`, then either returns the 429/503 or calls
-    /// `handler(req)` (which returns an http::response) and adds the rate-limit
-    /// fields to its response. Exceptions from the handler propagate.
+    /// `handler` (a request_handler: `handler(req)` or `handler(req, result)`) and
+    /// returns its answer; a response gets the rate-limit fields, a
+    /// message_generator carries those the handler applied. Handler exceptions
+    /// propagate.
     template <class Body, class Handler>
+        requires request_handler<std::remove_reference_t<Handler>, Body>
     http::message_generator handle(http::request<Body>& req, const ip_address& peer,
                                    Handler&& handler);
 
-    /// Asynchronous check, completing with `void(limit_result)`. The check runs on
-    /// the work executor when one is set and a route matches (else inline, before
-    /// this returns) and the handler on its associated executor (bind callbacks with
-    /// asio::bind_executor). `req` must stay valid and unmodified until the
-    /// completion handler runs.
+    /// Asynchronous check, completing with `void(boost::system::error_code, limit_result)`.
+    /// Every decision, a degraded store's included, is a result with no error. The
+    /// error is set only when the check could not run: error::work_rejected (the work
+    /// executor threw when given it) or error::check_failed (it threw: out of
+    /// memory); the result is then degraded_closed, a 503. The check runs on the work
+    /// executor when one is set and a route matches (else inline, before this
+    /// returns) and the completion on the handler's associated executor, never inside
+    /// this call (bind callbacks with asio::bind_executor). With use_awaitable an
+    /// error throws system_error; use as_tuple to receive it. `req` must stay valid and
+    /// unmodified until completion. Not cancellable.
     template <class CompletionToken>
     auto async_check(const http::request_header<>& req, const ip_address& peer,
                      CompletionToken&& token);
 
-    /// async_check followed by the handler, for callback and coroutine servers:
-    /// completes with `void(std::exception_ptr, http::message_generator)`, the 429/503
-    /// or `handler(req)`'s response with the rate-limit fields. A handler exception
-    /// is passed as the exception_ptr (with a bare 500 response); co_await rethrows it.
-    /// `req` must stay valid until completion.
+    /// async_check followed by the handler (as in handle), for callback and coroutine
+    /// servers: completes with `void(boost::system::error_code, http::message_generator)`.
+    /// The message is always one to write: the 429/503, the handler's answer, the
+    /// 503 when the check could not run (error as in async_check), or a bare 500
+    /// (Connection: close) with error::handler_failed when the handler threw. The
+    /// exception itself is not carried (an error_code cannot hold it): a handler
+    /// that needs it catches it. `req` must stay valid until completion.
     template <class Body, class Handler, class CompletionToken>
+        requires request_handler<Handler, Body>
     auto async_handle(http::request<Body>& req, const ip_address& peer, Handler handler,
                       CompletionToken&& token);
 
@@ -136,11 +151,8 @@ private:
     void fail(limit_result& out, const Limiter* lim) noexcept;
     bool any_route_matches(const http::request_header<>& req) const noexcept;
 
-    template <class Body, class Handler>
-    http::message_generator finish(const limit_result& r, http::request<Body>& req,
-                                   Handler& handler);
-    template <class Done, class Fn>
-    static void run_inline(Done done, Fn fn);
+    template <class Handler, class Fn, class Complete>
+    static void run_inline(Handler handler, Fn fn, Complete complete);
 
     void push_status(limit_result& out, const Limiter& lim, std::size_t rule_index,
                      const decision& d) const;

@@ -82,29 +82,29 @@ template <dashboard_data_source Source, dashboard_authorizer Authorizer, dashboa
 template <class Executor, class CompletionToken>
 auto dashboard<Source, Authorizer, Renderer>::async_handle(const Executor& work, request_type req,
                                                            CompletionToken&& token) const {
-    return boost::asio::async_initiate<CompletionToken, void(response_type)>(
+    return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, response_type)>(
         [this, work](auto handler, request_type req) {
-            auto io_ex = boost::asio::get_associated_executor(handler);
-            auto guard = boost::asio::make_work_guard(io_ex);
-            boost::asio::post(work, [this, req = std::move(req), handler = std::move(handler),
-                                     guard = std::move(guard)]() mutable {
-                response_type res;
+            // No answer (nullopt) when even the 503 could not be built, or `work`
+            // refused the job: then a bare 503.
+            auto fn = [this, req = std::move(req)]() noexcept -> std::optional<response_type> {
                 try {
-                    res = handle(req);  // catches by itself; this is for what escapes it
+                    return handle(req);  // catches by itself; this is for what escapes it
                 } catch (...) {
                     try {
-                        res = unavailable(req);
+                        return unavailable(req);
                     } catch (...) {
-                        res = response_type{};
-                        res.result(http::status::service_unavailable);
+                        return std::nullopt;
                     }
                 }
-                auto ex = guard.get_executor();
-                boost::asio::dispatch(ex, [handler = std::move(handler), res = std::move(res)]() mutable {
-                    std::move(handler)(std::move(res));
+            };
+            detail::start_blocking(
+                std::move(handler), std::move(fn), work,
+                [](auto handler, detail::blocking_status status, std::optional<response_type> res) {
+                    boost::system::error_code ec;
+                    if (status.rejected) ec = error::work_rejected;
+                    if (!res) res.emplace().result(http::status::service_unavailable);
+                    std::move(handler)(ec, std::move(*res));
                 });
-                guard.reset();
-            });
         },
         token, std::move(req));
 }

@@ -10,7 +10,7 @@
 #include <boost/asio/post.hpp>
 
 #include <exception>
-#include <functional>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -106,60 +106,71 @@ limit_result middleware<Limiter, Identify>::check(const request_view& view) {
 
 template <class Limiter, class Identify>
 template <class Body, class Handler>
+    requires request_handler<std::remove_reference_t<Handler>, Body>
 http::message_generator middleware<Limiter, Identify>::handle(http::request<Body>& req,
                                                               const ip_address& peer,
                                                               Handler&& handler) {
     const limit_result r = check(req, peer);
-    return finish(r, req, handler);
+    if (!r.allowed()) return http::message_generator(r.make_response(req));
+    return detail::answer<Body>(handler, req, r);
 }
 
 template <class Limiter, class Identify>
 template <class CompletionToken>
 auto middleware<Limiter, Identify>::async_check(const http::request_header<>& req,
                                                 const ip_address& peer, CompletionToken&& token) {
-    return boost::asio::async_initiate<CompletionToken, void(limit_result)>(
+    return boost::asio::async_initiate<CompletionToken,
+                                       void(boost::system::error_code, limit_result)>(
         [this, &req, peer](auto handler) {
-            auto ex = boost::asio::get_associated_executor(handler);
-            auto done = boost::asio::bind_executor(
-                ex, [this, h = std::move(handler)](std::exception_ptr error, limit_result r) mutable {
-                    if (error) fail(r, nullptr);  // only bad_alloc gets here: check() catches the rest
-                    std::move(h)(std::move(r));
-                });
+            // The completion: a check that threw or was refused is an error, and
+            // degraded_closed so that answering it is safe.
+            auto complete = [this](auto handler, detail::blocking_status status, limit_result r) {
+                boost::system::error_code ec;
+                if (status.exception) {
+                    ec = status.rejected ? error::work_rejected : error::check_failed;
+                    fail(r, nullptr);  // check() catches the rest: only bad_alloc gets here
+                }
+                std::move(handler)(ec, std::move(r));
+            };
             auto fn = [this, &req, peer] { return check(req, peer); };
             if (work_ && any_route_matches(req))
-                detail::start_blocking(std::move(done), std::move(fn), *work_);
+                detail::start_blocking(std::move(handler), std::move(fn), *work_, std::move(complete));
             else
-                run_inline(std::move(done), std::move(fn));
+                run_inline(std::move(handler), std::move(fn), std::move(complete));
         },
         token);
 }
 
 template <class Limiter, class Identify>
 template <class Body, class Handler, class CompletionToken>
+    requires request_handler<Handler, Body>
 auto middleware<Limiter, Identify>::async_handle(http::request<Body>& req, const ip_address& peer,
                                                  Handler handler, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken,
-                                       void(std::exception_ptr, http::message_generator)>(
+                                       void(boost::system::error_code, http::message_generator)>(
         [this, &req, peer](auto completion, Handler handler) {
             auto ex = boost::asio::get_associated_executor(completion);
             this->async_check(
                 req, peer,
                 boost::asio::bind_executor(
-                    ex, [this, &req, handler = std::move(handler),
-                         completion = std::move(completion)](limit_result r) mutable {
-                        std::exception_ptr error;
+                    ex, [&req, handler = std::move(handler), completion = std::move(completion)](
+                            boost::system::error_code ec, limit_result r) mutable {
+                        if (!r.allowed()) {
+                            std::move(completion)(ec, http::message_generator(r.make_response(req)));
+                            return;
+                        }
                         std::optional<http::message_generator> msg;
                         try {
-                            msg.emplace(finish(r, req, handler));
+                            msg.emplace(detail::answer<Body>(handler, req, r));
                         } catch (...) {
-                            error = std::current_exception();
+                            ec = error::handler_failed;
                             http::response<http::string_body> res{
                                 http::status::internal_server_error, req.version()};
                             res.keep_alive(false);
                             res.prepare_payload();
                             msg.emplace(std::move(res));
                         }
-                        std::move(completion)(error, std::move(*msg));
+                        std::move(completion)(ec, std::move(*msg));
                     }));
         },
         token, std::move(handler));
@@ -200,32 +211,22 @@ bool middleware<Limiter, Identify>::any_route_matches(
     return false;
 }
 
-template <class Limiter, class Identify>
-template <class Body, class Handler>
-http::message_generator middleware<Limiter, Identify>::finish(const limit_result& r,
-                                                              http::request<Body>& req,
-                                                              Handler& handler) {
-    if (!r.allowed()) return http::message_generator(r.make_response(req));
-    auto res = std::invoke(handler, req);
-    r.apply(res);
-    return http::message_generator(std::move(res));
-}
-
 // No work executor: check now, complete through the handler's executor (never from
 // inside the initiating function).
 template <class Limiter, class Identify>
-template <class Done, class Fn>
-void middleware<Limiter, Identify>::run_inline(Done done, Fn fn) {
-    std::exception_ptr error;
+template <class Handler, class Fn, class Complete>
+void middleware<Limiter, Identify>::run_inline(Handler handler, Fn fn, Complete complete) {
+    detail::blocking_status status;
     limit_result r;
     try {
         r = fn();
     } catch (...) {
-        error = std::current_exception();
+        status.exception = std::current_exception();
     }
-    auto ex = boost::asio::get_associated_executor(done);
-    boost::asio::post(ex, [done = std::move(done), error, r = std::move(r)]() mutable {
-        std::move(done)(error, std::move(r));
+    auto ex = boost::asio::get_associated_executor(handler);
+    boost::asio::post(ex, [handler = std::move(handler), complete = std::move(complete),
+                           status = std::move(status), r = std::move(r)]() mutable {
+        std::move(complete)(std::move(handler), std::move(status), std::move(r));
     });
 }
 
