@@ -58,7 +58,7 @@ TEST_CASE("an allowed limited response carries the draft and legacy rate-limit f
     CHECK(field(res, "X-RateLimit-Reset") == std::to_string(wall + 60));
 }
 
-TEST_CASE("the request over the limit gets 429, Retry-After and the SPEC body", "[beast][middleware]") {
+TEST_CASE("the request over the limit gets 429, Retry-After and the rate-limit body", "[beast][middleware]") {
     login_fixture f;
     mw::middleware<test_limiter> m;
     m.add(*f.lim, {"/api/login", {http::verb::post}});

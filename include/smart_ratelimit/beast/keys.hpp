@@ -77,7 +77,7 @@ public:
                  std::optional<std::string_view> user_id = {}) noexcept
         : req_(&req), path_(path_of(target_of(req))), peer_(peer), client_(peer), user_id_(user_id) {}
 
-    /// A view whose client is resolved through `trusted` proxies (SPEC section 3).
+    /// A view whose client is resolved through `trusted` proxies.
     request_view(const header_type& req, const ip_address& peer, const cidr_list& trusted,
                  std::optional<std::string_view> user_id = {})
         : req_(&req),

@@ -1,5 +1,5 @@
 // smart_ratelimit/soci/database_url.hpp
-// Database URLs in the SQLAlchemy / dj-database-url convention (SPEC 11):
+// Database URLs in the SQLAlchemy / dj-database-url convention:
 // `sqlite:///relative.db`, `sqlite:////absolute.db`,
 // `postgresql://user:password@host:port/dbname` (also `postgres://`), parsed into
 // the SOCI backend name and connection string. Standard headers only.
