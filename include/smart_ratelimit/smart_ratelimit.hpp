@@ -21,6 +21,7 @@
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 #include <smart_ratelimit/storage/failure_policy.hpp>
+#include <smart_ratelimit/storage/storage_op.hpp>
 #include <smart_ratelimit/keys/fixed_key.hpp>
 #include <smart_ratelimit/keys/key_function.hpp>
 #include <smart_ratelimit/keys/composite_key.hpp>

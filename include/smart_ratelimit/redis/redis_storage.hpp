@@ -14,6 +14,7 @@
 #include <smart_ratelimit/redis/redis_url.hpp>
 #include <smart_ratelimit/redis/scripts.hpp>
 #include <smart_ratelimit/storage/failure_policy.hpp>
+#include <smart_ratelimit/storage/storage_op.hpp>
 
 #include <array>
 #include <atomic>
@@ -55,8 +56,8 @@ inline redis_storage_options redis_options_from_url(std::string_view url,
     return o;
 }
 
-/// Which operation a script call performs.
-enum class op { acquire = 0, peek = 1, release = 2 };
+/// Which operation a script call performs (storage/storage_op.hpp).
+using op = smart_ratelimit::storage_op;
 
 /// Counters of a Redis storage.
 struct redis_storage_stats {

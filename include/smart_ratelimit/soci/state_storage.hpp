@@ -17,6 +17,7 @@
 #include <smart_ratelimit/soci/migrations/state.hpp>
 #include <smart_ratelimit/soci/schema.hpp>
 #include <smart_ratelimit/storage/failure_policy.hpp>
+#include <smart_ratelimit/storage/storage_op.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -57,9 +58,6 @@ struct sql_state_stats {
     std::uint64_t errors = 0;     ///< operations that failed
     std::uint64_t connects = 0;   ///< sessions opened (reconnects included)
 };
-
-/// Which operation a decision performs.
-enum class state_op { acquire, peek, release };
 
 namespace detail {
 
@@ -224,13 +222,13 @@ inline void store_state(::soci::session& sql, const std::string& key, const slid
 /// One decision inside an open transaction: load, run the algorithm, write back.
 template <class Alg>
 outcome decide(::soci::session& sql, const std::string& key, const Alg& a, std::int64_t now, std::uint64_t cost,
-               state_op o) {
+               storage_op o) {
     typename Alg::state_type s{};
     const bool found = load_state(sql, key, a, s, now);
     const std::chrono::nanoseconds n(now);
-    if (o == state_op::peek) return a.peek(s, n, cost);
+    if (o == storage_op::peek) return a.peek(s, n, cost);
     const auto before = s;
-    if (o == state_op::release) {
+    if (o == storage_op::release) {
         if (!found) return outcome{};
         a.release(s, n, cost);
         store_state(sql, key, a, before, s, now);
@@ -273,13 +271,13 @@ public:
         : basic_sql_state_storage(parse_database_url(url), std::move(o)) {}
 
     outcome acquire(std::string_view key, const A& a, std::chrono::nanoseconds, std::uint64_t cost) {
-        return guarded(key, a, cost, state_op::acquire);
+        return guarded(key, a, cost, storage_op::acquire);
     }
     outcome peek(std::string_view key, const A& a, std::chrono::nanoseconds, std::uint64_t cost) {
-        return guarded(key, a, cost, state_op::peek);
+        return guarded(key, a, cost, storage_op::peek);
     }
     void release(std::string_view key, const A& a, std::chrono::nanoseconds, std::uint64_t cost) {
-        guarded(key, a, cost, state_op::release);
+        guarded(key, a, cost, storage_op::release);
     }
 
     /// The database's clock (nanoseconds since the Unix epoch, microsecond resolution).
@@ -363,7 +361,7 @@ private:
         }
     }
 
-    outcome guarded(std::string_view key, const A& a, std::uint64_t cost, state_op o) {
+    outcome guarded(std::string_view key, const A& a, std::uint64_t cost, storage_op o) {
         try {
             outcome out = run(key, a, cost, o);
             impl_->decisions.fetch_add(1, std::memory_order_relaxed);
@@ -375,7 +373,7 @@ private:
         }
     }
 
-    outcome run(std::string_view key, const A& a, std::uint64_t cost, state_op o) {
+    outcome run(std::string_view key, const A& a, std::uint64_t cost, storage_op o) {
         std::string k;
         k.reserve(impl_->opts.key_prefix.size() + key.size());
         k += impl_->opts.key_prefix;
@@ -384,12 +382,12 @@ private:
         return with_session([&](::soci::session& sql) {
             long long now_us = 0;
             if (d == dialect::sqlite) {
-                sql << (o == state_op::peek ? "BEGIN" : "BEGIN IMMEDIATE");
+                sql << (o == storage_op::peek ? "BEGIN" : "BEGIN IMMEDIATE");
             } else {
                 sql << "BEGIN";
             }
             try {
-                if (d == dialect::postgresql && o != state_op::peek) {
+                if (d == dialect::postgresql && o != storage_op::peek) {
                     // Serializes the decisions on this key, row or no row; taken before the clock.
                     sql << "SELECT " + std::string(detail::now_micros_sql(d)) +
                                " FROM (SELECT pg_advisory_xact_lock(hashtextextended(:k, 7368052)) OFFSET 0) AS l",

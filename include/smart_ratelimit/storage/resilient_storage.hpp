@@ -14,6 +14,7 @@
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/storage/failure_policy.hpp>
+#include <smart_ratelimit/storage/storage_op.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -301,7 +302,7 @@ private:
     };
 
     enum class admission { normal, probe, rejected };
-    enum class op { acquire, peek, release };
+    using op = storage_op;
 
     template <class S>
     static outcome invoke(S& s, op o, std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
