@@ -130,6 +130,11 @@ concept key_extractor_for = requires(const K& k, const Request& req) {
     { k(req) } -> std::convertible_to<std::string_view>;
 };
 
+/// request_for<Request, K>: key_extractor_for<K, Request> with the request first, to
+/// constrain a request type in place (`template <request_for<K> Request>`).
+template <class Request, class K>
+concept request_for = key_extractor_for<K, Request>;
+
 /// event_sink: receives one event per decision the middleware makes.
 ///
 /// | expression     | type   | meaning                                          |

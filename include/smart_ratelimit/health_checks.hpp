@@ -32,12 +32,15 @@ inline health_check check_breaker(std::string name, breaker_state state) {
     return health_check{std::move(name), state == breaker_state::closed, breaker_state_name(state)};
 }
 
-/// As above, reading `storage.state()` (a resilient_storage, or anything whose
-/// state() returns a breaker_state). Thread safety: as the storage's state().
-template <class Storage>
-    requires requires(const Storage& s) {
-        { s.state() } -> std::same_as<breaker_state>;
-    }
+/// Anything with a circuit breaker: `s.state()` returns its breaker_state.
+template <class S>
+concept has_breaker = requires(const S& s) {
+    { s.state() } -> std::same_as<breaker_state>;
+};
+
+/// As above, reading `storage.state()` (a resilient_storage, or anything
+/// has_breaker). Thread safety: as the storage's state().
+template <has_breaker Storage>
 health_check check_breaker(std::string name, const Storage& storage) {
     return check_breaker(std::move(name), storage.state());
 }

@@ -97,16 +97,14 @@ public:
     limiter& operator=(const limiter&) = delete;
 
     /// Decides on `req` at the clock's current time. Writes no event.
-    template <class Request>
-        requires key_extractor_for<KeyExtractor, Request>
+    template <request_for<KeyExtractor> Request>
     verdict check(const Request& req, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
         return decide<false>(std::string_view(key), clock_.now(), cost, nullptr);
     }
 
     /// Decides on `req` at time `now` (no clock read). Writes no event.
-    template <class Request>
-        requires key_extractor_for<KeyExtractor, Request>
+    template <request_for<KeyExtractor> Request>
     verdict check_at(const Request& req, std::chrono::nanoseconds now, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
         return decide<false>(std::string_view(key), now, cost, nullptr);
@@ -119,8 +117,7 @@ public:
 
     /// Decides on `req` and writes one event per rule decision to the sink (stamped
     /// with clock().wall_now()). Used by the HTTP middleware.
-    template <class Request>
-        requires key_extractor_for<KeyExtractor, Request>
+    template <request_for<KeyExtractor> Request>
     verdict check_and_record(const Request& req, const request_info& info,
                              std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);

@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 
+#include <concepts>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -74,6 +75,11 @@ void start_blocking(Handler handler, Fn fn, const WorkExecutor& work, Complete c
 
 }  // namespace detail
 
+/// blocking_job: a function object run on a work executor, whose result can be
+/// default-constructed (the value handed on when the job cannot run).
+template <class Fn>
+concept blocking_job = std::invocable<Fn&> && std::is_default_constructible_v<std::invoke_result_t<Fn&>>;
+
 /// Runs `fn()` on `work` (an executor; e.g. a thread_pool's) and completes with
 /// `void(std::exception_ptr, R)` where R = fn's result (default-constructed on an
 /// error). Like asio::co_spawn, which also runs arbitrary code, the error is the
@@ -83,8 +89,7 @@ void start_blocking(Handler handler, Fn fn, const WorkExecutor& work, Complete c
 /// with asio::bind_executor for a callback. An unbound callback runs on the system
 /// executor, so bind it. The operation is not cancellable.
 /// Thread safety: `fn` runs on a `work` thread; whatever it captures must allow that.
-template <class WorkExecutor, class Fn, class CompletionToken>
-    requires std::is_default_constructible_v<std::invoke_result_t<Fn&>>
+template <class WorkExecutor, blocking_job Fn, class CompletionToken>
 auto async_run_blocking(const WorkExecutor& work, Fn fn, CompletionToken&& token) {
     using result_type = std::invoke_result_t<Fn&>;
     return boost::asio::async_initiate<CompletionToken, void(std::exception_ptr, result_type)>(

@@ -100,8 +100,7 @@ public:
     /// returns its answer; a response gets the rate-limit fields, a
     /// message_generator carries those the handler applied. Handler exceptions
     /// propagate.
-    template <class Body, class Handler>
-        requires request_handler<std::remove_reference_t<Handler>, Body>
+    template <class Body, handles<Body> Handler>
     http::message_generator handle(http::request<Body>& req, const ip_address& peer,
                                    Handler&& handler);
 
@@ -126,8 +125,7 @@ public:
     /// (Connection: close) with error::handler_failed when the handler threw. The
     /// exception itself is not carried (an error_code cannot hold it): a handler
     /// that needs it catches it. `req` must stay valid until completion.
-    template <class Body, class Handler, class CompletionToken>
-        requires request_handler<Handler, Body>
+    template <class Body, handles<Body> Handler, class CompletionToken>
     auto async_handle(http::request<Body>& req, const ip_address& peer, Handler handler,
                       CompletionToken&& token);
 

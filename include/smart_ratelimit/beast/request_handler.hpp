@@ -58,6 +58,11 @@ concept request_handler =
      (detail::takes_result_v<H, Body> &&
       std::same_as<typename detail::handler_answer<H, Body>::type, http::message_generator>));
 
+/// handles<H, Body>: request_handler<std::remove_reference_t<H>, Body>, with the
+/// handler type first, to constrain it in place (`template <class Body, handles<Body> H>`).
+template <class H, class Body>
+concept handles = request_handler<std::remove_reference_t<H>, Body>;
+
 namespace detail {
 
 // The handler's answer to an allowed request as a message, with the fields of `r`.

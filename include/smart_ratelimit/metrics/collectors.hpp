@@ -31,6 +31,19 @@ struct build_info {
     }
 };
 
+/// A sink whose `stats()` gives async_sink_stats (async_sink).
+template <class S>
+concept has_sink_stats = requires(const S& s) {
+    { s.stats() } -> std::convertible_to<async_sink_stats>;
+};
+
+/// A result listing channels, each with `channel` and `sent` (alert_result).
+template <class R>
+concept channel_results = requires(const R& r) {
+    r.channels.begin()->channel;
+    { r.channels.begin()->sent } -> std::convertible_to<bool>;
+};
+
 /// An event sink's counters, read at each scrape:
 /// `smart_ratelimit_events_total{result}` (result: offered, written,
 /// dropped_queue_full, dropped_write_error, dropped_invalid) and the gauge
@@ -42,8 +55,7 @@ struct build_info {
 class event_sink_metrics {
 public:
     /// From a sink with `stats()` -> async_sink_stats (async_sink).
-    template <class Sink>
-        requires requires(const Sink& s) { { s.stats() } -> std::convertible_to<async_sink_stats>; }
+    template <has_sink_stats Sink>
     explicit event_sink_metrics(const Sink& sink, std::string name = {})
         : read_([&sink] { return async_sink_stats(sink.stats()); }), name_(std::move(name)) {}
 
@@ -176,11 +188,7 @@ public:
         counter_.add({channel, sent ? std::string_view("sent") : std::string_view("failed")});
     }
 
-    template <class Result>
-        requires requires(const Result& r) {
-            r.channels.begin()->channel;
-            { r.channels.begin()->sent } -> std::convertible_to<bool>;
-        }
+    template <channel_results Result>
     void record(const Result& r) const {
         for (const auto& c : r.channels) record(c.channel, c.sent);
     }

@@ -43,6 +43,10 @@ struct decision_metrics_options {
     std::vector<double> duration_buckets = latency_buckets();
 };
 
+/// Anything with rules that have names (a limiter).
+template <class L>
+concept has_rules = requires(const L& l) { l.rules().front().name; };
+
 /// The observer (observer.hpp) that turns decisions into Prometheus metrics:
 ///
 /// - `smart_ratelimit_decisions_total{rule,outcome}`: every decision; `rule` is the
@@ -98,8 +102,7 @@ public:
 
     void add_rule(std::string_view name) const { s_->find_or_add(name); }
 
-    template <class Limiter>
-        requires requires(const Limiter& l) { l.rules().front().name; }
+    template <has_rules Limiter>
     void add_rules(const Limiter& lim) const {
         for (const auto& r : lim.rules()) add_rule(r.name);
     }

@@ -48,8 +48,7 @@ public:
         return add_callback([c = std::move(c)](exposition& out) { c.collect(out); });
     }
 
-    template <class F>
-        requires std::invocable<F&, exposition&>
+    template <std::invocable<exposition&> F>
     collector_id add_callback(F f) {
         std::lock_guard<std::mutex> lock(m_);
         entries_.push_back({++last_id_, std::function<void(exposition&)>(std::move(f))});

@@ -78,8 +78,7 @@ struct async_sink_options {
 /// Thread safety: record(), flush(), stats() and stop() may be called from any
 /// thread concurrently, but not from inside the writer. The writer is only ever
 /// called from the sink's own thread.
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 class async_sink {
 public:
     using writer_type = Writer;

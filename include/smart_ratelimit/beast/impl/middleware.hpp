@@ -105,8 +105,7 @@ limit_result middleware<Limiter, Identify>::check(const request_view& view) {
 }
 
 template <class Limiter, class Identify>
-template <class Body, class Handler>
-    requires request_handler<std::remove_reference_t<Handler>, Body>
+template <class Body, handles<Body> Handler>
 http::message_generator middleware<Limiter, Identify>::handle(http::request<Body>& req,
                                                               const ip_address& peer,
                                                               Handler&& handler) {
@@ -142,8 +141,7 @@ auto middleware<Limiter, Identify>::async_check(const http::request_header<>& re
 }
 
 template <class Limiter, class Identify>
-template <class Body, class Handler, class CompletionToken>
-    requires request_handler<Handler, Body>
+template <class Body, handles<Body> Handler, class CompletionToken>
 auto middleware<Limiter, Identify>::async_handle(http::request<Body>& req, const ip_address& peer,
                                                  Handler handler, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken,

@@ -41,39 +41,34 @@ typename Clock::time_point saturating_after(typename Clock::time_point now,
 }
 }  // namespace detail
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 async_sink<Writer>::async_sink(Writer writer, async_sink_options options)
     : writer_(std::forward<Writer>(writer)), options_(options) {
     start();
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 template <class... Args>
 async_sink<Writer>::async_sink(std::in_place_t, async_sink_options options, Args&&... args)
     : writer_(std::forward<Args>(args)...), options_(options) {
     start();
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 void async_sink<Writer>::start() {
     detail::check_async_sink_options(options_);
     queue_.reserve(options_.queue_capacity);
     thread_ = std::thread([this] { run(); });
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 async_sink<Writer>::~async_sink() {
     stop();
 }
 
 // ---- the request path ------------------------------------------------------------
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 template <class E>
 void async_sink<Writer>::offer(E&& e) noexcept {
     bool wake = false;
@@ -108,8 +103,7 @@ void async_sink<Writer>::offer(E&& e) noexcept {
     if (wake) work_cv_.notify_one();
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 async_sink_stats async_sink<Writer>::stats() const noexcept {
     // Outcomes first, offered last: every outcome read has its offer counted.
     async_sink_stats s;
@@ -123,8 +117,7 @@ async_sink_stats async_sink<Writer>::stats() const noexcept {
     return s;
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 bool async_sink<Writer>::running() const noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     return !closed_ && !writer_exited_;
@@ -132,8 +125,7 @@ bool async_sink<Writer>::running() const noexcept {
 
 // ---- flush and stop ----------------------------------------------------------------
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 void async_sink<Writer>::flush() {
     std::unique_lock<std::mutex> lock(mutex_);
     const std::uint64_t target = accepted_;
@@ -148,8 +140,7 @@ void async_sink<Writer>::flush() {
     --flush_waiters_;
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 template <class Rep, class Period>
 bool async_sink<Writer>::flush_for(std::chrono::duration<Rep, Period> timeout) {
     std::unique_lock<std::mutex> lock(mutex_);
@@ -167,8 +158,7 @@ bool async_sink<Writer>::flush_for(std::chrono::duration<Rep, Period> timeout) {
     return done;
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 void async_sink<Writer>::stop() noexcept {
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -185,8 +175,7 @@ void async_sink<Writer>::stop() noexcept {
 
 // ---- the writer thread ---------------------------------------------------------------
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 void async_sink<Writer>::run() noexcept {
     std::vector<event> batch;
     batch.reserve(options_.queue_capacity);
@@ -219,8 +208,7 @@ void async_sink<Writer>::run() noexcept {
     done_cv_.notify_all();
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 void async_sink<Writer>::write_all(std::vector<event>& batch) noexcept {
     const std::span<const event> all(batch);
     for (std::size_t off = 0; off < all.size(); off += options_.max_batch) {
@@ -230,8 +218,7 @@ void async_sink<Writer>::write_all(std::vector<event>& batch) noexcept {
     }
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 void async_sink<Writer>::write_chunk(std::span<const event> chunk) noexcept {
     if (shutdown_expired()) {
         bump(dropped_write_error_, chunk.size());
@@ -258,8 +245,7 @@ void async_sink<Writer>::write_chunk(std::span<const event> chunk) noexcept {
     }
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 batch_result async_sink<Writer>::call_writer(std::span<const event> rows) noexcept {
     batch_result r;
     try {
@@ -275,8 +261,7 @@ batch_result async_sink<Writer>::call_writer(std::span<const event> rows) noexce
 }
 
 // Waits `d` before a retry; false when the shutdown deadline passed meanwhile.
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 bool async_sink<Writer>::wait_backoff(std::chrono::milliseconds d) noexcept {
     std::unique_lock<std::mutex> lock(mutex_);
     const auto until = detail::saturating_after<clock>(clock::now(), d);
@@ -289,15 +274,13 @@ bool async_sink<Writer>::wait_backoff(std::chrono::milliseconds d) noexcept {
     return clock::now() < shutdown_deadline_;
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 bool async_sink<Writer>::shutdown_expired() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     return closed_ && clock::now() >= shutdown_deadline_;
 }
 
-template <class Writer>
-    requires event_batch_writer<Writer>
+template <event_batch_writer Writer>
 void async_sink<Writer>::resolve(std::size_t n) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     resolved_ += n;
