@@ -4,16 +4,15 @@
 // thawed (SIGCONT) and restarted on the same port, for the failure scenarios.
 #pragma once
 
+#include "support/free_port.hpp"
+
 #include <hiredis/hiredis.h>
 
-#include <arpa/inet.h>
 #include <csignal>
 #include <cstdlib>
-#include <netinet/in.h>
 #include <spawn.h>
 #include <stdexcept>
 #include <string>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -22,22 +21,6 @@
 extern char** environ;
 
 namespace srl_test {
-
-/// A free TCP port on 127.0.0.1 (bound then released).
-inline int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t len = sizeof a;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-        throw std::runtime_error("cannot find a free port");
-    const int port = ntohs(a.sin_port);
-    ::close(fd);
-    return port;
-}
 
 class redis_server {
 public:

@@ -1,19 +1,13 @@
 // tests/events/event_store_support.hpp
 // Helpers for the event store and CLI tests: temporary directories, one fresh
-// PostgreSQL database per test on the shared server, and a private PostgreSQL
-// server (initdb + postgres on a free loopback port) that a test may kill and
-// restart. Every process is stopped by its own PID.
+// PostgreSQL database per test on the shared server; the private PostgreSQL
+// server a test may kill and restart is support/private_postgres.hpp.
 #pragma once
 
+#include "support/private_postgres.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_env.hpp"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -69,140 +63,6 @@ public:
 
 private:
     std::string base_, name_, url_;
-};
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-inline int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    const int port = ntohs(a.sin_port);
-    ::close(fd);
-    return port;
-}
-
-/// Runs argv, waits, returns the exit status (-1 when it could not run).
-inline int run_process(const std::vector<std::string>& argv) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        const int devnull = ::open("/dev/null", O_WRONLY);
-        if (devnull >= 0) {
-            ::dup2(devnull, 1);
-            ::dup2(devnull, 2);
-        }
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/// A private PostgreSQL server in a temporary directory, on a free loopback port.
-/// Needs SMART_RATELIMIT_TEST_PG_BIN (set by scripts/test-servers.sh).
-class private_postgres {
-public:
-    private_postgres() {
-        const auto bin = env("SMART_RATELIMIT_TEST_PG_BIN");
-        if (!bin) return;
-        bin_ = *bin;
-        dir_ = fs::temp_directory_path() / ("srl-pg-" + std::to_string(::getpid()) + "-" + random_suffix());
-        fs::create_directories(dir_);
-        as_root_ = ::geteuid() == 0;
-        if (as_root_) run_process({"/bin/chown", "postgres:", dir_.string()});
-        const int rc = run_process(wrap({bin_ + "/initdb", "-D", (dir_ / "data").string(), "-U", "srl",
-                                         "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"}));
-        if (rc != 0) FAIL("initdb failed with status " << rc);
-        port_ = free_port();
-        ok_ = true;
-    }
-    ~private_postgres() {
-        stop();
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    private_postgres(const private_postgres&) = delete;
-    private_postgres& operator=(const private_postgres&) = delete;
-
-    explicit operator bool() const { return ok_; }
-    std::string url() const { return "postgresql://srl@127.0.0.1:" + std::to_string(port_) + "/postgres"; }
-
-    /// Starts the server and waits until it accepts connections.
-    void start() {
-        REQUIRE(ok_);
-        REQUIRE(pid_ <= 0);
-        auto argv = wrap({bin_ + "/postgres", "-D", (dir_ / "data").string(), "-p", std::to_string(port_),
-                          "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir_.string(),
-                          "-c", "fsync=off"});  // a killed server keeps every commit it acknowledged
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            std::vector<char*> args;
-            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            const int log = ::open((dir_ / "pg.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (log >= 0) {
-                ::dup2(log, 1);
-                ::dup2(log, 2);
-            }
-            ::execv(args[0], args.data());
-            ::_exit(127);
-        }
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (std::chrono::steady_clock::now() < deadline) {
-            if (run_process({bin_ + "/pg_isready", "-q", "-h", "127.0.0.1", "-p", std::to_string(port_)}) == 0)
-                return;
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                FAIL("postgres exited during start-up");
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        FAIL("postgres did not start within 60 s");
-    }
-
-    /// Kills the server (SIGKILL: a crash, no clean shutdown) and reaps it.
-    void kill() { signal_and_wait(SIGKILL); }
-    /// Fast clean shutdown.
-    void stop() { signal_and_wait(SIGINT); }
-
-private:
-    std::vector<std::string> wrap(std::vector<std::string> argv) const {
-        if (!as_root_) return argv;
-        std::vector<std::string> out{"/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"};
-        out.insert(out.end(), argv.begin(), argv.end());
-        return out;
-    }
-    void signal_and_wait(int sig) {
-        if (pid_ <= 0) return;
-        ::kill(pid_, sig);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-        pid_ = -1;
-        if (sig == SIGKILL) {
-            // Children of a killed postmaster exit on their own once it is gone;
-            // the port is free again when nothing accepts on it.
-            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-            while (std::chrono::steady_clock::now() < deadline &&
-                   run_process({bin_ + "/pg_isready", "-q", "-h", "127.0.0.1", "-p", std::to_string(port_)}) == 0)
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-    }
-
-    std::string bin_;
-    fs::path dir_;
-    bool as_root_ = false;
-    bool ok_ = false;
-    int port_ = 0;
-    pid_t pid_ = -1;
 };
 
 /// A deterministic event: microsecond timestamps, optional fields set.
