@@ -10,6 +10,7 @@
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/limiter.hpp>
+#include <smart_ratelimit/metrics.hpp>
 #include <smart_ratelimit/settings.hpp>
 #include <smart_ratelimit/sinks/async_sink.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
@@ -69,7 +70,9 @@ struct sink_ref {
 
 // Per-minute limits need no nanosecond clock: the coarse one (a scheduler tick,
 // a few ms) is read in a tenth of the time.
-using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref, srl::coarse_steady_clock>;
+// Every decision is counted for /metrics by one shared decision_metrics observer.
+using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref, srl::coarse_steady_clock,
+                                  srl::metrics::decision_metrics>;
 
 /// Demo identity: a request naming a user in `X-Demo-User` counts as that user.
 /// (A real application returns the id of its authenticated session here.)
@@ -447,8 +450,10 @@ int run(const options& opt) {
     sb::middleware_options mo = sb::middleware_options_from(s);
     mo.log_events = logging;
     const srl::limiter_options lo = srl::limiter_options_from(s);
-    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{});
-    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {}, sink_ref{});
+    const srl::metrics::decision_metrics decisions;  // a handle: every limiter shares its counts
+    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{}, {}, decisions);
+    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {}, sink_ref{}, {},
+                       decisions);
     std::unique_ptr<demo_limiter> fallback;
     demo_middleware mw(mo);
     mw.add(login, sb::route{"/api/login", {http::verb::post}, 1});
@@ -457,7 +462,7 @@ int run(const options& opt) {
         fallback = std::make_unique<demo_limiter>(sb::request_key::ip(),
                                                   std::vector<srl::rule_config>{{"default", s.default_limit}},
                                                   lo, srl::in_memory_storage<>{},
-                                                  sink_ref{});
+                                                  sink_ref{}, srl::coarse_steady_clock{}, decisions);
         mw.add(*fallback, sb::route{"/api/", {}, 1});
     }
 
@@ -507,6 +512,18 @@ int run(const options& opt) {
             detail += ", " + std::to_string(st.dropped_write_error - before) + " lost to write errors since the last probe";
         return r.add("event_writer", !failing, std::move(detail));
     };
+    // /metrics (staff only, also as `Authorization: Bearer <token>`): every decision
+    // by rule and outcome, a sample of their durations, the event writer's counters
+    // and the build. The registry reads the sink at each scrape: it is declared after
+    // the sink, so it is destroyed first.
+    srl::metrics::registry metrics;
+    metrics.add(srl::metrics::build_info{});
+    decisions.add_rules(login);
+    decisions.add_rules(items);
+    if (fallback) decisions.add_rules(*fallback);
+    metrics.add(decisions);
+    if (sink) metrics.add(srl::metrics::event_sink_metrics(*sink));
+    dopt.metrics = [&metrics] { return metrics.scrape(); };
     const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff), std::move(dopt)};
 
     // One I/O thread: no other thread touches the sockets (completions from the
@@ -539,6 +556,7 @@ int run(const options& opt) {
         std::printf("dashboard: http://%s:%u/ratelimit/dashboard/\n", host.c_str(), port);
         std::printf("sign in:   http://%s:%u/ratelimit/signin\n", host.c_str(), port);
         std::printf("health:    http://%s:%u/ratelimit/health\n", host.c_str(), port);
+        std::printf("metrics:   http://%s:%u/metrics\n", host.c_str(), port);
         std::printf("staff token: %s\n", token.c_str());
     }
     std::fflush(stdout);

@@ -46,7 +46,9 @@ struct null_observer {
 
 namespace detail {
 template <class O>
-inline constexpr bool observes_decisions = !requires { requires O::discards_decisions; };
+concept discards_decisions = O::discards_decisions;
+template <class O>
+inline constexpr bool observes_decisions = !discards_decisions<O>;
 
 template <class O>
 bool wants_timing(O& o) noexcept {

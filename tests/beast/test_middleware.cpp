@@ -5,11 +5,14 @@
 // fail policy.
 #include "middleware_fixture.hpp"
 
+#include <support/temp_dir.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include <cstdint>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <utility>
@@ -779,4 +782,29 @@ TEST_CASE("the coarse wall clock agrees with the precise one to well under a sec
     CHECK(std::chrono::abs(coarse - precise) < std::chrono::milliseconds(500));
     const srl::manual_clock m;
     CHECK(srl::wall_now_coarse(m) == m.wall_now());
+}
+
+TEST_CASE("RATELIMIT_LOG_EVENTS in a settings file turns the middleware's event log off and on",
+          "[beast][middleware][settings]") {
+    srl_test::temp_dir dir("settings");
+    for (const bool on : {false, true}) {
+        const std::string file = (dir.path() / (on ? "on.json" : "off.json")).string();
+        std::ofstream(file) << "{\"RATELIMIT_LOG_EVENTS\": " << (on ? "true" : "false")
+                            << ", \"RATELIMIT_FAIL_OPEN\": " << (on ? "true" : "false") << "}";
+        const srl::settings s = srl::load_settings(file, srl::environment_map{});
+        recording_sink sink;
+        auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(), {},
+                                srl::limiter_options_from(s));
+        mw::middleware<test_limiter> m(mw::middleware_options_from(s));
+        m.add(*lim);
+        const auto req = make_request(http::verb::post, "/api/login");
+        CHECK(m.check(req, addr("192.0.2.1")).status() == mw::limit_status::allowed);
+        CHECK(sink.size() == (on ? 1u : 0u));
+        CHECK(lim->options().on_store_failure ==
+              (on ? srl::failure_policy::fail_open : srl::failure_policy::fail_closed));
+    }
+    // The environment wins over the file, as everywhere.
+    const std::string file = (dir.path() / "off.json").string();
+    const srl::settings s = srl::load_settings(file, srl::environment_map{{"RATELIMIT_LOG_EVENTS", "true"}});
+    CHECK(mw::middleware_options_from(s).log_events);
 }

@@ -22,6 +22,9 @@ their #includes need; tests/docs/CMakeLists.txt compiles them (-fsyntax-only).
 """
 import argparse
 import json
+import tempfile
+import subprocess
+import shutil
 import os
 import re
 import sqlite3
@@ -169,6 +172,8 @@ def check(root):
             elif lang == "sql":
                 if not sqlite3.complete_statement(body):
                     errors.append(f"{where}: not a complete SQL statement")
+            elif lang == "yaml":
+                check_prometheus_config(body, where, errors)
             elif lang == "cpp" or lang == "":
                 if lang == "":
                     errors.append(f"{where}: a code block needs a language")
@@ -193,6 +198,26 @@ def check(root):
     n_blocks = sum(1 for t in texts.values() for _ in blocks(t))
     print(f"{len(texts)} pages, {n_blocks} code blocks, {len(errors)} problem(s)")
     return 1 if errors else 0
+
+
+def check_prometheus_config(body, where, errors):
+    """A ```yaml block is a Prometheus configuration: `promtool check config` must
+    accept it (credentials files are replaced by a temporary one, which it opens)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            errors.append(f"{where}: promtool is needed to check a Prometheus configuration")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        token = os.path.join(tmp, "token")
+        with open(token, "w") as f:
+            f.write("token\n")
+        config = os.path.join(tmp, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(re.sub(r"(credentials_file:\s*)\S+", lambda m: m.group(1) + token, body))
+        r = subprocess.run([promtool, "check", "config", config], capture_output=True, text=True)
+        if r.returncode != 0:
+            errors.append(f"{where}: promtool check config: {(r.stdout + r.stderr).strip()}")
 
 
 def extract(root, out):

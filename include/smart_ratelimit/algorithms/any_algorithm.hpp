@@ -21,6 +21,12 @@
 
 namespace smart_ratelimit {
 
+namespace detail {
+/// A type that a variant `V` can be constructed from.
+template <class A, class V>
+concept one_of = std::is_constructible_v<V, A>;
+}  // namespace detail
+
 /// One of the built-in algorithms, selected at run time. Its state_type is the
 /// variant of their states; a state of another alternative (the rule changed
 /// algorithm) is treated as fresh.
@@ -43,8 +49,7 @@ public:
     /// Selects the algorithm called `name`; throws config_error naming it when unknown.
     any_algorithm(std::string_view name, rate r) : alg_(make(name, r)) {}
 
-    template <class A>
-        requires std::is_constructible_v<variant_type, A>
+    template <detail::one_of<variant_type> A>
     any_algorithm(A a) noexcept : alg_(std::move(a)) {}  // NOLINT: implicit on purpose
 
     std::uint64_t limit() const noexcept {

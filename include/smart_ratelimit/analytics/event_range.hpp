@@ -67,19 +67,28 @@ struct event_traits<T> {
     static bool allowed(const T& e) { return static_cast<bool>(e.allowed); }
     static std::int64_t count(const T& e) { return static_cast<std::int64_t>(e.count); }
     static std::int64_t limit(const T& e) { return static_cast<std::int64_t>(e.limit); }
-    static outcome_kind outcome(const T& e)
-        requires requires { { e.outcome } -> std::convertible_to<outcome_kind>; }
-    {
-        return e.outcome;
-    }
 };
 
+namespace detail {
+template <class T>
+concept traits_give_outcome = requires(const T& e) {
+    { event_traits<T>::outcome(e) } -> std::convertible_to<outcome_kind>;
+};
+template <class T>
+concept has_outcome_member = requires(const T& e) {
+    { e.outcome } -> std::convertible_to<outcome_kind>;
+};
+}  // namespace detail
+
 /// The outcome of `e`: event_traits<T>::outcome(e) when the traits provide it, else
-/// what `allowed` says (allowed or blocked), as for rows older than the outcome.
+/// an `outcome` member of an event-shaped type, else what `allowed` says (allowed or
+/// blocked), as for rows older than the outcome.
 template <class T>
 outcome_kind outcome_of(const T& e) {
-    if constexpr (requires { { event_traits<T>::outcome(e) } -> std::convertible_to<outcome_kind>; })
+    if constexpr (detail::traits_give_outcome<T>)
         return event_traits<T>::outcome(e);
+    else if constexpr (event_shaped<T> && detail::has_outcome_member<T>)
+        return e.outcome;
     else
         return outcome_of_allowed(static_cast<bool>(event_traits<T>::allowed(e)));
 }

@@ -12,6 +12,12 @@
 
 namespace smart_ratelimit {
 
+namespace detail {
+/// A request that a key function `Fn` accepts.
+template <class Request, class Fn>
+concept key_function_argument = std::is_invocable_v<const Fn&, const Request&>;
+}  // namespace detail
+
 /// Wraps a callable `fn(const Request&)`. With a prefix the key is prefix + fn(req),
 /// and an empty fn(req) yields "" (so the limiter uses its fallback key).
 /// Thread safety: the callable is called concurrently; it must allow that.
@@ -21,8 +27,7 @@ public:
     explicit key_function(Fn fn, std::string prefix = {})
         : fn_(std::move(fn)), prefix_(std::move(prefix)) {}
 
-    template <class Request>
-        requires std::is_invocable_v<const Fn&, const Request&>
+    template <detail::key_function_argument<Fn> Request>
     std::string operator()(const Request& req) const {
         auto&& inner = std::invoke(fn_, req);
         const std::string_view v(inner);

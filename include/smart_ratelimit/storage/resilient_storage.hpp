@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -85,9 +86,10 @@ struct resilience_stats {
 struct no_failover {};
 
 namespace detail {
+template <class F, class Algorithm>
+concept failover_storage = storage_backend<F> && std::same_as<typename F::algorithm_type, Algorithm>;
 template <class Failover, class Algorithm>
-inline constexpr bool failover_fits = storage_backend<Failover> &&
-                                      std::is_same_v<typename Failover::algorithm_type, Algorithm>;
+inline constexpr bool failover_fits = failover_storage<Failover, Algorithm>;
 template <class Algorithm>
 inline constexpr bool failover_fits<no_failover, Algorithm> = true;
 }  // namespace detail
