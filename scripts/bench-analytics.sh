@@ -9,8 +9,9 @@
 #    the raw table (goal: >= 30x), plus what the rollup triggers cost at ingest.
 # Usage: scripts/bench-analytics.sh [--rows N] [--memory-only | --sql-only]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
+bench_name="bench-analytics"
+# shellcheck source=lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
 
 rows=10000000
 run_memory=1
@@ -20,20 +21,13 @@ while (($#)); do
     --rows) rows=$2; shift 2 ;;
     --memory-only) run_sql=0; shift ;;
     --sql-only) run_memory=0; shift ;;
-    *) echo "bench-analytics: unknown option $1 (use --rows N, --memory-only, --sql-only)" >&2; exit 2 ;;
+    *) bench_usage_error "unknown option $1 (use --rows N, --memory-only, --sql-only)" ;;
   esac
 done
-[[ $rows =~ ^[1-9][0-9]*$ ]] || { echo "bench-analytics: --rows must be a positive integer, got '$rows'" >&2; exit 2; }
+bench_require_count --rows "$rows"
 
 scripts/install-deps.sh --with-bench
-build=${SMART_RATELIMIT_BENCH_BUILD_DIR:-$root/build-bench}
-jobs=${SMART_RATELIMIT_JOBS:-2}
-
-echo "== building bench_analytics, bench_analytics_sql (Release)" >&2
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF \
-  -DSMART_RATELIMIT_BUILD_TOOLS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=ON >/dev/null
-cmake --build "$build" -j "$jobs" --target bench_analytics bench_analytics_sql >/dev/null
+bench_build bench_analytics bench_analytics_sql
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

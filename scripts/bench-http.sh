@@ -10,16 +10,14 @@
 # Environment: SMART_RATELIMIT_BENCH_BUILD_DIR (build-demo), BENCH_DURATION (10 s),
 # BENCH_CONNECTIONS (32), BENCH_ROUNDS (2), SMART_RATELIMIT_JOBS (2).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
+bench_name="bench-http"
+# shellcheck source=lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
 
 scripts/install-deps.sh --with-bench
 # The demo's build directory and flags, so the two share their objects.
 build=${SMART_RATELIMIT_BENCH_BUILD_DIR:-build-demo}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=OFF \
-  -DSMART_RATELIMIT_BUILD_TOOLS=ON -DSMART_RATELIMIT_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" -j "${SMART_RATELIMIT_JOBS:-2}" --target demo_server smart-ratelimit
+build_demo "$build" "$jobs"
 
 duration=${BENCH_DURATION:-10}
 conns=${BENCH_CONNECTIONS:-32}
@@ -33,9 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 wait_port() {
   for _ in $(seq 200); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0

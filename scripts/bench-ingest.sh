@@ -8,27 +8,21 @@
 # 200k rows per run, repetitions interleaved at random, medians of wall time.
 # Goal: >= 80% of the ceiling. Usage: scripts/bench-ingest.sh [--repetitions N]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
+bench_name="bench-ingest"
+# shellcheck source=lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
 
 reps=5
 while (($#)); do
   case $1 in
     --repetitions) reps=$2; shift 2 ;;
-    *) echo "bench-ingest: unknown option $1 (use --repetitions N)" >&2; exit 2 ;;
+    *) bench_usage_error "unknown option $1 (use --repetitions N)" ;;
   esac
 done
-[[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "bench-ingest: --repetitions must be a positive integer, got '$reps'" >&2; exit 2; }
+bench_require_count --repetitions "$reps"
 
 scripts/install-deps.sh --with-bench
-build=${SMART_RATELIMIT_BENCH_BUILD_DIR:-$root/build-bench}
-jobs=${SMART_RATELIMIT_JOBS:-2}
-
-echo "== building bench_event_store (Release)" >&2
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF \
-  -DSMART_RATELIMIT_BUILD_TOOLS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=ON >/dev/null
-cmake --build "$build" -j "$jobs" --target bench_event_store >/dev/null
+bench_build bench_event_store
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

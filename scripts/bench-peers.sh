@@ -8,8 +8,9 @@
 # Usage: scripts/bench-peers.sh [--rounds N] [--seconds S] [--json FILE]
 # SMART_RATELIMIT_BENCH_CORE=<binary> uses an already built bench_core.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
+bench_name="bench-peers"
+# shellcheck source=lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
 
 rounds=${SMART_RATELIMIT_BENCH_ROUNDS:-3}
 seconds=1
@@ -19,23 +20,17 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --json) json_out=$2; shift 2 ;;
-    *) echo "bench-peers: unknown option $1 (use --rounds N, --seconds S, --json FILE)" >&2; exit 2 ;;
+    *) bench_usage_error "unknown option $1 (use --rounds N, --seconds S, --json FILE)" ;;
   esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench-peers: --rounds must be a positive integer, got '$rounds'" >&2; exit 2; }
-[[ $seconds =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "bench-peers: --seconds must be a number, got '$seconds'" >&2; exit 2; }
+bench_require_count --rounds "$rounds"
+bench_require_number --seconds "$seconds"
 
 scripts/install-deps.sh --with-bench
-build=${SMART_RATELIMIT_BENCH_BUILD_DIR:-$root/build-bench}
-jobs=${SMART_RATELIMIT_JOBS:-2}
 
 bench_core=${SMART_RATELIMIT_BENCH_CORE:-}
 if [[ -z $bench_core ]]; then
-  echo "== building bench_core (Release)" >&2
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF \
-    -DSMART_RATELIMIT_BUILD_TOOLS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=ON >/dev/null
-  cmake --build "$build" -j "$jobs" --target bench_core >/dev/null
+  bench_build bench_core
   bench_core=$build/benchmarks/bench_core
 fi
 [[ -x $bench_core ]] || { echo "bench-peers: $bench_core is not an executable" >&2; exit 1; }

@@ -7,8 +7,9 @@
 # The machine may be shared: both sides run --rounds times, interleaved, best of each.
 # Usage: scripts/bench-redis.sh [--requests N] [--seconds S] [--rounds N]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
+bench_name="bench-redis"
+# shellcheck source=lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
 
 requests=200000
 seconds=2
@@ -18,26 +19,20 @@ while (($#)); do
     --requests) requests=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    *) echo "bench-redis: unknown option $1 (use --requests N, --seconds S, --rounds N)" >&2; exit 2 ;;
+    *) bench_usage_error "unknown option $1 (use --requests N, --seconds S, --rounds N)" ;;
   esac
 done
-[[ $requests =~ ^[1-9][0-9]*$ ]] || { echo "bench-redis: --requests must be a positive integer, got '$requests'" >&2; exit 2; }
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench-redis: --rounds must be a positive integer, got '$rounds'" >&2; exit 2; }
-[[ $seconds =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "bench-redis: --seconds must be a number, got '$seconds'" >&2; exit 2; }
+bench_require_count --requests "$requests"
+bench_require_count --rounds "$rounds"
+bench_require_number --seconds "$seconds"
 command -v redis-server >/dev/null || { echo "bench-redis: redis-server not found" >&2; exit 1; }
 command -v redis-benchmark >/dev/null || { echo "bench-redis: redis-benchmark not found" >&2; exit 1; }
 
-build=${SMART_RATELIMIT_BENCH_BUILD_DIR:-$root/build-bench}
-jobs=${SMART_RATELIMIT_JOBS:-2}
-echo "== building bench_redis (Release)" >&2
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF \
-  -DSMART_RATELIMIT_BUILD_TOOLS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=ON >/dev/null
-cmake --build "$build" -j "$jobs" --target bench_redis >/dev/null
+bench_build bench_redis
 bench="$build/benchmarks/bench_redis"
 
 work=$(mktemp -d /tmp/srl-bench-redis.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$work" \
   --daemonize no >"$work/redis.log" 2>&1 &
 pid=$!

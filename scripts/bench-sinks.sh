@@ -7,8 +7,9 @@
 # Each case runs --rounds times (default 3) and the best round counts (damps noise).
 # Usage: scripts/bench-sinks.sh [--rounds N] [--seconds S]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
+bench_name="bench-sinks"
+# shellcheck source=lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
 
 rounds=3
 seconds=0.5
@@ -16,21 +17,14 @@ while (($#)); do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
-    *) echo "bench-sinks: unknown option $1 (use --rounds N, --seconds S)" >&2; exit 2 ;;
+    *) bench_usage_error "unknown option $1 (use --rounds N, --seconds S)" ;;
   esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench-sinks: --rounds must be a positive integer, got '$rounds'" >&2; exit 2; }
-[[ $seconds =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "bench-sinks: --seconds must be a number, got '$seconds'" >&2; exit 2; }
+bench_require_count --rounds "$rounds"
+bench_require_number --seconds "$seconds"
 
 scripts/install-deps.sh --with-bench
-build=${SMART_RATELIMIT_BENCH_BUILD_DIR:-$root/build-bench}
-jobs=${SMART_RATELIMIT_JOBS:-2}
-
-echo "== building bench_sinks (Release)" >&2
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_EXAMPLES=OFF \
-  -DSMART_RATELIMIT_BUILD_TOOLS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=ON >/dev/null
-cmake --build "$build" -j "$jobs" --target bench_sinks >/dev/null
+bench_build bench_sinks
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -10,13 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# shellcheck source=lib/common.sh
+source scripts/lib/common.sh
 
 scripts/install-deps.sh
 build=${SMART_RATELIMIT_DEMO_BUILD_DIR:-build-demo}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSMART_RATELIMIT_BUILD_TESTS=OFF -DSMART_RATELIMIT_BUILD_BENCHMARKS=OFF \
-  -DSMART_RATELIMIT_BUILD_TOOLS=ON -DSMART_RATELIMIT_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" -j "${SMART_RATELIMIT_JOBS:-2}" --target demo_server smart-ratelimit
+build_demo "$build" "${SMART_RATELIMIT_JOBS:-2}"
 
 run_dir="$root/$build/demo"
 mkdir -p "$run_dir"

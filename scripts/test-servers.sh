@@ -4,10 +4,8 @@
 # SMART_RATELIMIT_TEST_REDIS_URL set; then stops both servers by their own PIDs.
 # Usage: scripts/test-servers.sh <command> [args...]
 set -euo pipefail
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
 
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 [[ -x "$pg_bin/initdb" ]] || { echo "test-servers: PostgreSQL server binaries not found" >&2; exit 1; }

@@ -109,12 +109,7 @@ TEMPLATE_LIST_TEST_CASE("redis: cost counts several units and a cost above the l
 
 TEMPLATE_LIST_TEST_CASE("redis: keys are independent", "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("indep");
-    const auto a = TestType::make(srl::rate{2, 1h});
-    CHECK(s.acquire("a", a, 0ns, 2).allowed);
-    CHECK_FALSE(s.acquire("a", a, 0ns, 1).allowed);
-    CHECK(s.acquire("b", a, 0ns, 2).allowed);
-    CHECK(s.acquire(std::string(300, 'x'), a, 0ns, 2).allowed);
-    CHECK(s.acquire("with {braces} and spaces", a, 0ns, 2).allowed);
+    contract::keys_are_independent<TestType>(s);
 }
 
 TEMPLATE_LIST_TEST_CASE("redis: peek decides without consuming and release gives units back",
@@ -128,24 +123,13 @@ TEMPLATE_LIST_TEST_CASE("redis: peek decides without consuming and release gives
 TEMPLATE_LIST_TEST_CASE("redis: count plus remaining is the limit on every decision",
                         "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("sum");
-    const auto a = TestType::make(srl::rate{13, 1h});
-    for (int i = 0; i < 40; ++i) {
-        const auto o = s.acquire("k", a, 0ns, 1 + (i % 3));
-        INFO("step " << i);
-        REQUIRE(o.count + o.remaining == 13);
-        REQUIRE(o.reset_after >= 0ns);
-        REQUIRE(o.reset_after <= 2h);
-    }
+    contract::count_plus_remaining_is_the_limit<TestType>(s);
 }
 
 TEMPLATE_LIST_TEST_CASE("redis: the largest limits and periods do not overflow", "[redis][storage][contract]",
                         all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("large");
     contract::largest_limits_do_not_overflow<TestType>(s);
-    const auto never = s.acquire("k", TestType::make(srl::rate{1'000'000'000, 365 * 24h}), 0ns,
-                                 std::uint64_t{1} << 62);
-    CHECK_FALSE(never.allowed);
-    CHECK_FALSE(never.retryable);
 }
 
 TEMPLATE_LIST_TEST_CASE("redis: waiting retry_after on the server's clock is enough",

@@ -1,8 +1,10 @@
 // tests/support/storage_contract.hpp
-// The storage contract cases every shared storage (Redis, SQL state) must pass,
+// The storage contract cases every storage (in memory, Redis, SQL state) must pass,
 // written once: each takes a ready storage and a test type naming the algorithm
 // (static_combo: the algorithm type itself; dynamic_combo: through any_algorithm).
-// The storage's own test file adds what only that backend can check.
+// The cases outside `manual_clock` pass `now` = 0 and hold on any clock; the
+// `manual_clock` ones move `now` themselves, for storages that decide on the caller's
+// `now` (in memory). The storage's own test file adds what only that backend can check.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -13,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -86,12 +89,25 @@ void cost_counts_several_units(Storage& s) {
     CHECK_FALSE(huge.allowed);
     CHECK_FALSE(huge.retryable);
     CHECK(huge.retry_after == srl::never);
+    CHECK(huge.remaining == 6);
     o = s.acquire("k", a, 0ns, 6);
     CHECK(o.allowed);
     CHECK(o.remaining == 0);
     CHECK(s.acquire("other", a, 0ns, 10).allowed);
     CHECK(s.acquire(std::string(300, 'x') + "'; DROP TABLE x; -- {tag}", a, 0ns, 10).allowed);
     CHECK_FALSE(s.acquire("third", a, 0ns, 11).retryable);
+}
+
+/// Keys are independent: exhausting one leaves the others whole, long keys and keys
+/// with braces (a Redis hash tag) and spaces included.
+template <class Combo, class Storage>
+void keys_are_independent(Storage& s) {
+    const auto a = Combo::make(srl::rate{2, 1h});
+    CHECK(s.acquire("a", a, 0ns, 2).allowed);
+    CHECK_FALSE(s.acquire("a", a, 0ns, 1).allowed);
+    CHECK(s.acquire("b", a, 0ns, 2).allowed);
+    CHECK(s.acquire(std::string(300, 'x'), a, 0ns, 2).allowed);
+    CHECK(s.acquire("with {braces} and spaces", a, 0ns, 2).allowed);
 }
 
 /// Peek decides without consuming and release gives units back; `exists(key, a)`
@@ -129,6 +145,24 @@ void largest_limits_do_not_overflow(Storage& s) {
     CHECK_FALSE(o.allowed);
     CHECK(o.retry_after > 0ns);
     CHECK(o.retry_after <= 2 * 365 * 24h);
+    const auto never = s.acquire("k", a, 0ns, std::uint64_t{1} << 62);
+    CHECK_FALSE(never.allowed);
+    CHECK_FALSE(never.retryable);
+}
+
+/// count + remaining is the limit on every decision, allowed or denied, and the
+/// reset stays within twice the period.
+template <class Combo, class Storage>
+void count_plus_remaining_is_the_limit(Storage& s) {
+    const auto a = Combo::make(srl::rate{13, 1h});
+    for (int i = 0; i < 40; ++i) {
+        const auto o = s.acquire("k", a, 0ns, 1 + (i % 3));
+        INFO("step " << i);
+        REQUIRE(o.count + o.remaining == 13);
+        REQUIRE(o.retry_after >= 0ns);
+        REQUIRE(o.reset_after >= 0ns);
+        REQUIRE(o.reset_after <= 2h);
+    }
 }
 
 /// After the reported retry_after (real time: the backend's clock decides) the
@@ -159,5 +193,142 @@ void eight_threads_admit_exactly_ten(Storage& s, int per_thread) {
     for (auto& t : ts) t.join();
     CHECK(allowed.load() == 10);
 }
+
+
+// ---- on a manual clock ----------------------------------------------------------------
+// For storages that decide on the `now` they are given: these cases step it themselves.
+namespace manual_clock {
+
+using std::chrono::nanoseconds;
+
+/// Ten days: a window boundary for every period below but a year.
+inline constexpr nanoseconds t0 = 864000s;
+
+/// Waiting exactly the reported retry_after is enough, and one nanosecond less is not.
+template <class Combo, class Storage>
+void retry_after_is_exact(Storage& s) {
+    const auto a = Combo::make(srl::rate{10, 10s});
+    for (int i = 0; i < 10; ++i) REQUIRE(s.acquire("k", a, t0, 1).allowed);
+    const auto denied = s.acquire("k", a, t0, 1);
+    REQUIRE_FALSE(denied.allowed);
+    REQUIRE(denied.retry_after > 0ns);
+    // The weighted counter may need a nanosecond into the next window.
+    CHECK(denied.retry_after <= (Combo::approx ? 20s : 10s));
+    if (denied.retry_after > 1ns) CHECK_FALSE(s.peek("k", a, t0 + denied.retry_after - 1ns, 1).allowed);
+    CHECK(s.acquire("k", a, t0 + denied.retry_after, 1).allowed);
+}
+
+/// After the reported reset_after the full quota is back.
+template <class Combo, class Storage>
+void full_quota_after_reset_after(Storage& s) {
+    const auto a = Combo::make(srl::rate{5, 1min});
+    srl::outcome last;
+    for (int i = 0; i < 5; ++i) last = s.acquire("k", a, t0 + 1s, 1);
+    REQUIRE(last.allowed);
+    const nanoseconds later = t0 + 1s + last.reset_after;
+    for (int i = 0; i < 5; ++i) REQUIRE(s.acquire("k", a, later, 1).allowed);
+    CHECK_FALSE(s.acquire("k", a, later, 1).allowed);
+}
+
+/// Peek reports the outcome the next acquire makes: at each step, a fresh storage from
+/// `make()` replays the same history and then acquires what was peeked.
+template <class Combo, class Make>
+void peek_reports_the_next_acquire(Make&& make) {
+    auto s = make();
+    const auto a = Combo::make(srl::rate{5, 1min});
+    for (int i = 0; i < 7; ++i) {
+        const nanoseconds now = t0 + i * 5s;
+        for (const std::uint64_t cost : {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{9}}) {
+            const auto p = s.peek("k", a, now, cost);
+            auto copy = make();
+            for (int j = 0; j < i; ++j) copy.acquire("k", a, t0 + j * 5s, 1);
+            const auto q = copy.acquire("k", a, now, cost);
+            INFO("step " << i << " cost " << cost);
+            CHECK(p.allowed == q.allowed);
+            CHECK(p.count == q.count);
+            CHECK(p.remaining == q.remaining);
+            CHECK(p.reset_after == q.reset_after);
+            CHECK(p.retry_after == q.retry_after);
+        }
+        s.acquire("k", a, now, 1);
+    }
+}
+
+/// A backwards clock step neither drains quota nor gives a negative wait.
+template <class Combo, class Storage>
+void backwards_clock_step(Storage& s) {
+    const auto a = Combo::make(srl::rate{10, 1min});
+    for (int i = 0; i < 4; ++i) REQUIRE(s.acquire("k", a, t0 + 30s, 1).allowed);
+    for (const nanoseconds back : {t0 + 29s, t0, t0 - 1h, t0 - 100 * 24h}) {
+        const auto p = s.peek("k", a, back, 1);
+        CHECK(p.allowed);
+        CHECK(p.remaining >= 5);
+        CHECK(p.retry_after >= 0ns);
+        CHECK(p.reset_after >= 0ns);
+        CHECK(p.reset_after <= 2min);
+    }
+    // Stepped back an hour: exactly the 6 units left still pass, then a finite wait.
+    const nanoseconds back = t0 - 1h;
+    for (int i = 0; i < 6; ++i) REQUIRE(s.acquire("k", a, back, 1).allowed);
+    const auto d = s.acquire("k", a, back, 1);
+    CHECK_FALSE(d.allowed);
+    CHECK(d.retry_after > 0ns);
+    CHECK(d.retry_after <= 2min);
+    CHECK(s.acquire("k", a, back + d.retry_after, 1).allowed);
+}
+
+/// A jump of a century or two refills at most to capacity.
+template <class Combo, class Storage>
+void huge_forward_jump(Storage& s) {
+    const auto a = Combo::make(srl::rate{7, 1s});
+    for (int i = 0; i < 7; ++i) REQUIRE(s.acquire("k", a, t0, 1).allowed);
+    for (const nanoseconds jump : {nanoseconds(100 * 365 * 24h), nanoseconds(200 * 365 * 24h)}) {
+        const nanoseconds later = t0 + jump;
+        for (int i = 0; i < 7; ++i) REQUIRE(s.acquire("k", a, later, 1).allowed);
+        CHECK_FALSE(s.acquire("k", a, later, 1).allowed);
+    }
+}
+
+/// The largest limits an hour on, the full 64-bit cost range, and tiny periods with
+/// big limits (sub-nanosecond intervals) do not overflow.
+template <class Combo, class Storage>
+void largest_limits_do_not_overflow(Storage& s) {
+    const auto a = Combo::make(srl::rate{1'000'000'000, 365 * 24h});
+    REQUIRE(s.acquire("k", a, t0, 999'999'999).allowed);
+    CHECK(s.acquire("k", a, t0 + 1h, 1).allowed);
+    const auto o = s.acquire("k", a, t0 + 1h, 1);
+    if (!o.allowed) {
+        CHECK(o.retry_after > 0ns);
+        CHECK(o.retry_after <= 2 * 365 * 24h);
+    }
+    const auto never = s.acquire("k", a, t0 + 1h, std::uint64_t{1} << 63);
+    CHECK_FALSE(never.allowed);
+    CHECK_FALSE(never.retryable);
+    const auto fast = Combo::make(srl::rate{1'000'000'000, 1s});
+    for (int i = 0; i < 3; ++i) CHECK(s.acquire("f", fast, t0 + nanoseconds(i), 300'000'000).allowed);
+    const auto f = s.acquire("f", fast, t0 + 3ns, 300'000'000);
+    CHECK_FALSE(f.allowed);
+    CHECK(f.retry_after > 0ns);
+    CHECK(f.retry_after <= (Combo::approx ? 2s : 1s));
+}
+
+/// count + remaining is the limit on every decision while time moves on by uneven
+/// steps across many windows.
+template <class Combo, class Storage>
+void count_plus_remaining_as_time_moves(Storage& s) {
+    const auto a = Combo::make(srl::rate{13, 1s});
+    nanoseconds now = t0;
+    for (int i = 0; i < 200; ++i) {
+        now += nanoseconds((i * 7919) % 97'000'000);
+        const auto o = s.acquire("k", a, now, 1 + (i % 3));
+        INFO("step " << i);
+        REQUIRE(o.count + o.remaining == 13);
+        REQUIRE(o.retry_after >= 0ns);
+        REQUIRE(o.reset_after >= 0ns);
+        REQUIRE(o.reset_after <= 2s);
+    }
+}
+
+}  // namespace manual_clock
 
 }  // namespace srl_test::contract
