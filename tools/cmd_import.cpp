@@ -22,7 +22,10 @@ constexpr std::string_view usage_import =
     "\n"
     "Reads events as JSON lines (the format `export` writes) from --input or stdin\n"
     "and appends them to the event log. user_id may be a string, an integer (stored\n"
-    "as its decimal text: 42 is exported back as 42) or null. A malformed line is\n"
+    "as its decimal text: 42 is exported back as 42) or null. outcome is optional\n"
+    "(absent: allowed or blocked, as `allowed` says); when present it must agree with\n"
+    "allowed (true for allowed and degraded, false for blocked and shadow_blocked).\n"
+    "A malformed line is\n"
     "reported with its line number and skipped; the exit code is then 65 and every\n"
     "good line is written.\n"
     "Exit code 69 when the database failed and some events could not be written.\n";

@@ -1,6 +1,7 @@
 // tools/event_jsonl.hpp
 // Events as JSON lines: one object per line with the ten fields (timestamp, key,
-// rule_name, path, method, allowed, count, limit, ip_address, user_id),
+// rule_name, path, method, allowed, count, limit, ip_address, user_id) and then
+// `outcome` ("allowed", "blocked", "shadow_blocked" or "degraded"),
 // `timestamp` in RFC 3339 UTC with microseconds and `Z`, `ip_address` and
 // `user_id` null when unknown, a `user_id` that is a canonical integer written as a
 // JSON number. Used by `export` and `import`; the reader also takes what the
@@ -163,7 +164,9 @@ inline void append_event_json(std::string& out, const srl::event& e) {
     if (!e.user_id) out += "null";
     else if (canonical_int64(*e.user_id)) out += *e.user_id;
     else append_json_string(out, *e.user_id);
-    out += "}\n";
+    out += ",\"outcome\":\"";
+    out += srl::to_string(e.outcome);
+    out += "\"}\n";
 }
 
 namespace detail {
@@ -187,7 +190,9 @@ inline std::string json_text(const srl::detail::json_value& v, std::string_view 
 /// Parses one JSON line into an event. Required: timestamp, key, allowed, count,
 /// limit; path and method default to "", rule_name to the one the key encodes,
 /// ip_address and user_id to null (user_id may also be a number, as Django primary
-/// keys are). An "id" member is ignored; any other unknown member is an error.
+/// keys are). `outcome` is optional: absent, it is outcome_of_allowed(allowed);
+/// present, it must name an outcome that agrees with `allowed` (allowed_column), else
+/// the line is an error. An "id" member is ignored; any other unknown member is an error.
 /// Text fields are capped as make_event caps them. Throws jsonl_error.
 inline srl::event parse_event_json(std::string_view line) {
     srl::detail::json_value doc;
@@ -202,6 +207,7 @@ inline srl::event parse_event_json(std::string_view line) {
     std::optional<std::string> key, rule_name, path, method, ip, user;
     std::optional<bool> allowed;
     std::optional<std::int64_t> count, limit;
+    std::optional<srl::outcome_kind> outcome;
     for (const auto& [name, v] : *obj) {
         if (name == "timestamp") {
             const std::string text = detail::json_text(v, name);
@@ -230,6 +236,12 @@ inline srl::event parse_event_json(std::string_view line) {
                 user = std::to_string(detail::json_int(v, name));
             else if (!v.is_null())
                 user = detail::json_text(v, name);
+        } else if (name == "outcome") {
+            const std::string text = detail::json_text(v, name);
+            outcome = srl::parse_outcome_kind(text);
+            if (!outcome)
+                throw jsonl_error("\"outcome\" must be \"allowed\", \"blocked\", \"shadow_blocked\" or "
+                                  "\"degraded\", got \"" + text + "\"");
         } else if (name != "id") {
             throw jsonl_error("unknown field \"" + name + "\"");
         }
@@ -239,7 +251,11 @@ inline srl::event parse_event_json(std::string_view line) {
     if (!allowed) throw jsonl_error("missing \"allowed\"");
     if (!count) throw jsonl_error("missing \"count\"");
     if (!limit) throw jsonl_error("missing \"limit\"");
-    srl::event e = srl::make_event(*ts, *key, path.value_or(""), method.value_or(""), *allowed, *count, *limit,
+    if (outcome && srl::allowed_column(*outcome) != *allowed)
+        throw jsonl_error("\"outcome\" \"" + std::string(srl::to_string(*outcome)) + "\" disagrees with \"allowed\": " +
+                          (*allowed ? "true" : "false"));
+    srl::event e = srl::make_event(*ts, *key, path.value_or(""), method.value_or(""),
+                                   outcome.value_or(srl::outcome_of_allowed(*allowed)), *count, *limit,
                                    ip ? std::optional<std::string_view>(*ip) : std::nullopt,
                                    user ? std::optional<std::string_view>(*user) : std::nullopt);
     if (rule_name) e.rule_name = srl::detail::capped(*rule_name, srl::event_caps::rule_name);

@@ -60,8 +60,10 @@ inline const std::vector<std::string>& hostile_keys() {
 /// `n` seeded random events around `now`: timestamps concentrated on the window
 /// edges of `edge_days` (exactly on, 1 us before, 1 us after), on hour boundaries
 /// and spread over +-45 days; few distinct keys, paths and rules so counts tie.
+/// Outcomes are allowed or blocked; with `every_outcome`, also shadow_blocked and
+/// degraded (the same seed without it gives the same events as ever).
 inline std::vector<srl::event> random_events(std::uint64_t seed, std::size_t n, srl::event_time now,
-                                             const std::vector<int>& edge_days) {
+                                             const std::vector<int>& edge_days, bool every_outcome = false) {
     std::mt19937_64 rng(seed);
     auto pick = [&](std::size_t size) { return static_cast<std::size_t>(rng() % size); };
     const auto& keys = hostile_keys();
@@ -93,8 +95,18 @@ inline std::vector<srl::event> random_events(std::uint64_t seed, std::size_t n, 
                  std::chrono::hours{48};
         }
         const std::string& key = keys[pick(keys.size())];
-        const bool allowed = pick(5) < 2;
-        out.push_back(srl::make_event(ts, key, paths[pick(paths.size())], methods[pick(methods.size())], allowed,
+        srl::outcome_kind outcome;
+        if (every_outcome) {
+            static constexpr srl::outcome_kind kinds[] = {
+                srl::outcome_kind::allowed,        srl::outcome_kind::allowed,  srl::outcome_kind::allowed,
+                srl::outcome_kind::blocked,        srl::outcome_kind::blocked,  srl::outcome_kind::blocked,
+                srl::outcome_kind::shadow_blocked, srl::outcome_kind::shadow_blocked,
+                srl::outcome_kind::degraded,       srl::outcome_kind::degraded};
+            outcome = kinds[pick(std::size(kinds))];
+        } else {
+            outcome = srl::outcome_of_allowed(pick(5) < 2);
+        }
+        out.push_back(srl::make_event(ts, key, paths[pick(paths.size())], methods[pick(methods.size())], outcome,
                                       static_cast<std::int64_t>(pick(20)), 10));
     }
     return out;

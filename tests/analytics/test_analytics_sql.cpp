@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <random>
@@ -187,9 +188,78 @@ TEST_CASE("SQL: random events give the in-memory results, raw and through rollup
         *sql << "UPDATE ratelimit_event SET allowed = " +
                     std::string(store.sql_dialect() == sq::dialect::sqlite ? "1" : "true") +
                     " WHERE key = 'user:a'";
+        // A row whose outcome no longer agrees with allowed reads as outcome_of_allowed.
         for (auto& e : events)
-            if (e.key == "user:a") e.allowed = true;
+            if (e.key == "user:a" && !e.allowed) {
+                e.allowed = true;
+                e.outcome = srl::outcome_kind::allowed;
+            }
         check_same(store, events, true);
+    });
+}
+
+TEST_CASE("SQL: events of every outcome give the in-memory results, degraded never blocked",
+          "[analytics][soci][property][outcome]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        store.migrate();
+        const std::vector<int> edges{1, 7, 30, 90};
+        auto events = random_events(44, 3000, test_now, edges, true);
+        REQUIRE(std::count_if(events.begin(), events.end(), [](const srl::event& e) { return e.degraded(); }) > 300);
+        write_all(store, events);
+        check_same(store, events, false);
+        sq::migrate_analytics(store);
+        check_same(store, events, true);
+        const auto more = random_events(45, 2000, test_now, edges, true);
+        write_all(store, more);
+        events.insert(events.end(), more.begin(), more.end());
+        check_same(store, events, true);
+        const auto deleted = store.cleanup_old(20, 333, test_now);
+        CHECK(deleted == static_cast<std::int64_t>(std::erase_if(
+                             events, [&](const srl::event& e) { return e.timestamp < test_now - 24h * 20; })));
+        check_same(store, events, true);
+        // Degraded rows count in total and degraded, never in blocked.
+        const auto s = sq::get_traffic_summary(store, 30, test_now);
+        CHECK(s.degraded > 0);
+        CHECK(s.allowed + s.blocked + s.degraded == s.total);
+        std::int64_t not_allowed = 0;
+        for (const auto& e : events) not_allowed += e.timestamp >= test_now - 24h * 30 && !e.allowed;
+        CHECK(s.blocked == not_allowed);
+    });
+}
+
+TEST_CASE("SQL: a database migrated from events v2 keeps its results, then counts degraded rows",
+          "[analytics][soci][outcome]") {
+    on_each_backend([](const std::string& url) {
+        sq::event_store store(url);
+        {
+            auto sql = store.open_session();
+            const sq::migration_set v2{sq::event_log_migrations.component, sq::event_log_migrations.steps.first(2)};
+            sq::migrate(*sql, store.sql_dialect(), std::span(&v2, 1));
+            sq::migrate_analytics(*sql, store.sql_dialect());
+        }
+        const std::vector<int> edges{1, 7, 30, 90};
+        auto events = random_events(42, 2000, test_now, edges);  // old rows: outcome NULL
+        write_all(store, events);
+        check_same(store, events, true);
+        check_same(store, events, false);
+        const auto summary_before = sq::get_traffic_summary(store, 7, test_now);
+        const auto detail_before = sq::get_offender_detail(store, "user:a", 30, 20, test_now);
+        REQUIRE(store.migrate().size() == 1);  // events v3
+        {
+            auto sql = store.open_session();
+            long long nulls = 0;
+            *sql << "SELECT COUNT(*) FROM ratelimit_event WHERE outcome IS NULL", soci::into(nulls);
+            CHECK(nulls == static_cast<long long>(events.size()));
+        }
+        CHECK(sq::get_traffic_summary(store, 7, test_now) == summary_before);
+        CHECK(sq::get_offender_detail(store, "user:a", 30, 20, test_now) == detail_before);
+        check_same(store, events, true);
+        const auto more = random_events(46, 1500, test_now, edges, true);
+        write_all(store, more);
+        events.insert(events.end(), more.begin(), more.end());
+        check_same(store, events, true);
+        check_same(store, events, false);
     });
 }
 

@@ -862,6 +862,12 @@ void compare_sources(const std::string& url) {
     for (int i = 0; i < 1500; ++i)
         sink.record(srl::make_event(base - minutes(i * 53 + 7), "ip:10.0.0." + std::to_string(i % 17),
                                     i % 5 == 0 ? "/a" : "/b", "GET", i % 4 != 0, i % 9, 5));
+    // Degraded and shadow-blocked decisions too: degraded is its own series, never blocked.
+    for (int i = 0; i < 600; ++i)
+        sink.record(srl::make_event(base - minutes(i * 131 + 11), "ip:10.0.0." + std::to_string(i % 7),
+                                    "/c", "POST",
+                                    i % 3 == 0 ? srl::outcome_kind::shadow_blocked : srl::outcome_kind::degraded,
+                                    i % 9, 5));
     srl::soci::event_store store(url);
     store.migrate();
     const auto events = sink.snapshot();
@@ -880,6 +886,8 @@ void compare_sources(const std::string& url) {
               mem.timeline(days, srl::default_timeline_width(days), now));
         CHECK(sql.drill_down("ip:10.0.0.3", days, 50, now) == mem.drill_down("ip:10.0.0.3", days, 50, now));
     }
+    CHECK(sql.summary(30, now).degraded > 0);
+    CHECK(sql.drill_down("ip:10.0.0.3", 30, 50, now).degraded > 0);
     // With the hourly rollups the timeline reads them (plus the partial first hour).
     srl::soci::migrate_analytics(store);
     for (const int days : {1, 3, 7, 30}) {
@@ -888,6 +896,9 @@ void compare_sources(const std::string& url) {
             CHECK(sql.timeline(days, width, now) == mem.timeline(days, width, now));
         CHECK(sql.summary(days, now) == mem.summary(days, now));
     }
+    std::int64_t degraded = 0;
+    for (const auto& b : sql.timeline(30, std::chrono::hours(24), now)) degraded += b.degraded;
+    CHECK(degraded == sql.summary(30, now).degraded);
 
     // And over the socket: the same CSV and drill-down from both dashboards.
     const sb::dashboard<sb::soci_event_store_source, sb::staff_token_authorizer> sql_dash(

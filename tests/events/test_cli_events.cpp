@@ -45,7 +45,7 @@ TEST_CASE("cli: migrate is idempotent and prints one summary line", "[cli][soci]
     CHECK(fs::exists(dir.path() / "smart_ratelimit.db"));  // the default: a file in the working directory
     r = run_cli(dir, {"migrate"});
     CHECK(r.code == 0);
-    CHECK(r.out.find("migrate: schema up to date (events v2") == 0);
+    CHECK(r.out.find("migrate: schema up to date (events v3") == 0);
 
     const std::string url = dir.sqlite_url("other.db");
     r = run_cli(dir, {"migrate"}, "", "RATELIMIT_DATABASE_URL=" + shell_quote(url));
@@ -168,7 +168,56 @@ TEST_CASE("cli: import reports bad lines by number and keeps the good ones", "[c
     CHECK(lines(r.out) == 2);
     CHECK(r.out.find("\"timestamp\":\"2026-05-07T20:41:57.500000Z\",\"key\":\"rule:api:user:7\","
                      "\"rule_name\":\"api\"") != std::string::npos);
-    CHECK(r.out.find("\"user_id\":7}") != std::string::npos);  // an integer id comes back as a number
+    CHECK(r.out.find("\"user_id\":7,\"outcome\":\"blocked\"}") != std::string::npos);  // an integer id comes back as a number
+}
+
+TEST_CASE("cli: every outcome survives export and import; a disagreeing one is a line error", "[cli][soci]") {
+    temp_dir dir;
+    const std::string a = dir.sqlite_url("a.db"), b = dir.sqlite_url("b.db");
+    ssoci::event_store store_a(a);
+    store_a.migrate();
+    std::vector<event> history;
+    std::int64_t t = 1'764'000'000'000'000;
+    for (const auto k : {srl::outcome_kind::allowed, srl::outcome_kind::blocked, srl::outcome_kind::shadow_blocked,
+                         srl::outcome_kind::degraded})
+        history.push_back(srl::make_event(event_time{microseconds{t++}}, "ip:1.2.3.4", "/p", "GET", k, 1, 5));
+    REQUIRE(store_a.write_batch(history).written == history.size());
+    auto r = run_cli(dir, {"export", "--database", a});
+    REQUIRE(r.code == 0);
+    const std::string exported = r.out;
+    CHECK(exported.find("\"user_id\":null,\"outcome\":\"allowed\"}\n") != std::string::npos);
+    CHECK(exported.find("\"allowed\":false,\"count\":1,\"limit\":5,\"ip_address\":null,\"user_id\":null,"
+                        "\"outcome\":\"shadow_blocked\"}") != std::string::npos);
+    CHECK(exported.find("\"allowed\":true,\"count\":1,\"limit\":5,\"ip_address\":null,\"user_id\":null,"
+                        "\"outcome\":\"degraded\"}") != std::string::npos);
+    REQUIRE(run_cli(dir, {"migrate", "--database", b}).code == 0);
+    r = run_cli(dir, {"import", "--database", b}, exported);
+    CHECK(r.code == 0);
+    r = run_cli(dir, {"export", "--database", b});
+    CHECK(r.out == exported);
+    std::vector<event> back;
+    for (const auto& e : ssoci::event_store(b).events({.order = ssoci::event_order::oldest_first})) back.push_back(e);
+    CHECK(back == history);
+
+    // Without outcome: allowed decides. With one that disagrees, or an unknown one: the line is reported.
+    const std::string input =
+        "{\"timestamp\":\"2026-05-07T22:41:55Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,\"limit\":1}\n"
+        "{\"timestamp\":\"2026-05-07T22:41:56Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,\"limit\":1,"
+        "\"outcome\":\"degraded\"}\n"
+        "{\"timestamp\":\"2026-05-07T22:41:57Z\",\"key\":\"k\",\"allowed\":true,\"count\":1,\"limit\":1,"
+        "\"outcome\":\"throttled\"}\n"
+        "{\"timestamp\":\"2026-05-07T22:41:58Z\",\"key\":\"k\",\"allowed\":true,\"count\":1,\"limit\":1,"
+        "\"outcome\":\"degraded\"}\n";
+    const std::string c = dir.sqlite_url("c.db");
+    REQUIRE(run_cli(dir, {"migrate", "--database", c}).code == 0);
+    r = run_cli(dir, {"import", "--database", c}, input);
+    CHECK(r.code == 65);
+    CHECK(r.err.find("line 2: \"outcome\" \"degraded\" disagrees with \"allowed\": false") != std::string::npos);
+    CHECK(r.err.find("line 3: \"outcome\" must be") != std::string::npos);
+    r = run_cli(dir, {"export", "--database", c});
+    CHECK(lines(r.out) == 2);
+    CHECK(r.out.find("\"outcome\":\"blocked\"}") != std::string::npos);
+    CHECK(r.out.find("\"outcome\":\"degraded\"}") != std::string::npos);
 }
 
 TEST_CASE("cli: cleanup-events deletes old events in batches and prints the count", "[cli][soci]") {

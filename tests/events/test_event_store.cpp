@@ -130,16 +130,17 @@ TEST_CASE("migrate creates the event table and its indexes once and is idempoten
     CHECK_FALSE(store.schema_current());
 
     auto first = store.migrate();
-    REQUIRE(first.size() == 2);
+    REQUIRE(first.size() == 3);
     CHECK(first[0].component == "events");
     CHECK(first[0].version == 1);
     CHECK(first[1].version == 2);
+    CHECK(first[2].version == 3);
     CHECK(store.schema_current());
     CHECK(store.migrate().empty());
     CHECK(store.migrate().empty());
 
     auto sql = store.open_session();
-    CHECK(ssoci::schema_version(*sql, "events") == 2);
+    CHECK(ssoci::schema_version(*sql, "events") == 3);
     std::vector<std::string> names(10);
     if (engine == "sqlite")
         *sql << "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ratelimit_event'"
@@ -150,6 +151,7 @@ TEST_CASE("migrate creates the event table and its indexes once and is idempoten
     CHECK(std::count(names.begin(), names.end(), "ratelimit_event_timestamp_idx") == 1);
     CHECK(std::count(names.begin(), names.end(), "ratelimit_event_key_timestamp_idx") == 1);
     CHECK(std::count(names.begin(), names.end(), "ratelimit_event_allowed_timestamp_idx") == 1);
+    CHECK(std::count(names.begin(), names.end(), "ratelimit_event_degraded_timestamp_idx") == 1);
 }
 
 TEST_CASE("migrate applies several migration sets and checks their versions", "[soci][schema]") {
@@ -163,7 +165,7 @@ TEST_CASE("migrate applies several migration sets and checks their versions", "[
     };
     const ssoci::migration_set extra{"extra", extra_steps};
     auto applied = store.migrate(std::span(&extra, 1));
-    CHECK(applied.size() == 4);  // events v1, v2 and the two extra steps
+    CHECK(applied.size() == 5);  // events v1, v2, v3 and the two extra steps
     CHECK(store.migrate(std::span(&extra, 1)).empty());
 
     static constexpr ssoci::migration gap[] = {{2, "starts at two", "SELECT 1", "SELECT 1"}};
@@ -216,6 +218,119 @@ TEST_CASE("every field round-trips, microseconds, nulls and unicode included", "
     CHECK_FALSE(out[2].ip_address.has_value());
     CHECK_FALSE(out[2].user_id.has_value());
     CHECK(out[1].rule_name == "login");
+}
+
+TEST_CASE("every outcome round-trips, and rows without one read from allowed", "[soci][store][outcome]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "outcome");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    store.migrate();
+    using srl::outcome_kind;
+    std::vector<event> in;
+    std::int64_t t = 1'000'000;
+    for (const auto k : {outcome_kind::allowed, outcome_kind::blocked, outcome_kind::shadow_blocked,
+                         outcome_kind::degraded})
+        in.push_back(srl::make_event(event_time{microseconds{t++}}, "k", "/p\tq", "GET", k, 3, 2));
+    in.push_back(in[3]);
+    in.back().path = std::string("/bad\xFF\0utf8", 10);  // sanitized: the outcome survives
+    in.back().timestamp = event_time{microseconds{t++}};
+    REQUIRE(store.write_batch(in).written == 5);
+    auto out = drain(store.events({.order = ssoci::event_order::oldest_first}));
+    REQUIRE(out.size() == 5);
+    for (std::size_t i = 0; i < 4; ++i) CHECK(out[i] == in[i]);
+    CHECK(out[4].outcome == outcome_kind::degraded);
+    CHECK(out[4].allowed);
+    auto sql = store.open_session();
+    std::vector<std::string> texts(8);
+    *sql << "SELECT outcome FROM ratelimit_event ORDER BY id", soci::into(texts);
+    CHECK(texts == std::vector<std::string>{"allowed", "blocked", "shadow_blocked", "degraded", "degraded"});
+
+    // Another (older) writer leaves outcome NULL; a foreign one writes unknown text or
+    // an outcome that disagrees with allowed: all read as outcome_of_allowed(allowed).
+    const std::string f = engine == "sqlite" ? "0" : "false", tr = engine == "sqlite" ? "1" : "true";
+    const std::string ts = engine == "sqlite" ? "2000000" : "'1970-01-01 00:00:02+00'";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (" + ts + ", 'old', " + f +
+                ", 1, 1)";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (" + ts + ", 'old', " + tr +
+                ", 1, 1)";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) VALUES (" + ts +
+                ", 'odd', " + f + ", 1, 1, 'throttled')";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) VALUES (" + ts +
+                ", 'odd', " + f + ", 1, 1, 'degraded')";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) VALUES (" + ts +
+                ", 'odd', " + tr + ", 1, 1, 'shadow_blocked')";
+    auto old_rows = drain(store.events({.since = event_time{microseconds{2'000'000}},
+                                        .order = ssoci::event_order::oldest_first}));
+    REQUIRE(old_rows.size() == 5);
+    const outcome_kind expected[] = {outcome_kind::blocked, outcome_kind::allowed, outcome_kind::blocked,
+                                     outcome_kind::blocked, outcome_kind::allowed};
+    for (std::size_t i = 0; i < 5; ++i) {
+        INFO(i);
+        CHECK(old_rows[i].outcome == expected[i]);
+        CHECK(old_rows[i].allowed == srl::allowed_column(old_rows[i].outcome));
+    }
+}
+
+TEST_CASE("an event whose outcome disagrees with allowed is invalid, alone", "[soci][store][outcome]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "outcome_invalid");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    store.migrate();
+    std::vector<event> in{at(1), at(2), at(3), at(4)};
+    in[1].outcome = srl::outcome_kind::blocked;  // allowed stays true
+    in[2].allowed = false;                       // outcome stays allowed
+    in[3].outcome = srl::outcome_kind::degraded;
+    const auto r = store.write_batch(in);
+    CHECK(r.written == 2);
+    CHECK(r.invalid == 2);
+    CHECK(r.failed == 0);
+    auto out = drain(store.events({.order = ssoci::event_order::oldest_first}));
+    REQUIRE(out.size() == 2);
+    CHECK(out[0] == in[0]);
+    CHECK(out[1] == in[3]);
+}
+
+TEST_CASE("a database at events v2 is written without the outcome until it is migrated",
+          "[soci][store][outcome]") {
+    const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
+    engine_db db(engine, "outcome_v2");
+    if (!db.available()) return;
+    INFO(engine);
+    ssoci::event_store store(db.url);
+    {
+        auto sql = store.open_session();
+        const ssoci::migration_set v2{ssoci::event_log_migrations.component,
+                                      ssoci::event_log_migrations.steps.first(2)};
+        ssoci::migrate(*sql, store.sql_dialect(), std::span(&v2, 1));
+    }
+    const auto degraded = [](std::int64_t us) {
+        return srl::make_event(event_time{microseconds{us}}, "k", "/", "GET", srl::outcome_kind::degraded, 1, 1);
+    };
+    REQUIRE(store.write_batch(std::vector<event>{degraded(1), at(2, "k", false)}).written == 2);
+    CHECK(store.last_error().empty());
+    // Readable as before: no outcome column, so allowed decides.
+    auto before = drain(store.events({.order = ssoci::event_order::oldest_first}));
+    REQUIRE(before.size() == 2);
+    CHECK(before[0].outcome == srl::outcome_kind::allowed);
+    CHECK(before[1].outcome == srl::outcome_kind::blocked);
+    // Migrated while the writer keeps its connection: the next batch writes outcomes,
+    // the older rows stay NULL and read as before.
+    CHECK(store.migrate().size() == 1);
+    REQUIRE(store.write_batch(std::vector<event>{degraded(3)}).written == 1);
+    auto after = drain(store.events({.order = ssoci::event_order::oldest_first}));
+    REQUIRE(after.size() == 3);
+    CHECK(after[0].outcome == srl::outcome_kind::allowed);
+    CHECK(after[1].outcome == srl::outcome_kind::blocked);
+    CHECK(after[2] == degraded(3));
+    // A lost version row: the migration runs again without harm (ADD COLUMN IF NOT EXISTS).
+    auto sql = store.open_session();
+    *sql << "DELETE FROM ratelimit_schema_version WHERE component = 'events' AND version = 3";
+    CHECK(store.migrate().size() == 1);
+    CHECK(drain(store.events({.order = ssoci::event_order::oldest_first})) == after);
 }
 
 TEST_CASE("reads stream newest first in chunks, filtered by window and key", "[soci][store]") {

@@ -106,7 +106,7 @@ TEST_CASE("health is 0 on a migrated SQLite database and prints one summary line
     INFO(r.out << r.err);
     CHECK(r.status == 0);
     CHECK(r.out.rfind("health: ok | database ok: ", 0) == 0);
-    CHECK(contains(r.out, "migrations ok: current: events v2, analytics v"));
+    CHECK(contains(r.out, "migrations ok: current: events v3, analytics v"));
     CHECK(contains(r.out, "state v1"));
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
     CHECK(r.err.empty());
@@ -155,7 +155,7 @@ TEST_CASE("health is 1 on an un-migrated SQLite file and names every set behind"
     INFO(r.out << r.err);
     CHECK(r.status == 1);
     CHECK(r.out.rfind("health: unhealthy | database ok: ", 0) == 0);
-    CHECK(contains(r.out, "migrations FAILED: behind: events v0 < v2, analytics v0 < v"));
+    CHECK(contains(r.out, "migrations FAILED: behind: events v0 < v3, analytics v0 < v"));
     CHECK(contains(r.out, "alerts v0 < v1, state v0 < v1 (run migrate)"));
 }
 
@@ -171,7 +171,7 @@ TEST_CASE("health is 1 when one migration set is behind and 0 when one is newer 
     auto r = run_tool({"health", "--database", url}, dir.path());
     INFO(r.out << r.err);
     CHECK(r.status == 1);
-    CHECK(contains(r.out, "migrations FAILED: behind: state v0 < v1 (run migrate); current: events v2"));
+    CHECK(contains(r.out, "migrations FAILED: behind: state v0 < v1 (run migrate); current: events v3"));
 
     REQUIRE(run_tool({"migrate", "--database", url}, dir.path()).status == 0);
     {
@@ -181,7 +181,7 @@ TEST_CASE("health is 1 when one migration set is behind and 0 when one is newer 
     }
     r = run_tool({"health", "--database", url}, dir.path());
     CHECK(r.status == 0);
-    CHECK(contains(r.out, "migrations ok: newer than this build: events v99 > v2; current: analytics v"));
+    CHECK(contains(r.out, "migrations ok: newer than this build: events v99 > v3; current: analytics v"));
 }
 
 TEST_CASE("health is 69 for a missing SQLite file and never creates it", "[tools][health]") {
@@ -222,7 +222,7 @@ TEST_CASE("health on PostgreSQL is 0 after migrate", "[tools][health][postgresql
     const auto r = run_tool({"health", "--database", *pg}, dir.path());
     INFO(r.out << r.err);
     CHECK(r.status == 0);
-    CHECK(contains(r.out, "migrations ok: current: events v2"));
+    CHECK(contains(r.out, "migrations ok: current: events v3"));
     const auto json = run_tool({"health", "--json"}, dir.path(), {"RATELIMIT_DATABASE_URL=" + *pg});
     CHECK(json.status == 0);
     CHECK(parse_report(json.out).status == "ok");

@@ -16,6 +16,7 @@
 #include <smart_ratelimit/beast/dashboard_source.hpp>
 #include <smart_ratelimit/beast/traffic_timeline.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
+#include <smart_ratelimit/soci/detail/outcome_sql.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>
 
 namespace smart_ratelimit::soci {
@@ -23,16 +24,30 @@ namespace smart_ratelimit::soci {
 /// The degraded events of each bucket of `layout` (`layout.buckets` counts, oldest
 /// first), read on `sql`, a connection of `store`. A degraded row has `allowed`
 /// true, so get_traffic_timeline moves these counts from `allowed` to `degraded`.
-/// For now every count is zero: `ratelimit_event` has no outcome column yet. Once
-/// it has one ('allowed', 'blocked', 'shadow_blocked', 'degraded'; NULL in older
-/// rows, which are never degraded), this counts `outcome = 'degraded'` per bucket
-/// the way get_traffic_timeline counts blocked rows (raw rows, or the rollups).
-/// Throws storage_error when the database fails.
+/// Counts the rows whose outcome is 'degraded' (NULL, in rows older than the
+/// column, is never degraded) in one GROUP BY over the partial index of degraded
+/// rows, placed like the blocked counts (`layout.index_of_unit`). All zeros on a
+/// database without the outcome column. Throws storage_error when the database fails.
 inline std::vector<std::int64_t> get_degraded_timeline(const event_store& store, ::soci::session& sql,
                                                        const timeline_layout& layout) {
-    static_cast<void>(store);
-    static_cast<void>(sql);
-    return std::vector<std::int64_t>(layout.buckets, 0);
+    std::vector<std::int64_t> out(layout.buckets, 0);
+    if (out.empty() || !detail::outcome_column_ready(sql)) return out;
+    const dialect d = store.sql_dialect();
+    detail::analytics::bound_query q(d);
+    const std::string width_us = q.integer(layout.width.count());
+    const std::string since = q.time(layout.start);
+    const std::string text = "SELECT " + time_column_micros(d) + " / " + width_us +
+                             ", CAST(COUNT(*) AS BIGINT) FROM ratelimit_event WHERE " +
+                             detail::degraded_condition(d, true) + " AND timestamp >= " + since + " GROUP BY 1";
+    long long unit = 0, n = 0;
+    q.run(
+        sql, text,
+        [&](::soci::statement& st) {
+            st.exchange(::soci::into(unit));
+            st.exchange(::soci::into(n));
+        },
+        [&] { out[layout.index_of_unit(unit)] += n; });
+    return out;
 }
 
 /// `get_traffic_timeline` computed by the database, with the same buckets and results

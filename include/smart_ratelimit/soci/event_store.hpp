@@ -11,7 +11,8 @@
 //   time_param(d, ":since") / time_value(d, t) // bind a timestamp: SQL text + std::string value
 //   time_column_micros(d)                      // SELECT expression: timestamp as int64 microseconds
 // Columns: id, timestamp, key, rule_name, path, method, allowed, count, "limit",
-// ip_address, user_id. Extra tables or indexes: append a step to
+// ip_address, user_id, outcome (events v3; NULL in older rows: see outcome_sql in
+// soci/detail/outcome_sql.hpp). Extra tables or indexes: append a step to
 // event_log_steps in soci/migrations/events.hpp.
 #pragma once
 
@@ -49,7 +50,12 @@ namespace smart_ratelimit::soci {
 /// write_batch (the event_batch_writer contract):
 /// - rows are sanitized first (detail/sanitize.hpp: NUL removed, invalid UTF-8
 ///   replaced by U+FFFD, fields truncated to their caps); a timestamp outside the
-///   years 1..9999 makes the row `invalid`;
+///   years 1..9999, or an outcome that disagrees with `allowed` (allowed ==
+///   allowed_column(outcome)), makes the row `invalid`;
+/// - the outcome goes to the `outcome` column (events v3); on a database not yet
+///   migrated to it the rows are written without it (read back as
+///   outcome_of_allowed(allowed)), and the column is used from the first batch after
+///   the migration;
 /// - SQLite: one transaction, one prepared statement reused for every row (the
 ///   sqlite3 handle of the SOCI session), then the batch hooks other components
 ///   registered (migrations/events.hpp, version 2: e.g. the rollups, updated once per batch

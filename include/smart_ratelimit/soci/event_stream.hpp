@@ -18,6 +18,7 @@
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>
 #include <smart_ratelimit/soci/database_url.hpp>
+#include <smart_ratelimit/soci/detail/outcome_sql.hpp>
 #include <smart_ratelimit/soci/session.hpp>
 
 namespace smart_ratelimit::soci {
@@ -37,8 +38,10 @@ struct event_query {
 
 /// A single-pass input range over stored events, fetched `chunk` rows at a time by
 /// keyset pagination on (timestamp, id) over its own connection: memory stays
-/// bounded whatever the table size. Iteration throws storage_error if the database
-/// fails mid-read. Thread safety: one thread at a time.
+/// bounded whatever the table size. Each event's outcome is read from the outcome
+/// column (detail::read_outcome: NULL, as in rows written before events v3 or by an
+/// older writer, and unknown text read as outcome_of_allowed(allowed)). Iteration
+/// throws storage_error if the database fails mid-read. Thread safety: one thread at a time.
 class event_stream {
 public:
     class iterator {
@@ -97,10 +100,19 @@ private:
         pos_ = 0;
         if (exhausted_) return;
         const bool desc = query_.order == event_order::newest_first;
+        if (!outcome_checked_) {
+            try {
+                has_outcome_ = detail::outcome_column_ready(*sql_);
+            } catch (const storage_error&) {
+                has_outcome_ = false;  // the read below reports the failure
+            }
+            outcome_checked_ = true;
+        }
         std::string q = "SELECT CAST(id AS BIGINT), " + time_column_micros(dialect_) +
                         ", key, rule_name, path, method, " +
                         (dialect_ == dialect::sqlite ? "allowed" : "CAST(allowed AS INTEGER)") +
-                        ", count, \"limit\", ip_address, user_id FROM ratelimit_event WHERE 1 = 1";
+                        ", count, \"limit\", ip_address, user_id, " + detail::outcome_select(has_outcome_) +
+                        " FROM ratelimit_event WHERE 1 = 1";
         std::vector<std::string> values;
         values.reserve(5);
         if (query_.since) {
@@ -128,8 +140,9 @@ private:
         const std::size_t n = query_.chunk;
         std::vector<long long> ids(n), ts(n), counts(n), limits(n);
         std::vector<int> allowed(n);
-        std::vector<std::string> keys(n), rules(n), paths(n), methods(n), ips(n), users(n);
-        std::vector<::soci::indicator> rule_ind(n), path_ind(n), method_ind(n), ip_ind(n), user_ind(n);
+        std::vector<std::string> keys(n), rules(n), paths(n), methods(n), ips(n), users(n), outcomes(n);
+        std::vector<::soci::indicator> rule_ind(n), path_ind(n), method_ind(n), ip_ind(n), user_ind(n),
+            outcome_ind(n);
         long long cid = cursor_id_;
         try {
             ::soci::statement st(*sql_);
@@ -144,6 +157,7 @@ private:
             st.exchange(::soci::into(limits));
             st.exchange(::soci::into(ips, ip_ind));
             st.exchange(::soci::into(users, user_ind));
+            st.exchange(::soci::into(outcomes, outcome_ind));
             std::size_t v = 0;
             if (query_.since) st.exchange(::soci::use(values[v++], "since"));
             if (query_.until) st.exchange(::soci::use(values[v++], "until"));
@@ -173,7 +187,7 @@ private:
             e.path = text(paths, path_ind, i);
             e.method = text(methods, method_ind, i);
             e.allowed = allowed[i] != 0;
-            e.outcome = outcome_of_allowed(e.allowed);
+            e.outcome = detail::read_outcome(e.allowed, outcome_ind[i], outcomes[i]);
             e.count = counts[i];
             e.limit = limits[i];
             if (ip_ind[i] == ::soci::i_ok) e.ip_address = std::move(ips[i]);
@@ -195,6 +209,8 @@ private:
     bool started_ = false;
     bool exhausted_ = false;
     bool have_cursor_ = false;
+    bool outcome_checked_ = false;
+    bool has_outcome_ = false;
     long long cursor_ts_ = 0;
     long long cursor_id_ = 0;
 };

@@ -12,7 +12,9 @@ namespace smart_ratelimit::soci {
 /// One schema step. Each SQL text may hold several statements separated by ';'
 /// (a ';' inside quotes, a $$ body or a trigger's BEGIN ... END does not split).
 /// Statements should be idempotent where the dialect allows (`IF NOT EXISTS`), so
-/// a lost version row never breaks a re-run.
+/// a lost version row never breaks a re-run. `ALTER TABLE t ADD COLUMN IF NOT EXISTS
+/// c ...` may be used on both engines: on SQLite, which lacks the clause, migrate()
+/// runs it without the clause and only when t has no column c.
 struct migration {
     int version;
     std::string_view description;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,6 +41,55 @@ inline void ensure_version_table(::soci::session& sql, dialect d) {
            " description VARCHAR(200) NOT NULL,"
            " applied_at " + applied_at + ","
            " PRIMARY KEY (component, version))";
+}
+
+// "ALTER TABLE <t> ADD COLUMN IF NOT EXISTS <c> ...": {t, c, the statement without
+// the IF NOT EXISTS}; nullopt for any other statement. Words are ASCII, case-insensitive.
+struct add_column_statement {
+    std::string table, column, plain;
+};
+inline std::optional<add_column_statement> parse_add_column_if_missing(std::string_view stmt) {
+    std::size_t pos = 0;
+    auto skip_space = [&] {
+        while (pos < stmt.size() && (stmt[pos] == ' ' || stmt[pos] == '\n' || stmt[pos] == '\t')) ++pos;
+    };
+    auto word = [&] {
+        skip_space();
+        const std::size_t from = pos;
+        while (pos < stmt.size() && stmt[pos] != ' ' && stmt[pos] != '\n' && stmt[pos] != '\t') ++pos;
+        return stmt.substr(from, pos - from);
+    };
+    auto is = [](std::string_view w, std::string_view upper) {
+        if (w.size() != upper.size()) return false;
+        for (std::size_t i = 0; i < w.size(); ++i)
+            if ((w[i] >= 'a' && w[i] <= 'z' ? static_cast<char>(w[i] - 32) : w[i]) != upper[i]) return false;
+        return true;
+    };
+    if (!is(word(), "ALTER") || !is(word(), "TABLE")) return std::nullopt;
+    const std::string_view table = word();
+    if (!is(word(), "ADD") || !is(word(), "COLUMN")) return std::nullopt;
+    const std::size_t if_at = (skip_space(), pos);
+    if (!is(word(), "IF") || !is(word(), "NOT") || !is(word(), "EXISTS")) return std::nullopt;
+    const std::size_t rest_at = pos;
+    const std::string_view column = word();
+    if (table.empty() || column.empty()) return std::nullopt;
+    return add_column_statement{std::string(table), std::string(column),
+                                std::string(stmt.substr(0, if_at)) + std::string(stmt.substr(rest_at + 1))};
+}
+
+// Runs one migration statement. SQLite has no ADD COLUMN IF NOT EXISTS: there such a
+// statement runs without the clause, and only when the column is missing.
+inline void run_migration_statement(::soci::session& sql, dialect d, const std::string& stmt) {
+    if (d == dialect::sqlite) {
+        if (const auto add = parse_add_column_if_missing(stmt)) {
+            int n = 0;
+            sql << "SELECT COUNT(*) FROM pragma_table_info(:t) WHERE name = :c", ::soci::into(n),
+                ::soci::use(add->table), ::soci::use(add->column);
+            if (n == 0) sql << add->plain;
+            return;
+        }
+    }
+    sql << stmt;
 }
 
 inline int read_version(::soci::session& sql, std::string_view component) {
@@ -104,7 +154,8 @@ inline std::vector<applied_migration> migrate(::soci::session& sql, dialect d,
                         sql << "COMMIT";
                         continue;
                     }
-                    for (const auto& stmt : detail::split_statements(text)) sql << stmt;
+                    for (const auto& stmt : detail::split_statements(text))
+                        detail::run_migration_statement(sql, d, stmt);
                     const std::string comp(set.component);
                     const std::string desc(step.description);
                     const int version = step.version;

@@ -1,7 +1,7 @@
 // smart_ratelimit/soci/detail/pg_copy_writer.hpp
 // The event store's PostgreSQL writer: one COPY ratelimit_event FROM STDIN per
-// batch on the session's PGconn, the rows in COPY text format built in a buffer
-// kept across batches.
+// batch on the session's PGconn (with the outcome column from events v3 on), the
+// rows in COPY text format built in a buffer kept across batches.
 #pragma once
 
 #include <cstdint>
@@ -50,9 +50,57 @@ inline void append_int(std::string& out, std::int64_t v) {
 class pg_copy_writer {
 public:
     void write(PGconn* pg, std::span<const event* const> rows, std::string& last_error) {
+        // The COPY with the outcome column (events v3); on an older database, where it
+        // fails as an undefined column before any row is sent, the one without it.
+        PGresult* res = PQexec(pg,
+                               "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
+                               " count, \"limit\", ip_address, user_id, outcome) FROM STDIN");
+        bool with_outcome = true;
+        if (res != nullptr && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+            const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (state != nullptr && std::string_view(state) == "42703") {  // undefined_column
+                PQclear(res);
+                with_outcome = false;
+                res = PQexec(pg,
+                             "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
+                             " count, \"limit\", ip_address, user_id) FROM STDIN");
+            }
+        }
+        const bool started = res != nullptr && PQresultStatus(res) == PGRES_COPY_IN;
+        if (!started) {
+            note_error(last_error, PQerrorMessage(pg));
+            PQclear(res);
+            // Table missing or connection gone: the store failed, not a row.
+            throw store_failure{};
+        }
+        PQclear(res);
         std::string& buf = buffer_;
+        try {
+            fill(buf, rows, with_outcome);
+        } catch (...) {  // out of memory: end the COPY so the connection stays usable
+            PQputCopyEnd(pg, "client aborted");
+            while ((res = PQgetResult(pg)) != nullptr) PQclear(res);
+            throw;
+        }
+        bool ok = PQputCopyData(pg, buf.data(), static_cast<int>(buf.size())) == 1;
+        ok = PQputCopyEnd(pg, ok ? nullptr : "client aborted") == 1 && ok;
+        bool rejected = false;
+        while ((res = PQgetResult(pg)) != nullptr) {
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                rejected = true;
+                note_error(last_error, PQresultErrorMessage(res));
+            }
+            PQclear(res);
+        }
+        if (!ok || PQstatus(pg) != CONNECTION_OK) throw store_failure{};
+        if (rejected) throw std::runtime_error("row rejected");
+    }
+
+private:
+    // The rows in COPY text format.
+    static void fill(std::string& buf, std::span<const event* const> rows, bool with_outcome) {
         buf.clear();
-        buf.reserve(rows.size() * 160);
+        buf.reserve(rows.size() * 176);
         for (const event* e : rows) {
             append_pg_time(buf, e->timestamp);
             buf += '\t';
@@ -71,34 +119,14 @@ public:
             if (e->ip_address) append_copy_text(buf, *e->ip_address); else buf += "\\N";
             buf += '\t';
             if (e->user_id) append_copy_text(buf, *e->user_id); else buf += "\\N";
+            if (with_outcome) {
+                buf += '\t';
+                buf += to_string(e->outcome);
+            }
             buf += '\n';
         }
-        PGresult* res = PQexec(pg,
-                               "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
-                               " count, \"limit\", ip_address, user_id) FROM STDIN");
-        const bool started = res != nullptr && PQresultStatus(res) == PGRES_COPY_IN;
-        if (!started) {
-            note_error(last_error, PQerrorMessage(pg));
-            PQclear(res);
-            // Table missing or connection gone: the store failed, not a row.
-            throw store_failure{};
-        }
-        PQclear(res);
-        bool ok = PQputCopyData(pg, buf.data(), static_cast<int>(buf.size())) == 1;
-        ok = PQputCopyEnd(pg, ok ? nullptr : "client aborted") == 1 && ok;
-        bool rejected = false;
-        while ((res = PQgetResult(pg)) != nullptr) {
-            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                rejected = true;
-                note_error(last_error, PQresultErrorMessage(res));
-            }
-            PQclear(res);
-        }
-        if (!ok || PQstatus(pg) != CONNECTION_OK) throw store_failure{};
-        if (rejected) throw std::runtime_error("row rejected");
     }
 
-private:
     std::string buffer_;
 };
 

@@ -1,7 +1,9 @@
 // smart_ratelimit/soci/detail/sanitize.hpp
 // Makes an event storable on every engine before it is written: NUL bytes are
 // removed, invalid UTF-8 is replaced by U+FFFD (one per bad byte), and every text
-// field is truncated to its cap (SPEC 6) without splitting a UTF-8 sequence.
+// field is truncated to its cap without splitting a UTF-8 sequence. An event whose
+// outcome disagrees with its `allowed` flag is not storable at all (the writer
+// counts it invalid).
 #pragma once
 
 #include <cstddef>
@@ -78,6 +80,10 @@ inline std::string sanitize_text(std::string_view s, std::size_t cap) {
     return smart_ratelimit::detail::capped(out, cap);
 }
 
+/// True when `e.allowed` is what its outcome says (allowed == allowed_column(outcome)):
+/// the event log keeps both, and every blocked count reads `allowed`.
+constexpr bool consistent_outcome(const event& e) noexcept { return e.allowed == allowed_column(e.outcome); }
+
 /// True when every text field of `e` is already storable.
 inline bool clean_event(const event& e) noexcept {
     return clean_text(e.key, event_caps::key) && clean_text(e.rule_name, event_caps::rule_name) &&
@@ -95,6 +101,7 @@ inline event sanitized_event(const event& e) {
     out.path = sanitize_text(e.path, event_caps::path);
     out.method = sanitize_text(e.method, event_caps::method);
     out.allowed = e.allowed;
+    out.outcome = e.outcome;
     out.count = e.count;
     out.limit = e.limit;
     if (e.ip_address) out.ip_address = sanitize_text(*e.ip_address, event_caps::ip_address);

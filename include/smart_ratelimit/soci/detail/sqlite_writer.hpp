@@ -1,7 +1,8 @@
 // smart_ratelimit/soci/detail/sqlite_writer.hpp
 // The event store's SQLite writer: one transaction per batch through one
-// prepared INSERT on the session's sqlite3 handle, then the batch hooks other
-// components registered (events v2), with triggers that skip hooked batches off.
+// prepared INSERT on the session's sqlite3 handle (with the outcome column from
+// events v3 on), then the batch hooks other components registered (events v2),
+// with triggers that skip hooked batches off.
 #pragma once
 
 #include <cstddef>
@@ -37,14 +38,27 @@ public:
     /// Writes `rows` in one transaction on `db` (see the file comment).
     void write(sqlite_api::sqlite3* db, std::span<const event* const> rows, std::string& last_error) {
         using namespace sqlite_api;
-        if (insert_ == nullptr) {
+        // The INSERT with the outcome column (events v3); on an older database the one
+        // without it, and the next batch tries the full one again (after a migrate).
+        if (insert_ == nullptr || !with_outcome_) {
             static constexpr char insert_sql[] =
                 "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count,"
+                " \"limit\", ip_address, user_id, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            static constexpr char legacy_sql[] =
+                "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count,"
                 " \"limit\", ip_address, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-            if (sqlite3_prepare_v2(db, insert_sql, sizeof insert_sql, &insert_, nullptr) != SQLITE_OK) {
-                note_error(last_error, sqlite3_errmsg(db));
-                insert_ = nullptr;
-                throw store_failure{};
+            sqlite3_stmt* full = nullptr;
+            if (sqlite3_prepare_v2(db, insert_sql, sizeof insert_sql, &full, nullptr) == SQLITE_OK) {
+                if (insert_ != nullptr) sqlite3_finalize(insert_);
+                insert_ = full;
+                with_outcome_ = true;
+            } else if (insert_ == nullptr) {
+                if (sqlite3_prepare_v2(db, legacy_sql, sizeof legacy_sql, &insert_, nullptr) != SQLITE_OK) {
+                    note_error(last_error, sqlite3_errmsg(db));
+                    insert_ = nullptr;
+                    throw store_failure{};
+                }
+                with_outcome_ = false;
             }
         }
         sqlite3_stmt* st = insert_;
@@ -99,6 +113,10 @@ public:
             sqlite3_bind_int64(st, 8, e->limit);
             if (e->ip_address) text(9, *e->ip_address); else sqlite3_bind_null(st, 9);
             if (e->user_id) text(10, *e->user_id); else sqlite3_bind_null(st, 10);
+            if (with_outcome_) {
+                const std::string_view o = to_string(e->outcome);
+                sqlite3_bind_text(st, 11, o.data(), static_cast<int>(o.size()), SQLITE_STATIC);
+            }
             const int rc = sqlite3_step(st);
             if (rc != SQLITE_DONE) {
                 note_error(last_error, sqlite3_errmsg(db));
@@ -237,6 +255,7 @@ private:
     }
 
     sqlite_api::sqlite3_stmt* insert_ = nullptr;
+    bool with_outcome_ = false;  // insert_ writes the outcome column
     sqlite_api::sqlite3_stmt* list_hooks_ = nullptr;  // null: no hook table (events v1)
     sqlite_api::sqlite3_stmt* list_triggers_ = nullptr;
     bool hook_table_checked_ = false;

@@ -142,12 +142,13 @@ inline batch_result event_store::write_batch(std::span<const event> batch) noexc
         r.failed = batch.size();
         return r;
     }
-    // Sanitize in order; an unstorable timestamp makes the row invalid. Invalid rows
-    // are resolved in place, so a later store failure still fails a tail.
+    // Sanitize in order; an unstorable timestamp, or an outcome that disagrees with
+    // `allowed`, makes the row invalid. Invalid rows are resolved in place, so a later
+    // store failure still fails a tail.
     std::vector<std::size_t> invalid_after;  // invalid row: how many valid rows precede it
     try {
         for (const event& e : batch) {
-            if (!detail::storable_time(e.timestamp)) {
+            if (!detail::storable_time(e.timestamp) || !detail::consistent_outcome(e)) {
                 invalid_after.push_back(rows.size());
                 continue;
             }

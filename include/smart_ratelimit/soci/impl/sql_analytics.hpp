@@ -1,7 +1,8 @@
 // smart_ratelimit/soci/impl/sql_analytics.hpp
 // The out-of-line bodies of sql_analytics (included only at the bottom of
 // soci/sql_analytics.hpp): the summary, rule and per-key queries, and top-N
-// offenders by the threshold algorithm over the key spans.
+// offenders by the threshold algorithm over the key spans. Degraded counts come
+// from raw rows (detail/outcome_sql.hpp), never from the rollups.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include <smart_ratelimit/soci/detail/analytics/bound_query.hpp>
 #include <smart_ratelimit/soci/detail/analytics/read_snapshot.hpp>
 #include <smart_ratelimit/soci/detail/analytics/window_plan.hpp>
+#include <smart_ratelimit/soci/detail/outcome_sql.hpp>
 #include <smart_ratelimit/soci/session.hpp>
 
 namespace smart_ratelimit::soci {
@@ -63,28 +65,38 @@ inline traffic_summary sql_analytics::traffic_summary_at(int days, event_time no
     const event_time start = window_start(now, days);
     if (window_empty(start, end)) return s;
     const window_plan plan = plan_window(start, end, rollups());
+    const bool outcomes = detail::outcome_column_ready(sql);
     bound_query q(kind);
-    std::string text = "SELECT CAST(COALESCE(SUM(t), 0) AS BIGINT), CAST(COALESCE(SUM(b), 0) AS BIGINT)"
-                       " FROM (";
+    std::string text = "SELECT CAST(COALESCE(SUM(t), 0) AS BIGINT), CAST(COALESCE(SUM(b), 0) AS BIGINT),"
+                       " CAST(COALESCE(SUM(g), 0) AS BIGINT) FROM (";
     text += union_arms(
-        plan, [&] { return "SELECT total AS t, blocked AS b FROM ratelimit_rollup_hour WHERE " +
+        plan, [&] { return "SELECT total AS t, blocked AS b, 0 AS g FROM ratelimit_rollup_hour WHERE " +
                            q.hour_condition(plan); },
         [&](const window_plan::raw_range& r) {
             return "SELECT COUNT(*) AS t, COALESCE(SUM(" + q.blocked_int() +
-                   "), 0) AS b FROM ratelimit_event WHERE " + q.raw_condition(r);
+                   "), 0) AS b, 0 AS g FROM ratelimit_event WHERE " + q.raw_condition(r);
         });
+    // Degraded rows are rare and not rolled up: one arm over the whole window reads
+    // them from the partial index (ratelimit_event_degraded_timestamp_idx).
+    if (outcomes) {
+        const window_plan::raw_range whole{start, end.value_or(start), !end.has_value()};
+        text += " UNION ALL SELECT 0 AS t, 0 AS b, COUNT(*) AS g FROM ratelimit_event WHERE " +
+                detail::degraded_condition(kind, outcomes) + " AND " + q.raw_condition(whole);
+    }
     text += ") w";
-    long long total = 0, blocked = 0;
+    long long total = 0, blocked = 0, degraded = 0;
     q.run(
         sql, text,
         [&](::soci::statement& st) {
             st.exchange(::soci::into(total));
             st.exchange(::soci::into(blocked));
+            st.exchange(::soci::into(degraded));
         },
         [] {});
     s.total = total;
     s.blocked = blocked;
-    s.allowed = total - blocked;
+    s.degraded = degraded;
+    s.allowed = total - blocked - degraded;
     s.block_rate = total == 0 ? 0.0 : static_cast<double>(blocked) / static_cast<double>(total);
     return s;
 }
@@ -147,27 +159,31 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
     const event_time start = window_start(now, days);
     if (window_empty(start, end)) return d;
     const window_plan::raw_range r{start, end.value_or(start), !end.has_value()};
+    const bool outcomes = detail::outcome_column_ready(sql);
     {
         bound_query q(kind);
         const std::string text =
-            "SELECT COUNT(*), CAST(COALESCE(SUM(" + q.blocked_int() + "), 0) AS BIGINT), " +
+            "SELECT COUNT(*), CAST(COALESCE(SUM(" + q.blocked_int() + "), 0) AS BIGINT), CAST(COALESCE(SUM(" +
+            detail::degraded_int(kind, outcomes) + "), 0) AS BIGINT), " +
             time_column_micros(kind, "MIN(timestamp)") + ", " +
             time_column_micros(kind, "MAX(timestamp)") +
             " FROM ratelimit_event WHERE key = " + q.text(key) + " AND " + q.raw_condition(r);
-        long long total = 0, blocked = 0, first = 0, last = 0;
+        long long total = 0, blocked = 0, degraded = 0, first = 0, last = 0;
         ::soci::indicator first_ind = ::soci::i_null, last_ind = ::soci::i_null;
         q.run(
             sql, text,
             [&](::soci::statement& st) {
                 st.exchange(::soci::into(total));
                 st.exchange(::soci::into(blocked));
+                st.exchange(::soci::into(degraded));
                 st.exchange(::soci::into(first, first_ind));
                 st.exchange(::soci::into(last, last_ind));
             },
             [] {});
         d.total = total;
         d.blocked = blocked;
-        d.allowed = total - blocked;
+        d.degraded = degraded;
+        d.allowed = total - blocked - degraded;
         d.block_rate =
             total == 0 ? 0.0 : static_cast<double>(blocked) / static_cast<double>(total);
         if (total == 0) return d;
@@ -196,13 +212,14 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
         const std::string text =
             "SELECT " + time_column_micros(kind) + ", path, method, " +
             (kind == dialect::sqlite ? "allowed" : "CAST(allowed AS INTEGER)") +
-            ", count, \"limit\", rule_name FROM ratelimit_event WHERE key = " + q.text(key) +
+            ", count, \"limit\", rule_name, " + detail::outcome_select(outcomes) +
+            " FROM ratelimit_event WHERE key = " + q.text(key) +
             " AND " + q.raw_condition(r) + " ORDER BY timestamp DESC, id DESC LIMIT " +
             q.integer(recent);
         long long ts = 0, count = 0, limit = 0;
         int allowed = 0;
-        std::string path, method, rule;
-        ::soci::indicator pi = ::soci::i_ok, mi = ::soci::i_ok, ri = ::soci::i_ok;
+        std::string path, method, rule, outcome;
+        ::soci::indicator pi = ::soci::i_ok, mi = ::soci::i_ok, ri = ::soci::i_ok, oi = ::soci::i_null;
         q.run(
             sql, text,
             [&](::soci::statement& st) {
@@ -213,12 +230,13 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
                 st.exchange(::soci::into(count));
                 st.exchange(::soci::into(limit));
                 st.exchange(::soci::into(rule, ri));
+                st.exchange(::soci::into(outcome, oi));
             },
             [&] {
                 d.recent_events.push_back(recent_event{
                     event_time{std::chrono::microseconds{ts}}, pi == ::soci::i_ok ? path : "",
                     mi == ::soci::i_ok ? method : "", allowed != 0, count, limit,
-                    ri == ::soci::i_ok ? rule : "", outcome_of_allowed(allowed != 0)});
+                    ri == ::soci::i_ok ? rule : "", detail::read_outcome(allowed != 0, oi, outcome)});
             });
     }
     return d;

@@ -1,7 +1,7 @@
 // smart_ratelimit/soci/migrations/events.hpp
 // The event log's migration set (component "events"), as data: the table
-// ratelimit_event with its indexes, then the batch-hook tables the SQLite event
-// writer reads. A shipped version is never edited: append a new one.
+// ratelimit_event with its indexes, the batch-hook tables the SQLite event writer
+// reads, then the outcome column. A shipped version is never edited: append a new one.
 #pragma once
 
 #include <smart_ratelimit/soci/detail/sql_text.hpp>
@@ -48,6 +48,16 @@ inline constexpr sql_text batch_hook_table =
     " PRIMARY KEY (component, step))";
 inline constexpr auto v2 = batch_table + ";" + batch_hook_table;
 
+/// Version 3, the same text on both engines (migrate() gives SQLite the meaning of
+/// ADD COLUMN IF NOT EXISTS). `outcome` holds to_string(outcome_kind); rows written
+/// before it (or by an older writer) are NULL and read as outcome_of_allowed(allowed).
+/// The partial index holds only degraded rows: the analytics count them per window
+/// from it while every other row costs the index nothing.
+inline constexpr sql_text v3 =
+    "ALTER TABLE ratelimit_event ADD COLUMN IF NOT EXISTS outcome VARCHAR(16) NULL;"
+    "CREATE INDEX IF NOT EXISTS ratelimit_event_degraded_timestamp_idx"
+    " ON ratelimit_event (timestamp) WHERE outcome = 'degraded'";
+
 }  // namespace detail::events_sql
 
 /// The event log's steps. To add a step, append one line here:
@@ -64,6 +74,10 @@ inline constexpr migration event_log_steps[] = {
     // PostgreSQL writer does not use them (its triggers run per COPY statement).
     {2, "batch hooks: ratelimit_event_batch and ratelimit_event_batch_hook", detail::events_sql::v2,
      detail::events_sql::v2},
+    // The four outcomes apart (allowed, blocked, shadow_blocked, degraded): NULL in
+    // older rows. Degraded rows keep allowed = true, so every blocked count is unchanged.
+    {3, "outcome column (NULL in older rows) and the degraded-rows partial index", detail::events_sql::v3,
+     detail::events_sql::v3},
 };
 
 /// The event log's migration set (component "events").
