@@ -190,7 +190,7 @@ TEST_CASE("migrate --status on a missing, a fresh and a migrated database", "[to
     REQUIRE(run_cli(dir, {"migrate", "--database", url}).code == 0);
     r = run_cli(dir, {"migrate", "--status", "--database", url});
     CHECK(r.code == 0);
-    CHECK(r.out.find("  events     applied v2, latest v2  current\n") == 0);
+    CHECK(r.out.find("  events     applied v3, latest v3  current\n") == 0);
     CHECK(r.out.find("analytics  applied v") != std::string::npos);
     CHECK(r.out.find("alerts     applied v1, latest v1  current\n") != std::string::npos);
     CHECK(r.out.find("pending") == std::string::npos);
