@@ -2,14 +2,16 @@
 // The demo: a Beast server whose API is protected by the limiter (POST /api/login
 // at 5/m per IP under the rule `login`, GET /api/items at 100/m per user or IP),
 // every decision logged to SQL through the async sink and the SOCI event store,
-// the staff dashboard under /ratelimit/ (its chart refreshing itself) and a health
-// probe at /ratelimit/health. Prints its URL and a staff token. `--help` lists the
-// flags; the settings files and variables are read as everywhere else.
+// the staff dashboard under /ratelimit/ (its chart refreshing itself), a health
+// probe at /ratelimit/health and Prometheus metrics at /metrics (staff: a bearer
+// token). Prints its URLs and a staff token. `--help` lists the flags; the settings
+// files and variables are read as everywhere else.
 #include <smart_ratelimit/beast/dashboard.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/limiter.hpp>
+#include <smart_ratelimit/metrics.hpp>
 #include <smart_ratelimit/settings.hpp>
 #include <smart_ratelimit/sinks/async_sink.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
@@ -68,8 +70,37 @@ struct sink_ref {
 };
 
 // Per-minute limits need no nanosecond clock: the coarse one (a scheduler tick,
-// a few ms) is read in a tenth of the time.
-using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref, srl::coarse_steady_clock>;
+// a few ms) is read in a tenth of the time. Every limiter counts its decisions in
+// one shared decision_metrics (a handle), which /metrics exports.
+using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref, srl::coarse_steady_clock,
+                                  srl::metrics::decision_metrics>;
+
+/// A registry entry removed when this goes out of scope: declared after what the
+/// collector reads, so it is removed before that is destroyed.
+class scoped_collector {
+public:
+    scoped_collector(srl::metrics::registry& r, srl::metrics::registry::collector_id id) : r_(r), id_(id) {}
+    scoped_collector(const scoped_collector&) = delete;
+    scoped_collector& operator=(const scoped_collector&) = delete;
+    ~scoped_collector() { r_.remove(id_); }
+
+private:
+    srl::metrics::registry& r_;
+    srl::metrics::registry::collector_id id_;
+};
+
+/// `smart_ratelimit_http_requests_total{result}`: the middleware's own counts of the
+/// requests it checked (one per request, however many rules decided it).
+void collect_middleware(const sb::middleware_stats& st, srl::metrics::exposition& out) {
+    constexpr std::string_view name = "smart_ratelimit_http_requests_total";
+    out.declare(name, srl::metrics::metric_type::counter,
+                "Requests the middleware checked, by what it did: allowed, blocked (429), "
+                "degraded_open (let through), degraded_closed (503).");
+    out.sample(name, {{"result", "allowed"}}, st.allowed);
+    out.sample(name, {{"result", "blocked"}}, st.blocked);
+    out.sample(name, {{"result", "degraded_open"}}, st.degraded_open);
+    out.sample(name, {{"result", "degraded_closed"}}, st.degraded_closed);
+}
 
 /// Demo identity: a request naming a user in `X-Demo-User` counts as that user.
 /// (A real application returns the id of its authenticated session here.)
@@ -447,8 +478,10 @@ int run(const options& opt) {
     sb::middleware_options mo = sb::middleware_options_from(s);
     mo.log_events = logging;
     const srl::limiter_options lo = srl::limiter_options_from(s);
-    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{});
-    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {}, sink_ref{});
+    const srl::metrics::decision_metrics decisions;
+    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{}, {}, decisions);
+    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {}, sink_ref{}, {},
+                       decisions);
     std::unique_ptr<demo_limiter> fallback;
     demo_middleware mw(mo);
     mw.add(login, sb::route{"/api/login", {http::verb::post}, 1});
@@ -457,7 +490,7 @@ int run(const options& opt) {
         fallback = std::make_unique<demo_limiter>(sb::request_key::ip(),
                                                   std::vector<srl::rule_config>{{"default", s.default_limit}},
                                                   lo, srl::in_memory_storage<>{},
-                                                  sink_ref{});
+                                                  sink_ref{}, srl::coarse_steady_clock{}, decisions);
         mw.add(*fallback, sb::route{"/api/", {}, 1});
     }
 
@@ -483,6 +516,19 @@ int run(const options& opt) {
         login.sink().sink = items.sink().sink = sink.get();
         if (fallback) fallback->sink().sink = sink.get();
     }
+    // Metrics: the build, every rule's decisions (zeros before the first), the event
+    // writer and the middleware. Each scoped_collector is declared after what its
+    // collector reads, so it is removed first.
+    srl::metrics::registry metrics;
+    metrics.add(srl::metrics::build_info{});
+    decisions.add_rules(login);
+    decisions.add_rules(items);
+    if (fallback) decisions.add_rules(*fallback);
+    metrics.add(decisions);
+    const scoped_collector middleware_metrics(
+        metrics, metrics.add_callback([&mw](srl::metrics::exposition& out) { collect_middleware(mw.stats(), out); }));
+    std::optional<scoped_collector> sink_metrics;
+    if (sink) sink_metrics.emplace(metrics, metrics.add(srl::metrics::event_sink_metrics(*sink)));
     // The health probe: the database reachable with its event and analytics tables
     // current, and the event writer running, unhealthy while writes fail (events
     // dropped for write errors since the previous probe).
@@ -492,6 +538,7 @@ int run(const options& opt) {
     sb::dashboard_options dopt;
     dopt.live_refresh = opt.live_refresh_ms > 0;
     if (dopt.live_refresh) dopt.live_refresh_interval = std::chrono::milliseconds(opt.live_refresh_ms);
+    dopt.metrics = [&metrics] { return metrics.scrape(); };
     dopt.health = [&sink, &write_errors_seen, logging, url = s.database_url] {
         srl::soci::database_check_options dbo;
         dbo.timeout = std::chrono::seconds(2);
@@ -539,6 +586,7 @@ int run(const options& opt) {
         std::printf("dashboard: http://%s:%u/ratelimit/dashboard/\n", host.c_str(), port);
         std::printf("sign in:   http://%s:%u/ratelimit/signin\n", host.c_str(), port);
         std::printf("health:    http://%s:%u/ratelimit/health\n", host.c_str(), port);
+        std::printf("metrics:   http://%s:%u/metrics (Authorization: Bearer <staff token>)\n", host.c_str(), port);
         std::printf("staff token: %s\n", token.c_str());
     }
     std::fflush(stdout);
