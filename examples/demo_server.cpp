@@ -2,9 +2,10 @@
 // The demo: a Beast server whose API is protected by the limiter (POST /api/login
 // at 5/m per IP under the rule `login`, GET /api/items at 100/m per user or IP),
 // every decision logged to SQL through the async sink and the SOCI event store,
-// the staff dashboard under /ratelimit/ (its chart refreshing itself) and a health
-// probe at /ratelimit/health. Prints its URL and a staff token. `--help` lists the
-// flags; the settings files and variables are read as everywhere else.
+// the staff dashboard under /ratelimit/ (its chart refreshing itself), a health
+// probe at /ratelimit/health and Prometheus metrics at /metrics (staff: a bearer
+// token). Prints its URLs and a staff token. `--help` lists the flags; the settings
+// files and variables are read as everywhere else.
 #include <smart_ratelimit/beast/dashboard.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
@@ -69,10 +70,37 @@ struct sink_ref {
 };
 
 // Per-minute limits need no nanosecond clock: the coarse one (a scheduler tick,
-// a few ms) is read in a tenth of the time.
-// Every decision is counted for /metrics by one shared decision_metrics observer.
+// a few ms) is read in a tenth of the time. Every limiter counts its decisions in
+// one shared decision_metrics (a handle), which /metrics exports.
 using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref, srl::coarse_steady_clock,
                                   srl::metrics::decision_metrics>;
+
+/// A registry entry removed when this goes out of scope: declared after what the
+/// collector reads, so it is removed before that is destroyed.
+class scoped_collector {
+public:
+    scoped_collector(srl::metrics::registry& r, srl::metrics::registry::collector_id id) : r_(r), id_(id) {}
+    scoped_collector(const scoped_collector&) = delete;
+    scoped_collector& operator=(const scoped_collector&) = delete;
+    ~scoped_collector() { r_.remove(id_); }
+
+private:
+    srl::metrics::registry& r_;
+    srl::metrics::registry::collector_id id_;
+};
+
+/// `smart_ratelimit_http_requests_total{result}`: the middleware's own counts of the
+/// requests it checked (one per request, however many rules decided it).
+void collect_middleware(const sb::middleware_stats& st, srl::metrics::exposition& out) {
+    constexpr std::string_view name = "smart_ratelimit_http_requests_total";
+    out.declare(name, srl::metrics::metric_type::counter,
+                "Requests the middleware checked, by what it did: allowed, blocked (429), "
+                "degraded_open (let through), degraded_closed (503).");
+    out.sample(name, {{"result", "allowed"}}, st.allowed);
+    out.sample(name, {{"result", "blocked"}}, st.blocked);
+    out.sample(name, {{"result", "degraded_open"}}, st.degraded_open);
+    out.sample(name, {{"result", "degraded_closed"}}, st.degraded_closed);
+}
 
 /// Demo identity: a request naming a user in `X-Demo-User` counts as that user.
 /// (A real application returns the id of its authenticated session here.)
@@ -385,8 +413,8 @@ struct server {
             std::size_t n = 0;
             std::string_view out;  // a small answer written here, sent below
             if (dash != nullptr && dash->matches(req.target())) {
-                auto [dec, res] = co_await dash->async_handle(work.get_executor(), std::move(req), use_task_tuple);
-                keep = res.keep_alive() && !dec;
+                auto res = co_await dash->async_handle(work.get_executor(), std::move(req), use_task);
+                keep = res.keep_alive();
                 std::tie(wec, n) = co_await http::async_write(socket, res, use_task_tuple);
             } else if (mw != nullptr) {
                 // The limiters keep their state in memory, so checking never blocks:
@@ -450,7 +478,7 @@ int run(const options& opt) {
     sb::middleware_options mo = sb::middleware_options_from(s);
     mo.log_events = logging;
     const srl::limiter_options lo = srl::limiter_options_from(s);
-    const srl::metrics::decision_metrics decisions;  // a handle: every limiter shares its counts
+    const srl::metrics::decision_metrics decisions;
     demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{}, {}, decisions);
     demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {}, sink_ref{}, {},
                        decisions);
@@ -488,6 +516,19 @@ int run(const options& opt) {
         login.sink().sink = items.sink().sink = sink.get();
         if (fallback) fallback->sink().sink = sink.get();
     }
+    // Metrics: the build, every rule's decisions (zeros before the first), the event
+    // writer and the middleware. Each scoped_collector is declared after what its
+    // collector reads, so it is removed first.
+    srl::metrics::registry metrics;
+    metrics.add(srl::metrics::build_info{});
+    decisions.add_rules(login);
+    decisions.add_rules(items);
+    if (fallback) decisions.add_rules(*fallback);
+    metrics.add(decisions);
+    const scoped_collector middleware_metrics(
+        metrics, metrics.add_callback([&mw](srl::metrics::exposition& out) { collect_middleware(mw.stats(), out); }));
+    std::optional<scoped_collector> sink_metrics;
+    if (sink) sink_metrics.emplace(metrics, metrics.add(srl::metrics::event_sink_metrics(*sink)));
     // The health probe: the database reachable with its event and analytics tables
     // current, and the event writer running, unhealthy while writes fail (events
     // dropped for write errors since the previous probe).
@@ -497,6 +538,7 @@ int run(const options& opt) {
     sb::dashboard_options dopt;
     dopt.live_refresh = opt.live_refresh_ms > 0;
     if (dopt.live_refresh) dopt.live_refresh_interval = std::chrono::milliseconds(opt.live_refresh_ms);
+    dopt.metrics = [&metrics] { return metrics.scrape(); };
     dopt.health = [&sink, &write_errors_seen, logging, url = s.database_url] {
         srl::soci::database_check_options dbo;
         dbo.timeout = std::chrono::seconds(2);
@@ -512,18 +554,6 @@ int run(const options& opt) {
             detail += ", " + std::to_string(st.dropped_write_error - before) + " lost to write errors since the last probe";
         return r.add("event_writer", !failing, std::move(detail));
     };
-    // /metrics (staff only, also as `Authorization: Bearer <token>`): every decision
-    // by rule and outcome, a sample of their durations, the event writer's counters
-    // and the build. The registry reads the sink at each scrape: it is declared after
-    // the sink, so it is destroyed first.
-    srl::metrics::registry metrics;
-    metrics.add(srl::metrics::build_info{});
-    decisions.add_rules(login);
-    decisions.add_rules(items);
-    if (fallback) decisions.add_rules(*fallback);
-    metrics.add(decisions);
-    if (sink) metrics.add(srl::metrics::event_sink_metrics(*sink));
-    dopt.metrics = [&metrics] { return metrics.scrape(); };
     const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff), std::move(dopt)};
 
     // One I/O thread: no other thread touches the sockets (completions from the
@@ -556,7 +586,7 @@ int run(const options& opt) {
         std::printf("dashboard: http://%s:%u/ratelimit/dashboard/\n", host.c_str(), port);
         std::printf("sign in:   http://%s:%u/ratelimit/signin\n", host.c_str(), port);
         std::printf("health:    http://%s:%u/ratelimit/health\n", host.c_str(), port);
-        std::printf("metrics:   http://%s:%u/metrics\n", host.c_str(), port);
+        std::printf("metrics:   http://%s:%u/metrics (Authorization: Bearer <staff token>)\n", host.c_str(), port);
         std::printf("staff token: %s\n", token.c_str());
     }
     std::fflush(stdout);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: installs what the build needs, builds everything with
-# GCC, starts private PostgreSQL and Redis servers on loopback, and runs the suite
+# The README's test command: installs what the build needs, checks the layout with
+# clang-format, builds everything with GCC, starts private PostgreSQL and Redis
+# servers on loopback, and runs the suite
 # (packaging tests included); builds and runs it again with Clang; runs the std-only
 # suites once more through Meson; then builds and runs the suite again at -O1 under
 # ASan+UBSan and under TSan, without benchmarks and packaging tests (build time, no
@@ -29,6 +30,9 @@ build_and_test() {  # <build-dir> <cmake args...>
 }
 
 # -g1 keeps line tables for stack traces at a fraction of full debug info's build time.
+echo "== clang-format $(elapsed)"
+scripts/format.sh --check
+
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
 
 if [[ ${SMART_RATELIMIT_TEST_CLANG:-1} != 0 ]]; then

@@ -3,9 +3,12 @@
 // the threshold in the event log and alerts them by e-mail (libcurl SMTP) and then
 // webhook (Beast), honouring the cool-down; `--dry-run` only lists them. Prints
 // one summary line; exit 0 ok, 1 a channel failed, 64/69/78 as every command.
+// `--metrics-file PATH` leaves the alerts sent (counted across runs) and the build
+// in the Prometheus text format, for node_exporter's textfile collector.
 #include "cli_common.hpp"
 
 #include <smart_ratelimit/alerts.hpp>
+#include <smart_ratelimit/metrics.hpp>
 #include <smart_ratelimit/soci/alert_log.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 #if defined(SRL_TOOL_WITH_SMTP)
@@ -15,9 +18,22 @@
 #include <smart_ratelimit/beast/webhook_client.hpp>
 #endif
 
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
 #include <optional>
+#include <regex>
+#include <span>
 #include <string>
+#include <utility>
 #include <variant>
+#include <vector>
+
+#include <unistd.h>
 
 namespace srl_tool {
 
@@ -25,7 +41,7 @@ namespace {
 
 constexpr std::string_view usage_alerts =
     "usage: smart-ratelimit alerts [--threshold N] [--days N] [--limit N] [--dry-run] [--json]\n"
-    "                              [--database URL] [--settings FILE] [--quiet]\n"
+    "                              [--metrics-file PATH] [--database URL] [--settings FILE] [--quiet]\n"
     "\n"
     "Finds the keys with at least N blocked requests in the last D days (default 1;\n"
     "N defaults to RATELIMIT_ALERT_THRESHOLD, unset or 0 = disabled) among the top\n"
@@ -35,6 +51,12 @@ constexpr std::string_view usage_alerts =
     "skipped (remembered in ratelimit_alert_log; run `smart-ratelimit migrate`).\n"
     "--dry-run lists the offenders and sends nothing (and never creates a missing\n"
     "SQLite file: exit 69). --json prints the result object.\n"
+    "--metrics-file PATH writes smart_ratelimit_alerts_sent_total{channel,result}\n"
+    "(this run's alerts added to the counts already in PATH),\n"
+    "smart_ratelimit_alerts_last_run_timestamp_seconds and smart_ratelimit_build_info\n"
+    "to PATH in the Prometheus text format, atomically (a temporary file renamed over\n"
+    "it): point node_exporter's --collector.textfile.directory at its directory and\n"
+    "name it *.prom. Not written by --dry-run or when the database is unreachable.\n"
     "Exit codes: 0 ok (also: disabled, no offenders), 1 a channel failed, 64 bad\n"
     "arguments, 69 database unreachable, 78 bad settings.\n"
     "Example crontab line:\n"
@@ -68,6 +90,51 @@ struct cli_alert_log {
     }
 };
 
+/// The alert counts a previous run left in `path` (none when it does not exist).
+std::vector<std::pair<std::array<std::string, 2>, std::uint64_t>> previous_counts(const std::string& path) {
+    std::vector<std::pair<std::array<std::string, 2>, std::uint64_t>> out;
+    std::ifstream in(path);
+    static const std::regex line_rx(
+        R"rx(^smart_ratelimit_alerts_sent_total\{channel="([a-z]+)",result="([a-z]+)"\} ([0-9]{1,19})$)rx");
+    std::smatch m;
+    for (std::string line; std::getline(in, line);)
+        if (std::regex_match(line, m, line_rx)) out.push_back({{m[1].str(), m[2].str()}, std::stoull(m[3].str())});
+    return out;
+}
+
+/// Writes the alerts' exposition to `path` atomically: a temporary file beside it,
+/// flushed, then renamed over it (a textfile collector never reads half a file).
+void write_metrics_file(const std::string& path, const srl::alert_result& r) {
+    srl::metrics::labeled_counter sent("smart_ratelimit_alerts_sent_total",
+                                       "Offender alerts sent, by channel and result.", {"channel", "result"});
+    for (std::string_view ch : {"email", "webhook"})
+        for (std::string_view res : {"sent", "failed"}) sent.touch({ch, res});
+    for (const auto& [labels, n] : previous_counts(path)) sent.add({labels[0], labels[1]}, n);
+    for (const auto& c : r.channels) sent.add({c.channel, c.sent ? "sent" : "failed"});
+
+    srl::metrics::exposition e;
+    sent.collect(e);
+    constexpr std::string_view last_run = "smart_ratelimit_alerts_last_run_timestamp_seconds";
+    e.declare(last_run, srl::metrics::metric_type::gauge, "When `smart-ratelimit alerts` last ran (Unix time).");
+    const auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
+    e.sample(last_run, std::span<const srl::metrics::label>{}, now.count());
+    srl::metrics::build_info{}.collect(e);
+    std::string text;
+    e.write_to(text);
+
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    bool ok = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (f != nullptr) ok = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0 && ok;
+    if (f != nullptr) ok = std::fclose(f) == 0 && ok;
+    const int err = errno;
+    if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string why = std::strerror(ok ? errno : err);
+        std::remove(tmp.c_str());
+        throw exit_error(exit_failure, "cannot write the metrics file '" + path + "': " + why);
+    }
+}
+
 std::string channel_summary(const srl::channel_result& c) {
     if (!c.sent) return c.channel + " FAILED: " + c.error;
     if (c.channel == "email") return "email sent to " + std::to_string(c.to.size()) + " recipient(s)";
@@ -80,7 +147,7 @@ int run_alerts(args_view args) {
     return guarded("alerts", [&] {
         const auto a = parse_args(args,
                                   {{"--threshold", true}, {"--days", true}, {"--limit", true},
-                                   {"--dry-run", false}, {"--json", false}},
+                                   {"--dry-run", false}, {"--json", false}, {"--metrics-file", true}},
                                   usage_alerts);
         if (a.help) return int{exit_ok};
         const auto threshold_flag = a.value("--threshold");
@@ -89,6 +156,8 @@ int run_alerts(args_view args) {
         const auto limit = static_cast<int>(int_flag(a, "--limit", 100, 1, 1'000'000));
         const bool dry_run = a.has("--dry-run");
         const bool json = a.has("--json");
+        const auto metrics_file = a.value("--metrics-file");
+        if (metrics_file && metrics_file->empty()) throw usage_error("--metrics-file needs a path");
 
         const srl::settings s = load_cli_settings(a);
         srl::alert_request req = srl::alert_request_from(s);
@@ -97,6 +166,7 @@ int run_alerts(args_view args) {
         req.limit = limit;
 
         if (req.threshold <= 0) {
+            if (metrics_file) write_metrics_file(*metrics_file, srl::alert_result{});
             if (json) print_summary(srl::to_json(srl::alert_result{}));
             else
                 print_summary("alerts: disabled (no threshold: set RATELIMIT_ALERT_THRESHOLD or pass --threshold)");
@@ -122,6 +192,7 @@ int run_alerts(args_view args) {
         srl::alert_dispatcher<mailer_type, webhook_type, cli_alert_log&> dispatcher(make_mailer(s), make_webhook(s),
                                                                                     log);
         const srl::alert_result r = dispatcher.deliver(std::move(offenders), req);
+        if (metrics_file) write_metrics_file(*metrics_file, r);
 
         if (json) {
             print_summary(srl::to_json(r));

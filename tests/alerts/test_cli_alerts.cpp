@@ -8,8 +8,10 @@
 #include <smart_ratelimit/settings.hpp>
 #include <smart_ratelimit/analytics.hpp>
 #include <smart_ratelimit/soci.hpp>
+#include <smart_ratelimit/version.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -191,6 +193,68 @@ TEST_CASE("the cool-down is remembered in the database across runs", "[alerts][c
     env2.back() = "RATELIMIT_ALERT_COOLDOWN_MINUTES=0";
     r = run_cli(dir, {"alerts"}, env2);
     CHECK(r.out == "alerts: 3 offender(s) >= 3 blocked in 1 day(s); webhook sent\n");
+}
+
+TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, for node_exporter",
+          "[alerts][cli][metrics]") {
+    temp_dir dir;
+    const auto db = make_event_log(dir);
+    http_receiver http(200);
+    const auto file = (dir.path() / "alerts.prom").string();
+    const auto has = [](const std::string& text, const std::string& line) {
+        return text.find("\n" + line + "\n") != std::string::npos;
+    };
+    // Disabled: the file still says the job ran, with every count at zero.
+    auto r = run_cli(dir, {"alerts", "--metrics-file", file}, {"RATELIMIT_DATABASE_URL=" + db});
+    CHECK(r.code == 0);
+    std::string text = read_file(file);
+    CHECK(text.rfind("# HELP smart_ratelimit_alerts_sent_total ", 0) == 0);
+    CHECK(has(text, "# TYPE smart_ratelimit_alerts_sent_total counter"));
+    CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"sent\"} 0"));
+    CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"email\",result=\"failed\"} 0"));
+    CHECK(has(text, "# TYPE smart_ratelimit_alerts_last_run_timestamp_seconds gauge"));
+    CHECK(has(text, "smart_ratelimit_build_info{version=\"" + std::string(srl::version_string) + "\"} 1"));
+
+    // Two runs that send: the counts add up across runs (a counter).
+    const std::vector<std::string> env{"RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
+                                       "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
+    for (int run = 1; run <= 2; ++run) {
+        r = run_cli(dir, {"alerts", "--metrics-file", file, "--quiet"}, env);
+        CHECK(r.code == 0);
+        CHECK(r.out == "");
+    }
+    text = read_file(file);
+    CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"sent\"} 2"));
+    CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"failed\"} 0"));
+    CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"email\",result=\"sent\"} 0"));
+    // Written by rename: no temporary file is left beside it.
+    int entries = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+        entries += e.path().filename().string().rfind("alerts.prom", 0) == 0;
+    CHECK(entries == 1);
+
+    // A failed channel is counted as failed; the exit code still says so.
+    const std::vector<std::string> bad{"RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
+                                       "RATELIMIT_ALERT_WEBHOOK=http://127.0.0.1:1/", "RATELIMIT_ALERT_TIMEOUT_MS=2000"};
+    r = run_cli(dir, {"alerts", "--metrics-file", file}, bad);
+    CHECK(r.code == 1);
+    text = read_file(file);
+    CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"failed\"} 1"));
+    CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"sent\"} 2"));
+
+    // promtool, when installed, finds nothing to complain about.
+    if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
+        const auto out = (dir.path() / "promtool.txt").string();
+        const int status = std::system(("promtool check metrics < " + quote(file) + " > " + quote(out) + " 2>&1").c_str());
+        CHECK(status == 0);
+        CHECK(read_file(out) == "");
+    }
+
+    // A directory that does not exist: exit 1 with a message naming the file.
+    r = run_cli(dir, {"alerts", "--metrics-file", (dir.path() / "no" / "such.prom").string()},
+                {"RATELIMIT_DATABASE_URL=" + db});
+    CHECK(r.code == 1);
+    CHECK(r.err.find("cannot write the metrics file") != std::string::npos);
 }
 
 TEST_CASE("alerts exit codes: disabled, bad arguments, bad settings, unreachable database", "[alerts][cli]") {
