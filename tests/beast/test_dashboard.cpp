@@ -400,7 +400,6 @@ TEST_CASE("escaping helpers cover their contexts", "[beast][dashboard]") {
           "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&#96;&lt;/a&gt;");
     CHECK(sb::dashboard_detail::html_escape(std::string("a\0b", 3)) == "a\xEF\xBF\xBD" "b");
     CHECK(sb::dashboard_detail::query_component("a b&c=d+e/f?#%~") == "a%20b%26c%3Dd%2Be%2Ff%3F%23%25~");
-    CHECK(sb::dashboard_detail::harden_json("{\"k\":\"<&>\"}") == "{\"k\":\"\\u003c\\u0026\\u003e\"}");
     CHECK(sb::dashboard_detail::constant_time_equals("abcdefgh", "abcdefgh"));
     CHECK(!sb::dashboard_detail::constant_time_equals("abcdefg", "abcdefgh"));
     CHECK(!sb::dashboard_detail::constant_time_equals("abcdefghi", "abcdefgh"));

@@ -14,7 +14,7 @@
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
 
-#include <smart_ratelimit/analytics/detail/format.hpp>
+#include <smart_ratelimit/analytics/format.hpp>
 #include <smart_ratelimit/analytics/json_text.hpp>
 #include <smart_ratelimit/analytics/results.hpp>
 
@@ -86,7 +86,7 @@ inline void append_value(std::string& out, const boost::json::value& v) {
     case boost::json::kind::uint64: out += std::to_string(v.get_uint64()); break;
     case boost::json::kind::double_: out += format_plain_decimal(v.get_double()); break;
     case boost::json::kind::string:
-        append_json_string(out, std::string_view(v.get_string().data(), v.get_string().size()));
+        detail::append_json_string(out, std::string_view(v.get_string().data(), v.get_string().size()));
         break;
     case boost::json::kind::array: {
         out.push_back('[');
@@ -105,7 +105,7 @@ inline void append_value(std::string& out, const boost::json::value& v) {
         for (const auto& kv : v.get_object()) {
             if (!first) out.push_back(',');
             first = false;
-            append_json_string(out, std::string_view(kv.key().data(), kv.key().size()));
+            detail::append_json_string(out, std::string_view(kv.key().data(), kv.key().size()));
             out.push_back(':');
             append_value(out, kv.value());
         }

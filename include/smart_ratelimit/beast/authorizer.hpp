@@ -9,6 +9,7 @@
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
 
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/error.hpp>
 
 #include <concepts>
@@ -81,23 +82,6 @@ inline bool constant_time_equals(std::string_view candidate, std::string_view se
     return diff == 0;
 }
 
-inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
-
 /// Calls `f(value)` for every cookie named `name` in every `Cookie` field line.
 template <class F>
 void for_each_cookie(const boost::beast::http::fields& fields, std::string_view name, F&& f) {
@@ -107,12 +91,12 @@ void for_each_cookie(const boost::beast::http::fields& fields, std::string_view 
         std::string_view line = it->value();
         while (!line.empty()) {
             const auto semi = line.find(';');
-            std::string_view pair = trim_ows(line.substr(0, semi));
+            std::string_view pair = smart_ratelimit::detail::trim(line.substr(0, semi));
             line = semi == std::string_view::npos ? std::string_view{} : line.substr(semi + 1);
             const auto eq = pair.find('=');
             if (eq == std::string_view::npos) continue;
-            if (trim_ows(pair.substr(0, eq)) != name) continue;
-            std::string_view value = trim_ows(pair.substr(eq + 1));
+            if (smart_ratelimit::detail::trim(pair.substr(0, eq)) != name) continue;
+            std::string_view value = smart_ratelimit::detail::trim(pair.substr(eq + 1));
             if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
                 value = value.substr(1, value.size() - 2);
             f(value);
@@ -171,11 +155,11 @@ public:
         bool ok = false;
         for (auto it = h.find(boost::beast::http::field::authorization);
              it != h.end() && it->name() == boost::beast::http::field::authorization; ++it) {
-            const std::string_view v = dashboard_detail::trim_ows(it->value());
+            const std::string_view v = smart_ratelimit::detail::trim(it->value());
             const auto sp = v.find(' ');
             if (sp == std::string_view::npos) continue;
-            if (!dashboard_detail::iequals(v.substr(0, sp), "bearer")) continue;
-            ok |= accepts_token(dashboard_detail::trim_ows(v.substr(sp + 1)));
+            if (!smart_ratelimit::detail::iequals(v.substr(0, sp), "bearer")) continue;
+            ok |= accepts_token(smart_ratelimit::detail::trim(v.substr(sp + 1)));
         }
         dashboard_detail::for_each_cookie(h, cookie_name_, [&](std::string_view value) { ok |= accepts_token(value); });
         return ok;
