@@ -76,7 +76,7 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
     jv = std::move(o);
 }
 
-namespace analytics_detail {
+namespace detail::analytics {
 
 inline void append_value(std::string& out, const boost::json::value& v) {
     switch (v.kind()) {
@@ -115,7 +115,7 @@ inline void append_value(std::string& out, const boost::json::value& v) {
     }
 }
 
-}  // namespace analytics_detail
+}  // namespace detail::analytics
 
 /// Serializes any Boost.JSON value compactly, like boost::json::serialize except:
 /// doubles in plain decimal notation (shortest round trip: `0.6`, `0.0`);
@@ -124,7 +124,7 @@ inline void append_value(std::string& out, const boost::json::value& v) {
 /// Thread safety: pure function.
 inline std::string serialize_json(const boost::json::value& v) {
     std::string out;
-    analytics_detail::append_value(out, v);
+    detail::analytics::append_value(out, v);
     return out;
 }
 

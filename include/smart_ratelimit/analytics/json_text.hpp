@@ -16,7 +16,7 @@
 
 namespace smart_ratelimit {
 
-namespace analytics_detail {
+namespace detail::analytics {
 
 struct json_object_writer {
     std::string& out;
@@ -53,10 +53,10 @@ struct json_object_writer {
     void close() { out.push_back('}'); }
 };
 
-}  // namespace analytics_detail
+}  // namespace detail::analytics
 
 inline void append_json(std::string& out, const traffic_summary& s) {
-    analytics_detail::json_object_writer w(out);
+    detail::analytics::json_object_writer w(out);
     w.field("days", std::int64_t{s.days});
     w.field("total", s.total);
     w.field("allowed", s.allowed);
@@ -67,14 +67,14 @@ inline void append_json(std::string& out, const traffic_summary& s) {
 }
 
 inline void append_json(std::string& out, const offender& o) {
-    analytics_detail::json_object_writer w(out);
+    detail::analytics::json_object_writer w(out);
     w.field("key", o.key);
     w.field("blocked_count", o.blocked_count);
     w.close();
 }
 
 inline void append_json(std::string& out, const rule_hits& r) {
-    analytics_detail::json_object_writer w(out);
+    detail::analytics::json_object_writer w(out);
     w.field("rule_name", r.rule_name);
     w.field("hits", r.hits);
     w.field("blocked", r.blocked);
@@ -82,14 +82,14 @@ inline void append_json(std::string& out, const rule_hits& r) {
 }
 
 inline void append_json(std::string& out, const path_count& p) {
-    analytics_detail::json_object_writer w(out);
+    detail::analytics::json_object_writer w(out);
     w.field("path", p.path);
     w.field("blocked_count", p.blocked_count);
     w.close();
 }
 
 inline void append_json(std::string& out, const recent_event& e) {
-    analytics_detail::json_object_writer w(out);
+    detail::analytics::json_object_writer w(out);
     w.time("timestamp", e.timestamp);
     w.field("path", e.path);
     w.field("method", e.method);
@@ -112,7 +112,7 @@ void append_json(std::string& out, const std::vector<T>& items) {
 }
 
 inline void append_json(std::string& out, const offender_detail& d) {
-    analytics_detail::json_object_writer w(out);
+    detail::analytics::json_object_writer w(out);
     w.field("key", d.key);
     w.field("days", std::int64_t{d.days});
     w.field("total", d.total);

@@ -68,7 +68,7 @@ private:
     F f_;
 };
 
-namespace dashboard_detail {
+namespace detail {
 
 /// Compares `candidate` with `secret` in time that depends only on the secret's
 /// length (which is not itself secret), never on where the first difference is.
@@ -114,7 +114,7 @@ inline bool is_cookie_safe_token(std::string_view t) noexcept {
     return true;
 }
 
-}  // namespace dashboard_detail
+}  // namespace detail
 
 /// Staff are requests carrying one of the configured tokens, either as
 /// `Authorization: Bearer <token>` or as the cookie `cookie_name` (default
@@ -130,12 +130,12 @@ public:
         for (const auto& t : tokens_) {
             if (t.size() < 8 || t.size() > 512)
                 throw config_error("staff_token_authorizer: a staff token must be 8 to 512 characters long");
-            if (!dashboard_detail::is_cookie_safe_token(t))
+            if (!detail::is_cookie_safe_token(t))
                 throw config_error(
                     "staff_token_authorizer: a staff token may only hold visible ASCII characters "
                     "other than '\"', ',', ';' and '\\'");
         }
-        if (cookie_name_.empty() || !dashboard_detail::is_cookie_safe_token(cookie_name_) ||
+        if (cookie_name_.empty() || !detail::is_cookie_safe_token(cookie_name_) ||
             cookie_name_.find('=') != std::string::npos)
             throw config_error("staff_token_authorizer: invalid cookie name '" + cookie_name_ + "'");
     }
@@ -147,7 +147,7 @@ public:
     /// each in constant time, whatever the outcome.
     bool accepts_token(std::string_view token) const noexcept {
         bool ok = false;
-        for (const auto& t : tokens_) ok |= dashboard_detail::constant_time_equals(token, t);
+        for (const auto& t : tokens_) ok |= detail::constant_time_equals(token, t);
         return ok && !token.empty();
     }
 
@@ -161,7 +161,7 @@ public:
             if (!smart_ratelimit::detail::iequals(v.substr(0, sp), "bearer")) continue;
             ok |= accepts_token(smart_ratelimit::detail::trim(v.substr(sp + 1)));
         }
-        dashboard_detail::for_each_cookie(h, cookie_name_, [&](std::string_view value) { ok |= accepts_token(value); });
+        detail::for_each_cookie(h, cookie_name_, [&](std::string_view value) { ok |= accepts_token(value); });
         return ok;
     }
 

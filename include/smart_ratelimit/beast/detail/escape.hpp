@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace smart_ratelimit::beast::dashboard_detail {
+namespace smart_ratelimit::beast::detail {
 
 /// Appends `s` escaped for HTML text and for double- or single-quoted attribute values
 /// (`& < > " '`). Control characters other than TAB/LF/CR become U+FFFD so a stored
@@ -69,4 +69,4 @@ inline std::string query_component(std::string_view s) {
     return out;
 }
 
-}  // namespace smart_ratelimit::beast::dashboard_detail
+}  // namespace smart_ratelimit::beast::detail
