@@ -6,6 +6,7 @@
 #include "cli_common.hpp"
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
+#include <smart_ratelimit/detail/json_escape.hpp>
 #include <smart_ratelimit/rate.hpp>
 
 #if defined(SRL_TOOL_WITH_REDIS)
@@ -44,24 +45,7 @@ constexpr std::string_view usage_limit =
     "without the state tables, 78 bad settings.\n"
     "Example: smart-ratelimit limit --store redis://127.0.0.1:6379 --rate 10/m --key job:backup || exit 0\n";
 
-void append_json_string(std::string& out, std::string_view s) {
-    static const char hex[] = "0123456789abcdef";
-    out += '"';
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (c < 0x20 || c == 0x7f) {
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += ch;
-        }
-    }
-    out += '"';
-}
+using srl::detail::append_json_string;
 
 std::string ms_field(std::chrono::nanoseconds d) {
     if (d == srl::never) return "null";

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include <smart_ratelimit/analytics/csv.hpp>
-#include <smart_ratelimit/analytics/detail/format.hpp>
+#include <smart_ratelimit/analytics/format.hpp>
 #include <smart_ratelimit/analytics/json_text.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 

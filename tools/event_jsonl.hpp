@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include <smart_ratelimit/analytics/format.hpp>
+#include <smart_ratelimit/detail/json_escape.hpp>
 #include <smart_ratelimit/detail/json_reader.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>
@@ -31,107 +33,17 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (years 1..9999, else clamped).
+/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (clamped to the years 1..9999 the
+/// event log stores).
 inline void append_rfc3339(std::string& out, srl::event_time t) {
-    std::string pg;
-    srl::soci::detail::append_pg_time(pg, t);  // "YYYY-MM-DD HH:MM:SS.ffffff+00"
-    pg[10] = 'T';
-    pg.resize(pg.size() - 3);
-    out += pg;
-    out += 'Z';
+    out += srl::format_rfc3339(srl::soci::detail::clamp_time(t), 6);
 }
 
-/// Parses RFC 3339: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (also a space or a
-/// lower-case `t` as the separator). Digits past microseconds are truncated.
-inline std::optional<srl::event_time> parse_rfc3339(std::string_view s) {
-    using namespace std::chrono;
-    auto num = [&](std::size_t pos, std::size_t len, int& out) {
-        if (pos + len > s.size()) return false;
-        out = 0;
-        for (std::size_t i = pos; i < pos + len; ++i) {
-            if (s[i] < '0' || s[i] > '9') return false;
-            out = out * 10 + (s[i] - '0');
-        }
-        return true;
-    };
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-    if (s.size() < 20 || !num(0, 4, y) || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' || !num(8, 2, d) ||
-        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, h) || s[13] != ':' ||
-        !num(14, 2, mi) || s[16] != ':' || !num(17, 2, sec))
-        return std::nullopt;
-    const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-    if (!ymd.ok() || y < 1 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-    if (sec == 60) sec = 59;  // a leap second maps onto the last representable second
-    std::size_t pos = 19;
-    std::int64_t frac_us = 0;
-    if (pos < s.size() && s[pos] == '.') {
-        ++pos;
-        int digits = 0;
-        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-            if (digits < 6) frac_us = frac_us * 10 + (s[pos] - '0');
-            ++digits;
-            ++pos;
-        }
-        if (digits == 0) return std::nullopt;
-        for (int i = digits; i < 6; ++i) frac_us *= 10;
-    }
-    if (pos >= s.size()) return std::nullopt;
-    minutes offset{0};
-    if (s[pos] == 'Z' || s[pos] == 'z') {
-        ++pos;
-    } else if (s[pos] == '+' || s[pos] == '-') {
-        int oh = 0, om = 0;
-        if (!num(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !num(pos + 4, 2, om) || oh > 23 ||
-            om > 59)
-            return std::nullopt;
-        offset = hours{oh} + minutes{om};
-        if (s[pos] == '-') offset = -offset;
-        pos += 6;
-    } else {
-        return std::nullopt;
-    }
-    if (pos != s.size()) return std::nullopt;
-    const auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + microseconds{frac_us} - offset;
-    return srl::event_time{duration_cast<microseconds>(t.time_since_epoch())};
-}
+/// The library's RFC 3339 parser (analytics/format.hpp): any number of fraction
+/// digits, truncated to microseconds; a leap second read as :59.
+using srl::parse_rfc3339;
 
-/// Appends `s` as a JSON string. Control characters are escaped and invalid UTF-8
-/// is replaced by U+FFFD, so the output is always valid JSON.
-inline void append_json_string(std::string& out, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
-    out += '"';
-    for (std::size_t i = 0; i < s.size();) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80u) {
-            const std::size_t n = srl::soci::detail::utf8_sequence(s, i);
-            if (n == 0) {
-                out += "\xEF\xBF\xBD";
-                ++i;
-            } else {
-                out.append(s.substr(i, n));
-                i += n;
-            }
-            continue;
-        }
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20u || c == 0x7fu) {
-                    out += "\\u00";
-                    out += hex[c >> 4];
-                    out += hex[c & 0xf];
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-        ++i;
-    }
-    out += '"';
-}
+using srl::detail::append_json_string;
 
 /// True when `s` is an integer exactly as std::to_string writes an int64: optional
 /// '-', no leading zeros, no '+', not "-0", in range. Such a user_id is exported as

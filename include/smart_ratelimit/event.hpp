@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include <smart_ratelimit/detail/utf8.hpp>
+
 namespace smart_ratelimit {
 
 /// Event timestamps: UTC, microsecond resolution.
@@ -106,16 +108,6 @@ constexpr std::string_view rule_name_of(std::string_view key) noexcept {
     }
     return name;
 }
-
-namespace detail {
-/// Truncates to at most `cap` bytes without splitting a UTF-8 sequence.
-inline std::string capped(std::string_view s, std::size_t cap) {
-    if (s.size() <= cap) return std::string(s);
-    std::size_t n = cap;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0u) == 0x80u) --n;
-    return std::string(s.substr(0, n));
-}
-}  // namespace detail
 
 /// Builds an event with caps applied and rule_name derived from the key; `allowed`
 /// is derived from `outcome`. `path` should already be stripped of its query string.

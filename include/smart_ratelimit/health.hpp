@@ -5,7 +5,7 @@
 // Standard headers only; the checks themselves live with what they check.
 #pragma once
 
-#include <smart_ratelimit/analytics/json_text.hpp>
+#include <smart_ratelimit/detail/json_escape.hpp>
 
 #include <string>
 #include <string_view>
@@ -50,16 +50,16 @@ struct health_report {
     /// escaped like every JSON the library writes (safe in HTML).
     std::string to_json() const {
         std::string out = R"({"status":)";
-        append_json_string(out, ok() ? "ok" : "unhealthy");
+        detail::append_json_string(out, ok() ? "ok" : "unhealthy");
         out += R"(,"checks":[)";
         for (std::size_t i = 0; i < checks.size(); ++i) {
             if (i != 0) out += ',';
             out += R"({"name":)";
-            append_json_string(out, checks[i].name);
+            detail::append_json_string(out, checks[i].name);
             out += R"(,"ok":)";
             out += checks[i].ok ? "true" : "false";
             out += R"(,"detail":)";
-            append_json_string(out, checks[i].detail);
+            detail::append_json_string(out, checks[i].detail);
             out += '}';
         }
         out += "]}";

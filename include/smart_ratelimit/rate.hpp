@@ -4,6 +4,7 @@
 // Everything that is not exactly that grammar is a config_error quoting the input.
 #pragma once
 
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/error.hpp>
 
 #include <charconv>
@@ -31,31 +32,9 @@ struct rate {
 
 namespace detail {
 
-/// Appends `s` with control characters escaped (\n, \t, \xNN) so that an error
-/// message quoting user input stays one readable line.
-inline void append_escaped(std::string& out, std::string_view s) {
-    constexpr char hex[] = "0123456789abcdef";
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (c == '\r') {
-            out += "\\r";
-        } else if (u < 0x20 || u == 0x7f) {
-            out += "\\x";
-            out += hex[u >> 4];
-            out += hex[u & 0xF];
-        } else {
-            out += c;
-        }
-    }
-}
-
 [[noreturn]] inline void bad_rate(std::string_view text, std::string_view why) {
     std::string msg = "invalid rate \"";
-    append_escaped(msg, text);
+    append_printable(msg, text);
     msg += "\": ";
     msg.append(why);
     throw config_error(msg);

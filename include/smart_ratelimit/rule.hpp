@@ -9,6 +9,7 @@
 #include <smart_ratelimit/concepts.hpp>
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/detail/hash.hpp>
+#include <smart_ratelimit/detail/utf8.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>
 #include <smart_ratelimit/rate.hpp>
@@ -49,7 +50,7 @@ inline void check_rule_name(std::string_view name) {
                     c == '_' || c == '-');
     if (!ok) {
         std::string msg = "invalid rule name \"";
-        detail::append_escaped(msg, name);
+        detail::append_printable(msg, name);
         msg += "\": expected 1 to 100 characters from [A-Za-z0-9_-]";
         throw config_error(msg);
     }
@@ -67,7 +68,7 @@ A make_algorithm(std::string_view name, rate r) {
                       "rate and a static algorithm_name; otherwise pass basic_rule objects");
         if (!name.empty() && name != A::algorithm_name) {
             std::string msg = "algorithm \"";
-            detail::append_escaped(msg, name);
+            detail::append_printable(msg, name);
             msg += "\" does not match this limiter's algorithm \"";
             msg.append(A::algorithm_name);
             msg += "\"";
@@ -106,8 +107,7 @@ inline std::string_view format_key(key_buffer& out, std::string_view rule_name,
         n += inner.size();
     } else {
         constexpr std::size_t tail = 33;  // '#' + 32 hex digits
-        std::size_t keep = room - tail;
-        while (keep > 0 && (static_cast<unsigned char>(inner[keep]) & 0xC0u) == 0x80u) --keep;
+        const std::size_t keep = detail::utf8_boundary(inner, room - tail);
         std::memcpy(buf + n, inner.data(), keep);
         n += keep;
         buf[n++] = '#';

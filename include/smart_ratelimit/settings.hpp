@@ -22,7 +22,9 @@
 #include <vector>
 
 #include <smart_ratelimit/detail/json_reader.hpp>
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/error.hpp>
+#include <smart_ratelimit/keys/cidr.hpp>
 #include <smart_ratelimit/rate.hpp>
 #include <smart_ratelimit/limiter_options.hpp>
 
@@ -93,26 +95,11 @@ namespace detail {
                        "): " + std::string(what));
 }
 
+/// `s` in double quotes as one printable line (detail/text.hpp).
 inline std::string quoted_value(std::string_view s) {
     std::string out = "\"";
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7F) {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[u >> 4];
-            out += hex[u & 0xF];
-        } else {
-            out += c;
-        }
-    }
+    append_printable(out, s);
     return out + "\"";
-}
-
-inline std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 inline bool has_control(std::string_view s) noexcept {
@@ -181,72 +168,9 @@ inline bool valid_database_url(std::string_view s) noexcept {
     return valid_url(s, {"postgresql", "postgres"});
 }
 
-inline bool parse_ipv4(std::string_view s) noexcept {
-    int parts = 0;
-    while (true) {
-        std::size_t n = 0;
-        while (n < s.size() && s[n] >= '0' && s[n] <= '9') ++n;
-        if (n == 0 || n > 3 || (n > 1 && s[0] == '0')) return false;
-        int v = 0;
-        std::from_chars(s.data(), s.data() + n, v);
-        if (v > 255) return false;
-        ++parts;
-        s.remove_prefix(n);
-        if (s.empty()) return parts == 4;
-        if (s.front() != '.' || parts == 4) return false;
-        s.remove_prefix(1);
-    }
-}
-
-inline bool parse_ipv6(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    int groups = 0;
-    bool compressed = false;
-    if (s.substr(0, 2) == "::") {
-        compressed = true;
-        s.remove_prefix(2);
-        if (s.empty()) return true;
-    }
-    while (true) {
-        std::size_t n = 0;
-        while (n < s.size() && std::string_view("0123456789abcdefABCDEF").find(s[n]) !=
-                                   std::string_view::npos)
-            ++n;
-        if (n < s.size() && s[n] == '.') {  // trailing embedded IPv4
-            if (!parse_ipv4(s)) return false;
-            groups += 2;
-            break;
-        }
-        if (n == 0 || n > 4) return false;
-        ++groups;
-        s.remove_prefix(n);
-        if (s.empty()) break;
-        if (s.substr(0, 2) == "::") {
-            if (compressed) return false;
-            compressed = true;
-            s.remove_prefix(2);
-            if (s.empty()) break;
-            continue;
-        }
-        if (s.front() != ':') return false;
-        s.remove_prefix(1);
-        if (s.empty()) return false;
-    }
-    return compressed ? groups <= 7 : groups == 8;
-}
-
-/// An address or CIDR block: `a.b.c.d[/0-32]` or an IPv6 address `[/0-128]`.
-inline bool valid_cidr(std::string_view s) noexcept {
-    const auto slash = s.find('/');
-    const auto addr = s.substr(0, slash);
-    const bool v4 = parse_ipv4(addr);
-    if (!v4 && !parse_ipv6(addr)) return false;
-    if (slash == std::string_view::npos) return true;
-    std::int64_t bits = 0;
-    const auto len = s.substr(slash + 1);
-    if (len.size() > 3 || (len.size() > 1 && len[0] == '0')) return false;
-    return parse_count_text(len, v4 ? 32 : 128, bits);
-}
+/// An address or CIDR block exactly as the middleware's trusted-proxy list
+/// (`cidr_list`) parses it: keys/cidr.hpp's `cidr::parse`.
+inline bool valid_cidr(std::string_view s) noexcept { return cidr::parse(s).has_value(); }
 
 inline std::vector<std::string> split_list(std::string_view text) {
     std::vector<std::string> out;

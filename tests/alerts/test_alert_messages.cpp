@@ -28,7 +28,7 @@ TEST_CASE("the webhook payload is the spec's JSON, keys escaped", "[alerts]") {
     CHECK(srl::alert_webhook_payload(offenders, 100, 1) ==
           "{\"threshold\": 100, \"days\": 1, \"offenders\": ["
           "{\"key\": \"ip:203.0.113.5\", \"blocked_count\": 412}, "
-          "{\"key\": \"q\\\"b\\\\s\\u0001\\u007f</script>\", \"blocked_count\": 3}]}");
+          "{\"key\": \"q\\\"b\\\\s\\u0001\\u007f\\u003c/script\\u003e\", \"blocked_count\": 3}]}");
     CHECK(srl::alert_webhook_payload({}, 1, 30) == "{\"threshold\": 1, \"days\": 30, \"offenders\": []}");
 }
 

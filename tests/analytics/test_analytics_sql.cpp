@@ -17,7 +17,7 @@
 #include <random>
 #include <span>
 
-#include <smart_ratelimit/analytics/detail/format.hpp>
+#include <smart_ratelimit/analytics/format.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 
 using namespace srl_test;

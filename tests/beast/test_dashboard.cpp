@@ -175,7 +175,7 @@ TEST_CASE("hostile keys, paths and user ids never come back unescaped", "[beast]
     CHECK(page.body().find("?key=ip%3A%3Cscript%3Ealert%281%29%3C%2Fscript%3E&amp;days=7") != std::string::npos);
 
     for (const std::string& key : {std::string("ip:") + script_payload, std::string("user:") + img_payload}) {
-        const auto res = get(server.port(), "/ratelimit/dashboard/offender/?key=" + sb::dashboard_detail::query_component(key),
+        const auto res = get(server.port(), "/ratelimit/dashboard/offender/?key=" + sb::detail::query_component(key),
                              bearer(staff_token));
         REQUIRE(res.result_int() == 200);
         CHECK(res[http::field::content_type] == "application/json");
@@ -396,16 +396,15 @@ TEST_CASE("parse_days follows the days table", "[beast][dashboard]") {
 }
 
 TEST_CASE("escaping helpers cover their contexts", "[beast][dashboard]") {
-    CHECK(sb::dashboard_detail::html_escape("<a href=\"x\" title='y'>&`</a>") ==
+    CHECK(sb::detail::html_escape("<a href=\"x\" title='y'>&`</a>") ==
           "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&#96;&lt;/a&gt;");
-    CHECK(sb::dashboard_detail::html_escape(std::string("a\0b", 3)) == "a\xEF\xBF\xBD" "b");
-    CHECK(sb::dashboard_detail::query_component("a b&c=d+e/f?#%~") == "a%20b%26c%3Dd%2Be%2Ff%3F%23%25~");
-    CHECK(sb::dashboard_detail::harden_json("{\"k\":\"<&>\"}") == "{\"k\":\"\\u003c\\u0026\\u003e\"}");
-    CHECK(sb::dashboard_detail::constant_time_equals("abcdefgh", "abcdefgh"));
-    CHECK(!sb::dashboard_detail::constant_time_equals("abcdefg", "abcdefgh"));
-    CHECK(!sb::dashboard_detail::constant_time_equals("abcdefghi", "abcdefgh"));
-    CHECK(!sb::dashboard_detail::constant_time_equals("", "abcdefgh"));
-    CHECK(!sb::dashboard_detail::constant_time_equals("abcdefgX", "abcdefgh"));
+    CHECK(sb::detail::html_escape(std::string("a\0b", 3)) == "a\xEF\xBF\xBD" "b");
+    CHECK(sb::detail::query_component("a b&c=d+e/f?#%~") == "a%20b%26c%3Dd%2Be%2Ff%3F%23%25~");
+    CHECK(sb::detail::constant_time_equals("abcdefgh", "abcdefgh"));
+    CHECK(!sb::detail::constant_time_equals("abcdefg", "abcdefgh"));
+    CHECK(!sb::detail::constant_time_equals("abcdefghi", "abcdefgh"));
+    CHECK(!sb::detail::constant_time_equals("", "abcdefgh"));
+    CHECK(!sb::detail::constant_time_equals("abcdefgX", "abcdefgh"));
 }
 
 TEST_CASE("the traffic timeline adds up to the traffic summary", "[beast][dashboard][analytics]") {
@@ -690,7 +689,7 @@ TEST_CASE("the offender page shows the drill-down escaped, with outcomes and the
     CHECK(b.find("<script") == std::string::npos);
 
     const std::string hostile = std::string("user:") + img_payload;
-    const auto h = get(p, "/ratelimit/dashboard/offender.html?key=" + sb::dashboard_detail::query_component(hostile),
+    const auto h = get(p, "/ratelimit/dashboard/offender.html?key=" + sb::detail::query_component(hostile),
                        bearer(staff_token));
     REQUIRE(h.result_int() == 200);
     CHECK(h.body().find("<img") == std::string::npos);

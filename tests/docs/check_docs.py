@@ -51,7 +51,6 @@ README_MAX_LINES = 400
 FORBIDDEN = [re.compile(r"\b" + "SP" + r"EC\b"), re.compile(r"\.\./" + "shared")]
 ADAPTERS = [  # (include prefix, adapter)
     ("smart_ratelimit/soci", "soci"),
-    ("smart_ratelimit/alerts/soci_alert_log", "soci"),
     ("smart_ratelimit/beast/soci_dashboard_source", "soci"),
     ("smart_ratelimit/beast", "beast"),
     ("smart_ratelimit/redis", "redis"),

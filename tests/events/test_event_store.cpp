@@ -54,7 +54,7 @@ static_assert(std::same_as<std::ranges::range_value_t<ssoci::event_stream>, even
 
 // ---- database URLs ----------------------------------------------------------------
 
-TEST_CASE("database URLs of SPEC 11 parse into SOCI connection strings", "[soci][url]") {
+TEST_CASE("database URLs parse into SOCI connection strings", "[soci][url]") {
     auto rel = ssoci::parse_database_url("sqlite:///relative/events.db");
     CHECK(rel.kind == ssoci::dialect::sqlite);
     CHECK(rel.path == "relative/events.db");

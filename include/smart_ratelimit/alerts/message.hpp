@@ -11,106 +11,10 @@
 #include <string_view>
 
 #include <smart_ratelimit/analytics/results.hpp>
+#include <smart_ratelimit/detail/json_escape.hpp>
+#include <smart_ratelimit/detail/text.hpp>
 
 namespace smart_ratelimit {
-
-namespace detail {
-
-/// Length of the valid UTF-8 sequence at the start of `s` (1-4), or 0 when invalid.
-inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
-    const auto b0 = static_cast<unsigned char>(s[0]);
-    std::size_t n = 0;
-    std::uint32_t min = 0;
-    if (b0 < 0x80) return 1;
-    if ((b0 & 0xE0) == 0xC0) { n = 2; min = 0x80; }
-    else if ((b0 & 0xF0) == 0xE0) { n = 3; min = 0x800; }
-    else if ((b0 & 0xF8) == 0xF0) { n = 4; min = 0x10000; }
-    else return 0;
-    if (s.size() < n) return 0;
-    std::uint32_t cp = b0 & (0x7F >> n);
-    for (std::size_t i = 1; i < n; ++i) {
-        const auto b = static_cast<unsigned char>(s[i]);
-        if ((b & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
-
-inline constexpr std::string_view replacement_character = "\xEF\xBF\xBD";
-
-/// `s` as one printable line of valid UTF-8: CR, LF, TAB and other control
-/// characters become `\r`, `\n`, `\t`, `\xNN`; invalid UTF-8 bytes become U+FFFD.
-inline std::string printable_line(std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(s.size());
-    while (!s.empty()) {
-        const auto c = static_cast<unsigned char>(s[0]);
-        if (c < 0x20 || c == 0x7F) {
-            if (c == '\r') out += "\\r";
-            else if (c == '\n') out += "\\n";
-            else if (c == '\t') out += "\\t";
-            else {
-                out += "\\x";
-                out += hex[c >> 4];
-                out += hex[c & 0xF];
-            }
-            s.remove_prefix(1);
-            continue;
-        }
-        const std::size_t n = utf8_sequence_length(s);
-        if (n == 0) {
-            out += replacement_character;
-            s.remove_prefix(1);
-        } else {
-            out.append(s.substr(0, n));
-            s.remove_prefix(n);
-        }
-    }
-    return out;
-}
-
-/// Appends `s` as a JSON string literal (quotes included); invalid UTF-8 becomes U+FFFD.
-inline void append_json_string(std::string& out, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
-    out += '"';
-    while (!s.empty()) {
-        const auto c = static_cast<unsigned char>(s[0]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7F) {
-            switch (c) {
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            default:
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 0xF];
-            }
-        } else if (c >= 0x80) {
-            const std::size_t n = utf8_sequence_length(s);
-            if (n == 0) {
-                out += replacement_character;
-                s.remove_prefix(1);
-            } else {
-                out.append(s.substr(0, n));
-                s.remove_prefix(n);
-            }
-            continue;
-        } else {
-            out += static_cast<char>(c);
-        }
-        s.remove_prefix(1);
-    }
-    out += '"';
-}
-
-}  // namespace detail
 
 /// `[smart-ratelimit] <N> offender(s) alert`
 inline std::string alert_subject(std::size_t offender_count) {

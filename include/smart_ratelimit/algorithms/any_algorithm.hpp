@@ -108,7 +108,7 @@ public:
         if (name == token_bucket::algorithm_name) return token_bucket(r);
         if (name == leaky_bucket::algorithm_name || name == "gcra") return leaky_bucket(r);
         std::string msg = "unknown algorithm \"";
-        detail::append_escaped(msg, name);
+        detail::append_printable(msg, name);
         msg += "\" (expected fixed_window, sliding_window, sliding_window_approx, "
                "token_bucket, leaky_bucket or gcra)";
         throw config_error(msg);

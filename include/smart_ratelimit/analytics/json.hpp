@@ -14,7 +14,7 @@
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
 
-#include <smart_ratelimit/analytics/detail/format.hpp>
+#include <smart_ratelimit/analytics/format.hpp>
 #include <smart_ratelimit/analytics/json_text.hpp>
 #include <smart_ratelimit/analytics/results.hpp>
 
@@ -76,7 +76,7 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
     jv = std::move(o);
 }
 
-namespace analytics_detail {
+namespace detail::analytics {
 
 inline void append_value(std::string& out, const boost::json::value& v) {
     switch (v.kind()) {
@@ -86,7 +86,7 @@ inline void append_value(std::string& out, const boost::json::value& v) {
     case boost::json::kind::uint64: out += std::to_string(v.get_uint64()); break;
     case boost::json::kind::double_: out += format_plain_decimal(v.get_double()); break;
     case boost::json::kind::string:
-        append_json_string(out, std::string_view(v.get_string().data(), v.get_string().size()));
+        detail::append_json_string(out, std::string_view(v.get_string().data(), v.get_string().size()));
         break;
     case boost::json::kind::array: {
         out.push_back('[');
@@ -105,7 +105,7 @@ inline void append_value(std::string& out, const boost::json::value& v) {
         for (const auto& kv : v.get_object()) {
             if (!first) out.push_back(',');
             first = false;
-            append_json_string(out, std::string_view(kv.key().data(), kv.key().size()));
+            detail::append_json_string(out, std::string_view(kv.key().data(), kv.key().size()));
             out.push_back(':');
             append_value(out, kv.value());
         }
@@ -115,7 +115,7 @@ inline void append_value(std::string& out, const boost::json::value& v) {
     }
 }
 
-}  // namespace analytics_detail
+}  // namespace detail::analytics
 
 /// Serializes any Boost.JSON value compactly, like boost::json::serialize except:
 /// doubles in plain decimal notation (shortest round trip: `0.6`, `0.0`);
@@ -124,7 +124,7 @@ inline void append_value(std::string& out, const boost::json::value& v) {
 /// Thread safety: pure function.
 inline std::string serialize_json(const boost::json::value& v) {
     std::string out;
-    analytics_detail::append_value(out, v);
+    detail::analytics::append_value(out, v);
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
 
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/error.hpp>
 
 #include <concepts>
@@ -67,7 +68,7 @@ private:
     F f_;
 };
 
-namespace dashboard_detail {
+namespace detail {
 
 /// Compares `candidate` with `secret` in time that depends only on the secret's
 /// length (which is not itself secret), never on where the first difference is.
@@ -81,23 +82,6 @@ inline bool constant_time_equals(std::string_view candidate, std::string_view se
     return diff == 0;
 }
 
-inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
-
 /// Calls `f(value)` for every cookie named `name` in every `Cookie` field line.
 template <class F>
 void for_each_cookie(const boost::beast::http::fields& fields, std::string_view name, F&& f) {
@@ -107,12 +91,12 @@ void for_each_cookie(const boost::beast::http::fields& fields, std::string_view 
         std::string_view line = it->value();
         while (!line.empty()) {
             const auto semi = line.find(';');
-            std::string_view pair = trim_ows(line.substr(0, semi));
+            std::string_view pair = smart_ratelimit::detail::trim(line.substr(0, semi));
             line = semi == std::string_view::npos ? std::string_view{} : line.substr(semi + 1);
             const auto eq = pair.find('=');
             if (eq == std::string_view::npos) continue;
-            if (trim_ows(pair.substr(0, eq)) != name) continue;
-            std::string_view value = trim_ows(pair.substr(eq + 1));
+            if (smart_ratelimit::detail::trim(pair.substr(0, eq)) != name) continue;
+            std::string_view value = smart_ratelimit::detail::trim(pair.substr(eq + 1));
             if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
                 value = value.substr(1, value.size() - 2);
             f(value);
@@ -130,7 +114,7 @@ inline bool is_cookie_safe_token(std::string_view t) noexcept {
     return true;
 }
 
-}  // namespace dashboard_detail
+}  // namespace detail
 
 /// Staff are requests carrying one of the configured tokens, either as
 /// `Authorization: Bearer <token>` or as the cookie `cookie_name` (default
@@ -146,12 +130,12 @@ public:
         for (const auto& t : tokens_) {
             if (t.size() < 8 || t.size() > 512)
                 throw config_error("staff_token_authorizer: a staff token must be 8 to 512 characters long");
-            if (!dashboard_detail::is_cookie_safe_token(t))
+            if (!detail::is_cookie_safe_token(t))
                 throw config_error(
                     "staff_token_authorizer: a staff token may only hold visible ASCII characters "
                     "other than '\"', ',', ';' and '\\'");
         }
-        if (cookie_name_.empty() || !dashboard_detail::is_cookie_safe_token(cookie_name_) ||
+        if (cookie_name_.empty() || !detail::is_cookie_safe_token(cookie_name_) ||
             cookie_name_.find('=') != std::string::npos)
             throw config_error("staff_token_authorizer: invalid cookie name '" + cookie_name_ + "'");
     }
@@ -163,7 +147,7 @@ public:
     /// each in constant time, whatever the outcome.
     bool accepts_token(std::string_view token) const noexcept {
         bool ok = false;
-        for (const auto& t : tokens_) ok |= dashboard_detail::constant_time_equals(token, t);
+        for (const auto& t : tokens_) ok |= detail::constant_time_equals(token, t);
         return ok && !token.empty();
     }
 
@@ -171,13 +155,13 @@ public:
         bool ok = false;
         for (auto it = h.find(boost::beast::http::field::authorization);
              it != h.end() && it->name() == boost::beast::http::field::authorization; ++it) {
-            const std::string_view v = dashboard_detail::trim_ows(it->value());
+            const std::string_view v = smart_ratelimit::detail::trim(it->value());
             const auto sp = v.find(' ');
             if (sp == std::string_view::npos) continue;
-            if (!dashboard_detail::iequals(v.substr(0, sp), "bearer")) continue;
-            ok |= accepts_token(dashboard_detail::trim_ows(v.substr(sp + 1)));
+            if (!smart_ratelimit::detail::iequals(v.substr(0, sp), "bearer")) continue;
+            ok |= accepts_token(smart_ratelimit::detail::trim(v.substr(sp + 1)));
         }
-        dashboard_detail::for_each_cookie(h, cookie_name_, [&](std::string_view value) { ok |= accepts_token(value); });
+        detail::for_each_cookie(h, cookie_name_, [&](std::string_view value) { ok |= accepts_token(value); });
         return ok;
     }
 

@@ -39,7 +39,7 @@ struct dashboard_context {
     bool live_refresh() const noexcept { return live_refresh_ms > 0 && !script_nonce.empty(); }
 
     /// `s` escaped for HTML text or a quoted attribute value.
-    static std::string html(std::string_view s) { return dashboard_detail::html_escape(s); }
+    static std::string html(std::string_view s) { return detail::html_escape(s); }
 
     /// The dashboard for another window.
     std::string window_url(int d) const {
@@ -59,7 +59,7 @@ struct dashboard_context {
     std::string offender_page_url(std::string_view key) const {
         std::string u(prefix);
         u += "dashboard/offender.html?key=";
-        dashboard_detail::append_query_component(u, key);
+        detail::append_query_component(u, key);
         u += "&days=";
         u += std::to_string(days);
         return u;
@@ -68,7 +68,7 @@ struct dashboard_context {
     std::string offender_url(std::string_view key) const {
         std::string u(prefix);
         u += "dashboard/offender/?key=";
-        dashboard_detail::append_query_component(u, key);
+        detail::append_query_component(u, key);
         u += "&days=";
         u += std::to_string(days);
         return u;
@@ -77,7 +77,7 @@ struct dashboard_context {
     std::string chart_svg() const { return render_traffic_svg(timeline); }
 };
 
-namespace dashboard_detail {
+namespace detail {
 
 inline std::string percent(double rate) {
     char buf[32];
@@ -127,7 +127,7 @@ inline void append_page_head(std::string& s, std::string_view title, std::string
     s += "</style></head>";
 }
 
-}  // namespace dashboard_detail
+}  // namespace detail
 
 /// The built-in dashboard page: the window selector and CSV link, today's and the
 /// window's summaries, the traffic chart, the top offenders (each linking to its
@@ -137,10 +137,10 @@ inline void append_page_head(std::string& s, std::string_view title, std::string
 /// the CSP nonce, configured by `data-*` attributes of the chart's section.
 struct default_dashboard_page {
     std::string operator()(const dashboard_context& c) const {
-        using dashboard_detail::append_html_escaped;
+        using detail::append_html_escaped;
         std::string s;
         s.reserve(16384);
-        dashboard_detail::append_page_head(s, "Rate limiting dashboard", c.style_nonce);
+        detail::append_page_head(s, "Rate limiting dashboard", c.style_nonce);
         s += "<body><header><h1>Rate limiting dashboard</h1><nav aria-label=\"Window\">Window: ";
         for (const int d : {1, 7, 30, 90}) {
             s += "<a href=\"";
@@ -156,8 +156,8 @@ struct default_dashboard_page {
         s += "\">Download offenders (CSV)</a></nav></header><main>";
 
         s += "<section class=\"summaries\">";
-        dashboard_detail::append_summary_table(s, "summary-today", "Today (last 24 hours)", c.today);
-        dashboard_detail::append_summary_table(s, "summary-window",
+        detail::append_summary_table(s, "summary-today", "Today (last 24 hours)", c.today);
+        detail::append_summary_table(s, "summary-window",
                                      "Last " + std::to_string(c.days) + (c.days == 1 ? " day" : " days"),
                                      c.window);
         s += "</section>";
@@ -206,7 +206,7 @@ struct default_dashboard_page {
             s += "</td></tr>";
         }
         s += "</tbody></table></section></main><footer>Generated ";
-        s += dashboard_detail::format_utc(c.now);
+        s += detail::format_utc(c.now);
         s += " UTC.";
         if (!c.sign_out_url.empty()) {
             s += " <form method=\"post\" action=\"";
@@ -229,9 +229,9 @@ struct default_dashboard_page {
 /// The sign-in form: one password field named `token`, posted to `action`.
 inline std::string render_sign_in_page(std::string_view action, std::string_view nonce) {
     std::string s;
-    dashboard_detail::append_page_head(s, "Sign in: rate limiting dashboard", nonce);
+    detail::append_page_head(s, "Sign in: rate limiting dashboard", nonce);
     s += "<body><h1>Rate limiting dashboard</h1><form method=\"post\" action=\"";
-    dashboard_detail::append_html_escaped(s, action);
+    detail::append_html_escaped(s, action);
     s += "\"><label for=\"token\">Staff token</label> "
          "<input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required> "
          "<button type=\"submit\">Sign in</button></form></body></html>\n";

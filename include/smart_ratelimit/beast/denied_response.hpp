@@ -7,6 +7,7 @@
 #pragma once
 
 #include <smart_ratelimit/beast/headers.hpp>
+#include <smart_ratelimit/detail/text.hpp>
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/message.hpp>
@@ -26,21 +27,6 @@ namespace http = boost::beast::http;
 inline constexpr std::string_view denied_text = "Rate limit exceeded. Please try again later.";
 
 namespace detail {
-
-inline char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
-
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    return true;
-}
-
-inline std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 // q-value in thousandths (RFC 9110 "qvalue"); -1 when malformed.
 inline int parse_qvalue(std::string_view v) noexcept {
@@ -72,9 +58,10 @@ inline int range_match(std::string_view range, std::string_view type, std::strin
     if (slash == std::string_view::npos) return 0;
     const auto rt = range.substr(0, slash), rs = range.substr(slash + 1);
     if (rt == "*" && rs == "*") return 1;
-    if (!iequals(rt, type)) return 0;
+    if (!smart_ratelimit::detail::iequals(rt, type)) return 0;
     if (rs == "*") return 2;
-    if (iequals(rs, subtype) || (!alias_subtype.empty() && iequals(rs, alias_subtype))) return 3;
+    if (smart_ratelimit::detail::iequals(rs, subtype) ||
+        (!alias_subtype.empty() && smart_ratelimit::detail::iequals(rs, alias_subtype))) return 3;
     return 0;
 }
 
@@ -95,14 +82,14 @@ inline accept_score score(std::string_view accept, std::string_view type, std::s
         pos = comma == std::string_view::npos ? accept.size() + 1 : comma + 1;
         ++index;
         const auto semi = item.find(';');
-        const std::string_view range = trim(item.substr(0, semi));
+        const std::string_view range = smart_ratelimit::detail::trim(item.substr(0, semi));
         if (range.empty()) continue;
         int q = 1000;
         if (semi != std::string_view::npos) {
             std::string_view params = item.substr(semi + 1);
             while (!params.empty()) {
                 const auto next = params.find(';');
-                const std::string_view p = trim(params.substr(0, next));
+                const std::string_view p = smart_ratelimit::detail::trim(params.substr(0, next));
                 if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') q = parse_qvalue(p.substr(2));
                 params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
             }

@@ -5,6 +5,7 @@
 // `user:<id>`, `header:<Name>:<value>`, or the first non-empty of several.
 #pragma once
 
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/keys/cidr.hpp>
 #include <smart_ratelimit/keys/ip.hpp>
 
@@ -205,8 +206,7 @@ public:
         const auto it = r.request().find(boost::beast::string_view(name.data(), name.size()));
         if (it == r.request().end()) return {};
         std::string_view v(it->value().data(), it->value().size());
-        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        v = smart_ratelimit::detail::trim(v);
         if (v.empty()) return {};
         std::string out;
         out.reserve(8 + name.size() + v.size());

@@ -24,7 +24,7 @@ struct offender_context {
     offender_detail detail;         // the drill-down (at most 50 recent events)
     std::string_view style_nonce;   // CSP nonce for an inline <style> element
 
-    static std::string html(std::string_view s) { return dashboard_detail::html_escape(s); }
+    static std::string html(std::string_view s) { return detail::html_escape(s); }
 
     /// The dashboard for this window.
     std::string dashboard_url() const { return std::string(prefix) + "dashboard/?days=" + std::to_string(days); }
@@ -32,7 +32,7 @@ struct offender_context {
     std::string json_url() const {
         std::string u(prefix);
         u += "dashboard/offender/?key=";
-        dashboard_detail::append_query_component(u, detail.key);
+        detail::append_query_component(u, detail.key);
         u += "&days=";
         u += std::to_string(days);
         return u;
@@ -41,7 +41,7 @@ struct offender_context {
     std::string window_url(int d) const {
         std::string u(prefix);
         u += "dashboard/offender.html?key=";
-        dashboard_detail::append_query_component(u, detail.key);
+        detail::append_query_component(u, detail.key);
         u += "&days=";
         u += std::to_string(d);
         return u;
@@ -53,11 +53,11 @@ struct offender_context {
 /// events newest first, each with its outcome. No script, no style attributes.
 struct default_offender_page {
     std::string operator()(const offender_context& c) const {
-        using dashboard_detail::append_html_escaped;
+        using detail::append_html_escaped;
         const offender_detail& d = c.detail;
         std::string s;
         s.reserve(8192 + d.recent_events.size() * 256);
-        dashboard_detail::append_page_head(s, "Offender: " + d.key, c.style_nonce);
+        detail::append_page_head(s, "Offender: " + d.key, c.style_nonce);
         s += "<body><header><h1>Offender <code id=\"offender-key\">";
         append_html_escaped(s, d.key);
         s += "</code></h1><nav aria-label=\"Window\"><a id=\"back-link\" href=\"";
@@ -91,9 +91,9 @@ struct default_offender_page {
         row("Allowed", std::to_string(d.allowed));
         row("Blocked", std::to_string(d.blocked));
         row("Degraded", std::to_string(d.degraded));
-        row("Block rate", dashboard_detail::percent(d.block_rate));
-        row("First seen", d.first_seen ? dashboard_detail::format_utc(*d.first_seen) + " UTC" : "never");
-        row("Last seen", d.last_seen ? dashboard_detail::format_utc(*d.last_seen) + " UTC" : "never");
+        row("Block rate", detail::percent(d.block_rate));
+        row("First seen", d.first_seen ? detail::format_utc(*d.first_seen) + " UTC" : "never");
+        row("Last seen", d.last_seen ? detail::format_utc(*d.last_seen) + " UTC" : "never");
         s += "</tbody></table>";
 
         s += "<section><h2>Blocked by path</h2><table id=\"by-path\"><thead><tr><th>Path</th>"
@@ -117,7 +117,7 @@ struct default_offender_page {
         for (const auto& e : d.recent_events) {
             const std::string_view outcome = to_string(e.outcome);
             s += "<tr><td>";
-            s += dashboard_detail::format_utc(e.timestamp);
+            s += detail::format_utc(e.timestamp);
             s += "</td><td class=\"outcome-";
             s += outcome;  // a fixed identifier
             s += "\">";
@@ -135,7 +135,7 @@ struct default_offender_page {
             s += "</td></tr>";
         }
         s += "</tbody></table></section></main><footer>Generated ";
-        s += dashboard_detail::format_utc(c.now);
+        s += detail::format_utc(c.now);
         s += " UTC.</footer></body></html>\n";
         return s;
     }
@@ -144,9 +144,9 @@ struct default_offender_page {
 /// The 400 page of an offender request without `?key=`.
 inline std::string render_missing_key_page(std::string_view dashboard_url, std::string_view nonce) {
     std::string s;
-    dashboard_detail::append_page_head(s, "Bad request: rate limiting dashboard", nonce);
+    detail::append_page_head(s, "Bad request: rate limiting dashboard", nonce);
     s += "<body><h1>Bad request</h1><p>The offender page needs a <code>?key=</code> parameter.</p><p><a href=\"";
-    dashboard_detail::append_html_escaped(s, dashboard_url);
+    detail::append_html_escaped(s, dashboard_url);
     s += "\">Back to the dashboard</a></p></body></html>\n";
     return s;
 }

@@ -17,7 +17,7 @@
 
 namespace smart_ratelimit::beast {
 
-namespace dashboard_detail {
+namespace detail {
 
 /// "YYYY-MM-DD HH:MM" (UTC) of an event time; "YYYY-MM-DD" when `date_only`.
 inline std::string format_utc(event_time t, bool date_only = false) {
@@ -44,7 +44,7 @@ inline void append_fixed(std::string& out, double v) {
     out += buf;
 }
 
-}  // namespace dashboard_detail
+}  // namespace detail
 
 /// Size and colours of the chart.
 struct svg_chart_options {
@@ -55,7 +55,7 @@ struct svg_chart_options {
     const char* degraded_colour = "#f28e2b";
 };
 
-namespace dashboard_detail {
+namespace detail {
 
 inline void append_legend_entry(std::string& s, int x, const char* colour, const char* label) {
     s += "<rect x=\"";
@@ -86,7 +86,7 @@ inline void append_bar_rect(std::string& s, const char* cls, double x, double y,
     s += "\"/>";
 }
 
-}  // namespace dashboard_detail
+}  // namespace detail
 
 /// The timeline as a standalone `<svg>` element: one stacked bar per bucket
 /// (allowed at the bottom, degraded above it, blocked on top), a y axis scaled to the
@@ -96,7 +96,7 @@ inline void append_bar_rect(std::string& s, const char* cls, double x, double y,
 /// for the live refresh. Deterministic output for equal input.
 inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets,
                                       const svg_chart_options& opt = {}) {
-    using dashboard_detail::append_int;
+    using detail::append_int;
     const int left = 56, right = 12, top = 28, bottom = 36;
     const int plot_w = std::max(1, opt.width - left - right);
     const int plot_h = std::max(1, opt.height - top - bottom);
@@ -129,9 +129,9 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
     s += "</title>";
 
     s += "<g class=\"legend\">";
-    dashboard_detail::append_legend_entry(s, left, opt.allowed_colour, "allowed");
-    dashboard_detail::append_legend_entry(s, left + 90, opt.degraded_colour, "degraded");
-    dashboard_detail::append_legend_entry(s, left + 190, opt.blocked_colour, "blocked");
+    detail::append_legend_entry(s, left, opt.allowed_colour, "allowed");
+    detail::append_legend_entry(s, left + 90, opt.degraded_colour, "degraded");
+    detail::append_legend_entry(s, left + 190, opt.blocked_colour, "blocked");
     s += "</g>";
 
     // Axes and the y scale.
@@ -170,7 +170,7 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
         s += "\" y=\"";
         append_int(s, top + plot_h + 16);
         s += "\">";
-        s += dashboard_detail::format_utc(buckets.front().start);
+        s += detail::format_utc(buckets.front().start);
         s += " UTC</text><text class=\"last\" x=\"";
         append_int(s, left + plot_w);
         s += "\" y=\"";
@@ -178,7 +178,7 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
         s += "\" text-anchor=\"end\">";
         const std::size_t n = buckets.size();
         const auto width = n > 1 ? buckets[n - 1].start - buckets[n - 2].start : std::chrono::microseconds{0};
-        s += dashboard_detail::format_utc(buckets.back().start + width);
+        s += detail::format_utc(buckets.back().start + width);
         s += " UTC</text>";
     }
     s += "</g>";
@@ -212,7 +212,7 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
             const double x = left + slot * static_cast<double>(i) + (slot - bar) / 2;
             const double ha = height_of(b.allowed), hd = height_of(b.degraded), hb = height_of(b.blocked);
             s += "<g><title>";
-            s += dashboard_detail::format_utc(b.start);
+            s += detail::format_utc(b.start);
             s += " UTC: ";
             append_int(s, b.allowed);
             s += " allowed, ";
@@ -221,11 +221,11 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
             append_int(s, b.blocked);
             s += " blocked</title>";
             if (b.allowed > 0)
-                dashboard_detail::append_bar_rect(s, "allowed", x, base - ha, bar, ha, opt.allowed_colour);
+                detail::append_bar_rect(s, "allowed", x, base - ha, bar, ha, opt.allowed_colour);
             if (b.degraded > 0)
-                dashboard_detail::append_bar_rect(s, "degraded", x, base - ha - hd, bar, hd, opt.degraded_colour);
+                detail::append_bar_rect(s, "degraded", x, base - ha - hd, bar, hd, opt.degraded_colour);
             if (b.blocked > 0)
-                dashboard_detail::append_bar_rect(s, "blocked", x, base - ha - hd - hb, bar, hb, opt.blocked_colour);
+                detail::append_bar_rect(s, "blocked", x, base - ha - hd - hb, bar, hb, opt.blocked_colour);
             s += "</g>";
         }
     }

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include <smart_ratelimit/analytics/detail/format.hpp>
+#include <smart_ratelimit/analytics/format.hpp>
 #include <smart_ratelimit/analytics/event_range.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>

@@ -5,6 +5,7 @@
 // X-Forwarded-For chain right to left from a trusted peer.
 #pragma once
 
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/keys/ip.hpp>
 
@@ -105,8 +106,7 @@ public:
         while (pos <= text.size()) {
             const std::size_t comma = text.find(',', pos);
             std::string_view item = text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos);
-            while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-            while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+            item = smart_ratelimit::detail::trim(item);
             if (item.empty())
                 throw config_error("invalid CIDR list \"" + std::string(text) + "\": empty item");
             out.blocks_.push_back(cidr::from_string(item));
@@ -147,8 +147,7 @@ private:
 /// `[v6]` or `[v6]:port`, with optional surrounding spaces/tabs. Nullopt when
 /// malformed (including `unknown` and obfuscated RFC 7239 identifiers).
 inline std::optional<ip_address> parse_forwarded_hop(std::string_view hop) noexcept {
-    while (!hop.empty() && (hop.front() == ' ' || hop.front() == '\t')) hop.remove_prefix(1);
-    while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t')) hop.remove_suffix(1);
+    hop = smart_ratelimit::detail::trim(hop);
     if (hop.empty()) return std::nullopt;
     auto valid_port = [](std::string_view p) {
         if (p.empty() || p.size() > 5) return false;

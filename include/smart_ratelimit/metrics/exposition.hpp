@@ -5,6 +5,7 @@
 // `exposition`, which groups the samples of every collector by family for a scrape.
 #pragma once
 
+#include <smart_ratelimit/detail/utf8.hpp>
 #include <smart_ratelimit/error.hpp>
 
 #include <charconv>
@@ -62,31 +63,7 @@ constexpr bool is_valid_label_name(std::string_view s) noexcept {
 }
 
 namespace detail {
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is invalid
-// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-constexpr std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
-    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = b(i);
-    std::size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size()) return 0;
-    if (b(i + 1) < lo || b(i + 1) > hi) return 0;
-    for (std::size_t k = 2; k < n; ++k)
-        if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
-    return n;
-}
+using smart_ratelimit::detail::utf8_sequence;
 
 // Appends `s` escaped: backslash and newline always, the double quote when
 // `quote`; each byte of invalid UTF-8 becomes U+FFFD.
@@ -103,7 +80,7 @@ inline void append_escaped(std::string& out, std::string_view s, bool quote) {
             out.append(s.substr(i, n));
             i += n;
         } else {
-            out += "\xEF\xBF\xBD";
+            out += smart_ratelimit::detail::replacement_character;
             ++i;
         }
     }

@@ -4,7 +4,7 @@
 // serializes calls for callables that are not thread-safe (`_mt` / `_st` aliases).
 #pragma once
 
-#include <smart_ratelimit/detail/null_mutex.hpp>
+#include <smart_ratelimit/null_mutex.hpp>
 #include <smart_ratelimit/event.hpp>
 
 #include <functional>

@@ -13,7 +13,7 @@
 
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/event.hpp>
-#include <smart_ratelimit/detail/null_mutex.hpp>
+#include <smart_ratelimit/null_mutex.hpp>
 
 namespace smart_ratelimit {
 

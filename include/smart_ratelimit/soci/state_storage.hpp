@@ -61,7 +61,7 @@ struct sql_state_stats {
 
 namespace detail {
 
-namespace core = ::smart_ratelimit::detail;
+using ::smart_ratelimit::detail::sat_add;
 
 /// The database clock, microsecond resolution, as an SQL expression.
 inline std::string_view now_micros_sql(dialect d) noexcept {
@@ -119,7 +119,7 @@ inline bool load_state(::soci::session& sql, const std::string& key, const fixed
 inline void store_state(::soci::session& sql, const std::string& key, const fixed_window& a,
                         const fixed_window::state_type&, const fixed_window::state_type& s, std::int64_t) {
     store_counter(sql, key, fixed_window::algorithm_name, s.window_start, to_ll(s.count), 0,
-                  core::sat_add(s.window_start, a.period().count()));
+                  sat_add(s.window_start, a.period().count()));
 }
 
 inline bool load_state(::soci::session& sql, const std::string& key, const sliding_window_approx&,
@@ -132,7 +132,7 @@ inline void store_state(::soci::session& sql, const std::string& key, const slid
                         const sliding_window_approx::state_type&, const sliding_window_approx::state_type& s,
                         std::int64_t) {
     store_counter(sql, key, sliding_window_approx::algorithm_name, s.window_start, to_ll(s.current),
-                  to_ll(s.previous), core::sat_add(core::sat_add(s.window_start, a.period().count()), a.period().count()));
+                  to_ll(s.previous), sat_add(sat_add(s.window_start, a.period().count()), a.period().count()));
 }
 
 // ---- ratelimit_token_bucket ----
@@ -182,7 +182,7 @@ inline void store_state(::soci::session& sql, const std::string& key, const leak
 inline bool load_state(::soci::session& sql, const std::string& key, const sliding_window& a,
                        sliding_window::state_type& s, std::int64_t now) {
     long long at = 0, units = 0;
-    long long cut = core::sat_add(now, -a.period().count());
+    long long cut = sat_add(now, -a.period().count());
     ::soci::statement st = (sql.prepare << "SELECT at_ns, units FROM ratelimit_sliding_entry"
                                            " WHERE key = :k AND at_ns > :c ORDER BY at_ns, id",
                             ::soci::into(at), ::soci::into(units), ::soci::use(key), ::soci::use(cut));
@@ -199,10 +199,10 @@ inline void store_state(::soci::session& sql, const std::string& key, const slid
                         const sliding_window::state_type& before, const sliding_window::state_type& s,
                         std::int64_t now) {
     const long long period = a.period().count();
-    long long cut = core::sat_add(now, -period);
+    long long cut = sat_add(now, -period);
     if (s.total > before.total) {
         // An admission: one new row; expired rows of this key go at the same time.
-        long long at = now, units = to_ll(s.total - before.total), expires = core::sat_add(now, period);
+        long long at = now, units = to_ll(s.total - before.total), expires = sat_add(now, period);
         sql << "DELETE FROM ratelimit_sliding_entry WHERE key = :k AND at_ns <= :c", ::soci::use(key),
             ::soci::use(cut);
         sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, :a, :u, :e)",
@@ -213,7 +213,7 @@ inline void store_state(::soci::session& sql, const std::string& key, const slid
     // A release: rewrite the key's live log.
     sql << "DELETE FROM ratelimit_sliding_entry WHERE key = :k", ::soci::use(key);
     for (std::size_t i = s.head; i < s.log.size(); ++i) {
-        long long at = s.log[i].at, units = to_ll(s.log[i].units), expires = core::sat_add(s.log[i].at, period);
+        long long at = s.log[i].at, units = to_ll(s.log[i].units), expires = sat_add(s.log[i].at, period);
         sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, :a, :u, :e)",
             ::soci::use(key), ::soci::use(at), ::soci::use(units), ::soci::use(expires);
     }

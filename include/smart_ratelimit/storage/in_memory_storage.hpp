@@ -10,7 +10,7 @@
 #include <smart_ratelimit/decision.hpp>
 #include <smart_ratelimit/detail/hash.hpp>
 #include <smart_ratelimit/detail/key_table.hpp>
-#include <smart_ratelimit/detail/null_mutex.hpp>
+#include <smart_ratelimit/null_mutex.hpp>
 #include <smart_ratelimit/detail/time_math.hpp>
 
 #include <atomic>

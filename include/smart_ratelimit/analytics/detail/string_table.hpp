@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-namespace smart_ratelimit::analytics_detail {
+namespace smart_ratelimit::detail::analytics {
 
 template <class Value>
 class string_table {
@@ -102,4 +102,4 @@ private:
     std::size_t used_ = 0;
 };
 
-}  // namespace smart_ratelimit::analytics_detail
+}  // namespace smart_ratelimit::detail::analytics

@@ -15,7 +15,7 @@
 #include <smart_ratelimit/analytics/detail/string_table.hpp>
 
 namespace smart_ratelimit {
-namespace analytics_detail {
+namespace detail::analytics {
 
 inline void check_count(int value, const char* name) {
     if (value < 0)
@@ -43,7 +43,7 @@ inline double rate(std::int64_t blocked, std::int64_t total) noexcept {
     return total == 0 ? 0.0 : static_cast<double>(blocked) / static_cast<double>(total);
 }
 
-}  // namespace analytics_detail
+}  // namespace detail::analytics
 
 template <event_range R>
 traffic_summary get_traffic_summary(R&& events, int days, event_time now) {
@@ -62,16 +62,16 @@ traffic_summary get_traffic_summary(R&& events, int days, event_time now) {
     s.blocked = blocked;
     s.degraded = degraded;
     s.allowed = total - blocked - degraded;
-    s.block_rate = analytics_detail::rate(blocked, total);
+    s.block_rate = detail::analytics::rate(blocked, total);
     return s;
 }
 
 template <event_range R>
 std::vector<offender> get_top_offenders(R&& events, int days, int limit, event_time now) {
     using traits = event_traits<range_event_t<R>>;
-    analytics_detail::check_count(limit, "limit");
+    detail::analytics::check_count(limit, "limit");
     const event_time start = window_start(now, days);
-    analytics_detail::string_table<std::int64_t> table;
+    detail::analytics::string_table<std::int64_t> table;
     for (auto&& e : events) {
         if (static_cast<bool>(traits::allowed(e))) continue;
         if (!(event_time(traits::timestamp(e)) >= start)) continue;
@@ -81,7 +81,7 @@ std::vector<offender> get_top_offenders(R&& events, int days, int limit, event_t
     std::vector<std::pair<std::string_view, std::int64_t>> items;
     items.reserve(table.size());
     table.for_each([&](std::string_view k, std::int64_t n) { items.emplace_back(k, n); });
-    analytics_detail::top_k(
+    detail::analytics::top_k(
         items, static_cast<std::size_t>(limit), [](const auto& p) { return p.second; },
         [](const auto& p) { return p.first; });
     std::vector<offender> out;
@@ -93,13 +93,13 @@ std::vector<offender> get_top_offenders(R&& events, int days, int limit, event_t
 template <event_range R>
 std::vector<rule_hits> get_rule_hit_counts(R&& events, int days, int limit, event_time now) {
     using traits = event_traits<range_event_t<R>>;
-    analytics_detail::check_count(limit, "limit");
+    detail::analytics::check_count(limit, "limit");
     const event_time start = window_start(now, days);
     struct counts {
         std::int64_t hits = 0;
         std::int64_t blocked = 0;
     };
-    analytics_detail::string_table<counts> table;
+    detail::analytics::string_table<counts> table;
     for (auto&& e : events) {
         if (!(event_time(traits::timestamp(e)) >= start)) continue;
         decltype(auto) rule = traits::rule_name(e);
@@ -114,7 +114,7 @@ std::vector<rule_hits> get_rule_hit_counts(R&& events, int days, int limit, even
     table.for_each([&](std::string_view k, const counts& c) {
         out.push_back(rule_hits{std::string(k), c.hits, c.blocked});
     });
-    analytics_detail::top_k(
+    detail::analytics::top_k(
         out, static_cast<std::size_t>(limit), [](const rule_hits& r) { return r.hits; },
         [](const rule_hits& r) -> const std::string& { return r.rule_name; });
     return out;
@@ -124,13 +124,13 @@ template <event_range R>
 offender_detail get_offender_detail(R&& events, std::string_view key, int days, int recent,
                                     event_time now) {
     using traits = event_traits<range_event_t<R>>;
-    analytics_detail::check_count(recent, "recent");
+    detail::analytics::check_count(recent, "recent");
     const event_time start = window_start(now, days);
 
     offender_detail d;
     d.key = std::string(key);
     d.days = days;
-    analytics_detail::string_table<std::int64_t> paths;
+    detail::analytics::string_table<std::int64_t> paths;
     // The newest `recent` events: a min-heap on (timestamp, position).
     struct candidate {
         event_time ts;
@@ -183,11 +183,11 @@ offender_detail get_offender_detail(R&& events, std::string_view key, int days, 
                                               std::string(std::string_view(r)), outcome}});
         std::push_heap(heap.begin(), heap.end(), newer);
     }
-    d.block_rate = analytics_detail::rate(d.blocked, d.total);
+    d.block_rate = detail::analytics::rate(d.blocked, d.total);
     std::vector<std::pair<std::string_view, std::int64_t>> by_path;
     by_path.reserve(paths.size());
     paths.for_each([&](std::string_view p, std::int64_t n) { by_path.emplace_back(p, n); });
-    analytics_detail::top_k(
+    detail::analytics::top_k(
         by_path, offender_detail_max_paths, [](const auto& p) { return p.second; },
         [](const auto& p) { return p.first; });
     d.by_path.reserve(by_path.size());

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace smart_ratelimit::beast::dashboard_detail {
+namespace smart_ratelimit::beast::detail {
 
 inline int hex_value(char c) noexcept {
     if (c >= '0' && c <= '9') return c - '0';
@@ -79,4 +79,4 @@ constexpr std::string_view query_of_target(std::string_view target) noexcept {
     return q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 }
 
-}  // namespace smart_ratelimit::beast::dashboard_detail
+}  // namespace smart_ratelimit::beast::detail

@@ -1,14 +1,14 @@
 // smart_ratelimit/beast/detail/escape.hpp
-// Context-specific escaping for the dashboard: HTML text and attribute values,
-// URL query components, and a JSON post-pass that keeps `<`, `>` and `&` out of
-// JSON bodies. Every attacker-controlled string (keys, paths, rule names, user ids)
-// goes through one of these before it reaches a response.
+// Context-specific escaping for the dashboard: HTML text and attribute values, and
+// URL query components (JSON bodies use detail/json_escape.hpp, which keeps `<`,
+// `>` and `&` out of them). Every attacker-controlled string (keys, paths, rule
+// names, user ids) goes through one of these before it reaches a response.
 #pragma once
 
 #include <string>
 #include <string_view>
 
-namespace smart_ratelimit::beast::dashboard_detail {
+namespace smart_ratelimit::beast::detail {
 
 /// Appends `s` escaped for HTML text and for double- or single-quoted attribute values
 /// (`& < > " '`). Control characters other than TAB/LF/CR become U+FFFD so a stored
@@ -69,30 +69,4 @@ inline std::string query_component(std::string_view s) {
     return out;
 }
 
-/// Rewrites `<`, `>`, `&` and U+2028/U+2029 in serialized JSON as `\uXXXX` escapes.
-/// The result is the same JSON value, but it cannot be read as markup even by a
-/// client that ignores `Content-Type` and `nosniff`. Only valid on serializer output
-/// (these characters can occur only inside strings there).
-inline std::string harden_json(std::string_view json) {
-    std::string out;
-    out.reserve(json.size() + 16);
-    for (std::size_t i = 0; i < json.size(); ++i) {
-        const char c = json[i];
-        if (c == '<') {
-            out += "\\u003c";
-        } else if (c == '>') {
-            out += "\\u003e";
-        } else if (c == '&') {
-            out += "\\u0026";
-        } else if (c == '\xE2' && i + 2 < json.size() && json[i + 1] == '\x80' &&
-                   (json[i + 2] == '\xA8' || json[i + 2] == '\xA9')) {
-            out += json[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
-            i += 2;
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
-}  // namespace smart_ratelimit::beast::dashboard_detail
+}  // namespace smart_ratelimit::beast::detail

@@ -7,7 +7,7 @@
 
 #include <string_view>
 
-namespace smart_ratelimit::beast::dashboard_detail {
+namespace smart_ratelimit::beast::detail {
 
 inline constexpr std::string_view live_refresh_script = R"js(// smart_ratelimit dashboard: live refresh of the traffic chart.
 (function () {
@@ -102,4 +102,4 @@ inline constexpr std::string_view live_refresh_script = R"js(// smart_ratelimit 
 })();
 )js";
 
-}  // namespace smart_ratelimit::beast::dashboard_detail
+}  // namespace smart_ratelimit::beast::detail

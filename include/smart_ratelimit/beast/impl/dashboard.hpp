@@ -17,7 +17,7 @@
 
 namespace smart_ratelimit::beast {
 
-namespace dashboard_detail {
+namespace detail {
 
 /// True when `c` may appear in a mount prefix or the metrics path.
 constexpr bool is_path_char(char c) noexcept {
@@ -25,7 +25,7 @@ constexpr bool is_path_char(char c) noexcept {
     return u > 0x20 && u < 0x7f && c != '"' && c != '<' && c != '>' && c != '?' && c != '#' && c != '\\';
 }
 
-}  // namespace dashboard_detail
+}  // namespace detail
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer, dashboard_renderer Renderer>
 dashboard<Source, Authorizer, Renderer>::dashboard(Source source, Authorizer authorizer, dashboard_options options,
@@ -38,14 +38,14 @@ dashboard<Source, Authorizer, Renderer>::dashboard(Source source, Authorizer aut
     if (p.empty() || p.front() != '/' || p.back() != '/')
         throw config_error("dashboard: prefix must start and end with '/', got '" + p + "'");
     for (const char c : p)
-        if (!dashboard_detail::is_path_char(c))
+        if (!detail::is_path_char(c))
             throw config_error("dashboard: prefix holds a character not allowed in a path: '" + p + "'");
     const auto& m = options_.metrics_path;
     if (!m.empty()) {
         if (m.front() != '/')
             throw config_error("dashboard: metrics_path must be empty or start with '/', got '" + m + "'");
         for (const char c : m)
-            if (!dashboard_detail::is_path_char(c))
+            if (!detail::is_path_char(c))
                 throw config_error("dashboard: metrics_path holds a character not allowed in a path: '" + m + "'");
     }
     if (options_.live_refresh && options_.live_refresh_interval < std::chrono::milliseconds{100})
@@ -111,7 +111,7 @@ auto dashboard<Source, Authorizer, Renderer>::async_handle(const Executor& work,
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer, dashboard_renderer Renderer>
 auto dashboard<Source, Authorizer, Renderer>::route_of(std::string_view target) const noexcept -> route {
-    std::string_view path = dashboard_detail::path_of_target(target);
+    std::string_view path = detail::path_of_target(target);
     if (options_.metrics && !options_.metrics_path.empty() && path == options_.metrics_path) return route::metrics;
     const std::string_view prefix = options_.prefix;
     if (path.substr(0, prefix.size()) != prefix) return route::none;
@@ -186,11 +186,11 @@ template <dashboard_data_source Source, dashboard_authorizer Authorizer, dashboa
 auto dashboard<Source, Authorizer, Renderer>::dispatch_route(const request_type& req, route r) const
     -> response_type {
     if (r == route::live_js)
-        return make(req, http::status::ok, "text/javascript", std::string(dashboard_detail::live_refresh_script));
+        return make(req, http::status::ok, "text/javascript", std::string(detail::live_refresh_script));
     if (r == route::metrics)
         return make(req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8", options_.metrics());
-    const auto query = dashboard_detail::query_of_target(req.target());
-    const auto days_raw = dashboard_detail::form_param(query, "days");
+    const auto query = detail::query_of_target(req.target());
+    const auto days_raw = detail::form_param(query, "days");
     const int days = parse_days(days_raw ? std::optional<std::string_view>(*days_raw) : std::nullopt);
     const event_time now = event_clock_now();
     switch (r) {
@@ -206,8 +206,8 @@ auto dashboard<Source, Authorizer, Renderer>::dispatch_route(const request_type&
 template <dashboard_data_source Source, dashboard_authorizer Authorizer, dashboard_renderer Renderer>
 auto dashboard<Source, Authorizer, Renderer>::page(const request_type& req, int days, event_time now) const
     -> response_type {
-    const std::string nonce = dashboard_detail::make_nonce();
-    const std::string script_nonce = options_.live_refresh ? dashboard_detail::make_nonce() : std::string{};
+    const std::string nonce = detail::make_nonce();
+    const std::string script_nonce = options_.live_refresh ? detail::make_nonce() : std::string{};
     const std::string sign_out_url = token_sign_in_authorizer<Authorizer> ? url("signout") : std::string{};
     dashboard_context c;
     c.prefix = options_.prefix;
@@ -237,7 +237,7 @@ auto dashboard<Source, Authorizer, Renderer>::csv(const request_type& req, int d
 template <dashboard_data_source Source, dashboard_authorizer Authorizer, dashboard_renderer Renderer>
 auto dashboard<Source, Authorizer, Renderer>::drill_down(const request_type& req, std::string_view query, int days,
                                                          event_time now) const -> response_type {
-    const auto key = dashboard_detail::form_param(query, "key");
+    const auto key = detail::form_param(query, "key");
     if (!key || key->empty())
         return make(req, http::status::bad_request, "application/json", "{\"error\": \"missing ?key= parameter\"}");
     const offender_detail d = source_.drill_down(*key, days, 50, now);
@@ -247,8 +247,8 @@ auto dashboard<Source, Authorizer, Renderer>::drill_down(const request_type& req
 template <dashboard_data_source Source, dashboard_authorizer Authorizer, dashboard_renderer Renderer>
 auto dashboard<Source, Authorizer, Renderer>::offender_html(const request_type& req, std::string_view query,
                                                             int days, event_time now) const -> response_type {
-    const std::string nonce = dashboard_detail::make_nonce();
-    const auto key = dashboard_detail::form_param(query, "key");
+    const std::string nonce = detail::make_nonce();
+    const auto key = detail::form_param(query, "key");
     if (!key || key->empty())
         return make(req, http::status::bad_request, "text/html; charset=utf-8",
                     render_missing_key_page(url("dashboard/?days=" + std::to_string(days)), nonce), nonce);
@@ -309,7 +309,7 @@ auto dashboard<Source, Authorizer, Renderer>::health(const request_type& req) co
 template <dashboard_data_source Source, dashboard_authorizer Authorizer, dashboard_renderer Renderer>
 auto dashboard<Source, Authorizer, Renderer>::sign_in(const request_type& req) const -> response_type {
     if (req.method() == http::verb::get) {
-        const std::string nonce = dashboard_detail::make_nonce();
+        const std::string nonce = detail::make_nonce();
         return make(req, http::status::ok, "text/html; charset=utf-8", render_sign_in_page(url("signin"), nonce),
                     nonce);
     }
@@ -319,7 +319,7 @@ auto dashboard<Source, Authorizer, Renderer>::sign_in(const request_type& req) c
         return res;
     }
     if (req.body().size() > options_.max_form_bytes) return forbidden(req);
-    const auto token = dashboard_detail::form_param(req.body(), "token");
+    const auto token = detail::form_param(req.body(), "token");
     if (!token || !authorizer_.accepts_token(*token)) return forbidden(req);
     response_type res = make(req, http::status::see_other, "text/plain; charset=utf-8", "See Other");
     res.set(http::field::location, url("dashboard/"));

@@ -1,43 +1,22 @@
 // smart_ratelimit/soci/detail/sanitize.hpp
 // Makes an event storable on every engine before it is written: NUL bytes are
 // removed, invalid UTF-8 is replaced by U+FFFD (one per bad byte), and every text
-// field is truncated to its cap without splitting a UTF-8 sequence. An event whose
-// outcome disagrees with its `allowed` flag is not storable at all (the writer
-// counts it invalid).
+// field is truncated to its cap (event_caps) without splitting a UTF-8 sequence. An
+// event whose outcome disagrees with its `allowed` flag is not storable at all (the
+// writer counts it invalid).
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
+#include <smart_ratelimit/detail/utf8.hpp>
 #include <smart_ratelimit/event.hpp>
 #include <smart_ratelimit/soci/detail/sql_time.hpp>
 
 namespace smart_ratelimit::soci::detail {
 
-/// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is invalid
-/// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-inline std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
-    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = b(i);
-    const std::size_t left = s.size() - i;
-    auto cont = [&](std::size_t k) { return (b(k) & 0xC0u) == 0x80u; };
-    if (c < 0x80u) return 1;
-    if (c >= 0xC2u && c <= 0xDFu) return left >= 2 && cont(i + 1) ? 2 : 0;
-    if (c >= 0xE0u && c <= 0xEFu) {
-        if (left < 3 || !cont(i + 1) || !cont(i + 2)) return 0;
-        if (c == 0xE0u && b(i + 1) < 0xA0u) return 0;   // overlong
-        if (c == 0xEDu && b(i + 1) >= 0xA0u) return 0;  // surrogates
-        return 3;
-    }
-    if (c >= 0xF0u && c <= 0xF4u) {
-        if (left < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
-        if (c == 0xF0u && b(i + 1) < 0x90u) return 0;   // overlong
-        if (c == 0xF4u && b(i + 1) >= 0x90u) return 0;  // above U+10FFFF
-        return 4;
-    }
-    return 0;
-}
+using smart_ratelimit::detail::utf8_sequence;
 
 /// True when `s` is already storable as is: within `cap`, valid UTF-8, no NUL.
 inline bool clean_text(std::string_view s, std::size_t cap) noexcept {

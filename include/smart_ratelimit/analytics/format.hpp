@@ -1,7 +1,8 @@
-// smart_ratelimit/analytics/detail/format.hpp
-// Text helpers shared by the analytics outputs (JSON, CSV, terminal tables):
-// RFC 3339 UTC timestamps (format and parse) and plain shortest-round-trip
-// decimals (`0.6`, `0.0`, never `6E-1`). Standard headers only.
+// smart_ratelimit/analytics/format.hpp
+// Text forms shared by the analytics outputs (JSON, CSV, terminal tables) and the
+// command-line program (report, export, import): RFC 3339 UTC timestamps (format
+// and the one parser) and plain shortest-round-trip decimals (`0.6`, `0.0`, never
+// `6E-1`). Standard headers only.
 #pragma once
 
 #include <charconv>
@@ -75,9 +76,17 @@ inline std::string format_rfc3339(event_time t, int fraction_digits = 3) {
     return out;
 }
 
-/// Parses an RFC 3339 timestamp (`2026-05-07T22:41:55Z`, `...55.123456Z`,
-/// `...55+02:00`; `t`/`z` and a space separator accepted; up to 6 fraction digits,
-/// more are rejected). Returns nullopt on anything else (invalid dates included).
+/// Parses an RFC 3339 date-time: `YYYY-MM-DD` `T` `HH:MM:SS` `[.fraction]` then `Z`
+/// or `+HH:MM`/`-HH:MM` (`2026-05-07T22:41:55Z`, `...55.123456Z`, `...55+02:00`).
+/// Also accepted: `t`/`z` in lower case and a space instead of `T`. The rules:
+/// - years 0000-9999, a real calendar date, hours 00-23, minutes 00-59;
+/// - seconds 00-60: a leap second (`:60`) is read as `:59` with its fraction,
+///   since event_time has no leap seconds;
+/// - a fraction has one digit or more, any number; digits past the microsecond
+///   are truncated (toward the past), never rounded, so a time is never moved
+///   into the next second, day or year;
+/// - an offset is at most 23:59.
+/// Returns nullopt on anything else. Thread safety: pure function.
 inline std::optional<event_time> parse_rfc3339(std::string_view s) {
     using namespace std::chrono;
     std::size_t i = 0;
@@ -107,8 +116,8 @@ inline std::optional<event_time> parse_rfc3339(std::string_view s) {
         ++i;
         int digits = 0;
         while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-            if (++digits > 6) return std::nullopt;
-            us = us * 10 + (s[i] - '0');
+            if (digits < 6) us = us * 10 + (s[i] - '0');
+            ++digits;
             ++i;
         }
         if (digits == 0) return std::nullopt;
@@ -129,7 +138,8 @@ inline std::optional<event_time> parse_rfc3339(std::string_view s) {
     if (i != s.size()) return std::nullopt;
     const year_month_day ymd{year{Y}, month{static_cast<unsigned>(M)},
                              day{static_cast<unsigned>(D)}};
-    if (!ymd.ok() || h > 23 || m > 59 || sec > 59) return std::nullopt;
+    if (!ymd.ok() || h > 23 || m > 59 || sec > 60) return std::nullopt;
+    if (sec == 60) sec = 59;
     const auto tp = sys_days(ymd) + hours{h} + minutes{m} + seconds{sec} + microseconds{us} -
                     minutes{offset_min};
     return event_time(duration_cast<microseconds>(tp.time_since_epoch()));

@@ -1,4 +1,4 @@
-// smart_ratelimit/detail/null_mutex.hpp
+// smart_ratelimit/null_mutex.hpp
 // null_mutex: a Lockable that does nothing, for the single-threaded (`_st`) variants
 // of storages and sinks, as spdlog does. Defined in namespace smart_ratelimit.
 #pragma once
