@@ -27,8 +27,9 @@ namespace {
 std::vector<srl::offender> offenders(std::size_t n) {
     std::vector<srl::offender> out;
     for (std::size_t i = 0; i < n; ++i)
-        out.push_back({"rule:login:ip:203.0." + std::to_string(i / 250) + "." + std::to_string(i % 250),
-                       static_cast<std::int64_t>(1000 - i)});
+        out.push_back(
+            {"rule:login:ip:203.0." + std::to_string(i / 250) + "." + std::to_string(i % 250),
+             static_cast<std::int64_t>(1000 - i)});
     return out;
 }
 
@@ -50,7 +51,10 @@ void BM_alert_texts(benchmark::State& state) {
     const auto o = offenders(static_cast<std::size_t>(state.range(0)));
     const auto date = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
     for (auto _ : state) {
-        srl::mail m{"alerts@example.org", {"ops@example.com"}, srl::alert_subject(o.size()), srl::alert_body(o, 100, 1)};
+        srl::mail m{"alerts@example.org",
+                    {"ops@example.com"},
+                    srl::alert_subject(o.size()),
+                    srl::alert_body(o, 100, 1)};
         auto text = srl::smtp::build_message(m, date, 1);
         auto json = srl::alert_webhook_payload(o, 100, 1);
         benchmark::DoNotOptimize(text);
@@ -104,9 +108,10 @@ const std::string payload = srl::alert_webhook_payload(offenders(10), 100, 1);
 
 void BM_baseline_raw_socket_post(benchmark::State& state) {
     loopback_server server;
-    const std::string request = "POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                                "Connection: close\r\nContent-Length: " +
-                                std::to_string(payload.size()) + "\r\n\r\n" + payload;
+    const std::string request =
+        "POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: " +
+        std::to_string(payload.size()) + "\r\n\r\n" + payload;
     net::io_context ioc;
     for (auto _ : state) {
         tcp::socket s(ioc);
@@ -134,7 +139,8 @@ BENCHMARK(BM_webhook_client_post)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_webhook_client_post_signed(benchmark::State& state) {
     loopback_server server;
-    srl::beast::webhook_client client(srl::beast::webhook_options{std::chrono::seconds(5), "secret", ""});
+    srl::beast::webhook_client client(
+        srl::beast::webhook_options{std::chrono::seconds(5), "secret", ""});
     const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/hook";
     for (auto _ : state) {
         auto st = client.post(url, payload);

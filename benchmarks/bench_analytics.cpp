@@ -19,7 +19,8 @@ namespace srl = smart_ratelimit;
 
 namespace {
 
-const srl::event_time bench_now{std::chrono::sys_days{std::chrono::year{2026} / 5 / 8}.time_since_epoch()};
+const srl::event_time bench_now{
+    std::chrono::sys_days{std::chrono::year{2026} / 5 / 8}.time_since_epoch()};
 
 /// One data set at a time (10M events take ~2.4 GB): rebuilt when the size changes.
 const std::vector<srl::event>& events(std::size_t n) {
@@ -33,21 +34,26 @@ const std::vector<srl::event>& events(std::size_t n) {
     static const char* rules[] = {"login", "api", "search", "upload"};
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint64_t r = rng();
-        const auto ts = bench_now - std::chrono::microseconds{static_cast<std::int64_t>(r % static_cast<std::uint64_t>(span))};
+        const auto ts = bench_now - std::chrono::microseconds{static_cast<std::int64_t>(
+                                        r % static_cast<std::uint64_t>(span))};
         const std::uint32_t k = static_cast<std::uint32_t>((r >> 20) % 100'000);
         std::string key = "ip:10." + std::to_string(k / 256) + "." + std::to_string(k % 256);
         const bool with_rule = ((r >> 40) & 1) != 0;
         const bool allowed = (r >> 41) % 10 >= 3;
         if (with_rule) key = "rule:" + std::string(rules[(r >> 44) % 4]) + ":" + key;
-        data->push_back(srl::make_event(ts, key, "/api/p" + std::to_string((r >> 48) % 40), "GET", allowed, 1, 100));
+        data->push_back(srl::make_event(ts, key, "/api/p" + std::to_string((r >> 48) % 40), "GET",
+                                        allowed, 1, 100));
     }
     return *data;
 }
 
-std::size_t size_arg(const benchmark::State& state) { return static_cast<std::size_t>(state.range(0)); }
+std::size_t size_arg(const benchmark::State& state) {
+    return static_cast<std::size_t>(state.range(0));
+}
 
 void finish(benchmark::State& state, std::size_t n) {
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(n));
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                             static_cast<std::int64_t>(n * sizeof(srl::event)));
 }
@@ -100,13 +106,15 @@ void BM_offenders_csv(benchmark::State& state) {
 void BM_offender_detail(benchmark::State& state) {
     const auto& v = events(size_arg(state));
     const std::string key = v.front().key;
-    for (auto _ : state) benchmark::DoNotOptimize(srl::get_offender_detail(v, key, 30, 50, bench_now));
+    for (auto _ : state)
+        benchmark::DoNotOptimize(srl::get_offender_detail(v, key, 30, 50, bench_now));
     finish(state, v.size());
 }
 
 void BM_find_alertable_offenders(benchmark::State& state) {
     const auto& v = events(size_arg(state));
-    for (auto _ : state) benchmark::DoNotOptimize(srl::find_alertable_offenders(v, 10, 30, 100, bench_now));
+    for (auto _ : state)
+        benchmark::DoNotOptimize(srl::find_alertable_offenders(v, 10, 30, 100, bench_now));
     finish(state, v.size());
 }
 

@@ -31,8 +31,9 @@ namespace sq = smart_ratelimit::soci;
 
 namespace {
 
-const srl::event_time bench_now{std::chrono::sys_days{std::chrono::year{2026} / 5 / 8}.time_since_epoch() +
-                                std::chrono::hours{13} + std::chrono::minutes{27}};
+const srl::event_time bench_now{
+    std::chrono::sys_days{std::chrono::year{2026} / 5 / 8}.time_since_epoch() +
+    std::chrono::hours{13} + std::chrono::minutes{27}};
 constexpr std::int64_t span_us = std::int64_t{30} * 86'400'000'000;
 
 long long rows = 10'000'000;
@@ -72,37 +73,48 @@ void generate(backend& b) {
     if (b.store->sql_dialect() == sq::dialect::sqlite) {
         sql << "PRAGMA synchronous=OFF";
         sql << "PRAGMA cache_size=-1000000";
-        sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count, \"limit\")"
+        sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, "
+               "count, \"limit\")"
                " WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < :n - 1)"
                " SELECT :now - i * (:span / :n),"
                "  CASE WHEN r <> '' THEN 'rule:' || r || ':' ELSE '' END ||"
-               "  CASE WHEN b THEN 'ip:198.51.' || ((((i * 2654435761) % 1000003) * ((i * 2654435761) % 1000003))"
+               "  CASE WHEN b THEN 'ip:198.51.' || ((((i * 2654435761) % 1000003) * ((i * "
+               "2654435761) % 1000003))"
                "   / 1000003 / 200) ELSE 'ip:10.' || ((i * 40503) % 200000) END,"
                "  r, '/api/p' || (i % 40), CASE WHEN i % 3 = 0 THEN 'POST' ELSE 'GET' END,"
                "  CASE WHEN b THEN 0 ELSE 1 END, 1 + i % 120, 100"
                " FROM (SELECT i, ((i * 7919) % 10) < 2 AS b,"
-               "  CASE i % 6 WHEN 0 THEN 'login' WHEN 1 THEN 'api' WHEN 2 THEN 'search' ELSE '' END AS r FROM c)",
+               "  CASE i % 6 WHEN 0 THEN 'login' WHEN 1 THEN 'api' WHEN 2 THEN 'search' ELSE '' "
+               "END AS r FROM c)",
             ::soci::use(rows, "n"), ::soci::use(now_us, "now"), ::soci::use(span, "span");
         sql << "PRAGMA synchronous=NORMAL";
     } else {
         sql << "SET maintenance_work_mem = '512MB'";
-        sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count, \"limit\")"
-               " SELECT timestamptz 'epoch' + (CAST(:now AS BIGINT) - i * (CAST(:span AS BIGINT) / CAST(:n AS BIGINT)))"
+        sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, "
+               "count, \"limit\")"
+               " SELECT timestamptz 'epoch' + (CAST(:now AS BIGINT) - i * (CAST(:span AS BIGINT) / "
+               "CAST(:n AS BIGINT)))"
                "   * interval '1 microsecond',"
                "  CASE WHEN r <> '' THEN 'rule:' || r || ':' ELSE '' END ||"
-               "  CASE WHEN b THEN 'ip:198.51.' || ((((i * 2654435761) % 1000003) * ((i * 2654435761) % 1000003))"
+               "  CASE WHEN b THEN 'ip:198.51.' || ((((i * 2654435761) % 1000003) * ((i * "
+               "2654435761) % 1000003))"
                "   / 1000003 / 200) ELSE 'ip:10.' || ((i * 40503) % 200000) END,"
                "  r, '/api/p' || (i % 40), CASE WHEN i % 3 = 0 THEN 'POST' ELSE 'GET' END,"
                "  NOT b, 1 + i % 120, 100"
                " FROM (SELECT i, ((i * 7919) % 10) < 2 AS b,"
-               "  CASE i % 6 WHEN 0 THEN 'login' WHEN 1 THEN 'api' WHEN 2 THEN 'search' ELSE '' END AS r"
+               "  CASE i % 6 WHEN 0 THEN 'login' WHEN 1 THEN 'api' WHEN 2 THEN 'search' ELSE '' "
+               "END AS r"
                "  FROM generate_series(CAST(0 AS BIGINT), CAST(:n AS BIGINT) - 1) AS i) g",
             ::soci::use(now_us, "now"), ::soci::use(span, "span"), ::soci::use(rows, "n");
     }
-    sql << "CREATE INDEX IF NOT EXISTS ratelimit_event_timestamp_idx ON ratelimit_event (timestamp)";
-    sql << "CREATE INDEX IF NOT EXISTS ratelimit_event_key_timestamp_idx ON ratelimit_event (key, timestamp)";
-    sql << "CREATE INDEX IF NOT EXISTS ratelimit_event_allowed_timestamp_idx ON ratelimit_event (allowed, timestamp)";
-    std::fprintf(stderr, "%s: generated %lld rows in %.1f s\n", b.name.c_str(), rows, seconds_since(t0));
+    sql << "CREATE INDEX IF NOT EXISTS ratelimit_event_timestamp_idx ON ratelimit_event "
+           "(timestamp)";
+    sql << "CREATE INDEX IF NOT EXISTS ratelimit_event_key_timestamp_idx ON ratelimit_event (key, "
+           "timestamp)";
+    sql << "CREATE INDEX IF NOT EXISTS ratelimit_event_allowed_timestamp_idx ON ratelimit_event "
+           "(allowed, timestamp)";
+    std::fprintf(stderr, "%s: generated %lld rows in %.1f s\n", b.name.c_str(), rows,
+                 seconds_since(t0));
 }
 
 void prepare(backend& b) {
@@ -116,9 +128,12 @@ void prepare(backend& b) {
     if (b.store->sql_dialect() == sq::dialect::sqlite) *b.session << "PRAGMA cache_size=-500000";
     const auto t0 = std::chrono::steady_clock::now();
     if (sq::migrate_analytics(*b.session, b.store->sql_dialect()))
-        std::fprintf(stderr, "%s: rollups built from existing rows in %.1f s\n", b.name.c_str(), seconds_since(t0));
-    if (b.store->sql_dialect() == sq::dialect::postgresql) *b.session << "VACUUM ANALYZE";
-    else *b.session << "ANALYZE";
+        std::fprintf(stderr, "%s: rollups built from existing rows in %.1f s\n", b.name.c_str(),
+                     seconds_since(t0));
+    if (b.store->sql_dialect() == sq::dialect::postgresql)
+        *b.session << "VACUUM ANALYZE";
+    else
+        *b.session << "ANALYZE";
     // Measure with SQLite's default page cache, as a deployment would run.
     if (b.store->sql_dialect() == sq::dialect::sqlite) *b.session << "PRAGMA cache_size=-2000";
     sq::sql_analytics a{*b.session, b.store->sql_dialect(), true};
@@ -126,7 +141,9 @@ void prepare(backend& b) {
     b.heavy_key = top.empty() ? "ip:none" : top.front().key;
 }
 
-sq::sql_analytics analytics(backend& b, bool rollups) { return {*b.session, b.store->sql_dialect(), rollups}; }
+sq::sql_analytics analytics(backend& b, bool rollups) {
+    return {*b.session, b.store->sql_dialect(), rollups};
+}
 
 // What the dashboard page runs: today, the window, top 20 offenders, top 20 rules.
 void dashboard(backend& b, bool rollups, int days) {
@@ -142,13 +159,16 @@ void register_all() {
         for (const bool rollups : {true, false}) {
             const std::string mode = rollups ? "rollup" : "naive";
             auto reg = [&](const std::string& fn, auto body) {
-                auto* bm = benchmark::RegisterBenchmark(("sql/" + b.name + "/" + mode + "/" + fn).c_str(),
-                                                        [&b, rollups, body](benchmark::State& st) {
-                                                            for (auto _ : st) body(b, rollups);
-                                                        });
+                auto* bm =
+                    benchmark::RegisterBenchmark(("sql/" + b.name + "/" + mode + "/" + fn).c_str(),
+                                                 [&b, rollups, body](benchmark::State& st) {
+                                                     for (auto _ : st) body(b, rollups);
+                                                 });
                 bm->Unit(benchmark::kMillisecond)->UseRealTime();
-                if (!rollups) bm->Iterations(2);
-                else bm->MinTime(0.5);
+                if (!rollups)
+                    bm->Iterations(2);
+                else
+                    bm->MinTime(0.5);
             };
             reg("dashboard_30d", [](backend& x, bool r) { dashboard(x, r, 30); });
             reg("traffic_summary_30d", [](backend& x, bool r) {
@@ -161,10 +181,12 @@ void register_all() {
                 benchmark::DoNotOptimize(analytics(x, r).rule_hit_counts_at(30, 50, bench_now));
             });
             reg("offenders_csv_30d", [](backend& x, bool r) {
-                benchmark::DoNotOptimize(srl::format_offenders_csv(analytics(x, r).top_offenders_at(30, 1000, bench_now)));
+                benchmark::DoNotOptimize(srl::format_offenders_csv(
+                    analytics(x, r).top_offenders_at(30, 1000, bench_now)));
             });
             reg("offender_detail_30d", [](backend& x, bool r) {
-                benchmark::DoNotOptimize(analytics(x, r).offender_detail_at(x.heavy_key, 30, 50, bench_now));
+                benchmark::DoNotOptimize(
+                    analytics(x, r).offender_detail_at(x.heavy_key, 30, 50, bench_now));
             });
             reg("alertable_offenders_1d", [](backend& x, bool r) {
                 auto top = analytics(x, r).top_offenders_at(1, 100, bench_now);
@@ -185,36 +207,46 @@ void register_ingest() {
         if (!lite && pg_ingest_url.empty()) continue;
         if (lite && !with_sqlite) continue;
         for (const bool rollups : {false, true}) {
-            const std::string name = std::string("ingest/") + (lite ? "sqlite" : "postgresql") + "/" +
-                                     (rollups ? "with_rollups" : "plain");
-            benchmark::RegisterBenchmark(name.c_str(), [lite, rollups](benchmark::State& st) {
-                std::string url;
-                if (lite) {
-                    const std::string path = sqlite_path + ".ingest";
-                    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-                    url = "sqlite:///" + path;
-                } else {
-                    url = pg_ingest_url;
-                    auto s = sq::open_session(sq::parse_database_url(url));
-                    *s << "DROP TABLE IF EXISTS ratelimit_event, ratelimit_rollup_hour, ratelimit_rollup_key_hour,"
-                          " ratelimit_rollup_rule_hour, ratelimit_rollup_key_day, ratelimit_rollup_key_span, ratelimit_rollup_key,"
-                          " ratelimit_schema_version CASCADE";
-                }
-                sq::event_store store(url);
-                store.migrate();
-                if (rollups) sq::migrate_analytics(store);
-                std::vector<srl::event> batch;
-                for (int i = 0; i < 1000; ++i)
-                    batch.push_back(srl::make_event(bench_now - std::chrono::seconds{i}, "ip:10.0." + std::to_string(i % 300),
-                                                    "/api/p" + std::to_string(i % 7), "GET", i % 5 != 0, i, 100));
-                std::int64_t written = 0;
-                for (auto _ : st) {
-                    const auto r = store.write_batch(batch);
-                    written += static_cast<std::int64_t>(r.written);
-                    if (r.written != batch.size()) st.SkipWithError("write_batch failed");
-                }
-                st.SetItemsProcessed(written);
-            })->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
+            const std::string name = std::string("ingest/") + (lite ? "sqlite" : "postgresql") +
+                                     "/" + (rollups ? "with_rollups" : "plain");
+            benchmark::RegisterBenchmark(
+                name.c_str(),
+                [lite, rollups](benchmark::State& st) {
+                    std::string url;
+                    if (lite) {
+                        const std::string path = sqlite_path + ".ingest";
+                        for (const char* suffix : {"", "-wal", "-shm"})
+                            std::filesystem::remove(path + suffix);
+                        url = "sqlite:///" + path;
+                    } else {
+                        url = pg_ingest_url;
+                        auto s = sq::open_session(sq::parse_database_url(url));
+                        *s << "DROP TABLE IF EXISTS ratelimit_event, ratelimit_rollup_hour, "
+                              "ratelimit_rollup_key_hour,"
+                              " ratelimit_rollup_rule_hour, ratelimit_rollup_key_day, "
+                              "ratelimit_rollup_key_span, ratelimit_rollup_key,"
+                              " ratelimit_schema_version CASCADE";
+                    }
+                    sq::event_store store(url);
+                    store.migrate();
+                    if (rollups) sq::migrate_analytics(store);
+                    std::vector<srl::event> batch;
+                    for (int i = 0; i < 1000; ++i)
+                        batch.push_back(srl::make_event(bench_now - std::chrono::seconds{i},
+                                                        "ip:10.0." + std::to_string(i % 300),
+                                                        "/api/p" + std::to_string(i % 7), "GET",
+                                                        i % 5 != 0, i, 100));
+                    std::int64_t written = 0;
+                    for (auto _ : st) {
+                        const auto r = store.write_batch(batch);
+                        written += static_cast<std::int64_t>(r.written);
+                        if (r.written != batch.size()) st.SkipWithError("write_batch failed");
+                    }
+                    st.SetItemsProcessed(written);
+                })
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(1.0);
         }
     }
 }
@@ -226,13 +258,20 @@ int main(int argc, char** argv) {
     if (const char* pg = std::getenv("SMART_RATELIMIT_TEST_PG_URL")) pg_base = pg;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
-        if (a.rfind("--rows=", 0) == 0) rows = std::stoll(std::string(a.substr(7)));
-        else if (a.rfind("--sqlite=", 0) == 0) sqlite_path = std::string(a.substr(9));
-        else if (a.rfind("--pg=", 0) == 0) pg_base = std::string(a.substr(5));
-        else if (a == "--reuse") reuse = true;
-        else if (a == "--no-sqlite") with_sqlite = false;
-        else if (a.rfind("--pg-db=", 0) == 0) pg_keep = std::string(a.substr(8));
-        else rest.push_back(argv[i]);
+        if (a.rfind("--rows=", 0) == 0)
+            rows = std::stoll(std::string(a.substr(7)));
+        else if (a.rfind("--sqlite=", 0) == 0)
+            sqlite_path = std::string(a.substr(9));
+        else if (a.rfind("--pg=", 0) == 0)
+            pg_base = std::string(a.substr(5));
+        else if (a == "--reuse")
+            reuse = true;
+        else if (a == "--no-sqlite")
+            with_sqlite = false;
+        else if (a.rfind("--pg-db=", 0) == 0)
+            pg_keep = std::string(a.substr(8));
+        else
+            rest.push_back(argv[i]);
     }
     if (rows <= 0) {
         std::fprintf(stderr, "bench_analytics_sql: --rows must be positive\n");
@@ -245,15 +284,21 @@ int main(int argc, char** argv) {
     }
     try {
         if (with_sqlite)
-            backends.push_back({"sqlite", std::make_unique<sq::event_store>("sqlite:///" + sqlite_path), nullptr, {}});
+            backends.push_back({"sqlite",
+                                std::make_unique<sq::event_store>("sqlite:///" + sqlite_path),
+                                nullptr,
+                                {}});
         if (!pg_base.empty()) {
-            pg_name = pg_keep.empty() ? "srl_bench_analytics_" + std::to_string(::getpid()) : pg_keep;
+            pg_name =
+                pg_keep.empty() ? "srl_bench_analytics_" + std::to_string(::getpid()) : pg_keep;
             auto admin = sq::open_session(sq::parse_database_url(pg_base));
             int exists = 0;
-            *admin << "SELECT COUNT(*) FROM pg_database WHERE datname = :n", ::soci::use(pg_name), ::soci::into(exists);
+            *admin << "SELECT COUNT(*) FROM pg_database WHERE datname = :n", ::soci::use(pg_name),
+                ::soci::into(exists);
             if (exists == 0) *admin << "CREATE DATABASE " + pg_name;
             pg_url = pg_base.substr(0, pg_base.rfind('/') + 1) + pg_name;
-            backends.push_back({"postgresql", std::make_unique<sq::event_store>(pg_url), nullptr, {}});
+            backends.push_back(
+                {"postgresql", std::make_unique<sq::event_store>(pg_url), nullptr, {}});
             pg_ingest_name = pg_name + "_ingest";
             *admin << "DROP DATABASE IF EXISTS " + pg_ingest_name + " WITH (FORCE)";
             *admin << "CREATE DATABASE " + pg_ingest_name;
@@ -281,8 +326,7 @@ int main(int argc, char** argv) {
             auto admin = sq::open_session(sq::parse_database_url(pg_base));
             if (pg_keep.empty()) *admin << "DROP DATABASE IF EXISTS " + pg_name + " WITH (FORCE)";
             *admin << "DROP DATABASE IF EXISTS " + pg_ingest_name + " WITH (FORCE)";
-        } catch (...) {
-        }
+        } catch (...) {}
     }
     return 0;
 }

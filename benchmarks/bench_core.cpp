@@ -107,7 +107,8 @@ void register_all() {
     benchmark::RegisterBenchmark("core/clock/steady", bm_clock<srl::steady_clock>);
     benchmark::RegisterBenchmark("core/clock/coarse", bm_clock<srl::coarse_steady_clock>);
     benchmark::RegisterBenchmark("core/algorithm/fixed_window", bm_algorithm<srl::fixed_window>);
-    benchmark::RegisterBenchmark("core/algorithm/sliding_window", bm_algorithm<srl::sliding_window>);
+    benchmark::RegisterBenchmark("core/algorithm/sliding_window",
+                                 bm_algorithm<srl::sliding_window>);
     benchmark::RegisterBenchmark("core/algorithm/sliding_window_approx",
                                  bm_algorithm<srl::sliding_window_approx>);
     benchmark::RegisterBenchmark("core/algorithm/token_bucket", bm_algorithm<srl::token_bucket>);
@@ -120,15 +121,29 @@ void register_all() {
     for (const set s : {set{"hot_key", 1}, set{"keys_100k", 100'000}, set{"keys_1m", 1'000'000}}) {
         const std::size_t n = s.keys;
         const std::string base = std::string("core/") + s.name + "/";
-        benchmark::RegisterBenchmark((base + "now_passed").c_str(), [n](benchmark::State& st) {
-            run_limiter<srl::steady_clock>(st, n, clock_mode::now_passed);
-        })->Threads(1)->Threads(2)->UseRealTime();
-        benchmark::RegisterBenchmark((base + "steady_clock").c_str(), [n](benchmark::State& st) {
-            run_limiter<srl::steady_clock>(st, n, clock_mode::steady);
-        })->Threads(1)->Threads(2)->UseRealTime();
-        benchmark::RegisterBenchmark((base + "coarse_clock").c_str(), [n](benchmark::State& st) {
-            run_limiter<srl::coarse_steady_clock>(st, n, clock_mode::coarse);
-        })->Threads(1)->Threads(2)->UseRealTime();
+        benchmark::RegisterBenchmark((base + "now_passed").c_str(),
+                                     [n](benchmark::State& st) {
+                                         run_limiter<srl::steady_clock>(st, n,
+                                                                        clock_mode::now_passed);
+                                     })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark((base + "steady_clock").c_str(),
+                                     [n](benchmark::State& st) {
+                                         run_limiter<srl::steady_clock>(st, n, clock_mode::steady);
+                                     })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark((base + "coarse_clock").c_str(),
+                                     [n](benchmark::State& st) {
+                                         run_limiter<srl::coarse_steady_clock>(st, n,
+                                                                               clock_mode::coarse);
+                                     })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
     }
 }
 

@@ -28,19 +28,22 @@ constexpr std::size_t batches = 200;  // 200k rows per run
 
 const std::vector<srl::event>& rows() {
     static const std::vector<srl::event> v = [] {
-        static const char* paths[] = {"/api/login", "/api/v1/items", "/api/v1/items/42", "/search", "/",
-                                      "/static/app.js", "/api/v1/orders/9f2c", "/account/settings"};
+        static const char* paths[] = {
+            "/api/login", "/api/v1/items",  "/api/v1/items/42",    "/search",
+            "/",          "/static/app.js", "/api/v1/orders/9f2c", "/account/settings"};
         std::vector<srl::event> out;
         out.reserve(batch_size * batches);
         const std::int64_t base = 1'764'000'000'000'000;
         for (std::size_t i = 0; i < batch_size * batches; ++i) {
-            const std::string ip = "203.0." + std::to_string(i / 251 % 256) + "." + std::to_string(i % 251);
+            const std::string ip =
+                "203.0." + std::to_string(i / 251 % 256) + "." + std::to_string(i % 251);
             const bool named = i % 4 == 0;
-            out.push_back(srl::make_event(srl::event_time{std::chrono::microseconds{base + static_cast<std::int64_t>(i) * 37}},
-                                          (named ? "rule:login:ip:" : "ip:") + ip, paths[i % 8],
-                                          i % 3 == 0 ? "POST" : "GET", i % 10 != 0, static_cast<std::int64_t>(i % 120),
-                                          100, ip,
-                                          i % 3 == 0 ? std::optional<std::string_view>{"user-4711"} : std::nullopt));
+            out.push_back(srl::make_event(
+                srl::event_time{
+                    std::chrono::microseconds{base + static_cast<std::int64_t>(i) * 37}},
+                (named ? "rule:login:ip:" : "ip:") + ip, paths[i % 8], i % 3 == 0 ? "POST" : "GET",
+                i % 10 != 0, static_cast<std::int64_t>(i % 120), 100, ip,
+                i % 3 == 0 ? std::optional<std::string_view>{"user-4711"} : std::nullopt));
         }
         return out;
     }();
@@ -66,33 +69,41 @@ void BM_sqlite_ceiling_raw_c_api(benchmark::State& state) {
     const std::string file = temp_sqlite_file("ceiling");
     sqlite3* db = nullptr;
     sqlite3_open(file.c_str(), &db);
-    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", nullptr, nullptr, nullptr);
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", nullptr, nullptr,
+                 nullptr);
     for (const auto& stmt : ssoci::detail::split_statements(ssoci::event_log_steps[0].sqlite_sql))
         sqlite3_exec(db, stmt.c_str(), nullptr, nullptr, nullptr);
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db,
-                       "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count,"
-                       " \"limit\", ip_address, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       -1, &st, nullptr);
+    sqlite3_prepare_v2(
+        db,
+        "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count,"
+        " \"limit\", ip_address, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        -1, &st, nullptr);
     for (auto _ : state) {
         for (std::size_t b = 0; b < batches; ++b) {
             sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
             for (std::size_t i = b * batch_size; i < (b + 1) * batch_size; ++i) {
                 const srl::event& e = data[i];
                 sqlite3_bind_int64(st, 1, e.timestamp.time_since_epoch().count());
-                sqlite3_bind_text(st, 2, e.key.data(), static_cast<int>(e.key.size()), SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, e.rule_name.data(), static_cast<int>(e.rule_name.size()), SQLITE_STATIC);
-                sqlite3_bind_text(st, 4, e.path.data(), static_cast<int>(e.path.size()), SQLITE_STATIC);
-                sqlite3_bind_text(st, 5, e.method.data(), static_cast<int>(e.method.size()), SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, e.key.data(), static_cast<int>(e.key.size()),
+                                  SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, e.rule_name.data(), static_cast<int>(e.rule_name.size()),
+                                  SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, e.path.data(), static_cast<int>(e.path.size()),
+                                  SQLITE_STATIC);
+                sqlite3_bind_text(st, 5, e.method.data(), static_cast<int>(e.method.size()),
+                                  SQLITE_STATIC);
                 sqlite3_bind_int(st, 6, e.allowed ? 1 : 0);
                 sqlite3_bind_int64(st, 7, e.count);
                 sqlite3_bind_int64(st, 8, e.limit);
                 if (e.ip_address)
-                    sqlite3_bind_text(st, 9, e.ip_address->data(), static_cast<int>(e.ip_address->size()), SQLITE_STATIC);
+                    sqlite3_bind_text(st, 9, e.ip_address->data(),
+                                      static_cast<int>(e.ip_address->size()), SQLITE_STATIC);
                 else
                     sqlite3_bind_null(st, 9);
                 if (e.user_id)
-                    sqlite3_bind_text(st, 10, e.user_id->data(), static_cast<int>(e.user_id->size()), SQLITE_STATIC);
+                    sqlite3_bind_text(st, 10, e.user_id->data(),
+                                      static_cast<int>(e.user_id->size()), SQLITE_STATIC);
                 else
                     sqlite3_bind_null(st, 10);
                 if (sqlite3_step(st) != SQLITE_DONE) state.SkipWithError("insert failed");
@@ -115,7 +126,8 @@ void BM_sqlite_event_store_write_batch(benchmark::State& state) {
     for (auto _ : state) {
         for (std::size_t b = 0; b < batches; ++b) {
             const auto r = store.write_batch(std::span(data).subspan(b * batch_size, batch_size));
-            if (r.written != batch_size) state.SkipWithError(("write_batch failed: " + store.last_error()).c_str());
+            if (r.written != batch_size)
+                state.SkipWithError(("write_batch failed: " + store.last_error()).c_str());
         }
     }
     remove_sqlite_file(file);
@@ -180,24 +192,27 @@ void BM_postgresql_ceiling_raw_copy(benchmark::State& state) {
         for (std::size_t i = b * batch_size; i < (b + 1) * batch_size; ++i) {
             const srl::event& e = rows()[i];
             std::string& s = payload[b];
-            s += ssoci::detail::pg_time(e.timestamp) + '\t' + e.key + '\t' + e.rule_name + '\t' + e.path + '\t' +
-                 e.method + '\t' + (e.allowed ? "t" : "f") + '\t' + std::to_string(e.count) + '\t' +
-                 std::to_string(e.limit) + '\t' + (e.ip_address ? *e.ip_address : "\\N") + '\t' +
-                 (e.user_id ? *e.user_id : "\\N") + '\n';
+            s += ssoci::detail::pg_time(e.timestamp) + '\t' + e.key + '\t' + e.rule_name + '\t' +
+                 e.path + '\t' + e.method + '\t' + (e.allowed ? "t" : "f") + '\t' +
+                 std::to_string(e.count) + '\t' + std::to_string(e.limit) + '\t' +
+                 (e.ip_address ? *e.ip_address : "\\N") + '\t' + (e.user_id ? *e.user_id : "\\N") +
+                 '\n';
         }
     }
     const auto url = ssoci::parse_database_url(db.url);
     PGconn* pg = PQconnectdb(url.soci_connect_string().c_str());
     for (auto _ : state) {
         for (std::size_t b = 0; b < batches; ++b) {
-            PGresult* r = PQexec(pg,
-                                 "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
-                                 " count, \"limit\", ip_address, user_id) FROM STDIN");
+            PGresult* r =
+                PQexec(pg,
+                       "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
+                       " count, \"limit\", ip_address, user_id) FROM STDIN");
             PQclear(r);
             PQputCopyData(pg, payload[b].data(), static_cast<int>(payload[b].size()));
             PQputCopyEnd(pg, nullptr);
             while ((r = PQgetResult(pg)) != nullptr) {
-                if (PQresultStatus(r) != PGRES_COMMAND_OK) state.SkipWithError(PQresultErrorMessage(r));
+                if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                    state.SkipWithError(PQresultErrorMessage(r));
                 PQclear(r);
             }
         }
@@ -214,7 +229,8 @@ void BM_postgresql_event_store_write_batch(benchmark::State& state) {
     for (auto _ : state) {
         for (std::size_t b = 0; b < batches; ++b) {
             const auto r = store.write_batch(std::span(data).subspan(b * batch_size, batch_size));
-            if (r.written != batch_size) state.SkipWithError(("write_batch failed: " + store.last_error()).c_str());
+            if (r.written != batch_size)
+                state.SkipWithError(("write_batch failed: " + store.last_error()).c_str());
         }
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batches * batch_size));
@@ -229,11 +245,35 @@ void BM_postgresql_async_sink(benchmark::State& state) {
 }  // namespace
 
 // One iteration = 200k rows into a fresh, indexed table; repetitions give a median.
-BENCHMARK(BM_sqlite_ceiling_raw_c_api)->Iterations(1)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_sqlite_event_store_write_batch)->Iterations(1)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_sqlite_async_sink)->Iterations(1)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_postgresql_ceiling_raw_copy)->Iterations(1)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_postgresql_event_store_write_batch)->Iterations(1)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_postgresql_async_sink)->Iterations(1)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_sqlite_ceiling_raw_c_api)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_sqlite_event_store_write_batch)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_sqlite_async_sink)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_postgresql_ceiling_raw_copy)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_postgresql_event_store_write_batch)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_postgresql_async_sink)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -26,7 +26,8 @@ inline const std::vector<std::string>& keys(std::size_t n) {
         if (c->size() == n) return *c;
     auto v = std::make_unique<std::vector<std::string>>();
     v->reserve(n);
-    for (std::size_t i = 0; i < n; ++i) v->push_back("user:" + std::to_string(i * 2654435761u % 1000000007u));
+    for (std::size_t i = 0; i < n; ++i)
+        v->push_back("user:" + std::to_string(i * 2654435761u % 1000000007u));
     cache.push_back(std::move(v));
     return *cache.back();
 }

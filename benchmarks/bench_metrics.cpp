@@ -34,7 +34,8 @@ using srl_bench::keys;
 using srl_bench::view_key;
 
 template <class Observer>
-using bench_limiter = srl::limiter<view_key, srl::in_memory_storage<>, srl::null_sink, srl::steady_clock, Observer>;
+using bench_limiter =
+    srl::limiter<view_key, srl::in_memory_storage<>, srl::null_sink, srl::steady_clock, Observer>;
 
 const m::decision_metrics& shared_metrics() {
     static const m::decision_metrics dm;
@@ -55,8 +56,9 @@ bench_limiter<Observer>& shared_limiter(std::size_t nkeys) {
     Observer obs{};
     if constexpr (std::is_same_v<Observer, m::decision_metrics>) obs = shared_metrics();
     auto l = std::make_unique<bench_limiter<Observer>>(
-        view_key{}, std::vector<srl::rule_config>{{"api", "1000000/s", "token_bucket"}}, srl::limiter_options{},
-        srl::in_memory_storage<>(o), srl::null_sink{}, srl::steady_clock{}, obs);
+        view_key{}, std::vector<srl::rule_config>{{"api", "1000000/s", "token_bucket"}},
+        srl::limiter_options{}, srl::in_memory_storage<>(o), srl::null_sink{}, srl::steady_clock{},
+        obs);
     for (const auto& k : keys(nkeys)) (void)l->check(k);
     all.emplace_back(nkeys, std::move(l));
     return *all.back().second;
@@ -96,7 +98,8 @@ void bm_scrape(benchmark::State& state) {
     srl::decision d;
     for (std::size_t i = 0; i < names.size(); ++i) {
         d.rule = names[i];
-        for (std::size_t n = 0; n <= i % 7; ++n) dm.on_decision(d, std::chrono::nanoseconds(1000 + 10 * n));
+        for (std::size_t n = 0; n <= i % 7; ++n)
+            dm.on_decision(d, std::chrono::nanoseconds(1000 + 10 * n));
     }
     m::registry reg;
     reg.add(m::build_info{});
@@ -118,15 +121,25 @@ void register_all() {
     for (const set s : {set{"hot_key", 1}, set{"keys_100k", 100'000}}) {
         const std::size_t n = s.keys;
         const std::string base = std::string("metrics/") + s.name + "/";
-        benchmark::RegisterBenchmark((base + "off").c_str(), [n](benchmark::State& st) {
-            run_limiter<srl::null_observer>(st, n);
-        })->Threads(1)->Threads(2)->UseRealTime();
-        benchmark::RegisterBenchmark((base + "on").c_str(), [n](benchmark::State& st) {
-            run_limiter<m::decision_metrics>(st, n);
-        })->Threads(1)->Threads(2)->UseRealTime();
+        benchmark::RegisterBenchmark(
+            (base + "off").c_str(),
+            [n](benchmark::State& st) { run_limiter<srl::null_observer>(st, n); })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(
+            (base + "on").c_str(),
+            [n](benchmark::State& st) { run_limiter<m::decision_metrics>(st, n); })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
     }
-    benchmark::RegisterBenchmark("metrics/observer_only", bm_observer)->Threads(1)->Threads(2)->UseRealTime();
-    benchmark::RegisterBenchmark("metrics/scrape_1000_rules", bm_scrape)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("metrics/observer_only", bm_observer)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("metrics/scrape_1000_rules", bm_scrape)
+        ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace

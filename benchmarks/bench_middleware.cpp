@@ -45,7 +45,9 @@ struct items_route {
     sb::middleware<plain_limiter> mw;
     const http::request<http::string_body> req = make_request();
     const srl::ip_address peer = srl::ip_address::from_string("203.0.113.5");
-    explicit items_route(sb::route r = {"/api/items", {http::verb::get}}) { mw.add(lim, std::move(r)); }
+    explicit items_route(sb::route r = {"/api/items", {http::verb::get}}) {
+        mw.add(lim, std::move(r));
+    }
 };
 
 void BM_limiter_check_key(benchmark::State& state) {

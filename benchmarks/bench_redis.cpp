@@ -29,8 +29,8 @@ const srl::any_algorithm& algorithm() {
 
 rds::redis_storage make_storage(std::size_t connections) {
     const char* url = std::getenv("SMART_RATELIMIT_BENCH_REDIS_URL");
-    auto o = rds::redis_options_from_url(url != nullptr ? url : "redis://127.0.0.1:6379", 2000ms, 2000ms,
-                                         connections);
+    auto o = rds::redis_options_from_url(url != nullptr ? url : "redis://127.0.0.1:6379", 2000ms,
+                                         2000ms, connections);
     o.prefix = "bench:";
     o.errors = rds::on_error::raise;
     rds::redis_storage s(o);

@@ -28,9 +28,9 @@ struct discard_writer {
 
 // A typical decision: short key, path and method (the strings fit in SSO).
 const srl::event& prototype() {
-    static const srl::event e = srl::make_event(
-        srl::event_time{std::chrono::microseconds{1'700'000'000'000'000}}, "ip:203.0.113.5",
-        "/api/login", "POST", true, 3, 100, "203.0.113.5");
+    static const srl::event e =
+        srl::make_event(srl::event_time{std::chrono::microseconds{1'700'000'000'000'000}},
+                        "ip:203.0.113.5", "/api/login", "POST", true, 3, 100, "203.0.113.5");
     return e;
 }
 
@@ -56,9 +56,9 @@ void drop_sink(const benchmark::State&) { g_sink.reset(); }
 void report_drops(benchmark::State& state) {
     if (state.thread_index() != 0) return;
     const auto s = g_sink->stats();
-    state.counters["queue_full_%"] =
-        s.offered ? 100.0 * static_cast<double>(s.dropped_queue_full) / static_cast<double>(s.offered)
-                  : 0.0;
+    state.counters["queue_full_%"] = s.offered ? 100.0 * static_cast<double>(s.dropped_queue_full) /
+                                                     static_cast<double>(s.offered)
+                                               : 0.0;
 }
 
 // Baseline: what building the event costs the caller on its own.
@@ -140,14 +140,35 @@ void BM_ring_record(benchmark::State& state) {
 // Arg 0: short SSO strings; arg 1: long strings that allocate when copied.
 BENCHMARK(BM_event_copy)->Arg(0)->Arg(1);
 BENCHMARK(BM_mutex_vector_push)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_async_record_move)->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime()
-    ->Setup(make_sink)->Teardown(drop_sink);
-BENCHMARK(BM_async_record_burst)->Arg(4096)->Threads(1)->Threads(2)->UseRealTime()
-    ->Setup(make_sink)->Teardown(drop_sink);
-BENCHMARK(BM_async_record_copy)->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime()
-    ->Setup(make_sink)->Teardown(drop_sink);
+BENCHMARK(BM_async_record_move)
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime()
+    ->Setup(make_sink)
+    ->Teardown(drop_sink);
+BENCHMARK(BM_async_record_burst)
+    ->Arg(4096)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime()
+    ->Setup(make_sink)
+    ->Teardown(drop_sink);
+BENCHMARK(BM_async_record_copy)
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime()
+    ->Setup(make_sink)
+    ->Teardown(drop_sink);
 BENCHMARK_TEMPLATE(BM_ring_record, srl::ring_buffer_sink_st)->Arg(0)->Arg(1);
-BENCHMARK_TEMPLATE(BM_ring_record, srl::ring_buffer_sink_mt)->Arg(0)->Arg(1)->Threads(1)->Threads(2)
+BENCHMARK_TEMPLATE(BM_ring_record, srl::ring_buffer_sink_mt)
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(2)
     ->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -27,7 +27,9 @@ std::string pg_url() {
     return u == nullptr ? std::string() : std::string(u);
 }
 
-std::string sqlite_path() { return "/tmp/srl-bench-sqlstate-" + std::to_string(::getpid()) + ".db"; }
+std::string sqlite_path() {
+    return "/tmp/srl-bench-sqlstate-" + std::to_string(::getpid()) + ".db";
+}
 
 void migrate(const std::string& url) {
     const auto u = ssql::parse_database_url(url);
@@ -36,9 +38,11 @@ void migrate(const std::string& url) {
     ssql::migrate(*sql, u.kind, sets);
 }
 
-void run_decisions(benchmark::State& state, const std::string& url, const char* alg, bool many_keys) {
+void run_decisions(benchmark::State& state, const std::string& url, const char* alg,
+                   bool many_keys) {
     if (url.empty()) {
-        state.SkipWithError("SMART_RATELIMIT_TEST_PG_URL is not set (run under scripts/test-servers.sh)");
+        state.SkipWithError(
+            "SMART_RATELIMIT_TEST_PG_URL is not set (run under scripts/test-servers.sh)");
         return;
     }
     ssql::sql_state_options o;
@@ -56,9 +60,15 @@ void run_decisions(benchmark::State& state, const std::string& url, const char* 
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
-void BM_pg_fixed_window_hot_key(benchmark::State& st) { run_decisions(st, pg_url(), "fixed_window", false); }
-void BM_pg_token_bucket_10k_keys(benchmark::State& st) { run_decisions(st, pg_url(), "token_bucket", true); }
-void BM_pg_sliding_window_hot_key(benchmark::State& st) { run_decisions(st, pg_url(), "sliding_window", false); }
+void BM_pg_fixed_window_hot_key(benchmark::State& st) {
+    run_decisions(st, pg_url(), "fixed_window", false);
+}
+void BM_pg_token_bucket_10k_keys(benchmark::State& st) {
+    run_decisions(st, pg_url(), "token_bucket", true);
+}
+void BM_pg_sliding_window_hot_key(benchmark::State& st) {
+    run_decisions(st, pg_url(), "sliding_window", false);
+}
 void BM_sqlite_fixed_window_hot_key(benchmark::State& st) {
     run_decisions(st, "sqlite:///" + sqlite_path(), "fixed_window", false);
 }
@@ -92,22 +102,26 @@ double pgbench_tps(const std::string& url, int seconds) {
     const std::string pgbench = bin != nullptr ? std::string(bin) + "/pgbench" : "pgbench";
     const std::string script = "/tmp/srl-bench-sqlstate-" + std::to_string(::getpid()) + ".pgbench";
     if (FILE* f = std::fopen(script.c_str(), "w")) {
-        std::fputs("BEGIN;\n"
-                   "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) FROM (SELECT "
-                   "pg_advisory_xact_lock(hashtextextended('bench-pgbench', 7368052)) OFFSET 0) AS l;\n"
-                   "SELECT window_start_ns, count, previous_count FROM ratelimit_counter WHERE key = "
-                   "'bench-pgbench' AND algorithm = 'fixed_window';\n"
-                   "INSERT INTO ratelimit_counter (key, algorithm, window_start_ns, count, previous_count, "
-                   "expires_at_ns) VALUES ('bench-pgbench', 'fixed_window', 0, 1, 0, 0) ON CONFLICT (key, algorithm) "
-                   "DO UPDATE SET window_start_ns = excluded.window_start_ns, count = excluded.count, "
-                   "previous_count = excluded.previous_count, expires_at_ns = excluded.expires_at_ns;\n"
-                   "COMMIT;\n",
-                   f);
+        std::fputs(
+            "BEGIN;\n"
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) FROM (SELECT "
+            "pg_advisory_xact_lock(hashtextextended('bench-pgbench', 7368052)) OFFSET 0) AS l;\n"
+            "SELECT window_start_ns, count, previous_count FROM ratelimit_counter WHERE key = "
+            "'bench-pgbench' AND algorithm = 'fixed_window';\n"
+            "INSERT INTO ratelimit_counter (key, algorithm, window_start_ns, count, "
+            "previous_count, "
+            "expires_at_ns) VALUES ('bench-pgbench', 'fixed_window', 0, 1, 0, 0) ON CONFLICT (key, "
+            "algorithm) "
+            "DO UPDATE SET window_start_ns = excluded.window_start_ns, count = excluded.count, "
+            "previous_count = excluded.previous_count, expires_at_ns = excluded.expires_at_ns;\n"
+            "COMMIT;\n",
+            f);
         std::fclose(f);
     } else {
         return 0;
     }
-    std::string cmd = pgbench + " -n -M extended -c 1 -j 1 -T " + std::to_string(seconds) + " -f " + script;
+    std::string cmd =
+        pgbench + " -n -M extended -c 1 -j 1 -T " + std::to_string(seconds) + " -f " + script;
     if (!u.host.empty()) cmd += " -h " + u.host;
     if (!u.port.empty()) cmd += " -p " + u.port;
     if (!u.user.empty()) cmd += " -U " + u.user;
@@ -149,7 +163,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     std::printf("pgbench, same transaction, 1 connection: %.0f tps\n", tps);
-    std::printf("sql_state_storage fixed_window hot key, 1 connection: %.0f decisions/s = %.2f x pgbench\n",
-                it->second, it->second / tps);
+    std::printf(
+        "sql_state_storage fixed_window hot key, 1 connection: %.0f decisions/s = %.2f x pgbench\n",
+        it->second, it->second / tps);
     return 0;
 }

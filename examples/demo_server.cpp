@@ -72,14 +72,15 @@ struct sink_ref {
 // Per-minute limits need no nanosecond clock: the coarse one (a scheduler tick,
 // a few ms) is read in a tenth of the time. Every limiter counts its decisions in
 // one shared decision_metrics (a handle), which /metrics exports.
-using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref, srl::coarse_steady_clock,
-                                  srl::metrics::decision_metrics>;
+using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref,
+                                  srl::coarse_steady_clock, srl::metrics::decision_metrics>;
 
 /// A registry entry removed when this goes out of scope: declared after what the
 /// collector reads, so it is removed before that is destroyed.
 class scoped_collector {
 public:
-    scoped_collector(srl::metrics::registry& r, srl::metrics::registry::collector_id id) : r_(r), id_(id) {}
+    scoped_collector(srl::metrics::registry& r, srl::metrics::registry::collector_id id)
+        : r_(r), id_(id) {}
     scoped_collector(const scoped_collector&) = delete;
     scoped_collector& operator=(const scoped_collector&) = delete;
     ~scoped_collector() { r_.remove(id_); }
@@ -135,21 +136,28 @@ struct options {
 [[noreturn]] void usage(int code) {
     std::fputs(
         "usage: demo_server [options]\n"
-        "  --port N              TCP port (0: pick a free one; the actual port is printed). Default 8080\n"
+        "  --port N              TCP port (0: pick a free one; the actual port is printed). "
+        "Default 8080\n"
         "  --address ADDR        address to bind. Default 127.0.0.1\n"
-        "  --database URL        event database (RATELIMIT_DATABASE_URL), e.g. sqlite:///events.db\n"
+        "  --database URL        event database (RATELIMIT_DATABASE_URL), e.g. "
+        "sqlite:///events.db\n"
         "  --staff-token TOKEN   dashboard staff token (default: a random one, printed)\n"
-        "  --settings FILE       settings file (else RATELIMIT_SETTINGS); the environment wins over it\n"
+        "  --settings FILE       settings file (else RATELIMIT_SETTINGS); the environment wins "
+        "over it\n"
         "  --log-events on|off   RATELIMIT_LOG_EVENTS (the demo's default: on)\n"
         "  --fail-open on|off    RATELIMIT_FAIL_OPEN\n"
         "  --trusted-proxies L   RATELIMIT_TRUSTED_PROXIES, comma-separated CIDRs\n"
-        "  --default-limit RATE  RATELIMIT_DEFAULT_LIMIT: a per-IP rule `default` on every /api/ path\n"
+        "  --default-limit RATE  RATELIMIT_DEFAULT_LIMIT: a per-IP rule `default` on every /api/ "
+        "path\n"
         "  --login-rate RATE     rate of POST /api/login per IP. Default 5/m\n"
         "  --items-rate RATE     rate of GET /api/items per user or IP. Default 100/m\n"
-        "  --mode full|limit|none  benchmark modes: limiter and logging / limiter only / no limiter\n"
+        "  --mode full|limit|none  benchmark modes: limiter and logging / limiter only / no "
+        "limiter\n"
         "  --threads N           I/O threads. Default 1\n"
-        "  --live-refresh-ms N   the dashboard chart refreshes itself every N ms (0: off, else >= 100). Default 30000\n"
-        "  --migrate             create or update the event tables before serving (as `smart-ratelimit migrate`)\n",
+        "  --live-refresh-ms N   the dashboard chart refreshes itself every N ms (0: off, else >= "
+        "100). Default 30000\n"
+        "  --migrate             create or update the event tables before serving (as "
+        "`smart-ratelimit migrate`)\n",
         code == 0 ? stdout : stderr);
     std::exit(code);
 }
@@ -165,7 +173,8 @@ options parse_args(int argc, char** argv) {
     };
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
-        if (a == "--help" || a == "-h") usage(0);
+        if (a == "--help" || a == "-h")
+            usage(0);
         else if (a == "--port") {
             const std::string v = value(i);
             char* end = nullptr;
@@ -175,30 +184,46 @@ options parse_args(int argc, char** argv) {
                 std::exit(64);
             }
             o.port = static_cast<unsigned short>(p);
-        } else if (a == "--address") o.address = value(i);
-        else if (a == "--database") o.database = value(i);
-        else if (a == "--staff-token") o.staff_token = value(i);
-        else if (a == "--settings") o.settings_file = value(i);
-        else if (a == "--log-events") o.setting_flags.push_back({"RATELIMIT_LOG_EVENTS", value(i), "--log-events"});
-        else if (a == "--fail-open") o.setting_flags.push_back({"RATELIMIT_FAIL_OPEN", value(i), "--fail-open"});
-        else if (a == "--trusted-proxies") o.setting_flags.push_back({"RATELIMIT_TRUSTED_PROXIES", value(i), "--trusted-proxies"});
-        else if (a == "--default-limit") o.setting_flags.push_back({"RATELIMIT_DEFAULT_LIMIT", value(i), "--default-limit"});
-        else if (a == "--login-rate") o.login_rate = value(i);
-        else if (a == "--items-rate") o.items_rate = value(i);
+        } else if (a == "--address")
+            o.address = value(i);
+        else if (a == "--database")
+            o.database = value(i);
+        else if (a == "--staff-token")
+            o.staff_token = value(i);
+        else if (a == "--settings")
+            o.settings_file = value(i);
+        else if (a == "--log-events")
+            o.setting_flags.push_back({"RATELIMIT_LOG_EVENTS", value(i), "--log-events"});
+        else if (a == "--fail-open")
+            o.setting_flags.push_back({"RATELIMIT_FAIL_OPEN", value(i), "--fail-open"});
+        else if (a == "--trusted-proxies")
+            o.setting_flags.push_back({"RATELIMIT_TRUSTED_PROXIES", value(i), "--trusted-proxies"});
+        else if (a == "--default-limit")
+            o.setting_flags.push_back({"RATELIMIT_DEFAULT_LIMIT", value(i), "--default-limit"});
+        else if (a == "--login-rate")
+            o.login_rate = value(i);
+        else if (a == "--items-rate")
+            o.items_rate = value(i);
         else if (a == "--mode") {
             const std::string v = value(i);
-            if (v == "full") o.run_mode = mode::full;
-            else if (v == "limit") o.run_mode = mode::limit;
-            else if (v == "none") o.run_mode = mode::none;
+            if (v == "full")
+                o.run_mode = mode::full;
+            else if (v == "limit")
+                o.run_mode = mode::limit;
+            else if (v == "none")
+                o.run_mode = mode::none;
             else {
-                std::fprintf(stderr, "demo_server: --mode: expected full, limit or none, got '%s'\n", v.c_str());
+                std::fprintf(stderr,
+                             "demo_server: --mode: expected full, limit or none, got '%s'\n",
+                             v.c_str());
                 std::exit(64);
             }
         } else if (a == "--threads") {
             const std::string v = value(i);
             o.threads = std::atoi(v.c_str());
             if (o.threads < 1 || o.threads > 64) {
-                std::fprintf(stderr, "demo_server: --threads: expected 1..64, got '%s'\n", v.c_str());
+                std::fprintf(stderr, "demo_server: --threads: expected 1..64, got '%s'\n",
+                             v.c_str());
                 std::exit(64);
             }
         } else if (a == "--live-refresh-ms") {
@@ -206,12 +231,15 @@ options parse_args(int argc, char** argv) {
             char* end = nullptr;
             const long ms = std::strtol(v.c_str(), &end, 10);
             if (v.empty() || *end != '\0' || ms < 0 || ms > 86'400'000 || (ms > 0 && ms < 100)) {
-                std::fprintf(stderr, "demo_server: --live-refresh-ms: expected 0 or 100..86400000, got '%s'\n",
-                             v.c_str());
+                std::fprintf(
+                    stderr,
+                    "demo_server: --live-refresh-ms: expected 0 or 100..86400000, got '%s'\n",
+                    v.c_str());
                 std::exit(64);
             }
             o.live_refresh_ms = ms;
-        } else if (a == "--migrate") o.migrate = true;
+        } else if (a == "--migrate")
+            o.migrate = true;
         else {
             std::fprintf(stderr, "demo_server: unknown option '%s'\n", argv[i]);
             usage(64);
@@ -236,8 +264,10 @@ struct answer {
 
 answer app(const http::request<http::string_body>& req) {
     const auto path = sb::path_of(req.target());
-    if (path == "/api/login" && req.method() == http::verb::post) return {http::status::ok, "{\"ok\":true}"};
-    if (path == "/api/items" && req.method() == http::verb::get) return {http::status::ok, "{\"items\":[]}"};
+    if (path == "/api/login" && req.method() == http::verb::post)
+        return {http::status::ok, "{\"ok\":true}"};
+    if (path == "/api/items" && req.method() == http::verb::get)
+        return {http::status::ok, "{\"items\":[]}"};
     if (path == "/") return {http::status::ok, "{\"dashboard\":\"/ratelimit/dashboard/\"}"};
     if (path == "/favicon.ico") return {http::status::no_content, {}};
     return {http::status::not_found, "{\"error\":\"not found\"}"};
@@ -266,7 +296,9 @@ public:
     std::string_view view() const noexcept { return {out_.data(), size_}; }
 
 private:
-    [[gnu::noinline]] void grow(std::size_t n) { out_.resize(std::max(2 * out_.size(), size_ + n)); }
+    [[gnu::noinline]] void grow(std::size_t n) {
+        out_.resize(std::max(2 * out_.size(), size_ + n));
+    }
 
     std::string& out_;
     std::size_t size_ = 0;
@@ -275,7 +307,8 @@ private:
 /// "HTTP/1.1 200 OK" and CRLF.
 void put_status_line(wire_writer& w, unsigned version, unsigned code, std::string_view reason) {
     w += version == 10 ? std::string_view("HTTP/1.0 ") : std::string_view("HTTP/1.1 ");
-    const char digits[4] = {char('0' + code / 100 % 10), char('0' + code / 10 % 10), char('0' + code % 10), ' '};
+    const char digits[4] = {char('0' + code / 100 % 10), char('0' + code / 10 % 10),
+                            char('0' + code % 10), ' '};
     w += std::string_view(digits, 4);
     w += reason;
     w += std::string_view("\r\n");
@@ -290,7 +323,8 @@ std::string_view write_answer(std::string& out, unsigned version, bool keep_aliv
                               const sb::limit_result* r) {
     wire_writer w(out);
     const auto reason = http::obsolete_reason(a.status);
-    put_status_line(w, version, static_cast<unsigned>(a.status), std::string_view(reason.data(), reason.size()));
+    put_status_line(w, version, static_cast<unsigned>(a.status),
+                    std::string_view(reason.data(), reason.size()));
     if (a.status != http::status::no_content) {
         w += std::string_view("Content-Type: application/json\r\nContent-Length: ");
         char length[20];
@@ -311,7 +345,8 @@ std::string_view write_answer(std::string& out, unsigned version, bool keep_aliv
 std::string_view flatten(const http::response<http::string_body>& res, std::string& out) {
     wire_writer w(out);
     const auto reason = res.reason();
-    put_status_line(w, res.version(), res.result_int(), std::string_view(reason.data(), reason.size()));
+    put_status_line(w, res.version(), res.result_int(),
+                    std::string_view(reason.data(), reason.size()));
     for (const auto& f : res) {
         const auto n = f.name_string();
         const auto v = f.value();
@@ -337,8 +372,8 @@ constexpr auto use_task_tuple = asio::as_tuple(use_task);
 
 struct server {
     const options& opt;
-    demo_middleware* mw;          // null in mode none
-    const demo_dashboard* dash;   // null in mode none
+    demo_middleware* mw;         // null in mode none
+    const demo_dashboard* dash;  // null in mode none
     asio::thread_pool& work;
 
     // Reading a request is what http::async_read does, minus its composed
@@ -375,7 +410,8 @@ struct server {
     /// (the socket is in non-blocking mode). A small answer usually goes whole,
     /// which skips a trip through the scheduler; the caller sends any rest
     /// asynchronously.
-    static std::size_t send_now(socket_type& socket, std::string_view out, boost::system::error_code& ec) {
+    static std::size_t send_now(socket_type& socket, std::string_view out,
+                                boost::system::error_code& ec) {
         const std::size_t sent = socket.write_some(asio::buffer(out), ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
             ec = {};
@@ -413,7 +449,8 @@ struct server {
             std::size_t n = 0;
             std::string_view out;  // a small answer written here, sent below
             if (dash != nullptr && dash->matches(req.target())) {
-                auto res = co_await dash->async_handle(work.get_executor(), std::move(req), use_task);
+                auto res =
+                    co_await dash->async_handle(work.get_executor(), std::move(req), use_task);
                 keep = res.keep_alive();
                 std::tie(wec, n) = co_await http::async_write(socket, res, use_task_tuple);
             } else if (mw != nullptr) {
@@ -435,7 +472,8 @@ struct server {
             if (!out.empty()) {
                 const std::size_t sent = send_now(socket, out, wec);
                 if (!wec && sent < out.size())
-                    std::tie(wec, n) = co_await asio::async_write(socket, asio::buffer(out.substr(sent)), use_task_tuple);
+                    std::tie(wec, n) = co_await asio::async_write(
+                        socket, asio::buffer(out.substr(sent)), use_task_tuple);
             }
             if (wec || !keep) break;
         }
@@ -470,7 +508,8 @@ int run(const options& opt) {
         if (file) srl::apply_settings_json(s, srl::read_settings_file(*file), *file);
         srl::apply_environment(s, env);
         for (const auto& [k, v, flag] : opt.setting_flags) srl::apply_setting(s, k, v, flag);
-        if (opt.database) srl::apply_setting(s, "RATELIMIT_DATABASE_URL", *opt.database, "--database");
+        if (opt.database)
+            srl::apply_setting(s, "RATELIMIT_DATABASE_URL", *opt.database, "--database");
     }
     const bool limiting = opt.run_mode != mode::none;
     const bool logging = opt.run_mode == mode::full && s.log_events;
@@ -479,18 +518,18 @@ int run(const options& opt) {
     mo.log_events = logging;
     const srl::limiter_options lo = srl::limiter_options_from(s);
     const srl::metrics::decision_metrics decisions;
-    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{}, {}, decisions);
-    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {}, sink_ref{}, {},
+    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{}, {},
                        decisions);
+    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {},
+                       sink_ref{}, {}, decisions);
     std::unique_ptr<demo_limiter> fallback;
     demo_middleware mw(mo);
     mw.add(login, sb::route{"/api/login", {http::verb::post}, 1});
     mw.add(items, sb::route{"/api/items", {http::verb::get}, 1});
     if (!s.default_limit.empty()) {
-        fallback = std::make_unique<demo_limiter>(sb::request_key::ip(),
-                                                  std::vector<srl::rule_config>{{"default", s.default_limit}},
-                                                  lo, srl::in_memory_storage<>{},
-                                                  sink_ref{}, srl::coarse_steady_clock{}, decisions);
+        fallback = std::make_unique<demo_limiter>(
+            sb::request_key::ip(), std::vector<srl::rule_config>{{"default", s.default_limit}}, lo,
+            srl::in_memory_storage<>{}, sink_ref{}, srl::coarse_steady_clock{}, decisions);
         mw.add(*fallback, sb::route{"/api/", {}, 1});
     }
 
@@ -512,7 +551,8 @@ int run(const options& opt) {
     }
     std::unique_ptr<store_sink> sink;
     if (logging) {
-        sink = std::make_unique<store_sink>(std::in_place, srl::async_sink_options{}, s.database_url);
+        sink =
+            std::make_unique<store_sink>(std::in_place, srl::async_sink_options{}, s.database_url);
         login.sink().sink = items.sink().sink = sink.get();
         if (fallback) fallback->sink().sink = sink.get();
     }
@@ -526,7 +566,9 @@ int run(const options& opt) {
     if (fallback) decisions.add_rules(*fallback);
     metrics.add(decisions);
     const scoped_collector middleware_metrics(
-        metrics, metrics.add_callback([&mw](srl::metrics::exposition& out) { collect_middleware(mw.stats(), out); }));
+        metrics, metrics.add_callback([&mw](srl::metrics::exposition& out) {
+            collect_middleware(mw.stats(), out);
+        }));
     std::optional<scoped_collector> sink_metrics;
     if (sink) sink_metrics.emplace(metrics, metrics.add(srl::metrics::event_sink_metrics(*sink)));
     // The health probe: the database reachable with its event and analytics tables
@@ -537,7 +579,8 @@ int run(const options& opt) {
                                                            srl::soci::analytics_migrations};
     sb::dashboard_options dopt;
     dopt.live_refresh = opt.live_refresh_ms > 0;
-    if (dopt.live_refresh) dopt.live_refresh_interval = std::chrono::milliseconds(opt.live_refresh_ms);
+    if (dopt.live_refresh)
+        dopt.live_refresh_interval = std::chrono::milliseconds(opt.live_refresh_ms);
     dopt.metrics = [&metrics] { return metrics.scrape(); };
     dopt.health = [&sink, &write_errors_seen, logging, url = s.database_url] {
         srl::soci::database_check_options dbo;
@@ -548,13 +591,16 @@ int run(const options& opt) {
         const auto st = sink->stats();
         const std::uint64_t before = write_errors_seen.exchange(st.dropped_write_error);
         const bool failing = st.dropped_write_error > before;
-        std::string detail = "written " + std::to_string(st.written) + ", in flight " + std::to_string(st.in_flight()) +
-                             ", dropped " + std::to_string(st.dropped());
+        std::string detail = "written " + std::to_string(st.written) + ", in flight " +
+                             std::to_string(st.in_flight()) + ", dropped " +
+                             std::to_string(st.dropped());
         if (failing)
-            detail += ", " + std::to_string(st.dropped_write_error - before) + " lost to write errors since the last probe";
+            detail += ", " + std::to_string(st.dropped_write_error - before) +
+                      " lost to write errors since the last probe";
         return r.add("event_writer", !failing, std::move(detail));
     };
-    const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff), std::move(dopt)};
+    const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff),
+                              std::move(dopt)};
 
     // One I/O thread: no other thread touches the sockets (completions from the
     // work pool are posted), so the reactor can skip its per-socket locks.
@@ -579,14 +625,19 @@ int run(const options& opt) {
     });
 
     const std::string host = ep.address().is_v6() ? "[" + opt.address + "]" : opt.address;
-    std::printf("demo_server: listening on http://%s:%u/ (mode %s, event logging %s, database %s)\n", host.c_str(),
-                port, opt.run_mode == mode::full ? "full" : opt.run_mode == mode::limit ? "limit" : "none",
-                logging ? "on" : "off", srl::soci::detail::redact_url(s.database_url).c_str());
+    std::printf(
+        "demo_server: listening on http://%s:%u/ (mode %s, event logging %s, database %s)\n",
+        host.c_str(), port,
+        opt.run_mode == mode::full    ? "full"
+        : opt.run_mode == mode::limit ? "limit"
+                                      : "none",
+        logging ? "on" : "off", srl::soci::detail::redact_url(s.database_url).c_str());
     if (limiting) {
         std::printf("dashboard: http://%s:%u/ratelimit/dashboard/\n", host.c_str(), port);
         std::printf("sign in:   http://%s:%u/ratelimit/signin\n", host.c_str(), port);
         std::printf("health:    http://%s:%u/ratelimit/health\n", host.c_str(), port);
-        std::printf("metrics:   http://%s:%u/metrics (Authorization: Bearer <staff token>)\n", host.c_str(), port);
+        std::printf("metrics:   http://%s:%u/metrics (Authorization: Bearer <staff token>)\n",
+                    host.c_str(), port);
         std::printf("staff token: %s\n", token.c_str());
     }
     std::fflush(stdout);
@@ -601,14 +652,16 @@ int run(const options& opt) {
         sink->stop();  // flushes the queue
         const auto st = sink->stats();
         std::printf("demo_server: stopped; events offered %llu, written %llu, dropped %llu\n",
-                    static_cast<unsigned long long>(st.offered), static_cast<unsigned long long>(st.written),
+                    static_cast<unsigned long long>(st.offered),
+                    static_cast<unsigned long long>(st.written),
                     static_cast<unsigned long long>(st.dropped()));
     } else {
         std::printf("demo_server: stopped\n");
     }
     const auto ms = mw.stats();
     std::printf("demo_server: requests checked %llu, allowed %llu, blocked %llu\n",
-                static_cast<unsigned long long>(ms.checked), static_cast<unsigned long long>(ms.allowed),
+                static_cast<unsigned long long>(ms.checked),
+                static_cast<unsigned long long>(ms.allowed),
                 static_cast<unsigned long long>(ms.blocked));
     return 0;
 }

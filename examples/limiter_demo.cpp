@@ -21,8 +21,8 @@ int main() {
     std::printf("%-22s 0s  1s  2s  3s  4s  5s\n", "");
     for (const std::string_view algorithm : srl::any_algorithm::names) {
         srl::manual_clock clock;
-        demo_limiter limiter(by_client, {srl::rule_config{"", "4/2s", std::string(algorithm)}},
-                             {}, srl::in_memory_storage<>{}, srl::null_sink{}, clock);
+        demo_limiter limiter(by_client, {srl::rule_config{"", "4/2s", std::string(algorithm)}}, {},
+                             srl::in_memory_storage<>{}, srl::null_sink{}, clock);
         std::string row;
         int passed = 0;
         for (int i = 0; i < 24; ++i) {
@@ -41,8 +41,8 @@ int main() {
                           srl::rule_config{"sustained", "10/m", "sliding_window"}},
                          {}, srl::in_memory_storage<>{}, srl::null_sink{}, clock);
     std::printf("\nrules burst=3/s (token bucket) and sustained=10/m (sliding window):\n");
-    for (const char* ip : {"198.51.100.7", "198.51.100.7", "198.51.100.7", "198.51.100.7",
-                           "192.0.2.44"}) {
+    for (const char* ip :
+         {"198.51.100.7", "198.51.100.7", "198.51.100.7", "198.51.100.7", "192.0.2.44"}) {
         const srl::verdict v = limiter.check(std::string(ip));
         const auto& d = v.decisions();
         std::printf("  %-13s %-7s", ip, v.allowed() ? "allowed" : "denied");

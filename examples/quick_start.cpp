@@ -15,8 +15,7 @@ struct request {
 
 int main() {
     // The key: "user:<id>". A request without a user falls back to one shared key.
-    const auto by_user =
-        srl::key_function([](const request& r) { return r.user_id; }, "user:");
+    const auto by_user = srl::key_function([](const request& r) { return r.user_id; }, "user:");
 
     // Two named rules; a request spends quota only when both pass.
     srl::in_memory_limiter<decltype(by_user)> limiter(

@@ -23,8 +23,10 @@ struct json_log_observer {
         srl::append_json_string(line, d.rule);
         line += ",\"key\":";
         srl::append_json_string(line, d.key.view());  // the client's key: escaped
-        line += ",\"outcome\":\"" + std::string(srl::to_string(d.kind())) + "\",\"retry_after_ms\":";
-        line += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d.retry_after).count());
+        line +=
+            ",\"outcome\":\"" + std::string(srl::to_string(d.kind())) + "\",\"retry_after_ms\":";
+        line += std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(d.retry_after).count());
         line += "}\n";
         std::fwrite(line.data(), 1, line.size(), stdout);
     }
@@ -51,13 +53,15 @@ int main() {
     const auto by_ip = srl::key_function([](const request& r) { return r.ip; }, "ip:");
     const srl::metrics::decision_metrics metrics;  // a handle: the registry would hold a copy
     using observer = fanout_observer<srl::metrics::decision_metrics, json_log_observer>;
-    srl::limiter<decltype(by_ip), srl::in_memory_storage<>, srl::null_sink, srl::manual_clock, observer> limiter(
-        by_ip, {{"login", "3/m"}}, {}, {}, {}, srl::manual_clock{}, observer{metrics, {}});
+    srl::limiter<decltype(by_ip), srl::in_memory_storage<>, srl::null_sink, srl::manual_clock,
+                 observer>
+        limiter(by_ip, {{"login", "3/m"}}, {}, {}, {}, srl::manual_clock{}, observer{metrics, {}});
 
     for (int i = 0; i < 5; ++i) (void)limiter.check(request{"203.0.113.9"});  // 3 allowed, 2 logged
 
-    std::printf("decisions_total{rule=\"login\"}: allowed %llu, blocked %llu\n",
-                static_cast<unsigned long long>(metrics.count("login", srl::outcome_kind::allowed)),
-                static_cast<unsigned long long>(metrics.count("login", srl::outcome_kind::blocked)));
+    std::printf(
+        "decisions_total{rule=\"login\"}: allowed %llu, blocked %llu\n",
+        static_cast<unsigned long long>(metrics.count("login", srl::outcome_kind::allowed)),
+        static_cast<unsigned long long>(metrics.count("login", srl::outcome_kind::blocked)));
     return 0;
 }

@@ -126,7 +126,8 @@ inline constexpr std::string_view common_options_help =
 /// prints `usage` and common_options_help to stdout and sets `help`; `--quiet`/`-q`
 /// sets `quiet` and holds back the summary line. Throws usage_error naming an
 /// unknown flag, a missing value, a repeated flag or a positional argument.
-inline parsed_args parse_args(args_view args, std::initializer_list<flag_spec> flags, std::string_view usage) {
+inline parsed_args parse_args(args_view args, std::initializer_list<flag_spec> flags,
+                              std::string_view usage) {
     parsed_args out;
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string_view a = args[i];
@@ -141,7 +142,8 @@ inline parsed_args parse_args(args_view args, std::initializer_list<flag_spec> f
             summary_state().quiet = true;
             continue;
         }
-        if (a.substr(0, 2) != "--") throw usage_error("unexpected argument '" + std::string(a) + "'");
+        if (a.substr(0, 2) != "--")
+            throw usage_error("unexpected argument '" + std::string(a) + "'");
         std::optional<std::string> inline_value;
         if (const auto eq = a.find('='); eq != std::string_view::npos) {
             inline_value = std::string(a.substr(eq + 1));
@@ -165,7 +167,8 @@ inline parsed_args parse_args(args_view args, std::initializer_list<flag_spec> f
         if (inline_value) {
             v = *inline_value;
         } else {
-            if (i + 1 >= args.size()) throw usage_error("option '" + std::string(a) + "' needs a value");
+            if (i + 1 >= args.size())
+                throw usage_error("option '" + std::string(a) + "' needs a value");
             v = std::string(args[++i]);
         }
         if (a == "--database") {
@@ -190,14 +193,17 @@ inline long long int_flag(const parsed_args& a, std::string_view flag, long long
     long long out = 0;
     const auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
     if (v->empty() || ec != std::errc{} || p != v->data() + v->size() || out < min || out > max)
-        throw usage_error("option '" + std::string(flag) + "': '" + *v + "' is not a whole number from " +
-                          std::to_string(min) + " to " + std::to_string(max));
+        throw usage_error("option '" + std::string(flag) + "': '" + *v +
+                          "' is not a whole number from " + std::to_string(min) + " to " +
+                          std::to_string(max));
     return out;
 }
 
 /// The settings (file from --settings or RATELIMIT_SETTINGS, then the environment);
 /// config_error (exit 78) names the bad key or file.
-inline srl::settings load_cli_settings(const parsed_args& a) { return srl::load_settings(a.settings); }
+inline srl::settings load_cli_settings(const parsed_args& a) {
+    return srl::load_settings(a.settings);
+}
 
 /// The database URL: `--database` (a bad one: usage_error, exit 64), else the
 /// settings' RATELIMIT_DATABASE_URL (environment or file; a bad one: config_error,
@@ -222,8 +228,10 @@ inline void require_existing_database(const srl::soci::database_url& url) {
     std::error_code ec;
     if (std::filesystem::exists(url.path, ec)) return;
     if (ec)
-        throw exit_error(exit_unavailable, "cannot check the SQLite database file '" + url.path + "': " + ec.message());
-    throw exit_error(exit_unavailable, "the SQLite database file '" + url.path + "' (" + url.redacted() +
+        throw exit_error(exit_unavailable, "cannot check the SQLite database file '" + url.path +
+                                               "': " + ec.message());
+    throw exit_error(exit_unavailable, "the SQLite database file '" + url.path + "' (" +
+                                           url.redacted() +
                                            ") does not exist: check the URL, or create it with "
                                            "`smart-ratelimit migrate`");
 }
@@ -238,7 +246,8 @@ inline srl::soci::event_store open_event_store(const parsed_args& a, bool requir
     srl::soci::event_store store(url);
     if (require_schema && !store.schema_current())
         throw exit_error(exit_unavailable, "the event log schema is missing or outdated in '" +
-                                               store.url().redacted() + "': run `smart-ratelimit migrate`");
+                                               store.url().redacted() +
+                                               "': run `smart-ratelimit migrate`");
     return store;
 }
 
@@ -273,15 +282,15 @@ int guarded_body(std::string_view command, F&& body) {
         for (char& c : line)
             if (c == '\n' || c == '\t' || c == '\r') c = ' ';
         while (!line.empty() && line.back() == ' ') line.pop_back();
-        std::fprintf(stderr, "smart-ratelimit %.*s: %s%s\n", static_cast<int>(command.size()), command.data(),
-                     kind, line.c_str());
+        std::fprintf(stderr, "smart-ratelimit %.*s: %s%s\n", static_cast<int>(command.size()),
+                     command.data(), kind, line.c_str());
     };
     try {
         return body();
     } catch (const usage_error& e) {
         report("", e.what());
-        std::fprintf(stderr, "try `smart-ratelimit %.*s --help`\n", static_cast<int>(command.size()),
-                     command.data());
+        std::fprintf(stderr, "try `smart-ratelimit %.*s --help`\n",
+                     static_cast<int>(command.size()), command.data());
         return exit_usage;
     } catch (const exit_error& e) {
         report("", e.what());

@@ -41,7 +41,8 @@ namespace {
 
 constexpr std::string_view usage_alerts =
     "usage: smart-ratelimit alerts [--threshold N] [--days N] [--limit N] [--dry-run] [--json]\n"
-    "                              [--metrics-file PATH] [--database URL] [--settings FILE] [--quiet]\n"
+    "                              [--metrics-file PATH] [--database URL] [--settings FILE] "
+    "[--quiet]\n"
     "\n"
     "Finds the keys with at least N blocked requests in the last D days (default 1;\n"
     "N defaults to RATELIMIT_ALERT_THRESHOLD, unset or 0 = disabled) among the top\n"
@@ -64,7 +65,9 @@ constexpr std::string_view usage_alerts =
 
 #if defined(SRL_TOOL_WITH_SMTP)
 using mailer_type = srl::smtp::curl_mailer;
-mailer_type make_mailer(const srl::settings& s) { return mailer_type(srl::smtp::smtp_options_from(s)); }
+mailer_type make_mailer(const srl::settings& s) {
+    return mailer_type(srl::smtp::smtp_options_from(s));
+}
 #else
 using mailer_type = srl::no_mail_sender;
 mailer_type make_mailer(const srl::settings&) { return {}; }
@@ -72,7 +75,9 @@ mailer_type make_mailer(const srl::settings&) { return {}; }
 
 #if defined(SRL_TOOL_WITH_BEAST)
 using webhook_type = srl::beast::webhook_client;
-webhook_type make_webhook(const srl::settings& s) { return webhook_type(srl::beast::webhook_options_from(s)); }
+webhook_type make_webhook(const srl::settings& s) {
+    return webhook_type(srl::beast::webhook_options_from(s));
+}
 #else
 using webhook_type = srl::no_webhook_sender;
 webhook_type make_webhook(const srl::settings&) { return {}; }
@@ -91,14 +96,16 @@ struct cli_alert_log {
 };
 
 /// The alert counts a previous run left in `path` (none when it does not exist).
-std::vector<std::pair<std::array<std::string, 2>, std::uint64_t>> previous_counts(const std::string& path) {
+std::vector<std::pair<std::array<std::string, 2>, std::uint64_t>> previous_counts(
+    const std::string& path) {
     std::vector<std::pair<std::array<std::string, 2>, std::uint64_t>> out;
     std::ifstream in(path);
     static const std::regex line_rx(
         R"rx(^smart_ratelimit_alerts_sent_total\{channel="([a-z]+)",result="([a-z]+)"\} ([0-9]{1,19})$)rx");
     std::smatch m;
     for (std::string line; std::getline(in, line);)
-        if (std::regex_match(line, m, line_rx)) out.push_back({{m[1].str(), m[2].str()}, std::stoull(m[3].str())});
+        if (std::regex_match(line, m, line_rx))
+            out.push_back({{m[1].str(), m[2].str()}, std::stoull(m[3].str())});
     return out;
 }
 
@@ -106,7 +113,8 @@ std::vector<std::pair<std::array<std::string, 2>, std::uint64_t>> previous_count
 /// flushed, then renamed over it (a textfile collector never reads half a file).
 void write_metrics_file(const std::string& path, const srl::alert_result& r) {
     srl::metrics::labeled_counter sent("smart_ratelimit_alerts_sent_total",
-                                       "Offender alerts sent, by channel and result.", {"channel", "result"});
+                                       "Offender alerts sent, by channel and result.",
+                                       {"channel", "result"});
     for (std::string_view ch : {"email", "webhook"})
         for (std::string_view res : {"sent", "failed"}) sent.touch({ch, res});
     for (const auto& [labels, n] : previous_counts(path)) sent.add({labels[0], labels[1]}, n);
@@ -115,8 +123,10 @@ void write_metrics_file(const std::string& path, const srl::alert_result& r) {
     srl::metrics::exposition e;
     sent.collect(e);
     constexpr std::string_view last_run = "smart_ratelimit_alerts_last_run_timestamp_seconds";
-    e.declare(last_run, srl::metrics::metric_type::gauge, "When `smart-ratelimit alerts` last ran (Unix time).");
-    const auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
+    e.declare(last_run, srl::metrics::metric_type::gauge,
+              "When `smart-ratelimit alerts` last ran (Unix time).");
+    const auto now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
     e.sample(last_run, std::span<const srl::metrics::label>{}, now.count());
     srl::metrics::build_info{}.collect(e);
     std::string text;
@@ -137,7 +147,8 @@ void write_metrics_file(const std::string& path, const srl::alert_result& r) {
 
 std::string channel_summary(const srl::channel_result& c) {
     if (!c.sent) return c.channel + " FAILED: " + c.error;
-    if (c.channel == "email") return "email sent to " + std::to_string(c.to.size()) + " recipient(s)";
+    if (c.channel == "email")
+        return "email sent to " + std::to_string(c.to.size()) + " recipient(s)";
     return "webhook sent";
 }
 
@@ -146,8 +157,12 @@ std::string channel_summary(const srl::channel_result& c) {
 int run_alerts(args_view args) {
     return guarded("alerts", [&] {
         const auto a = parse_args(args,
-                                  {{"--threshold", true}, {"--days", true}, {"--limit", true},
-                                   {"--dry-run", false}, {"--json", false}, {"--metrics-file", true}},
+                                  {{"--threshold", true},
+                                   {"--days", true},
+                                   {"--limit", true},
+                                   {"--dry-run", false},
+                                   {"--json", false},
+                                   {"--metrics-file", true}},
                                   usage_alerts);
         if (a.help) return int{exit_ok};
         const auto threshold_flag = a.value("--threshold");
@@ -167,42 +182,52 @@ int run_alerts(args_view args) {
 
         if (req.threshold <= 0) {
             if (metrics_file) write_metrics_file(*metrics_file, srl::alert_result{});
-            if (json) print_summary(srl::to_json(srl::alert_result{}));
+            if (json)
+                print_summary(srl::to_json(srl::alert_result{}));
             else
-                print_summary("alerts: disabled (no threshold: set RATELIMIT_ALERT_THRESHOLD or pass --threshold)");
+                print_summary(
+                    "alerts: disabled (no threshold: set RATELIMIT_ALERT_THRESHOLD or pass "
+                    "--threshold)");
             return int{exit_ok};
         }
 
         const auto store = open_event_store(a);
         const srl::event_time now = srl::event_clock_now();
         req.now = now;
-        auto offenders = srl::soci::find_alertable_offenders(store, req.threshold, days, limit, now);
+        auto offenders =
+            srl::soci::find_alertable_offenders(store, req.threshold, days, limit, now);
 
         if (dry_run) {
-            std::string out = std::to_string(offenders.size()) + " offender(s) >= " + std::to_string(req.threshold) +
-                              " blocked in " + std::to_string(days) + " day(s):\n";
+            std::string out = std::to_string(offenders.size()) +
+                              " offender(s) >= " + std::to_string(req.threshold) + " blocked in " +
+                              std::to_string(days) + " day(s):\n";
             for (const auto& o : offenders)
-                out += "  " + srl::detail::printable_line(o.key) + ": " + std::to_string(o.blocked_count) + "\n";
+                out += "  " + srl::detail::printable_line(o.key) + ": " +
+                       std::to_string(o.blocked_count) + "\n";
             std::fwrite(out.data(), 1, out.size(), stdout);
             return int{exit_ok};
         }
 
         cli_alert_log log;
         if (req.cooldown.count() > 0) log.sql.emplace(store);
-        srl::alert_dispatcher<mailer_type, webhook_type, cli_alert_log&> dispatcher(make_mailer(s), make_webhook(s),
-                                                                                    log);
+        srl::alert_dispatcher<mailer_type, webhook_type, cli_alert_log&> dispatcher(
+            make_mailer(s), make_webhook(s), log);
         const srl::alert_result r = dispatcher.deliver(std::move(offenders), req);
         if (metrics_file) write_metrics_file(*metrics_file, r);
 
         if (json) {
             print_summary(srl::to_json(r));
         } else {
-            std::string line = "alerts: " + std::to_string(r.offenders.size()) + " offender(s) >= " +
-                               std::to_string(req.threshold) + " blocked in " + std::to_string(days) + " day(s)";
+            std::string line = "alerts: " + std::to_string(r.offenders.size()) +
+                               " offender(s) >= " + std::to_string(req.threshold) + " blocked in " +
+                               std::to_string(days) + " day(s)";
             if (r.cooldown) line += " (" + std::to_string(r.suppressed) + " in cool-down)";
-            if (r.offenders.empty()) line += "; nothing to send";
+            if (r.offenders.empty())
+                line += "; nothing to send";
             else if (r.channels.empty())
-                line += "; no channel configured (set RATELIMIT_ALERT_EMAILS or RATELIMIT_ALERT_WEBHOOK)";
+                line +=
+                    "; no channel configured (set RATELIMIT_ALERT_EMAILS or "
+                    "RATELIMIT_ALERT_WEBHOOK)";
             for (const auto& c : r.channels) line += "; " + channel_summary(c);
             if (!r.error.empty()) line += "; cool-down log FAILED";
             print_summary(line);

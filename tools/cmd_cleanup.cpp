@@ -27,7 +27,8 @@ constexpr std::string_view usage_cleanup =
     "--verbose reports every batch on stderr. Events are never touched (see\n"
     "cleanup-events).\n"
     "Example crontab line:\n"
-    "  */15 * * * * smart-ratelimit cleanup --stale-days 7 >> /var/log/ratelimit-cleanup.log 2>&1\n";
+    "  */15 * * * * smart-ratelimit cleanup --stale-days 7 >> /var/log/ratelimit-cleanup.log "
+    "2>&1\n";
 
 }  // namespace
 
@@ -45,22 +46,26 @@ int run_cleanup(args_view args) {
         o.stale_days = static_cast<int>(int_flag(a, "--stale-days", 7, 0, 1'000'000));
         const long long batch = int_flag(a, "--batch-size", 1000, -1'000'000'000, 1'000'000);
         if (batch <= 0)
-            throw usage_error("option '--batch-size': must be at least 1 (got " + std::to_string(batch) + ")");
+            throw usage_error("option '--batch-size': must be at least 1 (got " +
+                              std::to_string(batch) + ")");
         o.batch_size = static_cast<int>(batch);
         o.dry_run = a.has("--dry-run");
         const bool json = a.has("--json");
         if (a.has("--verbose"))
             o.on_batch = [&](std::string_view table, std::uint64_t rows) {
-                std::fprintf(stderr, "cleanup: %.*s: %s %llu row(s)\n", static_cast<int>(table.size()), table.data(),
-                             o.dry_run ? "would delete" : "deleted", static_cast<unsigned long long>(rows));
+                std::fprintf(stderr, "cleanup: %.*s: %s %llu row(s)\n",
+                             static_cast<int>(table.size()), table.data(),
+                             o.dry_run ? "would delete" : "deleted",
+                             static_cast<unsigned long long>(rows));
             };
 
         const auto url = resolve_database_url(a);
         require_existing_database(url);
         const auto sql = srl::soci::open_session(url);
         if (!srl::soci::state_schema_current(*sql))
-            throw exit_error(exit_unavailable, "the rate-limit state tables are missing or outdated in '" +
-                                                   url.redacted() + "': run `smart-ratelimit migrate`");
+            throw exit_error(exit_unavailable,
+                             "the rate-limit state tables are missing or outdated in '" +
+                                 url.redacted() + "': run `smart-ratelimit migrate`");
         auto counts = srl::soci::cleanup_state(*sql, url.kind, o);
 
         std::string line;
@@ -72,7 +77,8 @@ int run_cleanup(args_view args) {
             line += ",\"tables\":{";
             for (std::size_t t = 0; t < std::size(srl::soci::state_tables); ++t) {
                 if (t != 0) line += ',';
-                line += '"' + std::string(srl::soci::state_tables[t]) + "\":" + std::to_string(counts[t]);
+                line += '"' + std::string(srl::soci::state_tables[t]) +
+                        "\":" + std::to_string(counts[t]);
             }
             line += "},\"total\":" + std::to_string(counts.total()) + "}";
         } else {
@@ -82,8 +88,8 @@ int run_cleanup(args_view args) {
                 if (t != 0) line += ", ";
                 line += std::string(srl::soci::state_tables[t]) + " " + std::to_string(counts[t]);
             }
-            line += "; stale days " + std::to_string(o.stale_days) + ", batch size " + std::to_string(o.batch_size) +
-                    ") from " + url.redacted();
+            line += "; stale days " + std::to_string(o.stale_days) + ", batch size " +
+                    std::to_string(o.batch_size) + ") from " + url.redacted();
         }
         print_summary(line);
         return int{exit_ok};

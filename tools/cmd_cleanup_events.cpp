@@ -24,14 +24,16 @@ constexpr std::string_view usage_cleanup_events =
     "--dry-run counts the events that would be deleted and deletes nothing (a\n"
     "missing SQLite file is then an error, exit 69, and is not created).\n"
     "Example crontab line:\n"
-    "  0 3 * * * smart-ratelimit cleanup-events --older-than-days 30 >> /var/log/ratelimit-cleanup.log 2>&1\n";
+    "  0 3 * * * smart-ratelimit cleanup-events --older-than-days 30 >> "
+    "/var/log/ratelimit-cleanup.log 2>&1\n";
 
 }  // namespace
 
 int run_cleanup_events(args_view args) {
     return guarded("cleanup-events", [&] {
-        const auto a = parse_args(args, {{"--older-than-days", true}, {"--batch-size", true}, {"--dry-run", false}},
-                                  usage_cleanup_events);
+        const auto a = parse_args(
+            args, {{"--older-than-days", true}, {"--batch-size", true}, {"--dry-run", false}},
+            usage_cleanup_events);
         if (a.help) return int{exit_ok};
         const auto days = int_flag(a, "--older-than-days", 30, 0, 1'000'000);
         const auto batch = int_flag(a, "--batch-size", 1000, 1, 1'000'000);
@@ -41,7 +43,8 @@ int run_cleanup_events(args_view args) {
         if (a.has("--dry-run")) {
             // The same set cleanup_old deletes: timestamp < cutoff, which on microsecond
             // timestamps is the inclusive window ending 1 us before the cutoff.
-            const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+            const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(
+                std::chrono::system_clock::now());
             const srl::event_time cutoff = now - std::chrono::hours{24} * days;
             std::int64_t n = 0;
             if (cutoff > srl::soci::detail::min_event_time) {  // as cleanup_old: nothing is older
@@ -49,7 +52,8 @@ int run_cleanup_events(args_view args) {
                 q.until = cutoff - std::chrono::microseconds{1};
                 n = store.count(q);
             }
-            print_summary("cleanup-events: dry run, would delete " + std::to_string(n) + " event(s)" + tail);
+            print_summary("cleanup-events: dry run, would delete " + std::to_string(n) +
+                          " event(s)" + tail);
             return int{exit_ok};
         }
         const auto deleted = store.cleanup_old(static_cast<int>(days), static_cast<int>(batch));

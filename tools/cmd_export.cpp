@@ -41,14 +41,16 @@ srl::event_time time_flag(const parsed_args& a, std::string_view flag) {
 
 int run_export(args_view args) {
     return guarded("export", [&] {
-        const auto a = parse_args(args, {{"--since", true}, {"--until", true}, {"--key", true}, {"--output", true}},
-                                  usage_export);
+        const auto a = parse_args(
+            args, {{"--since", true}, {"--until", true}, {"--key", true}, {"--output", true}},
+            usage_export);
         if (a.help) return int{exit_ok};
         srl::soci::event_query q;
         q.order = srl::soci::event_order::oldest_first;
         if (a.has("--since")) q.since = time_flag(a, "--since");
         if (a.has("--until")) q.until = time_flag(a, "--until");
-        if (q.since && q.until && *q.since > *q.until) throw usage_error("--since is after --until");
+        if (q.since && q.until && *q.since > *q.until)
+            throw usage_error("--since is after --until");
         q.key = a.value("--key");
         const auto store = open_event_store(a);
 
@@ -78,9 +80,12 @@ int run_export(args_view args) {
         }
         if (output) write_failed |= std::fclose(out) != 0;
         if (write_failed)
-            throw exit_error(exit_failure, "writing the events to " + (output ? "'" + *output + "'" : std::string("stdout")) +
-                                               " failed");
-        print_summary("export: wrote " + std::to_string(n) + " event(s) from " + store.url().redacted() + " to " +
+            throw exit_error(exit_failure,
+                             "writing the events to " +
+                                 (output ? "'" + *output + "'" : std::string("stdout")) +
+                                 " failed");
+        print_summary("export: wrote " + std::to_string(n) + " event(s) from " +
+                          store.url().redacted() + " to " +
                           (output ? *output : std::string("stdout")),
                       output ? stdout : stderr);
         return int{exit_ok};

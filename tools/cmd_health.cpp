@@ -40,7 +40,8 @@ constexpr std::string_view usage_health =
 // "health: ok | database ok: ... | migrations ok: ..."
 std::string summary_line(const srl::health_report& r) {
     std::string line = std::string("health: ") + (r.ok() ? "ok" : "unhealthy");
-    for (const auto& c : r.checks) line += " | " + c.name + (c.ok ? " ok: " : " FAILED: ") + c.detail;
+    for (const auto& c : r.checks)
+        line += " | " + c.name + (c.ok ? " ok: " : " FAILED: ") + c.detail;
     return line;
 }
 

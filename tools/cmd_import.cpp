@@ -71,7 +71,8 @@ int run_import(args_view args) {
         while ((len = ::getline(&line, &cap, in)) >= 0) {
             ++line_no;
             std::string_view text(line, static_cast<std::size_t>(len));
-            while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+            while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+                text.remove_suffix(1);
             if (text.find_first_not_of(" \t") == std::string_view::npos) continue;
             try {
                 sink.record(parse_event_json(text));
@@ -95,9 +96,11 @@ int run_import(args_view args) {
                          static_cast<unsigned long long>(bad - max_reported_lines));
         print_summary("import: read " + std::to_string(line_no) + " line(s) from " +
                       (input ? *input : std::string("stdin")) + ": " + std::to_string(st.written) +
-                      " event(s) written to " + url + ", " + std::to_string(bad) + " bad line(s), " +
-                      std::to_string(st.dropped_invalid_row) + " invalid event(s), " +
-                      std::to_string(st.dropped_write_error + st.dropped_queue_full) + " not written (database errors)");
+                      " event(s) written to " + url + ", " + std::to_string(bad) +
+                      " bad line(s), " + std::to_string(st.dropped_invalid_row) +
+                      " invalid event(s), " +
+                      std::to_string(st.dropped_write_error + st.dropped_queue_full) +
+                      " not written (database errors)");
         if (read_failed) throw exit_error(exit_failure, "reading the input failed");
         if (st.dropped_write_error + st.dropped_queue_full > 0) {
             const std::string why = sink.writer().last_error();

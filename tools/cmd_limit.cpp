@@ -43,13 +43,16 @@ constexpr std::string_view usage_limit =
     "consuming anything.\n"
     "Exit codes: 0 allowed, 75 denied, 64 bad arguments, 69 store unreachable or\n"
     "without the state tables, 78 bad settings.\n"
-    "Example: smart-ratelimit limit --store redis://127.0.0.1:6379 --rate 10/m --key job:backup || exit 0\n";
+    "Example: smart-ratelimit limit --store redis://127.0.0.1:6379 --rate 10/m --key job:backup || "
+    "exit 0\n";
 
 using srl::detail::append_json_string;
 
 std::string ms_field(std::chrono::nanoseconds d) {
     if (d == srl::never) return "null";
-    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d + std::chrono::nanoseconds(999'999)).count());
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(d + std::chrono::nanoseconds(999'999))
+            .count());
 }
 
 }  // namespace
@@ -57,16 +60,24 @@ std::string ms_field(std::chrono::nanoseconds d) {
 int run_limit(args_view args) {
     return guarded("limit", [&]() -> int {
         const auto a = parse_args(args,
-                                  {{"--store", true}, {"--rate", true}, {"--key", true}, {"--algorithm", true},
-                                   {"--cost", true}, {"--prefix", true}, {"--timeout-ms", true}, {"--peek", false}},
+                                  {{"--store", true},
+                                   {"--rate", true},
+                                   {"--key", true},
+                                   {"--algorithm", true},
+                                   {"--cost", true},
+                                   {"--prefix", true},
+                                   {"--timeout-ms", true},
+                                   {"--peek", false}},
                                   usage_limit);
         if (a.help) return exit_ok;
         for (const char* required : {"--rate", "--key"})
-            if (!a.value(required)) throw usage_error(std::string("missing option '") + required + "'");
+            if (!a.value(required))
+                throw usage_error(std::string("missing option '") + required + "'");
         if (a.value("--store") && a.database)
             throw usage_error("--store and --database both name the store: give one");
         // Without --store: the database every command uses (RATELIMIT_DATABASE_URL...).
-        const std::string store = a.value("--store") ? *a.value("--store") : resolve_database_url(a).original;
+        const std::string store =
+            a.value("--store") ? *a.value("--store") : resolve_database_url(a).original;
         const std::string key = *a.value("--key");
         if (key.empty()) throw usage_error("option '--key' must not be empty");
         srl::rate r;
@@ -83,12 +94,14 @@ int run_limit(args_view args) {
             throw usage_error(std::string("--algorithm: ") + e.what());
         }
         const auto cost = static_cast<std::uint64_t>(int_flag(a, "--cost", 1, 1, 1'000'000'000));
-        const auto timeout = std::chrono::milliseconds(int_flag(a, "--timeout-ms", 2000, 1, 600'000));
+        const auto timeout =
+            std::chrono::milliseconds(int_flag(a, "--timeout-ms", 2000, 1, 600'000));
         const bool peek = a.has("--peek");
 
         if (store == "memory" || store.rfind("memory:", 0) == 0)
-            throw usage_error("--store memory is meaningless for one decision (the state would die with this "
-                              "process); use a shared store: redis://host:port");
+            throw usage_error(
+                "--store memory is meaningless for one decision (the state would die with this "
+                "process); use a shared store: redis://host:port");
         auto report = [&](const srl::outcome& out, const std::string& shown) {
             std::string line = "{\"allowed\":";
             line += out.allowed ? "true" : "false";
@@ -98,7 +111,8 @@ int run_limit(args_view args) {
             append_json_string(line, alg->name());
             line += ",\"limit\":" + std::to_string(alg->limit());
             line += ",\"period_s\":" +
-                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(alg->period()).count());
+                    std::to_string(
+                        std::chrono::duration_cast<std::chrono::seconds>(alg->period()).count());
             line += ",\"cost\":" + std::to_string(cost);
             line += ",\"count\":" + std::to_string(out.count);
             line += ",\"remaining\":" + std::to_string(out.remaining);
@@ -114,8 +128,8 @@ int run_limit(args_view args) {
             print_summary(line);
             return out.allowed ? exit_ok : exit_tempfail;
         };
-        if (store.rfind("sqlite:", 0) == 0 || store.rfind("sqlite3:", 0) == 0 || store.rfind("postgresql:", 0) == 0 ||
-            store.rfind("postgres:", 0) == 0) {
+        if (store.rfind("sqlite:", 0) == 0 || store.rfind("sqlite3:", 0) == 0 ||
+            store.rfind("postgresql:", 0) == 0 || store.rfind("postgres:", 0) == 0) {
             // SQL state tables: one locked transaction on the database's clock.
             srl::soci::database_url url;
             try {
@@ -130,17 +144,20 @@ int run_limit(args_view args) {
             if (const auto p = a.value("--prefix")) so.key_prefix = *p;
             srl::soci::sql_state_storage storage(url, so);
             if (!storage.schema_current())
-                throw exit_error(exit_unavailable, "the rate-limit state tables are missing in '" + url.redacted() +
-                                                       "': run `smart-ratelimit migrate --database URL`");
-            const srl::outcome out = peek ? storage.peek(key, *alg, std::chrono::nanoseconds(0), cost)
-                                          : storage.acquire(key, *alg, std::chrono::nanoseconds(0), cost);
+                throw exit_error(exit_unavailable,
+                                 "the rate-limit state tables are missing in '" + url.redacted() +
+                                     "': run `smart-ratelimit migrate --database URL`");
+            const srl::outcome out =
+                peek ? storage.peek(key, *alg, std::chrono::nanoseconds(0), cost)
+                     : storage.acquire(key, *alg, std::chrono::nanoseconds(0), cost);
             return report(out, url.redacted());
         }
 #if defined(SRL_TOOL_WITH_REDIS)
         if (!smart_ratelimit::redis::is_redis_url(store))
-            throw usage_error("--store '" + store +
-                              "': unknown store URL (expected redis://host:port[/db], sqlite:///file.db or "
-                              "postgresql://user@host/db)");
+            throw usage_error(
+                "--store '" + store +
+                "': unknown store URL (expected redis://host:port[/db], sqlite:///file.db or "
+                "postgresql://user@host/db)");
         namespace rds = smart_ratelimit::redis;
         rds::redis_storage_options o;
         try {
@@ -156,8 +173,9 @@ int run_limit(args_view args) {
         } catch (const srl::config_error& e) {
             throw usage_error(std::string("--prefix: ") + e.what());
         }
-        const srl::outcome out = peek ? storage->peek(key, *alg, std::chrono::nanoseconds(0), cost)
-                                      : storage->acquire(key, *alg, std::chrono::nanoseconds(0), cost);
+        const srl::outcome out =
+            peek ? storage->peek(key, *alg, std::chrono::nanoseconds(0), cost)
+                 : storage->acquire(key, *alg, std::chrono::nanoseconds(0), cost);
         return report(out, o.pool.conn.url.redacted());
 #else
         throw usage_error("--store '" + store + "': this smart-ratelimit was built without Redis support (hiredis)");

@@ -44,18 +44,21 @@ int migrate_status(const parsed_args& a) {
     for (const auto& set : sets) {
         const int applied = srl::soci::schema_version(*sql, set.component);
         const int latest = srl::soci::latest_version(set);
-        const char* state = applied == latest ? "current" : applied > latest ? "newer than this program" : "pending";
+        const char* state = applied == latest  ? "current"
+                            : applied > latest ? "newer than this program"
+                                               : "pending";
         if (applied < latest) ++pending;
-        rows += "  " + std::string(set.component) + std::string(width - set.component.size(), ' ') + "  applied v" +
-                std::to_string(applied) + ", latest v" + std::to_string(latest) + "  " + state + "\n";
+        rows += "  " + std::string(set.component) + std::string(width - set.component.size(), ' ') +
+                "  applied v" + std::to_string(applied) + ", latest v" + std::to_string(latest) +
+                "  " + state + "\n";
     }
     std::fwrite(rows.data(), 1, rows.size(), stdout);
     if (pending == 0) {
         print_summary("migrate: schema current in " + url.redacted());
         return int{exit_ok};
     }
-    print_summary("migrate: " + std::to_string(pending) + " migration set(s) pending in " + url.redacted() +
-                  ": run `smart-ratelimit migrate`");
+    print_summary("migrate: " + std::to_string(pending) + " migration set(s) pending in " +
+                  url.redacted() + ": run `smart-ratelimit migrate`");
     return int{exit_failure};
 }
 
@@ -69,18 +72,21 @@ int run_migrate(args_view args) {
         const auto store = open_event_store(a, /*require_schema=*/false);
         const auto extra = component_migration_sets();
         const auto applied = store.migrate(extra);
-        std::string versions = "events v" + std::to_string(srl::soci::latest_version(srl::soci::event_log_migrations));
+        std::string versions =
+            "events v" + std::to_string(srl::soci::latest_version(srl::soci::event_log_migrations));
         for (const auto& set : extra)
-            versions += ", " + std::string(set.component) + " v" + std::to_string(srl::soci::latest_version(set));
+            versions += ", " + std::string(set.component) + " v" +
+                        std::to_string(srl::soci::latest_version(set));
         if (applied.empty()) {
-            print_summary("migrate: schema up to date (" + versions + ") in " + store.url().redacted());
+            print_summary("migrate: schema up to date (" + versions + ") in " +
+                          store.url().redacted());
         } else {
             std::string steps;
             for (const auto& m : applied)
-                steps += (steps.empty() ? "" : "; ") + m.component + " v" + std::to_string(m.version) + " " +
-                         m.description;
-            print_summary("migrate: applied " + std::to_string(applied.size()) + " step(s) (" + steps + ") in " +
-                          store.url().redacted() + "; now " + versions);
+                steps += (steps.empty() ? "" : "; ") + m.component + " v" +
+                         std::to_string(m.version) + " " + m.description;
+            print_summary("migrate: applied " + std::to_string(applied.size()) + " step(s) (" +
+                          steps + ") in " + store.url().redacted() + "; now " + versions);
         }
         return int{exit_ok};
     });

@@ -46,10 +46,14 @@ std::string printable(std::string_view s) {
     out.reserve(s.size());
     for (const char ch : s) {
         const auto c = static_cast<unsigned char>(ch);
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
         else if (c < 0x20 || c == 0x7f) {
             out += "\\x";
             out.push_back(hex[c >> 4]);
@@ -87,8 +91,8 @@ void print_tables(const srl::traffic_summary& s, const std::vector<srl::offender
     } else {
         std::printf("  %12s  %12s  %s\n", "hits", "blocked", "rule");
         for (const auto& r : rules)
-            std::printf("  %12lld  %12lld  %s\n", static_cast<long long>(r.hits), static_cast<long long>(r.blocked),
-                        printable(r.rule_name).c_str());
+            std::printf("  %12lld  %12lld  %s\n", static_cast<long long>(r.hits),
+                        static_cast<long long>(r.blocked), printable(r.rule_name).c_str());
     }
 }
 
@@ -134,7 +138,8 @@ int run_report(args_view args) {
             return int{exit_ok};
         }
         if (csv) {
-            const std::string text = srl::format_offenders_csv(sql.top_offenders_at(days, limit, now));
+            const std::string text =
+                srl::format_offenders_csv(sql.top_offenders_at(days, limit, now));
             std::fwrite(text.data(), 1, text.size(), stdout);
             return int{exit_ok};
         }

@@ -71,11 +71,17 @@ inline void append_event_json(std::string& out, const srl::event& e) {
     out += ",\"count\":" + std::to_string(e.count);
     out += ",\"limit\":" + std::to_string(e.limit);
     out += ",\"ip_address\":";
-    if (e.ip_address) append_json_string(out, *e.ip_address); else out += "null";
+    if (e.ip_address)
+        append_json_string(out, *e.ip_address);
+    else
+        out += "null";
     out += ",\"user_id\":";
-    if (!e.user_id) out += "null";
-    else if (canonical_int64(*e.user_id)) out += *e.user_id;
-    else append_json_string(out, *e.user_id);
+    if (!e.user_id)
+        out += "null";
+    else if (canonical_int64(*e.user_id))
+        out += *e.user_id;
+    else
+        append_json_string(out, *e.user_id);
     out += ",\"outcome\":\"";
     out += srl::to_string(e.outcome);
     out += "\"}\n";
@@ -124,7 +130,8 @@ inline srl::event parse_event_json(std::string_view line) {
         if (name == "timestamp") {
             const std::string text = detail::json_text(v, name);
             ts = parse_rfc3339(text);
-            if (!ts) throw jsonl_error("\"timestamp\" is not an RFC 3339 date-time: \"" + text + "\"");
+            if (!ts)
+                throw jsonl_error("\"timestamp\" is not an RFC 3339 date-time: \"" + text + "\"");
         } else if (name == "key") {
             key = detail::json_text(v, name);
         } else if (name == "rule_name") {
@@ -152,8 +159,10 @@ inline srl::event parse_event_json(std::string_view line) {
             const std::string text = detail::json_text(v, name);
             outcome = srl::parse_outcome_kind(text);
             if (!outcome)
-                throw jsonl_error("\"outcome\" must be \"allowed\", \"blocked\", \"shadow_blocked\" or "
-                                  "\"degraded\", got \"" + text + "\"");
+                throw jsonl_error(
+                    "\"outcome\" must be \"allowed\", \"blocked\", \"shadow_blocked\" or "
+                    "\"degraded\", got \"" +
+                    text + "\"");
         } else if (name != "id") {
             throw jsonl_error("unknown field \"" + name + "\"");
         }
@@ -164,11 +173,11 @@ inline srl::event parse_event_json(std::string_view line) {
     if (!count) throw jsonl_error("missing \"count\"");
     if (!limit) throw jsonl_error("missing \"limit\"");
     if (outcome && srl::allowed_column(*outcome) != *allowed)
-        throw jsonl_error("\"outcome\" \"" + std::string(srl::to_string(*outcome)) + "\" disagrees with \"allowed\": " +
-                          (*allowed ? "true" : "false"));
+        throw jsonl_error("\"outcome\" \"" + std::string(srl::to_string(*outcome)) +
+                          "\" disagrees with \"allowed\": " + (*allowed ? "true" : "false"));
     srl::event e = srl::make_event(*ts, *key, path.value_or(""), method.value_or(""),
-                                   outcome.value_or(srl::outcome_of_allowed(*allowed)), *count, *limit,
-                                   ip ? std::optional<std::string_view>(*ip) : std::nullopt,
+                                   outcome.value_or(srl::outcome_of_allowed(*allowed)), *count,
+                                   *limit, ip ? std::optional<std::string_view>(*ip) : std::nullopt,
                                    user ? std::optional<std::string_view>(*user) : std::nullopt);
     if (rule_name) e.rule_name = srl::detail::capped(*rule_name, srl::event_caps::rule_name);
     return e;

@@ -37,7 +37,9 @@ concept clock = requires(const C& c) {
 /// The clock's coarse wall time when it offers one, else its wall_now().
 template <clock C>
 event_time wall_now_coarse(const C& c) noexcept {
-    if constexpr (requires { { c.wall_now_coarse() } -> std::same_as<event_time>; })
+    if constexpr (requires {
+                      { c.wall_now_coarse() } -> std::same_as<event_time>;
+                  })
         return c.wall_now_coarse();
     else
         return c.wall_now();
@@ -61,16 +63,15 @@ event_time wall_now_coarse(const C& c) noexcept {
 /// retryable == false and retry_after == never.
 /// Thread safety: `a` is immutable; the caller serializes access to `s`.
 template <class A>
-concept algorithm =
-    std::semiregular<typename A::state_type> &&
+concept algorithm = std::semiregular<typename A::state_type> &&
     requires(const A& a, typename A::state_type& s, const typename A::state_type& cs,
              std::chrono::nanoseconds now, std::uint64_t cost) {
-        { a.limit() } -> std::same_as<std::uint64_t>;
-        { a.period() } -> std::same_as<std::chrono::nanoseconds>;
-        { a.try_acquire(s, now, cost) } -> std::same_as<outcome>;
-        { a.peek(cs, now, cost) } -> std::same_as<outcome>;
-        { a.release(s, now, cost) } -> std::same_as<void>;
-    };
+    { a.limit() } -> std::same_as<std::uint64_t>;
+    { a.period() } -> std::same_as<std::chrono::nanoseconds>;
+    { a.try_acquire(s, now, cost) } -> std::same_as<outcome>;
+    { a.peek(cs, now, cost) } -> std::same_as<outcome>;
+    { a.release(s, now, cost) } -> std::same_as<void>;
+};
 
 /// state_store: a map from keys to states with an atomic update-with-callback
 /// (libcuckoo's uprase_fn), never get-then-set.
@@ -85,11 +86,14 @@ concept algorithm =
 /// Thread safety: all operations are safe to call concurrently; two callers that
 /// update a new key at once create exactly one state.
 template <class S>
-concept state_store = requires(S& s, std::string_view key,
-                               const typename S::state_type& init) {
+concept state_store = requires(S& s, std::string_view key, const typename S::state_type& init) {
     typename S::state_type;
-    { s.update(key, init, [](typename S::state_type&) { return 0; }) } -> std::same_as<int>;
-    { s.visit(key, [](const typename S::state_type*) { return 0; }) } -> std::same_as<int>;
+    {
+        s.update(key, init, [](typename S::state_type&) { return 0; })
+        } -> std::same_as<int>;
+    {
+        s.visit(key, [](const typename S::state_type*) { return 0; })
+        } -> std::same_as<int>;
 };
 
 /// storage_backend: what the limiter needs from storage. Each operation is one
@@ -107,14 +111,13 @@ concept state_store = requires(S& s, std::string_view key,
 /// outcomes (fail open/closed) and counted by the storage, not thrown.
 /// Thread safety: all operations are safe to call concurrently.
 template <class S>
-concept storage_backend =
-    algorithm<typename S::algorithm_type> &&
+concept storage_backend = algorithm<typename S::algorithm_type> &&
     requires(S& s, std::string_view key, const typename S::algorithm_type& a,
              std::chrono::nanoseconds now, std::uint64_t cost) {
-        { s.acquire(key, a, now, cost) } -> std::same_as<outcome>;
-        { s.peek(key, a, now, cost) } -> std::same_as<outcome>;
-        { s.release(key, a, now, cost) } -> std::same_as<void>;
-    };
+    { s.acquire(key, a, now, cost) } -> std::same_as<outcome>;
+    { s.peek(key, a, now, cost) } -> std::same_as<outcome>;
+    { s.release(key, a, now, cost) } -> std::same_as<void>;
+};
 
 /// key_extractor_for<K, Request>: turns a request into the client's key.
 ///
@@ -145,6 +148,8 @@ concept request_for = key_extractor_for<K, Request>;
 /// limiter catches, counts (limiter::sink_failures()) and carries on.
 /// Thread safety: called concurrently from every thread that checks requests.
 template <class S>
-concept event_sink = requires(S& s, const event& e) { s.record(e); };
+concept event_sink = requires(S& s, const event& e) {
+    s.record(e);
+};
 
 }  // namespace smart_ratelimit

@@ -41,18 +41,22 @@ enum class outcome_kind : unsigned char { allowed, blocked, shadow_blocked, degr
 /// "allowed", "blocked", "shadow_blocked" or "degraded" (the event log's spelling).
 constexpr std::string_view to_string(outcome_kind k) noexcept {
     switch (k) {
-        case outcome_kind::allowed: return "allowed";
-        case outcome_kind::blocked: return "blocked";
-        case outcome_kind::shadow_blocked: return "shadow_blocked";
-        case outcome_kind::degraded: return "degraded";
+        case outcome_kind::allowed:
+            return "allowed";
+        case outcome_kind::blocked:
+            return "blocked";
+        case outcome_kind::shadow_blocked:
+            return "shadow_blocked";
+        case outcome_kind::degraded:
+            return "degraded";
     }
     return "allowed";
 }
 
 /// The outcome spelled `s` (exactly as to_string writes it), or nullopt.
 constexpr std::optional<outcome_kind> parse_outcome_kind(std::string_view s) noexcept {
-    for (const auto k : {outcome_kind::allowed, outcome_kind::blocked,
-                         outcome_kind::shadow_blocked, outcome_kind::degraded})
+    for (const auto k : {outcome_kind::allowed, outcome_kind::blocked, outcome_kind::shadow_blocked,
+                         outcome_kind::degraded})
         if (to_string(k) == s) return k;
     return std::nullopt;
 }

@@ -18,9 +18,12 @@ namespace smart_ratelimit {
 /// The name of a breaker state: "closed", "open" or "half_open".
 constexpr const char* breaker_state_name(breaker_state s) noexcept {
     switch (s) {
-        case breaker_state::closed: return "closed";
-        case breaker_state::open: return "open";
-        case breaker_state::half_open: return "half_open";
+        case breaker_state::closed:
+            return "closed";
+        case breaker_state::open:
+            return "open";
+        case breaker_state::half_open:
+            return "half_open";
     }
     return "unknown";
 }
@@ -56,7 +59,8 @@ health_check check_event_writer(std::string name, const async_sink<Writer>& sink
     std::string detail = running ? "running" : "stopped";
     const auto s = sink.stats();
     if (s.dropped() > 0)
-        detail += ", " + std::to_string(s.dropped()) + " of " + std::to_string(s.offered) + " events dropped";
+        detail += ", " + std::to_string(s.dropped()) + " of " + std::to_string(s.offered) +
+                  " events dropped";
     return health_check{std::move(name), running, std::move(detail)};
 }
 

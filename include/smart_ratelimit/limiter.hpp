@@ -33,7 +33,7 @@ namespace smart_ratelimit {
 
 /// What the HTTP layer knows about a request, for its events.
 struct request_info {
-    std::string_view path;    ///< without the query string
+    std::string_view path;  ///< without the query string
     std::string_view method;
     std::optional<std::string_view> ip_address;  ///< the socket peer, if known
     std::optional<std::string_view> user_id;     ///< the authenticated user, if any
@@ -118,8 +118,7 @@ public:
     /// Decides on `req` and writes one event per rule decision to the sink (stamped
     /// with clock().wall_now()). Used by the HTTP middleware.
     template <request_for<KeyExtractor> Request>
-    verdict check_and_record(const Request& req, const request_info& info,
-                             std::uint64_t cost = 1) {
+    verdict check_and_record(const Request& req, const request_info& info, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
         return decide<true>(std::string_view(key), clock_.now(), cost, &info);
     }
@@ -253,8 +252,9 @@ private:
     verdict decide(std::string_view inner, std::chrono::nanoseconds now, std::uint64_t cost,
                    const request_info* info) {
         if (inner.empty())
-            inner = (info != nullptr && !info->fallback_key.empty()) ? info->fallback_key
-                                                                      : std::string_view(options_.fallback_key);
+            inner = (info != nullptr && !info->fallback_key.empty())
+                        ? info->fallback_key
+                        : std::string_view(options_.fallback_key);
         const bool timed = time_next();
         const auto start = timed ? clock_.now() : std::chrono::nanoseconds{0};
         verdict v;
@@ -283,7 +283,8 @@ private:
         for (const rule_type& r : rules_) {
             decision& d = v.emplace_back();
             format_key(d.key, r.name, inner);
-            fill(d, r, guarded([&] { return storage_.peek(d.key.view(), r.algorithm, now, cost); }));
+            fill(d, r,
+                 guarded([&] { return storage_.peek(d.key.view(), r.algorithm, now, cost); }));
             refused = refused || d.rejects();
         }
         if (refused) return;
@@ -309,8 +310,7 @@ private:
         event_time ts{};
         try {
             ts = clock_.wall_now();
-        } catch (...) {
-        }
+        } catch (...) {}
         for (const decision& d : v.decisions()) {
             try {
                 sink_.record(make_event(ts, d.key.view(), info.path, info.method, d.kind(),

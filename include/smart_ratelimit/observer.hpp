@@ -52,7 +52,9 @@ inline constexpr bool observes_decisions = !discards_decisions<O>;
 
 template <class O>
 bool wants_timing(O& o) noexcept {
-    if constexpr (requires { { o.time_next() } -> std::convertible_to<bool>; })
+    if constexpr (requires {
+                      { o.time_next() } -> std::convertible_to<bool>;
+                  })
         return static_cast<bool>(o.time_next());
     else
         return false;

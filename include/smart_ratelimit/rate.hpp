@@ -100,8 +100,9 @@ inline rate parse_rate(std::string_view text) {
                    ? detail::unit_seconds(suffix)
                    : 0;
         if (unit == 0 || !detail::parse_digits(digits, multiplier))
-            bad_rate(text, "the period must be s, m, h, d, sec, second, min, minute, hr, hour, "
-                           "day or <N><s|m|h|d>");
+            bad_rate(text,
+                     "the period must be s, m, h, d, sec, second, min, minute, hr, hour, "
+                     "day or <N><s|m|h|d>");
         if (multiplier == 0) bad_rate(text, "the period must be longer than zero");
     }
     constexpr std::uint64_t max_seconds = 365ull * 86400ull;

@@ -63,9 +63,10 @@ A make_algorithm(std::string_view name, rate r) {
     if constexpr (std::is_same_v<A, any_algorithm>) {
         return any_algorithm(name, r);
     } else {
-        static_assert(std::is_constructible_v<A, rate> && requires { A::algorithm_name; },
-                      "to build from a rule_config, an algorithm needs a constructor from "
-                      "rate and a static algorithm_name; otherwise pass basic_rule objects");
+        static_assert(
+            std::is_constructible_v<A, rate> && requires { A::algorithm_name; },
+            "to build from a rule_config, an algorithm needs a constructor from "
+            "rate and a static algorithm_name; otherwise pass basic_rule objects");
         if (!name.empty() && name != A::algorithm_name) {
             std::string msg = "algorithm \"";
             detail::append_printable(msg, name);

@@ -39,20 +39,20 @@ inline constexpr std::string_view default_smtp_url = "smtp://localhost:25";
 /// Every setting. The JSON file and the environment use the names in the comments.
 /// Thread safety: a plain value.
 struct settings {
-    bool log_events = false;                         // RATELIMIT_LOG_EVENTS
-    std::int64_t alert_threshold = 0;                // RATELIMIT_ALERT_THRESHOLD; 0 = alerting disabled
-    std::vector<std::string> alert_emails;           // RATELIMIT_ALERT_EMAILS
-    std::string alert_webhook;                       // RATELIMIT_ALERT_WEBHOOK; "" = no webhook
+    bool log_events = false;                // RATELIMIT_LOG_EVENTS
+    std::int64_t alert_threshold = 0;       // RATELIMIT_ALERT_THRESHOLD; 0 = alerting disabled
+    std::vector<std::string> alert_emails;  // RATELIMIT_ALERT_EMAILS
+    std::string alert_webhook;              // RATELIMIT_ALERT_WEBHOOK; "" = no webhook
     std::string default_from_email = "webmaster@localhost";  // DEFAULT_FROM_EMAIL
-    bool fail_open = false;                          // RATELIMIT_FAIL_OPEN
-    std::string default_limit;                       // RATELIMIT_DEFAULT_LIMIT; "" = none
-    std::string database_url{default_database_url};  // RATELIMIT_DATABASE_URL
-    std::string smtp_url{default_smtp_url};          // RATELIMIT_SMTP_URL
-    std::vector<std::string> trusted_proxies;        // RATELIMIT_TRUSTED_PROXIES (CIDRs)
-    std::string alert_webhook_secret;                // RATELIMIT_ALERT_WEBHOOK_SECRET; "" = unsigned
-    std::int64_t alert_cooldown_minutes = 0;         // RATELIMIT_ALERT_COOLDOWN_MINUTES; 0 = none
-    std::chrono::milliseconds alert_timeout{5000};   // RATELIMIT_ALERT_TIMEOUT_MS, per channel
-    std::string alert_ca_file;                       // RATELIMIT_ALERT_CA_FILE; "" = system trust store
+    bool fail_open = false;                                  // RATELIMIT_FAIL_OPEN
+    std::string default_limit;                               // RATELIMIT_DEFAULT_LIMIT; "" = none
+    std::string database_url{default_database_url};          // RATELIMIT_DATABASE_URL
+    std::string smtp_url{default_smtp_url};                  // RATELIMIT_SMTP_URL
+    std::vector<std::string> trusted_proxies;                // RATELIMIT_TRUSTED_PROXIES (CIDRs)
+    std::string alert_webhook_secret;               // RATELIMIT_ALERT_WEBHOOK_SECRET; "" = unsigned
+    std::int64_t alert_cooldown_minutes = 0;        // RATELIMIT_ALERT_COOLDOWN_MINUTES; 0 = none
+    std::chrono::milliseconds alert_timeout{5000};  // RATELIMIT_ALERT_TIMEOUT_MS, per channel
+    std::string alert_ca_file;  // RATELIMIT_ALERT_CA_FILE; "" = system trust store
 
     bool alerts_enabled() const noexcept { return alert_threshold > 0; }
     friend bool operator==(const settings&, const settings&) = default;
@@ -75,13 +75,20 @@ using environment_map = std::map<std::string, std::string, std::less<>>;
 
 /// Every key a settings file or the environment may set, in documentation order.
 inline constexpr std::array<std::string_view, 14> setting_names{
-    "RATELIMIT_LOG_EVENTS",         "RATELIMIT_ALERT_THRESHOLD",
-    "RATELIMIT_ALERT_EMAILS",       "RATELIMIT_ALERT_WEBHOOK",
-    "DEFAULT_FROM_EMAIL",           "RATELIMIT_FAIL_OPEN",
-    "RATELIMIT_DEFAULT_LIMIT",      "RATELIMIT_DATABASE_URL",
-    "RATELIMIT_SMTP_URL",           "RATELIMIT_TRUSTED_PROXIES",
-    "RATELIMIT_ALERT_WEBHOOK_SECRET", "RATELIMIT_ALERT_COOLDOWN_MINUTES",
-    "RATELIMIT_ALERT_TIMEOUT_MS",   "RATELIMIT_ALERT_CA_FILE",
+    "RATELIMIT_LOG_EVENTS",
+    "RATELIMIT_ALERT_THRESHOLD",
+    "RATELIMIT_ALERT_EMAILS",
+    "RATELIMIT_ALERT_WEBHOOK",
+    "DEFAULT_FROM_EMAIL",
+    "RATELIMIT_FAIL_OPEN",
+    "RATELIMIT_DEFAULT_LIMIT",
+    "RATELIMIT_DATABASE_URL",
+    "RATELIMIT_SMTP_URL",
+    "RATELIMIT_TRUSTED_PROXIES",
+    "RATELIMIT_ALERT_WEBHOOK_SECRET",
+    "RATELIMIT_ALERT_COOLDOWN_MINUTES",
+    "RATELIMIT_ALERT_TIMEOUT_MS",
+    "RATELIMIT_ALERT_CA_FILE",
 };
 
 /// The environment variable naming the settings file.
@@ -149,7 +156,8 @@ inline bool valid_email(std::string_view s) noexcept {
 }
 
 /// `scheme://` followed by a non-empty host; no spaces or control characters.
-inline bool valid_url(std::string_view s, std::initializer_list<std::string_view> schemes) noexcept {
+inline bool valid_url(std::string_view s,
+                      std::initializer_list<std::string_view> schemes) noexcept {
     if (has_control(s) || s.find(' ') != std::string_view::npos) return false;
     for (const auto scheme : schemes) {
         if (s.size() > scheme.size() + 3 && s.substr(0, scheme.size()) == scheme &&
@@ -201,7 +209,8 @@ inline void assign_scalar(settings& s, std::string_view key, std::string_view or
     if (key == "RATELIMIT_LOG_EVENTS" || key == "RATELIMIT_FAIL_OPEN") {
         bool b = false;
         if (!parse_bool_text(text, b))
-            bad_setting(key, origin, "expected true/false (or 1/0, yes/no, on/off), got " + quoted_value(text));
+            bad_setting(key, origin,
+                        "expected true/false (or 1/0, yes/no, on/off), got " + quoted_value(text));
         (key == "RATELIMIT_LOG_EVENTS" ? s.log_events : s.fail_open) = b;
     } else if (key == "RATELIMIT_ALERT_THRESHOLD") {
         if (!parse_count_text(text, 1'000'000'000'000, n))
@@ -209,18 +218,22 @@ inline void assign_scalar(settings& s, std::string_view key, std::string_view or
         s.alert_threshold = n;
     } else if (key == "RATELIMIT_ALERT_COOLDOWN_MINUTES") {
         if (!parse_count_text(text, 10'000'000, n))
-            bad_setting(key, origin, "expected a non-negative number of minutes, got " + quoted_value(text));
+            bad_setting(key, origin,
+                        "expected a non-negative number of minutes, got " + quoted_value(text));
         s.alert_cooldown_minutes = n;
     } else if (key == "RATELIMIT_ALERT_TIMEOUT_MS") {
         if (!parse_count_text(text, 3'600'000, n) || n == 0)
-            bad_setting(key, origin, "expected milliseconds between 1 and 3600000, got " + quoted_value(text));
+            bad_setting(key, origin,
+                        "expected milliseconds between 1 and 3600000, got " + quoted_value(text));
         s.alert_timeout = std::chrono::milliseconds(n);
     } else if (key == "RATELIMIT_ALERT_WEBHOOK") {
         if (!text.empty() && !valid_url(text, {"http", "https"}))
-            bad_setting(key, origin, "expected an http:// or https:// URL, got " + quoted_value(text));
+            bad_setting(key, origin,
+                        "expected an http:// or https:// URL, got " + quoted_value(text));
         s.alert_webhook = std::string(text);
     } else if (key == "DEFAULT_FROM_EMAIL") {
-        if (!valid_email(text)) bad_setting(key, origin, "not an e-mail address: " + quoted_value(text));
+        if (!valid_email(text))
+            bad_setting(key, origin, "not an e-mail address: " + quoted_value(text));
         s.default_from_email = std::string(text);
     } else if (key == "RATELIMIT_DEFAULT_LIMIT") {
         if (!text.empty()) {
@@ -233,11 +246,13 @@ inline void assign_scalar(settings& s, std::string_view key, std::string_view or
         s.default_limit = std::string(text);
     } else if (key == "RATELIMIT_DATABASE_URL") {
         if (!valid_database_url(text))
-            bad_setting(key, origin, "expected sqlite:///PATH or postgresql://..., got " + quoted_value(text));
+            bad_setting(key, origin,
+                        "expected sqlite:///PATH or postgresql://..., got " + quoted_value(text));
         s.database_url = std::string(text);
     } else if (key == "RATELIMIT_SMTP_URL") {
         if (!valid_url(text, {"smtp", "smtps"}))
-            bad_setting(key, origin, "expected smtp://host[:port] or smtps://..., got " + quoted_value(text));
+            bad_setting(key, origin,
+                        "expected smtp://host[:port] or smtps://..., got " + quoted_value(text));
         s.smtp_url = std::string(text);
     } else if (key == "RATELIMIT_ALERT_WEBHOOK_SECRET") {
         s.alert_webhook_secret = std::string(text);
@@ -245,7 +260,8 @@ inline void assign_scalar(settings& s, std::string_view key, std::string_view or
         if (has_control(text)) bad_setting(key, origin, "control character in file name");
         s.alert_ca_file = std::string(text);
     } else {
-        throw config_error("unknown setting " + quoted_value(key) + " (" + std::string(origin) + ")");
+        throw config_error("unknown setting " + quoted_value(key) + " (" + std::string(origin) +
+                           ")");
     }
 }
 
@@ -262,17 +278,20 @@ inline void assign_list(settings& s, std::string_view key, std::string_view orig
 inline void assign_json(settings& s, std::string_view key, std::string_view origin,
                         const json_value& v) {
     if (std::find(setting_names.begin(), setting_names.end(), key) == setting_names.end())
-        throw config_error("unknown setting " + quoted_value(key) + " (" + std::string(origin) + ")");
+        throw config_error("unknown setting " + quoted_value(key) + " (" + std::string(origin) +
+                           ")");
     if (is_list_setting(key)) {
         const json_array* arr = v.as_array();
         if (arr == nullptr)
-            bad_setting(key, origin, "expected a list of strings, got " + std::string(v.type_name()));
+            bad_setting(key, origin,
+                        "expected a list of strings, got " + std::string(v.type_name()));
         std::vector<std::string> items;
         for (const auto& item : *arr) {
             const std::string* str = item.as_string();
             if (str == nullptr)
-                bad_setting(key, origin, "expected a list of strings, found " +
-                                             std::string(item.type_name()) + " in it");
+                bad_setting(key, origin,
+                            "expected a list of strings, found " + std::string(item.type_name()) +
+                                " in it");
             items.push_back(*str);
         }
         assign_list(s, key, origin, std::move(items));
@@ -280,7 +299,8 @@ inline void assign_json(settings& s, std::string_view key, std::string_view orig
     }
     if (key == "RATELIMIT_LOG_EVENTS" || key == "RATELIMIT_FAIL_OPEN") {
         const bool* b = v.as_bool();
-        if (b == nullptr) bad_setting(key, origin, "expected true or false, got " + std::string(v.type_name()));
+        if (b == nullptr)
+            bad_setting(key, origin, "expected true or false, got " + std::string(v.type_name()));
         assign_scalar(s, key, origin, *b ? "true" : "false");
     } else if (key == "RATELIMIT_ALERT_THRESHOLD" || key == "RATELIMIT_ALERT_COOLDOWN_MINUTES" ||
                key == "RATELIMIT_ALERT_TIMEOUT_MS") {
@@ -289,16 +309,19 @@ inline void assign_json(settings& s, std::string_view key, std::string_view orig
             return;
         }
         const auto* num = v.as_number();
-        if (num == nullptr) bad_setting(key, origin, "expected an integer, got " + std::string(v.type_name()));
+        if (num == nullptr)
+            bad_setting(key, origin, "expected an integer, got " + std::string(v.type_name()));
         assign_scalar(s, key, origin, num->text);
     } else {
-        if (v.is_null() && (key == "RATELIMIT_ALERT_WEBHOOK" || key == "RATELIMIT_DEFAULT_LIMIT" ||
-                            key == "RATELIMIT_ALERT_WEBHOOK_SECRET" || key == "RATELIMIT_ALERT_CA_FILE")) {
+        if (v.is_null() &&
+            (key == "RATELIMIT_ALERT_WEBHOOK" || key == "RATELIMIT_DEFAULT_LIMIT" ||
+             key == "RATELIMIT_ALERT_WEBHOOK_SECRET" || key == "RATELIMIT_ALERT_CA_FILE")) {
             assign_scalar(s, key, origin, "");
             return;
         }
         const std::string* str = v.as_string();
-        if (str == nullptr) bad_setting(key, origin, "expected a string, got " + std::string(v.type_name()));
+        if (str == nullptr)
+            bad_setting(key, origin, "expected a string, got " + std::string(v.type_name()));
         assign_scalar(s, key, origin, *str);
     }
 }
@@ -311,7 +334,8 @@ inline void assign_json(settings& s, std::string_view key, std::string_view orig
 inline void apply_setting(settings& s, std::string_view key, std::string_view text,
                           std::string_view origin = "command line") {
     if (std::find(setting_names.begin(), setting_names.end(), key) == setting_names.end())
-        throw config_error("unknown setting " + detail::quoted_value(key) + " (" + std::string(origin) + ")");
+        throw config_error("unknown setting " + detail::quoted_value(key) + " (" +
+                           std::string(origin) + ")");
     if (detail::is_list_setting(key)) {
         detail::assign_list(s, key, origin, detail::split_list(text));
     } else {
@@ -343,7 +367,8 @@ inline void apply_environment(settings& s, const environment_map& env) {
 inline environment_map process_environment() {
     environment_map env;
     const auto grab = [&env](std::string_view name) {
-        if (const char* v = std::getenv(std::string(name).c_str())) env.emplace(std::string(name), v);
+        if (const char* v = std::getenv(std::string(name).c_str()))
+            env.emplace(std::string(name), v);
     };
     for (const auto key : setting_names) grab(key);
     grab(settings_file_variable);

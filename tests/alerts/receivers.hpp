@@ -85,14 +85,15 @@ private:
             ext << "subjectAltName=" << san << "\n";
         }
         if (by_ca) {
-            run_or_fail("openssl req " + ec + " -keyout " + d + "/" + name + ".key -out " + d + "/" +
-                        name + ".csr -subj /CN=" + name);
-            run_or_fail("openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d + "/ca.pem -CAkey " +
-                        d + "/ca.key -CAcreateserial -out " + d + "/" + name + ".pem -days 2 -extfile " +
-                        d + "/" + name + ".ext");
+            run_or_fail("openssl req " + ec + " -keyout " + d + "/" + name + ".key -out " + d +
+                        "/" + name + ".csr -subj /CN=" + name);
+            run_or_fail("openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d +
+                        "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -out " + d + "/" + name +
+                        ".pem -days 2 -extfile " + d + "/" + name + ".ext");
         } else {
-            run_or_fail("openssl req -x509 " + ec + " -keyout " + d + "/" + name + ".key -out " + d +
-                        "/" + name + ".pem -days 2 -subj /CN=localhost -addext subjectAltName=" + san);
+            run_or_fail("openssl req -x509 " + ec + " -keyout " + d + "/" + name + ".key -out " +
+                        d + "/" + name +
+                        ".pem -days 2 -subj /CN=localhost -addext subjectAltName=" + san);
         }
     }
 
@@ -113,8 +114,10 @@ public:
         const std::string log = (dir_.path() / "receiver.log").string();
         posix_spawn_file_actions_t actions;
         ::posix_spawn_file_actions_init(&actions);
-        ::posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-        ::posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        ::posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                           0600);
+        ::posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                           0600);
         const int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
         ::posix_spawn_file_actions_destroy(&actions);
         REQUIRE(rc == 0);
@@ -176,7 +179,8 @@ struct received_request {
 /// with `status`. Stopped and joined on destruction.
 class http_receiver {
 public:
-    explicit http_receiver(unsigned status = 200, const std::string& cert = {}, const std::string& key = {})
+    explicit http_receiver(unsigned status = 200, const std::string& cert = {},
+                           const std::string& key = {})
         : status_(status), acceptor_(ioc_) {
         namespace net = boost::asio;
         if (!cert.empty()) {
@@ -201,8 +205,10 @@ public:
     http_receiver& operator=(const http_receiver&) = delete;
 
     int port() const noexcept { return port_; }
-    std::string url(const std::string& host = "127.0.0.1", const std::string& path = "/hook") const {
-        return std::string(ssl_ ? "https" : "http") + "://" + host + ":" + std::to_string(port_) + path;
+    std::string url(const std::string& host = "127.0.0.1",
+                    const std::string& path = "/hook") const {
+        return std::string(ssl_ ? "https" : "http") + "://" + host + ":" + std::to_string(port_) +
+               path;
     }
     std::vector<received_request> requests() const {
         std::lock_guard lock(mutex_);

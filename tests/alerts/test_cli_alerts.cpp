@@ -34,8 +34,10 @@ struct cli_result {
 std::string quote(const std::string& s) {
     std::string q = "'";
     for (const char c : s) {
-        if (c == '\'') q += "'\\''";
-        else q += c;
+        if (c == '\'')
+            q += "'\\''";
+        else
+            q += c;
     }
     return q + "'";
 }
@@ -64,7 +66,8 @@ std::string make_event_log(const temp_dir& dir) {
     const auto now = srl::event_clock_now();
     std::vector<srl::event> ev;
     const auto add = [&](const std::string& key, int n, srl::event_time at) {
-        for (int i = 0; i < n; ++i) ev.push_back(srl::make_event(at, key, "/login", "POST", false, 11, 10));
+        for (int i = 0; i < n; ++i)
+            ev.push_back(srl::make_event(at, key, "/login", "POST", false, 11, 10));
     };
     add("ip:203.0.113.5", 5, now - 1h);
     add("ip:198.51.100.7", 3, now - 1h);
@@ -84,9 +87,10 @@ TEST_CASE("alerts --dry-run lists the offenders with the configured threshold an
     const auto db = make_event_log(dir);
     smtp_receiver smtp;
     http_receiver http(200);
-    const std::vector<std::string> env{"RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
-                                       "RATELIMIT_ALERT_EMAILS=ops@example.com", "RATELIMIT_SMTP_URL=" + smtp.url(),
-                                       "RATELIMIT_ALERT_WEBHOOK=" + http.url()};
+    const std::vector<std::string> env{
+        "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
+        "RATELIMIT_ALERT_EMAILS=ops@example.com", "RATELIMIT_SMTP_URL=" + smtp.url(),
+        "RATELIMIT_ALERT_WEBHOOK=" + http.url()};
     auto r = run_cli(dir, {"alerts", "--dry-run"}, env);
     CHECK(r.code == 0);
     CHECK(r.out ==
@@ -117,15 +121,19 @@ TEST_CASE("alerts sends e-mail and webhook and prints one summary line", "[alert
         std::ofstream f(dir.path() / "settings.json");
         f << "{\"RATELIMIT_ALERT_THRESHOLD\": 4, \"DEFAULT_FROM_EMAIL\": \"rl@example.org\"}";
     }
-    const std::vector<std::string> env{"RATELIMIT_SETTINGS=" + (dir.path() / "settings.json").string(),
-                                       "RATELIMIT_DATABASE_URL=" + db,
-                                       "RATELIMIT_ALERT_EMAILS=ops@example.com,sec@example.com",
-                                       "RATELIMIT_SMTP_URL=" + smtp.url(), "RATELIMIT_ALERT_WEBHOOK=" + http.url(),
-                                       "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
+    const std::vector<std::string> env{
+        "RATELIMIT_SETTINGS=" + (dir.path() / "settings.json").string(),
+        "RATELIMIT_DATABASE_URL=" + db,
+        "RATELIMIT_ALERT_EMAILS=ops@example.com,sec@example.com",
+        "RATELIMIT_SMTP_URL=" + smtp.url(),
+        "RATELIMIT_ALERT_WEBHOOK=" + http.url(),
+        "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
     const auto r = run_cli(dir, {"alerts"}, env);
     CHECK(r.err == "");
     CHECK(r.code == 0);
-    CHECK(r.out == "alerts: 1 offender(s) >= 4 blocked in 1 day(s); email sent to 2 recipient(s); webhook sent\n");
+    CHECK(r.out ==
+          "alerts: 1 offender(s) >= 4 blocked in 1 day(s); email sent to 2 recipient(s); webhook "
+          "sent\n");
     REQUIRE(smtp.count() == 1);
     const std::string msg = smtp.message(1);
     CHECK(msg.find("\r\nFrom: rl@example.org\r\n") != std::string::npos);
@@ -135,17 +143,22 @@ TEST_CASE("alerts sends e-mail and webhook and prints one summary line", "[alert
           "ip:203.0.113.5: 5 blocked\r\n");
     REQUIRE(http.requests().size() == 1);
     CHECK(http.requests()[0].body ==
-          "{\"threshold\": 4, \"days\": 1, \"offenders\": [{\"key\": \"ip:203.0.113.5\", \"blocked_count\": 5}]}");
+          "{\"threshold\": 4, \"days\": 1, \"offenders\": [{\"key\": \"ip:203.0.113.5\", "
+          "\"blocked_count\": 5}]}");
 
     // A flag beats the environment, which beats the file.
     auto env2 = env;
     env2.push_back("RATELIMIT_ALERT_THRESHOLD=1000");
     auto r2 = run_cli(dir, {"alerts", "--json"}, env2);
     CHECK(r2.code == 0);
-    CHECK(r2.out == "{\"enabled\": true, \"threshold\": 1000, \"days\": 1, \"offenders\": [], \"channels\": {}}\n");
+    CHECK(r2.out ==
+          "{\"enabled\": true, \"threshold\": 1000, \"days\": 1, \"offenders\": [], \"channels\": "
+          "{}}\n");
     r2 = run_cli(dir, {"alerts", "--threshold", "5", "--limit", "1"}, env2);
     CHECK(r2.code == 0);
-    CHECK(r2.out == "alerts: 1 offender(s) >= 5 blocked in 1 day(s); email sent to 2 recipient(s); webhook sent\n");
+    CHECK(r2.out ==
+          "alerts: 1 offender(s) >= 5 blocked in 1 day(s); email sent to 2 recipient(s); webhook "
+          "sent\n");
     CHECK(smtp.count() == 2);
 }
 
@@ -154,17 +167,22 @@ TEST_CASE("a failed channel makes alerts exit 1 after sending the other", "[aler
     const auto db = make_event_log(dir);
     http_receiver http(200);
     const std::vector<std::string> env{
-        "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3", "RATELIMIT_ALERT_EMAILS=ops@example.com",
+        "RATELIMIT_DATABASE_URL=" + db,
+        "RATELIMIT_ALERT_THRESHOLD=3",
+        "RATELIMIT_ALERT_EMAILS=ops@example.com",
         "RATELIMIT_SMTP_URL=smtp://127.0.0.1:" + std::to_string(refused_port()),
-        "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
+        "RATELIMIT_ALERT_WEBHOOK=" + http.url(),
+        "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
     const auto r = run_cli(dir, {"alerts", "--json"}, env);
     CHECK(r.code == 1);
     CHECK(r.out.find("\"email\": {\"sent\": false, \"error\": \"SMTP: ") != std::string::npos);
-    CHECK(r.out.find("\"webhook\": {\"sent\": true, \"url\": \"" + http.url() + "\"}") != std::string::npos);
+    CHECK(r.out.find("\"webhook\": {\"sent\": true, \"url\": \"" + http.url() + "\"}") !=
+          std::string::npos);
     CHECK(http.requests().size() == 1);
     const auto r2 = run_cli(dir, {"alerts"}, env);
     CHECK(r2.code == 1);
-    CHECK(r2.out.rfind("alerts: 3 offender(s) >= 3 blocked in 1 day(s); email FAILED: SMTP: ", 0) == 0);
+    CHECK(r2.out.rfind("alerts: 3 offender(s) >= 3 blocked in 1 day(s); email FAILED: SMTP: ", 0) ==
+          0);
     CHECK(r2.out.find("; webhook sent\n") != std::string::npos);
 }
 
@@ -172,22 +190,27 @@ TEST_CASE("the cool-down is remembered in the database across runs", "[alerts][c
     temp_dir dir;
     const auto db = make_event_log(dir);
     http_receiver http(200);
-    const std::vector<std::string> env{"RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
-                                       "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000",
-                                       "RATELIMIT_ALERT_COOLDOWN_MINUTES=60"};
+    const std::vector<std::string> env{
+        "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
+        "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000",
+        "RATELIMIT_ALERT_COOLDOWN_MINUTES=60"};
     auto r = run_cli(dir, {"alerts"}, env);
     CHECK(r.code == 0);
-    CHECK(r.out == "alerts: 3 offender(s) >= 3 blocked in 1 day(s) (0 in cool-down); webhook sent\n");
+    CHECK(r.out ==
+          "alerts: 3 offender(s) >= 3 blocked in 1 day(s) (0 in cool-down); webhook sent\n");
     r = run_cli(dir, {"alerts"}, env);
     CHECK(r.code == 0);
-    CHECK(r.out == "alerts: 0 offender(s) >= 3 blocked in 1 day(s) (3 in cool-down); nothing to send\n");
+    CHECK(r.out ==
+          "alerts: 0 offender(s) >= 3 blocked in 1 day(s) (3 in cool-down); nothing to send\n");
     // A lower threshold brings in a key never alerted: only that one goes out.
     r = run_cli(dir, {"alerts", "--threshold", "2"}, env);
-    CHECK(r.out == "alerts: 1 offender(s) >= 2 blocked in 1 day(s) (3 in cool-down); webhook sent\n");
+    CHECK(r.out ==
+          "alerts: 1 offender(s) >= 2 blocked in 1 day(s) (3 in cool-down); webhook sent\n");
     const auto reqs = http.requests();
     REQUIRE(reqs.size() == 2);
     CHECK(reqs[1].body ==
-          "{\"threshold\": 2, \"days\": 1, \"offenders\": [{\"key\": \"ip:192.0.2.1\", \"blocked_count\": 2}]}");
+          "{\"threshold\": 2, \"days\": 1, \"offenders\": [{\"key\": \"ip:192.0.2.1\", "
+          "\"blocked_count\": 2}]}");
     // Without the cool-down everybody is alerted again.
     auto env2 = env;
     env2.back() = "RATELIMIT_ALERT_COOLDOWN_MINUTES=0";
@@ -213,11 +236,13 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
     CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"sent\"} 0"));
     CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"email\",result=\"failed\"} 0"));
     CHECK(has(text, "# TYPE smart_ratelimit_alerts_last_run_timestamp_seconds gauge"));
-    CHECK(has(text, "smart_ratelimit_build_info{version=\"" + std::string(srl::version_string) + "\"} 1"));
+    CHECK(has(text, "smart_ratelimit_build_info{version=\"" + std::string(srl::version_string) +
+                        "\"} 1"));
 
     // Two runs that send: the counts add up across runs (a counter).
-    const std::vector<std::string> env{"RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
-                                       "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
+    const std::vector<std::string> env{
+        "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
+        "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
     for (int run = 1; run <= 2; ++run) {
         r = run_cli(dir, {"alerts", "--metrics-file", file, "--quiet"}, env);
         CHECK(r.code == 0);
@@ -234,8 +259,9 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
     CHECK(entries == 1);
 
     // A failed channel is counted as failed; the exit code still says so.
-    const std::vector<std::string> bad{"RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
-                                       "RATELIMIT_ALERT_WEBHOOK=http://127.0.0.1:1/", "RATELIMIT_ALERT_TIMEOUT_MS=2000"};
+    const std::vector<std::string> bad{
+        "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
+        "RATELIMIT_ALERT_WEBHOOK=http://127.0.0.1:1/", "RATELIMIT_ALERT_TIMEOUT_MS=2000"};
     r = run_cli(dir, {"alerts", "--metrics-file", file}, bad);
     CHECK(r.code == 1);
     text = read_file(file);
@@ -245,7 +271,8 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
     // promtool, when installed, finds nothing to complain about.
     if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
         const auto out = (dir.path() / "promtool.txt").string();
-        const int status = std::system(("promtool check metrics < " + quote(file) + " > " + quote(out) + " 2>&1").c_str());
+        const int status = std::system(
+            ("promtool check metrics < " + quote(file) + " > " + quote(out) + " 2>&1").c_str());
         CHECK(status == 0);
         CHECK(read_file(out) == "");
     }
@@ -257,11 +284,13 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
     CHECK(r.err.find("cannot write the metrics file") != std::string::npos);
 }
 
-TEST_CASE("alerts exit codes: disabled, bad arguments, bad settings, unreachable database", "[alerts][cli]") {
+TEST_CASE("alerts exit codes: disabled, bad arguments, bad settings, unreachable database",
+          "[alerts][cli]") {
     temp_dir dir;
     auto r = run_cli(dir, {"alerts"});
     CHECK(r.code == 0);
-    CHECK(r.out == "alerts: disabled (no threshold: set RATELIMIT_ALERT_THRESHOLD or pass --threshold)\n");
+    CHECK(r.out ==
+          "alerts: disabled (no threshold: set RATELIMIT_ALERT_THRESHOLD or pass --threshold)\n");
     r = run_cli(dir, {"alerts", "--dry-run", "--threshold", "0"});
     CHECK(r.code == 0);
     CHECK(r.out.rfind("alerts: disabled", 0) == 0);
@@ -290,7 +319,8 @@ TEST_CASE("alerts exit codes: disabled, bad arguments, bad settings, unreachable
                       "postgresql://nobody@127.0.0.1:" + std::to_string(refused_port()) + "/x"});
     CHECK(r.code == 69);
     // A database without the schema.
-    r = run_cli(dir, {"alerts", "--threshold", "1", "--database", "sqlite:///" + (dir.path() / "empty.db").string()});
+    r = run_cli(dir, {"alerts", "--threshold", "1", "--database",
+                      "sqlite:///" + (dir.path() / "empty.db").string()});
     CHECK(r.code == 69);
     CHECK(r.err.find("migrate") != std::string::npos);
 }

@@ -19,11 +19,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const srl::event_time now = srl::event_time(std::chrono::sys_days(std::chrono::year(2026) / 3 / 14).time_since_epoch());
+const srl::event_time now =
+    srl::event_time(std::chrono::sys_days(std::chrono::year(2026) / 3 / 14).time_since_epoch());
 
-std::vector<srl::event> blocked(std::string key, int n, srl::event_time at = now - std::chrono::hours(1)) {
+std::vector<srl::event> blocked(std::string key, int n,
+                                srl::event_time at = now - std::chrono::hours(1)) {
     std::vector<srl::event> out;
-    for (int i = 0; i < n; ++i) out.push_back(srl::make_event(at, key, "/login", "POST", false, 11, 10));
+    for (int i = 0; i < n; ++i)
+        out.push_back(srl::make_event(at, key, "/login", "POST", false, 11, 10));
     return out;
 }
 
@@ -54,7 +57,8 @@ srl::smtp::curl_mailer mailer_for(const std::string& url, std::chrono::milliseco
 
 srl::beast::webhook_client webhook_for(std::chrono::milliseconds timeout = 30s, std::string ca = {},
                                        std::string secret = {}) {
-    return srl::beast::webhook_client(srl::beast::webhook_options{timeout, std::move(secret), std::move(ca)});
+    return srl::beast::webhook_client(
+        srl::beast::webhook_options{timeout, std::move(secret), std::move(ca)});
 }
 
 /// The body of a received message: everything after the first blank line.
@@ -73,20 +77,24 @@ std::string headers_of(const std::string& message) {
 std::string shell_quote(const std::string& s) {
     std::string out = "'";
     for (const char c : s) {
-        if (c == '\'') out += "'\\''";
-        else out += c;
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
     }
     return out + "'";
 }
 
 }  // namespace
 
-TEST_CASE("an alert e-mail and webhook arrive exactly as the spec writes them", "[alerts][smtp][webhook]") {
+TEST_CASE("an alert e-mail and webhook arrive exactly as the spec writes them",
+          "[alerts][smtp][webhook]") {
     smtp_receiver smtp;
     http_receiver http(200);
     auto mailer = mailer_for(smtp.url());
     auto webhook = webhook_for();
-    const auto req = request(3, {"ops@example.com", "sec@example.com"}, http.url("127.0.0.1", "/hook?team=ops"));
+    const auto req =
+        request(3, {"ops@example.com", "sec@example.com"}, http.url("127.0.0.1", "/hook?team=ops"));
 
     const auto result = srl::send_offender_alerts(sample_events(), req, mailer, webhook);
 
@@ -96,7 +104,8 @@ TEST_CASE("an alert e-mail and webhook arrive exactly as the spec writes them", 
           "{\"key\": \"ip:203.0.113.5\", \"blocked_count\": 5}, "
           "{\"key\": \"ip:198.51.100.7\", \"blocked_count\": 3}], \"channels\": {"
           "\"email\": {\"sent\": true, \"to\": [\"ops@example.com\", \"sec@example.com\"]}, "
-          "\"webhook\": {\"sent\": true, \"url\": \"" + req.webhook_url + "\"}}}");
+          "\"webhook\": {\"sent\": true, \"url\": \"" +
+              req.webhook_url + "\"}}}");
 
     REQUIRE(smtp.count() == 1);
     const std::string msg = smtp.message(1);
@@ -106,7 +115,8 @@ TEST_CASE("an alert e-mail and webhook arrive exactly as the spec writes them", 
           "ip:203.0.113.5: 5 blocked\r\n"
           "ip:198.51.100.7: 3 blocked\r\n");
     const std::string headers = headers_of(msg);
-    CHECK(headers.find("\r\nSubject: [smart-ratelimit] 2 offender(s) alert\r\n") != std::string::npos);
+    CHECK(headers.find("\r\nSubject: [smart-ratelimit] 2 offender(s) alert\r\n") !=
+          std::string::npos);
     CHECK(headers.find("\r\nFrom: alerts@example.org\r\n") != std::string::npos);
     CHECK(headers.find("\r\nTo: ops@example.com,\r\n sec@example.com\r\n") != std::string::npos);
     CHECK(headers.find("\r\nContent-Type: text/plain; charset=utf-8\r\n") != std::string::npos);
@@ -116,7 +126,8 @@ TEST_CASE("an alert e-mail and webhook arrive exactly as the spec writes them", 
     CHECK(headers.rfind("Date: ", 0) == 0);
     CHECK(headers.find(" +0000\r\n") != std::string::npos);
     CHECK(smtp.envelope(1) ==
-          "{\"mail_from\": \"alerts@example.org\", \"rcpt_tos\": [\"ops@example.com\", \"sec@example.com\"], "
+          "{\"mail_from\": \"alerts@example.org\", \"rcpt_tos\": [\"ops@example.com\", "
+          "\"sec@example.com\"], "
           "\"authenticated\": false}");
 
     const auto reqs = http.requests();
@@ -132,16 +143,19 @@ TEST_CASE("an alert e-mail and webhook arrive exactly as the spec writes them", 
           "{\"key\": \"ip:198.51.100.7\", \"blocked_count\": 3}]}");
 }
 
-TEST_CASE("keys holding CR/LF or a lone dot cannot inject headers, recipients or end the message early",
-          "[alerts][smtp][webhook]") {
+TEST_CASE(
+    "keys holding CR/LF or a lone dot cannot inject headers, recipients or end the message early",
+    "[alerts][smtp][webhook]") {
     smtp_receiver smtp;
     http_receiver http(200);
     auto mailer = mailer_for(smtp.url());
     auto webhook = webhook_for();
     std::vector<srl::event> ev;
-    for (auto& e : blocked("x\r\nBcc: victim@example.net\r\n\r\nfake body", 4)) ev.push_back(std::move(e));
+    for (auto& e : blocked("x\r\nBcc: victim@example.net\r\n\r\nfake body", 4))
+        ev.push_back(std::move(e));
     for (auto& e : blocked(".", 3)) ev.push_back(std::move(e));
-    for (auto& e : blocked("a\r\n.\r\nRCPT TO:<victim@example.net>\r\n", 2)) ev.push_back(std::move(e));
+    for (auto& e : blocked("a\r\n.\r\nRCPT TO:<victim@example.net>\r\n", 2))
+        ev.push_back(std::move(e));
     const auto req = request(2, {"ops@example.com"}, http.url());
 
     const auto result = srl::send_offender_alerts(ev, req, mailer, webhook);
@@ -160,17 +174,20 @@ TEST_CASE("keys holding CR/LF or a lone dot cannot inject headers, recipients or
 
     const auto reqs = http.requests();
     REQUIRE(reqs.size() == 1);
-    CHECK(reqs[0].body ==
-          "{\"threshold\": 2, \"days\": 1, \"offenders\": ["
-          "{\"key\": \"x\\r\\nBcc: victim@example.net\\r\\n\\r\\nfake body\", \"blocked_count\": 4}, "
-          "{\"key\": \".\", \"blocked_count\": 3}, "
-          "{\"key\": \"a\\r\\n.\\r\\nRCPT TO:<victim@example.net>\\r\\n\", \"blocked_count\": 2}]}");
+    CHECK(
+        reqs[0].body ==
+        "{\"threshold\": 2, \"days\": 1, \"offenders\": ["
+        "{\"key\": \"x\\r\\nBcc: victim@example.net\\r\\n\\r\\nfake body\", \"blocked_count\": 4}, "
+        "{\"key\": \".\", \"blocked_count\": 3}, "
+        "{\"key\": \"a\\r\\n.\\r\\nRCPT TO:<victim@example.net>\\r\\n\", \"blocked_count\": 2}]}");
 }
 
 TEST_CASE("libcurl dot-stuffs body lines so a lone dot arrives intact", "[alerts][smtp]") {
     smtp_receiver smtp;
     auto mailer = mailer_for(smtp.url());
-    const srl::mail m{"alerts@example.org", {"ops@example.com"}, "dots\r\nX-Injected: 1",
+    const srl::mail m{"alerts@example.org",
+                      {"ops@example.com"},
+                      "dots\r\nX-Injected: 1",
                       "first\n.\n..two\n.three\nlast\n"};
     const auto st = mailer.send(m);
     REQUIRE(st.ok);
@@ -188,7 +205,8 @@ TEST_CASE("non-ASCII and invalid UTF-8 keys arrive as valid UTF-8", "[alerts][sm
     auto webhook = webhook_for();
     std::vector<srl::event> ev = blocked("user:Zo\xC3\xAB", 3);
     for (auto& e : blocked("header:X-Id:\xFF\xFE", 2)) ev.push_back(std::move(e));
-    const auto result = srl::send_offender_alerts(ev, request(1, {"ops@example.com"}, http.url()), mailer, webhook);
+    const auto result =
+        srl::send_offender_alerts(ev, request(1, {"ops@example.com"}, http.url()), mailer, webhook);
     REQUIRE(result.ok());
     REQUIRE(smtp.count() == 1);
     CHECK(body_of(smtp.message(1)) ==
@@ -202,38 +220,41 @@ TEST_CASE("non-ASCII and invalid UTF-8 keys arrive as valid UTF-8", "[alerts][sm
           "{\"key\": \"header:X-Id:\xEF\xBF\xBD\xEF\xBF\xBD\", \"blocked_count\": 2}]}");
 }
 
-TEST_CASE("nothing is sent when alerting is disabled or nobody reaches the threshold", "[alerts][smtp][webhook]") {
+TEST_CASE("nothing is sent when alerting is disabled or nobody reaches the threshold",
+          "[alerts][smtp][webhook]") {
     smtp_receiver smtp;
     http_receiver http(200);
     auto mailer = mailer_for(smtp.url());
     auto webhook = webhook_for();
 
-    const auto disabled = srl::send_offender_alerts(sample_events(), request(0, {"ops@example.com"}, http.url()),
-                                                    mailer, webhook);
+    const auto disabled = srl::send_offender_alerts(
+        sample_events(), request(0, {"ops@example.com"}, http.url()), mailer, webhook);
     CHECK(srl::to_json(disabled) == "{\"enabled\": false, \"offenders\": [], \"channels\": {}}");
 
-    const auto quiet = srl::send_offender_alerts(sample_events(), request(6, {"ops@example.com"}, http.url()),
-                                                 mailer, webhook);
+    const auto quiet = srl::send_offender_alerts(
+        sample_events(), request(6, {"ops@example.com"}, http.url()), mailer, webhook);
     CHECK(quiet.enabled);
     CHECK(quiet.offenders.empty());
     CHECK(quiet.channels.empty());
-    CHECK(srl::to_json(quiet) ==
-          "{\"enabled\": true, \"threshold\": 6, \"days\": 1, \"offenders\": [], \"channels\": {}}");
+    CHECK(
+        srl::to_json(quiet) ==
+        "{\"enabled\": true, \"threshold\": 6, \"days\": 1, \"offenders\": [], \"channels\": {}}");
 
     // A later successful send proves the receivers were up and would have counted.
-    const auto sent = srl::send_offender_alerts(sample_events(), request(5, {"ops@example.com"}, http.url()),
-                                                mailer, webhook);
+    const auto sent = srl::send_offender_alerts(
+        sample_events(), request(5, {"ops@example.com"}, http.url()), mailer, webhook);
     REQUIRE(sent.ok());
     CHECK(smtp.count() == 1);
     CHECK(http.requests().size() == 1);
 }
 
-TEST_CASE("a refused SMTP connection is reported and the webhook is still sent", "[alerts][smtp][webhook]") {
+TEST_CASE("a refused SMTP connection is reported and the webhook is still sent",
+          "[alerts][smtp][webhook]") {
     http_receiver http(200);
     auto mailer = mailer_for("smtp://127.0.0.1:" + std::to_string(refused_port()));
     auto webhook = webhook_for();
-    const auto r = srl::send_offender_alerts(sample_events(), request(3, {"ops@example.com"}, http.url()), mailer,
-                                             webhook);
+    const auto r = srl::send_offender_alerts(
+        sample_events(), request(3, {"ops@example.com"}, http.url()), mailer, webhook);
     REQUIRE(r.channels.size() == 2);
     CHECK(r.channels[0].channel == "email");
     CHECK_FALSE(r.channels[0].sent);
@@ -243,13 +264,14 @@ TEST_CASE("a refused SMTP connection is reported and the webhook is still sent",
     CHECK_FALSE(r.ok());
 }
 
-TEST_CASE("an SMTP server that never answers times out and the webhook is still sent", "[alerts][smtp][webhook]") {
+TEST_CASE("an SMTP server that never answers times out and the webhook is still sent",
+          "[alerts][smtp][webhook]") {
     silent_listener silent;
     http_receiver http(200);
     auto mailer = mailer_for("smtp://127.0.0.1:" + std::to_string(silent.port()), 300ms);
     auto webhook = webhook_for();
-    const auto r = srl::send_offender_alerts(sample_events(), request(3, {"ops@example.com"}, http.url()), mailer,
-                                             webhook);
+    const auto r = srl::send_offender_alerts(
+        sample_events(), request(3, {"ops@example.com"}, http.url()), mailer, webhook);
     REQUIRE(r.channels.size() == 2);
     CHECK_FALSE(r.channels[0].sent);
     CHECK(r.channels[0].error.find("timeout") != std::string::npos);
@@ -257,21 +279,22 @@ TEST_CASE("an SMTP server that never answers times out and the webhook is still 
     CHECK(http.requests().size() == 1);
 }
 
-TEST_CASE("a webhook answering 500 is a failure and the e-mail is still sent", "[alerts][smtp][webhook]") {
+TEST_CASE("a webhook answering 500 is a failure and the e-mail is still sent",
+          "[alerts][smtp][webhook]") {
     smtp_receiver smtp;
     http_receiver http(500);
     auto mailer = mailer_for(smtp.url());
     auto webhook = webhook_for();
-    const auto r = srl::send_offender_alerts(sample_events(), request(3, {"ops@example.com"}, http.url()), mailer,
-                                             webhook);
+    const auto r = srl::send_offender_alerts(
+        sample_events(), request(3, {"ops@example.com"}, http.url()), mailer, webhook);
     REQUIRE(r.channels.size() == 2);
     CHECK(r.channels[0].sent);
     CHECK_FALSE(r.channels[1].sent);
     CHECK(r.channels[1].error == "webhook: HTTP 500 Internal Server Error");
     CHECK(smtp.count() == 1);
     CHECK(http.requests().size() == 1);
-    CHECK(srl::to_json(r).find("\"webhook\": {\"sent\": false, \"error\": \"webhook: HTTP 500 Internal Server Error\"}") !=
-          std::string::npos);
+    CHECK(srl::to_json(r).find("\"webhook\": {\"sent\": false, \"error\": \"webhook: HTTP 500 "
+                               "Internal Server Error\"}") != std::string::npos);
 }
 
 TEST_CASE("statuses below 400 succeed and 400 fails", "[alerts][webhook]") {
@@ -298,7 +321,9 @@ TEST_CASE("webhook failures: refused, silence until the timeout, bad URLs", "[al
     SECTION("refused") {
         auto webhook = webhook_for();
         const auto r = srl::send_offender_alerts(
-            sample_events(), request(3, {"ops@example.com"}, "http://127.0.0.1:" + std::to_string(refused_port()) + "/"),
+            sample_events(),
+            request(3, {"ops@example.com"},
+                    "http://127.0.0.1:" + std::to_string(refused_port()) + "/"),
             mailer, webhook);
         REQUIRE(r.channels.size() == 2);
         CHECK(r.channels[0].sent);
@@ -309,7 +334,9 @@ TEST_CASE("webhook failures: refused, silence until the timeout, bad URLs", "[al
         silent_listener silent;
         auto webhook = webhook_for(300ms);
         const auto r = srl::send_offender_alerts(
-            sample_events(), request(3, {"ops@example.com"}, "http://127.0.0.1:" + std::to_string(silent.port()) + "/"),
+            sample_events(),
+            request(3, {"ops@example.com"},
+                    "http://127.0.0.1:" + std::to_string(silent.port()) + "/"),
             mailer, webhook);
         REQUIRE(r.channels.size() == 2);
         CHECK(r.channels[0].sent);
@@ -318,8 +345,10 @@ TEST_CASE("webhook failures: refused, silence until the timeout, bad URLs", "[al
     }
     SECTION("URLs the client refuses") {
         auto webhook = webhook_for();
-        CHECK(webhook.post("ftp://127.0.0.1/", "{}").error == "webhook URL must be http:// or https://");
-        CHECK(webhook.post("http://user:pw@127.0.0.1/", "{}").error == "webhook URL must not contain user information");
+        CHECK(webhook.post("ftp://127.0.0.1/", "{}").error ==
+              "webhook URL must be http:// or https://");
+        CHECK(webhook.post("http://user:pw@127.0.0.1/", "{}").error ==
+              "webhook URL must not contain user information");
         CHECK_FALSE(webhook.post("not a url", "{}").ok);
     }
 }
@@ -343,8 +372,8 @@ TEST_CASE("https webhooks verify the certificate and the host name", "[alerts][w
     SECTION("a self-signed certificate is not trusted; the e-mail still goes") {
         http_receiver https(200, tls.cert("self_signed"), tls.key("self_signed"));
         auto webhook = webhook_for(30s, tls.ca());
-        const auto r = srl::send_offender_alerts(sample_events(), request(3, {"ops@example.com"}, https.url()), mailer,
-                                                 webhook);
+        const auto r = srl::send_offender_alerts(
+            sample_events(), request(3, {"ops@example.com"}, https.url()), mailer, webhook);
         REQUIRE(r.channels.size() == 2);
         CHECK(r.channels[0].sent);
         CHECK_FALSE(r.channels[1].sent);
@@ -385,8 +414,8 @@ TEST_CASE("a signed webhook carries a timestamp and an HMAC-SHA256 the receiver 
     // Recompute independently with the openssl command-line tool.
     temp_dir dir;
     const auto out = dir.path() / "mac";
-    run_or_fail("printf '%s' " + shell_quote(ts + "." + body) +
-                " | openssl dgst -sha256 -hmac " + shell_quote("s3cr3t key") + " -r > " + out.string());
+    run_or_fail("printf '%s' " + shell_quote(ts + "." + body) + " | openssl dgst -sha256 -hmac " +
+                shell_quote("s3cr3t key") + " -r > " + out.string());
     const std::string expected = read_file(out).substr(0, 64);
     CHECK(sig == "sha256=" + expected);
     CHECK(srl::beast::webhook_signature("s3cr3t key", std::stoll(ts), body) == sig);
@@ -399,7 +428,8 @@ TEST_CASE("SMTP with STARTTLS and authentication from the URL", "[alerts][smtp][
     smtp_receiver smtp({"--tls", tls.cert("good"), tls.key("good"), "--auth", "alerts:p@ss word"});
 
     SECTION("trusted certificate and the right password") {
-        auto mailer = mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()), 30s, tls.ca());
+        auto mailer = mailer_for(
+            "smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()), 30s, tls.ca());
         const auto st = mailer.send({"alerts@example.org", {"ops@example.com"}, "s", "hello\n"});
         CHECK(st.error == "");
         REQUIRE(smtp.count() == 1);
@@ -407,20 +437,23 @@ TEST_CASE("SMTP with STARTTLS and authentication from the URL", "[alerts][smtp][
         CHECK(body_of(smtp.message(1)) == "hello\r\n");
     }
     SECTION("STARTTLS can be required") {
-        auto mailer = mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()) +
-                                     "?starttls=required",
-                                 30s, tls.ca());
+        auto mailer =
+            mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()) +
+                           "?starttls=required",
+                       30s, tls.ca());
         CHECK(mailer.send({"alerts@example.org", {"ops@example.com"}, "s", "hello\n"}).error == "");
         CHECK(smtp.count() == 1);
     }
     SECTION("a wrong password is reported") {
-        auto mailer = mailer_for("smtp://alerts:wrong@127.0.0.1:" + std::to_string(smtp.port()), 30s, tls.ca());
+        auto mailer = mailer_for("smtp://alerts:wrong@127.0.0.1:" + std::to_string(smtp.port()),
+                                 30s, tls.ca());
         const auto st = mailer.send({"alerts@example.org", {"ops@example.com"}, "s", "hello\n"});
         CHECK_FALSE(st.ok);
         CHECK(smtp.count() == 0);
     }
     SECTION("an untrusted certificate is refused before any credentials are sent") {
-        auto mailer = mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()), 30s);
+        auto mailer =
+            mailer_for("smtp://alerts:p%40ss%20word@127.0.0.1:" + std::to_string(smtp.port()), 30s);
         const auto st = mailer.send({"alerts@example.org", {"ops@example.com"}, "s", "hello\n"});
         CHECK_FALSE(st.ok);
         CHECK(smtp.count() == 0);
@@ -438,10 +471,10 @@ TEST_CASE("STARTTLS required against a server without it fails", "[alerts][smtp]
 TEST_CASE("addresses that could smuggle SMTP commands are refused", "[alerts][smtp]") {
     smtp_receiver smtp;
     auto mailer = mailer_for(smtp.url());
-    CHECK(mailer.send({"alerts@example.org", {"ops@example.com\r\nRCPT TO:<x@y>"}, "s", "b\n"}).error.find(
-              "invalid recipient") != std::string::npos);
-    CHECK(mailer.send({"a@b\r\nDATA", {"ops@example.com"}, "s", "b\n"}).error.find("invalid sender") !=
-          std::string::npos);
+    CHECK(mailer.send({"alerts@example.org", {"ops@example.com\r\nRCPT TO:<x@y>"}, "s", "b\n"})
+              .error.find("invalid recipient") != std::string::npos);
+    CHECK(mailer.send({"a@b\r\nDATA", {"ops@example.com"}, "s", "b\n"})
+              .error.find("invalid sender") != std::string::npos);
     CHECK(mailer.send({"a@b.c", {}, "s", "b\n"}).error == "no recipients");
     CHECK(smtp.count() == 0);
 }
@@ -464,7 +497,8 @@ TEST_CASE("the cool-down suppresses a repeat alert to real receivers", "[alerts]
     CHECK(second.suppressed == 2);
     CHECK(second.channels.empty());
     CHECK(srl::to_json(second) ==
-          "{\"enabled\": true, \"threshold\": 3, \"days\": 1, \"offenders\": [], \"channels\": {}, \"suppressed\": 2}");
+          "{\"enabled\": true, \"threshold\": 3, \"days\": 1, \"offenders\": [], \"channels\": {}, "
+          "\"suppressed\": 2}");
     CHECK(smtp.count() == 1);
     CHECK(http.requests().size() == 1);
 }

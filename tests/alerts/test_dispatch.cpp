@@ -16,7 +16,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const srl::event_time now = srl::event_time(std::chrono::sys_days(std::chrono::year(2026) / 3 / 14).time_since_epoch());
+const srl::event_time now =
+    srl::event_time(std::chrono::sys_days(std::chrono::year(2026) / 3 / 14).time_since_epoch());
 
 /// Records what it was asked to send; fails on demand.
 struct recording_channels {
@@ -53,7 +54,8 @@ static_assert(!srl::mail_sender<recording_webhook>);
 static_assert(!srl::webhook_sender<recording_mailer>);
 static_assert(!srl::alert_log<recording_mailer>);
 
-void add_blocked(std::vector<srl::event>& ev, const std::string& key, int n, srl::event_time at = now - 1h) {
+void add_blocked(std::vector<srl::event>& ev, const std::string& key, int n,
+                 srl::event_time at = now - 1h) {
     for (int i = 0; i < n; ++i) ev.push_back(srl::make_event(at, key, "/", "GET", false, 2, 1));
 }
 
@@ -117,7 +119,8 @@ TEST_CASE("the limit is applied before the threshold", "[alerts]") {
     recording_webhook w{&ch};
     auto req = request(5);
     req.limit = 2;
-    CHECK(keys_of(srl::send_offender_alerts(ev, req, m, w)) == std::vector<std::string>{"ip:a", "ip:b"});
+    CHECK(keys_of(srl::send_offender_alerts(ev, req, m, w)) ==
+          std::vector<std::string>{"ip:a", "ip:b"});
     req.limit = 0;
     CHECK(srl::send_offender_alerts(ev, req, m, w).offenders.empty());
 }
@@ -126,14 +129,17 @@ TEST_CASE("only blocked events inside the window count", "[alerts]") {
     std::vector<srl::event> ev;
     add_blocked(ev, "ip:old", 10, now - 25h);
     add_blocked(ev, "ip:edge", 5, now - 24h);
-    for (int i = 0; i < 10; ++i) ev.push_back(srl::make_event(now - 1h, "ip:allowed", "/", "GET", true, 1, 10));
+    for (int i = 0; i < 10; ++i)
+        ev.push_back(srl::make_event(now - 1h, "ip:allowed", "/", "GET", true, 1, 10));
     recording_channels ch;
     recording_mailer m{&ch};
     recording_webhook w{&ch};
-    CHECK(keys_of(srl::send_offender_alerts(ev, request(5), m, w)) == std::vector<std::string>{"ip:edge"});
+    CHECK(keys_of(srl::send_offender_alerts(ev, request(5), m, w)) ==
+          std::vector<std::string>{"ip:edge"});
     auto req = request(5);
     req.days = 2;
-    CHECK(keys_of(srl::send_offender_alerts(ev, req, m, w)) == std::vector<std::string>{"ip:old", "ip:edge"});
+    CHECK(keys_of(srl::send_offender_alerts(ev, req, m, w)) ==
+          std::vector<std::string>{"ip:old", "ip:edge"});
 }
 
 TEST_CASE("e-mail goes first, then the webhook, with the spec's texts", "[alerts]") {
@@ -149,10 +155,14 @@ TEST_CASE("e-mail goes first, then the webhook, with the spec's texts", "[alerts
     CHECK(ch.mails[0].from == "alerts@example.org");
     CHECK(ch.mails[0].to == std::vector<std::string>{"ops@example.com"});
     CHECK(ch.mails[0].subject == "[smart-ratelimit] 1 offender(s) alert");
-    CHECK(ch.mails[0].body == "1 rate-limit offender(s) exceeded 3 blocked requests in the last 1 day(s):\n\nip:1: 7 blocked\n");
+    CHECK(ch.mails[0].body ==
+          "1 rate-limit offender(s) exceeded 3 blocked requests in the last 1 day(s):\n\nip:1: 7 "
+          "blocked\n");
     REQUIRE(ch.posts.size() == 1);
     CHECK(ch.posts[0].first == "http://127.0.0.1:9/hook");
-    CHECK(ch.posts[0].second == "{\"threshold\": 3, \"days\": 1, \"offenders\": [{\"key\": \"ip:1\", \"blocked_count\": 7}]}");
+    CHECK(ch.posts[0].second ==
+          "{\"threshold\": 3, \"days\": 1, \"offenders\": [{\"key\": \"ip:1\", \"blocked_count\": "
+          "7}]}");
     REQUIRE(r.channels.size() == 2);
     CHECK(r.channels[0].to == std::vector<std::string>{"ops@example.com"});
     CHECK(r.channels[1].url == "http://127.0.0.1:9/hook");
@@ -213,7 +223,8 @@ TEST_CASE("the null senders say the channel is not configured", "[alerts]") {
 namespace {
 /// A source whose lookup fails, as an unreachable database would.
 struct broken_store {};
-std::vector<srl::offender> find_alertable_offenders(const broken_store&, std::int64_t, int, int, srl::event_time) {
+std::vector<srl::offender> find_alertable_offenders(const broken_store&, std::int64_t, int, int,
+                                                    srl::event_time) {
     throw srl::storage_error("database is unreachable");
 }
 }  // namespace

@@ -89,7 +89,8 @@ TEST_CASE("a JSON settings file sets every key", "[settings]") {
     CHECK(s.default_limit == "100/m");
     CHECK(s.database_url == "postgresql://app:secret@db.internal:5432/app");
     CHECK(s.smtp_url == "smtps://mail.example.com:465");
-    CHECK(s.trusted_proxies == std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32", "192.0.2.1"});
+    CHECK(s.trusted_proxies ==
+          std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32", "192.0.2.1"});
     CHECK(s.alert_webhook_secret == "k\xC3\xA9y");
     CHECK(s.alert_cooldown_minutes == 60);
     CHECK(s.alert_timeout == std::chrono::milliseconds(2500));
@@ -97,7 +98,8 @@ TEST_CASE("a JSON settings file sets every key", "[settings]") {
 }
 
 TEST_CASE("the environment beats the file and a flag beats both", "[settings]") {
-    settings_file f(R"({"RATELIMIT_ALERT_THRESHOLD": 100, "RATELIMIT_ALERT_EMAILS": ["file@example.com"],
+    settings_file f(
+        R"({"RATELIMIT_ALERT_THRESHOLD": 100, "RATELIMIT_ALERT_EMAILS": ["file@example.com"],
                         "RATELIMIT_DATABASE_URL": "sqlite:///file.db", "RATELIMIT_LOG_EVENTS": true})");
     const srl::environment_map env{
         {"RATELIMIT_ALERT_THRESHOLD", "250"},
@@ -112,7 +114,8 @@ TEST_CASE("the environment beats the file and a flag beats both", "[settings]") 
     CHECK(s.log_events);
 
     srl::apply_setting(s, "RATELIMIT_ALERT_THRESHOLD", "7", "--threshold");
-    srl::apply_setting(s, "RATELIMIT_DATABASE_URL", "sqlite:////var/lib/app/events.db", "--database");
+    srl::apply_setting(s, "RATELIMIT_DATABASE_URL", "sqlite:////var/lib/app/events.db",
+                       "--database");
     CHECK(s.alert_threshold == 7);
     CHECK(s.database_url == "sqlite:////var/lib/app/events.db");
 }
@@ -129,7 +132,8 @@ TEST_CASE("RATELIMIT_SETTINGS names the file when no flag does", "[settings]") {
 
 TEST_CASE("environment values are parsed and validated", "[settings]") {
     const auto with = [](std::string key, std::string value) {
-        return srl::load_settings(std::nullopt, srl::environment_map{{std::move(key), std::move(value)}});
+        return srl::load_settings(std::nullopt,
+                                  srl::environment_map{{std::move(key), std::move(value)}});
     };
     CHECK(with("RATELIMIT_LOG_EVENTS", "yes").log_events);
     CHECK(with("RATELIMIT_LOG_EVENTS", "TRUE").log_events);
@@ -138,37 +142,51 @@ TEST_CASE("environment values are parsed and validated", "[settings]") {
     CHECK(with("RATELIMIT_TRUSTED_PROXIES", "10.0.0.1,::1, fd00::/8").trusted_proxies ==
           std::vector<std::string>{"10.0.0.1", "::1", "fd00::/8"});
     CHECK(with("RATELIMIT_ALERT_THRESHOLD", "0").alert_threshold == 0);
-    CHECK(with("DEFAULT_FROM_EMAIL", "noreply@example.com").default_from_email == "noreply@example.com");
-    CHECK(with("RATELIMIT_DATABASE_URL", "sqlite:///relative/events.db").database_url == "sqlite:///relative/events.db");
+    CHECK(with("DEFAULT_FROM_EMAIL", "noreply@example.com").default_from_email ==
+          "noreply@example.com");
+    CHECK(with("RATELIMIT_DATABASE_URL", "sqlite:///relative/events.db").database_url ==
+          "sqlite:///relative/events.db");
     CHECK(with("RATELIMIT_DEFAULT_LIMIT", "10/30s").default_limit == "10/30s");
 }
 
 TEST_CASE("bad values are errors that name the key and the source", "[settings]") {
     const auto env_error = [](std::string key, std::string value) {
-        return error_of([&] { srl::load_settings(std::nullopt, srl::environment_map{{key, value}}); });
+        return error_of([&] {
+            srl::load_settings(std::nullopt, srl::environment_map{{key, value}});
+        });
     };
     CHECK(env_error("RATELIMIT_ALERT_THRESHOLD", "-1") ==
-          "setting RATELIMIT_ALERT_THRESHOLD (environment): expected a non-negative integer, got \"-1\"");
-    CHECK_THAT(env_error("RATELIMIT_ALERT_THRESHOLD", "ten"), Contains("RATELIMIT_ALERT_THRESHOLD"));
-    CHECK_THAT(env_error("RATELIMIT_ALERT_THRESHOLD", "1e3"), Contains("RATELIMIT_ALERT_THRESHOLD"));
+          "setting RATELIMIT_ALERT_THRESHOLD (environment): expected a non-negative integer, got "
+          "\"-1\"");
+    CHECK_THAT(env_error("RATELIMIT_ALERT_THRESHOLD", "ten"),
+               Contains("RATELIMIT_ALERT_THRESHOLD"));
+    CHECK_THAT(env_error("RATELIMIT_ALERT_THRESHOLD", "1e3"),
+               Contains("RATELIMIT_ALERT_THRESHOLD"));
     CHECK_THAT(env_error("RATELIMIT_LOG_EVENTS", "maybe"), Contains("RATELIMIT_LOG_EVENTS"));
     CHECK_THAT(env_error("RATELIMIT_ALERT_EMAILS", "ops@example.com, not-an-address"),
                Contains("RATELIMIT_ALERT_EMAILS") && Contains("not-an-address"));
-    CHECK_THAT(env_error("RATELIMIT_ALERT_EMAILS", "a@b.c\r\nBcc: x@y.z"), Contains("RATELIMIT_ALERT_EMAILS"));
-    CHECK_THAT(env_error("RATELIMIT_ALERT_WEBHOOK", "ftp://hooks.example.com"), Contains("RATELIMIT_ALERT_WEBHOOK"));
+    CHECK_THAT(env_error("RATELIMIT_ALERT_EMAILS", "a@b.c\r\nBcc: x@y.z"),
+               Contains("RATELIMIT_ALERT_EMAILS"));
+    CHECK_THAT(env_error("RATELIMIT_ALERT_WEBHOOK", "ftp://hooks.example.com"),
+               Contains("RATELIMIT_ALERT_WEBHOOK"));
     CHECK_THAT(env_error("RATELIMIT_SMTP_URL", "http://mail"), Contains("RATELIMIT_SMTP_URL"));
-    CHECK_THAT(env_error("RATELIMIT_DATABASE_URL", "mysql://db/x"), Contains("RATELIMIT_DATABASE_URL"));
+    CHECK_THAT(env_error("RATELIMIT_DATABASE_URL", "mysql://db/x"),
+               Contains("RATELIMIT_DATABASE_URL"));
     CHECK_THAT(env_error("RATELIMIT_DEFAULT_LIMIT", "100/minutes"),
                Contains("RATELIMIT_DEFAULT_LIMIT") && Contains("100/minutes"));
-    CHECK_THAT(env_error("RATELIMIT_TRUSTED_PROXIES", "10.0.0.0/33"), Contains("RATELIMIT_TRUSTED_PROXIES"));
+    CHECK_THAT(env_error("RATELIMIT_TRUSTED_PROXIES", "10.0.0.0/33"),
+               Contains("RATELIMIT_TRUSTED_PROXIES"));
     CHECK_THAT(env_error("RATELIMIT_TRUSTED_PROXIES", "10.0.0.256"), Contains("10.0.0.256"));
-    CHECK_THAT(env_error("RATELIMIT_TRUSTED_PROXIES", "2001:db8:::1"), Contains("RATELIMIT_TRUSTED_PROXIES"));
-    CHECK_THAT(env_error("RATELIMIT_ALERT_TIMEOUT_MS", "0"), Contains("RATELIMIT_ALERT_TIMEOUT_MS"));
+    CHECK_THAT(env_error("RATELIMIT_TRUSTED_PROXIES", "2001:db8:::1"),
+               Contains("RATELIMIT_TRUSTED_PROXIES"));
+    CHECK_THAT(env_error("RATELIMIT_ALERT_TIMEOUT_MS", "0"),
+               Contains("RATELIMIT_ALERT_TIMEOUT_MS"));
     CHECK_THAT(env_error("DEFAULT_FROM_EMAIL", "nobody"), Contains("DEFAULT_FROM_EMAIL"));
 
     srl::settings s;
-    CHECK_THAT(error_of([&] { srl::apply_setting(s, "RATELIMIT_ALERT_THRESHOLD", "x", "--threshold"); }),
-               Contains("RATELIMIT_ALERT_THRESHOLD (--threshold)"));
+    CHECK_THAT(
+        error_of([&] { srl::apply_setting(s, "RATELIMIT_ALERT_THRESHOLD", "x", "--threshold"); }),
+        Contains("RATELIMIT_ALERT_THRESHOLD (--threshold)"));
     CHECK_THAT(error_of([&] { srl::apply_setting(s, "RATELIMIT_THRESHOLD", "1"); }),
                Contains("unknown setting \"RATELIMIT_THRESHOLD\""));
 }
@@ -180,9 +198,11 @@ TEST_CASE("the settings file rejects unknown keys, wrong types and malformed JSO
     };
     CHECK_THAT(file_error(R"({"RATELIMIT_ALERT_THRESHHOLD": 100})"),
                Contains("unknown setting \"RATELIMIT_ALERT_THRESHHOLD\""));
-    CHECK_THAT(file_error(R"({"RATELIMIT_ALERT_THRESHOLD": "100"})"),
-               Contains("RATELIMIT_ALERT_THRESHOLD") && Contains("expected an integer, got a string"));
-    CHECK_THAT(file_error(R"({"RATELIMIT_ALERT_THRESHOLD": 1.5})"), Contains("RATELIMIT_ALERT_THRESHOLD"));
+    CHECK_THAT(
+        file_error(R"({"RATELIMIT_ALERT_THRESHOLD": "100"})"),
+        Contains("RATELIMIT_ALERT_THRESHOLD") && Contains("expected an integer, got a string"));
+    CHECK_THAT(file_error(R"({"RATELIMIT_ALERT_THRESHOLD": 1.5})"),
+               Contains("RATELIMIT_ALERT_THRESHOLD"));
     CHECK_THAT(file_error(R"({"RATELIMIT_ALERT_EMAILS": "ops@example.com"})"),
                Contains("RATELIMIT_ALERT_EMAILS") && Contains("expected a list of strings"));
     CHECK_THAT(file_error(R"({"RATELIMIT_ALERT_EMAILS": ["ops@example.com", 3]})"),

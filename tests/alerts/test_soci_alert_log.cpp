@@ -24,7 +24,10 @@ void exercise_alert_log(const std::string& url) {
     CHECK(store.migrate(sets).empty());  // idempotent
 
     ssoci::sql_alert_log log(store);
-    const srl::event_time t0 = srl::event_time(std::chrono::sys_days(std::chrono::year(2026) / 3 / 14).time_since_epoch()) + 123us;
+    const srl::event_time t0 =
+        srl::event_time(
+            std::chrono::sys_days(std::chrono::year(2026) / 3 / 14).time_since_epoch()) +
+        123us;
     CHECK_FALSE(log.last_alerted("ip:1").has_value());
     log.record("ip:1", t0);
     CHECK(log.last_alerted("ip:1") == t0);
@@ -38,8 +41,10 @@ void exercise_alert_log(const std::string& url) {
     // With send_offender_alerts over the store's own SQL analytics.
     std::vector<srl::event> ev;
     const auto now = t0 + 2h;
-    for (int i = 0; i < 4; ++i) ev.push_back(srl::make_event(now - 1h, "ip:2", "/", "GET", false, 2, 1));
-    for (int i = 0; i < 4; ++i) ev.push_back(srl::make_event(now - 1h, "ip:1", "/", "GET", false, 2, 1));
+    for (int i = 0; i < 4; ++i)
+        ev.push_back(srl::make_event(now - 1h, "ip:2", "/", "GET", false, 2, 1));
+    for (int i = 0; i < 4; ++i)
+        ev.push_back(srl::make_event(now - 1h, "ip:1", "/", "GET", false, 2, 1));
     REQUIRE(store.write_batch(ev).written == ev.size());
     struct ok_webhook {
         int posts = 0;
@@ -76,7 +81,9 @@ TEST_CASE("the SQL alert log remembers alerted keys on SQLite", "[alerts][soci]"
 TEST_CASE("the SQL alert log remembers alerted keys on PostgreSQL", "[alerts][soci][postgresql]") {
     srl_test::pg_database db("alertlog");
     if (!db) {
-        WARN("SMART_RATELIMIT_TEST_PG_URL is not set: PostgreSQL not tested (run under scripts/test-servers.sh)");
+        WARN(
+            "SMART_RATELIMIT_TEST_PG_URL is not set: PostgreSQL not tested (run under "
+            "scripts/test-servers.sh)");
         return;
     }
     exercise_alert_log(db.url());

@@ -28,7 +28,9 @@ struct access_log_row {
 
 template <>
 struct smart_ratelimit::event_traits<access_log_row> {
-    static event_time timestamp(const access_log_row& r) { return event_time{std::chrono::microseconds{r.micros}}; }
+    static event_time timestamp(const access_log_row& r) {
+        return event_time{std::chrono::microseconds{r.micros}};
+    }
     static const std::string& key(const access_log_row& r) { return r.client; }
     static std::string_view rule_name(const access_log_row& r) { return rule_name_of(r.client); }
     static std::string_view path(const access_log_row& r) { return r.route; }
@@ -73,7 +75,8 @@ TEST_CASE("an empty window has block rate 0.0 and no offenders", "[analytics]") 
 }
 
 TEST_CASE("events 40 days old are outside a 7-day window", "[analytics]") {
-    std::vector<srl::event> events{ev(test_now - 24h * 40, "ip:old", false), ev(test_now - 24h, "ip:new", false)};
+    std::vector<srl::event> events{ev(test_now - 24h * 40, "ip:old", false),
+                                   ev(test_now - 24h, "ip:new", false)};
     const auto s = srl::get_traffic_summary(events, 7, test_now);
     CHECK(s.total == 1);
     const auto top = srl::get_top_offenders(events, 7, 100, test_now);
@@ -82,7 +85,8 @@ TEST_CASE("events 40 days old are outside a 7-day window", "[analytics]") {
     CHECK(srl::get_traffic_summary(events, 41, test_now).total == 2);
 }
 
-TEST_CASE("an event exactly on the cutoff is inside, one microsecond earlier is outside", "[analytics]") {
+TEST_CASE("an event exactly on the cutoff is inside, one microsecond earlier is outside",
+          "[analytics]") {
     const auto cutoff = test_now - 24h * 7;
     std::vector<srl::event> events{ev(cutoff, "ip:on", false), ev(cutoff - 1us, "ip:before", false),
                                    ev(cutoff + 1us, "ip:after", false)};
@@ -95,9 +99,9 @@ TEST_CASE("an event exactly on the cutoff is inside, one microsecond earlier is 
 }
 
 TEST_CASE("days is not clamped: zero starts at now, negative starts in the future", "[analytics]") {
-    std::vector<srl::event> events{ev(test_now - 1us, "ip:past", false), ev(test_now, "ip:now", false),
-                                   ev(test_now + 24h, "ip:tomorrow", false),
-                                   ev(test_now + 48h, "ip:later", false)};
+    std::vector<srl::event> events{
+        ev(test_now - 1us, "ip:past", false), ev(test_now, "ip:now", false),
+        ev(test_now + 24h, "ip:tomorrow", false), ev(test_now + 48h, "ip:later", false)};
     CHECK(srl::get_traffic_summary(events, 0, test_now).total == 3);
     const auto s = srl::get_traffic_summary(events, -1, test_now);
     CHECK(s.days == -1);
@@ -139,16 +143,18 @@ TEST_CASE("top offenders count blocked events only, count desc then key asc", "[
     CHECK_THROWS_WITH(srl::get_top_offenders(events, 7, -5, test_now), Catch::Contains("limit"));
 }
 
-TEST_CASE("rule hits count every event with a rule name, hits desc then rule name asc", "[analytics]") {
+TEST_CASE("rule hits count every event with a rule name, hits desc then rule name asc",
+          "[analytics]") {
     std::vector<srl::event> events{
-        ev(test_now - 1h, "rule:login:ip:1", false), ev(test_now - 1h, "rule:login:ip:2", true),
-        ev(test_now - 1h, "rule:api:ip:1", true),    ev(test_now - 1h, "rule:api:ip:1", false),
-        ev(test_now - 1h, "rule:zeta:ip:1", true),   ev(test_now - 1h, "ip:1", false),
+        ev(test_now - 1h, "rule:login:ip:1", false),   ev(test_now - 1h, "rule:login:ip:2", true),
+        ev(test_now - 1h, "rule:api:ip:1", true),      ev(test_now - 1h, "rule:api:ip:1", false),
+        ev(test_now - 1h, "rule:zeta:ip:1", true),     ev(test_now - 1h, "ip:1", false),
         ev(test_now - 24h * 9, "rule:zeta:ip:1", true)};
     const auto hits = srl::get_rule_hit_counts(events, 7, 50, test_now);
     const std::vector<srl::rule_hits> want{{"api", 2, 1}, {"login", 2, 1}, {"zeta", 1, 0}};
     CHECK(hits == want);
-    CHECK(srl::get_rule_hit_counts(events, 7, 1, test_now) == std::vector<srl::rule_hits>{{"api", 2, 1}});
+    CHECK(srl::get_rule_hit_counts(events, 7, 1, test_now) ==
+          std::vector<srl::rule_hits>{{"api", 2, 1}});
     CHECK_THROWS_AS(srl::get_rule_hit_counts(events, 7, -1, test_now), std::invalid_argument);
 }
 
@@ -170,7 +176,8 @@ TEST_CASE("alertable offenders apply the limit first, then the threshold", "[ana
           std::vector<srl::offender>{{"ip:old", 9}});
 }
 
-TEST_CASE("offender detail: totals, first and last seen, blocked paths and newest events", "[analytics]") {
+TEST_CASE("offender detail: totals, first and last seen, blocked paths and newest events",
+          "[analytics]") {
     const std::string key = "ip:203.0.113.5";
     std::vector<srl::event> events{
         ev(test_now - 24h * 8, key, false, "/old"),  // outside the 7-day window
@@ -192,13 +199,15 @@ TEST_CASE("offender detail: totals, first and last seen, blocked paths and newes
     CHECK(d.last_seen == test_now - 1h);
     CHECK(d.by_path == std::vector<srl::path_count>{{"/a", 2}, {"/b", 2}});
     REQUIRE(d.recent_events.size() == 3);
-    CHECK(d.recent_events[0] == srl::recent_event{test_now - 1h, "/a", "POST", false, 14, 10, "", srl::outcome_kind::blocked});
+    CHECK(d.recent_events[0] == srl::recent_event{test_now - 1h, "/a", "POST", false, 14, 10, "",
+                                                  srl::outcome_kind::blocked});
     CHECK(d.recent_events[1].timestamp == test_now - 2h);
     CHECK(d.recent_events[1].method == "PUT");
     CHECK(d.recent_events[2] == srl::recent_event{test_now - 3h, "/c", "GET", true, 3, 10, ""});
     CHECK(srl::get_offender_detail(events, key, 7, 0, test_now).recent_events.empty());
     CHECK(srl::get_offender_detail(events, key, 7, 50, test_now).recent_events.size() == 5);
-    CHECK_THROWS_WITH(srl::get_offender_detail(events, key, 7, -1, test_now), Catch::Contains("recent"));
+    CHECK_THROWS_WITH(srl::get_offender_detail(events, key, 7, -1, test_now),
+                      Catch::Contains("recent"));
 }
 
 TEST_CASE("offender detail of an unknown key has null first and last seen", "[analytics]") {
@@ -212,7 +221,8 @@ TEST_CASE("offender detail of an unknown key has null first and last seen", "[an
     CHECK(d.recent_events.empty());
 }
 
-TEST_CASE("offender detail lists at most 20 paths and breaks timestamp ties by position", "[analytics]") {
+TEST_CASE("offender detail lists at most 20 paths and breaks timestamp ties by position",
+          "[analytics]") {
     std::vector<srl::event> events;
     for (int p = 0; p < 30; ++p)
         for (int i = 0; i <= p % 4; ++i)
@@ -222,7 +232,8 @@ TEST_CASE("offender detail lists at most 20 paths and breaks timestamp ties by p
     for (std::size_t i = 1; i < d.by_path.size(); ++i) {
         const auto& a = d.by_path[i - 1];
         const auto& b = d.by_path[i];
-        CHECK((a.blocked_count > b.blocked_count || (a.blocked_count == b.blocked_count && a.path < b.path)));
+        CHECK((a.blocked_count > b.blocked_count ||
+               (a.blocked_count == b.blocked_count && a.path < b.path)));
     }
     CHECK(d.by_path.front() == srl::path_count{"/p103", 4});
     // All at the same instant: the later element is the newer one.
@@ -232,7 +243,8 @@ TEST_CASE("offender detail lists at most 20 paths and breaks timestamp ties by p
     CHECK(d.recent_events[4].path == "/p127");
 }
 
-TEST_CASE("offenders CSV: CRLF, RFC 4180 quoting and formula injection defused", "[analytics][csv]") {
+TEST_CASE("offenders CSV: CRLF, RFC 4180 quoting and formula injection defused",
+          "[analytics][csv]") {
     std::vector<srl::event> events;
     auto add = [&](const std::string& key, int n) {
         for (int i = 0; i < n; ++i) events.push_back(ev(test_now - 1h, key, false));
@@ -261,13 +273,15 @@ TEST_CASE("offenders CSV: CRLF, RFC 4180 quoting and formula injection defused",
         "'\tTAB,2\r\n"
         "\"'\rCR\",1\r\n";
     CHECK(csv == want);
-    CHECK(srl::offenders_csv(events, 7, 2, test_now) == "key,blocked_count\r\nip:203.0.113.5,9\r\n\"a,b\",8\r\n");
+    CHECK(srl::offenders_csv(events, 7, 2, test_now) ==
+          "key,blocked_count\r\nip:203.0.113.5,9\r\n\"a,b\",8\r\n");
     std::string cell;
     srl::append_csv_cell(cell, "");
     CHECK(cell.empty());
 }
 
-TEST_CASE("a user-defined row type is analysed in place through event_traits", "[analytics][traits]") {
+TEST_CASE("a user-defined row type is analysed in place through event_traits",
+          "[analytics][traits]") {
     const std::int64_t now_us = test_now.time_since_epoch().count();
     const std::int64_t hour = 3'600'000'000;
     std::vector<access_log_row> rows{{now_us - hour, "rule:login:ip:1", true, "/login"},
@@ -278,7 +292,8 @@ TEST_CASE("a user-defined row type is analysed in place through event_traits", "
     CHECK(srl::get_traffic_summary(rows, 1, test_now) == srl::traffic_summary{1, 4, 1, 3, 0.75});
     CHECK(srl::get_top_offenders(rows, 7, 10, test_now) ==
           std::vector<srl::offender>{{"rule:login:ip:1", 2}, {"ip:2", 1}});
-    CHECK(srl::get_rule_hit_counts(rows, 7, 10, test_now) == std::vector<srl::rule_hits>{{"login", 2, 2}});
+    CHECK(srl::get_rule_hit_counts(rows, 7, 10, test_now) ==
+          std::vector<srl::rule_hits>{{"login", 2, 2}});
     const auto d = srl::get_offender_detail(rows, "ip:2", 7, 10, test_now);
     CHECK(d.total == 2);
     REQUIRE(d.recent_events.size() == 2);
@@ -287,10 +302,12 @@ TEST_CASE("a user-defined row type is analysed in place through event_traits", "
     CHECK(d.recent_events[0].method == "GET");
 
     std::list<lookalike> looks{{test_now - 1h, "k", "r", "/p", "GET", false, 5, 4}};
-    CHECK(srl::get_rule_hit_counts(looks, 1, 10, test_now) == std::vector<srl::rule_hits>{{"r", 1, 1}});
+    CHECK(srl::get_rule_hit_counts(looks, 1, 10, test_now) ==
+          std::vector<srl::rule_hits>{{"r", 1, 1}});
 }
 
-TEST_CASE("single-pass input ranges of prvalues give the same results as the vector", "[analytics][property]") {
+TEST_CASE("single-pass input ranges of prvalues give the same results as the vector",
+          "[analytics][property]") {
     const std::vector<int> edges{1, 7, 30};
     const auto events = random_events(11, 5000, test_now, edges);
     for (int days : {0, 1, 7, 30}) {
@@ -318,7 +335,8 @@ TEST_CASE("single-pass input ranges of prvalues give the same results as the vec
     }
 }
 
-TEST_CASE("random events agree with a straightforward reference implementation", "[analytics][property]") {
+TEST_CASE("random events agree with a straightforward reference implementation",
+          "[analytics][property]") {
     const std::vector<int> edges{1, 7, 30};
     for (std::uint64_t seed : {1u, 2u, 3u}) {
         const auto events = random_events(seed, 4000, test_now, edges);
@@ -344,8 +362,9 @@ TEST_CASE("random events agree with a straightforward reference implementation",
             CHECK(s.blocked == blocked);
             std::vector<srl::offender> want;
             for (const auto& [k, n] : blocked_by_key) want.push_back({k, n});
-            std::stable_sort(want.begin(), want.end(),
-                             [](const auto& a, const auto& b) { return a.blocked_count > b.blocked_count; });
+            std::stable_sort(want.begin(), want.end(), [](const auto& a, const auto& b) {
+                return a.blocked_count > b.blocked_count;
+            });
             CHECK(srl::get_top_offenders(events, days, 1000, test_now) == want);
             want.resize(std::min<std::size_t>(want.size(), 5));
             CHECK(srl::get_top_offenders(events, days, 5, test_now) == want);
@@ -358,8 +377,9 @@ TEST_CASE("random events agree with a straightforward reference implementation",
     }
 }
 
-TEST_CASE("degraded events are never blocked: summary, offenders, rules, CSV, drill-down and alerts",
-          "[analytics][degraded]") {
+TEST_CASE(
+    "degraded events are never blocked: summary, offenders, rules, CSV, drill-down and alerts",
+    "[analytics][degraded]") {
     namespace srl = smart_ratelimit;
     const auto de = [](srl::event_time ts, std::string key, std::string path = "/api/login") {
         return srl::make_event(ts, key, path, "POST", srl::outcome_kind::degraded, 0, 10);
@@ -383,8 +403,10 @@ TEST_CASE("degraded events are never blocked: summary, offenders, rules, CSV, dr
           std::vector<srl::offender>{{"rule:api:ip:abuser", 4}});
     CHECK(srl::find_alertable_offenders(events, 1, 1, 100, test_now) ==
           std::vector<srl::offender>{{"rule:api:ip:abuser", 4}});
-    CHECK(srl::offenders_csv(events, 1, 1000, test_now) == "key,blocked_count\r\nrule:api:ip:abuser,4\r\n");
-    CHECK(srl::get_rule_hit_counts(events, 1, 50, test_now) == std::vector<srl::rule_hits>{{"api", 55, 4}});
+    CHECK(srl::offenders_csv(events, 1, 1000, test_now) ==
+          "key,blocked_count\r\nrule:api:ip:abuser,4\r\n");
+    CHECK(srl::get_rule_hit_counts(events, 1, 50, test_now) ==
+          std::vector<srl::rule_hits>{{"api", 55, 4}});
 
     const auto d = srl::get_offender_detail(events, "rule:api:user:innocent", 1, 2, test_now);
     CHECK(d.total == 51);
@@ -403,14 +425,17 @@ TEST_CASE("degraded events are never blocked: summary, offenders, rules, CSV, dr
     CHECK(a.recent_events.size() == 4);
 }
 
-TEST_CASE("a row type without an outcome reads as before: allowed or blocked", "[analytics][degraded]") {
-    const std::vector<access_log_row> rows{{test_now.time_since_epoch().count() - 1, "ip:a", true, "/x"},
-                                           {test_now.time_since_epoch().count() - 2, "ip:b", false, "/x"}};
+TEST_CASE("a row type without an outcome reads as before: allowed or blocked",
+          "[analytics][degraded]") {
+    const std::vector<access_log_row> rows{
+        {test_now.time_since_epoch().count() - 1, "ip:a", true, "/x"},
+        {test_now.time_since_epoch().count() - 2, "ip:b", false, "/x"}};
     const auto s = smart_ratelimit::get_traffic_summary(rows, 1, test_now);
     CHECK(s.total == 2);
     CHECK(s.blocked == 1);
     CHECK(s.allowed == 1);
     CHECK(s.degraded == 0);
-    CHECK(smart_ratelimit::outcome_of(rows[0]) == smart_ratelimit::outcome_kind::blocked);  // denied
+    CHECK(smart_ratelimit::outcome_of(rows[0]) ==
+          smart_ratelimit::outcome_kind::blocked);  // denied
     CHECK(smart_ratelimit::outcome_of(rows[1]) == smart_ratelimit::outcome_kind::allowed);
 }

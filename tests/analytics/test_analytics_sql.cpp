@@ -31,7 +31,6 @@ std::string unique_suffix() {
     return std::to_string(::getpid()) + "_" + std::to_string(rng() % 1'000'000'000ULL);
 }
 
-
 /// A fresh database on the shared PostgreSQL test server, dropped on destruction.
 struct pg_database {
     std::string base, name, url;
@@ -49,8 +48,7 @@ struct pg_database {
         try {
             auto admin = sq::open_session(sq::parse_database_url(base));
             *admin << "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)";
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 };
 
@@ -79,51 +77,66 @@ void write_all(sq::event_store& store, const std::vector<srl::event>& events) {
 /// Every function, several windows and as-of ends: SQL == memory.
 void check_same(sq::event_store& store, const std::vector<srl::event>& events, bool rollups) {
     auto sql = store.open_session();
-    const std::vector<std::string> detail_keys{"user:a", "rule:login:ip:198.51.100.7", "header:X-Key:a,b",
-                                               "<script>alert(1)</script>", "user:\xF0\x9F\x98\x80",
+    const std::vector<std::string> detail_keys{"user:a",
+                                               "rule:login:ip:198.51.100.7",
+                                               "header:X-Key:a,b",
+                                               "<script>alert(1)</script>",
+                                               "user:\xF0\x9F\x98\x80",
                                                "ip:nobody"};
     for (int days : {-1, 0, 1, 7, 30, 90}) {
-      // Midnight (window edges on day boundaries) and an instant off every boundary.
-      for (const auto now : {test_now, test_now + 5h + 17min + 3us}) {
-        INFO("days " << days << (rollups ? " with rollups" : " raw") << " now " << srl::format_rfc3339(now, 6));
-        sq::sql_analytics a{*sql, store.sql_dialect(), rollups};
-        CHECK(a.traffic_summary_at(days, now) == srl::get_traffic_summary(events, days, now));
-        for (int limit : {0, 1, 5, 1000})
-            CHECK(a.top_offenders_at(days, limit, now) == srl::get_top_offenders(events, days, limit, now));
-        // Shallow lists: several rounds, look-ups of unread spans, the grouped fallback.
-        for (std::size_t depth : {1, 3}) {
-            sq::sql_analytics shallow{*sql, store.sql_dialect(), rollups};
-            shallow.list_depth = depth;
-            for (int limit : {1, 4})
-                CHECK(shallow.top_offenders_at(days, limit, now) == srl::get_top_offenders(events, days, limit, now));
-        }
-        for (int limit : {2, 50})
-            CHECK(a.rule_hit_counts_at(days, limit, now) == srl::get_rule_hit_counts(events, days, limit, now));
-        for (const auto& key : detail_keys)
-            for (int recent : {0, 7, 500}) {
-                INFO("detail of " << key << " recent " << recent);
-                CHECK(a.offender_detail_at(key, days, recent, now) ==
-                      srl::get_offender_detail(events, key, days, recent, now));
+        // Midnight (window edges on day boundaries) and an instant off every boundary.
+        for (const auto now : {test_now, test_now + 5h + 17min + 3us}) {
+            INFO("days " << days << (rollups ? " with rollups" : " raw") << " now "
+                         << srl::format_rfc3339(now, 6));
+            sq::sql_analytics a{*sql, store.sql_dialect(), rollups};
+            CHECK(a.traffic_summary_at(days, now) == srl::get_traffic_summary(events, days, now));
+            for (int limit : {0, 1, 5, 1000})
+                CHECK(a.top_offenders_at(days, limit, now) ==
+                      srl::get_top_offenders(events, days, limit, now));
+            // Shallow lists: several rounds, look-ups of unread spans, the grouped fallback.
+            for (std::size_t depth : {1, 3}) {
+                sq::sql_analytics shallow{*sql, store.sql_dialect(), rollups};
+                shallow.list_depth = depth;
+                for (int limit : {1, 4})
+                    CHECK(shallow.top_offenders_at(days, limit, now) ==
+                          srl::get_top_offenders(events, days, limit, now));
             }
-      }
+            for (int limit : {2, 50})
+                CHECK(a.rule_hit_counts_at(days, limit, now) ==
+                      srl::get_rule_hit_counts(events, days, limit, now));
+            for (const auto& key : detail_keys)
+                for (int recent : {0, 7, 500}) {
+                    INFO("detail of " << key << " recent " << recent);
+                    CHECK(a.offender_detail_at(key, days, recent, now) ==
+                          srl::get_offender_detail(events, key, days, recent, now));
+                }
+        }
         // As of a past instant: the window is [as_of - days, as_of].
-        for (const auto as_of : {test_now - 2h, test_now - 2h - 1us, test_now - 24h * 3 + 17min + 3us,
-                                 test_now - 25min, test_now, test_now + 24h * 2 + 1h + 5us}) {
+        for (const auto as_of :
+             {test_now - 2h, test_now - 2h - 1us, test_now - 24h * 3 + 17min + 3us,
+              test_now - 25min, test_now, test_now + 24h * 2 + 1h + 5us}) {
             INFO("as of " << srl::format_rfc3339(as_of, 6));
             const auto before = up_to(events, as_of);
             sq::sql_analytics b{*sql, store.sql_dialect(), rollups, as_of};
-            CHECK(b.traffic_summary_at(days, as_of) == srl::get_traffic_summary(before, days, as_of));
-            CHECK(b.top_offenders_at(days, 7, as_of) == srl::get_top_offenders(before, days, 7, as_of));
-            CHECK(b.rule_hit_counts_at(days, 50, as_of) == srl::get_rule_hit_counts(before, days, 50, as_of));
+            CHECK(b.traffic_summary_at(days, as_of) ==
+                  srl::get_traffic_summary(before, days, as_of));
+            CHECK(b.top_offenders_at(days, 7, as_of) ==
+                  srl::get_top_offenders(before, days, 7, as_of));
+            CHECK(b.rule_hit_counts_at(days, 50, as_of) ==
+                  srl::get_rule_hit_counts(before, days, 50, as_of));
             CHECK(b.offender_detail_at("user:a", days, 9, as_of) ==
                   srl::get_offender_detail(before, "user:a", days, 9, as_of));
         }
     }
     // The store overloads with the in-memory functions' names (they pick the rollups up by themselves).
-    CHECK(sq::get_traffic_summary(store, 7, test_now) == srl::get_traffic_summary(events, 7, test_now));
-    CHECK(sq::get_top_offenders(store, 7, 100, test_now) == srl::get_top_offenders(events, 7, 100, test_now));
-    CHECK(sq::get_rule_hit_counts(store, 7, 50, test_now) == srl::get_rule_hit_counts(events, 7, 50, test_now));
-    CHECK(sq::offenders_csv(store, 7, 1000, test_now) == srl::offenders_csv(events, 7, 1000, test_now));
+    CHECK(sq::get_traffic_summary(store, 7, test_now) ==
+          srl::get_traffic_summary(events, 7, test_now));
+    CHECK(sq::get_top_offenders(store, 7, 100, test_now) ==
+          srl::get_top_offenders(events, 7, 100, test_now));
+    CHECK(sq::get_rule_hit_counts(store, 7, 50, test_now) ==
+          srl::get_rule_hit_counts(events, 7, 50, test_now));
+    CHECK(sq::offenders_csv(store, 7, 1000, test_now) ==
+          srl::offenders_csv(events, 7, 1000, test_now));
     CHECK(sq::get_offender_detail(store, "user:b", 7, 50, test_now) ==
           srl::get_offender_detail(events, "user:b", 7, 50, test_now));
     for (std::int64_t threshold : {1, 3, 40})
@@ -133,7 +146,8 @@ void check_same(sq::event_store& store, const std::vector<srl::event>& events, b
 
 }  // namespace
 
-TEST_CASE("SQL: two allowed and three blocked events give total 5 and block rate 0.6", "[analytics][soci]") {
+TEST_CASE("SQL: two allowed and three blocked events give total 5 and block rate 0.6",
+          "[analytics][soci]") {
     on_each_backend([](const std::string& url) {
         sq::event_store store(url);
         store.migrate();
@@ -145,7 +159,8 @@ TEST_CASE("SQL: two allowed and three blocked events give total 5 and block rate
         write_all(store, events);
         for (bool rollups : {false, true}) {
             if (rollups) CHECK(sq::migrate_analytics(store));
-            CHECK(sq::get_traffic_summary(store, 1, test_now) == srl::traffic_summary{1, 5, 2, 3, 0.6});
+            CHECK(sq::get_traffic_summary(store, 1, test_now) ==
+                  srl::traffic_summary{1, 5, 2, 3, 0.6});
             // 40 days old: outside 7 days; exactly on the cutoff: inside.
             CHECK(sq::get_top_offenders(store, 7, 100, test_now) ==
                   std::vector<srl::offender>{{"ip:1", 3}, {"ip:edge", 1}});
@@ -157,7 +172,8 @@ TEST_CASE("SQL: two allowed and three blocked events give total 5 and block rate
     });
 }
 
-TEST_CASE("SQL: random events give the in-memory results, raw and through rollups", "[analytics][soci][property]") {
+TEST_CASE("SQL: random events give the in-memory results, raw and through rollups",
+          "[analytics][soci][property]") {
     on_each_backend([](const std::string& url) {
         sq::event_store store(url);
         store.migrate();
@@ -170,7 +186,8 @@ TEST_CASE("SQL: random events give the in-memory results, raw and through rollup
         REQUIRE(applied.size() == static_cast<std::size_t>(sq::analytics_schema_version));
         CHECK(applied.back().component == "analytics");
         CHECK(applied.back().version == sq::analytics_schema_version);
-        CHECK(sq::schema_version(*store.open_session(), "analytics") == sq::analytics_schema_version);
+        CHECK(sq::schema_version(*store.open_session(), "analytics") ==
+              sq::analytics_schema_version);
         check_same(store, events, true);
         // ...then kept by the insert triggers...
         const auto more = random_events(43, 2000, test_now, edges);
@@ -180,7 +197,8 @@ TEST_CASE("SQL: random events give the in-memory results, raw and through rollup
         // ...the delete triggers (retention)...
         const auto deleted = store.cleanup_old(20, 333, test_now);
         const auto cutoff = test_now - 24h * 20;
-        const auto kept = std::erase_if(events, [&](const srl::event& e) { return e.timestamp < cutoff; });
+        const auto kept =
+            std::erase_if(events, [&](const srl::event& e) { return e.timestamp < cutoff; });
         CHECK(deleted == static_cast<std::int64_t>(kept));
         check_same(store, events, true);
         // ...and the update triggers.
@@ -205,7 +223,8 @@ TEST_CASE("SQL: events of every outcome give the in-memory results, degraded nev
         store.migrate();
         const std::vector<int> edges{1, 7, 30, 90};
         auto events = random_events(44, 3000, test_now, edges, true);
-        REQUIRE(std::count_if(events.begin(), events.end(), [](const srl::event& e) { return e.degraded(); }) > 300);
+        REQUIRE(std::count_if(events.begin(), events.end(),
+                              [](const srl::event& e) { return e.degraded(); }) > 300);
         write_all(store, events);
         check_same(store, events, false);
         sq::migrate_analytics(store);
@@ -215,15 +234,17 @@ TEST_CASE("SQL: events of every outcome give the in-memory results, degraded nev
         events.insert(events.end(), more.begin(), more.end());
         check_same(store, events, true);
         const auto deleted = store.cleanup_old(20, 333, test_now);
-        CHECK(deleted == static_cast<std::int64_t>(std::erase_if(
-                             events, [&](const srl::event& e) { return e.timestamp < test_now - 24h * 20; })));
+        CHECK(deleted == static_cast<std::int64_t>(std::erase_if(events, [&](const srl::event& e) {
+                  return e.timestamp < test_now - 24h * 20;
+              })));
         check_same(store, events, true);
         // Degraded rows count in total and degraded, never in blocked.
         const auto s = sq::get_traffic_summary(store, 30, test_now);
         CHECK(s.degraded > 0);
         CHECK(s.allowed + s.blocked + s.degraded == s.total);
         std::int64_t not_allowed = 0;
-        for (const auto& e : events) not_allowed += e.timestamp >= test_now - 24h * 30 && !e.allowed;
+        for (const auto& e : events)
+            not_allowed += e.timestamp >= test_now - 24h * 30 && !e.allowed;
         CHECK(s.blocked == not_allowed);
     });
 }
@@ -234,7 +255,8 @@ TEST_CASE("SQL: a database migrated from events v2 keeps its results, then count
         sq::event_store store(url);
         {
             auto sql = store.open_session();
-            const sq::migration_set v2{sq::event_log_migrations.component, sq::event_log_migrations.steps.first(2)};
+            const sq::migration_set v2{sq::event_log_migrations.component,
+                                       sq::event_log_migrations.steps.first(2)};
             sq::migrate(*sql, store.sql_dialect(), std::span(&v2, 1));
             sq::migrate_analytics(*sql, store.sql_dialect());
         }
@@ -268,18 +290,22 @@ TEST_CASE("SQL: bad arguments and missing tables are clear errors", "[analytics]
         sq::event_store store(url);
         // No schema yet: the queries fail with a storage_error naming the table.
         CHECK_THROWS_AS(sq::get_traffic_summary(store, 1, test_now), srl::storage_error);
-        CHECK_THROWS_WITH(sq::get_top_offenders(store, 7, 10, test_now), Catch::Contains("ratelimit_event"));
+        CHECK_THROWS_WITH(sq::get_top_offenders(store, 7, 10, test_now),
+                          Catch::Contains("ratelimit_event"));
         CHECK_THROWS_AS(sq::migrate_analytics(store), srl::storage_error);
         store.migrate();
         CHECK_THROWS_AS(sq::get_top_offenders(store, 7, -1, test_now), std::invalid_argument);
         CHECK_THROWS_AS(sq::get_rule_hit_counts(store, 7, -1, test_now), std::invalid_argument);
-        CHECK_THROWS_WITH(sq::get_offender_detail(store, "k", 7, -1, test_now), Catch::Contains("recent"));
+        CHECK_THROWS_WITH(sq::get_offender_detail(store, "k", 7, -1, test_now),
+                          Catch::Contains("recent"));
         // Extreme windows behave as in memory.
         write_all(store, {ev(test_now, "k", false)});
         for (bool rollups : {false, true}) {
             if (rollups) sq::migrate_analytics(store);
-            CHECK(sq::get_traffic_summary(store, std::numeric_limits<int>::max(), test_now).total == 1);
-            CHECK(sq::get_traffic_summary(store, std::numeric_limits<int>::min(), test_now).total == 0);
+            CHECK(sq::get_traffic_summary(store, std::numeric_limits<int>::max(), test_now).total ==
+                  1);
+            CHECK(sq::get_traffic_summary(store, std::numeric_limits<int>::min(), test_now).total ==
+                  0);
             CHECK(sq::get_traffic_summary(store, 0, test_now).total == 1);
             CHECK(sq::get_traffic_summary(store, 0, test_now + 1us).total == 0);
         }
@@ -298,8 +324,8 @@ namespace {
 /// Blocked events from `keys` keys with a skewed (quadratic) distribution over
 /// `span` before `now`, plus some allowed ones: enough keys per span that the
 /// top-N lists stop early, on ties and on every span size.
-std::vector<srl::event> skewed_events(std::uint64_t seed, std::size_t n, std::size_t keys, srl::event_time now,
-                                      std::chrono::hours span) {
+std::vector<srl::event> skewed_events(std::uint64_t seed, std::size_t n, std::size_t keys,
+                                      srl::event_time now, std::chrono::hours span) {
     std::mt19937_64 rng(seed);
     std::vector<srl::event> out;
     out.reserve(n);
@@ -307,7 +333,8 @@ std::vector<srl::event> skewed_events(std::uint64_t seed, std::size_t n, std::si
     for (std::size_t i = 0; i < n; ++i) {
         const double u = static_cast<double>(rng() % 1'000'000) / 1'000'000.0;
         const auto k = static_cast<std::size_t>(u * u * static_cast<double>(keys));
-        const auto ts = now - std::chrono::microseconds{static_cast<std::int64_t>(rng() % span_us)} +
+        const auto ts = now -
+                        std::chrono::microseconds{static_cast<std::int64_t>(rng() % span_us)} +
                         std::chrono::hours{3};
         out.push_back(ev(ts, "ip:" + std::to_string(k), rng() % 10 < 2));
     }
@@ -316,7 +343,8 @@ std::vector<srl::event> skewed_events(std::uint64_t seed, std::size_t n, std::si
 
 }  // namespace
 
-TEST_CASE("SQL: top offenders through the key spans stop early and stay exact", "[analytics][soci][property]") {
+TEST_CASE("SQL: top offenders through the key spans stop early and stay exact",
+          "[analytics][soci][property]") {
     on_each_backend([](const std::string& url) {
         sq::event_store store(url);
         store.migrate();
@@ -327,11 +355,13 @@ TEST_CASE("SQL: top offenders through the key spans stop early and stay exact", 
             auto sql = store.open_session();
             // Windows ending anywhere inside spans of every level (as of an instant off
             // every boundary, and open), starting on and off hour boundaries.
-            for (const auto as_of : {test_now, test_now - 37h - 11min - 5us, test_now - 24h * 11 + 1us}) {
+            for (const auto as_of :
+                 {test_now, test_now - 37h - 11min - 5us, test_now - 24h * 11 + 1us}) {
                 const auto before = up_to(evs, as_of);
                 for (int days : {1, 3, 11, 45, 60}) {
                     for (std::size_t depth : {0, 1, 2, 5}) {
-                        INFO("as of " << srl::format_rfc3339(as_of, 6) << " days " << days << " depth " << depth);
+                        INFO("as of " << srl::format_rfc3339(as_of, 6) << " days " << days
+                                      << " depth " << depth);
                         sq::sql_analytics a{*sql, store.sql_dialect(), true, as_of};
                         a.list_depth = depth;
                         for (int limit : {1, 3, 10, 25, 400})
@@ -349,9 +379,8 @@ TEST_CASE("SQL: top offenders through the key spans stop early and stay exact", 
         // Deletes after the spans exist (retention), then an update of one key's rows.
         const auto deleted = store.cleanup_old(20, 500, test_now);
         const auto cutoff = test_now - 24h * 20;
-        CHECK(deleted == static_cast<std::int64_t>(std::erase_if(events, [&](const srl::event& e) {
-                  return e.timestamp < cutoff;
-              })));
+        CHECK(deleted == static_cast<std::int64_t>(std::erase_if(
+                             events, [&](const srl::event& e) { return e.timestamp < cutoff; })));
         check(events);
         auto sql = store.open_session();
         *sql << "UPDATE ratelimit_event SET key = 'ip:1' WHERE key = 'ip:0'";
@@ -362,13 +391,15 @@ TEST_CASE("SQL: top offenders through the key spans stop early and stay exact", 
         {
             ::soci::transaction tx(*sql);
             sq::sql_analytics a{*sql, store.sql_dialect(), true};
-            CHECK(a.top_offenders_at(30, 5, test_now) == srl::get_top_offenders(events, 30, 5, test_now));
+            CHECK(a.top_offenders_at(30, 5, test_now) ==
+                  srl::get_top_offenders(events, 30, 5, test_now));
             tx.commit();
         }
     });
 }
 
-TEST_CASE("SQL: top offenders with flat counts fall back to grouping every span", "[analytics][soci]") {
+TEST_CASE("SQL: top offenders with flat counts fall back to grouping every span",
+          "[analytics][soci]") {
     on_each_backend([](const std::string& url) {
         sq::event_store store(url);
         store.migrate();
@@ -377,7 +408,8 @@ TEST_CASE("SQL: top offenders with flat counts fall back to grouping every span"
         std::vector<srl::event> events;
         for (int d = 0; d < 12; ++d)
             for (int k = 0; k < 300; ++k)
-                events.push_back(ev(test_now - 24h * d - std::chrono::minutes{k * 4 + d}, "k" + std::to_string(k), false));
+                events.push_back(ev(test_now - 24h * d - std::chrono::minutes{k * 4 + d},
+                                    "k" + std::to_string(k), false));
         write_all(store, events);
         auto sql = store.open_session();
         for (std::size_t depth : {0, 1}) {
@@ -399,7 +431,8 @@ TEST_CASE("SQL: a database at rollup version 1 upgrades with its rows", "[analyt
         write_all(store, std::vector<srl::event>(events.begin(), events.begin() + 700));
         const sq::migration_set v1{sq::analytics_component, std::span(sq::analytics_steps, 1)};
         REQUIRE(store.migrate(std::span(&v1, 1)).size() == 1);
-        write_all(store, std::vector<srl::event>(events.begin() + 700, events.end()));  // v1 triggers
+        write_all(store,
+                  std::vector<srl::event>(events.begin() + 700, events.end()));  // v1 triggers
         const auto applied = store.migrate(std::span(&sq::analytics_migrations, 1));
         REQUIRE(applied.size() == static_cast<std::size_t>(sq::analytics_schema_version - 1));
         CHECK(applied[0].version == 2);
@@ -407,15 +440,19 @@ TEST_CASE("SQL: a database at rollup version 1 upgrades with its rows", "[analyt
         sq::sql_analytics a{*sql, store.sql_dialect()};
         CHECK(a.rollups());
         for (int days : {1, 7, 30, 41}) {
-            CHECK(a.top_offenders_at(days, 15, test_now) == srl::get_top_offenders(events, days, 15, test_now));
-            CHECK(a.traffic_summary_at(days, test_now) == srl::get_traffic_summary(events, days, test_now));
-            CHECK(a.rule_hit_counts_at(days, 5, test_now) == srl::get_rule_hit_counts(events, days, 5, test_now));
+            CHECK(a.top_offenders_at(days, 15, test_now) ==
+                  srl::get_top_offenders(events, days, 15, test_now));
+            CHECK(a.traffic_summary_at(days, test_now) ==
+                  srl::get_traffic_summary(events, days, test_now));
+            CHECK(a.rule_hit_counts_at(days, 5, test_now) ==
+                  srl::get_rule_hit_counts(events, days, 5, test_now));
         }
         // The version-2 triggers keep it afterwards.
         const auto more = skewed_events(12, 500, 40, test_now, std::chrono::hours{24 * 10});
         write_all(store, more);
         events.insert(events.end(), more.begin(), more.end());
-        CHECK(a.top_offenders_at(30, 15, test_now) == srl::get_top_offenders(events, 30, 15, test_now));
+        CHECK(a.top_offenders_at(30, 15, test_now) ==
+              srl::get_top_offenders(events, 30, 15, test_now));
     });
 }
 
@@ -423,7 +460,8 @@ TEST_CASE("SQL: aligned spans cover whole hours exactly", "[analytics]") {
     namespace ad = sq::detail::analytics;
     std::mt19937_64 rng(5);
     for (int i = 0; i < 2000; ++i) {
-        const auto from = static_cast<std::int64_t>(rng() % 2'000'000) - 1'000'000;  // before and after 1970
+        const auto from =
+            static_cast<std::int64_t>(rng() % 2'000'000) - 1'000'000;  // before and after 1970
         const auto to = from + static_cast<std::int64_t>(rng() % (i % 2 == 0 ? 100 : 20'000));
         const auto spans = ad::split_spans(from, to);
         std::int64_t at = from;
@@ -435,7 +473,8 @@ TEST_CASE("SQL: aligned spans cover whole hours exactly", "[analytics]") {
             ++per_level[static_cast<std::size_t>(s.level)];
         }
         CHECK(at == std::max(from, to));
-        for (int l = 0; l + 1 < ad::key_span_levels; ++l) CHECK(per_level[static_cast<std::size_t>(l)] <= 6);
+        for (int l = 0; l + 1 < ad::key_span_levels; ++l)
+            CHECK(per_level[static_cast<std::size_t>(l)] <= 6);
     }
     CHECK(ad::split_spans(5, 5).empty());
     CHECK(ad::split_spans(-16, 0) == std::vector<ad::key_span>{{2, -1}});

@@ -70,8 +70,8 @@ struct temp_dir {
     fs::path path;
     temp_dir() {
         std::mt19937_64 rng{std::random_device{}()};
-        path = fs::temp_directory_path() /
-               ("srl-report-" + std::to_string(::getpid()) + "-" + std::to_string(rng() % 1'000'000'000));
+        path = fs::temp_directory_path() / ("srl-report-" + std::to_string(::getpid()) + "-" +
+                                            std::to_string(rng() % 1'000'000'000));
         fs::create_directories(path);
     }
     ~temp_dir() {
@@ -82,7 +82,8 @@ struct temp_dir {
 
 }  // namespace
 
-TEST_CASE("report --json, --csv and --key print the analytics of the stored events", "[analytics][tools]") {
+TEST_CASE("report --json, --csv and --key print the analytics of the stored events",
+          "[analytics][tools]") {
     temp_dir dir;
     const std::string url = "sqlite:///" + (dir.path / "events.db").string();
     const auto migrated = run_tool({"migrate", "--database", url}, dir.path);
@@ -100,31 +101,36 @@ TEST_CASE("report --json, --csv and --key print the analytics of the stored even
     for (int days : {1, 7}) {
         INFO("days " << days);
         const std::string d = std::to_string(days);
-        const auto json = run_tool({"report", "--database", url, "--days", d, "--as-of", as_of_text, "--json"}, dir.path);
+        const auto json = run_tool(
+            {"report", "--database", url, "--days", d, "--as-of", as_of_text, "--json"}, dir.path);
         REQUIRE(json.status == 0);
-        const std::string want = "{\"summary\":" + srl::to_json_string(srl::get_traffic_summary(before, days, as_of)) +
-                                 ",\"top_offenders\":" +
-                                 srl::to_json_string(srl::get_top_offenders(before, days, 20, as_of)) +
-                                 ",\"rule_hits\":" +
-                                 srl::to_json_string(srl::get_rule_hit_counts(before, days, 20, as_of)) + "}\n";
+        const std::string want =
+            "{\"summary\":" + srl::to_json_string(srl::get_traffic_summary(before, days, as_of)) +
+            ",\"top_offenders\":" +
+            srl::to_json_string(srl::get_top_offenders(before, days, 20, as_of)) +
+            ",\"rule_hits\":" +
+            srl::to_json_string(srl::get_rule_hit_counts(before, days, 20, as_of)) + "}\n";
         CHECK(json.out == want);
 
-        const auto limited =
-            run_tool({"report", "--database", url, "--days", d, "--as-of", as_of_text, "--json", "--limit", "3"},
-                     dir.path);
-        CHECK(limited.out.find(srl::to_json_string(srl::get_top_offenders(before, days, 3, as_of))) !=
-              std::string::npos);
+        const auto limited = run_tool({"report", "--database", url, "--days", d, "--as-of",
+                                       as_of_text, "--json", "--limit", "3"},
+                                      dir.path);
+        CHECK(limited.out.find(srl::to_json_string(
+                  srl::get_top_offenders(before, days, 3, as_of))) != std::string::npos);
 
-        const auto csv = run_tool({"report", "--database", url, "--days", d, "--as-of", as_of_text, "--csv"}, dir.path);
+        const auto csv = run_tool(
+            {"report", "--database", url, "--days", d, "--as-of", as_of_text, "--csv"}, dir.path);
         REQUIRE(csv.status == 0);
         CHECK(csv.out == srl::offenders_csv(before, days, 1000, as_of));
 
         for (const std::string key : {"user:a", "header:X-Key:line1\nline2", "ip:unknown"}) {
-            const auto detail = run_tool(
-                {"report", "--database", url, "--days", d, "--as-of", as_of_text, "--key", key, "--limit", "5"},
-                dir.path);
+            const auto detail = run_tool({"report", "--database", url, "--days", d, "--as-of",
+                                          as_of_text, "--key", key, "--limit", "5"},
+                                         dir.path);
             REQUIRE(detail.status == 0);
-            CHECK(detail.out == srl::to_json_string(srl::get_offender_detail(before, key, days, 5, as_of)) + "\n");
+            CHECK(detail.out ==
+                  srl::to_json_string(srl::get_offender_detail(before, key, days, 5, as_of)) +
+                      "\n");
         }
     }
 
@@ -142,7 +148,8 @@ TEST_CASE("report --json, --csv and --key print the analytics of the stored even
     CHECK(tables.out.find('\r') == std::string::npos);
 }
 
-TEST_CASE("report rejects bad options and unreachable databases with clear exit codes", "[analytics][tools]") {
+TEST_CASE("report rejects bad options and unreachable databases with clear exit codes",
+          "[analytics][tools]") {
     temp_dir dir;
     const std::string url = "sqlite:///" + (dir.path / "events.db").string();
     REQUIRE(run_tool({"migrate", "--database", url}, dir.path).status == 0);
@@ -179,10 +186,12 @@ TEST_CASE("report rejects bad options and unreachable databases with clear exit 
     CHECK(help.out.find("--as-of") != std::string::npos);
 
     // No schema: 69 with the remedy; unreachable server: 69; bad URL: 64.
-    const auto no_schema = run_tool({"report", "--database", "sqlite:///" + (dir.path / "empty.db").string()}, dir.path);
+    const auto no_schema = run_tool(
+        {"report", "--database", "sqlite:///" + (dir.path / "empty.db").string()}, dir.path);
     CHECK(no_schema.status == 69);
     CHECK(no_schema.err.find("migrate") != std::string::npos);
-    const auto down = run_tool({"report", "--database", "postgresql://srl@127.0.0.1:1/none?connect_timeout=2"}, dir.path);
+    const auto down = run_tool(
+        {"report", "--database", "postgresql://srl@127.0.0.1:1/none?connect_timeout=2"}, dir.path);
     CHECK(down.status == 69);
     const auto bad_url = run_tool({"report", "--database", "mysql://x"}, dir.path);
     CHECK(bad_url.status == 64);
@@ -196,7 +205,8 @@ TEST_CASE("report on PostgreSQL gives the same JSON as on SQLite", "[analytics][
     }
     temp_dir dir;
     std::mt19937_64 rng{std::random_device{}()};
-    const std::string name = "srl_report_" + std::to_string(::getpid()) + "_" + std::to_string(rng() % 1'000'000);
+    const std::string name =
+        "srl_report_" + std::to_string(::getpid()) + "_" + std::to_string(rng() % 1'000'000);
     {
         auto admin = sq::open_session(sq::parse_database_url(*base));
         *admin << "CREATE DATABASE " + name;
@@ -225,6 +235,5 @@ TEST_CASE("report on PostgreSQL gives the same JSON as on SQLite", "[analytics][
     try {
         auto admin = sq::open_session(sq::parse_database_url(*base));
         *admin << "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)";
-    } catch (...) {
-    }
+    } catch (...) {}
 }

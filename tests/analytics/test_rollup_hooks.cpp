@@ -25,10 +25,12 @@ std::string rollup_dump(soci::session& sql) {
     std::string out;
     const char* queries[] = {
         "SELECT hour || ',' || total || ',' || blocked FROM ratelimit_rollup_hour ORDER BY hour",
-        "SELECT hour || ',' || hex(rule_name) || ',' || hits || ',' || blocked FROM ratelimit_rollup_rule_hour"
+        "SELECT hour || ',' || hex(rule_name) || ',' || hits || ',' || blocked FROM "
+        "ratelimit_rollup_rule_hour"
         " ORDER BY hour, rule_name",
         "SELECT id || ',' || hex(key) FROM ratelimit_rollup_key ORDER BY id",
-        "SELECT level || ',' || bucket || ',' || key_id || ',' || blocked FROM ratelimit_rollup_key_span"
+        "SELECT level || ',' || bucket || ',' || key_id || ',' || blocked FROM "
+        "ratelimit_rollup_key_span"
         " ORDER BY level, bucket, key_id",
     };
     for (const char* q : queries) {
@@ -46,18 +48,21 @@ void insert_plain(soci::session& sql, const std::vector<srl::event>& events) {
         long long ts = e.timestamp.time_since_epoch().count();
         int allowed = e.allowed ? 1 : 0;
         long long count = e.count, limit = e.limit;
-        sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count, \"limit\")"
+        sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, "
+               "count, \"limit\")"
                " VALUES (:t, :k, :r, :p, :m, :a, :c, :l)",
-            soci::use(ts), soci::use(e.key), soci::use(e.rule_name), soci::use(e.path), soci::use(e.method),
-            soci::use(allowed), soci::use(count), soci::use(limit);
+            soci::use(ts), soci::use(e.key), soci::use(e.rule_name), soci::use(e.path),
+            soci::use(e.method), soci::use(allowed), soci::use(count), soci::use(limit);
     }
     tx.commit();
 }
 
-void write_batches(sq::event_store& store, const std::vector<srl::event>& events, std::size_t batch) {
+void write_batches(sq::event_store& store, const std::vector<srl::event>& events,
+                   std::size_t batch) {
     for (std::size_t i = 0; i < events.size(); i += batch) {
-        const std::vector<srl::event> part(events.begin() + static_cast<std::ptrdiff_t>(i),
-                                           events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), i + batch)));
+        const std::vector<srl::event> part(
+            events.begin() + static_cast<std::ptrdiff_t>(i),
+            events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), i + batch)));
         const auto r = store.write_batch(part);
         REQUIRE(r.written == part.size());
     }
@@ -65,13 +70,15 @@ void write_batches(sq::event_store& store, const std::vector<srl::event>& events
 
 long long hook_count(soci::session& sql) {
     long long n = 0;
-    sql << "SELECT COUNT(*) FROM ratelimit_event_batch_hook WHERE component = 'analytics'", soci::into(n);
+    sql << "SELECT COUNT(*) FROM ratelimit_event_batch_hook WHERE component = 'analytics'",
+        soci::into(n);
     return n;
 }
 
 }  // namespace
 
-TEST_CASE("SQLite rollups from the writer's batch hooks equal the per-row trigger's", "[analytics][soci][hooks]") {
+TEST_CASE("SQLite rollups from the writer's batch hooks equal the per-row trigger's",
+          "[analytics][soci][hooks]") {
     temp_dir dir("hooks");
     const auto events = random_events(7, 4000, test_now, {1, 7, 30});
     const std::string hooked_url = dir.sqlite_url("hooked.db");
@@ -122,7 +129,8 @@ TEST_CASE("a database written under analytics v2 carries on exactly after the v3
     const auto applied = upgraded.migrate(std::span(&sq::analytics_migrations, 1));
     REQUIRE(applied.size() == 1);
     CHECK(applied[0].version == 3);
-    sq::event_store reopened(dir.sqlite_url("upgraded.db"));  // a writer connected after the upgrade
+    sq::event_store reopened(
+        dir.sqlite_url("upgraded.db"));  // a writer connected after the upgrade
     write_batches(reopened, after, 100);
     plain.migrate(std::span(&sq::analytics_migrations, 1));
     auto ps = plain.open_session();

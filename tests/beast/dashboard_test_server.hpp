@@ -47,7 +47,8 @@ public:
 private:
     asio::awaitable<void> listen() {
         for (;;) {
-            auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+            auto [ec, socket] =
+                co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
             if (ec) co_return;
             asio::co_spawn(ioc_, session(std::move(socket)), asio::detached);
         }
@@ -57,13 +58,14 @@ private:
         boost::beast::flat_buffer buffer;
         for (;;) {
             http::request<http::string_body> req;
-            auto [ec, n] = co_await http::async_read(socket, buffer, req, asio::as_tuple(asio::use_awaitable));
+            auto [ec, n] =
+                co_await http::async_read(socket, buffer, req, asio::as_tuple(asio::use_awaitable));
             if (ec) co_return;
             http::response<http::string_body> res;
             if (dash_.matches(req.target())) {
                 // Written even on an error (work_rejected): the answer is then a bare 503.
-                auto [dec, answer] = co_await dash_.async_handle(pool_.get_executor(), std::move(req),
-                                                                 asio::as_tuple(asio::use_awaitable));
+                auto [dec, answer] = co_await dash_.async_handle(
+                    pool_.get_executor(), std::move(req), asio::as_tuple(asio::use_awaitable));
                 res = std::move(answer);
                 if (dec) res.keep_alive(false);
             } else {
@@ -73,7 +75,8 @@ private:
                 res.prepare_payload();
             }
             const bool keep = res.keep_alive();
-            auto [wec, wn] = co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
+            auto [wec, wn] =
+                co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
             if (wec || !keep) co_return;
         }
     }
@@ -88,8 +91,10 @@ private:
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
 /// One request over a fresh connection; returns the whole response.
-inline http::response<http::string_body> fetch(unsigned short port, http::verb method, const std::string& target,
-                                               const header_list& headers = {}, const std::string& body = {}) {
+inline http::response<http::string_body> fetch(unsigned short port, http::verb method,
+                                               const std::string& target,
+                                               const header_list& headers = {},
+                                               const std::string& body = {}) {
     asio::io_context ioc;
     tcp::socket socket(ioc);
     socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));

@@ -71,8 +71,9 @@ inline std::unique_ptr<test_limiter> make_limiter(mw::request_key key,
 /// A clock at a whole minute, so fixed windows of a minute start now.
 inline srl::manual_clock minute_clock() { return srl::manual_clock(std::chrono::seconds(960)); }
 
-inline http::request<http::string_body> make_request(http::verb method, std::string target,
-                                                     std::vector<std::pair<std::string, std::string>> fields = {}) {
+inline http::request<http::string_body> make_request(
+    http::verb method, std::string target,
+    std::vector<std::pair<std::string, std::string>> fields = {}) {
     http::request<http::string_body> req{method, target, 11};
     for (auto& [n, v] : fields) req.insert(n, v);
     return req;

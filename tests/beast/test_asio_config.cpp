@@ -55,20 +55,24 @@ TEST_CASE("every asynchronous operation compiles and completes " SRL_ASIO_MODE, 
         res.apply(out);
         return http::message_generator(std::move(out));
     };
-    m.async_check(req, peer, asio::bind_executor(ioc, [&](boost::system::error_code ec, sb::limit_result r) {
-                      CHECK_FALSE(ec);
-                      checked = r.status();
-                      m.async_handle(req, peer, app,
-                                     asio::bind_executor(ioc, [&](boost::system::error_code ec2, http::message_generator) {
-                                         CHECK_FALSE(ec2);
-                                         statuses.push_back(0);
-                                     }));
-                  }));
+    m.async_check(
+        req, peer, asio::bind_executor(ioc, [&](boost::system::error_code ec, sb::limit_result r) {
+            CHECK_FALSE(ec);
+            checked = r.status();
+            m.async_handle(req, peer, app,
+                           asio::bind_executor(
+                               ioc, [&](boost::system::error_code ec2, http::message_generator) {
+                                   CHECK_FALSE(ec2);
+                                   statuses.push_back(0);
+                               }));
+        }));
 
     const sb::dashboard dash{sb::event_range_source{[] { return std::vector<srl::event>{}; }}};
     std::optional<unsigned> dash_status;
-    dash.async_handle(pool.get_executor(), http::request<http::string_body>{http::verb::get, "/ratelimit/health", 11},
-                      asio::bind_executor(ioc, [&](boost::system::error_code ec, http::response<http::string_body> res) {
+    dash.async_handle(pool.get_executor(),
+                      http::request<http::string_body>{http::verb::get, "/ratelimit/health", 11},
+                      asio::bind_executor(ioc, [&](boost::system::error_code ec,
+                                                   http::response<http::string_body> res) {
                           CHECK_FALSE(ec);
                           dash_status = res.result_int();
                       }));
@@ -76,18 +80,20 @@ TEST_CASE("every asynchronous operation compiles and completes " SRL_ASIO_MODE, 
     srl::in_memory_storage<> storage;
     const srl::any_algorithm algorithm("fixed_window", srl::rate{1, std::chrono::hours(1)});
     std::optional<bool> acquired;
-    srl::redis::async_acquire(storage, "k", algorithm, 1, pool.get_executor(),
-                              asio::bind_executor(ioc, [&](boost::system::error_code ec, srl::outcome o) {
-                                  CHECK_FALSE(ec);
-                                  acquired = o.allowed;
-                              }));
+    srl::redis::async_acquire(
+        storage, "k", algorithm, 1, pool.get_executor(),
+        asio::bind_executor(ioc, [&](boost::system::error_code ec, srl::outcome o) {
+            CHECK_FALSE(ec);
+            acquired = o.allowed;
+        }));
 
     std::optional<int> ran;
-    sb::async_run_blocking(pool.get_executor(), [] { return 42; },
-                           asio::bind_executor(ioc, [&](std::exception_ptr e, int v) {
-                               CHECK_FALSE(e);
-                               ran = v;
-                           }));
+    sb::async_run_blocking(
+        pool.get_executor(), [] { return 42; },
+        asio::bind_executor(ioc, [&](std::exception_ptr e, int v) {
+            CHECK_FALSE(e);
+            ran = v;
+        }));
     ioc.run();
     pool.join();
     CHECK(checked == sb::limit_status::allowed);

@@ -36,9 +36,9 @@ TEST_CASE("IPv4 addresses parse strictly as four decimal octets", "[beast][keys]
 TEST_CASE("IPv6 addresses print in RFC 5952 canonical form", "[beast][keys]") {
     CHECK(canon("2001:DB8:0:0:0:0:0:1") == "2001:db8::1");
     CHECK(canon("2001:0db8:0000:0000:0000:0000:0000:0001") == "2001:db8::1");
-    CHECK(canon("2001:db8:0:0:1:0:0:1") == "2001:db8::1:0:0:1");      // first run on a tie
-    CHECK(canon("2001:db8:0:1:1:1:1:1") == "2001:db8:0:1:1:1:1:1");   // a single 0 is not compressed
-    CHECK(canon("2001:0:0:1:0:0:0:1") == "2001:0:0:1::1");             // the longest run wins
+    CHECK(canon("2001:db8:0:0:1:0:0:1") == "2001:db8::1:0:0:1");     // first run on a tie
+    CHECK(canon("2001:db8:0:1:1:1:1:1") == "2001:db8:0:1:1:1:1:1");  // a single 0 is not compressed
+    CHECK(canon("2001:0:0:1:0:0:0:1") == "2001:0:0:1::1");           // the longest run wins
     CHECK(canon("::") == "::");
     CHECK(canon("::1") == "::1");
     CHECK(canon("1::") == "1::");
@@ -58,10 +58,11 @@ TEST_CASE("IPv4-mapped IPv6 addresses are the IPv4 address", "[beast][keys]") {
 }
 
 TEST_CASE("malformed IPv6 text is rejected", "[beast][keys]") {
-    for (const char* bad : {":", ":::", "1:::2", "1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7:8::",
-                            "12345::", "g::1", "1:2:3:4:5:6:7", ":1:2:3:4:5:6:7", "1:2:3:4:5:6:7:",
-                            "::1%eth0", "[::1]", "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3", "::1.2.3.4:5",
-                            "1.2.3.4::", "::ffff:01.2.3.4", " ::1"}) {
+    for (const char* bad :
+         {":", ":::", "1:::2", "1::2::3", "1:2:3:4:5:6:7:8:9",
+          "1:2:3:4:5:6:7:8::", "12345::", "g::1", "1:2:3:4:5:6:7", ":1:2:3:4:5:6:7",
+          "1:2:3:4:5:6:7:", "::1%eth0", "[::1]", "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3", "::1.2.3.4:5",
+          "1.2.3.4::", "::ffff:01.2.3.4", " ::1"}) {
         INFO(bad);
         CHECK_FALSE(ip_address::parse(bad));
     }
@@ -78,8 +79,10 @@ TEST_CASE("IP keys group IPv6 clients by their /64 network", "[beast][keys]") {
     CHECK(srl::ip_key(ip("2001:db8:abcd:ef12::1"), {32, 52}) == "ip:2001:db8:abcd:e000::/52");
     CHECK(srl::ip_key(ip("203.0.113.77"), {24, 64}) == "ip:203.0.113.0/24");
     CHECK(srl::ip_key(ip("::ffff:203.0.113.5")) == "ip:203.0.113.5");
-    CHECK_THROWS_WITH((srl::ip_grouping{32, 0}.validate()), Catch::Contains("IPv6 grouping prefix"));
-    CHECK_THROWS_WITH((srl::ip_grouping{33, 64}.validate()), Catch::Contains("IPv4 grouping prefix"));
+    CHECK_THROWS_WITH((srl::ip_grouping{32, 0}.validate()),
+                      Catch::Contains("IPv6 grouping prefix"));
+    CHECK_THROWS_WITH((srl::ip_grouping{33, 64}.validate()),
+                      Catch::Contains("IPv4 grouping prefix"));
 }
 
 TEST_CASE("CIDR blocks parse strictly and match their addresses", "[beast][keys]") {
@@ -107,7 +110,8 @@ TEST_CASE("CIDR blocks parse strictly and match their addresses", "[beast][keys]
     CHECK_THROWS_WITH(srl::cidr::from_string("10.0.0.0/08"), Catch::Contains("prefix length"));
     CHECK_THROWS_WITH(srl::cidr::from_string("10.0.0.0/+8"), Catch::Contains("prefix length"));
     CHECK_THROWS_WITH(srl::cidr::from_string("::/129"), Catch::Contains("prefix length"));
-    CHECK_THROWS_WITH(srl::cidr::from_string("proxy.local/8"), Catch::Contains("not an IP address"));
+    CHECK_THROWS_WITH(srl::cidr::from_string("proxy.local/8"),
+                      Catch::Contains("not an IP address"));
     CHECK_THROWS_WITH(srl::cidr::from_string("::ffff:0:0/95"), Catch::Contains("at least 96"));
 }
 
@@ -133,8 +137,8 @@ TEST_CASE("forwarded hops accept ports and brackets, nothing else", "[beast][key
     CHECK(srl::parse_forwarded_hop("[2001:db8::1]") == ip("2001:db8::1"));
     CHECK(srl::parse_forwarded_hop("[2001:db8::1]:443") == ip("2001:db8::1"));
     CHECK(srl::parse_forwarded_hop("2001:db8::1") == ip("2001:db8::1"));
-    for (const char* bad : {"unknown", "_hidden", "", "[1.2.3.4]", "[::1", "[::1]x", "1.2.3.4:",
-                            "1.2.3.4:http", "1.2.3.4:123456", "::1:", "\"1.2.3.4\""}) {
+    for (const char* bad : {"unknown", "_hidden", "", "[1.2.3.4]", "[::1", "[::1]x",
+                            "1.2.3.4:", "1.2.3.4:http", "1.2.3.4:123456", "::1:", "\"1.2.3.4\""}) {
         INFO(bad);
         CHECK_FALSE(srl::parse_forwarded_hop(bad));
     }
@@ -164,7 +168,8 @@ TEST_CASE("a trusted proxy chain is walked right to left to the first untrusted 
     const std::vector<std::string> empties{"203.0.113.5,, 10.0.0.2,"};
     CHECK(srl::resolve_client_ip(ip("10.0.0.1"), trusted, empties) == ip("203.0.113.5"));
     // No header at all: the peer.
-    CHECK(srl::resolve_client_ip(ip("10.0.0.1"), trusted, std::vector<std::string>{}) == ip("10.0.0.1"));
+    CHECK(srl::resolve_client_ip(ip("10.0.0.1"), trusted, std::vector<std::string>{}) ==
+          ip("10.0.0.1"));
 }
 
 TEST_CASE("a malformed hop stops the walk at the last trusted hop", "[beast][keys]") {

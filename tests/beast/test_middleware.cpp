@@ -25,7 +25,8 @@ namespace {
 
 struct ok_handler {
     int* calls;
-    http::response<http::string_body> operator()(const http::request<http::string_body>& req) const {
+    http::response<http::string_body> operator()(
+        const http::request<http::string_body>& req) const {
         ++*calls;
         http::response<http::string_body> res{http::status::ok, req.version()};
         res.body() = "ok";
@@ -57,11 +58,13 @@ TEST_CASE("an allowed limited response carries the draft and legacy rate-limit f
     CHECK(field(res, "RateLimit") == "\"login\";r=4;t=60");
     CHECK(field(res, "X-RateLimit-Limit") == "5");
     CHECK(field(res, "X-RateLimit-Remaining") == "4");
-    const auto wall = std::chrono::duration_cast<seconds>(f.clock.wall_now().time_since_epoch()).count();
+    const auto wall =
+        std::chrono::duration_cast<seconds>(f.clock.wall_now().time_since_epoch()).count();
     CHECK(field(res, "X-RateLimit-Reset") == std::to_string(wall + 60));
 }
 
-TEST_CASE("the request over the limit gets 429, Retry-After and the rate-limit body", "[beast][middleware]") {
+TEST_CASE("the request over the limit gets 429, Retry-After and the rate-limit body",
+          "[beast][middleware]") {
     login_fixture f;
     mw::middleware<test_limiter> m;
     m.add(*f.lim, {"/api/login", {http::verb::post}});
@@ -147,7 +150,8 @@ TEST_CASE("the 429 is problem+json when the client's Accept prefers JSON", "[bea
     CHECK_FALSE(mw::prefers_json(""));
     CHECK_FALSE(mw::prefers_json("*/*"));
     CHECK_FALSE(mw::prefers_json("text/plain, application/json"));
-    CHECK_FALSE(mw::prefers_json("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+    CHECK_FALSE(
+        mw::prefers_json("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
     CHECK_FALSE(mw::prefers_json("application/json;q=0"));
     CHECK_FALSE(mw::prefers_json("application/json;q=0.5, text/*"));
     CHECK_FALSE(mw::prefers_json("application/json;q=2"));  // malformed q: range ignored
@@ -162,7 +166,8 @@ TEST_CASE("the 429 is problem+json when the client's Accept prefers JSON", "[bea
     CHECK(res.result() == http::status::too_many_requests);
     CHECK(field(res, "Content-Type") == "application/problem+json");
     CHECK(res.body().find("\"status\":429") != std::string::npos);
-    CHECK(res.body().find("\"detail\":\"Rate limit exceeded. Please try again later.\"") != std::string::npos);
+    CHECK(res.body().find("\"detail\":\"Rate limit exceeded. Please try again later.\"") !=
+          std::string::npos);
     CHECK(res.body().find("\"retry_after\":60") != std::string::npos);
     CHECK_FALSE(field(res, "Retry-After").empty());
     CHECK_FALSE(field(res, "RateLimit").empty());
@@ -181,9 +186,9 @@ TEST_CASE("a request no route matches is not limited, logged or dressed", "[beas
     o.log_events = true;
     mw::middleware<test_limiter> m(o);
     m.add(*f.lim, {"/api/login", {http::verb::post}});
-    for (auto [verb, target] : {std::pair{http::verb::get, "/api/login"},
-                                std::pair{http::verb::post, "/api/loginx"},
-                                std::pair{http::verb::post, "/static/a.css"}}) {
+    for (auto [verb, target] :
+         {std::pair{http::verb::get, "/api/login"}, std::pair{http::verb::post, "/api/loginx"},
+          std::pair{http::verb::post, "/static/a.css"}}) {
         auto req = make_request(verb, target);
         const auto r = m.check(req, addr("203.0.113.5"));
         CHECK(r.status() == mw::limit_status::unlimited);
@@ -316,12 +321,14 @@ TEST_CASE("a trusted proxy's X-Forwarded-For lines are all read, right to left",
     CHECK(untrusted.client() == addr("192.0.2.1"));
     const mw::request_view mapped(req, addr("::ffff:10.0.0.1"), trusted);
     CHECK(mapped.client() == addr("203.0.113.5"));
-    CHECK(mw::to_ip_address(boost::asio::ip::make_address("::ffff:192.0.2.1")) == addr("192.0.2.1"));
+    CHECK(mw::to_ip_address(boost::asio::ip::make_address("::ffff:192.0.2.1")) ==
+          addr("192.0.2.1"));
     CHECK(mw::to_ip_address(boost::asio::ip::make_address("2001:db8::1")) == addr("2001:db8::1"));
 }
 
 TEST_CASE("HTTP key extractors produce ip, user, header and composite keys", "[beast][keys]") {
-    auto req = make_request(http::verb::get, "/", {{"X-Api-Key", "  k-123 "}, {"x-tenant", "acme"}});
+    auto req =
+        make_request(http::verb::get, "/", {{"X-Api-Key", "  k-123 "}, {"x-tenant", "acme"}});
     mw::request_view v(req, addr("2001:DB8:1:2:3:4:5:6"));
     CHECK(mw::ip_key{}(v) == "ip:2001:db8:1:2::/64");
     CHECK(mw::ip_key{{32, 128}}(v) == "ip:2001:db8:1:2:3:4:5:6");
@@ -337,7 +344,8 @@ TEST_CASE("HTTP key extractors produce ip, user, header and composite keys", "[b
         return std::string(x.data(), x.size());
     });
     CHECK(from_header(v) == "user:acme");
-    mw::user_key optional_user([](const mw::request_view&) { return std::optional<std::string>{}; });
+    mw::user_key optional_user(
+        [](const mw::request_view&) { return std::optional<std::string>{}; });
     CHECK(optional_user(v).empty());
 
     mw::first_key user_or_ip(mw::user_key<>{}, mw::ip_key{});
@@ -346,8 +354,8 @@ TEST_CASE("HTTP key extractors produce ip, user, header and composite keys", "[b
     CHECK(user_or_ip(v) == "user:42");
     CHECK(mw::request_key::user_or_ip()(v) == "user:42");
     CHECK(mw::request_key::header("X-Api-Key")(v) == "header:X-Api-Key:k-123");
-    CHECK(mw::request_key({{mw::request_key::kind::header, "X-None"}, {mw::request_key::kind::ip, ""}})(v) ==
-          "ip:2001:db8:1:2::/64");
+    CHECK(mw::request_key({{mw::request_key::kind::header, "X-None"},
+                           {mw::request_key::kind::ip, ""}})(v) == "ip:2001:db8:1:2::/64");
     CHECK_THROWS_AS(mw::request_key(std::vector<mw::request_key::part>{}), srl::config_error);
     CHECK_THROWS_AS(mw::request_key::header("a:b"), srl::config_error);
     static_assert(srl::key_extractor_for<mw::request_key, mw::request_view>);
@@ -383,7 +391,8 @@ TEST_CASE("several matching routes are decided together and consume only if all 
     recording_sink sink;
     auto clock = minute_clock();
     auto global = make_limiter(mw::request_key::ip(), {{"api", "10/m"}}, sink, clock);
-    auto login = make_limiter(mw::request_key::ip(), {{"login", "2/m"}, {"login-burst", "5/h"}}, sink, clock);
+    auto login = make_limiter(mw::request_key::ip(), {{"login", "2/m"}, {"login-burst", "5/h"}},
+                              sink, clock);
     mw::middleware_options o;
     o.log_events = true;
     mw::middleware<test_limiter> m(o);
@@ -394,9 +403,11 @@ TEST_CASE("several matching routes are decided together and consume only if all 
     REQUIRE(r1.rules().size() == 3);
     http::response<http::string_body> res;
     r1.apply(res);
-    CHECK(field(res, "RateLimit-Policy") == "\"api\";q=10;w=60, \"login\";q=2;w=60, \"login-burst\";q=5;w=3600");
+    CHECK(field(res, "RateLimit-Policy") ==
+          "\"api\";q=10;w=60, \"login\";q=2;w=60, \"login-burst\";q=5;w=3600");
     // Fixed windows are aligned to multiples of their period: at t=960 s the hour has 2640 s left.
-    CHECK(field(res, "RateLimit") == "\"api\";r=9;t=60, \"login\";r=1;t=60, \"login-burst\";r=4;t=2640");
+    CHECK(field(res, "RateLimit") ==
+          "\"api\";r=9;t=60, \"login\";r=1;t=60, \"login-burst\";r=4;t=2640");
     CHECK(field(res, "X-RateLimit-Limit") == "2");  // the rule closest to its limit
     CHECK(m.check(post, addr("203.0.113.5")).allowed());
     const auto denied = m.check(post, addr("203.0.113.5"));
@@ -422,7 +433,8 @@ TEST_CASE("several matching routes are decided together and consume only if all 
     http::response<http::string_body> res2;
     clock.advance(seconds(60));
     m.check(other, addr("198.51.100.1")).apply(res2);
-    CHECK(field(res2, "RateLimit") == "\"api\";r=9;t=60, \"login\";r=1;t=60, \"login-burst\";r=4;t=2520");
+    CHECK(field(res2, "RateLimit") ==
+          "\"api\";r=9;t=60, \"login\";r=1;t=60, \"login-burst\";r=4;t=2520");
 }
 
 TEST_CASE("a failing store is degraded, never a 429: 503 by default, a pass under fail_open",
@@ -431,7 +443,8 @@ TEST_CASE("a failing store is degraded, never a 429: 503 by default, a pass unde
     flaky_storage storage, open_storage;
     auto failing = storage.failing;
     open_storage.failing = failing;
-    auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(), std::move(storage));
+    auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(),
+                            std::move(storage));
     srl::limiter_options open_options;
     open_options.on_store_failure = srl::failure_policy::fail_open;
     auto open_lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(),
@@ -489,7 +502,8 @@ TEST_CASE("a failing store is degraded, never a 429: 503 by default, a pass unde
 
     // The quota of the rule that was fine was not spent on the refused request.
     failing->store(false);
-    for (int i = 0; i < 5; ++i) CHECK(multi.check(req, addr("192.0.2.1")).status() == mw::limit_status::allowed);
+    for (int i = 0; i < 5; ++i)
+        CHECK(multi.check(req, addr("192.0.2.1")).status() == mw::limit_status::allowed);
     CHECK(multi.check(req, addr("192.0.2.1")).status() == mw::limit_status::blocked);
     CHECK(closed.check(req, addr("192.0.2.2")).status() == mw::limit_status::allowed);
 }
@@ -500,7 +514,8 @@ TEST_CASE("a client over its limit gets the 429 even when another rule is degrad
     flaky_storage down;
     down.failing->store(true);
     auto healthy = make_limiter(mw::request_key::ip(), {{"api", "1/m"}}, sink, minute_clock());
-    auto broken = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(), std::move(down));
+    auto broken = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(),
+                               std::move(down));
     mw::middleware<test_limiter> m;
     m.add(*healthy, {"/api", {}}).add(*broken, {"/api/login", {}});
     auto req = make_request(http::verb::post, "/api/login");
@@ -556,7 +571,8 @@ TEST_CASE("handle() runs the handler when allowed and answers 429 itself when no
         }
         if (i < 5) {
             CHECK(wire.rfind("HTTP/1.1 200", 0) == 0);
-            CHECK(wire.find("RateLimit: \"login\";r=" + std::to_string(4 - i)) != std::string::npos);
+            CHECK(wire.find("RateLimit: \"login\";r=" + std::to_string(4 - i)) !=
+                  std::string::npos);
         } else {
             CHECK(wire.rfind("HTTP/1.1 429", 0) == 0);
             CHECK(wire.find("Retry-After: ") != std::string::npos);
@@ -569,7 +585,8 @@ TEST_CASE("handle() runs the handler when allowed and answers 429 itself when no
 TEST_CASE("a throwing identify policy makes the request anonymous and is counted",
           "[beast][middleware]") {
     recording_sink sink;
-    auto lim = make_limiter(mw::request_key::user_or_ip(), {{"items", "5/m"}}, sink, minute_clock());
+    auto lim =
+        make_limiter(mw::request_key::user_or_ip(), {{"items", "5/m"}}, sink, minute_clock());
     auto identify = [](const http::request_header<>&) -> std::optional<std::string> {
         throw std::runtime_error("session store down");
     };
@@ -586,7 +603,8 @@ TEST_CASE("a throwing identify policy makes the request anonymous and is counted
 }
 
 TEST_CASE("a throwing sink never changes a multi-route decision", "[beast][middleware][events]") {
-    using broken_limiter = srl::limiter<mw::request_key, srl::in_memory_storage<>, throwing_sink, srl::manual_clock>;
+    using broken_limiter =
+        srl::limiter<mw::request_key, srl::in_memory_storage<>, throwing_sink, srl::manual_clock>;
     auto clock = minute_clock();
     broken_limiter a(mw::request_key::ip(), {{"a", "2/m"}}, {}, {}, throwing_sink{}, clock);
     broken_limiter b(mw::request_key::ip(), {{"b", "5/m"}}, {}, {}, throwing_sink{}, clock);
@@ -635,7 +653,8 @@ TEST_CASE("header values longer than the inline buffer and many routes' rules co
     std::string policy, remaining;
     for (int i = 0; i < 10; ++i) {
         const std::string name = "rule-with-a-rather-long-name-" + std::to_string(i);
-        lims.push_back(make_limiter(mw::request_key::ip(), {{name, std::to_string(10 + i) + "/m"}}, sink, clock));
+        lims.push_back(make_limiter(mw::request_key::ip(), {{name, std::to_string(10 + i) + "/m"}},
+                                    sink, clock));
         m.add(*lims.back(), {"/api", {}});
         if (i != 0) policy += ", ", remaining += ", ";
         policy += "\"" + name + "\";q=" + std::to_string(10 + i) + ";w=60";
@@ -657,7 +676,8 @@ TEST_CASE("header values longer than the inline buffer and many routes' rules co
     CHECK(field(res2, "RateLimit-Policy") == policy);
 }
 
-TEST_CASE("rate-limit fields already on a response are replaced, not repeated", "[beast][middleware]") {
+TEST_CASE("rate-limit fields already on a response are replaced, not repeated",
+          "[beast][middleware]") {
     login_fixture f;
     mw::middleware<test_limiter> m;
     m.add(*f.lim, {"/api/login", {http::verb::post}});
@@ -736,7 +756,8 @@ TEST_CASE("for_each_field and append_fields give exactly the fields apply sets, 
     login_fixture fresh;  // the loops above spent four of f's five logins
     mw::middleware<test_limiter> m;
     m.add(*fresh.lim, {"/api/login", {http::verb::post}});
-    const auto unlimited = m.check(make_request(http::verb::get, "/elsewhere"), addr("203.0.113.5"));
+    const auto unlimited =
+        m.check(make_request(http::verb::get, "/elsewhere"), addr("203.0.113.5"));
     CHECK(visited(unlimited).empty());
     CHECK(visited(mw::limit_result{}).empty());
     CHECK(appended(unlimited).empty());
@@ -752,7 +773,18 @@ TEST_CASE("for_each_field and append_fields give exactly the fields apply sets, 
 }
 
 TEST_CASE("header numbers are the decimal text of every width", "[beast][headers]") {
-    std::vector<std::uint64_t> values{0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65535, 1795937008,
+    std::vector<std::uint64_t> values{0,
+                                      1,
+                                      9,
+                                      10,
+                                      11,
+                                      99,
+                                      100,
+                                      101,
+                                      999,
+                                      1000,
+                                      65535,
+                                      1795937008,
                                       std::numeric_limits<std::uint64_t>::max() - 1,
                                       std::numeric_limits<std::uint64_t>::max()};
     for (std::uint64_t p = 1; p <= 10'000'000'000'000'000'000ull; p *= 10) {
@@ -766,7 +798,9 @@ TEST_CASE("header numbers are the decimal text of every width", "[beast][headers
 TEST_CASE("policy names are sf-strings: quotes and backslashes escaped, controls dropped",
           "[beast][middleware]") {
     const mw::rule_status odd[] = {
-        {"a\"b\\c\x01" "d", 5, 4, std::chrono::seconds(60), std::chrono::seconds(30)},
+        {"a\"b\\c\x01"
+         "d",
+         5, 4, std::chrono::seconds(60), std::chrono::seconds(30)},
         {"", 7, 7, std::chrono::seconds(1), std::chrono::milliseconds(1)},
     };
     CHECK(mw::format_ratelimit_policy(odd) == "\"a\\\"b\\\\cd\";q=5;w=60, \"default\";q=7;w=1");
@@ -805,6 +839,7 @@ TEST_CASE("RATELIMIT_LOG_EVENTS in a settings file turns the middleware's event 
     }
     // The environment wins over the file, as everywhere.
     const std::string file = (dir.path() / "off.json").string();
-    const srl::settings s = srl::load_settings(file, srl::environment_map{{"RATELIMIT_LOG_EVENTS", "true"}});
+    const srl::settings s =
+        srl::load_settings(file, srl::environment_map{{"RATELIMIT_LOG_EVENTS", "true"}});
     CHECK(mw::middleware_options_from(s).log_events);
 }

@@ -64,7 +64,9 @@ response seeing(const request& req, const mw::limit_result& r) {
     return res;
 }
 
-http::message_generator erased_without_result(const request& req) { return http::message_generator(plain(req)); }
+http::message_generator erased_without_result(const request& req) {
+    return http::message_generator(plain(req));
+}
 int not_an_answer(const request&) { return 0; }
 
 // An executor that refuses every job, as a bounded queue that is full would.
@@ -82,7 +84,9 @@ struct refusing_executor {
     friend bool operator==(const refusing_executor& a, const refusing_executor& b) noexcept {
         return a.ctx == b.ctx;
     }
-    friend bool operator!=(const refusing_executor& a, const refusing_executor& b) noexcept { return !(a == b); }
+    friend bool operator!=(const refusing_executor& a, const refusing_executor& b) noexcept {
+        return !(a == b);
+    }
 };
 
 }  // namespace
@@ -96,8 +100,9 @@ static_assert(!mw::request_handler<decltype(&erased_without_result), http::strin
 static_assert(!mw::request_handler<decltype(&not_an_answer), http::string_body>);
 static_assert(!mw::request_handler<decltype(&plain), http::empty_body>, "wrong request type");
 
-TEST_CASE("handle() takes a response handler, a result-aware handler and a message_generator handler",
-          "[beast][middleware]") {
+TEST_CASE(
+    "handle() takes a response handler, a result-aware handler and a message_generator handler",
+    "[beast][middleware]") {
     recording_sink sink;
     auto lim = make_limiter(mw::request_key::ip(), {{"login", "2/m"}}, sink, minute_clock());
     mw::middleware<test_limiter> m;
@@ -137,10 +142,11 @@ TEST_CASE("async_handle takes a message_generator handler that applies the field
     std::vector<std::string> wires;
     std::vector<boost::system::error_code> errors;
     asio::io_context ioc;
-    auto done = asio::bind_executor(ioc, [&](boost::system::error_code ec, http::message_generator msg) {
-        errors.push_back(ec);
-        wires.push_back(wire_of(std::move(msg)));
-    });
+    auto done =
+        asio::bind_executor(ioc, [&](boost::system::error_code ec, http::message_generator msg) {
+            errors.push_back(ec);
+            wires.push_back(wire_of(std::move(msg)));
+        });
     m.async_handle(req, addr("192.0.2.1"), generator, done);
     ioc.run();
     ioc.restart();
@@ -159,14 +165,16 @@ TEST_CASE("a degraded store is a result, not an error, in async_check", "[beast]
     recording_sink sink;
     flaky_storage storage;
     storage.failing->store(true);
-    auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(), std::move(storage));
+    auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(),
+                            std::move(storage));
     mw::middleware<test_limiter> m;
     m.add(*lim);
     auto req = make_request(http::verb::get, "/");
     asio::io_context ioc;
     boost::system::error_code ec = mw::error::check_failed;
     std::optional<mw::limit_status> status;
-    m.async_check(req, addr("192.0.2.1"), asio::bind_executor(ioc, [&](boost::system::error_code e, mw::limit_result r) {
+    m.async_check(req, addr("192.0.2.1"),
+                  asio::bind_executor(ioc, [&](boost::system::error_code e, mw::limit_result r) {
                       ec = e;
                       status = r.status();
                   }));
@@ -180,13 +188,16 @@ TEST_CASE("the error codes are in the adapter's category, with messages", "[beas
     CHECK(ec.category() == mw::error_category());
     CHECK(std::string(ec.category().name()) == "smart_ratelimit.beast");
     CHECK(ec.message() == "the request handler threw an exception");
-    CHECK(boost::system::error_code(mw::error::work_rejected).message() == "the work executor rejected the job");
-    CHECK(boost::system::error_code(mw::error::check_failed) != boost::system::error_code(mw::error::storage_failed));
+    CHECK(boost::system::error_code(mw::error::work_rejected).message() ==
+          "the work executor rejected the job");
+    CHECK(boost::system::error_code(mw::error::check_failed) !=
+          boost::system::error_code(mw::error::storage_failed));
     CHECK(ec.failed());
 }
 
-TEST_CASE("a work executor that refuses the job completes every operation with an error, not inline",
-          "[beast][async]") {
+TEST_CASE(
+    "a work executor that refuses the job completes every operation with an error, not inline",
+    "[beast][async]") {
     recording_sink sink;
     auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock());
     mw::middleware<test_limiter> m;
@@ -198,16 +209,18 @@ TEST_CASE("a work executor that refuses the job completes every operation with a
 
     std::vector<boost::system::error_code> errors;
     std::optional<mw::limit_status> checked;
-    m.async_check(req, addr("192.0.2.1"), asio::bind_executor(ioc, [&](boost::system::error_code ec, mw::limit_result r) {
+    m.async_check(req, addr("192.0.2.1"),
+                  asio::bind_executor(ioc, [&](boost::system::error_code ec, mw::limit_result r) {
                       errors.push_back(ec);
                       checked = r.status();
                   }));
     std::string wire;
-    m.async_handle(req, addr("192.0.2.1"), plain,
-                   asio::bind_executor(ioc, [&](boost::system::error_code ec, http::message_generator msg) {
-                       errors.push_back(ec);
-                       wire = wire_of(std::move(msg));
-                   }));
+    m.async_handle(
+        req, addr("192.0.2.1"), plain,
+        asio::bind_executor(ioc, [&](boost::system::error_code ec, http::message_generator msg) {
+            errors.push_back(ec);
+            wire = wire_of(std::move(msg));
+        }));
     const mw::dashboard dash{mw::event_range_source{[] { return std::vector<srl::event>{}; }}};
     std::optional<unsigned> dash_status;
     dash.async_handle(refusing, request{http::verb::get, "/ratelimit/health", 11},
@@ -218,19 +231,21 @@ TEST_CASE("a work executor that refuses the job completes every operation with a
     srl::in_memory_storage<> storage;
     const srl::any_algorithm algorithm("fixed_window", srl::rate{1, std::chrono::hours(1)});
     std::optional<bool> degraded;
-    srl::redis::async_acquire(storage, "k", algorithm, 1, refusing,
-                              asio::bind_executor(ioc, [&](boost::system::error_code ec, srl::outcome o) {
-                                  errors.push_back(ec);
-                                  degraded = o.degraded;
-                              }));
+    srl::redis::async_acquire(
+        storage, "k", algorithm, 1, refusing,
+        asio::bind_executor(ioc, [&](boost::system::error_code ec, srl::outcome o) {
+            errors.push_back(ec);
+            degraded = o.degraded;
+        }));
     std::string blocking_error;
-    mw::async_run_blocking(refusing, [] { return 1; }, asio::bind_executor(ioc, [&](std::exception_ptr e, int) {
-                               try {
-                                   if (e) std::rethrow_exception(e);
-                               } catch (const std::exception& x) {
-                                   blocking_error = x.what();
-                               }
-                           }));
+    mw::async_run_blocking(
+        refusing, [] { return 1; }, asio::bind_executor(ioc, [&](std::exception_ptr e, int) {
+            try {
+                if (e) std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                blocking_error = x.what();
+            }
+        }));
     CHECK(errors.empty());  // never inside the initiating call
     ioc.run();
     REQUIRE(errors.size() == 4);
@@ -242,15 +257,20 @@ TEST_CASE("a work executor that refuses the job completes every operation with a
     CHECK(blocking_error == "queue full");
 }
 
-TEST_CASE("redis::async_acquire reports a throwing storage as storage_failed with a degraded outcome",
-          "[beast][async]") {
+TEST_CASE(
+    "redis::async_acquire reports a throwing storage as storage_failed with a degraded outcome",
+    "[beast][async]") {
     flaky_storage storage;
     const srl::any_algorithm algorithm("fixed_window", srl::rate{2, std::chrono::hours(1)});
     asio::thread_pool pool(1);
-    CHECK(srl::redis::async_acquire(storage, "k", algorithm, 1, pool.get_executor(), asio::use_future).get().allowed);
+    CHECK(
+        srl::redis::async_acquire(storage, "k", algorithm, 1, pool.get_executor(), asio::use_future)
+            .get()
+            .allowed);
     storage.failing->store(true);
     try {
-        srl::redis::async_acquire(storage, "k", algorithm, 1, pool.get_executor(), asio::use_future).get();
+        srl::redis::async_acquire(storage, "k", algorithm, 1, pool.get_executor(), asio::use_future)
+            .get();
         FAIL("no error");
     } catch (const boost::system::system_error& e) {
         CHECK(e.code() == mw::error::storage_failed);

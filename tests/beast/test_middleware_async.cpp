@@ -79,12 +79,14 @@ TEST_CASE("async_check completes a callback on its bound executor", "[beast][asy
     std::vector<mw::limit_status> got;
     bool on_io_thread = true;
     for (int i = 0; i < 3; ++i)
-        m.async_check(req, addr("192.0.2.1"),
-                      asio::bind_executor(ioc.get_executor(), [&](boost::system::error_code ec, mw::limit_result r) {
-                          CHECK_FALSE(ec);
-                          on_io_thread = on_io_thread && ioc.get_executor().running_in_this_thread();
-                          got.push_back(r.status());
-                      }));
+        m.async_check(
+            req, addr("192.0.2.1"),
+            asio::bind_executor(
+                ioc.get_executor(), [&](boost::system::error_code ec, mw::limit_result r) {
+                    CHECK_FALSE(ec);
+                    on_io_thread = on_io_thread && ioc.get_executor().running_in_this_thread();
+                    got.push_back(r.status());
+                }));
     CHECK(got.empty());  // never completes inside the initiating call
     ioc.run();
     REQUIRE(got.size() == 3);
@@ -97,7 +99,8 @@ TEST_CASE("async_check completes a callback on its bound executor", "[beast][asy
 TEST_CASE("with a work executor the check runs on the pool, not the io_context thread",
           "[beast][async]") {
     recording_sink sink;
-    auto lim = make_limiter(mw::request_key::user_or_ip(), {{"items", "3/m"}}, sink, minute_clock());
+    auto lim =
+        make_limiter(mw::request_key::user_or_ip(), {{"items", "3/m"}}, sink, minute_clock());
     thread_spy spy;
     mw::middleware_options o;
     o.log_events = true;
@@ -109,7 +112,8 @@ TEST_CASE("with a work executor the check runs on the pool, not the io_context t
     asio::io_context ioc;
     std::optional<mw::limit_result> result;
     std::thread::id completed_on;
-    m.async_check(req, addr("192.0.2.1"), asio::bind_executor(ioc, [&](boost::system::error_code ec, mw::limit_result r) {
+    m.async_check(req, addr("192.0.2.1"),
+                  asio::bind_executor(ioc, [&](boost::system::error_code ec, mw::limit_result r) {
                       CHECK_FALSE(ec);
                       completed_on = std::this_thread::get_id();
                       result = std::move(r);
@@ -146,11 +150,14 @@ TEST_CASE("a coroutine awaits the check and async_handle's response", "[beast][a
             auto r = co_await m.async_check(other, addr("198.51.100.3"), asio::use_awaitable);
             checked = r.status();
             for (int i = 0; i < 3; ++i) {
-                auto msg = co_await m.async_handle(req, addr("192.0.2.1"), hello, asio::use_awaitable);
+                auto msg =
+                    co_await m.async_handle(req, addr("192.0.2.1"), hello, asio::use_awaitable);
                 wires.push_back(serialize(msg));
             }
-            auto throwing = [](const http::request<http::string_body>&)
-                -> http::response<http::string_body> { throw std::runtime_error("handler failed"); };
+            auto throwing =
+                [](const http::request<http::string_body>&) -> http::response<http::string_body> {
+                throw std::runtime_error("handler failed");
+            };
             // as_tuple: the error and the 500 to write.
             auto [ec, msg] = co_await m.async_handle(other, addr("198.51.100.3"), throwing,
                                                      asio::as_tuple(asio::use_awaitable));

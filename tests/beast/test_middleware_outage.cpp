@@ -17,7 +17,8 @@ namespace {
 
 struct ok_handler {
     int* calls;
-    http::response<http::string_body> operator()(const http::request<http::string_body>& req) const {
+    http::response<http::string_body> operator()(
+        const http::request<http::string_body>& req) const {
         ++*calls;
         http::response<http::string_body> res{http::status::ok, req.version()};
         res.body() = "ok";
@@ -43,13 +44,16 @@ std::string wire(http::message_generator msg) {
     return out;
 }
 
-bool has(const std::string& text, std::string_view what) { return text.find(what) != std::string::npos; }
+bool has(const std::string& text, std::string_view what) {
+    return text.find(what) != std::string::npos;
+}
 
 }  // namespace
 
-TEST_CASE("through a store outage: 503 with Retry-After (fail_closed) or the handler's 200 (fail_open), "
-          "never a 429 nor rate-limit fields; the limits are intact afterwards",
-          "[beast][middleware][degraded][outage]") {
+TEST_CASE(
+    "through a store outage: 503 with Retry-After (fail_closed) or the handler's 200 (fail_open), "
+    "never a 429 nor rate-limit fields; the limits are intact afterwards",
+    "[beast][middleware][degraded][outage]") {
     for (const auto policy : {srl::failure_policy::fail_closed, srl::failure_policy::fail_open}) {
         INFO(srl::to_string(policy));
         const bool open = policy == srl::failure_policy::fail_open;
@@ -58,7 +62,8 @@ TEST_CASE("through a store outage: 503 with Retry-After (fail_closed) or the han
         auto failing = storage.failing;
         srl::limiter_options lo;
         lo.on_store_failure = policy;
-        auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(), std::move(storage), lo);
+        auto lim = make_limiter(mw::request_key::ip(), {{"login", "5/m"}}, sink, minute_clock(),
+                                std::move(storage), lo);
         mw::middleware_options mo;
         mo.log_events = true;
         mw::middleware<test_limiter> m(mo);
@@ -69,7 +74,8 @@ TEST_CASE("through a store outage: 503 with Retry-After (fail_closed) or the han
         const auto innocent = addr("198.51.100.7");
 
         // Healthy: the abuser goes over its limit (429), the innocent is well under.
-        for (int i = 0; i < 5; ++i) CHECK(has(wire(m.handle(req, abuser, ok_handler{&calls})), "HTTP/1.1 200"));
+        for (int i = 0; i < 5; ++i)
+            CHECK(has(wire(m.handle(req, abuser, ok_handler{&calls})), "HTTP/1.1 200"));
         const auto over = wire(m.handle(req, abuser, ok_handler{&calls}));
         CHECK(over.rfind("HTTP/1.1 429", 0) == 0);
         const auto first = wire(m.handle(req, innocent, ok_handler{&calls}));

@@ -111,7 +111,8 @@ TEST_CASE("approximate sliding window weights the previous window", "[algorithm]
 
 TEST_CASE("any_algorithm selects by name and rejects unknown names", "[algorithm]") {
     const srl::rate r{1, 1s};
-    for (const auto name : srl::any_algorithm::names) CHECK(srl::any_algorithm(name, r).name() == name);
+    for (const auto name : srl::any_algorithm::names)
+        CHECK(srl::any_algorithm(name, r).name() == name);
     CHECK(srl::any_algorithm("gcra", r).name() == "leaky_bucket");
     for (const char* bad : {"", "Fixed_Window", "token-bucket", "sliding", "fixed_window "}) {
         INFO(bad);

@@ -82,7 +82,10 @@ struct get_then_set_store {  // no update-with-callback
 };
 struct storage_without_peek {
     using algorithm_type = arch::algorithm;
-    srl::outcome acquire(std::string_view, const arch::algorithm&, std::chrono::nanoseconds, std::uint64_t) { return {}; }
+    srl::outcome acquire(std::string_view, const arch::algorithm&, std::chrono::nanoseconds,
+                         std::uint64_t) {
+        return {};
+    }
 };
 struct extractor_returning_int {
     int operator()(const arch::request&) const { return 0; }
@@ -134,7 +137,8 @@ TEST_CASE("the steady and coarse clocks never go backwards and agree closely", "
     CHECK(wall.time_since_epoch() > std::chrono::hours(24 * 365 * 50));
 }
 
-TEST_CASE("the manual clock is set by hand, shared by copies and can step backwards", "[core][clock]") {
+TEST_CASE("the manual clock is set by hand, shared by copies and can step backwards",
+          "[core][clock]") {
     srl::manual_clock clock(100s, srl::event_time(std::chrono::seconds(1'700'000'000)));
     const srl::manual_clock copy = clock;
     CHECK(copy.now() == 100s);
@@ -160,10 +164,11 @@ TEST_CASE("the manual clock is set by hand, shared by copies and can step backwa
     CHECK(copy.now() == 40s + 4000ns);
 }
 
-TEST_CASE("a limiter on a manual clock follows it, backwards steps included", "[core][clock][limiter]") {
+TEST_CASE("a limiter on a manual clock follows it, backwards steps included",
+          "[core][clock][limiter]") {
     srl::manual_clock clock;
-    srl::manual_in_memory_limiter<srl::fixed_key> lim(srl::fixed_key("k"), {{"", "2/s", "token_bucket"}}, {},
-                                                      {}, {}, clock);
+    srl::manual_in_memory_limiter<srl::fixed_key> lim(
+        srl::fixed_key("k"), {{"", "2/s", "token_bucket"}}, {}, {}, {}, clock);
     CHECK(lim.check(0).allowed());
     CHECK(lim.check(0).allowed());
     CHECK(lim.check(0).blocked());

@@ -43,9 +43,8 @@ TEST_CASE("eight threads on one key with a frozen clock: each algorithm admits e
     for (const auto name : srl::any_algorithm::names) {
         INFO(name);
         srl::manual_clock clock;
-        srl::manual_in_memory_limiter<srl::fixed_key> lim(srl::fixed_key("hot"),
-                                                          {{"", "1000/h", std::string(name)}}, {},
-                                                          {}, {}, clock);
+        srl::manual_in_memory_limiter<srl::fixed_key> lim(
+            srl::fixed_key("hot"), {{"", "1000/h", std::string(name)}}, {}, {}, {}, clock);
         const auto admitted = hammer(8, 400, [&] { return lim.check(0).allowed(); });
         CHECK(admitted == 1000);
         CHECK(lim.check(0).blocked());

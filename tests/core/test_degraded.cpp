@@ -94,7 +94,8 @@ TEST_CASE("a degraded store answer is never blocked: fail_closed refuses, fail_o
             faulty_storage st;
             st.sw->throws = throws;
             srl_test::recording_sink sink;
-            faulty_limiter<srl_test::recording_sink> lim(key_of{}, {{"api", "2/m"}}, policy(p), st, sink);
+            faulty_limiter<srl_test::recording_sink> lim(key_of{}, {{"api", "2/m"}}, policy(p), st,
+                                                         sink);
             st.sw->all = true;
             const auto v = lim.check_key_and_record("u", info);
             REQUIRE(v.size() == 1);
@@ -142,8 +143,8 @@ TEST_CASE("several rules: one degraded under fail_closed refuses and gives back 
           "[limiter][degraded]") {
     faulty_storage st;
     srl_test::recording_sink sink;
-    faulty_limiter<srl_test::recording_sink> lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}},
-                                                 policy(srl::failure_policy::fail_closed), st, sink);
+    faulty_limiter<srl_test::recording_sink> lim(
+        key_of{}, {{"a", "2/m"}, {"b", "5/m"}}, policy(srl::failure_policy::fail_closed), st, sink);
     st.sw->failing = {"rule:b:"};
     for (int i = 0; i < 4; ++i) {
         const auto v = lim.check_key_and_record("u", info);
@@ -160,9 +161,11 @@ TEST_CASE("several rules: one degraded under fail_closed refuses and gives back 
     CHECK(lim.check_key("u").blocked());
 }
 
-TEST_CASE("several rules: a degraded rule under fail_open lets the others decide", "[limiter][degraded]") {
+TEST_CASE("several rules: a degraded rule under fail_open lets the others decide",
+          "[limiter][degraded]") {
     faulty_storage st;
-    faulty_limiter<> lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}}, policy(srl::failure_policy::fail_open), st);
+    faulty_limiter<> lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}},
+                         policy(srl::failure_policy::fail_open), st);
     st.sw->failing = {"rule:b:"};
     CHECK(lim.check_key("u").allowed());
     CHECK(lim.check_key("u").allowed());
@@ -227,7 +230,9 @@ struct counting_observer {
 };
 
 struct throwing_observer {
-    void on_decision(const srl::decision&, std::chrono::nanoseconds) { throw std::runtime_error("observer"); }
+    void on_decision(const srl::decision&, std::chrono::nanoseconds) {
+        throw std::runtime_error("observer");
+    }
 };
 
 }  // namespace
@@ -240,8 +245,8 @@ TEST_CASE("the observer hears every rule decision with its outcome, timed when i
           "[limiter][observer]") {
     faulty_storage st;
     counting_observer obs;
-    faulty_limiter<srl::null_sink, counting_observer> lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}}, {}, st,
-                                                          {}, srl::manual_clock(), obs);
+    faulty_limiter<srl::null_sink, counting_observer> lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}},
+                                                          {}, st, {}, srl::manual_clock(), obs);
     lim.check_key("u");  // 2 allowed
     lim.check_key("u");  // 2 allowed
     lim.check_key("u");  // a blocked, b allowed (peek)
@@ -257,8 +262,9 @@ TEST_CASE("the observer hears every rule decision with its outcome, timed when i
 }
 
 TEST_CASE("a throwing observer changes no decision and is counted", "[limiter][observer]") {
-    srl::limiter<key_of, srl::in_memory_storage<>, srl::null_sink, srl::manual_clock, throwing_observer> lim(
-        key_of{}, {{"a", "1/m"}}, {}, {}, {}, srl::manual_clock(), throwing_observer{});
+    srl::limiter<key_of, srl::in_memory_storage<>, srl::null_sink, srl::manual_clock,
+                 throwing_observer>
+        lim(key_of{}, {{"a", "1/m"}}, {}, {}, {}, srl::manual_clock(), throwing_observer{});
     CHECK(lim.check_key("u").allowed());
     CHECK(lim.check_key("u").blocked());
     CHECK(lim.sink_failures() == 2);

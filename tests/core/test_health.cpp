@@ -46,7 +46,8 @@ TEST_CASE("a breaker check is ok while closed and names the state otherwise", "[
           srl::health_check{"breaker:redis", false, "half_open"});
 }
 
-TEST_CASE("a breaker check follows a resilient storage through open, half-open and closed", "[health]") {
+TEST_CASE("a breaker check follows a resilient storage through open, half-open and closed",
+          "[health]") {
     outage_storage s;
     srl::manual_clock clock(3600s);
     srl::resilience_options o;
@@ -64,14 +65,16 @@ TEST_CASE("a breaker check follows a resilient storage through open, half-open a
     CHECK(srl::check_breaker("breaker:sql", r) == srl::health_check{"breaker:sql", false, "open"});
 
     clock.advance(10s);  // the open period is over: the next call is a probe
-    CHECK(srl::check_breaker("breaker:sql", r) == srl::health_check{"breaker:sql", false, "half_open"});
+    CHECK(srl::check_breaker("breaker:sql", r) ==
+          srl::health_check{"breaker:sql", false, "half_open"});
 
     *s.down = false;
     r.acquire("k", alg, clock.now(), 1);  // the probe succeeds and closes the breaker
     CHECK(srl::check_breaker("breaker:sql", r) == srl::health_check{"breaker:sql", true, "closed"});
 }
 
-TEST_CASE("an event writer check is ok while the sink runs and fails once it is stopped", "[health]") {
+TEST_CASE("an event writer check is ok while the sink runs and fails once it is stopped",
+          "[health]") {
     srl_test::controlled_writer w;
     srl::async_sink_options o;
     o.queue_capacity = 1;
@@ -79,7 +82,8 @@ TEST_CASE("an event writer check is ok while the sink runs and fails once it is 
     o.shutdown_timeout = 1h;
     srl::async_sink<srl_test::controlled_writer&> sink(w, o);
 
-    CHECK(srl::check_event_writer("event_writer", sink) == srl::health_check{"event_writer", true, "running"});
+    CHECK(srl::check_event_writer("event_writer", sink) ==
+          srl::health_check{"event_writer", true, "running"});
 
     w.close_gate();
     sink.record(srl_test::make_test_event("k", 1));

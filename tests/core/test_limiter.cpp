@@ -22,17 +22,20 @@ struct request {
 };
 
 struct user_key {
-    std::string operator()(const request& r) const { return r.user.empty() ? "" : "user:" + r.user; }
+    std::string operator()(const request& r) const {
+        return r.user.empty() ? "" : "user:" + r.user;
+    }
 };
 
 template <class Sink = srl::null_sink>
 using test_limiter = srl::limiter<user_key, srl::in_memory_storage<>, Sink, srl::manual_clock>;
 
 template <class Sink = srl::null_sink>
-test_limiter<Sink> make(std::vector<srl::rule_config> rules, srl::manual_clock clock = srl::manual_clock(),
-                        Sink sink = Sink{}, srl::limiter_options o = {}) {
-    return test_limiter<Sink>(user_key{}, rules, std::move(o), srl::in_memory_storage<>{}, std::move(sink),
-                              clock);
+test_limiter<Sink> make(std::vector<srl::rule_config> rules,
+                        srl::manual_clock clock = srl::manual_clock(), Sink sink = Sink{},
+                        srl::limiter_options o = {}) {
+    return test_limiter<Sink>(user_key{}, rules, std::move(o), srl::in_memory_storage<>{},
+                              std::move(sink), clock);
 }
 
 }  // namespace
@@ -113,17 +116,18 @@ TEST_CASE("several rules consume quota only when all of them pass", "[limiter]")
     CHECK(v.blocked());
     CHECK(v.binding().rule == "hourly");
     // The burst rule was not charged by the request hourly rejected.
-    CHECK(lim.storage().peek("rule:burst:user:1", lim.rules()[0].algorithm, clock.now(), 2).allowed);
+    CHECK(
+        lim.storage().peek("rule:burst:user:1", lim.rules()[0].algorithm, clock.now(), 2).allowed);
 }
 
 TEST_CASE("shadow rules decide and report but never block", "[limiter]") {
     srl_test::recording_sink sink;
-    auto lim = make<srl_test::recording_sink>({{"strict", "1/m", "fixed_window", true}, {"loose", "5/m"}},
-                                              srl::manual_clock(), sink);
+    auto lim = make<srl_test::recording_sink>(
+        {{"strict", "1/m", "fixed_window", true}, {"loose", "5/m"}}, srl::manual_clock(), sink);
     const srl::request_info info{"/api", "POST", "203.0.113.5", "42", {}};
     CHECK(lim.check_and_record(request{"42"}, info).allowed());
     const auto v = lim.check_and_record(request{"42"}, info);
-    CHECK(v.allowed());  // the request proceeds
+    CHECK(v.allowed());         // the request proceeds
     CHECK_FALSE(v[0].allowed);  // but the shadow rule says it was over
     CHECK(v[0].shadow);
     CHECK_FALSE(v[0].blocked());
@@ -207,8 +211,8 @@ TEST_CASE("a throwing sink never changes a decision", "[limiter]") {
         ++calls;
         if (e.allowed) throw 42;  // not even a std::exception
     });
-    auto lim2 = test_limiter<decltype(cb)>(user_key{}, {{"", "1/m"}}, {}, srl::in_memory_storage<>{}, cb,
-                                           srl::manual_clock());
+    auto lim2 = test_limiter<decltype(cb)>(user_key{}, {{"", "1/m"}}, {},
+                                           srl::in_memory_storage<>{}, cb, srl::manual_clock());
     CHECK(lim2.check_and_record(request{"1"}, info).allowed());
     CHECK(lim2.check_and_record(request{"1"}, info).blocked());
     CHECK(calls == 2);
@@ -219,7 +223,8 @@ TEST_CASE("a limiter over a specific algorithm accepts only that algorithm's nam
     using gcra_limiter = srl::limiter<srl::fixed_key, srl::in_memory_storage<srl::leaky_bucket>>;
     gcra_limiter lim(srl::fixed_key("global"), {{"", "2/s", ""}, {"x", "5/s", "leaky_bucket"}});
     CHECK(lim.check(0).allowed());
-    CHECK_THROWS_AS(gcra_limiter(srl::fixed_key("g"), {{"", "2/s", "token_bucket"}}), srl::config_error);
+    CHECK_THROWS_AS(gcra_limiter(srl::fixed_key("g"), {{"", "2/s", "token_bucket"}}),
+                    srl::config_error);
     std::vector<gcra_limiter::rule_type> rules;
     rules.push_back({"direct", srl::leaky_bucket(srl::rate{1, 1s}), false});
     gcra_limiter direct(srl::fixed_key("g"), std::move(rules), {});
@@ -238,15 +243,33 @@ TEST_CASE("configuration errors throw at construction and name the bad value", "
     };
     using lim = srl::in_memory_limiter<srl::fixed_key>;
     const srl::fixed_key k("k");
-    CHECK_THAT(message([&] { (void)lim(k, {{"bad name", "1/m"}}); }), Catch::Contains("\"bad name\""));
+    CHECK_THAT(message([&] {
+                   (void)lim(k, {{"bad name", "1/m"}});
+               }),
+               Catch::Contains("\"bad name\""));
     CHECK_THAT(message([&] { (void)lim(k, {{"r:x", "1/m"}}); }), Catch::Contains("\"r:x\""));
     CHECK_THAT(message([&] { (void)lim(k, {{"a\nb", "1/m"}}); }), Catch::Contains("\"a\\nb\""));
-    CHECK_THAT(message([&] { (void)lim(k, {{"a", "1/m", "gcra\r\n"}}); }), Catch::Contains("\"gcra\\r\\n\""));
-    CHECK_THAT(message([&] { (void)lim(k, {{std::string(101, 'a'), "1/m"}}); }), Catch::Contains("invalid rule name"));
+    CHECK_THAT(message([&] {
+                   (void)lim(k, {{"a", "1/m", "gcra\r\n"}});
+               }),
+               Catch::Contains("\"gcra\\r\\n\""));
+    CHECK_THAT(message([&] {
+                   (void)lim(k, {{std::string(101, 'a'), "1/m"}});
+               }),
+               Catch::Contains("invalid rule name"));
     CHECK_THAT(message([&] { (void)lim(k, {{"a", "1/mins"}}); }), Catch::Contains("\"1/mins\""));
-    CHECK_THAT(message([&] { (void)lim(k, {{"a", "1/m", "tokenbucket"}}); }), Catch::Contains("\"tokenbucket\""));
-    CHECK_THAT(message([&] { (void)lim(k, {{"a", "1/m"}, {"a", "2/m"}}); }), Catch::Contains("duplicate rule name \"a\""));
-    CHECK_THAT(message([&] { (void)lim(k, {{"", "1/m"}, {"", "2/m"}}); }), Catch::Contains("at most one unnamed rule"));
+    CHECK_THAT(message([&] {
+                   (void)lim(k, {{"a", "1/m", "tokenbucket"}});
+               }),
+               Catch::Contains("\"tokenbucket\""));
+    CHECK_THAT(message([&] {
+                   (void)lim(k, {{"a", "1/m"}, {"a", "2/m"}});
+               }),
+               Catch::Contains("duplicate rule name \"a\""));
+    CHECK_THAT(message([&] {
+                   (void)lim(k, {{"", "1/m"}, {"", "2/m"}});
+               }),
+               Catch::Contains("at most one unnamed rule"));
     CHECK_THAT(message([&] { (void)lim(k, {}); }), Catch::Contains("at least one rule"));
     std::vector<srl::rule_config> nine;
     for (int i = 0; i < 9; ++i) nine.push_back({"r" + std::to_string(i), "1/m"});
@@ -301,10 +324,12 @@ TEST_CASE("verdict picks the binding decision and the longest wait", "[limiter]"
     CHECK(copy[2].retry_after == 3s);
 }
 
-TEST_CASE("a limiter can hold its sink by reference, built from rule configurations", "[limiter][sink]") {
+TEST_CASE("a limiter can hold its sink by reference, built from rule configurations",
+          "[limiter][sink]") {
     srl_test::recording_sink sink;
-    srl::limiter<user_key, srl::in_memory_storage<>, srl_test::recording_sink&, srl::manual_clock> lim(
-        user_key{}, std::vector<srl::rule_config>{{"a", "1/m"}}, {}, srl::in_memory_storage<>{}, sink);
+    srl::limiter<user_key, srl::in_memory_storage<>, srl_test::recording_sink&, srl::manual_clock>
+        lim(user_key{}, std::vector<srl::rule_config>{{"a", "1/m"}}, {}, srl::in_memory_storage<>{},
+            sink);
     const srl::request_info info{"/", "GET", std::nullopt, std::nullopt, {}};
     lim.check_and_record(request{"7"}, info);
     lim.check_and_record(request{"7"}, info);

@@ -57,7 +57,8 @@ std::size_t heap_in_use() {
 }
 }  // namespace
 
-TEST_CASE("update inserts the initial state once and runs the callback under the lock", "[storage]") {
+TEST_CASE("update inserts the initial state once and runs the callback under the lock",
+          "[storage]") {
     srl::in_memory_storage<srl::fixed_window> s(opts(100, 4));
     srl::fixed_window::state_type init;
     init.count = 5;
@@ -106,9 +107,11 @@ TEST_CASE("a million distinct keys through a 100k-key storage stay within the bo
     char buf[32];
     std::size_t heap_at_cap = 0;
     for (int i = 0; i < 1'000'000; ++i) {
-        const int n = std::snprintf(buf, sizeof buf, "ip:10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        const int n =
+            std::snprintf(buf, sizeof buf, "ip:10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
         REQUIRE(s.acquire(std::string_view(buf, static_cast<std::size_t>(n)), a,
-                          t0 + std::chrono::microseconds(i), 1).allowed);
+                          t0 + std::chrono::microseconds(i), 1)
+                    .allowed);
         if (i == 200'000) heap_at_cap = heap_in_use();
     }
     const auto st = s.stats();
@@ -132,8 +135,7 @@ TEST_CASE("two threads creating the same new key create one state", "[storage][c
         std::atomic<int> allowed{0};
         auto worker = [&] {
             ready.fetch_add(1);
-            while (ready.load() < 2) {
-            }
+            while (ready.load() < 2) {}
             if (s.acquire(key, a, t0, 1).allowed) allowed.fetch_add(1);
         };
         std::thread t1(worker), t2(worker);
@@ -148,7 +150,8 @@ TEST_CASE("each storage draws its own hash seed", "[storage]") {
     srl::in_memory_storage<srl::fixed_window> a, b;
     CHECK(a.options().seed != 0);
     CHECK(a.options().seed != b.options().seed);
-    CHECK(srl::detail::hash_bytes("ip:203.0.113.5", 1) != srl::detail::hash_bytes("ip:203.0.113.5", 2));
+    CHECK(srl::detail::hash_bytes("ip:203.0.113.5", 1) !=
+          srl::detail::hash_bytes("ip:203.0.113.5", 2));
     srl::in_memory_options o;
     o.seed = 42;
     srl::in_memory_storage<srl::fixed_window> c(o);
@@ -172,7 +175,8 @@ TEST_CASE("the seeded hash spreads similar keys evenly over shards", "[storage]"
     const std::uint64_t seed = 0x1234567890abcdefull;
     std::vector<int> buckets(64, 0);
     for (int i = 0; i < 64'000; ++i) {
-        const std::string k = "ip:192.168." + std::to_string(i / 256) + "." + std::to_string(i % 256);
+        const std::string k =
+            "ip:192.168." + std::to_string(i / 256) + "." + std::to_string(i % 256);
         ++buckets[srl::detail::hash_bytes(k, seed) >> 58];
     }
     for (const int b : buckets) {

@@ -36,23 +36,27 @@ template <class Mutex, class... Combo>
 std::tuple<in_memory<Combo, Mutex>...> over(std::tuple<Combo...>);
 
 using locked_combos = decltype(over<std::mutex>(contract::all_combos{}));
-using all_combos = decltype(std::tuple_cat(locked_combos{}, over<srl::null_mutex>(contract::all_combos{})));
+using all_combos =
+    decltype(std::tuple_cat(locked_combos{}, over<srl::null_mutex>(contract::all_combos{})));
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("in memory: an algorithm admits exactly its limit, then denies with a finite wait",
-                        "[algorithm][storage][contract]", all_combos) {
+TEMPLATE_LIST_TEST_CASE(
+    "in memory: an algorithm admits exactly its limit, then denies with a finite wait",
+    "[algorithm][storage][contract]", all_combos) {
     auto s = TestType::make_storage();
     contract::admits_exactly_its_limit<TestType>(s);
 }
 
-TEMPLATE_LIST_TEST_CASE("in memory: cost counts several units and a cost above the limit is never retryable",
-                        "[algorithm][storage][contract]", all_combos) {
+TEMPLATE_LIST_TEST_CASE(
+    "in memory: cost counts several units and a cost above the limit is never retryable",
+    "[algorithm][storage][contract]", all_combos) {
     auto s = TestType::make_storage();
     contract::cost_counts_several_units<TestType>(s);
 }
 
-TEMPLATE_LIST_TEST_CASE("in memory: keys are independent", "[algorithm][storage][contract]", all_combos) {
+TEMPLATE_LIST_TEST_CASE("in memory: keys are independent", "[algorithm][storage][contract]",
+                        all_combos) {
     auto s = TestType::make_storage();
     contract::keys_are_independent<TestType>(s);
 }
@@ -107,8 +111,9 @@ TEMPLATE_LIST_TEST_CASE("in memory: peek reports the outcome the next acquire ma
     manual::peek_reports_the_next_acquire<TestType>([] { return TestType::make_storage(); });
 }
 
-TEMPLATE_LIST_TEST_CASE("in memory: a backwards clock step neither drains quota nor gives a negative wait",
-                        "[algorithm][storage][contract]", all_combos) {
+TEMPLATE_LIST_TEST_CASE(
+    "in memory: a backwards clock step neither drains quota nor gives a negative wait",
+    "[algorithm][storage][contract]", all_combos) {
     auto s = TestType::make_storage();
     manual::backwards_clock_step<TestType>(s);
 }

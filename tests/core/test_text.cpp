@@ -32,25 +32,25 @@ TEST_CASE("utf8_sequence gives 1 for every ASCII byte, NUL included", "[text][ut
 TEST_CASE("utf8_sequence accepts exactly the well-formed sequences", "[text][utf8]") {
     using srl::detail::utf8_sequence;
     // Lead bytes that can never start a sequence.
-    CHECK(utf8_sequence("\x80"sv) == 0);   // lone continuation byte
+    CHECK(utf8_sequence("\x80"sv) == 0);      // lone continuation byte
     CHECK(utf8_sequence("\xC0\x80"sv) == 0);  // overlong NUL
     CHECK(utf8_sequence("\xC1\xBF"sv) == 0);  // overlong
     CHECK(utf8_sequence("\xF5\x80\x80\x80"sv) == 0);
     CHECK(utf8_sequence("\xFF"sv) == 0);
     // The first and last code point of each length, and the ranges' edges.
-    CHECK(utf8_sequence("\xC2\x80"sv) == 2);           // U+0080
-    CHECK(utf8_sequence("\xDF\xBF"sv) == 2);           // U+07FF
-    CHECK(utf8_sequence("\xE0\x9F\xBF"sv) == 0);       // overlong U+07FF
-    CHECK(utf8_sequence("\xE0\xA0\x80"sv) == 3);       // U+0800
-    CHECK(utf8_sequence("\xED\x9F\xBF"sv) == 3);       // U+D7FF
-    CHECK(utf8_sequence("\xED\xA0\x80"sv) == 0);       // U+D800, a surrogate
-    CHECK(utf8_sequence("\xED\xBF\xBF"sv) == 0);       // U+DFFF, a surrogate
-    CHECK(utf8_sequence("\xEE\x80\x80"sv) == 3);       // U+E000
-    CHECK(utf8_sequence("\xEF\xBF\xBF"sv) == 3);       // U+FFFF
-    CHECK(utf8_sequence("\xF0\x8F\xBF\xBF"sv) == 0);   // overlong U+FFFF
-    CHECK(utf8_sequence("\xF0\x90\x80\x80"sv) == 4);   // U+10000
-    CHECK(utf8_sequence("\xF4\x8F\xBF\xBF"sv) == 4);   // U+10FFFF
-    CHECK(utf8_sequence("\xF4\x90\x80\x80"sv) == 0);   // above U+10FFFF
+    CHECK(utf8_sequence("\xC2\x80"sv) == 2);          // U+0080
+    CHECK(utf8_sequence("\xDF\xBF"sv) == 2);          // U+07FF
+    CHECK(utf8_sequence("\xE0\x9F\xBF"sv) == 0);      // overlong U+07FF
+    CHECK(utf8_sequence("\xE0\xA0\x80"sv) == 3);      // U+0800
+    CHECK(utf8_sequence("\xED\x9F\xBF"sv) == 3);      // U+D7FF
+    CHECK(utf8_sequence("\xED\xA0\x80"sv) == 0);      // U+D800, a surrogate
+    CHECK(utf8_sequence("\xED\xBF\xBF"sv) == 0);      // U+DFFF, a surrogate
+    CHECK(utf8_sequence("\xEE\x80\x80"sv) == 3);      // U+E000
+    CHECK(utf8_sequence("\xEF\xBF\xBF"sv) == 3);      // U+FFFF
+    CHECK(utf8_sequence("\xF0\x8F\xBF\xBF"sv) == 0);  // overlong U+FFFF
+    CHECK(utf8_sequence("\xF0\x90\x80\x80"sv) == 4);  // U+10000
+    CHECK(utf8_sequence("\xF4\x8F\xBF\xBF"sv) == 4);  // U+10FFFF
+    CHECK(utf8_sequence("\xF4\x90\x80\x80"sv) == 0);  // above U+10FFFF
     // Truncated or interrupted sequences.
     CHECK(utf8_sequence("\xE2\x82"sv) == 0);
     CHECK(utf8_sequence("\xE2\x82\x41"sv) == 0);
@@ -81,7 +81,9 @@ TEST_CASE("the JSON escaper is safe in HTML and JavaScript", "[text][json]") {
     CHECK(json_string("\n\r\t\b\f") == R"("\n\r\t\b\f")");
     CHECK(json_string(std::string("\0\x01\x1f\x7f", 4)) == R"("\u0000\u0001\u001f\u007f")");
     CHECK(json_string("</script><!--&amp;") == R"("\u003c/script\u003e\u003c!--\u0026amp;")");
-    CHECK(json_string("a\xE2\x80\xA8" "b\xE2\x80\xA9" "c") == R"("a\u2028b\u2029c")");
+    CHECK(json_string("a\xE2\x80\xA8"
+                      "b\xE2\x80\xA9"
+                      "c") == R"("a\u2028b\u2029c")");
     CHECK(json_string("\xE2\x80\xA7") == "\"\xE2\x80\xA7\"");  // U+2027 is copied
     CHECK(json_string("Zo\xC3\xAB \xF0\x9F\x98\x80") == "\"Zo\xC3\xAB \xF0\x9F\x98\x80\"");
     // One \ufffd per byte that is not valid UTF-8.
@@ -108,7 +110,7 @@ TEST_CASE("iequals ignores ASCII case only", "[text]") {
     CHECK(iequals("", ""));
     CHECK_FALSE(iequals("bearer", "bearer "));
     CHECK_FALSE(iequals("\xC3\x89", "\xC3\xA9"));  // no Unicode folding
-    CHECK_FALSE(iequals("[", "{"));                 // '[' + 32 is '{', not a letter
+    CHECK_FALSE(iequals("[", "{"));                // '[' + 32 is '{', not a letter
 }
 
 TEST_CASE("a printable line has no control characters and valid UTF-8", "[text]") {
@@ -146,7 +148,8 @@ TEST_CASE("RFC 3339: any number of fraction digits, truncated to microseconds", 
     CHECK(parse_rfc3339("2026-05-07T22:41:55.1Z") == second + 100000us);
     CHECK(parse_rfc3339("2026-05-07T22:41:55.123456Z") == second + 123456us);
     CHECK(parse_rfc3339("2026-05-07T22:41:55.1234564Z") == second + 123456us);
-    CHECK(parse_rfc3339("2026-05-07T22:41:55.1234569Z") == second + 123456us);  // truncated, not rounded
+    CHECK(parse_rfc3339("2026-05-07T22:41:55.1234569Z") ==
+          second + 123456us);  // truncated, not rounded
     CHECK(parse_rfc3339("2026-05-07T22:41:55.000000999999999999Z") == second);
     // Truncation never carries into the next second, day or year.
     const srl::event_time new_year{sys_days{year{2027} / 1 / 1}};
@@ -176,21 +179,22 @@ TEST_CASE("RFC 3339: a leap second reads as :59, the grammar's ranges hold", "[t
 }
 
 TEST_CASE("settings accept exactly the trusted proxies the middleware parses", "[text][settings]") {
-    for (const char* text : {"10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "::1", "::ffff:10.0.0.0/104",
-                             "0.0.0.0/0", "::/0"}) {
+    for (const char* text : {"10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "::1",
+                             "::ffff:10.0.0.0/104", "0.0.0.0/0", "::/0"}) {
         INFO(text);
         CHECK(srl::detail::valid_cidr(text));
         CHECK(srl::cidr::parse(text).has_value());
     }
     // Accepted by the settings' former own parser, rejected by cidr_list: now rejected by both.
-    for (const char* text : {"10.0.0.1/8", "2001:db8::1/32", "::ffff:10.0.0.0/8", "10.0.0.0/", "10.0.0.0/033",
-                             "1.2.3", "01.2.3.4", "1::2::3", "fe80::1%eth0", ""}) {
+    for (const char* text : {"10.0.0.1/8", "2001:db8::1/32", "::ffff:10.0.0.0/8", "10.0.0.0/",
+                             "10.0.0.0/033", "1.2.3", "01.2.3.4", "1::2::3", "fe80::1%eth0", ""}) {
         INFO(text);
         CHECK_FALSE(srl::detail::valid_cidr(text));
         CHECK_FALSE(srl::cidr::parse(text).has_value());
     }
     srl::settings s;
-    CHECK_THROWS_AS(srl::apply_setting(s, "RATELIMIT_TRUSTED_PROXIES", "10.0.0.1/8", "env"), srl::config_error);
+    CHECK_THROWS_AS(srl::apply_setting(s, "RATELIMIT_TRUSTED_PROXIES", "10.0.0.1/8", "env"),
+                    srl::config_error);
     srl::apply_setting(s, "RATELIMIT_TRUSTED_PROXIES", " 10.0.0.0/8 , ::1", "env");
     CHECK_NOTHROW(srl::cidr_list::from_strings(s.trusted_proxies));
 }

@@ -21,17 +21,18 @@ struct checked_storage {
     std::shared_ptr<smart_ratelimit::in_memory_storage<>> inner =
         std::make_shared<smart_ratelimit::in_memory_storage<>>();
 
-    smart_ratelimit::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
-                                     std::uint64_t c) {
+    smart_ratelimit::outcome acquire(std::string_view k, const algorithm_type& a,
+                                     std::chrono::nanoseconds now, std::uint64_t c) {
         self().check();
         return inner->acquire(k, a, now, c);
     }
-    smart_ratelimit::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
-                                  std::uint64_t c) {
+    smart_ratelimit::outcome peek(std::string_view k, const algorithm_type& a,
+                                  std::chrono::nanoseconds now, std::uint64_t c) {
         self().check();
         return inner->peek(k, a, now, c);
     }
-    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
+    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                 std::uint64_t c) {
         self().check();
         inner->release(k, a, now, c);
     }

@@ -44,9 +44,10 @@ public:
     /// Starts the server (again, on the same port) and waits until it answers PING.
     void start() {
         const std::string port = std::to_string(port_);
-        std::vector<std::string> args{"redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "",
-                                      "--appendonly", "no", "--dir", dir_, "--logfile", dir_ + "/redis.log",
-                                      "--daemonize", "no"};
+        std::vector<std::string> args{
+            "redis-server", "--bind",    "127.0.0.1",         "--port",      port,
+            "--save",       "",          "--appendonly",      "no",          "--dir",
+            dir_,           "--logfile", dir_ + "/redis.log", "--daemonize", "no"};
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);

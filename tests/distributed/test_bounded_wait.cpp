@@ -99,7 +99,8 @@ bool eventually(F cond) {
 
 static_assert(srl::storage_backend<resilient>);
 
-TEST_CASE("bounded wait: a healthy store answers through the workers unchanged", "[resilience][bounded_wait]") {
+TEST_CASE("bounded wait: a healthy store answers through the workers unchanged",
+          "[resilience][bounded_wait]") {
     gated_storage s;
     resilient r(s, bounded(), {}, srl::manual_clock(t0));
     for (int i = 0; i < 10; ++i) CHECK(r.acquire("k", alg, t0, 1).allowed);
@@ -114,8 +115,10 @@ TEST_CASE("bounded wait: a healthy store answers through the workers unchanged",
     CHECK(r.state() == srl::breaker_state::closed);
 }
 
-TEST_CASE("bounded wait: one worker serves a caller's calls back to back, never found busy with the last one",
-          "[resilience][bounded_wait]") {
+TEST_CASE(
+    "bounded wait: one worker serves a caller's calls back to back, never found busy with the last "
+    "one",
+    "[resilience][bounded_wait]") {
     // The worker counts as free once the backend call returns, before the caller
     // wakes: the caller's next call can never find it still busy with the last one.
     gated_storage s;
@@ -131,9 +134,11 @@ TEST_CASE("bounded wait: one worker serves a caller's calls back to back, never 
     CHECK(r.stats().successes == static_cast<std::uint64_t>(calls));
 }
 
-TEST_CASE("bounded wait: a frozen store gets the policy's answer at the timeout, exhausted workers fail fast, "
-          "and service recovers when the store resumes",
-          "[resilience][bounded_wait]") {
+TEST_CASE(
+    "bounded wait: a frozen store gets the policy's answer at the timeout, exhausted workers fail "
+    "fast, "
+    "and service recovers when the store resumes",
+    "[resilience][bounded_wait]") {
     gated_storage s;
     srl::manual_clock clock(t0);
     auto opts = bounded();
@@ -224,8 +229,9 @@ TEST_CASE("bounded wait: degraded at the timeout, and a store error is a failure
     CHECK(r.stats().successes == 1);
 }
 
-TEST_CASE("bounded wait: concurrent callers through two workers all get an answer, counted once each",
-          "[resilience][bounded_wait]") {
+TEST_CASE(
+    "bounded wait: concurrent callers through two workers all get an answer, counted once each",
+    "[resilience][bounded_wait]") {
     gated_storage s;
     auto o = bounded();
     o.failure_threshold = 1000000;  // refusals under contention must not open the breaker here
@@ -255,7 +261,8 @@ TEST_CASE("bounded wait: too many workers or a zero timeout is a configuration e
                       Catch::Contains("wait_workers 257"));
     o.wait_workers = 2;
     o.timeout = 0ms;
-    CHECK_THROWS_WITH(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)), Catch::Contains("timeout"));
+    CHECK_THROWS_WITH(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)),
+                      Catch::Contains("timeout"));
     CHECK_THROWS_AS(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)), srl::config_error);
     o.wait_workers = 0;  // without bounded wait a zero timeout only marks every call slow
     CHECK_NOTHROW(resilient(gated_storage{}, o, {}, srl::manual_clock(t0)));

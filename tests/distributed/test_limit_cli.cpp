@@ -49,12 +49,14 @@ std::string store() { return "--store " + server().url() + " "; }
 
 }  // namespace
 
-TEST_CASE("limit prints one JSON line and exits 0 until the limit, then 75", "[cli][limit][redis]") {
+TEST_CASE("limit prints one JSON line and exits 0 until the limit, then 75",
+          "[cli][limit][redis]") {
     for (int i = 0; i < 3; ++i) {
         const auto r = run(store() + "--rate 3/h --key cli:basic");
         INFO(r.err);
         REQUIRE(r.code == 0);
-        CHECK(r.out.find("{\"allowed\":true,\"key\":\"cli:basic\",\"algorithm\":\"fixed_window\",\"limit\":3") == 0);
+        CHECK(r.out.find("{\"allowed\":true,\"key\":\"cli:basic\",\"algorithm\":\"fixed_window\","
+                         "\"limit\":3") == 0);
         CHECK(r.out.find("\"remaining\":" + std::to_string(2 - i)) != std::string::npos);
         CHECK(r.out.find("\"retry_after_ms\":0") != std::string::npos);
         CHECK(r.out.back() == '\n');
@@ -94,18 +96,19 @@ TEST_CASE("limit rejects bad arguments with exit 64 and names them", "[cli][limi
         std::string args;
         std::string says;
     };
-    for (const auto& c : {bad_case{"--store " + url + "--database sqlite:///x.db --rate 3/h --key k", "give one"},
-                          bad_case{"--store " + url + "--key k", "--rate"},
-                          bad_case{"--store " + url + "--rate 3/h", "--key"},
-                          bad_case{"--store " + url + "--rate 3/hours --key k", "3/hours"},
-                          bad_case{"--store " + url + "--rate 3/h --key k --algorithm leaky", "leaky"},
-                          bad_case{"--store " + url + "--rate 3/h --key k --cost 0", "--cost"},
-                          bad_case{"--store memory --rate 3/h --key k", "meaningless"},
-                          bad_case{"--store sqlite://x.db --rate 3/h --key k", "three slashes"},
-                          bad_case{"--store postgresql://u@h --rate 3/h --key k", "database name"},
-                          bad_case{"--store redis://h:notaport --rate 3/h --key k", "port"},
-                          bad_case{"--store mongodb://h --rate 3/h --key k", "mongodb://h"},
-                          bad_case{"--store " + url + "--rate 3/h --key k --bogus", "--bogus"}}) {
+    for (const auto& c :
+         {bad_case{"--store " + url + "--database sqlite:///x.db --rate 3/h --key k", "give one"},
+          bad_case{"--store " + url + "--key k", "--rate"},
+          bad_case{"--store " + url + "--rate 3/h", "--key"},
+          bad_case{"--store " + url + "--rate 3/hours --key k", "3/hours"},
+          bad_case{"--store " + url + "--rate 3/h --key k --algorithm leaky", "leaky"},
+          bad_case{"--store " + url + "--rate 3/h --key k --cost 0", "--cost"},
+          bad_case{"--store memory --rate 3/h --key k", "meaningless"},
+          bad_case{"--store sqlite://x.db --rate 3/h --key k", "three slashes"},
+          bad_case{"--store postgresql://u@h --rate 3/h --key k", "database name"},
+          bad_case{"--store redis://h:notaport --rate 3/h --key k", "port"},
+          bad_case{"--store mongodb://h --rate 3/h --key k", "mongodb://h"},
+          bad_case{"--store " + url + "--rate 3/h --key k --bogus", "--bogus"}}) {
         const auto r = run(c.args);
         INFO(c.args << " -> " << r.err);
         CHECK(r.code == 64);
@@ -116,18 +119,20 @@ TEST_CASE("limit rejects bad arguments with exit 64 and names them", "[cli][limi
 
 TEST_CASE("limit exits 69 when the store cannot be reached", "[cli][limit]") {
     const int port = srl_test::free_port();
-    const auto r = run("--store redis://127.0.0.1:" + std::to_string(port) + " --rate 3/h --key k --timeout-ms 300");
+    const auto r = run("--store redis://127.0.0.1:" + std::to_string(port) +
+                       " --rate 3/h --key k --timeout-ms 300");
     CHECK(r.code == 69);
     CHECK(r.err.find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
     CHECK(r.out.empty());
 }
 
-TEST_CASE("thirty concurrent limit processes on one key at limit 10 admit exactly 10", "[cli][limit][redis]") {
+TEST_CASE("thirty concurrent limit processes on one key at limit 10 admit exactly 10",
+          "[cli][limit][redis]") {
     for (const char* alg : {"fixed_window", "sliding_window", "token_bucket", "leaky_bucket"}) {
         const std::string key = std::string("cli:race:") + alg;
-        const std::string cmd = "ok=0; for i in $(seq 30); do (" + std::string(SRL_TOOL_PATH) + " limit " + store() +
-                                "--rate 10/h --algorithm " + alg + " --key " + key +
-                                " >/dev/null 2>&1; echo $?) & done | grep -c '^0$'";
+        const std::string cmd = "ok=0; for i in $(seq 30); do (" + std::string(SRL_TOOL_PATH) +
+                                " limit " + store() + "--rate 10/h --algorithm " + alg + " --key " +
+                                key + " >/dev/null 2>&1; echo $?) & done | grep -c '^0$'";
         FILE* p = ::popen(cmd.c_str(), "r");
         REQUIRE(p != nullptr);
         char buf[64] = {};

@@ -70,7 +70,8 @@ srl::resilience_options resilience() {
 struct redis_backend {
     static constexpr const char* name = "Redis";
     static constexpr bool keeps_state_when_killed = false;
-    using storage_type = srl::resilient_storage<rds::redis_storage, srl::no_failover, srl::manual_clock>;
+    using storage_type =
+        srl::resilient_storage<rds::redis_storage, srl::no_failover, srl::manual_clock>;
 
     srl_test::redis_server server;
     int runs = 0;
@@ -99,7 +100,8 @@ struct redis_backend {
 struct postgres_backend {
     static constexpr const char* name = "PostgreSQL";
     static constexpr bool keeps_state_when_killed = true;
-    using storage_type = srl::resilient_storage<ssql::sql_state_storage, srl::no_failover, srl::manual_clock>;
+    using storage_type =
+        srl::resilient_storage<ssql::sql_state_storage, srl::no_failover, srl::manual_clock>;
 
     srl_test::private_postgres pg;
     int runs = 0;
@@ -274,7 +276,8 @@ std::vector<srl::event> read_all(const ssql::event_store& store) {
 /// failure per event.
 void check_events(const std::vector<srl::event>& events, const tally& t) {
     REQUIRE(events.size() == t.rows.size());
-    std::int64_t wrong_key = 0, wrong_outcome = 0, degraded_denied = 0, degraded_counted = 0, innocent_denied = 0;
+    std::int64_t wrong_key = 0, wrong_outcome = 0, degraded_denied = 0, degraded_counted = 0,
+                 innocent_denied = 0;
     std::int64_t degraded = 0, denied = 0;
     std::string first;
     auto note = [&](std::int64_t& n, std::size_t i, const char* what) {
@@ -450,8 +453,9 @@ void run_outage(Backend& backend, srl::failure_policy policy) {
     //    were given up on (timed out or failed): such a command waits in the server's
     //    socket and may run when it resumes. The request was answered degraded and
     //    logged so; only the store may have counted that unit.
-    const auto sent_to_frozen = static_cast<std::int64_t>(stats_after.timed_out - stats_before.timed_out +
-                                                          stats_after.failures - stats_before.failures);
+    const auto sent_to_frozen =
+        static_cast<std::int64_t>(stats_after.timed_out - stats_before.timed_out +
+                                  stats_after.failures - stats_before.failures);
     std::int64_t late_units = 0;
     for (int i = 1; i <= innocents; ++i) {
         const auto v = run.send(innocent(i));
@@ -502,16 +506,22 @@ void run_outage(Backend& backend, srl::failure_policy policy) {
 
 }  // namespace
 
-TEST_CASE("outage honesty, Redis killed and frozen mid-run: degraded is never blocked, alerts name only the abuser",
-          "[outage][redis][failures]") {
+TEST_CASE(
+    "outage honesty, Redis killed and frozen mid-run: degraded is never blocked, alerts name only "
+    "the abuser",
+    "[outage][redis][failures]") {
     redis_backend b;
-    for (const auto p : {srl::failure_policy::fail_closed, srl::failure_policy::fail_open}) run_outage(b, p);
+    for (const auto p : {srl::failure_policy::fail_closed, srl::failure_policy::fail_open})
+        run_outage(b, p);
 }
 
-TEST_CASE("outage honesty, PostgreSQL killed and frozen mid-run: degraded is never blocked, alerts name only the "
-          "abuser",
-          "[outage][postgresql][failures]") {
+TEST_CASE(
+    "outage honesty, PostgreSQL killed and frozen mid-run: degraded is never blocked, alerts name "
+    "only the "
+    "abuser",
+    "[outage][postgresql][failures]") {
     postgres_backend b;
     if (!b.available()) return;
-    for (const auto p : {srl::failure_policy::fail_closed, srl::failure_policy::fail_open}) run_outage(b, p);
+    for (const auto p : {srl::failure_policy::fail_closed, srl::failure_policy::fail_open})
+        run_outage(b, p);
 }

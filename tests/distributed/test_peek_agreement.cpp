@@ -22,8 +22,9 @@ namespace rds = smart_ratelimit::redis;
 namespace ssql = smart_ratelimit::soci;
 using namespace std::chrono_literals;
 
-TEST_CASE("peek reports the same allowed, count and remaining on the in-memory, Redis and SQL storages",
-          "[peek][redis][sql_state]") {
+TEST_CASE(
+    "peek reports the same allowed, count and remaining on the in-memory, Redis and SQL storages",
+    "[peek][redis][sql_state]") {
     srl_test::redis_server server;
     auto ro = rds::redis_options_from_url(server.url(), 2000ms, 2000ms, 2);
     ro.prefix = "peek-agreement:" + std::to_string(::getpid()) + ":";
@@ -52,11 +53,13 @@ TEST_CASE("peek reports the same allowed, count and remaining on the in-memory, 
     // A long period, so the few milliseconds the servers' clocks move between calls
     // change no whole unit; the in-memory storage's clock sits mid-window.
     const auto now = std::chrono::nanoseconds(1000h + 30min);
-    for (const char* name : {"fixed_window", "sliding_window", "sliding_window_approx", "token_bucket", "leaky_bucket"}) {
+    for (const char* name : {"fixed_window", "sliding_window", "sliding_window_approx",
+                             "token_bucket", "leaky_bucket"}) {
         const srl::any_algorithm a(name, srl::rate{10, 24h});
         for (const std::uint64_t n : {0u, 1u, 4u, 9u, 10u}) {
             for (const std::uint64_t cost : {1u, 3u, 11u}) {
-                const std::string key = std::string(name) + ":" + std::to_string(n) + ":" + std::to_string(cost);
+                const std::string key =
+                    std::string(name) + ":" + std::to_string(n) + ":" + std::to_string(cost);
                 for (std::uint64_t i = 0; i < n; ++i) {
                     REQUIRE(memory.acquire(key, a, now, 1).allowed);
                     REQUIRE(redis.acquire(key, a, now, 1).allowed);
@@ -65,9 +68,10 @@ TEST_CASE("peek reports the same allowed, count and remaining on the in-memory, 
                 const auto m = memory.peek(key, a, now, cost);
                 const auto r = redis.peek(key, a, now, cost);
                 const auto q = sql.peek(key, a, now, cost);
-                INFO(name << " after " << n << " acquires, peek cost " << cost << ": memory {" << m.allowed << ", "
-                          << m.count << ", " << m.remaining << "} redis {" << r.allowed << ", " << r.count << ", "
-                          << r.remaining << "} sql {" << q.allowed << ", " << q.count << ", " << q.remaining << "}");
+                INFO(name << " after " << n << " acquires, peek cost " << cost << ": memory {"
+                          << m.allowed << ", " << m.count << ", " << m.remaining << "} redis {"
+                          << r.allowed << ", " << r.count << ", " << r.remaining << "} sql {"
+                          << q.allowed << ", " << q.count << ", " << q.remaining << "}");
                 CHECK(r.allowed == m.allowed);
                 CHECK(r.count == m.count);
                 CHECK(r.remaining == m.remaining);

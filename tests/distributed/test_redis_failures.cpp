@@ -21,7 +21,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using resilient_redis = srl::resilient_storage<rds::redis_storage, srl::no_failover, srl::manual_clock>;
+using resilient_redis =
+    srl::resilient_storage<rds::redis_storage, srl::no_failover, srl::manual_clock>;
 
 struct scenario {
     srl_test::redis_server server;
@@ -86,7 +87,7 @@ TEST_CASE("redis killed mid-run: degraded answers, the breaker opens, a restart 
     }
     const auto st = s.storage.stats();
     CHECK(s.storage.state() == srl::breaker_state::open);
-    CHECK(st.failures == 3);          // the threshold, then the breaker stops calling
+    CHECK(st.failures == 3);  // the threshold, then the breaker stops calling
     CHECK(st.short_circuited == 7);
     CHECK(st.degraded_answers == 10);
     CHECK(st.opened == 1);

@@ -44,7 +44,8 @@ srl_test::redis_server& server() {
 
 std::string unique_prefix(const char* what) {
     static std::atomic<int> n{0};
-    return std::string("test:") + what + ":" + std::to_string(::getpid()) + ":" + std::to_string(n++) + ":";
+    return std::string("test:") + what + ":" + std::to_string(::getpid()) + ":" +
+           std::to_string(n++) + ":";
 }
 
 template <class A>
@@ -79,7 +80,8 @@ std::vector<std::pair<std::string, long long>> keys_with_ttl(const std::string& 
     std::string cursor = "0";
     const std::string match = prefix + "*";
     do {
-        auto* r = static_cast<redisReply*>(redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor.c_str(), match.c_str()));
+        auto* r = static_cast<redisReply*>(
+            redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor.c_str(), match.c_str()));
         REQUIRE(r != nullptr);
         REQUIRE(r->type == REDIS_REPLY_ARRAY);
         cursor.assign(r->element[0]->str, r->element[0]->len);
@@ -95,14 +97,16 @@ std::vector<std::pair<std::string, long long>> keys_with_ttl(const std::string& 
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("redis: an algorithm admits exactly its limit, then denies with a finite wait",
-                        "[redis][storage][contract]", all_combos) {
+TEMPLATE_LIST_TEST_CASE(
+    "redis: an algorithm admits exactly its limit, then denies with a finite wait",
+    "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("limit");
     contract::admits_exactly_its_limit<TestType>(s);
 }
 
-TEMPLATE_LIST_TEST_CASE("redis: cost counts several units and a cost above the limit is never retryable",
-                        "[redis][storage][contract]", all_combos) {
+TEMPLATE_LIST_TEST_CASE(
+    "redis: cost counts several units and a cost above the limit is never retryable",
+    "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("cost");
     contract::cost_counts_several_units<TestType>(s);
 }
@@ -115,9 +119,8 @@ TEMPLATE_LIST_TEST_CASE("redis: keys are independent", "[redis][storage][contrac
 TEMPLATE_LIST_TEST_CASE("redis: peek decides without consuming and release gives units back",
                         "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("peek");
-    contract::peek_and_release<TestType>(s, [&](const std::string& key, const auto& a) {
-        return key_exists(s.redis_key(key, a));
-    });
+    contract::peek_and_release<TestType>(
+        s, [&](const std::string& key, const auto& a) { return key_exists(s.redis_key(key, a)); });
 }
 
 TEMPLATE_LIST_TEST_CASE("redis: count plus remaining is the limit on every decision",
@@ -126,8 +129,8 @@ TEMPLATE_LIST_TEST_CASE("redis: count plus remaining is the limit on every decis
     contract::count_plus_remaining_is_the_limit<TestType>(s);
 }
 
-TEMPLATE_LIST_TEST_CASE("redis: the largest limits and periods do not overflow", "[redis][storage][contract]",
-                        all_combos) {
+TEMPLATE_LIST_TEST_CASE("redis: the largest limits and periods do not overflow",
+                        "[redis][storage][contract]", all_combos) {
     auto s = make_storage<typename TestType::algorithm_type>("large");
     contract::largest_limits_do_not_overflow<TestType>(s);
 }
@@ -144,7 +147,8 @@ TEMPLATE_LIST_TEST_CASE("redis: eight threads on one key at limit 10 admit exact
     contract::eight_threads_admit_exactly_ten<TestType>(s, 5);
 }
 
-TEST_CASE("redis: two processes sharing one Redis never over-admit together", "[redis][storage][concurrency]") {
+TEST_CASE("redis: two processes sharing one Redis never over-admit together",
+          "[redis][storage][concurrency]") {
     const std::string prefix = unique_prefix("procs");
     const std::string url = server().url();
     const auto a = srl::any_algorithm("sliding_window", srl::rate{10, 1h});
@@ -197,7 +201,8 @@ TEST_CASE("redis: a pipelined batch decides in order and exactly", "[redis][stor
     CHECK(s.stats().decisions == reqs.size());
 }
 
-TEST_CASE("redis: SCRIPT FLUSH in the middle of a run is recovered transparently", "[redis][storage][noscript]") {
+TEST_CASE("redis: SCRIPT FLUSH in the middle of a run is recovered transparently",
+          "[redis][storage][noscript]") {
     auto s = make_storage<srl::any_algorithm>("noscript");
     const srl::any_algorithm a("fixed_window", srl::rate{6, 1h});
     CHECK(s.acquire("k", a, 0ns, 1).allowed);
@@ -238,7 +243,8 @@ TEST_CASE("redis: no key is left without a TTL after a run", "[redis][storage][t
     }
 }
 
-TEST_CASE("redis: every key of one decision carries the same hash tag", "[redis][storage][cluster]") {
+TEST_CASE("redis: every key of one decision carries the same hash tag",
+          "[redis][storage][cluster]") {
     auto s = make_storage<srl::any_algorithm>("tag");
     const srl::any_algorithm sw("sliding_window", srl::rate{3, 1min});
     s.acquire("rule:login:ip:203.0.113.5", sw, 0ns, 1);
@@ -256,7 +262,9 @@ TEST_CASE("redis: a limiter's rules consume quota only when all of them pass", "
     };
     auto s = make_storage<srl::any_algorithm>("limiter");
     srl::limiter<key_of, rds::redis_storage> lim(
-        key_of{}, std::vector<srl::rule_config>{{"burst", "3/h", "token_bucket"}, {"hourly", "5/h", "sliding_window"}},
+        key_of{},
+        std::vector<srl::rule_config>{{"burst", "3/h", "token_bucket"},
+                                      {"hourly", "5/h", "sliding_window"}},
         {}, s);
     int allowed = 0;
     for (int i = 0; i < 6; ++i) allowed += lim.check_key("user:1").allowed() ? 1 : 0;
@@ -277,8 +285,8 @@ TEST_CASE("redis: URLs are parsed and bad ones are named", "[redis][url]") {
     CHECK(u.redacted() == "redis://:***@cache.internal:6380/2");
     CHECK(rds::parse_redis_url("redis://localhost").port == 6379);
     CHECK(rds::parse_redis_url("redis://[::1]:7000").host == "::1");
-    for (const char* bad : {"http://x", "redis://", "redis://h:0", "redis://h:99999", "redis://h:12x",
-                            "redis://h/db", "redis://:pw@:1"}) {
+    for (const char* bad : {"http://x", "redis://", "redis://h:0", "redis://h:99999",
+                            "redis://h:12x", "redis://h/db", "redis://:pw@:1"}) {
         INFO(bad);
         CHECK_THROWS_AS(rds::parse_redis_url(bad), srl::config_error);
     }
@@ -297,7 +305,8 @@ TEST_CASE("redis: URLs are parsed and bad ones are named", "[redis][url]") {
 TEST_CASE("redis: an unreachable server is a counted failure answered by the on_error setting",
           "[redis][errors]") {
     const int port = srl_test::free_port();  // nothing listens there
-    auto o = rds::redis_options_from_url("redis://127.0.0.1:" + std::to_string(port), 500ms, 500ms, 2);
+    auto o =
+        rds::redis_options_from_url("redis://127.0.0.1:" + std::to_string(port), 500ms, 500ms, 2);
     const srl::any_algorithm a("fixed_window", srl::rate{3, 1h});
     o.errors = rds::on_error::degrade;
     rds::redis_storage degrading(o);
@@ -313,7 +322,8 @@ TEST_CASE("redis: an unreachable server is a counted failure answered by the on_
     CHECK_THROWS_AS(raising.load_scripts(), srl::storage_error);
 }
 
-TEST_CASE("redis: the URL's database is selected and a wrong password is a named error", "[redis][url]") {
+TEST_CASE("redis: the URL's database is selected and a wrong password is a named error",
+          "[redis][url]") {
     redisContext* c = server().connect();
     REQUIRE(c != nullptr);
     const srl::any_algorithm a("fixed_window", srl::rate{3, 1h});
@@ -327,7 +337,8 @@ TEST_CASE("redis: the URL's database is selected and a wrong password is a named
     CHECK(command_int(c, "EXISTS %s", s.redis_key("k", a).c_str()) == 1);
     redisFree(c);
     // A wrong password is an error that names the server.
-    auto bad = rds::redis_options_from_url("redis://:wrong@127.0.0.1:" + std::to_string(server().port()));
+    auto bad =
+        rds::redis_options_from_url("redis://:wrong@127.0.0.1:" + std::to_string(server().port()));
     bad.errors = rds::on_error::raise;
     try {
         rds::redis_storage(bad).acquire("k", a, 0ns, 1);
@@ -339,14 +350,16 @@ TEST_CASE("redis: the URL's database is selected and a wrong password is a named
 }
 
 #if defined(SRL_TEST_WITH_ASIO)
-TEST_CASE("redis: async_acquire runs on a thread pool and completes with the outcome", "[redis][async]") {
+TEST_CASE("redis: async_acquire runs on a thread pool and completes with the outcome",
+          "[redis][async]") {
     auto s = make_storage<srl::any_algorithm>("async");
     const srl::any_algorithm a("fixed_window", srl::rate{2, 1h});
     boost::asio::thread_pool pool(2);
     auto f1 = rds::async_acquire(s, "k", a, 1, pool.get_executor(), boost::asio::use_future);
     auto f2 = rds::async_acquire(s, "k", a, 1, pool.get_executor(), boost::asio::use_future);
     auto f3 = rds::async_acquire(s, "k", a, 1, pool.get_executor(), boost::asio::use_future);
-    const int allowed = (f1.get().allowed ? 1 : 0) + (f2.get().allowed ? 1 : 0) + (f3.get().allowed ? 1 : 0);
+    const int allowed =
+        (f1.get().allowed ? 1 : 0) + (f2.get().allowed ? 1 : 0) + (f3.get().allowed ? 1 : 0);
     CHECK(allowed == 2);
     pool.join();
 }

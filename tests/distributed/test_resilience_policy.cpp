@@ -40,7 +40,8 @@ struct switchable_storage : srl_test::checked_storage<switchable_storage> {
 };
 
 using resilient = srl::resilient_storage<switchable_storage, srl::no_failover, srl::manual_clock>;
-using resilient_fo = srl::resilient_storage<switchable_storage, switchable_storage, srl::manual_clock>;
+using resilient_fo =
+    srl::resilient_storage<switchable_storage, switchable_storage, srl::manual_clock>;
 
 const srl::any_algorithm alg("fixed_window", srl::rate{3, 1h});
 const std::chrono::nanoseconds t0 = 3600s;
@@ -89,8 +90,10 @@ TEST_CASE("while the store is down every call is answered degraded, counted", "[
     CHECK(st.degraded_answers == 3);
 }
 
-TEST_CASE("the breaker opens after consecutive failures, probes when the period ends, and closes on success",
-          "[resilience][breaker]") {
+TEST_CASE(
+    "the breaker opens after consecutive failures, probes when the period ends, and closes on "
+    "success",
+    "[resilience][breaker]") {
     switchable_storage s;
     srl::manual_clock clock(t0);
     resilient r(s, opts(), {}, clock);
@@ -132,7 +135,8 @@ TEST_CASE("the breaker opens after consecutive failures, probes when the period 
     CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);  // the real limit again
 }
 
-TEST_CASE("half-open lets only the configured number of probes through at once", "[resilience][breaker]") {
+TEST_CASE("half-open lets only the configured number of probes through at once",
+          "[resilience][breaker]") {
     switchable_storage s;
     s.delay = 300ms;
     srl::manual_clock clock(t0);
@@ -166,7 +170,7 @@ TEST_CASE("a failover storage answers while the primary is down", "[resilience][
     resilient_fo r(primary, opts(), backup, clock);
     primary.down->store(true);
     for (int i = 0; i < 3; ++i) CHECK(r.acquire("k", alg, t0, 1).allowed);  // the backup's quota
-    CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);                       // the backup's limit
+    CHECK_FALSE(r.acquire("k", alg, t0, 1).allowed);                        // the backup's limit
     CHECK(r.stats().failover_answers == 4);
     CHECK(r.state() == srl::breaker_state::open);
 
@@ -176,7 +180,8 @@ TEST_CASE("a failover storage answers while the primary is down", "[resilience][
     CHECK(r.stats().degraded_answers == 1);
 }
 
-TEST_CASE("a call slower than the timeout counts as a failure but keeps its answer", "[resilience]") {
+TEST_CASE("a call slower than the timeout counts as a failure but keeps its answer",
+          "[resilience]") {
     switchable_storage s;
     s.delay = 50ms;
     auto o = opts();
@@ -200,8 +205,9 @@ TEST_CASE("a limiter over a resilient storage follows its failure policy, never 
         switchable_storage s;
         srl::limiter_options lo;
         lo.on_store_failure = policy;
-        srl::limiter<key_of, resilient> lim(key_of{}, std::vector<srl::rule_config>{{"a", "2/h"}, {"b", "5/h"}},
-                                            lo, resilient(s, opts(), {}, srl::manual_clock(t0)));
+        srl::limiter<key_of, resilient> lim(
+            key_of{}, std::vector<srl::rule_config>{{"a", "2/h"}, {"b", "5/h"}}, lo,
+            resilient(s, opts(), {}, srl::manual_clock(t0)));
         CHECK(lim.check_key("u").allowed());
         s.down->store(true);
         for (int i = 0; i < 10; ++i) {

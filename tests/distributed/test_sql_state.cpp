@@ -40,7 +40,8 @@ int next_id() {
 
 /// A fresh SQLite file, removed (with its WAL files) when the test ends.
 struct sqlite_file {
-    std::string path = "/tmp/srl-sqlstate-" + std::to_string(::getpid()) + "-" + std::to_string(next_id()) + ".db";
+    std::string path =
+        "/tmp/srl-sqlstate-" + std::to_string(::getpid()) + "-" + std::to_string(next_id()) + ".db";
     ~sqlite_file() {
         for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
     }
@@ -55,7 +56,8 @@ void migrate_state(const std::string& url) {
 }
 
 std::string unique_prefix(const char* what) {
-    return std::string("t:") + what + ":" + std::to_string(::getpid()) + ":" + std::to_string(next_id()) + ":";
+    return std::string("t:") + what + ":" + std::to_string(::getpid()) + ":" +
+           std::to_string(next_id()) + ":";
 }
 
 /// Runs `body(url, prefix)` on SQLite, then on PostgreSQL when the server is there.
@@ -76,25 +78,28 @@ void on_each_database(const char* what, F&& body) {
 
 template <class A>
 ssql::basic_sql_state_storage<A> make_storage(const std::string& url, const std::string& prefix,
-                                               ssql::on_error e = ssql::on_error::raise) {
+                                              ssql::on_error e = ssql::on_error::raise) {
     ssql::sql_state_options o;
     o.key_prefix = prefix;
     o.errors = e;
     return ssql::basic_sql_state_storage<A>(url, o);
 }
 
-long long count_rows(const std::string& url, const std::string& table, const std::string& key_like) {
+long long count_rows(const std::string& url, const std::string& table,
+                     const std::string& key_like) {
     const auto u = ssql::parse_database_url(url);
     auto sql = ssql::open_session(u);
     long long n = 0;
-    *sql << "SELECT COUNT(*) FROM " + table + " WHERE key LIKE :k", soci::into(n), soci::use(key_like);
+    *sql << "SELECT COUNT(*) FROM " + table + " WHERE key LIKE :k", soci::into(n),
+        soci::use(key_like);
     return n;
 }
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("sql state: an algorithm admits exactly its limit, then denies with a finite wait",
-                        "[sql_state][storage][contract]", all_combos) {
+TEMPLATE_LIST_TEST_CASE(
+    "sql state: an algorithm admits exactly its limit, then denies with a finite wait",
+    "[sql_state][storage][contract]", all_combos) {
     on_each_database("limit", [](const std::string& url, const std::string& prefix) {
         auto s = make_storage<typename TestType::algorithm_type>(url, prefix);
         contract::admits_exactly_its_limit<TestType>(s);
@@ -103,8 +108,9 @@ TEMPLATE_LIST_TEST_CASE("sql state: an algorithm admits exactly its limit, then 
     });
 }
 
-TEMPLATE_LIST_TEST_CASE("sql state: cost counts several units and a cost above the limit is never retryable",
-                        "[sql_state][storage][contract]", all_combos) {
+TEMPLATE_LIST_TEST_CASE(
+    "sql state: cost counts several units and a cost above the limit is never retryable",
+    "[sql_state][storage][contract]", all_combos) {
     on_each_database("cost", [](const std::string& url, const std::string& prefix) {
         auto s = make_storage<typename TestType::algorithm_type>(url, prefix);
         contract::cost_counts_several_units<TestType>(s);
@@ -118,7 +124,8 @@ TEMPLATE_LIST_TEST_CASE("sql state: peek decides without consuming and release g
         auto s = make_storage<typename TestType::algorithm_type>(url, prefix);
         contract::peek_and_release<TestType>(s, [&](const std::string& key, const auto&) {
             long long rows = 0;
-            for (const auto t : ssql::state_tables) rows += count_rows(url, std::string(t), prefix + key + "%");
+            for (const auto t : ssql::state_tables)
+                rows += count_rows(url, std::string(t), prefix + key + "%");
             return rows != 0;
         });
         CHECK(s.stats().errors == 0);
@@ -188,7 +195,8 @@ TEST_CASE("sql state: 30 requests from six processes on one key at limit 10 admi
     }
 }
 
-TEST_CASE("sql state: a limiter's rules consume quota only when all of them pass", "[sql_state][limiter]") {
+TEST_CASE("sql state: a limiter's rules consume quota only when all of them pass",
+          "[sql_state][limiter]") {
     on_each_database("limiter", [](const std::string& url, const std::string& prefix) {
         struct key_of {
             std::string_view operator()(std::string_view s) const { return s; }
@@ -196,8 +204,9 @@ TEST_CASE("sql state: a limiter's rules consume quota only when all of them pass
         auto s = make_storage<srl::any_algorithm>(url, prefix);
         srl::limiter<key_of, ssql::sql_state_storage> lim(
             key_of{},
-            std::vector<srl::rule_config>{{"burst", "3/h", "token_bucket"}, {"hourly", "5/h", "sliding_window"}}, {},
-            s);
+            std::vector<srl::rule_config>{{"burst", "3/h", "token_bucket"},
+                                          {"hourly", "5/h", "sliding_window"}},
+            {}, s);
         int allowed = 0;
         for (int i = 0; i < 6; ++i) allowed += lim.check_key("user:1").allowed() ? 1 : 0;
         CHECK(allowed == 3);
@@ -225,8 +234,9 @@ TEST_CASE("sql state: the clock is the database's, not the caller's", "[sql_stat
     });
 }
 
-TEST_CASE("sql state: an unreachable database is a counted failure answered by the on_error setting",
-          "[sql_state][failure]") {
+TEST_CASE(
+    "sql state: an unreachable database is a counted failure answered by the on_error setting",
+    "[sql_state][failure]") {
     const std::string url = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2";
     const srl::any_algorithm a("fixed_window", srl::rate{5, 1h});
     auto degrading = make_storage<srl::any_algorithm>(url, "", ssql::on_error::degrade);
@@ -251,8 +261,9 @@ TEST_CASE("sql state: an unreachable database is a counted failure answered by t
     CHECK_THROWS_AS(ssql::sql_state_storage("mysql://x/y"), srl::config_error);
 }
 
-TEST_CASE("sql state: cleanup_state prunes expired and stale rows in batches and never touches events",
-          "[sql_state][cleanup]") {
+TEST_CASE(
+    "sql state: cleanup_state prunes expired and stale rows in batches and never touches events",
+    "[sql_state][cleanup]") {
     sqlite_file f;
     const auto u = ssql::parse_database_url(f.url());
     {
@@ -267,18 +278,22 @@ TEST_CASE("sql state: cleanup_state prunes expired and stale rows in batches and
                     future = now + 3'600'000'000'000LL;
     for (int i = 0; i < 7; ++i) {
         const std::string k = "old" + std::to_string(i);
-        *sql << "INSERT INTO ratelimit_counter VALUES (:k, 'fixed_window', 0, 1, 0, :e)", soci::use(k),
-            soci::use(past);
-        *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, 0, 1, :e)",
+        *sql << "INSERT INTO ratelimit_counter VALUES (:k, 'fixed_window', 0, 1, 0, :e)",
+            soci::use(k), soci::use(past);
+        *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES "
+                "(:k, 0, 1, :e)",
             soci::use(k), soci::use(past);
     }
-    *sql << "INSERT INTO ratelimit_counter VALUES ('live', 'fixed_window', 0, 1, 0, :e)", soci::use(future);
-    *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES ('live', 0, 1, :e)",
+    *sql << "INSERT INTO ratelimit_counter VALUES ('live', 'fixed_window', 0, 1, 0, :e)",
+        soci::use(future);
+    *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES "
+            "('live', 0, 1, :e)",
         soci::use(future);
     *sql << "INSERT INTO ratelimit_token_bucket VALUES ('idle', 0, 0, 0, :t)", soci::use(old);
     *sql << "INSERT INTO ratelimit_token_bucket VALUES ('busy', 0, 0, 0, :t)", soci::use(past);
     *sql << "INSERT INTO ratelimit_leaky_bucket VALUES ('idle', 0, 0, 0, :t)", soci::use(old);
-    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (0, 'e', 0, 1, 1)";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (0, "
+            "'e', 0, 1, 1)";
 
     ssql::state_cleanup_options o;
     o.batch_size = 3;

@@ -54,7 +54,8 @@ int next_id() {
 }
 
 struct sqlite_file {
-    std::string path = "/tmp/srl-sqlcli-" + std::to_string(::getpid()) + "-" + std::to_string(next_id()) + ".db";
+    std::string path =
+        "/tmp/srl-sqlcli-" + std::to_string(::getpid()) + "-" + std::to_string(next_id()) + ".db";
     ~sqlite_file() {
         for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
     }
@@ -82,23 +83,28 @@ void seed(const std::string& url) {
     const long long past = now - 1'000'000'000LL, future = now + day;
     for (int i = 0; i < 5; ++i) {
         const std::string k = "c" + std::to_string(i);
-        *sql << "INSERT INTO ratelimit_counter VALUES (:k, 'fixed_window', 0, 1, 0, :e)", soci::use(k),
-            soci::use(past);
+        *sql << "INSERT INTO ratelimit_counter VALUES (:k, 'fixed_window', 0, 1, 0, :e)",
+            soci::use(k), soci::use(past);
     }
     for (int i = 0; i < 4; ++i)
-        *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES ('s', 0, 1, :e)",
+        *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES "
+                "('s', 0, 1, :e)",
             soci::use(past);
-    *sql << "INSERT INTO ratelimit_counter VALUES ('live', 'fixed_window', 0, 1, 0, :e)", soci::use(future);
-    *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES ('live', 0, 1, :e)",
+    *sql << "INSERT INTO ratelimit_counter VALUES ('live', 'fixed_window', 0, 1, 0, :e)",
         soci::use(future);
-    const long long d10 = now - 10 * day, d8 = now - 8 * day, d8h = now - 8 * day - day / 2, d1 = now - day;
+    *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES "
+            "('live', 0, 1, :e)",
+        soci::use(future);
+    const long long d10 = now - 10 * day, d8 = now - 8 * day, d8h = now - 8 * day - day / 2,
+                    d1 = now - day;
     *sql << "INSERT INTO ratelimit_token_bucket VALUES ('t10', 0, 0, 0, :t)", soci::use(d10);
     *sql << "INSERT INTO ratelimit_token_bucket VALUES ('t8', 0, 0, 0, :t)", soci::use(d8);
     *sql << "INSERT INTO ratelimit_token_bucket VALUES ('t1', 0, 0, 0, :t)", soci::use(d1);
     *sql << "INSERT INTO ratelimit_leaky_bucket VALUES ('l8', 0, 0, 0, :t)", soci::use(d8h);
     *sql << "INSERT INTO ratelimit_leaky_bucket VALUES ('l1', 0, 0, 0, :t)", soci::use(d1);
     for (int i = 0; i < 3; ++i)
-        *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (0, 'old', 0, 1, 1)";
+        *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES "
+                "(0, 'old', 0, 1, 1)";
 }
 
 }  // namespace
@@ -109,25 +115,34 @@ TEST_CASE("cleanup --dry-run counts per table and deletes nothing", "[cli][clean
     const auto r = run("cleanup --dry-run --database " + f.url());
     INFO(r.out << r.err);
     REQUIRE(r.code == 0);
-    CHECK(r.out.find("cleanup: dry run, would delete 12 row(s) (ratelimit_counter 5, ratelimit_sliding_entry 4, "
-                     "ratelimit_token_bucket 2, ratelimit_leaky_bucket 1; stale days 7, batch size 1000)") == 0);
+    CHECK(
+        r.out.find(
+            "cleanup: dry run, would delete 12 row(s) (ratelimit_counter 5, "
+            "ratelimit_sliding_entry 4, "
+            "ratelimit_token_bucket 2, ratelimit_leaky_bucket 1; stale days 7, batch size 1000)") ==
+        0);
     CHECK(count(f.url(), "ratelimit_counter") == 6);
     CHECK(count(f.url(), "ratelimit_sliding_entry") == 5);
     CHECK(count(f.url(), "ratelimit_token_bucket") == 3);
 }
 
-TEST_CASE("cleanup deletes expired and stale rows in batches and never touches events", "[cli][cleanup]") {
+TEST_CASE("cleanup deletes expired and stale rows in batches and never touches events",
+          "[cli][cleanup]") {
     sqlite_file f;
     seed(f.url());
-    const auto r = run("cleanup --json --verbose --batch-size 2 --stale-days 9 --database " + f.url());
+    const auto r =
+        run("cleanup --json --verbose --batch-size 2 --stale-days 9 --database " + f.url());
     INFO(r.err);
     REQUIRE(r.code == 0);
     // --stale-days 9: only the 10-day token bucket goes; the 8-day and 8.5-day buckets stay.
-    CHECK(r.out ==
-          "{\"dry_run\":false,\"stale_days\":9,\"batch_size\":2,\"tables\":{\"ratelimit_counter\":5,"
-          "\"ratelimit_sliding_entry\":4,\"ratelimit_token_bucket\":1,\"ratelimit_leaky_bucket\":0},\"total\":10}\n");
+    CHECK(
+        r.out ==
+        "{\"dry_run\":false,\"stale_days\":9,\"batch_size\":2,\"tables\":{\"ratelimit_counter\":5,"
+        "\"ratelimit_sliding_entry\":4,\"ratelimit_token_bucket\":1,\"ratelimit_leaky_bucket\":0},"
+        "\"total\":10}\n");
     // --verbose: every batch on stderr (counters 2+2+1, entries 2+2, one token bucket).
-    CHECK(r.err.find("cleanup: ratelimit_counter: deleted 2 row(s)\ncleanup: ratelimit_counter: deleted 2 row(s)\n"
+    CHECK(r.err.find("cleanup: ratelimit_counter: deleted 2 row(s)\ncleanup: ratelimit_counter: "
+                     "deleted 2 row(s)\n"
                      "cleanup: ratelimit_counter: deleted 1 row(s)\n") == 0);
     CHECK(r.err.find("cleanup: ratelimit_token_bucket: deleted 1 row(s)") != std::string::npos);
     CHECK(count(f.url(), "ratelimit_counter") == 1);
@@ -137,8 +152,9 @@ TEST_CASE("cleanup deletes expired and stale rows in batches and never touches e
     CHECK(count(f.url(), "ratelimit_event") == 3);
     // The default of 7 days then takes the rest of the idle buckets.
     const auto again = run("cleanup --json --database " + f.url());
-    CHECK(again.out.find("\"ratelimit_token_bucket\":1,\"ratelimit_leaky_bucket\":1},\"total\":2}") !=
-          std::string::npos);
+    CHECK(
+        again.out.find("\"ratelimit_token_bucket\":1,\"ratelimit_leaky_bucket\":1},\"total\":2}") !=
+        std::string::npos);
     CHECK(count(f.url(), "ratelimit_event") == 3);
 }
 
@@ -158,10 +174,11 @@ TEST_CASE("cleanup rejects bad arguments with exit 64 and names them", "[cli][cl
         std::string args;
         std::string says;
     };
-    for (const auto& c : {bad_case{"--batch-size 0", "--batch-size"}, bad_case{"--batch-size -5", "-5"},
-                          bad_case{"--batch-size many", "many"}, bad_case{"--stale-days -1", "--stale-days"},
-                          bad_case{"--stale-days 1.5", "1.5"}, bad_case{"--dry-run=yes", "--dry-run"},
-                          bad_case{"--older-than-days 3", "--older-than-days"}}) {
+    for (const auto& c :
+         {bad_case{"--batch-size 0", "--batch-size"}, bad_case{"--batch-size -5", "-5"},
+          bad_case{"--batch-size many", "many"}, bad_case{"--stale-days -1", "--stale-days"},
+          bad_case{"--stale-days 1.5", "1.5"}, bad_case{"--dry-run=yes", "--dry-run"},
+          bad_case{"--older-than-days 3", "--older-than-days"}}) {
         const auto r = run("cleanup " + c.args + " --database " + f.url());
         INFO(c.args << " -> " << r.err);
         CHECK(r.code == 64);
@@ -194,7 +211,8 @@ TEST_CASE("cleanup on PostgreSQL deletes on the server's clock", "[cli][cleanup]
     ssql::sql_state_storage s(*pg);
     const long long past = s.database_now_ns() - 1'000'000'000LL;
     const std::string k = "cli-cleanup-" + std::to_string(::getpid());
-    *sql << "INSERT INTO ratelimit_counter VALUES (:k, 'fixed_window', 0, 1, 0, :e)", soci::use(k), soci::use(past);
+    *sql << "INSERT INTO ratelimit_counter VALUES (:k, 'fixed_window', 0, 1, 0, :e)", soci::use(k),
+        soci::use(past);
     long long events_before = 0;
     *sql << "SELECT COUNT(*) FROM ratelimit_event", soci::into(events_before);
     auto r = run("cleanup --dry-run --json --database " + *pg);
@@ -213,7 +231,8 @@ TEST_CASE("cleanup on PostgreSQL deletes on the server's clock", "[cli][cleanup]
     CHECK(events_after == events_before);
 }
 
-TEST_CASE("limit against a SQLite store prints the decision and exits 0, then 75", "[cli][limit][sql]") {
+TEST_CASE("limit against a SQLite store prints the decision and exits 0, then 75",
+          "[cli][limit][sql]") {
     sqlite_file f;
     auto r = run("limit --store " + f.url() + " --rate 2/h --key k");
     CHECK(r.code == 69);  // no state tables yet
@@ -223,7 +242,9 @@ TEST_CASE("limit against a SQLite store prints the decision and exits 0, then 75
         r = run("limit --store " + f.url() + " --rate 2/h --key k --algorithm token_bucket");
         INFO(r.err);
         CHECK(r.code == 0);
-        CHECK(r.out.find("{\"allowed\":true,\"key\":\"k\",\"algorithm\":\"token_bucket\",\"limit\":2") == 0);
+        CHECK(r.out.find(
+                  "{\"allowed\":true,\"key\":\"k\",\"algorithm\":\"token_bucket\",\"limit\":2") ==
+              0);
         CHECK(r.out.find("\"remaining\":" + std::to_string(1 - i)) != std::string::npos);
     }
     r = run("limit --store " + f.url() + " --rate 2/h --key k --algorithm token_bucket --peek");
@@ -234,10 +255,13 @@ TEST_CASE("limit against a SQLite store prints the decision and exits 0, then 75
     CHECK(r.out.find("{\"allowed\":false") == 0);
     CHECK(r.out.find("\"store\":\"" + f.url() + "\"") != std::string::npos);
     // --prefix keeps keys apart.
-    CHECK(run("limit --store " + f.url() + " --rate 2/h --key k --algorithm token_bucket --prefix other:").code == 0);
+    CHECK(run("limit --store " + f.url() +
+              " --rate 2/h --key k --algorithm token_bucket --prefix other:")
+              .code == 0);
 }
 
-TEST_CASE("thirty concurrent limit processes on a SQL store at limit 10 admit exactly 10", "[cli][limit][sql]") {
+TEST_CASE("thirty concurrent limit processes on a SQL store at limit 10 admit exactly 10",
+          "[cli][limit][sql]") {
     sqlite_file f;
     std::vector<std::string> urls{f.url()};
     if (const auto pg = srl_test::postgres_url()) urls.push_back(*pg);
@@ -245,8 +269,9 @@ TEST_CASE("thirty concurrent limit processes on a SQL store at limit 10 admit ex
         REQUIRE(run("migrate --database '" + url + "'").code == 0);
         for (const char* alg : {"fixed_window", "sliding_window", "token_bucket", "leaky_bucket"}) {
             const std::string key = "cli:sqlrace:" + std::to_string(::getpid()) + ":" + alg;
-            const std::string cmd = "for i in $(seq 30); do (" + std::string(SRL_TOOL_PATH) + " limit --store '" +
-                                    url + "' --rate 10/h --algorithm " + alg + " --key " + key +
+            const std::string cmd = "for i in $(seq 30); do (" + std::string(SRL_TOOL_PATH) +
+                                    " limit --store '" + url + "' --rate 10/h --algorithm " + alg +
+                                    " --key " + key +
                                     " >/dev/null 2>&1; echo $?) & done | sort | uniq -c";
             FILE* p = ::popen(cmd.c_str(), "r");
             REQUIRE(p != nullptr);

@@ -44,8 +44,10 @@ bool start_with_state_tables(private_postgres& pg) {
 
 }  // namespace
 
-TEST_CASE("sql state: PostgreSQL killed mid-run gets the policy's answers, opens the breaker and recovers",
-          "[sql_state][failure][postgresql]") {
+TEST_CASE(
+    "sql state: PostgreSQL killed mid-run gets the policy's answers, opens the breaker and "
+    "recovers",
+    "[sql_state][failure][postgresql]") {
     private_postgres pg;
     if (!start_with_state_tables(pg)) return;
     ssql::sql_state_options o;
@@ -81,13 +83,15 @@ TEST_CASE("sql state: PostgreSQL killed mid-run gets the policy's answers, opens
     CHECK(s.stats().recovered == 1);
 }
 
-TEST_CASE("sql state: PostgreSQL frozen mid-run (SIGSTOP) gets degraded answers within the bounded wait, "
-          "opens the breaker and recovers after SIGCONT",
-          "[sql_state][failure][postgresql][bounded_wait]") {
+TEST_CASE(
+    "sql state: PostgreSQL frozen mid-run (SIGSTOP) gets degraded answers within the bounded wait, "
+    "opens the breaker and recovers after SIGCONT",
+    "[sql_state][failure][postgresql][bounded_wait]") {
     private_postgres pg;
     if (!start_with_state_tables(pg)) return;
     const srl::any_algorithm a("token_bucket", srl::rate{100, 1h});
-    for (const std::string key : {"frozen-1", "frozen-2"}) {  // twice: a second freeze after recovery
+    for (const std::string key :
+         {"frozen-1", "frozen-2"}) {  // twice: a second freeze after recovery
         INFO(key);
         ssql::sql_state_options o;
         o.errors = ssql::on_error::raise;
@@ -123,7 +127,8 @@ TEST_CASE("sql state: PostgreSQL frozen mid-run (SIGSTOP) gets degraded answers 
         pg.thaw();
         // The stuck calls return in the background and free their workers.
         const auto end = std::chrono::steady_clock::now() + 120s;
-        while (s.stats().late_completions < s.stats().timed_out && std::chrono::steady_clock::now() < end)
+        while (s.stats().late_completions < s.stats().timed_out &&
+               std::chrono::steady_clock::now() < end)
             std::this_thread::sleep_for(10ms);
         REQUIRE(s.stats().late_completions == s.stats().timed_out);
         // Service comes back by itself: once the open period ends a probe gets through
@@ -131,7 +136,8 @@ TEST_CASE("sql state: PostgreSQL frozen mid-run (SIGSTOP) gets degraded answers 
         bool recovered = false;
         for (int i = 0; i < 20 && !recovered; ++i) {
             clock.advance(6s);
-            recovered = s.acquire(key, a, 0ns, 1).allowed && s.state() == srl::breaker_state::closed;
+            recovered =
+                s.acquire(key, a, 0ns, 1).allowed && s.state() == srl::breaker_state::closed;
         }
         CHECK(recovered);
         CHECK(s.stats().recovered >= 1);

@@ -34,7 +34,6 @@ inline std::string random_suffix() {
     return std::to_string(rng() % 1'000'000'000ULL);
 }
 
-
 /// A fresh, empty PostgreSQL database on the shared test server, dropped on
 /// destruction. `url()` is empty when no server is configured.
 class pg_database {
@@ -53,8 +52,7 @@ public:
         try {
             auto admin = srl::soci::open_session(srl::soci::parse_database_url(base_));
             *admin << "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)";
-        } catch (...) {
-        }
+        } catch (...) {}
     }
     pg_database(const pg_database&) = delete;
     pg_database& operator=(const pg_database&) = delete;
@@ -66,16 +64,19 @@ private:
 };
 
 /// A deterministic event: microsecond timestamps, optional fields set.
-inline srl::event sample_event(std::int64_t seq, const std::string& key = "ip:203.0.113.5", bool allowed = true) {
-    return srl::make_event(srl::event_time{std::chrono::microseconds{1'764'000'000'000'000 + seq * 1'000'003}},
-                           key, "/api/login", "POST", allowed, seq, 100, "203.0.113.5",
-                           seq % 2 == 0 ? std::optional<std::string_view>{"42"} : std::nullopt);
+inline srl::event sample_event(std::int64_t seq, const std::string& key = "ip:203.0.113.5",
+                               bool allowed = true) {
+    return srl::make_event(
+        srl::event_time{std::chrono::microseconds{1'764'000'000'000'000 + seq * 1'000'003}}, key,
+        "/api/login", "POST", allowed, seq, 100, "203.0.113.5",
+        seq % 2 == 0 ? std::optional<std::string_view>{"42"} : std::nullopt);
 }
 
 /// Writes `old` sample events 40 days old and `recent` ones a day old (the retention
 /// tests' history: a 30-day cleanup deletes exactly the old ones).
 inline void write_aged_events(srl::soci::event_store& store, int old, int recent) {
-    const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+    const auto now =
+        std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
     std::vector<srl::event> in;
     for (int i = 0; i < old; ++i) {
         auto e = sample_event(i);
@@ -87,7 +88,8 @@ inline void write_aged_events(srl::soci::event_store& store, int old, int recent
         e.timestamp = now - std::chrono::hours{24};
         in.push_back(e);
     }
-    if (store.write_batch(in).written != in.size()) throw std::runtime_error("write_aged_events: write failed");
+    if (store.write_batch(in).written != in.size())
+        throw std::runtime_error("write_aged_events: write failed");
 }
 
 }  // namespace srl_test
@@ -96,10 +98,11 @@ namespace Catch {
 template <>
 struct StringMaker<smart_ratelimit::event> {
     static std::string convert(const smart_ratelimit::event& e) {
-        std::string s = "{ts=" + std::to_string(e.timestamp.time_since_epoch().count()) + " key=" + e.key +
-                        " rule=" + e.rule_name + " path=" + e.path + " method=" + e.method +
-                        " allowed=" + (e.allowed ? "1" : "0") + " count=" + std::to_string(e.count) +
-                        " limit=" + std::to_string(e.limit) + " ip=" + (e.ip_address ? *e.ip_address : "null") +
+        std::string s = "{ts=" + std::to_string(e.timestamp.time_since_epoch().count()) +
+                        " key=" + e.key + " rule=" + e.rule_name + " path=" + e.path +
+                        " method=" + e.method + " allowed=" + (e.allowed ? "1" : "0") +
+                        " count=" + std::to_string(e.count) + " limit=" + std::to_string(e.limit) +
+                        " ip=" + (e.ip_address ? *e.ip_address : "null") +
                         " user=" + (e.user_id ? *e.user_id : "null") + "}";
         return s;
     }

@@ -83,14 +83,26 @@ public:
     }
 
     // ---- commands (from the test thread) ----
-    void close_gate() { set([&] { gate_open_ = false; }); }
-    void open_gate() { set([&] { gate_open_ = true; }); }
-    void set_mode(mode m) { set([&] { mode_ = m; }); }
-    void fail_next_calls(std::size_t n) { set([&] { fail_next_calls_ = n; }); }
+    void close_gate() {
+        set([&] { gate_open_ = false; });
+    }
+    void open_gate() {
+        set([&] { gate_open_ = true; });
+    }
+    void set_mode(mode m) {
+        set([&] { mode_ = m; });
+    }
+    void fail_next_calls(std::size_t n) {
+        set([&] { fail_next_calls_ = n; });
+    }
     /// The next call writes rows before `row` and fails the rest.
-    void fail_from_row_once(std::size_t row) { set([&] { fail_from_row_ = row; }); }
+    void fail_from_row_once(std::size_t row) {
+        set([&] { fail_from_row_ = row; });
+    }
     /// After `n` rows in total, every row fails.
-    void accept_only(std::size_t n) { set([&] { accept_limit_ = n; }); }
+    void accept_only(std::size_t n) {
+        set([&] { accept_limit_ = n; });
+    }
 
     // ---- observations ----
     /// Waits until the writer has been called `n` times; false on timeout.
@@ -103,14 +115,21 @@ public:
         std::unique_lock<std::mutex> lock(m_);
         return cv_.wait_for(lock, generous, [&] { return written_.size() >= n; });
     }
-    std::vector<srl::event> written() const { return locked([&] { return written_; }); }
-    std::vector<srl::event> seen() const { return locked([&] { return seen_; }); }
-    std::vector<std::size_t> call_sizes() const { return locked([&] { return call_sizes_; }); }
-    std::size_t calls() const { return locked([&] { return calls_; }); }
+    std::vector<srl::event> written() const {
+        return locked([&] { return written_; });
+    }
+    std::vector<srl::event> seen() const {
+        return locked([&] { return seen_; });
+    }
+    std::vector<std::size_t> call_sizes() const {
+        return locked([&] { return call_sizes_; });
+    }
+    std::size_t calls() const {
+        return locked([&] { return calls_; });
+    }
 
 private:
     static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
-
 
     mutable std::mutex m_;
     std::condition_variable cv_;

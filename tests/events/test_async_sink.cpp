@@ -66,7 +66,9 @@ struct takes_vector_writer {
     srl::batch_result write_batch(std::vector<srl::event>&) { return {}; }
 };
 template <class W>
-concept async_sink_of = requires { typename srl::async_sink<W>; };
+concept async_sink_of = requires {
+    typename srl::async_sink<W>;
+};
 static_assert(!srl::event_batch_writer<returns_void_writer>);
 static_assert(!srl::event_batch_writer<takes_vector_writer>);
 static_assert(!srl::event_batch_writer<int>);
@@ -132,8 +134,7 @@ TEST_CASE("async sink writes a partial batch once max_delay has passed", "[sinks
     CHECK(sink.stats().written == 3);
 }
 
-TEST_CASE("async sink drops and counts queue_full while the writer is blocked",
-          "[sinks][async]") {
+TEST_CASE("async sink drops and counts queue_full while the writer is blocked", "[sinks][async]") {
     controlled_writer w;
     auto o = quick_options();
     o.queue_capacity = 8;
@@ -142,7 +143,7 @@ TEST_CASE("async sink drops and counts queue_full while the writer is blocked",
     w.close_gate();
     for (int i = 0; i < 4; ++i) sink.record(make_test_event("ip:1", i));
     REQUIRE(w.wait_calls(1));  // the writer holds those 4 and waits at the gate
-    for (int i = 4; i < 12; ++i) sink.record(make_test_event("ip:1", i));  // fills the queue
+    for (int i = 4; i < 12; ++i) sink.record(make_test_event("ip:1", i));   // fills the queue
     for (int i = 12; i < 17; ++i) sink.record(make_test_event("ip:1", i));  // no room
     auto s = sink.stats();
     CHECK(s.offered == 17);
@@ -162,8 +163,7 @@ TEST_CASE("async sink drops and counts queue_full while the writer is blocked",
     require_balanced(s);
 }
 
-TEST_CASE("async sink retries failed rows and resumes when the store recovers",
-          "[sinks][async]") {
+TEST_CASE("async sink retries failed rows and resumes when the store recovers", "[sinks][async]") {
     controlled_writer w;
     auto o = quick_options();
     o.max_retries = 5;
@@ -189,8 +189,9 @@ TEST_CASE("async sink retries failed rows and resumes when the store recovers",
         CHECK(sink.stats().retries == 1);
         require_balanced(sink.stats());
     }
-    SECTION("a store that stays down past the retry budget drops as write_error, then "
-            "writing resumes by itself") {
+    SECTION(
+        "a store that stays down past the retry budget drops as write_error, then "
+        "writing resumes by itself") {
         w.set_mode(controlled_writer::mode::fail_all);
         for (int i = 0; i < 10; ++i) sink.record(make_test_event("ip:1", i));
         sink.flush();
@@ -230,8 +231,7 @@ TEST_CASE("async sink resumes by itself on the timer after an outage", "[sinks][
     CHECK(counts_of(w.written()) == std::vector<std::int64_t>{3, 4, 5});
 }
 
-TEST_CASE("async sink counts poison rows as invalid_row and never retries them",
-          "[sinks][async]") {
+TEST_CASE("async sink counts poison rows as invalid_row and never retries them", "[sinks][async]") {
     controlled_writer w;
     sink_type sink(w, quick_options());
     sink.record(make_test_event("ip:1", 0));
@@ -326,8 +326,9 @@ TEST_CASE("async sink stop writes what a full queue holds", "[sinks][async]") {
         CHECK(s.dropped_queue_full == 8);
         require_balanced(s);
     }
-    SECTION("a store that gives up mid-shutdown keeps what it accepted, the rest is "
-            "dropped within the shutdown deadline") {
+    SECTION(
+        "a store that gives up mid-shutdown keeps what it accepted, the rest is "
+        "dropped within the shutdown deadline") {
         w.accept_only(6);
         w.open_gate();
         sink.stop();  // max_retries is 3, backoff 0: bounded even without the deadline
@@ -347,8 +348,7 @@ TEST_CASE("async sink stop writes what a full queue holds", "[sinks][async]") {
     sink.stop();   // idempotent
 }
 
-TEST_CASE("async sink shutdown deadline bounds a store that never recovers",
-          "[sinks][async]") {
+TEST_CASE("async sink shutdown deadline bounds a store that never recovers", "[sinks][async]") {
     controlled_writer w;
     auto o = quick_options();
     o.max_retries = 1'000'000'000;  // without the deadline stop() would not return
@@ -426,8 +426,7 @@ TEST_CASE("async sink rejects bad options with an error naming the field", "[sin
     check([](auto& o) { o.shutdown_timeout = -1ms; }, "shutdown_timeout");
 }
 
-TEST_CASE("async sink constructs its writer in place and names drop reasons",
-          "[sinks][async]") {
+TEST_CASE("async sink constructs its writer in place and names drop reasons", "[sinks][async]") {
     srl::async_sink<discard_writer> sink(std::in_place, srl::async_sink_options{});
     sink.record(make_test_event("ip:1", 0));
     sink.flush();

@@ -20,13 +20,17 @@ using std::chrono::microseconds;
 
 namespace {
 
-std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+std::size_t lines(const std::string& s) {
+    return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
 
 std::vector<event> sample_history() {
     std::vector<event> v;
-    for (int i = 0; i < 40; ++i) v.push_back(sample_event(i, i % 3 == 0 ? "rule:login:ip:203.0.113.5" : "ip:198.51.100.7", i % 4 != 0));
-    v.push_back(srl::make_event(event_time{microseconds{1'764'000'000'000'001}}, "user:Zoë", "/café/\"q\"\\\t\x01",
-                                "GET", true, 1, 5, std::nullopt, "Ωmega"));
+    for (int i = 0; i < 40; ++i)
+        v.push_back(sample_event(i, i % 3 == 0 ? "rule:login:ip:203.0.113.5" : "ip:198.51.100.7",
+                                 i % 4 != 0));
+    v.push_back(srl::make_event(event_time{microseconds{1'764'000'000'000'001}}, "user:Zoë",
+                                "/café/\"q\"\\\t\x01", "GET", true, 1, 5, std::nullopt, "Ωmega"));
     v.push_back(v.back());  // an exact duplicate, same timestamp: order must survive
     v.back().path = "/second";
     return v;
@@ -42,7 +46,8 @@ TEST_CASE("cli: migrate is idempotent and prints one summary line", "[cli][soci]
     CHECK(r.out.find("migrate: applied ") == 0);
     CHECK(r.out.find("events v1 create ratelimit_event") != std::string::npos);
     CHECK(r.out.find("sqlite:///smart_ratelimit.db") != std::string::npos);
-    CHECK(fs::exists(dir.path() / "smart_ratelimit.db"));  // the default: a file in the working directory
+    CHECK(fs::exists(dir.path() /
+                     "smart_ratelimit.db"));  // the default: a file in the working directory
     r = run_cli(dir, {"migrate"});
     CHECK(r.code == 0);
     CHECK(r.out.find("migrate: schema up to date (events v3") == 0);
@@ -69,7 +74,8 @@ TEST_CASE("cli: exit codes name the failure", "[cli][soci]") {
     r = run_cli(dir, {"migrate"}, "", "RATELIMIT_DATABASE_URL=sqlite:/nope");
     CHECK(r.code == 78);
     CHECK(r.err.find("RATELIMIT_DATABASE_URL") != std::string::npos);
-    r = run_cli(dir, {"migrate", "--database", "postgresql://srl:pw@127.0.0.1:" + std::to_string(free_port()) + "/x"});
+    r = run_cli(dir, {"migrate", "--database",
+                      "postgresql://srl:pw@127.0.0.1:" + std::to_string(free_port()) + "/x"});
     CHECK(r.code == 69);
     CHECK(r.err.find("pw") == std::string::npos);  // the password is never printed
     CHECK(lines(r.err) == 1);
@@ -91,12 +97,15 @@ TEST_CASE("cli: exit codes name the failure", "[cli][soci]") {
     CHECK(run_cli(dir, {"cleanup-events", "--older-than-days"}).code == 64);
     CHECK(run_cli(dir, {"cleanup-events", "--frobnicate"}).code == 64);
     CHECK(run_cli(dir, {"export", "--since", "yesterday"}).code == 64);
-    CHECK(run_cli(dir, {"export", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"}).code == 64);
+    CHECK(run_cli(dir,
+                  {"export", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"})
+              .code == 64);
     CHECK(run_cli(dir, {"import", "--input", (dir.path() / "missing.jsonl").string()}).code == 64);
     CHECK(run_cli(dir, {"export", "positional"}).code == 64);
 }
 
-TEST_CASE("cli: export then import into a fresh database gives identical JSON lines", "[cli][soci]") {
+TEST_CASE("cli: export then import into a fresh database gives identical JSON lines",
+          "[cli][soci]") {
     temp_dir dir;
     const std::string a = dir.sqlite_url("a.db"), b = dir.sqlite_url("b.db");
     ssoci::event_store store_a(a);
@@ -126,8 +135,8 @@ TEST_CASE("cli: export then import into a fresh database gives identical JSON li
     // Filters: window (inclusive) and key.
     r = run_cli(dir, {"export", "--database", b, "--key", "user:Zoë"});
     CHECK(lines(r.out) == 2);
-    r = run_cli(dir, {"export", "--database", b, "--since", "2025-11-24T16:00:01.000003Z", "--until",
-                      "2025-11-24T16:00:03.000009Z"});
+    r = run_cli(dir, {"export", "--database", b, "--since", "2025-11-24T16:00:01.000003Z",
+                      "--until", "2025-11-24T16:00:03.000009Z"});
     CHECK(lines(r.out) == 3);
 
     // And through PostgreSQL when a server is available.
@@ -146,15 +155,20 @@ TEST_CASE("cli: import reports bad lines by number and keeps the good ones", "[c
     temp_dir dir;
     REQUIRE(run_cli(dir, {"migrate"}).code == 0);
     const std::string input =
-        "{\"timestamp\":\"2026-05-07T22:41:55Z\",\"key\":\"ip:1.1.1.1\",\"path\":\"/a\",\"method\":\"GET\","
+        "{\"timestamp\":\"2026-05-07T22:41:55Z\",\"key\":\"ip:1.1.1.1\",\"path\":\"/"
+        "a\",\"method\":\"GET\","
         "\"allowed\":true,\"count\":1,\"limit\":10,\"ip_address\":\"1.1.1.1\",\"user_id\":null}\n"
         "not json\n"
         "\n"
-        "{\"timestamp\":\"2026-05-07T22:41:56Z\",\"key\":\"ip:1.1.1.1\",\"allowed\":\"yes\",\"count\":1,\"limit\":10}\n"
-        "{\"timestamp\":\"2026-05-07 22:41:57.5+02:00\",\"key\":\"rule:api:user:7\",\"allowed\":false,\"count\":11,"
+        "{\"timestamp\":\"2026-05-07T22:41:56Z\",\"key\":\"ip:1.1.1.1\",\"allowed\":\"yes\","
+        "\"count\":1,\"limit\":10}\n"
+        "{\"timestamp\":\"2026-05-07 "
+        "22:41:57.5+02:00\",\"key\":\"rule:api:user:7\",\"allowed\":false,\"count\":11,"
         "\"limit\":10,\"user_id\":7,\"id\":99}\n"
-        "{\"timestamp\":\"2026-13-07T22:41:57Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,\"limit\":1}\n"
-        "{\"timestamp\":\"2026-05-07T22:41:58Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,\"limit\":1,\"extra\":1}\n";
+        "{\"timestamp\":\"2026-13-07T22:41:57Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,"
+        "\"limit\":1}\n"
+        "{\"timestamp\":\"2026-05-07T22:41:58Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,"
+        "\"limit\":1,\"extra\":1}\n";
     auto r = run_cli(dir, {"import"}, input);
     CHECK(r.code == 65);
     CHECK(r.err.find("line 2:") != std::string::npos);
@@ -168,51 +182,62 @@ TEST_CASE("cli: import reports bad lines by number and keeps the good ones", "[c
     CHECK(lines(r.out) == 2);
     CHECK(r.out.find("\"timestamp\":\"2026-05-07T20:41:57.500000Z\",\"key\":\"rule:api:user:7\","
                      "\"rule_name\":\"api\"") != std::string::npos);
-    CHECK(r.out.find("\"user_id\":7,\"outcome\":\"blocked\"}") != std::string::npos);  // an integer id comes back as a number
+    CHECK(r.out.find("\"user_id\":7,\"outcome\":\"blocked\"}") !=
+          std::string::npos);  // an integer id comes back as a number
 }
 
-TEST_CASE("cli: every outcome survives export and import; a disagreeing one is a line error", "[cli][soci]") {
+TEST_CASE("cli: every outcome survives export and import; a disagreeing one is a line error",
+          "[cli][soci]") {
     temp_dir dir;
     const std::string a = dir.sqlite_url("a.db"), b = dir.sqlite_url("b.db");
     ssoci::event_store store_a(a);
     store_a.migrate();
     std::vector<event> history;
     std::int64_t t = 1'764'000'000'000'000;
-    for (const auto k : {srl::outcome_kind::allowed, srl::outcome_kind::blocked, srl::outcome_kind::shadow_blocked,
-                         srl::outcome_kind::degraded})
-        history.push_back(srl::make_event(event_time{microseconds{t++}}, "ip:1.2.3.4", "/p", "GET", k, 1, 5));
+    for (const auto k : {srl::outcome_kind::allowed, srl::outcome_kind::blocked,
+                         srl::outcome_kind::shadow_blocked, srl::outcome_kind::degraded})
+        history.push_back(
+            srl::make_event(event_time{microseconds{t++}}, "ip:1.2.3.4", "/p", "GET", k, 1, 5));
     REQUIRE(store_a.write_batch(history).written == history.size());
     auto r = run_cli(dir, {"export", "--database", a});
     REQUIRE(r.code == 0);
     const std::string exported = r.out;
     CHECK(exported.find("\"user_id\":null,\"outcome\":\"allowed\"}\n") != std::string::npos);
-    CHECK(exported.find("\"allowed\":false,\"count\":1,\"limit\":5,\"ip_address\":null,\"user_id\":null,"
-                        "\"outcome\":\"shadow_blocked\"}") != std::string::npos);
-    CHECK(exported.find("\"allowed\":true,\"count\":1,\"limit\":5,\"ip_address\":null,\"user_id\":null,"
-                        "\"outcome\":\"degraded\"}") != std::string::npos);
+    CHECK(exported.find(
+              "\"allowed\":false,\"count\":1,\"limit\":5,\"ip_address\":null,\"user_id\":null,"
+              "\"outcome\":\"shadow_blocked\"}") != std::string::npos);
+    CHECK(exported.find(
+              "\"allowed\":true,\"count\":1,\"limit\":5,\"ip_address\":null,\"user_id\":null,"
+              "\"outcome\":\"degraded\"}") != std::string::npos);
     REQUIRE(run_cli(dir, {"migrate", "--database", b}).code == 0);
     r = run_cli(dir, {"import", "--database", b}, exported);
     CHECK(r.code == 0);
     r = run_cli(dir, {"export", "--database", b});
     CHECK(r.out == exported);
     std::vector<event> back;
-    for (const auto& e : ssoci::event_store(b).events({.order = ssoci::event_order::oldest_first})) back.push_back(e);
+    for (const auto& e : ssoci::event_store(b).events({.order = ssoci::event_order::oldest_first}))
+        back.push_back(e);
     CHECK(back == history);
 
     // Without outcome: allowed decides. With one that disagrees, or an unknown one: the line is reported.
     const std::string input =
-        "{\"timestamp\":\"2026-05-07T22:41:55Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,\"limit\":1}\n"
-        "{\"timestamp\":\"2026-05-07T22:41:56Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,\"limit\":1,"
+        "{\"timestamp\":\"2026-05-07T22:41:55Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,"
+        "\"limit\":1}\n"
+        "{\"timestamp\":\"2026-05-07T22:41:56Z\",\"key\":\"k\",\"allowed\":false,\"count\":1,"
+        "\"limit\":1,"
         "\"outcome\":\"degraded\"}\n"
-        "{\"timestamp\":\"2026-05-07T22:41:57Z\",\"key\":\"k\",\"allowed\":true,\"count\":1,\"limit\":1,"
+        "{\"timestamp\":\"2026-05-07T22:41:57Z\",\"key\":\"k\",\"allowed\":true,\"count\":1,"
+        "\"limit\":1,"
         "\"outcome\":\"throttled\"}\n"
-        "{\"timestamp\":\"2026-05-07T22:41:58Z\",\"key\":\"k\",\"allowed\":true,\"count\":1,\"limit\":1,"
+        "{\"timestamp\":\"2026-05-07T22:41:58Z\",\"key\":\"k\",\"allowed\":true,\"count\":1,"
+        "\"limit\":1,"
         "\"outcome\":\"degraded\"}\n";
     const std::string c = dir.sqlite_url("c.db");
     REQUIRE(run_cli(dir, {"migrate", "--database", c}).code == 0);
     r = run_cli(dir, {"import", "--database", c}, input);
     CHECK(r.code == 65);
-    CHECK(r.err.find("line 2: \"outcome\" \"degraded\" disagrees with \"allowed\": false") != std::string::npos);
+    CHECK(r.err.find("line 2: \"outcome\" \"degraded\" disagrees with \"allowed\": false") !=
+          std::string::npos);
     CHECK(r.err.find("line 3: \"outcome\" must be") != std::string::npos);
     r = run_cli(dir, {"export", "--database", c});
     CHECK(lines(r.out) == 2);
@@ -227,10 +252,12 @@ TEST_CASE("cli: cleanup-events deletes old events in batches and prints the coun
     write_aged_events(store, 10, 2);
     auto r = run_cli(dir, {"cleanup-events", "--older-than-days", "30", "--batch-size", "3"});
     CHECK(r.code == 0);
-    CHECK(r.out == "cleanup-events: deleted 10 event(s) older than 30 day(s) (batch size 3) from "
-                   "sqlite:///smart_ratelimit.db\n");
+    CHECK(r.out ==
+          "cleanup-events: deleted 10 event(s) older than 30 day(s) (batch size 3) from "
+          "sqlite:///smart_ratelimit.db\n");
     CHECK(store.count() == 2);
     r = run_cli(dir, {"cleanup-events"});
     CHECK(r.code == 0);
-    CHECK(r.out.find("deleted 0 event(s) older than 30 day(s) (batch size 1000)") != std::string::npos);
+    CHECK(r.out.find("deleted 0 event(s) older than 30 day(s) (batch size 1000)") !=
+          std::string::npos);
 }

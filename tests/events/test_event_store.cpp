@@ -62,7 +62,8 @@ TEST_CASE("database URLs parse into SOCI connection strings", "[soci][url]") {
     CHECK(abs.path == "/var/lib/srl/events log.db");
     CHECK(abs.soci_backend() == "sqlite3");
 
-    auto pg = ssoci::parse_database_url("postgresql://us%40er:p%3Ass'w@db.example.com:6543/rate%2Dlimit");
+    auto pg =
+        ssoci::parse_database_url("postgresql://us%40er:p%3Ass'w@db.example.com:6543/rate%2Dlimit");
     CHECK(pg.kind == ssoci::dialect::postgresql);
     CHECK(pg.user == "us@er");
     CHECK(pg.password == "p:ss'w");
@@ -121,7 +122,8 @@ TEST_CASE("a bad database URL is a config_error that names it", "[soci][url]") {
 
 // ---- migrations ---------------------------------------------------------------------
 
-TEST_CASE("migrate creates the event table and its indexes once and is idempotent", "[soci][schema]") {
+TEST_CASE("migrate creates the event table and its indexes once and is idempotent",
+          "[soci][schema]") {
     const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
     engine_db db(engine, "migrate");
     if (!db.available()) return;
@@ -143,10 +145,13 @@ TEST_CASE("migrate creates the event table and its indexes once and is idempoten
     CHECK(ssoci::schema_version(*sql, "events") == 3);
     std::vector<std::string> names(10);
     if (engine == "sqlite")
-        *sql << "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ratelimit_event'"
-                " ORDER BY name", soci::into(names);
+        *sql << "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = "
+                "'ratelimit_event'"
+                " ORDER BY name",
+            soci::into(names);
     else
-        *sql << "SELECT indexname FROM pg_indexes WHERE tablename = 'ratelimit_event' ORDER BY indexname",
+        *sql << "SELECT indexname FROM pg_indexes WHERE tablename = 'ratelimit_event' ORDER BY "
+                "indexname",
             soci::into(names);
     CHECK(std::count(names.begin(), names.end(), "ratelimit_event_timestamp_idx") == 1);
     CHECK(std::count(names.begin(), names.end(), "ratelimit_event_key_timestamp_idx") == 1);
@@ -172,7 +177,8 @@ TEST_CASE("migrate applies several migration sets and checks their versions", "[
     const ssoci::migration_set bad{"gap", gap};
     CHECK_THROWS_AS(store.migrate(std::span(&bad, 1)), srl::config_error);
 
-    static constexpr ssoci::migration broken[] = {{1, "bad sql", "CREATE TABLE (", "CREATE TABLE ("}};
+    static constexpr ssoci::migration broken[] = {
+        {1, "bad sql", "CREATE TABLE (", "CREATE TABLE ("}};
     const ssoci::migration_set failing{"broken", broken};
     try {
         store.migrate(std::span(&failing, 1));
@@ -195,14 +201,16 @@ TEST_CASE("every field round-trips, microseconds, nulls and unicode included", "
     store.migrate();
 
     std::vector<event> in;
-    in.push_back(srl::make_event(event_time{microseconds{1'764'000'000'123'456}}, "rule:login:ip:203.0.113.5",
-                                 "/api/login", "POST", false, 11, 10, "203.0.113.5", "42"));
+    in.push_back(srl::make_event(event_time{microseconds{1'764'000'000'123'456}},
+                                 "rule:login:ip:203.0.113.5", "/api/login", "POST", false, 11, 10,
+                                 "203.0.113.5", "42"));
     in.push_back(srl::make_event(event_time{microseconds{1'764'000'000'123'457}}, "user:Zoë",
                                  "/café/日本語\t\"quoted\"\\slash\nnewline", "GET", true, 1, 10));
-    in.push_back(srl::make_event(event_time{microseconds{-86'400'000'001}}, "ip:2001:db8::1", "/", "PATCH",
-                                 true, 0, 0, "2001:db8::1"));
-    in.push_back(srl::make_event(event_time{microseconds{253'402'300'799'999'999}}, "k", "", "", true,
-                                 std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::min()));
+    in.push_back(srl::make_event(event_time{microseconds{-86'400'000'001}}, "ip:2001:db8::1", "/",
+                                 "PATCH", true, 0, 0, "2001:db8::1"));
+    in.push_back(srl::make_event(event_time{microseconds{253'402'300'799'999'999}}, "k", "", "",
+                                 true, std::numeric_limits<std::int64_t>::max(),
+                                 std::numeric_limits<std::int64_t>::min()));
     const auto r = store.write_batch(in);
     CHECK(r.written == 4);
     CHECK(r.invalid == 0);
@@ -220,7 +228,8 @@ TEST_CASE("every field round-trips, microseconds, nulls and unicode included", "
     CHECK(out[1].rule_name == "login");
 }
 
-TEST_CASE("every outcome round-trips, and rows without one read from allowed", "[soci][store][outcome]") {
+TEST_CASE("every outcome round-trips, and rows without one read from allowed",
+          "[soci][store][outcome]") {
     const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
     engine_db db(engine, "outcome");
     if (!db.available()) return;
@@ -245,27 +254,33 @@ TEST_CASE("every outcome round-trips, and rows without one read from allowed", "
     auto sql = store.open_session();
     std::vector<std::string> texts(8);
     *sql << "SELECT outcome FROM ratelimit_event ORDER BY id", soci::into(texts);
-    CHECK(texts == std::vector<std::string>{"allowed", "blocked", "shadow_blocked", "degraded", "degraded"});
+    CHECK(texts ==
+          std::vector<std::string>{"allowed", "blocked", "shadow_blocked", "degraded", "degraded"});
 
     // Another (older) writer leaves outcome NULL; a foreign one writes unknown text or
     // an outcome that disagrees with allowed: all read as outcome_of_allowed(allowed).
-    const std::string f = engine == "sqlite" ? "0" : "false", tr = engine == "sqlite" ? "1" : "true";
+    const std::string f = engine == "sqlite" ? "0" : "false",
+                      tr = engine == "sqlite" ? "1" : "true";
     const std::string ts = engine == "sqlite" ? "2000000" : "'1970-01-01 00:00:02+00'";
-    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (" + ts + ", 'old', " + f +
-                ", 1, 1)";
-    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (" + ts + ", 'old', " + tr +
-                ", 1, 1)";
-    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) VALUES (" + ts +
-                ", 'odd', " + f + ", 1, 1, 'throttled')";
-    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) VALUES (" + ts +
-                ", 'odd', " + f + ", 1, 1, 'degraded')";
-    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) VALUES (" + ts +
-                ", 'odd', " + tr + ", 1, 1, 'shadow_blocked')";
-    auto old_rows = drain(store.events({.since = event_time{microseconds{2'000'000}},
-                                        .order = ssoci::event_order::oldest_first}));
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (" +
+                ts + ", 'old', " + f + ", 1, 1)";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (" +
+                ts + ", 'old', " + tr + ", 1, 1)";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) "
+            "VALUES (" +
+                ts + ", 'odd', " + f + ", 1, 1, 'throttled')";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) "
+            "VALUES (" +
+                ts + ", 'odd', " + f + ", 1, 1, 'degraded')";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\", outcome) "
+            "VALUES (" +
+                ts + ", 'odd', " + tr + ", 1, 1, 'shadow_blocked')";
+    auto old_rows = drain(store.events(
+        {.since = event_time{microseconds{2'000'000}}, .order = ssoci::event_order::oldest_first}));
     REQUIRE(old_rows.size() == 5);
-    const outcome_kind expected[] = {outcome_kind::blocked, outcome_kind::allowed, outcome_kind::blocked,
-                                     outcome_kind::blocked, outcome_kind::allowed};
+    const outcome_kind expected[] = {outcome_kind::blocked, outcome_kind::allowed,
+                                     outcome_kind::blocked, outcome_kind::blocked,
+                                     outcome_kind::allowed};
     for (std::size_t i = 0; i < 5; ++i) {
         INFO(i);
         CHECK(old_rows[i].outcome == expected[i]);
@@ -273,7 +288,8 @@ TEST_CASE("every outcome round-trips, and rows without one read from allowed", "
     }
 }
 
-TEST_CASE("an event whose outcome disagrees with allowed is invalid, alone", "[soci][store][outcome]") {
+TEST_CASE("an event whose outcome disagrees with allowed is invalid, alone",
+          "[soci][store][outcome]") {
     const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
     engine_db db(engine, "outcome_invalid");
     if (!db.available()) return;
@@ -308,7 +324,8 @@ TEST_CASE("a database at events v2 is written without the outcome until it is mi
         ssoci::migrate(*sql, store.sql_dialect(), std::span(&v2, 1));
     }
     const auto degraded = [](std::int64_t us) {
-        return srl::make_event(event_time{microseconds{us}}, "k", "/", "GET", srl::outcome_kind::degraded, 1, 1);
+        return srl::make_event(event_time{microseconds{us}}, "k", "/", "GET",
+                               srl::outcome_kind::degraded, 1, 1);
     };
     REQUIRE(store.write_batch(std::vector<event>{degraded(1), at(2, "k", false)}).written == 2);
     CHECK(store.last_error().empty());
@@ -361,7 +378,8 @@ TEST_CASE("reads stream newest first in chunks, filtered by window and key", "[s
     CHECK(windowed.front().timestamp == event_time{microseconds{1'000'050}});
     CHECK(windowed.back().timestamp == event_time{microseconds{1'000'020}});
 
-    auto keyed = drain(store.events({.since = event_time{microseconds{1'000'020}}, .key = "b", .chunk = 2}));
+    auto keyed =
+        drain(store.events({.since = event_time{microseconds{1'000'020}}, .key = "b", .chunk = 2}));
     CHECK(keyed.size() == 10);  // "b" = odd i; i = 5, 7, ..., 23 are at or after 20
     for (const auto& e : keyed) CHECK(e.key == "b");
 
@@ -376,7 +394,8 @@ TEST_CASE("reads stream newest first in chunks, filtered by window and key", "[s
     CHECK_THROWS_AS(store.events({.chunk = 0}), srl::config_error);
 }
 
-TEST_CASE("poison rows are sanitized or dropped alone, never sinking their batch", "[soci][store]") {
+TEST_CASE("poison rows are sanitized or dropped alone, never sinking their batch",
+          "[soci][store]") {
     const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
     engine_db db(engine, "poison");
     if (!db.available()) return;
@@ -388,9 +407,10 @@ TEST_CASE("poison rows are sanitized or dropped alone, never sinking their batch
     for (int i = 0; i < 10; ++i) in.push_back(at(1'000 + i, "k" + std::to_string(i)));
     in[1].key = std::string("nul\0byte", 8);
     in[2].path = "/bad\xff\xfeutf8\xc3";
-    in[3].path = std::string(2000, 'p');                       // over the 500 cap
-    in[4].user_id = std::string(300, 'u');                     // over the 255 cap
-    in[5].method = "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac";  // 12 bytes: cut at a boundary
+    in[3].path = std::string(2000, 'p');    // over the 500 cap
+    in[4].user_id = std::string(300, 'u');  // over the 255 cap
+    in[5].method =
+        "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac";  // 12 bytes: cut at a boundary
     in[6].timestamp = event_time{microseconds{253'402'300'800'000'000}};  // year 10000
     in[7].ip_address = std::string("1.2.3.4\0", 8);
     const auto r = store.write_batch(in);
@@ -423,7 +443,8 @@ TEST_CASE("a row the database rejects is bisected out and the rest of the batch 
             *sql << "CREATE TRIGGER reject_poison BEFORE INSERT ON ratelimit_event"
                     " WHEN NEW.path = '/poison' BEGIN SELECT RAISE(ABORT, 'poison row'); END";
         else
-            *sql << "ALTER TABLE ratelimit_event ADD CONSTRAINT no_poison CHECK (path <> '/poison')";
+            *sql
+                << "ALTER TABLE ratelimit_event ADD CONSTRAINT no_poison CHECK (path <> '/poison')";
     }
     std::vector<event> in;
     for (int i = 0; i < 37; ++i) in.push_back(at(5'000 + i, "k" + std::to_string(i)));
@@ -503,7 +524,8 @@ TEST_CASE("invalid timestamps before a store failure count as invalid, the rest 
 
 // ---- retention ---------------------------------------------------------------------
 
-TEST_CASE("cleanup_old deletes strictly older rows in batches and keeps the rest", "[soci][retention]") {
+TEST_CASE("cleanup_old deletes strictly older rows in batches and keeps the rest",
+          "[soci][retention]") {
     const std::string engine = GENERATE(as<std::string>{}, "sqlite", "postgresql");
     engine_db db(engine, "cleanup");
     if (!db.available()) return;
@@ -513,8 +535,10 @@ TEST_CASE("cleanup_old deletes strictly older rows in batches and keeps the rest
     const event_time now{microseconds{1'764'000'000'000'000}};
     const auto day = std::chrono::hours{24};
     std::vector<event> in;
-    for (int i = 0; i < 10; ++i) in.push_back(at((now - 31 * day - microseconds{i}).time_since_epoch().count(), "old"));
-    in.push_back(at((now - 30 * day).time_since_epoch().count(), "cutoff"));  // exactly on the cutoff: kept
+    for (int i = 0; i < 10; ++i)
+        in.push_back(at((now - 31 * day - microseconds{i}).time_since_epoch().count(), "old"));
+    in.push_back(
+        at((now - 30 * day).time_since_epoch().count(), "cutoff"));  // exactly on the cutoff: kept
     in.push_back(at((now - 1 * day).time_since_epoch().count(), "new"));
     REQUIRE(store.write_batch(in).written == 12);
 
@@ -531,7 +555,8 @@ TEST_CASE("cleanup_old deletes strictly older rows in batches and keeps the rest
     CHECK(store.count() == 0);
 }
 
-TEST_CASE("cleanup_old rejects a batch size of zero or less and negative days", "[soci][retention]") {
+TEST_CASE("cleanup_old rejects a batch size of zero or less and negative days",
+          "[soci][retention]") {
     temp_dir dir;
     ssoci::event_store store(dir.sqlite_url());
     store.migrate();
@@ -541,22 +566,31 @@ TEST_CASE("cleanup_old rejects a batch size of zero or less and negative days", 
     CHECK(store.cleanup_old(30, 1) == 0);
 }
 
-TEST_CASE("migration SQL splits on statement ends, not inside quotes, bodies or triggers", "[soci][schema]") {
+TEST_CASE("migration SQL splits on statement ends, not inside quotes, bodies or triggers",
+          "[soci][schema]") {
     using ssoci::detail::split_statements;
     CHECK(split_statements("CREATE TABLE a (x INT);\n CREATE INDEX i ON a (x) ;") ==
           std::vector<std::string>{"CREATE TABLE a (x INT)", "CREATE INDEX i ON a (x)"});
-    CHECK(split_statements("INSERT INTO a VALUES (';'); SELECT \"semi;colon\" FROM a -- note; here\n;") ==
-          std::vector<std::string>{"INSERT INTO a VALUES (';')", "SELECT \"semi;colon\" FROM a -- note; here"});
-    CHECK(split_statements("CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + CASE WHEN NEW.x THEN 1 "
-                           "ELSE 0 END; INSERT INTO c VALUES (1); END; SELECT 1") ==
-          std::vector<std::string>{"CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + CASE WHEN NEW.x "
-                                   "THEN 1 ELSE 0 END; INSERT INTO c VALUES (1); END",
-                                   "SELECT 1"});
-    CHECK(split_statements("CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN x := 1; RETURN NEW; END $body$ "
-                           "LANGUAGE plpgsql; CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()") ==
-          std::vector<std::string>{"CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN x := 1; RETURN NEW; END "
-                                   "$body$ LANGUAGE plpgsql",
-                                   "CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()"});
+    CHECK(split_statements(
+              "INSERT INTO a VALUES (';'); SELECT \"semi;colon\" FROM a -- note; here\n;") ==
+          std::vector<std::string>{"INSERT INTO a VALUES (';')",
+                                   "SELECT \"semi;colon\" FROM a -- note; here"});
+    CHECK(
+        split_statements(
+            "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + CASE WHEN NEW.x THEN 1 "
+            "ELSE 0 END; INSERT INTO c VALUES (1); END; SELECT 1") ==
+        std::vector<std::string>{
+            "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + CASE WHEN NEW.x "
+            "THEN 1 ELSE 0 END; INSERT INTO c VALUES (1); END",
+            "SELECT 1"});
+    CHECK(split_statements(
+              "CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN x := 1; RETURN NEW; END $body$ "
+              "LANGUAGE plpgsql; CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION "
+              "f()") ==
+          std::vector<std::string>{
+              "CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN x := 1; RETURN NEW; END "
+              "$body$ LANGUAGE plpgsql",
+              "CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()"});
     CHECK(split_statements("  ;; ").empty());
 }
 
@@ -566,11 +600,13 @@ namespace {
 /// A per-row trigger that skips the writer's hooked batches, and a hook that does
 /// its work once per batch: both record into hook_log, so the test sees who ran.
 void install_toy_hook(soci::session& sql, const std::string& hook_sql) {
-    sql << "CREATE TABLE hook_log (source TEXT NOT NULL, first_id INTEGER, last_id INTEGER, n INTEGER)";
+    sql << "CREATE TABLE hook_log (source TEXT NOT NULL, first_id INTEGER, last_id INTEGER, n "
+           "INTEGER)";
     sql << "CREATE TRIGGER toy_per_row AFTER INSERT ON ratelimit_event"
            " WHEN NOT EXISTS (SELECT 1 FROM ratelimit_event_batch)"
            " BEGIN INSERT INTO hook_log VALUES ('row', NEW.id, NEW.id, 1); END";
-    sql << "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES ('toy', 1, :s)",
+    sql << "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES ('toy', 1, "
+           ":s)",
         soci::use(hook_sql);
 }
 const std::string toy_hook_sql =
@@ -617,7 +653,8 @@ TEST_CASE("the SQLite writer runs registered batch hooks once per batch, in its 
     *sql << "SELECT COUNT(*) FROM ratelimit_event_batch", soci::into(markers);
     CHECK(markers == 0);
     // Any other INSERT fires the per-row trigger as before.
-    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (5, 'x', 1, 1, 1)";
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (5, "
+            "'x', 1, 1, 1)";
     long long rows = 0;
     *sql << "SELECT COUNT(*) FROM hook_log WHERE source = 'row'", soci::into(rows);
     CHECK(rows == 1);
@@ -674,8 +711,9 @@ TEST_CASE("a hook that fails while it runs: the batch is written again with the 
     CHECK(per_row == 8);
 }
 
-TEST_CASE("a trigger that does not skip hooked batches keeps every trigger firing for the writer's rows",
-          "[soci][store][hooks]") {
+TEST_CASE(
+    "a trigger that does not skip hooked batches keeps every trigger firing for the writer's rows",
+    "[soci][store][hooks]") {
     hooked_store h(toy_hook_sql);
     *h.sql << "CREATE TABLE audit (what TEXT NOT NULL, id INTEGER)";
     std::vector<event> batch;
@@ -687,7 +725,8 @@ TEST_CASE("a trigger that does not skip hooked batches keeps every trigger firin
               " BEGIN INSERT INTO audit VALUES ('event', NEW.id); END";
     REQUIRE(h.store.write_batch(batch).written == 7);
     *h.sql << "DROP TRIGGER audit_events";
-    *h.sql << "CREATE TRIGGER audit_log AFTER INSERT ON hook_log BEGIN INSERT INTO audit VALUES ('log', NULL); END";
+    *h.sql << "CREATE TRIGGER audit_log AFTER INSERT ON hook_log BEGIN INSERT INTO audit VALUES "
+              "('log', NULL); END";
     REQUIRE(h.store.write_batch(batch).written == 7);
     CHECK(h.store.last_error().empty());
     long long events = 0, logs = 0, batches = 0, per_row = 0;
@@ -704,58 +743,74 @@ TEST_CASE("a trigger that does not skip hooked batches keeps every trigger firin
 TEST_CASE("which triggers leave the writer's hooked batches alone", "[soci][store][hooks]") {
     using ssoci::detail::trigger_skips_batches;
     // The analytics rollup trigger's shape: an INSERT trigger that skips marked batches.
-    CHECK(trigger_skips_batches("ratelimit_event",
-                                "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event"
-                                " WHEN NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN SELECT 1; END"));
+    CHECK(trigger_skips_batches(
+        "ratelimit_event",
+        "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event"
+        " WHEN NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN SELECT 1; END"));
     // Triggers for other events on the events table: the writer only inserts.
-    CHECK(trigger_skips_batches("ratelimit_event",
-                                "CREATE TRIGGER d AFTER DELETE ON ratelimit_event BEGIN INSERT INTO x VALUES (1); END"));
-    CHECK(trigger_skips_batches("ratelimit_event",
-                                "create trigger u after update of allowed\non ratelimit_event begin select 1; end"));
+    CHECK(trigger_skips_batches(
+        "ratelimit_event",
+        "CREATE TRIGGER d AFTER DELETE ON ratelimit_event BEGIN INSERT INTO x VALUES (1); END"));
+    CHECK(trigger_skips_batches(
+        "ratelimit_event",
+        "create trigger u after update of allowed\non ratelimit_event begin select 1; end"));
     // An INSERT trigger that does not skip them, in any spelling.
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "CREATE TRIGGER a AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "create trigger a before insert\ton ratelimit_event begin select 1; end"));
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "CREATE TRIGGER a INSTEAD OF INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_event", "CREATE TRIGGER a AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_event",
+        "create trigger a before insert\ton ratelimit_event begin select 1; end"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_event",
+        "CREATE TRIGGER a INSTEAD OF INSERT ON ratelimit_event BEGIN SELECT 1; END"));
     // The event is read from the header, whatever the trigger is called or its body does.
+    CHECK(trigger_skips_batches(
+        "ratelimit_event",
+        "CREATE TRIGGER IF NOT EXISTS main.on_insert AFTER DELETE ON ratelimit_event"
+        " BEGIN INSERT INTO x VALUES (1); END"));
     CHECK(trigger_skips_batches("ratelimit_event",
-                                "CREATE TRIGGER IF NOT EXISTS main.on_insert AFTER DELETE ON ratelimit_event"
-                                " BEGIN INSERT INTO x VALUES (1); END"));
-    CHECK(trigger_skips_batches("ratelimit_event",
-                                "CREATE TEMP TRIGGER [my \"insert\"] BEFORE UPDATE ON ratelimit_event BEGIN SELECT 1; END"));
+                                "CREATE TEMP TRIGGER [my \"insert\"] BEFORE UPDATE ON "
+                                "ratelimit_event BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_event",
+        "CREATE TRIGGER \"on\" AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_event", "CREATE TRIGGER begin INSERT ON ratelimit_event BEGIN SELECT 1; END"));
     CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "CREATE TRIGGER \"on\" AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "CREATE TRIGGER begin INSERT ON ratelimit_event BEGIN SELECT 1; END"));
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "CREATE TRIGGER \"a \"\"delete\"\" b\" AFTER INSERT ON ratelimit_event BEGIN SELECT 1; END"));
+                                      "CREATE TRIGGER \"a \"\"delete\"\" b\" AFTER INSERT ON "
+                                      "ratelimit_event BEGIN SELECT 1; END"));
     // The skip must be the whole WHEN clause: combined with another condition, or
     // only in the body, the trigger may do something for the writer's rows.
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "CREATE TRIGGER a AFTER INSERT ON ratelimit_event WHEN NEW.allowed = 0 OR"
-                                      " NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN SELECT 1; END"));
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "CREATE TRIGGER a AFTER INSERT ON ratelimit_event WHEN NOT EXISTS (SELECT 1"
-                                      " FROM ratelimit_event_batch) AND NEW.allowed = 0 BEGIN SELECT 1; END"));
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
-                                      "CREATE TRIGGER a AFTER INSERT ON ratelimit_event BEGIN INSERT INTO x SELECT 1"
-                                      " WHERE NOT EXISTS (SELECT 1 FROM ratelimit_event_batch); SELECT 2; END"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_event",
+        "CREATE TRIGGER a AFTER INSERT ON ratelimit_event WHEN NEW.allowed = 0 OR"
+        " NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_event",
+        "CREATE TRIGGER a AFTER INSERT ON ratelimit_event WHEN NOT EXISTS (SELECT 1"
+        " FROM ratelimit_event_batch) AND NEW.allowed = 0 BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_event",
+        "CREATE TRIGGER a AFTER INSERT ON ratelimit_event BEGIN INSERT INTO x SELECT 1"
+        " WHERE NOT EXISTS (SELECT 1 FROM ratelimit_event_batch); SELECT 2; END"));
     // Spelling and spacing of the skip do not matter; FOR EACH ROW and a schema may be there.
-    CHECK(trigger_skips_batches("ratelimit_event",
-                                "create trigger \"t\" after insert on main.ratelimit_event for each row\n"
-                                "  when not exists(select 1 from ratelimit_event_batch)\nbegin select 1; end"));
+    CHECK(trigger_skips_batches(
+        "ratelimit_event",
+        "create trigger \"t\" after insert on main.ratelimit_event for each row\n"
+        "  when not exists(select 1 from ratelimit_event_batch)\nbegin select 1; end"));
     // A text of another shape is not understood, so it may matter.
     CHECK_FALSE(trigger_skips_batches("ratelimit_event", "CREATE TRIGGER"));
     CHECK_FALSE(trigger_skips_batches("ratelimit_event", ""));
-    CHECK_FALSE(trigger_skips_batches("ratelimit_event", "CREATE TRIGGER \"unterminated AFTER DELETE ON x"));
+    CHECK_FALSE(trigger_skips_batches("ratelimit_event",
+                                      "CREATE TRIGGER \"unterminated AFTER DELETE ON x"));
     // Any trigger on another table may matter (the hooks write other tables).
-    CHECK_FALSE(trigger_skips_batches("ratelimit_rollup_hour",
-                                      "CREATE TRIGGER h AFTER UPDATE ON ratelimit_rollup_hour BEGIN SELECT 1; END"));
+    CHECK_FALSE(trigger_skips_batches(
+        "ratelimit_rollup_hour",
+        "CREATE TRIGGER h AFTER UPDATE ON ratelimit_rollup_hour BEGIN SELECT 1; END"));
 }
 
-TEST_CASE("hooks changed while the writer runs are picked up by the next batch", "[soci][store][hooks]") {
+TEST_CASE("hooks changed while the writer runs are picked up by the next batch",
+          "[soci][store][hooks]") {
     hooked_store h(toy_hook_sql);
     auto& store = h.store;
     auto& sql = h.sql;

@@ -39,8 +39,9 @@ void check_accounting(const srl::async_sink_stats& s) {
 
 }  // namespace
 
-TEST_CASE("event store sink: a missing table drops as write_error, then writing resumes after migrate",
-          "[soci][sink][failure]") {
+TEST_CASE(
+    "event store sink: a missing table drops as write_error, then writing resumes after migrate",
+    "[soci][sink][failure]") {
     temp_dir dir;
     const std::string url = dir.sqlite_url();
     async_sink<ssoci::event_store> sink(std::in_place, quick_retries(), url);
@@ -61,7 +62,8 @@ TEST_CASE("event store sink: a missing table drops as write_error, then writing 
     CHECK(ssoci::event_store(url).count() == 200);
 }
 
-TEST_CASE("event store sink: stop with a full queue flushes what the database accepts", "[soci][sink]") {
+TEST_CASE("event store sink: stop with a full queue flushes what the database accepts",
+          "[soci][sink]") {
     temp_dir dir;
     const std::string url = dir.sqlite_url();
     ssoci::event_store(url).migrate();
@@ -121,7 +123,8 @@ TEST_CASE("event store sink: PostgreSQL unreachable at start, killed mid-stream 
         while (!stop_producer.load()) {
             sink.record(sample_event(i++, "ip:stream"));
             produced.fetch_add(1);
-            if (i % 100 == 0) std::this_thread::sleep_for(milliseconds(1));  // pace: about 100k events/s
+            if (i % 100 == 0)
+                std::this_thread::sleep_for(milliseconds(1));  // pace: about 100k events/s
         }
     });
     auto wait_for_written = [&](std::uint64_t target) {
@@ -135,7 +138,8 @@ TEST_CASE("event store sink: PostgreSQL unreachable at start, killed mid-stream 
     // The producer keeps going while the server is gone.
     const auto produced_at_kill = produced.load();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (produced.load() < produced_at_kill + 20'000 && std::chrono::steady_clock::now() < deadline)
+    while (produced.load() < produced_at_kill + 20'000 &&
+           std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(milliseconds(5));
     CHECK(produced.load() >= produced_at_kill + 20'000);
     const auto written_while_down = sink.stats().written;

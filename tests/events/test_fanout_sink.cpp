@@ -83,9 +83,10 @@ TEST_CASE("fan-out sink holds lvalue sinks by reference, e.g. a ring buffer and 
     srl::async_sink<srl_test::controlled_writer&> async(w);
     vector_sink owned_elsewhere;
     srl::fanout_sink sink(ring, async, owned_elsewhere);
-    static_assert(std::is_same_v<decltype(sink), srl::fanout_sink<srl::ring_buffer_sink_mt&,
-                                                                  srl::async_sink<srl_test::controlled_writer&>&,
-                                                                  vector_sink&>>);
+    static_assert(std::is_same_v<
+                  decltype(sink),
+                  srl::fanout_sink<srl::ring_buffer_sink_mt&,
+                                   srl::async_sink<srl_test::controlled_writer&>&, vector_sink&>>);
     for (int i = 0; i < 3; ++i) sink.record(make_test_event("ip:1", i));
     async.flush();
     CHECK(ring.size() == 2);

@@ -21,7 +21,8 @@ using srl_test::make_test_event;
 
 static_assert(srl::event_sink<srl::ring_buffer_sink_mt>);
 static_assert(srl::event_sink<srl::ring_buffer_sink_st>);
-static_assert(std::ranges::input_range<decltype(std::declval<srl::ring_buffer_sink_mt&>().snapshot())>);
+static_assert(
+    std::ranges::input_range<decltype(std::declval<srl::ring_buffer_sink_mt&>().snapshot())>);
 static_assert(srl::event_range<decltype(std::declval<srl::ring_buffer_sink_mt&>().snapshot())>);
 
 namespace {
@@ -46,8 +47,10 @@ TEMPLATE_TEST_CASE("ring buffer sink keeps the last N events and wraps around", 
 
     for (int i = 3; i <= 7; ++i) {
         const auto e = make_test_event("ip:1", i);
-        if (i % 2) sink.record(e);
-        else sink.record(make_test_event("ip:1", i));
+        if (i % 2)
+            sink.record(e);
+        else
+            sink.record(make_test_event("ip:1", i));
     }
     CHECK(sink.size() == 3);
     CHECK(sink.recorded() == 7);
@@ -79,9 +82,9 @@ TEST_CASE("ring buffer sink larger than what was recorded holds everything in or
 }
 
 TEST_CASE("ring buffer sink rejects a zero capacity with a clear error", "[sinks][ring]") {
-    CHECK_THROWS_MATCHES(srl::ring_buffer_sink_mt(0), srl::config_error,
-                         Catch::Matchers::Message(
-                             "ring_buffer_sink: capacity must be at least 1, got 0"));
+    CHECK_THROWS_MATCHES(
+        srl::ring_buffer_sink_mt(0), srl::config_error,
+        Catch::Matchers::Message("ring_buffer_sink: capacity must be at least 1, got 0"));
 }
 
 TEST_CASE("ring buffer snapshots stay consistent while threads record", "[sinks][ring]") {

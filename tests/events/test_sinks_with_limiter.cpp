@@ -24,13 +24,15 @@ struct user_key {
 };
 }  // namespace
 
-TEST_CASE("a limiter records every decision through a fan-out to a ring buffer and an "
-          "async sink", "[sinks][limiter]") {
+TEST_CASE(
+    "a limiter records every decision through a fan-out to a ring buffer and an "
+    "async sink",
+    "[sinks][limiter]") {
     srl::ring_buffer_sink_mt recent(100);
     srl_test::controlled_writer store;
     srl::async_sink<srl_test::controlled_writer&> log(store);
-    using fanout = srl::fanout_sink<srl::ring_buffer_sink_mt&,
-                                    srl::async_sink<srl_test::controlled_writer&>&>;
+    using fanout =
+        srl::fanout_sink<srl::ring_buffer_sink_mt&, srl::async_sink<srl_test::controlled_writer&>&>;
     srl::manual_clock clock;
     srl::limiter<user_key, srl::in_memory_storage<>, fanout, srl::manual_clock> limiter(
         user_key{}, std::vector<srl::rule_config>{{"login", "3/m"}}, srl::limiter_options{},
@@ -38,7 +40,8 @@ TEST_CASE("a limiter records every decision through a fan-out to a ring buffer a
 
     const srl::request_info info{"/login", "POST", "203.0.113.5", std::nullopt, {}};
     int allowed = 0;
-    for (int i = 0; i < 5; ++i) allowed += limiter.check_and_record(user_request{"ann"}, info).allowed();
+    for (int i = 0; i < 5; ++i)
+        allowed += limiter.check_and_record(user_request{"ann"}, info).allowed();
     CHECK(allowed == 3);
     log.flush();
 

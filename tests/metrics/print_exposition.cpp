@@ -22,10 +22,13 @@ struct view_key {
 int main() {
     m::registry reg;
     m::decision_metrics dm(m::decision_metrics_options{.time_every = 1});
-    srl::limiter<view_key, srl::in_memory_storage<>, srl::null_sink, srl::steady_clock, m::decision_metrics> lim(
-        view_key{},
-        {{"", "5/s", "token_bucket"}, {"login", "3/s", "fixed_window"}, {"watch-all", "1/s", "fixed_window", true}},
-        {}, {}, {}, {}, dm);
+    srl::limiter<view_key, srl::in_memory_storage<>, srl::null_sink, srl::steady_clock,
+                 m::decision_metrics>
+        lim(view_key{},
+            {{"", "5/s", "token_bucket"},
+             {"login", "3/s", "fixed_window"},
+             {"watch-all", "1/s", "fixed_window", true}},
+            {}, {}, {}, {}, dm);
     for (int i = 0; i < 10; ++i) (void)lim.check_key("ip:203.0.113.5");
     dm.add_rule("never_used");
     reg.add(m::build_info{});
@@ -41,7 +44,9 @@ int main() {
     reg.add(m::storage_metrics("redis", [] {
         return m::storage_health{srl::breaker_state::half_open, {{"failure", 4}, {"timed_out", 1}}};
     }));
-    reg.add(m::storage_metrics("sql\n\"quoted\"", [] { return m::storage_health{std::nullopt, {{"failure", 0}}}; }));
+    reg.add(m::storage_metrics("sql\n\"quoted\"", [] {
+        return m::storage_health{std::nullopt, {{"failure", 0}}};
+    }));
     m::alert_metrics alerts;
     alerts.record("email", true);
     alerts.record("web\\hook\"\n", false);

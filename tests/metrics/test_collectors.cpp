@@ -38,15 +38,18 @@ struct switchable_storage {
     std::shared_ptr<srl::in_memory_storage<>> inner = std::make_shared<srl::in_memory_storage<>>();
     std::shared_ptr<std::atomic<bool>> down = std::make_shared<std::atomic<bool>>(false);
 
-    srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
+    srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                         std::uint64_t c) {
         check();
         return inner->acquire(k, a, now, c);
     }
-    srl::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
+    srl::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                      std::uint64_t c) {
         check();
         return inner->peek(k, a, now, c);
     }
-    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now, std::uint64_t c) {
+    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                 std::uint64_t c) {
         check();
         inner->release(k, a, now, c);
     }
@@ -55,11 +58,14 @@ struct switchable_storage {
     }
 };
 
-bool contains(const std::string& text, const std::string& line) { return text.find(line) != std::string::npos; }
+bool contains(const std::string& text, const std::string& line) {
+    return text.find(line) != std::string::npos;
+}
 
 }  // namespace
 
-TEST_CASE("an async sink's counters are read at scrape time, and drops reach on_drop", "[metrics]") {
+TEST_CASE("an async sink's counters are read at scrape time, and drops reach on_drop",
+          "[metrics]") {
     std::mutex mu;
     std::vector<std::pair<srl::drop_reason, std::uint64_t>> drops;
     srl::async_sink_options o;
@@ -81,14 +87,17 @@ TEST_CASE("an async sink's counters are read at scrape time, and drops reach on_
     CHECK(contains(text, "smart_ratelimit_events_total{result=\"dropped_queue_full\"} 1\n"));
     CHECK(contains(text, "smart_ratelimit_events_total{result=\"dropped_write_error\"} 0\n"));
     CHECK(contains(text, "smart_ratelimit_events_total{result=\"dropped_invalid\"} 1\n"));
-    CHECK(contains(text, "# TYPE smart_ratelimit_event_queue_depth gauge\nsmart_ratelimit_event_queue_depth 0\n"));
+    CHECK(contains(
+        text,
+        "# TYPE smart_ratelimit_event_queue_depth gauge\nsmart_ratelimit_event_queue_depth 0\n"));
     std::lock_guard<std::mutex> lock(mu);
     REQUIRE(drops.size() == 2);
     CHECK(drops[0] == std::pair{srl::drop_reason::invalid_row, std::uint64_t{1}});
     CHECK(drops[1] == std::pair{srl::drop_reason::queue_full, std::uint64_t{1}});
 }
 
-TEST_CASE("a named sink's samples carry its name; the depth counts what is in flight", "[metrics]") {
+TEST_CASE("a named sink's samples carry its name; the depth counts what is in flight",
+          "[metrics]") {
     srl::async_sink_stats s;
     s.offered = 10;
     s.written = 4;
@@ -100,14 +109,18 @@ TEST_CASE("a named sink's samples carry its name; the depth counts what is in fl
     CHECK(contains(text, "smart_ratelimit_event_queue_depth{sink=\"audit\"} 5\n"));
 }
 
-TEST_CASE("a resilient storage's breaker and errors are scraped through a whole cycle", "[metrics]") {
-    using resilient = srl::resilient_storage<switchable_storage, srl::no_failover, srl::manual_clock>;
+TEST_CASE("a resilient storage's breaker and errors are scraped through a whole cycle",
+          "[metrics]") {
+    using resilient =
+        srl::resilient_storage<switchable_storage, srl::no_failover, srl::manual_clock>;
     std::vector<std::pair<srl::breaker_state, srl::breaker_state>> changes;
     srl::resilience_options o;
     o.failure_threshold = 2;
     o.open_for = 10s;
     o.timeout = 1h;  // no call is slow on a loaded test machine
-    o.on_breaker_change = [&](srl::breaker_state from, srl::breaker_state to) { changes.emplace_back(from, to); };
+    o.on_breaker_change = [&](srl::breaker_state from, srl::breaker_state to) {
+        changes.emplace_back(from, to);
+    };
     switchable_storage store;
     srl::manual_clock clock;
     resilient r(store, o, {}, clock);
@@ -123,15 +136,19 @@ TEST_CASE("a resilient storage's breaker and errors are scraped through a whole 
     (void)r.acquire("k", alg, clock.now(), 1);  // short-circuited
     std::string text = state();
     CHECK(contains(text, "smart_ratelimit_storage_breaker_state{storage=\"redis\"} 2\n"));
-    CHECK(contains(text, "smart_ratelimit_storage_errors_total{storage=\"redis\",kind=\"failure\"} 2\n"));
-    CHECK(contains(text, "smart_ratelimit_storage_errors_total{storage=\"redis\",kind=\"short_circuited\"} 1\n"));
+    CHECK(contains(text,
+                   "smart_ratelimit_storage_errors_total{storage=\"redis\",kind=\"failure\"} 2\n"));
+    CHECK(contains(
+        text,
+        "smart_ratelimit_storage_errors_total{storage=\"redis\",kind=\"short_circuited\"} 1\n"));
     clock.advance(10s);
     CHECK(contains(state(), "smart_ratelimit_storage_breaker_state{storage=\"redis\"} 1\n"));
     *store.down = false;
     CHECK(r.acquire("k", alg, clock.now(), 1).allowed);  // the probe succeeds: closed
     CHECK(contains(state(), "smart_ratelimit_storage_breaker_state{storage=\"redis\"} 0\n"));
     using bs = srl::breaker_state;
-    CHECK(changes == std::vector<std::pair<bs, bs>>{{bs::closed, bs::open}, {bs::open, bs::half_open},
+    CHECK(changes == std::vector<std::pair<bs, bs>>{{bs::closed, bs::open},
+                                                    {bs::open, bs::half_open},
                                                     {bs::half_open, bs::closed}});
 }
 
@@ -139,7 +156,9 @@ TEST_CASE("a throwing breaker callback changes nothing", "[metrics]") {
     srl::resilience_options o;
     o.failure_threshold = 1;
     o.timeout = 1h;
-    o.on_breaker_change = [](srl::breaker_state, srl::breaker_state) { throw std::runtime_error("observer"); };
+    o.on_breaker_change = [](srl::breaker_state, srl::breaker_state) {
+        throw std::runtime_error("observer");
+    };
     switchable_storage store;
     srl::resilient_storage<switchable_storage, srl::no_failover, srl::manual_clock> r(store, o);
     *store.down = true;
@@ -165,5 +184,6 @@ TEST_CASE("alert_metrics counts by channel and result, from an alert result too"
     CHECK(a.value("webhook", "failed") == 0);
     m::exposition out;
     a.collect(out);
-    CHECK(contains(out.str(), "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"failed\"} 0\n"));
+    CHECK(contains(out.str(),
+                   "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"failed\"} 0\n"));
 }

@@ -28,29 +28,33 @@ struct view_key {
 // A store that can never decide.
 struct down_storage {
     using algorithm_type = srl::any_algorithm;
-    srl::outcome acquire(std::string_view, const algorithm_type&, std::chrono::nanoseconds, std::uint64_t) {
+    srl::outcome acquire(std::string_view, const algorithm_type&, std::chrono::nanoseconds,
+                         std::uint64_t) {
         return srl::degraded_outcome();
     }
-    srl::outcome peek(std::string_view, const algorithm_type&, std::chrono::nanoseconds, std::uint64_t) {
+    srl::outcome peek(std::string_view, const algorithm_type&, std::chrono::nanoseconds,
+                      std::uint64_t) {
         return srl::degraded_outcome();
     }
-    void release(std::string_view, const algorithm_type&, std::chrono::nanoseconds, std::uint64_t) {}
+    void release(std::string_view, const algorithm_type&, std::chrono::nanoseconds, std::uint64_t) {
+    }
 };
 
 template <class Storage = srl::in_memory_storage<>>
-using metered = srl::limiter<view_key, Storage, srl::null_sink, srl::manual_clock, m::decision_metrics>;
+using metered =
+    srl::limiter<view_key, Storage, srl::null_sink, srl::manual_clock, m::decision_metrics>;
 
 template <class Storage = srl::in_memory_storage<>>
-std::unique_ptr<metered<Storage>> make(std::vector<srl::rule_config> rules, const m::decision_metrics& dm,
-                                       srl::limiter_options o = {}) {
-    return std::make_unique<metered<Storage>>(view_key{}, rules, std::move(o), Storage{}, srl::null_sink{},
-                                              srl::manual_clock{}, dm);
+std::unique_ptr<metered<Storage>> make(std::vector<srl::rule_config> rules,
+                                       const m::decision_metrics& dm, srl::limiter_options o = {}) {
+    return std::make_unique<metered<Storage>>(view_key{}, rules, std::move(o), Storage{},
+                                              srl::null_sink{}, srl::manual_clock{}, dm);
 }
 
 std::uint64_t total(const m::decision_metrics& dm, std::string_view rule) {
     std::uint64_t n = 0;
-    for (auto k : {srl::outcome_kind::allowed, srl::outcome_kind::blocked, srl::outcome_kind::shadow_blocked,
-                   srl::outcome_kind::degraded})
+    for (auto k : {srl::outcome_kind::allowed, srl::outcome_kind::blocked,
+                   srl::outcome_kind::shadow_blocked, srl::outcome_kind::degraded})
         n += dm.count(rule, k);
     return n;
 }
@@ -59,7 +63,8 @@ std::uint64_t total(const m::decision_metrics& dm, std::string_view rule) {
 
 static_assert(srl::observer<m::decision_metrics>);
 
-TEST_CASE("decision_metrics counts allowed, blocked, shadow_blocked and degraded per rule", "[metrics]") {
+TEST_CASE("decision_metrics counts allowed, blocked, shadow_blocked and degraded per rule",
+          "[metrics]") {
     m::decision_metrics dm;
     auto lim = make({{"login", "2/h", "fixed_window"}, {"watch", "1/h", "fixed_window", true}}, dm);
     for (int i = 0; i < 3; ++i) (void)lim->check_key("ip:1");
@@ -79,10 +84,14 @@ TEST_CASE("decision_metrics counts allowed, blocked, shadow_blocked and degraded
     m::exposition out;
     dm.collect(out);
     const std::string text = out.str();
-    CHECK(text.find("smart_ratelimit_decisions_total{rule=\"\",outcome=\"degraded\"} 1\n") != std::string::npos);
-    CHECK(text.find("smart_ratelimit_decisions_total{rule=\"login\",outcome=\"blocked\"} 1\n") != std::string::npos);
-    CHECK(text.find("smart_ratelimit_decisions_total{rule=\"watch\",outcome=\"degraded\"} 0\n") != std::string::npos);
-    CHECK(text.find("# TYPE smart_ratelimit_decision_duration_seconds histogram\n") != std::string::npos);
+    CHECK(text.find("smart_ratelimit_decisions_total{rule=\"\",outcome=\"degraded\"} 1\n") !=
+          std::string::npos);
+    CHECK(text.find("smart_ratelimit_decisions_total{rule=\"login\",outcome=\"blocked\"} 1\n") !=
+          std::string::npos);
+    CHECK(text.find("smart_ratelimit_decisions_total{rule=\"watch\",outcome=\"degraded\"} 0\n") !=
+          std::string::npos);
+    CHECK(text.find("# TYPE smart_ratelimit_decision_duration_seconds histogram\n") !=
+          std::string::npos);
 }
 
 TEST_CASE("decision_metrics merges exact totals from many threads", "[metrics][concurrency]") {
@@ -139,7 +148,8 @@ TEST_CASE("decision_metrics keeps 1,000 rules of 125 limiters apart", "[metrics]
     std::vector<std::unique_ptr<metered<>>> lims;
     for (int l = 0; l < 125; ++l) {
         std::vector<srl::rule_config> rules;
-        for (int r = 0; r < 8; ++r) rules.push_back({"r" + std::to_string(l * 8 + r), "1000/s", "token_bucket"});
+        for (int r = 0; r < 8; ++r)
+            rules.push_back({"r" + std::to_string(l * 8 + r), "1000/s", "token_bucket"});
         lims.push_back(make(rules, dm));
     }
     for (int round = 0; round < 3; ++round)
@@ -153,7 +163,9 @@ TEST_CASE("decision_metrics keeps 1,000 rules of 125 limiters apart", "[metrics]
     dm.collect(out);
     const std::string text = out.str();
     std::size_t lines = 0;
-    for (std::size_t p = 0; (p = text.find("smart_ratelimit_decisions_total{", p)) != std::string::npos; ++p) ++lines;
+    for (std::size_t p = 0;
+         (p = text.find("smart_ratelimit_decisions_total{", p)) != std::string::npos; ++p)
+        ++lines;
     CHECK(lines == 4000);
 }
 
@@ -164,7 +176,8 @@ TEST_CASE("a rule name met at an address another name used before is counted rig
         auto lim = make({{"n" + std::to_string(i % 5), "10/s", "token_bucket"}}, dm);
         (void)lim->check_key("k");
     }
-    for (int i = 0; i < 5; ++i) CHECK(dm.count("n" + std::to_string(i), srl::outcome_kind::allowed) == 10);
+    for (int i = 0; i < 5; ++i)
+        CHECK(dm.count("n" + std::to_string(i), srl::outcome_kind::allowed) == 10);
 }
 
 TEST_CASE("decision_metrics shows added rules before their first decision", "[metrics]") {
@@ -173,7 +186,8 @@ TEST_CASE("decision_metrics shows added rules before their first decision", "[me
     dm.add_rules(*lim);
     m::exposition out;
     dm.collect(out);
-    CHECK(out.str().find("smart_ratelimit_decisions_total{rule=\"api\",outcome=\"allowed\"} 0\n") != std::string::npos);
+    CHECK(out.str().find("smart_ratelimit_decisions_total{rule=\"api\",outcome=\"allowed\"} 0\n") !=
+          std::string::npos);
     CHECK(total(dm, "api") == 0);
     CHECK(total(dm, "unknown") == 0);
 }

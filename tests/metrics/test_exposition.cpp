@@ -44,13 +44,15 @@ TEST_CASE("metric and label names are checked as the format defines them", "[met
     CHECK_THROWS_AS(m::histogram("h_seconds", "h", {1.0, 0.5}), srl::config_error);
 }
 
-TEST_CASE("label values escape backslash, quote and newline, and replace invalid UTF-8", "[metrics]") {
+TEST_CASE("label values escape backslash, quote and newline, and replace invalid UTF-8",
+          "[metrics]") {
     std::string out;
     m::append_label_value(out, "a\\b\"c\nd");
     CHECK(out == "a\\\\b\\\"c\\nd");
     out.clear();
     m::append_label_value(out, "caf\xC3\xA9 \xFF\xC0\xAF \xED\xA0\x80");
-    CHECK(out == "caf\xC3\xA9 \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    CHECK(out ==
+          "caf\xC3\xA9 \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
     out.clear();
     m::append_help(out, "say \"hi\"\\\n");
     CHECK(out == "say \"hi\"\\\\\\n");
@@ -130,12 +132,15 @@ TEST_CASE("the default latency buckets span 1 us to 10 s", "[metrics]") {
 
 TEST_CASE("collectors reporting one family share its HELP and TYPE", "[metrics]") {
     m::registry reg;
-    m::storage_metrics a("redis", [] { return m::storage_health{srl::breaker_state::open, {{"failure", 3}}}; });
+    m::storage_metrics a("redis", [] {
+        return m::storage_health{srl::breaker_state::open, {{"failure", 3}}};
+    });
     m::storage_metrics b("sql", [] { return m::storage_health{std::nullopt, {{"failure", 1}}}; });
     reg.add(a);
     reg.add(b);
     CHECK(reg.scrape() ==
-          "# HELP smart_ratelimit_storage_breaker_state The storage's circuit breaker: 0 closed, 1 half-open, 2 open.\n"
+          "# HELP smart_ratelimit_storage_breaker_state The storage's circuit breaker: 0 closed, 1 "
+          "half-open, 2 open.\n"
           "# TYPE smart_ratelimit_storage_breaker_state gauge\n"
           "smart_ratelimit_storage_breaker_state{storage=\"redis\"} 2\n"
           "# HELP smart_ratelimit_storage_errors_total Storage calls that failed, by kind.\n"
@@ -156,9 +161,10 @@ TEST_CASE("a collector that throws is left out of the scrape and counted", "[met
     const auto clash = reg.add_callback([](m::exposition& out) {
         out.declare("archetype_total", m::metric_type::gauge, "A type clash.");
     });
-    const std::string good = "# HELP archetype_total An archetype.\n"
-                             "# TYPE archetype_total counter\n"
-                             "archetype_total 7\n";
+    const std::string good =
+        "# HELP archetype_total An archetype.\n"
+        "# TYPE archetype_total counter\n"
+        "archetype_total 7\n";
     CHECK(reg.scrape() == good);
     CHECK(reg.collector_failures() == 2);
     CHECK(reg.remove(bad));
@@ -171,8 +177,11 @@ TEST_CASE("a collector that throws is left out of the scrape and counted", "[met
 TEST_CASE("build_info reports the library version", "[metrics]") {
     m::exposition out;
     m::build_info{}.collect(out);
-    CHECK(out.str() == std::string("# HELP smart_ratelimit_build_info The smart_ratelimit version, as a label; always 1.\n"
-                                   "# TYPE smart_ratelimit_build_info gauge\n"
-                                   "smart_ratelimit_build_info{version=\"") +
-                           srl::version_string + "\"} 1\n");
+    CHECK(
+        out.str() ==
+        std::string(
+            "# HELP smart_ratelimit_build_info The smart_ratelimit version, as a label; always 1.\n"
+            "# TYPE smart_ratelimit_build_info gauge\n"
+            "smart_ratelimit_build_info{version=\"") +
+            srl::version_string + "\"} 1\n");
 }

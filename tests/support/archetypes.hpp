@@ -25,8 +25,12 @@ struct algorithm {
     struct state_type {};
     std::uint64_t limit() const { return 1; }
     std::chrono::nanoseconds period() const { return std::chrono::seconds(1); }
-    srl::outcome try_acquire(state_type&, std::chrono::nanoseconds, std::uint64_t) const { return {}; }
-    srl::outcome peek(const state_type&, std::chrono::nanoseconds, std::uint64_t) const { return {}; }
+    srl::outcome try_acquire(state_type&, std::chrono::nanoseconds, std::uint64_t) const {
+        return {};
+    }
+    srl::outcome peek(const state_type&, std::chrono::nanoseconds, std::uint64_t) const {
+        return {};
+    }
     void release(state_type&, std::chrono::nanoseconds, std::uint64_t) const {}
 };
 
@@ -46,8 +50,13 @@ struct state_store {
 
 struct storage_backend {
     using algorithm_type = algorithm;
-    srl::outcome acquire(std::string_view, const algorithm&, std::chrono::nanoseconds, std::uint64_t) { return {}; }
-    srl::outcome peek(std::string_view, const algorithm&, std::chrono::nanoseconds, std::uint64_t) { return {}; }
+    srl::outcome acquire(std::string_view, const algorithm&, std::chrono::nanoseconds,
+                         std::uint64_t) {
+        return {};
+    }
+    srl::outcome peek(std::string_view, const algorithm&, std::chrono::nanoseconds, std::uint64_t) {
+        return {};
+    }
     void release(std::string_view, const algorithm&, std::chrono::nanoseconds, std::uint64_t) {}
 };
 

@@ -31,8 +31,10 @@ struct cli_result {
 inline std::string shell_quote(const std::string& s) {
     std::string q = "'";
     for (const char c : s) {
-        if (c == '\'') q += "'\\''";
-        else q += c;
+        if (c == '\'')
+            q += "'\\''";
+        else
+            q += c;
     }
     return q + "'";
 }
@@ -48,15 +50,17 @@ inline std::string slurp(const std::filesystem::path& p) {
 /// Runs the program in `cwd` with `args`, `input` on stdin and `env` prefixed
 /// (e.g. "RATELIMIT_DATABASE_URL=..."); RATELIMIT_DATABASE_URL and
 /// RATELIMIT_SETTINGS are cleared first.
-inline cli_result run_cli(const temp_dir& cwd, const std::vector<std::string>& args, const std::string& input = "",
-                          const std::string& env = "") {
-    const auto in = cwd.path() / "stdin.txt", out = cwd.path() / "stdout.txt", err = cwd.path() / "stderr.txt";
+inline cli_result run_cli(const temp_dir& cwd, const std::vector<std::string>& args,
+                          const std::string& input = "", const std::string& env = "") {
+    const auto in = cwd.path() / "stdin.txt", out = cwd.path() / "stdout.txt",
+               err = cwd.path() / "stderr.txt";
     std::ofstream(in, std::ios::binary) << input;
     std::string cmd = "cd " + shell_quote(cwd.path().string()) +
                       " && env -u RATELIMIT_DATABASE_URL -u RATELIMIT_SETTINGS " + env + " " +
                       shell_quote(SRL_TOOL_PATH);
     for (const auto& a : args) cmd += " " + shell_quote(a);
-    cmd += " <" + shell_quote(in.string()) + " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
+    cmd += " <" + shell_quote(in.string()) + " >" + shell_quote(out.string()) + " 2>" +
+           shell_quote(err.string());
     const int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
 }

@@ -52,8 +52,8 @@ public:
             as_postgres_ = true;
             REQUIRE(::chown(dir_.c_str(), uid_, gid_) == 0);
         }
-        const int rc = run({bin_ + "/initdb", "-D", dir_ + "/data", "-U", "srl", "--auth=trust", "-E", "UTF8",
-                            "--locale=C.UTF-8"},
+        const int rc = run({bin_ + "/initdb", "-D", dir_ + "/data", "-U", "srl", "--auth=trust",
+                            "-E", "UTF8", "--locale=C.UTF-8"},
                            as_postgres_, dir_ + "/initdb.log");
         if (rc != 0) FAIL("initdb failed with status " << rc << "; see " << dir_ << "/initdb.log");
         port_ = free_port();
@@ -75,7 +75,8 @@ public:
     bool running() const noexcept { return pid_ > 0; }
     /// A URL for `database` as user srl; connecting gives up after 2 s (a frozen server).
     std::string url(const std::string& database = "postgres") const {
-        return "postgresql://srl@127.0.0.1:" + std::to_string(port_) + "/" + database + "?connect_timeout=2";
+        return "postgresql://srl@127.0.0.1:" + std::to_string(port_) + "/" + database +
+               "?connect_timeout=2";
     }
 
     /// Starts the server (again: same port, same data) and waits until it accepts
@@ -84,7 +85,8 @@ public:
         REQUIRE(*this);
         REQUIRE(pid_ <= 0);
         pid_ = spawn({bin_ + "/postgres", "-D", dir_ + "/data", "-p", std::to_string(port_), "-c",
-                      "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir_, "-c", "fsync=off"},
+                      "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir_, "-c",
+                      "fsync=off"},
                      as_postgres_, dir_ + "/pg.log");
         REQUIRE(pid_ > 0);
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -102,8 +104,9 @@ public:
 
     /// Creates a database (the server must be running).
     void create_database(const std::string& name) {
-        REQUIRE(run({bin_ + "/createdb", "-h", "127.0.0.1", "-p", std::to_string(port_), "-U", "srl", name}, false,
-                    dir_ + "/createdb.log") == 0);
+        REQUIRE(run({bin_ + "/createdb", "-h", "127.0.0.1", "-p", std::to_string(port_), "-U",
+                     "srl", name},
+                    false, dir_ + "/createdb.log") == 0);
     }
 
     /// Fast clean shutdown (SIGINT), waited for; SIGKILL if it takes over 30 s.
@@ -163,8 +166,8 @@ public:
 
 private:
     bool ready() const {
-        return run({bin_ + "/pg_isready", "-q", "-h", "127.0.0.1", "-p", std::to_string(port_)}, false, "/dev/null") ==
-               0;
+        return run({bin_ + "/pg_isready", "-q", "-h", "127.0.0.1", "-p", std::to_string(port_)},
+                   false, "/dev/null") == 0;
     }
 
     bool reap(std::chrono::seconds limit) {
@@ -178,7 +181,8 @@ private:
     }
 
     /// Starts argv (as the postgres user when `as_postgres`), output appended to `log`.
-    pid_t spawn(const std::vector<std::string>& argv, bool as_postgres, const std::string& log) const {
+    pid_t spawn(const std::vector<std::string>& argv, bool as_postgres,
+                const std::string& log) const {
         const pid_t pid = ::fork();
         if (pid != 0) return pid;
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -186,7 +190,9 @@ private:
             ::dup2(fd, 1);
             ::dup2(fd, 2);
         }
-        if (as_postgres && (::setgroups(0, nullptr) != 0 || ::setgid(gid_) != 0 || ::setuid(uid_) != 0)) ::_exit(126);
+        if (as_postgres &&
+            (::setgroups(0, nullptr) != 0 || ::setgid(gid_) != 0 || ::setuid(uid_) != 0))
+            ::_exit(126);
         std::vector<char*> args;
         for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
         args.push_back(nullptr);
@@ -217,7 +223,8 @@ private:
             std::istringstream rest(line.substr(close + 1));
             char state = 0;
             long ppid = 0;
-            if (rest >> state >> ppid && ppid == pid_) out.push_back(static_cast<pid_t>(std::stol(name)));
+            if (rest >> state >> ppid && ppid == pid_)
+                out.push_back(static_cast<pid_t>(std::stol(name)));
         }
         return out;
     }

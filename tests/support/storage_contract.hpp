@@ -194,7 +194,6 @@ void eight_threads_admit_exactly_ten(Storage& s, int per_thread) {
     CHECK(allowed.load() == 10);
 }
 
-
 // ---- on a manual clock ----------------------------------------------------------------
 // For storages that decide on the `now` they are given: these cases step it themselves.
 namespace manual_clock {
@@ -214,7 +213,8 @@ void retry_after_is_exact(Storage& s) {
     REQUIRE(denied.retry_after > 0ns);
     // The weighted counter may need a nanosecond into the next window.
     CHECK(denied.retry_after <= (Combo::approx ? 20s : 10s));
-    if (denied.retry_after > 1ns) CHECK_FALSE(s.peek("k", a, t0 + denied.retry_after - 1ns, 1).allowed);
+    if (denied.retry_after > 1ns)
+        CHECK_FALSE(s.peek("k", a, t0 + denied.retry_after - 1ns, 1).allowed);
     CHECK(s.acquire("k", a, t0 + denied.retry_after, 1).allowed);
 }
 
@@ -305,7 +305,8 @@ void largest_limits_do_not_overflow(Storage& s) {
     CHECK_FALSE(never.allowed);
     CHECK_FALSE(never.retryable);
     const auto fast = Combo::make(srl::rate{1'000'000'000, 1s});
-    for (int i = 0; i < 3; ++i) CHECK(s.acquire("f", fast, t0 + nanoseconds(i), 300'000'000).allowed);
+    for (int i = 0; i < 3; ++i)
+        CHECK(s.acquire("f", fast, t0 + nanoseconds(i), 300'000'000).allowed);
     const auto f = s.acquire("f", fast, t0 + 3ns, 300'000'000);
     CHECK_FALSE(f.allowed);
     CHECK(f.retry_after > 0ns);

@@ -16,8 +16,10 @@ class temp_dir {
 public:
     /// `<system temp>/srl-<tag>-XXXXXX`.
     explicit temp_dir(const std::string& tag = "test") {
-        std::string tmpl = (std::filesystem::temp_directory_path() / ("srl-" + tag + "-XXXXXX")).string();
-        if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
+        std::string tmpl =
+            (std::filesystem::temp_directory_path() / ("srl-" + tag + "-XXXXXX")).string();
+        if (::mkdtemp(tmpl.data()) == nullptr)
+            throw std::runtime_error("mkdtemp failed for " + tmpl);
         path_ = tmpl;
     }
     ~temp_dir() {

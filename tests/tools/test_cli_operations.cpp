@@ -29,17 +29,21 @@ std::string trimmed(std::string s) {
     return s;
 }
 
-std::string source_file(const std::string& relative) { return slurp(fs::path(SRL_SOURCE_DIR) / relative); }
+std::string source_file(const std::string& relative) {
+    return slurp(fs::path(SRL_SOURCE_DIR) / relative);
+}
 
 }  // namespace
 
-TEST_CASE("version: VERSION, CMake, Meson, version.hpp, the .pc file and --version agree", "[tools][version]") {
+TEST_CASE("version: VERSION, CMake, Meson, version.hpp, the .pc file and --version agree",
+          "[tools][version]") {
     const std::string version = trimmed(source_file("VERSION"));
     REQUIRE(!version.empty());
     CHECK(std::string(SRL_CMAKE_PROJECT_VERSION) == version);
     CHECK(std::string(smart_ratelimit::version_string) == version);
-    CHECK(std::to_string(smart_ratelimit::version_major) + "." + std::to_string(smart_ratelimit::version_minor) +
-              "." + std::to_string(smart_ratelimit::version_patch) ==
+    CHECK(std::to_string(smart_ratelimit::version_major) + "." +
+              std::to_string(smart_ratelimit::version_minor) + "." +
+              std::to_string(smart_ratelimit::version_patch) ==
           version);
     // Meson reads the same file (the packaging test `meson` checks the version it reports).
     CHECK(source_file("meson.build").find("version: files('VERSION')") != std::string::npos);
@@ -75,7 +79,8 @@ TEST_CASE("--help prints the exit code table of cli_common.hpp", "[tools]") {
     CHECK(r.code == 0);
     CHECK(r.out.find(table) != std::string::npos);
     // Every command's --help names the common options, --quiet among them.
-    for (const char* cmd : {"migrate", "cleanup-events", "export", "import", "report", "alerts", "limit", "cleanup"}) {
+    for (const char* cmd : {"migrate", "cleanup-events", "export", "import", "report", "alerts",
+                            "limit", "cleanup"}) {
         INFO(cmd);
         const auto h = run_cli(dir, {cmd, "--help"});
         CHECK(h.code == 0);
@@ -83,7 +88,8 @@ TEST_CASE("--help prints the exit code table of cli_common.hpp", "[tools]") {
     }
 }
 
-TEST_CASE("--quiet drops the summary on success and keeps errors and failed summaries", "[tools][quiet]") {
+TEST_CASE("--quiet drops the summary on success and keeps errors and failed summaries",
+          "[tools][quiet]") {
     temp_dir dir;
     auto r = run_cli(dir, {"--quiet", "migrate"});
     CHECK(r.code == 0);
@@ -123,7 +129,8 @@ TEST_CASE("--quiet drops the summary on success and keeps errors and failed summ
     CHECK(r.out.find("import: read 1 line(s)") == 0);
 }
 
-TEST_CASE("cleanup-events --dry-run reports the count and deletes nothing", "[tools][cleanup-events]") {
+TEST_CASE("cleanup-events --dry-run reports the count and deletes nothing",
+          "[tools][cleanup-events]") {
     temp_dir dir;
     REQUIRE(run_cli(dir, {"migrate"}).code == 0);
     ssoci::event_store store(dir.sqlite_url("smart_ratelimit.db"));
@@ -131,8 +138,10 @@ TEST_CASE("cleanup-events --dry-run reports the count and deletes nothing", "[to
 
     auto r = run_cli(dir, {"cleanup-events", "--dry-run", "--older-than-days", "30"});
     CHECK(r.code == 0);
-    CHECK(r.out == "cleanup-events: dry run, would delete 10 event(s) older than 30 day(s) (batch size 1000) from "
-                   "sqlite:///smart_ratelimit.db\n");
+    CHECK(r.out ==
+          "cleanup-events: dry run, would delete 10 event(s) older than 30 day(s) (batch size "
+          "1000) from "
+          "sqlite:///smart_ratelimit.db\n");
     CHECK(store.count() == 12);
     r = run_cli(dir, {"cleanup-events", "--dry-run", "--older-than-days", "0"});
     CHECK(r.out.find("would delete 12 event(s)") != std::string::npos);
@@ -182,8 +191,8 @@ TEST_CASE("migrate --status on a missing, a fresh and a migrated database", "[to
     CHECK(r.code == 1);
     CHECK(r.out.find("  events     applied v0, latest v2  pending\n") != std::string::npos);
     CHECK(r.out.find("  state      applied v0, latest v1  pending\n") != std::string::npos);
-    CHECK(r.out.find("migrate: 4 migration set(s) pending in " + url + ": run `smart-ratelimit migrate`") !=
-          std::string::npos);
+    CHECK(r.out.find("migrate: 4 migration set(s) pending in " + url +
+                     ": run `smart-ratelimit migrate`") != std::string::npos);
     CHECK_FALSE(ssoci::event_store(url).schema_current());
 
     // Migrated: every set current, exit 0.
@@ -211,17 +220,14 @@ TEST_CASE("migrate --status on a missing, a fresh and a migrated database", "[to
     }
 }
 
-TEST_CASE("read-only commands fail on a missing SQLite file without creating it", "[tools][readonly]") {
+TEST_CASE("read-only commands fail on a missing SQLite file without creating it",
+          "[tools][readonly]") {
     temp_dir dir;
     const fs::path file = dir.path() / "absent.db";
     const std::string url = dir.sqlite_url("absent.db");
     const std::vector<std::vector<std::string>> commands{
-        {"report"},
-        {"report", "--json"},
-        {"alerts", "--dry-run", "--threshold", "1"},
-        {"export"},
-        {"migrate", "--status"},
-        {"cleanup-events", "--dry-run"},
+        {"report"}, {"report", "--json"},    {"alerts", "--dry-run", "--threshold", "1"},
+        {"export"}, {"migrate", "--status"}, {"cleanup-events", "--dry-run"},
     };
     for (const auto& cmd : commands) {
         INFO(cmd.front() << (cmd.size() > 1 ? " " + cmd[1] : std::string()));
@@ -248,7 +254,8 @@ TEST_CASE("read-only commands fail on a missing SQLite file without creating it"
     CHECK_FALSE(fs::exists(dir.path() / "no-such-dir"));
 }
 
-TEST_CASE("limit takes its store from RATELIMIT_DATABASE_URL when --store is absent", "[tools][limit]") {
+TEST_CASE("limit takes its store from RATELIMIT_DATABASE_URL when --store is absent",
+          "[tools][limit]") {
     temp_dir dir;
     const std::string url = dir.sqlite_url("state.db");
     const std::vector<std::string> limit{"limit", "--rate", "2/h", "--key", "job:env"};
@@ -272,15 +279,18 @@ TEST_CASE("limit takes its store from RATELIMIT_DATABASE_URL when --store is abs
     CHECK(r.out.find("{\"allowed\":false") == 0);
     r = run_cli(dir, {"limit", "--rate", "2/h", "--key", "job:env", "--peek", "--database", url});
     CHECK(r.code == 75);  // --database names the same store
-    r = run_cli(dir, {"-q", "limit", "--rate", "2/h", "--key", "job:env", "--peek"}, "", env_url(url));
+    r = run_cli(dir, {"-q", "limit", "--rate", "2/h", "--key", "job:env", "--peek"}, "",
+                env_url(url));
     CHECK(r.code == 75);  // quiet: the exit code is the answer
     CHECK(r.out.empty());
-    r = run_cli(dir, {"limit", "--rate", "2/h", "--key", "job:env", "--store", url, "--database", url});
+    r = run_cli(dir,
+                {"limit", "--rate", "2/h", "--key", "job:env", "--store", url, "--database", url});
     CHECK(r.code == 64);
     CHECK(r.err.find("give one") != std::string::npos);
     // An explicit --store wins over the environment.
-    r = run_cli(dir, {"limit", "--rate", "2/h", "--key", "job:env", "--store", dir.sqlite_url("other.db")}, "",
-                env_url(url));
+    r = run_cli(
+        dir, {"limit", "--rate", "2/h", "--key", "job:env", "--store", dir.sqlite_url("other.db")},
+        "", env_url(url));
     CHECK(r.code == 69);
     CHECK(r.err.find("other.db") != std::string::npos);
 
@@ -299,12 +309,13 @@ TEST_CASE("an integer user_id is exported as a JSON number, text as a string", "
     REQUIRE(run_cli(dir, {"migrate"}).code == 0);
     auto line = [](int second, const std::string& user_id) {
         return "{\"timestamp\":\"2026-05-07T22:41:" + std::to_string(10 + second) +
-               "Z\",\"key\":\"user:x\",\"allowed\":true,\"count\":1,\"limit\":10,\"user_id\":" + user_id + "}\n";
+               "Z\",\"key\":\"user:x\",\"allowed\":true,\"count\":1,\"limit\":10,\"user_id\":" +
+               user_id + "}\n";
     };
-    const std::string input = line(0, "42") + line(1, "\"abc\"") + line(2, "\"007\"") + line(3, "-5") +
-                              line(4, "9223372036854775807") + line(5, "\"9223372036854775808\"") +
-                              line(6, "\"-0\"") + line(7, "\"+1\"") + line(8, "\"42\"") + line(9, "null") +
-                              line(10, "0");
+    const std::string input =
+        line(0, "42") + line(1, "\"abc\"") + line(2, "\"007\"") + line(3, "-5") +
+        line(4, "9223372036854775807") + line(5, "\"9223372036854775808\"") + line(6, "\"-0\"") +
+        line(7, "\"+1\"") + line(8, "\"42\"") + line(9, "null") + line(10, "0");
     auto r = run_cli(dir, {"import"}, input);
     REQUIRE(r.code == 0);
     r = run_cli(dir, {"export"});
@@ -329,7 +340,8 @@ TEST_CASE("an integer user_id is exported as a JSON number, text as a string", "
     // The store keeps text.
     ssoci::event_store store(dir.sqlite_url("smart_ratelimit.db"));
     std::vector<std::optional<std::string>> ids;
-    for (const auto& e : store.events({.order = ssoci::event_order::oldest_first})) ids.push_back(e.user_id);
+    for (const auto& e : store.events({.order = ssoci::event_order::oldest_first}))
+        ids.push_back(e.user_id);
     REQUIRE(ids.size() == 11);
     CHECK(ids[0] == std::optional<std::string>("42"));
     CHECK(ids[1] == std::optional<std::string>("abc"));

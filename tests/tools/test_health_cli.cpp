@@ -35,7 +35,9 @@ using srl_test::slurp;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
 
 /// The parsed --json output: status, and each check's name -> (ok, detail).
 struct parsed_report {
@@ -97,7 +99,8 @@ private:
 
 }  // namespace
 
-TEST_CASE("health is 0 on a migrated SQLite database and prints one summary line", "[tools][health]") {
+TEST_CASE("health is 0 on a migrated SQLite database and prints one summary line",
+          "[tools][health]") {
     srl_test::temp_dir dir("health");
     const std::string url = dir.sqlite_url();
     REQUIRE(run_tool({"migrate", "--database", url}, dir.path()).status == 0);
@@ -133,7 +136,8 @@ TEST_CASE("health --json prints a report that parses, with every check named", "
     CHECK(std::get<0>(report.checks[1]) == "migrations");
     CHECK(std::get<1>(report.checks[1]));
 
-    const auto missing = run_tool({"health", "--json", "--database", dir.sqlite_url("missing.db")}, dir.path());
+    const auto missing =
+        run_tool({"health", "--json", "--database", dir.sqlite_url("missing.db")}, dir.path());
     CHECK(missing.status == 69);
     const auto down = parse_report(missing.out);
     CHECK(down.status == "unhealthy");
@@ -143,7 +147,8 @@ TEST_CASE("health --json prints a report that parses, with every check named", "
     CHECK_FALSE(std::get<1>(down.checks[1]));
 }
 
-TEST_CASE("health is 1 on an un-migrated SQLite file and names every set behind", "[tools][health]") {
+TEST_CASE("health is 1 on an un-migrated SQLite file and names every set behind",
+          "[tools][health]") {
     srl_test::temp_dir dir("health");
     const std::string url = dir.sqlite_url();
     {
@@ -171,7 +176,8 @@ TEST_CASE("health is 1 when one migration set is behind and 0 when one is newer 
     auto r = run_tool({"health", "--database", url}, dir.path());
     INFO(r.out << r.err);
     CHECK(r.status == 1);
-    CHECK(contains(r.out, "migrations FAILED: behind: state v0 < v1 (run migrate); current: events v3"));
+    CHECK(contains(r.out,
+                   "migrations FAILED: behind: state v0 < v1 (run migrate); current: events v3"));
 
     REQUIRE(run_tool({"migrate", "--database", url}, dir.path()).status == 0);
     {
@@ -181,7 +187,8 @@ TEST_CASE("health is 1 when one migration set is behind and 0 when one is newer 
     }
     r = run_tool({"health", "--database", url}, dir.path());
     CHECK(r.status == 0);
-    CHECK(contains(r.out, "migrations ok: newer than this build: events v99 > v3; current: analytics v"));
+    CHECK(contains(r.out,
+                   "migrations ok: newer than this build: events v99 > v3; current: analytics v"));
 }
 
 TEST_CASE("health is 69 for a missing SQLite file and never creates it", "[tools][health]") {
@@ -195,7 +202,9 @@ TEST_CASE("health is 69 for a missing SQLite file and never creates it", "[tools
     CHECK_FALSE(fs::exists(file));
 
     // The same through RATELIMIT_DATABASE_URL, and the default file in the working directory.
-    CHECK(run_tool({"health"}, dir.path(), {"RATELIMIT_DATABASE_URL=" + dir.sqlite_url("absent.db")}).status == 69);
+    CHECK(
+        run_tool({"health"}, dir.path(), {"RATELIMIT_DATABASE_URL=" + dir.sqlite_url("absent.db")})
+            .status == 69);
     CHECK(run_tool({"health"}, dir.path()).status == 69);
     CHECK_FALSE(fs::exists(file));
     CHECK_FALSE(fs::exists(dir.path() / "smart_ratelimit.db"));
@@ -203,7 +212,8 @@ TEST_CASE("health is 69 for a missing SQLite file and never creates it", "[tools
         CHECK(entry.path().extension() == ".txt");  // only the captured outputs
 }
 
-TEST_CASE("health is 69 for a file that is not a database, and leaves it as it was", "[tools][health]") {
+TEST_CASE("health is 69 for a file that is not a database, and leaves it as it was",
+          "[tools][health]") {
     srl_test::temp_dir dir("health");
     const fs::path file = dir.path() / "junk.db";
     std::ofstream(file) << "this is not a database, just some text long enough to be a header\n";
@@ -228,11 +238,13 @@ TEST_CASE("health on PostgreSQL is 0 after migrate", "[tools][health][postgresql
     CHECK(parse_report(json.out).status == "ok");
 }
 
-TEST_CASE("health is 69 when nothing listens at the PostgreSQL address, without showing the password",
-          "[tools][health][postgresql]") {
+TEST_CASE(
+    "health is 69 when nothing listens at the PostgreSQL address, without showing the password",
+    "[tools][health][postgresql]") {
     srl_test::temp_dir dir("health");
     closed_port port;
-    const std::string url = "postgresql://srl:s3cret-pass@127.0.0.1:" + std::to_string(port.port()) + "/srl";
+    const std::string url =
+        "postgresql://srl:s3cret-pass@127.0.0.1:" + std::to_string(port.port()) + "/srl";
     const auto r = run_tool({"health", "--database", url, "--timeout", "2"}, dir.path());
     INFO(r.out << r.err);
     CHECK(r.status == 69);
@@ -254,12 +266,14 @@ TEST_CASE("health rejects bad arguments with 64 and documents its exit codes", "
     CHECK(run_tool({"health", "--database", "mysql://x/y"}, dir.path()).status == 64);
     const auto help = run_tool({"health", "--help"}, dir.path());
     CHECK(help.status == 0);
-    for (const char* code : {"0   healthy", "1   unhealthy", "64  bad arguments", "69  the database cannot"})
+    for (const char* code :
+         {"0   healthy", "1   unhealthy", "64  bad arguments", "69  the database cannot"})
         CHECK(contains(help.out, code));
     CHECK_FALSE(fs::exists(dir.path() / "smart_ratelimit.db"));
 }
 
-TEST_CASE("check_database on a database_url built by hand names it without the password", "[soci][health]") {
+TEST_CASE("check_database on a database_url built by hand names it without the password",
+          "[soci][health]") {
     closed_port port;
     sq::database_url url;
     url.kind = sq::dialect::postgresql;
@@ -277,8 +291,8 @@ TEST_CASE("check_database on a database_url built by hand names it without the p
     CHECK(report.checks[0].name == sq::database_check_name);
     CHECK(contains(report.checks[0].detail, "postgresql://srl:***@127.0.0.1:" + url.port + "/srl"));
     CHECK_FALSE(contains(report.to_json(), "hunter2-secret"));
-    CHECK(report.checks[1] == smart_ratelimit::health_check{"migrations", false,
-                                                            "not checked: the database is unreachable"});
+    CHECK(report.checks[1] == smart_ratelimit::health_check{
+                                  "migrations", false, "not checked: the database is unreachable"});
 
     srl_test::temp_dir dir("health");
     const auto missing = sq::check_database(dir.sqlite_url("nope.db"), sets);

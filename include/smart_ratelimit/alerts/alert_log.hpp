@@ -50,8 +50,10 @@ public:
     void record(std::string_view key, event_time at) {
         std::lock_guard lock(mutex_);
         const auto it = last_.find(key);
-        if (it == last_.end()) last_.emplace(std::string(key), at);
-        else if (it->second < at) it->second = at;
+        if (it == last_.end())
+            last_.emplace(std::string(key), at);
+        else if (it->second < at)
+            it->second = at;
     }
 
 private:

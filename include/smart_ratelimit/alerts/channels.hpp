@@ -57,7 +57,9 @@ concept webhook_sender = requires(W& w, std::string_view url, std::string_view b
 
 /// A mail_sender for builds without the SMTP adapter: every send fails, saying so.
 struct no_mail_sender {
-    send_status send(const mail&) const { return send_status::failure("e-mail is not configured (no SMTP sender)"); }
+    send_status send(const mail&) const {
+        return send_status::failure("e-mail is not configured (no SMTP sender)");
+    }
 };
 
 /// A webhook_sender for builds without the Beast adapter: every post fails, saying so.

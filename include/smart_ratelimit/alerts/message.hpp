@@ -24,19 +24,21 @@ inline std::string alert_subject(std::size_t offender_count) {
 /// The e-mail body, lines ending in "\n" (the mailer sends CRLF):
 /// `<N> rate-limit offender(s) exceeded <T> blocked requests in the last <D> day(s):`,
 /// a blank line, then `<key>: <blocked_count> blocked` per offender.
-inline std::string alert_body(std::span<const offender> offenders, std::int64_t threshold, int days) {
+inline std::string alert_body(std::span<const offender> offenders, std::int64_t threshold,
+                              int days) {
     std::string body = std::to_string(offenders.size()) + " rate-limit offender(s) exceeded " +
                        std::to_string(threshold) + " blocked requests in the last " +
                        std::to_string(days) + " day(s):\n\n";
     for (const auto& o : offenders)
-        body += detail::printable_line(o.key) + ": " + std::to_string(o.blocked_count) + " blocked\n";
+        body +=
+            detail::printable_line(o.key) + ": " + std::to_string(o.blocked_count) + " blocked\n";
     return body;
 }
 
 /// The webhook body, byte for byte:
 /// `{"threshold": T, "days": D, "offenders": [{"key": "...", "blocked_count": N}, ...]}`
-inline std::string alert_webhook_payload(std::span<const offender> offenders, std::int64_t threshold,
-                                         int days) {
+inline std::string alert_webhook_payload(std::span<const offender> offenders,
+                                         std::int64_t threshold, int days) {
     std::string out = "{\"threshold\": " + std::to_string(threshold) +
                       ", \"days\": " + std::to_string(days) + ", \"offenders\": [";
     bool first = true;

@@ -32,8 +32,8 @@ struct alert_request {
     std::vector<std::string> email_to;
     std::string webhook_url;
     std::string from = "webmaster@localhost";
-    std::chrono::minutes cooldown{0};      // 0: no cool-down
-    std::optional<event_time> now;        // default: the system clock
+    std::chrono::minutes cooldown{0};  // 0: no cool-down
+    std::optional<event_time> now;     // default: the system clock
 };
 
 /// The request the settings describe (threshold, recipients, webhook, from, cool-down).
@@ -100,7 +100,9 @@ class alert_dispatcher {
 public:
     alert_dispatcher() = default;  // value policies only
     explicit alert_dispatcher(Mailer m, Webhook w = {}, Log l = {})
-        : mailer_(static_cast<Mailer&&>(m)), webhook_(static_cast<Webhook&&>(w)), log_(static_cast<Log&&>(l)) {}
+        : mailer_(static_cast<Mailer&&>(m)),
+          webhook_(static_cast<Webhook&&>(w)),
+          log_(static_cast<Log&&>(l)) {}
 
     Mailer& mail_sender_policy() noexcept { return mailer_; }
     Webhook& webhook_sender_policy() noexcept { return webhook_; }
@@ -133,12 +135,15 @@ public:
             const event_time now = req.now ? *req.now : event_clock_now();
             if (req.cooldown.count() > 0) {
                 r.cooldown = true;
-                const event_time since = now - std::chrono::duration_cast<std::chrono::microseconds>(req.cooldown);
+                const event_time since =
+                    now - std::chrono::duration_cast<std::chrono::microseconds>(req.cooldown);
                 std::vector<offender> fresh;
                 for (auto& o : offenders) {
                     const auto last = log_.last_alerted(o.key);
-                    if (last && *last >= since) ++r.suppressed;
-                    else fresh.push_back(std::move(o));
+                    if (last && *last >= since)
+                        ++r.suppressed;
+                    else
+                        fresh.push_back(std::move(o));
                 }
                 offenders = std::move(fresh);
             }
@@ -148,24 +153,30 @@ public:
             if (!req.email_to.empty()) {
                 channel_result c{"email", false, {}, {}, {}};
                 send_status st = guarded([&] {
-                    return mailer_.send(mail{req.from, req.email_to, alert_subject(r.offenders.size()),
+                    return mailer_.send(mail{req.from, req.email_to,
+                                             alert_subject(r.offenders.size()),
                                              alert_body(r.offenders, req.threshold, req.days)});
                 });
                 c.sent = st.ok;
-                if (st.ok) c.to = req.email_to;
-                else c.error = std::move(st.error);
+                if (st.ok)
+                    c.to = req.email_to;
+                else
+                    c.error = std::move(st.error);
                 any_sent = any_sent || st.ok;
                 r.channels.push_back(std::move(c));
             }
             if (!req.webhook_url.empty()) {
                 channel_result c{"webhook", false, {}, {}, {}};
                 send_status st = guarded([&] {
-                    return webhook_.post(req.webhook_url,
-                                         alert_webhook_payload(r.offenders, req.threshold, req.days));
+                    return webhook_.post(
+                        req.webhook_url,
+                        alert_webhook_payload(r.offenders, req.threshold, req.days));
                 });
                 c.sent = st.ok;
-                if (st.ok) c.url = req.webhook_url;
-                else c.error = std::move(st.error);
+                if (st.ok)
+                    c.url = req.webhook_url;
+                else
+                    c.error = std::move(st.error);
                 any_sent = any_sent || st.ok;
                 r.channels.push_back(std::move(c));
             }
@@ -203,8 +214,8 @@ private:
 /// The original library's function: finds offenders in `source` with `blocked_count >=
 /// req.threshold` over `req.days` and alerts them by e-mail, then webhook.
 /// Never throws. Disabled (threshold <= 0): `{"enabled": false, "offenders": [], "channels": {}}`.
-template <class Source, mail_sender Mailer = no_mail_sender, webhook_sender Webhook = no_webhook_sender,
-          alert_log Log = no_alert_log>
+template <class Source, mail_sender Mailer = no_mail_sender,
+          webhook_sender Webhook = no_webhook_sender, alert_log Log = no_alert_log>
 alert_result send_offender_alerts(Source&& source, const alert_request& req, Mailer& mailer,
                                   Webhook& webhook, Log& log) noexcept {
     alert_dispatcher<Mailer&, Webhook&, Log&> d(mailer, webhook, log);

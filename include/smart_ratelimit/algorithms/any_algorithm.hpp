@@ -33,12 +33,11 @@ concept one_of = std::is_constructible_v<V, A>;
 /// Thread safety: immutable; the caller serializes access to a state.
 class any_algorithm {
 public:
-    using variant_type =
-        std::variant<fixed_window, sliding_window, sliding_window_approx, token_bucket, leaky_bucket>;
-    using state_type =
-        std::variant<fixed_window::state_type, sliding_window::state_type,
-                     sliding_window_approx::state_type, token_bucket::state_type,
-                     leaky_bucket::state_type>;
+    using variant_type = std::variant<fixed_window, sliding_window, sliding_window_approx,
+                                      token_bucket, leaky_bucket>;
+    using state_type = std::variant<fixed_window::state_type, sliding_window::state_type,
+                                    sliding_window_approx::state_type, token_bucket::state_type,
+                                    leaky_bucket::state_type>;
 
     /// The accepted names, in variant order (plus the alias "gcra" for leaky_bucket).
     static constexpr std::string_view names[] = {
@@ -109,8 +108,9 @@ public:
         if (name == leaky_bucket::algorithm_name || name == "gcra") return leaky_bucket(r);
         std::string msg = "unknown algorithm \"";
         detail::append_printable(msg, name);
-        msg += "\" (expected fixed_window, sliding_window, sliding_window_approx, "
-               "token_bucket, leaky_bucket or gcra)";
+        msg +=
+            "\" (expected fixed_window, sliding_window, sliding_window_approx, "
+            "token_bucket, leaky_bucket or gcra)";
         throw config_error(msg);
     }
 

@@ -78,7 +78,8 @@ public:
         const std::int64_t n = now.count();
         normalize(s, n);
         const detail::uint128 level = backlog(s, n);
-        const detail::uint128 give = detail::mul(cost, static_cast<std::uint64_t>(rate_.period.count()));
+        const detail::uint128 give =
+            detail::mul(cost, static_cast<std::uint64_t>(rate_.period.count()));
         const detail::uint128 left = give >= level ? 0 : level - give;
         set_backlog(s, n, left);
     }
@@ -111,7 +112,8 @@ private:
     }
 
     void advance(state_type& s, std::uint64_t cost) const noexcept {
-        const detail::uint128 inc = detail::mul(cost, static_cast<std::uint64_t>(rate_.period.count()));
+        const detail::uint128 inc =
+            detail::mul(cost, static_cast<std::uint64_t>(rate_.period.count()));
         const detail::quot_rem qr = detail::divmod(inc, rate_.limit);
         const std::uint64_t f = qr.rem + s.tat_frac;  // both < limit <= 10^9
         s.tat += static_cast<std::int64_t>(qr.quot) + static_cast<std::int64_t>(f / rate_.limit);

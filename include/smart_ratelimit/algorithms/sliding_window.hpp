@@ -66,8 +66,7 @@ public:
     outcome peek(const state_type& s, std::chrono::nanoseconds now,
                  std::uint64_t cost) const noexcept {
         const std::int64_t n = now.count();
-        const std::int64_t shift =
-            s.last == detail::fresh_time || n >= s.last ? 0 : s.last - n;
+        const std::int64_t shift = s.last == detail::fresh_time || n >= s.last ? 0 : s.last - n;
         outcome o = s.last == detail::fresh_time ? evaluate(state_type{}, 0, n, cost)
                                                  : evaluate(s, shift, n, cost);
         if (o.allowed && cost > 0) {  // what try_acquire would report after admitting

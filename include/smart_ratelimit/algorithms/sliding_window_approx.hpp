@@ -91,7 +91,8 @@ private:
     std::uint64_t weighted_previous(std::uint64_t prev, std::int64_t elapsed) const noexcept {
         const auto left = static_cast<std::uint64_t>(p() - elapsed);
         if (prev == 0) return 0;
-        return static_cast<std::uint64_t>(detail::div(detail::mul(prev, left), static_cast<std::uint64_t>(p())));
+        return static_cast<std::uint64_t>(
+            detail::div(detail::mul(prev, left), static_cast<std::uint64_t>(p())));
     }
 
     std::uint64_t estimate(const state_type& s, std::int64_t now) const noexcept {

@@ -16,9 +16,9 @@ namespace smart_ratelimit {
 /// Appends one CSV cell to `out`: formula-defused (leading `'` before = + - @ TAB CR),
 /// then quoted when it holds a comma, a quote, CR or LF (quotes doubled).
 inline void append_csv_cell(std::string& out, std::string_view cell) {
-    const bool formula = !cell.empty() && (cell.front() == '=' || cell.front() == '+' ||
-                                           cell.front() == '-' || cell.front() == '@' ||
-                                           cell.front() == '\t' || cell.front() == '\r');
+    const bool formula =
+        !cell.empty() && (cell.front() == '=' || cell.front() == '+' || cell.front() == '-' ||
+                          cell.front() == '@' || cell.front() == '\t' || cell.front() == '\r');
     const bool quote = cell.find_first_of(",\"\r\n") != std::string_view::npos;
     if (quote) out.push_back('"');
     if (formula) out.push_back('\'');

@@ -116,8 +116,7 @@ using range_event_t = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
 /// The functions read every element once, in order, never store iterators and
 /// never keep references to elements (elements may be prvalues).
 template <class R>
-concept event_range =
-    std::ranges::input_range<R> && analysable_event<range_event_t<R>>;
+concept event_range = std::ranges::input_range<R> && analysable_event<range_event_t<R>>;
 
 /// The system clock as an `event_time`: the default `now` of every function.
 inline event_time event_clock_now() noexcept {
@@ -137,9 +136,12 @@ constexpr event_time window_start(event_time now, std::int64_t days) noexcept {
     constexpr rep min = std::numeric_limits<rep>::min();
     const rep n = now.time_since_epoch().count();
     rep span = 0;
-    if (days > max / day_us) span = max;
-    else if (days < min / day_us) span = min;
-    else span = static_cast<rep>(days) * day_us;
+    if (days > max / day_us)
+        span = max;
+    else if (days < min / day_us)
+        span = min;
+    else
+        span = static_cast<rep>(days) * day_us;
     rep start = 0;
     if (__builtin_sub_overflow(n, span, &start)) start = span > 0 ? min : max;
     return event_time{std::chrono::microseconds{start}};

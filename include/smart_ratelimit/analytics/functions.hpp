@@ -45,14 +45,13 @@ std::vector<rule_hits> get_rule_hit_counts(R&& events, int days = 7, int limit =
 /// timestamps are ordered by position: the later element counts as the newer
 /// one (the SQL store orders them by id, i.e. insertion order, the same way).
 template <event_range R>
-offender_detail get_offender_detail(R&& events, std::string_view key, int days = 7,
-                                    int recent = 50, event_time now = event_clock_now());
+offender_detail get_offender_detail(R&& events, std::string_view key, int days = 7, int recent = 50,
+                                    event_time now = event_clock_now());
 
 /// The top offenders (limit applied first) whose blocked_count >= threshold.
 template <event_range R>
 std::vector<offender> find_alertable_offenders(R&& events, std::int64_t threshold, int days = 1,
-                                               int limit = 100,
-                                               event_time now = event_clock_now());
+                                               int limit = 100, event_time now = event_clock_now());
 
 }  // namespace smart_ratelimit
 

@@ -25,12 +25,8 @@ namespace smart_ratelimit {
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
                        const traffic_summary& s) {
-    jv = {{"days", s.days},
-          {"total", s.total},
-          {"allowed", s.allowed},
-          {"blocked", s.blocked},
-          {"block_rate", s.block_rate},
-          {"degraded", s.degraded}};
+    jv = {{"days", s.days},       {"total", s.total},           {"allowed", s.allowed},
+          {"blocked", s.blocked}, {"block_rate", s.block_rate}, {"degraded", s.degraded}};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const offender& o) {
@@ -45,8 +41,7 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
     jv = {{"path", p.path}, {"blocked_count", p.blocked_count}};
 }
 
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
-                       const recent_event& e) {
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const recent_event& e) {
     jv = {{"timestamp", format_rfc3339(e.timestamp)},
           {"path", e.path},
           {"method", e.method},
@@ -80,38 +75,49 @@ namespace detail::analytics {
 
 inline void append_value(std::string& out, const boost::json::value& v) {
     switch (v.kind()) {
-    case boost::json::kind::null: out += "null"; break;
-    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
-    case boost::json::kind::int64: out += std::to_string(v.get_int64()); break;
-    case boost::json::kind::uint64: out += std::to_string(v.get_uint64()); break;
-    case boost::json::kind::double_: out += format_plain_decimal(v.get_double()); break;
-    case boost::json::kind::string:
-        detail::append_json_string(out, std::string_view(v.get_string().data(), v.get_string().size()));
-        break;
-    case boost::json::kind::array: {
-        out.push_back('[');
-        bool first = true;
-        for (const auto& e : v.get_array()) {
-            if (!first) out.push_back(',');
-            first = false;
-            append_value(out, e);
+        case boost::json::kind::null:
+            out += "null";
+            break;
+        case boost::json::kind::bool_:
+            out += v.get_bool() ? "true" : "false";
+            break;
+        case boost::json::kind::int64:
+            out += std::to_string(v.get_int64());
+            break;
+        case boost::json::kind::uint64:
+            out += std::to_string(v.get_uint64());
+            break;
+        case boost::json::kind::double_:
+            out += format_plain_decimal(v.get_double());
+            break;
+        case boost::json::kind::string:
+            detail::append_json_string(
+                out, std::string_view(v.get_string().data(), v.get_string().size()));
+            break;
+        case boost::json::kind::array: {
+            out.push_back('[');
+            bool first = true;
+            for (const auto& e : v.get_array()) {
+                if (!first) out.push_back(',');
+                first = false;
+                append_value(out, e);
+            }
+            out.push_back(']');
+            break;
         }
-        out.push_back(']');
-        break;
-    }
-    case boost::json::kind::object: {
-        out.push_back('{');
-        bool first = true;
-        for (const auto& kv : v.get_object()) {
-            if (!first) out.push_back(',');
-            first = false;
-            detail::append_json_string(out, std::string_view(kv.key().data(), kv.key().size()));
-            out.push_back(':');
-            append_value(out, kv.value());
+        case boost::json::kind::object: {
+            out.push_back('{');
+            bool first = true;
+            for (const auto& kv : v.get_object()) {
+                if (!first) out.push_back(',');
+                first = false;
+                detail::append_json_string(out, std::string_view(kv.key().data(), kv.key().size()));
+                out.push_back(':');
+                append_value(out, kv.value());
+            }
+            out.push_back('}');
+            break;
         }
-        out.push_back('}');
-        break;
-    }
     }
 }
 
@@ -131,8 +137,12 @@ inline std::string serialize_json(const boost::json::value& v) {
 /// An analytics result (or a vector of them) as a Boost.JSON value.
 inline boost::json::value to_json(const traffic_summary& r) { return boost::json::value_from(r); }
 inline boost::json::value to_json(const offender_detail& r) { return boost::json::value_from(r); }
-inline boost::json::value to_json(const std::vector<offender>& r) { return boost::json::value_from(r); }
-inline boost::json::value to_json(const std::vector<rule_hits>& r) { return boost::json::value_from(r); }
+inline boost::json::value to_json(const std::vector<offender>& r) {
+    return boost::json::value_from(r);
+}
+inline boost::json::value to_json(const std::vector<rule_hits>& r) {
+    return boost::json::value_from(r);
+}
 
 // to_json_string(result), the same text without Boost, is in analytics/json_text.hpp.
 

@@ -47,8 +47,10 @@ struct json_object_writer {
     }
     void time(std::string_view k, const std::optional<event_time>& t) {
         key(k);
-        if (t) detail::append_json_string(out, format_rfc3339(*t));
-        else out += "null";
+        if (t)
+            detail::append_json_string(out, format_rfc3339(*t));
+        else
+            out += "null";
     }
     void close() { out.push_back('}'); }
 };

@@ -38,7 +38,8 @@ template <class Handler, class Fn, class WorkExecutor, class Complete>
 void start_blocking(Handler handler, Fn fn, const WorkExecutor& work, Complete complete) {
     using result_type = std::invoke_result_t<Fn&>;
     using done_executor = std::decay_t<decltype(boost::asio::prefer(
-        boost::asio::get_associated_executor(handler), boost::asio::execution::outstanding_work.tracked))>;
+        boost::asio::get_associated_executor(handler),
+        boost::asio::execution::outstanding_work.tracked))>;
     struct op {
         Handler handler;
         Fn fn;
@@ -48,7 +49,8 @@ void start_blocking(Handler handler, Fn fn, const WorkExecutor& work, Complete c
     auto done_ex = boost::asio::prefer(boost::asio::get_associated_executor(handler),
                                        boost::asio::execution::outstanding_work.tracked);
     // Shared with the job, so the handler is still here when the executor refuses it.
-    auto o = std::make_shared<op>(op{std::move(handler), std::move(fn), std::move(complete), std::move(done_ex)});
+    auto o = std::make_shared<op>(
+        op{std::move(handler), std::move(fn), std::move(complete), std::move(done_ex)});
     auto finish = [](std::shared_ptr<op> o, blocking_status status, result_type result) {
         auto ex = o->done_ex;
         boost::asio::post(std::move(ex), [o = std::move(o), status = std::move(status),
@@ -78,7 +80,8 @@ void start_blocking(Handler handler, Fn fn, const WorkExecutor& work, Complete c
 /// blocking_job: a function object run on a work executor, whose result can be
 /// default-constructed (the value handed on when the job cannot run).
 template <class Fn>
-concept blocking_job = std::invocable<Fn&> && std::is_default_constructible_v<std::invoke_result_t<Fn&>>;
+concept blocking_job =
+    std::invocable<Fn&> && std::is_default_constructible_v<std::invoke_result_t<Fn&>>;
 
 /// Runs `fn()` on `work` (an executor; e.g. a thread_pool's) and completes with
 /// `void(std::exception_ptr, R)` where R = fn's result (default-constructed on an
@@ -96,7 +99,8 @@ auto async_run_blocking(const WorkExecutor& work, Fn fn, CompletionToken&& token
         [](auto handler, Fn fn, WorkExecutor work) {
             detail::start_blocking(std::move(handler), std::move(fn), work,
                                    [](auto handler, detail::blocking_status status, result_type r) {
-                                       std::move(handler)(std::move(status.exception), std::move(r));
+                                       std::move(handler)(std::move(status.exception),
+                                                          std::move(r));
                                    });
         },
         token, std::move(fn), work);

@@ -43,11 +43,11 @@ concept dashboard_authorizer = requires(const A& a, const boost::beast::http::re
 
 /// True when `A` also supports the token sign-in form.
 template <class A>
-concept token_sign_in_authorizer =
-    dashboard_authorizer<A> && requires(const A& a, std::string_view t) {
-        { a.accepts_token(t) } -> std::convertible_to<bool>;
-        { a.cookie_name() } -> std::convertible_to<std::string_view>;
-    };
+concept token_sign_in_authorizer = dashboard_authorizer<A> &&
+    requires(const A& a, std::string_view t) {
+    { a.accepts_token(t) } -> std::convertible_to<bool>;
+    { a.cookie_name() } -> std::convertible_to<std::string_view>;
+};
 
 /// The default authorizer: nobody is staff. A dashboard mounted without choosing
 /// an authorizer answers 403 to everyone.
@@ -62,7 +62,9 @@ template <class F>
 class callback_authorizer {
 public:
     explicit callback_authorizer(F f) : f_(std::move(f)) {}
-    bool is_staff(const boost::beast::http::request_header<>& h) const { return static_cast<bool>(f_(h)); }
+    bool is_staff(const boost::beast::http::request_header<>& h) const {
+        return static_cast<bool>(f_(h));
+    }
 
 private:
     F f_;
@@ -76,7 +78,8 @@ inline bool constant_time_equals(std::string_view candidate, std::string_view se
     std::size_t diff = candidate.size() ^ secret.size();
     const std::size_t n = secret.size();
     for (std::size_t i = 0; i < n; ++i) {
-        const unsigned char c = i < candidate.size() ? static_cast<unsigned char>(candidate[i]) : 0u;
+        const unsigned char c =
+            i < candidate.size() ? static_cast<unsigned char>(candidate[i]) : 0u;
         diff |= static_cast<std::size_t>(c ^ static_cast<unsigned char>(secret[i]));
     }
     return diff == 0;
@@ -85,9 +88,8 @@ inline bool constant_time_equals(std::string_view candidate, std::string_view se
 /// Calls `f(value)` for every cookie named `name` in every `Cookie` field line.
 template <class F>
 void for_each_cookie(const boost::beast::http::fields& fields, std::string_view name, F&& f) {
-    for (auto it = fields.find(boost::beast::http::field::cookie); it != fields.end() &&
-                                                                  it->name() == boost::beast::http::field::cookie;
-         ++it) {
+    for (auto it = fields.find(boost::beast::http::field::cookie);
+         it != fields.end() && it->name() == boost::beast::http::field::cookie; ++it) {
         std::string_view line = it->value();
         while (!line.empty()) {
             const auto semi = line.find(';');
@@ -124,12 +126,15 @@ inline bool is_cookie_safe_token(std::string_view t) noexcept {
 /// Thread safety: immutable after construction; safe to share between threads.
 class staff_token_authorizer {
 public:
-    explicit staff_token_authorizer(std::vector<std::string> tokens, std::string cookie_name = "srl_staff")
+    explicit staff_token_authorizer(std::vector<std::string> tokens,
+                                    std::string cookie_name = "srl_staff")
         : tokens_(std::move(tokens)), cookie_name_(std::move(cookie_name)) {
-        if (tokens_.empty()) throw config_error("staff_token_authorizer: at least one staff token is required");
+        if (tokens_.empty())
+            throw config_error("staff_token_authorizer: at least one staff token is required");
         for (const auto& t : tokens_) {
             if (t.size() < 8 || t.size() > 512)
-                throw config_error("staff_token_authorizer: a staff token must be 8 to 512 characters long");
+                throw config_error(
+                    "staff_token_authorizer: a staff token must be 8 to 512 characters long");
             if (!detail::is_cookie_safe_token(t))
                 throw config_error(
                     "staff_token_authorizer: a staff token may only hold visible ASCII characters "
@@ -137,11 +142,13 @@ public:
         }
         if (cookie_name_.empty() || !detail::is_cookie_safe_token(cookie_name_) ||
             cookie_name_.find('=') != std::string::npos)
-            throw config_error("staff_token_authorizer: invalid cookie name '" + cookie_name_ + "'");
+            throw config_error("staff_token_authorizer: invalid cookie name '" + cookie_name_ +
+                               "'");
     }
 
     explicit staff_token_authorizer(std::string token, std::string cookie_name = "srl_staff")
-        : staff_token_authorizer(std::vector<std::string>{std::move(token)}, std::move(cookie_name)) {}
+        : staff_token_authorizer(std::vector<std::string>{std::move(token)},
+                                 std::move(cookie_name)) {}
 
     /// True when `token` equals one of the staff tokens. Every token is compared,
     /// each in constant time, whatever the outcome.
@@ -161,7 +168,8 @@ public:
             if (!smart_ratelimit::detail::iequals(v.substr(0, sp), "bearer")) continue;
             ok |= accepts_token(smart_ratelimit::detail::trim(v.substr(sp + 1)));
         }
-        detail::for_each_cookie(h, cookie_name_, [&](std::string_view value) { ok |= accepts_token(value); });
+        detail::for_each_cookie(h, cookie_name_,
+                                [&](std::string_view value) { ok |= accepts_token(value); });
         return ok;
     }
 

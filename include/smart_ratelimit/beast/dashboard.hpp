@@ -113,14 +113,28 @@ public:
     auto async_handle(const Executor& work, request_type req, CompletionToken&& token) const;
 
 private:
-    enum class route { none, page, csv, offender, offender_page, timeline, live_js, health, metrics, sign_in, sign_out };
+    enum class route {
+        none,
+        page,
+        csv,
+        offender,
+        offender_page,
+        timeline,
+        live_js,
+        health,
+        metrics,
+        sign_in,
+        sign_out
+    };
 
     route route_of(std::string_view target) const noexcept;
     std::string url(std::string_view rest) const { return options_.prefix + std::string(rest); }
 
-    static void secure(response_type& res, std::string_view style_nonce, std::string_view script_nonce);
-    static response_type make(const request_type& req, http::status status, std::string_view type, std::string body,
-                              std::string_view style_nonce = {}, std::string_view script_nonce = {});
+    static void secure(response_type& res, std::string_view style_nonce,
+                       std::string_view script_nonce);
+    static response_type make(const request_type& req, http::status status, std::string_view type,
+                              std::string body, std::string_view style_nonce = {},
+                              std::string_view script_nonce = {});
     static response_type text(const request_type& req, http::status status, std::string_view body);
     static response_type forbidden(const request_type& req);
     static response_type unavailable(const request_type& req);
@@ -128,8 +142,10 @@ private:
     response_type dispatch_route(const request_type& req, route r) const;
     response_type page(const request_type& req, int days, event_time now) const;
     response_type csv(const request_type& req, int days, event_time now) const;
-    response_type drill_down(const request_type& req, std::string_view query, int days, event_time now) const;
-    response_type offender_html(const request_type& req, std::string_view query, int days, event_time now) const;
+    response_type drill_down(const request_type& req, std::string_view query, int days,
+                             event_time now) const;
+    response_type offender_html(const request_type& req, std::string_view query, int days,
+                                event_time now) const;
     response_type timeline_json(const request_type& req, int days, event_time now) const;
     response_type health(const request_type& req) const;
     response_type sign_in(const request_type& req) const;

@@ -23,18 +23,19 @@ namespace smart_ratelimit::beast {
 /// e.g. with `html()`; the `*_url` helpers return URLs already query-encoded but not
 /// yet HTML-escaped (pass them through `html()` too when writing an attribute).
 struct dashboard_context {
-    std::string_view prefix;           // the mount prefix, e.g. "/ratelimit/"
-    int days = 7;                      // the window, already clamped to 1..365
-    event_time now{};                  // when the data was read
-    traffic_summary today;             // days = 1
-    traffic_summary window;            // days = `days`
+    std::string_view prefix;               // the mount prefix, e.g. "/ratelimit/"
+    int days = 7;                          // the window, already clamped to 1..365
+    event_time now{};                      // when the data was read
+    traffic_summary today;                 // days = 1
+    traffic_summary window;                // days = `days`
     std::vector<offender> top_offenders;   // at most 20
     std::vector<rule_hits> rules;          // at most 20
     std::vector<traffic_bucket> timeline;  // oldest first
-    std::string_view style_nonce;      // CSP nonce for an inline <style> element
-    std::string_view sign_out_url;     // empty when the authorizer has no sign-in form
-    std::string_view script_nonce;     // CSP nonce for the live refresh <script src>; empty: live refresh off
-    long long live_refresh_ms = 0;     // the refresh interval; 0: live refresh off
+    std::string_view style_nonce;          // CSP nonce for an inline <style> element
+    std::string_view sign_out_url;         // empty when the authorizer has no sign-in form
+    std::string_view
+        script_nonce;  // CSP nonce for the live refresh <script src>; empty: live refresh off
+    long long live_refresh_ms = 0;  // the refresh interval; 0: live refresh off
 
     bool live_refresh() const noexcept { return live_refresh_ms > 0 && !script_nonce.empty(); }
 
@@ -118,7 +119,8 @@ inline void append_summary_table(std::string& s, std::string_view id, std::strin
 inline void append_page_head(std::string& s, std::string_view title, std::string_view nonce) {
     s += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-         "<meta name=\"referrer\" content=\"no-referrer\"><link rel=\"icon\" href=\"data:,\"><title>";
+         "<meta name=\"referrer\" content=\"no-referrer\"><link rel=\"icon\" "
+         "href=\"data:,\"><title>";
     append_html_escaped(s, title);
     s += "</title><style nonce=\"";
     append_html_escaped(s, nonce);
@@ -157,9 +159,9 @@ struct default_dashboard_page {
 
         s += "<section class=\"summaries\">";
         detail::append_summary_table(s, "summary-today", "Today (last 24 hours)", c.today);
-        detail::append_summary_table(s, "summary-window",
-                                     "Last " + std::to_string(c.days) + (c.days == 1 ? " day" : " days"),
-                                     c.window);
+        detail::append_summary_table(
+            s, "summary-window",
+            "Last " + std::to_string(c.days) + (c.days == 1 ? " day" : " days"), c.window);
         s += "</section>";
 
         s += "<section id=\"traffic\"";
@@ -180,7 +182,8 @@ struct default_dashboard_page {
         s += "<section><h2>Top offenders</h2><table id=\"offenders\"><thead><tr><th>Key</th>"
              "<th class=\"n\">Blocked</th></tr></thead><tbody>";
         if (c.top_offenders.empty())
-            s += "<tr><td colspan=\"2\" class=\"empty\">No blocked requests in this window.</td></tr>";
+            s += "<tr><td colspan=\"2\" class=\"empty\">No blocked requests in this "
+                 "window.</td></tr>";
         for (const auto& o : c.top_offenders) {
             s += "<tr><td><a href=\"";
             append_html_escaped(s, c.offender_page_url(o.key));
@@ -233,7 +236,8 @@ inline std::string render_sign_in_page(std::string_view action, std::string_view
     s += "<body><h1>Rate limiting dashboard</h1><form method=\"post\" action=\"";
     detail::append_html_escaped(s, action);
     s += "\"><label for=\"token\">Staff token</label> "
-         "<input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required> "
+         "<input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" "
+         "required> "
          "<button type=\"submit\">Sign in</button></form></body></html>\n";
     return s;
 }

@@ -38,14 +38,14 @@ namespace smart_ratelimit::beast {
 /// throw; the dashboard answers 503 without details.
 /// Thread safety: called concurrently from the dashboard's worker threads.
 template <class S>
-concept dashboard_data_source =
-    requires(const S& s, int n, std::chrono::hours width, std::string_view key, event_time now) {
-        { s.summary(n, now) } -> std::same_as<traffic_summary>;
-        { s.top_offenders(n, n, now) } -> std::same_as<std::vector<offender>>;
-        { s.rule_hit_counts(n, n, now) } -> std::same_as<std::vector<rule_hits>>;
-        { s.drill_down(key, n, n, now) } -> std::same_as<offender_detail>;
-        { s.timeline(n, width, now) } -> std::same_as<std::vector<traffic_bucket>>;
-    };
+concept dashboard_data_source = requires(const S& s, int n, std::chrono::hours width,
+                                         std::string_view key, event_time now) {
+    { s.summary(n, now) } -> std::same_as<traffic_summary>;
+    { s.top_offenders(n, n, now) } -> std::same_as<std::vector<offender>>;
+    { s.rule_hit_counts(n, n, now) } -> std::same_as<std::vector<rule_hits>>;
+    { s.drill_down(key, n, n, now) } -> std::same_as<offender_detail>;
+    { s.timeline(n, width, now) } -> std::same_as<std::vector<traffic_bucket>>;
+};
 
 /// A data source over the event range returned by a callable, e.g.
 /// `event_range_source{[&sink] { return sink.snapshot(); }}` for a ring buffer.

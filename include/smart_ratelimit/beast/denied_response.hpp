@@ -61,7 +61,8 @@ inline int range_match(std::string_view range, std::string_view type, std::strin
     if (!smart_ratelimit::detail::iequals(rt, type)) return 0;
     if (rs == "*") return 2;
     if (smart_ratelimit::detail::iequals(rs, subtype) ||
-        (!alias_subtype.empty() && smart_ratelimit::detail::iequals(rs, alias_subtype))) return 3;
+        (!alias_subtype.empty() && smart_ratelimit::detail::iequals(rs, alias_subtype)))
+        return 3;
     return 0;
 }
 
@@ -78,7 +79,8 @@ inline accept_score score(std::string_view accept, std::string_view type, std::s
     std::size_t pos = 0, index = 0;
     while (pos <= accept.size()) {
         const auto comma = accept.find(',', pos);
-        std::string_view item = accept.substr(pos, comma == std::string_view::npos ? accept.npos : comma - pos);
+        std::string_view item =
+            accept.substr(pos, comma == std::string_view::npos ? accept.npos : comma - pos);
         pos = comma == std::string_view::npos ? accept.size() + 1 : comma + 1;
         ++index;
         const auto semi = item.find(';');
@@ -90,8 +92,10 @@ inline accept_score score(std::string_view accept, std::string_view type, std::s
             while (!params.empty()) {
                 const auto next = params.find(';');
                 const std::string_view p = smart_ratelimit::detail::trim(params.substr(0, next));
-                if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') q = parse_qvalue(p.substr(2));
-                params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
+                if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=')
+                    q = parse_qvalue(p.substr(2));
+                params =
+                    next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
             }
         }
         if (q < 0) continue;  // a malformed q: ignore the range
@@ -119,17 +123,17 @@ inline bool prefers_json(std::string_view accept) noexcept {
 /// The 429 response: Retry-After (seconds, >= 1), `Cache-Control: no-store`, and the
 /// denied_text body as text/plain or application/problem+json. The rate-limit fields are
 /// added by the caller (set_rate_limit_headers).
-inline http::response<http::string_body> make_denied_response(unsigned version, bool keep_alive,
-                                                              bool json,
-                                                              std::chrono::nanoseconds retry_after) {
+inline http::response<http::string_body> make_denied_response(
+    unsigned version, bool keep_alive, bool json, std::chrono::nanoseconds retry_after) {
     http::response<http::string_body> res{http::status::too_many_requests, version};
     set_retry_after(res, retry_after);
     res.set(http::field::cache_control, "no-store");
     if (json) {
         const std::uint64_t s = ceil_seconds(retry_after);
         res.set(http::field::content_type, "application/problem+json");
-        res.body() = "{\"type\":\"about:blank\",\"title\":\"Too Many Requests\",\"status\":429,"
-                     "\"detail\":\"";
+        res.body() =
+            "{\"type\":\"about:blank\",\"title\":\"Too Many Requests\",\"status\":429,"
+            "\"detail\":\"";
         res.body() += denied_text;
         res.body() += "\",\"retry_after\":";
         res.body() += std::to_string(s < 1 ? 1 : s);

@@ -33,16 +33,21 @@ namespace detail {
 class error_category_impl final : public boost::system::error_category {
 public:
     // A fixed id: categories compare equal across shared libraries.
-    constexpr error_category_impl() noexcept : boost::system::error_category(0x5a7e'11a1'7b3e'a570ULL) {}
+    constexpr error_category_impl() noexcept
+        : boost::system::error_category(0x5a7e'11a1'7b3e'a570ULL) {}
 
     const char* name() const noexcept override { return "smart_ratelimit.beast"; }
 
     std::string message(int ev) const override {
         switch (static_cast<error>(ev)) {
-            case error::work_rejected: return "the work executor rejected the job";
-            case error::check_failed: return "the rate-limit check could not run";
-            case error::handler_failed: return "the request handler threw an exception";
-            case error::storage_failed: return "the storage threw an exception";
+            case error::work_rejected:
+                return "the work executor rejected the job";
+            case error::check_failed:
+                return "the rate-limit check could not run";
+            case error::handler_failed:
+                return "the request handler threw an exception";
+            case error::storage_failed:
+                return "the storage threw an exception";
         }
         return "smart_ratelimit.beast error " + std::to_string(ev);
     }

@@ -36,10 +36,10 @@ struct header_options {
 
 /// One rule's state as the headers report it.
 struct rule_status {
-    std::string_view policy;               ///< the rule name ("" = unnamed)
-    std::uint64_t limit = 0;               ///< quota units per window
+    std::string_view policy;  ///< the rule name ("" = unnamed)
+    std::uint64_t limit = 0;  ///< quota units per window
     std::uint64_t remaining = 0;
-    std::chrono::nanoseconds window{0};    ///< the rule's period
+    std::chrono::nanoseconds window{0};  ///< the rule's period
     std::chrono::nanoseconds reset_after{0};
 };
 
@@ -49,8 +49,8 @@ constexpr std::uint64_t ceil_seconds(std::chrono::nanoseconds d) noexcept {
     if (d.count() <= 0) return 0;
     constexpr std::int64_t ns_per_s = 1'000'000'000;
     constexpr std::uint64_t cap = 365ull * 24 * 3600;
-    const std::uint64_t s = static_cast<std::uint64_t>(d.count() / ns_per_s) +
-                            (d.count() % ns_per_s != 0 ? 1u : 0u);
+    const std::uint64_t s =
+        static_cast<std::uint64_t>(d.count() / ns_per_s) + (d.count() % ns_per_s != 0 ? 1u : 0u);
     return s > cap ? cap : s;
 }
 
@@ -167,20 +167,24 @@ void append_rule_list(Out& out, std::span<const rule_status> rules, std::string_
 }
 
 template <class Out>
-void append_ratelimit_policy(Out& out, std::span<const rule_status> rules, std::string_view default_name) {
-    append_rule_list(out, rules, default_name, ";q=", [](const rule_status& r) { return r.limit; },
-                     ";w=", [](const rule_status& r) { return ceil_seconds(r.window); });
+void append_ratelimit_policy(Out& out, std::span<const rule_status> rules,
+                             std::string_view default_name) {
+    append_rule_list(
+        out, rules, default_name, ";q=", [](const rule_status& r) { return r.limit; },
+        ";w=", [](const rule_status& r) { return ceil_seconds(r.window); });
 }
 
 template <class Out>
 void append_ratelimit(Out& out, std::span<const rule_status> rules, std::string_view default_name) {
-    append_rule_list(out, rules, default_name, ";r=", [](const rule_status& r) { return r.remaining; },
-                     ";t=", [](const rule_status& r) { return ceil_seconds(r.reset_after); });
+    append_rule_list(
+        out, rules, default_name, ";r=", [](const rule_status& r) { return r.remaining; },
+        ";t=", [](const rule_status& r) { return ceil_seconds(r.reset_after); });
 }
 
 // Replaces the fields named `name` (not one of Beast's known fields) with `value`.
 template <class Fields>
-void replace_field(http::header<false, Fields>& res, std::string_view name, std::string_view value) {
+void replace_field(http::header<false, Fields>& res, std::string_view name,
+                   std::string_view value) {
     res.erase(name);
     res.insert(http::field::unknown, name, value);
 }
@@ -207,7 +211,8 @@ namespace detail {
 
 // X-RateLimit-Reset: the Unix time at which the binding rule's window resets.
 inline std::uint64_t reset_epoch_seconds(const rule_status& binding, event_time wall_now) noexcept {
-    const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(wall_now.time_since_epoch()).count();
+    const auto now_s =
+        std::chrono::duration_cast<std::chrono::seconds>(wall_now.time_since_epoch()).count();
     return static_cast<std::uint64_t>(now_s < 0 ? 0 : now_s) + ceil_seconds(binding.reset_after);
 }
 
@@ -253,8 +258,9 @@ void for_each_rate_limit_field(std::span<const rule_status> rules, const rule_st
 /// written straight into `out` (built on for_each_rate_limit_field, the demo
 /// server spent about 480 more instructions per request, on the copies).
 template <class Out>
-void append_rate_limit_fields(Out& out, std::span<const rule_status> rules, const rule_status& binding,
-                              event_time wall_now, const header_options& opts, std::string_view policy = {}) {
+void append_rate_limit_fields(Out& out, std::span<const rule_status> rules,
+                              const rule_status& binding, event_time wall_now,
+                              const header_options& opts, std::string_view policy = {}) {
     if (rules.empty()) return;
     if (opts.draft_headers) {
         out += std::string_view("RateLimit-Policy: ");

@@ -51,8 +51,10 @@ inline std::string_view path_of(std::string_view target) noexcept {
     };
     if (!target.empty() && target.front() != '/') {
         std::size_t skip = 0;
-        if (has_scheme("http://")) skip = 7;
-        else if (has_scheme("https://")) skip = 8;
+        if (has_scheme("http://"))
+            skip = 7;
+        else if (has_scheme("https://"))
+            skip = 8;
         if (skip != 0) {
             const auto slash = target.find_first_of("/?#", skip);
             if (slash == std::string_view::npos || target[slash] != '/') return "/";
@@ -76,7 +78,11 @@ public:
     /// A view whose client is the peer itself (no proxies trusted).
     request_view(const header_type& req, const ip_address& peer,
                  std::optional<std::string_view> user_id = {}) noexcept
-        : req_(&req), path_(path_of(target_of(req))), peer_(peer), client_(peer), user_id_(user_id) {}
+        : req_(&req),
+          path_(path_of(target_of(req))),
+          peer_(peer),
+          client_(peer),
+          user_id_(user_id) {}
 
     /// A view whose client is resolved through `trusted` proxies.
     request_view(const header_type& req, const ip_address& peer, const cidr_list& trusted,
@@ -162,7 +168,10 @@ public:
         auto&& id = std::invoke(fn_, r);
         using id_type = std::remove_cvref_t<decltype(id)>;
         std::string_view v;
-        if constexpr (requires { id.has_value(); *id; }) {
+        if constexpr (requires {
+                          id.has_value();
+                          *id;
+                      }) {
             if (!id) return {};
             v = std::string_view(*id);
         } else {
@@ -194,8 +203,8 @@ public:
         bool ok = !name_.empty();
         for (const char c : name_)
             ok = ok && c > 32 && c < 127 && c != ':' && c != '(' && c != ')' && c != ',' &&
-                 c != '/' && c != ';' && c != '<' && c != '=' && c != '>' && c != '?' &&
-                 c != '@' && c != '[' && c != '\\' && c != ']' && c != '{' && c != '}' && c != '"';
+                 c != '/' && c != ';' && c != '<' && c != '=' && c != '>' && c != '?' && c != '@' &&
+                 c != '[' && c != '\\' && c != ']' && c != '{' && c != '}' && c != '"';
         if (!ok) throw config_error("invalid header name for a key: \"" + name_ + "\"");
     }
 
@@ -270,7 +279,9 @@ public:
         std::string header_name;  // kind::header only
     };
 
-    static request_key ip(ip_grouping grouping = {}) { return request_key({{kind::ip, {}}}, grouping); }
+    static request_key ip(ip_grouping grouping = {}) {
+        return request_key({{kind::ip, {}}}, grouping);
+    }
     static request_key user() { return request_key({{kind::user, {}}}); }
     static request_key header(std::string name) {
         header_key check(name);  // validates the name
@@ -293,9 +304,15 @@ public:
         for (const auto& p : parts_) {
             std::string k;
             switch (p.what) {
-                case kind::ip: k = ip_(r); break;
-                case kind::user: k = user_key<>{}(r); break;
-                case kind::header: k = header_key::make(r, p.header_name); break;
+                case kind::ip:
+                    k = ip_(r);
+                    break;
+                case kind::user:
+                    k = user_key<>{}(r);
+                    break;
+                case kind::header:
+                    k = header_key::make(r, p.header_name);
+                    break;
             }
             if (!k.empty()) return k;
         }

@@ -26,9 +26,9 @@ namespace http = boost::beast::http;
 
 /// The outcome of checking one request.
 enum class limit_status {
-    unlimited,      ///< no route matched: the response is not touched
+    unlimited,  ///< no route matched: the response is not touched
     allowed,
-    blocked,        ///< 429
+    blocked,          ///< 429
     degraded_open,    ///< the store could not decide; let through, no quota fields (fail_open)
     degraded_closed,  ///< the store could not decide; 503 with Retry-After (fail_closed)
 };
@@ -54,7 +54,8 @@ public:
             inline_[size_++] = r;
             return;
         }
-        if (heap_.empty()) heap_.assign(inline_.begin(), inline_.begin() + static_cast<std::ptrdiff_t>(size_));
+        if (heap_.empty())
+            heap_.assign(inline_.begin(), inline_.begin() + static_cast<std::ptrdiff_t>(size_));
         heap_.push_back(r);
         ++size_;
     }

@@ -46,12 +46,12 @@ inline middleware_options middleware_options_from(const settings& s, middleware_
 /// The middleware's counters. checked = allowed + blocked + degraded_open +
 /// degraded_closed once every check has returned.
 struct middleware_stats {
-    std::uint64_t checked = 0;          ///< requests that matched at least one route
+    std::uint64_t checked = 0;  ///< requests that matched at least one route
     std::uint64_t allowed = 0;
-    std::uint64_t blocked = 0;          ///< answered 429
-    std::uint64_t degraded_open = 0;    ///< the store could not decide; let through
-    std::uint64_t degraded_closed = 0;  ///< the store could not decide; answered 503
-    std::uint64_t sink_failures = 0;    ///< events a sink refused (multi-route requests)
+    std::uint64_t blocked = 0;            ///< answered 429
+    std::uint64_t degraded_open = 0;      ///< the store could not decide; let through
+    std::uint64_t degraded_closed = 0;    ///< the store could not decide; answered 503
+    std::uint64_t sink_failures = 0;      ///< events a sink refused (multi-route requests)
     std::uint64_t identify_failures = 0;  ///< identify threw; the request was treated as anonymous
 };
 

@@ -18,16 +18,18 @@ namespace smart_ratelimit::beast {
 /// raw (attacker-controlled): escape them, e.g. with `html()`. A Renderer that is
 /// also callable with this context replaces default_offender_page.
 struct offender_context {
-    std::string_view prefix;        // the mount prefix, e.g. "/ratelimit/"
-    int days = 7;                   // the window, already clamped to 1..365
-    event_time now{};               // when the data was read
-    offender_detail detail;         // the drill-down (at most 50 recent events)
-    std::string_view style_nonce;   // CSP nonce for an inline <style> element
+    std::string_view prefix;       // the mount prefix, e.g. "/ratelimit/"
+    int days = 7;                  // the window, already clamped to 1..365
+    event_time now{};              // when the data was read
+    offender_detail detail;        // the drill-down (at most 50 recent events)
+    std::string_view style_nonce;  // CSP nonce for an inline <style> element
 
     static std::string html(std::string_view s) { return detail::html_escape(s); }
 
     /// The dashboard for this window.
-    std::string dashboard_url() const { return std::string(prefix) + "dashboard/?days=" + std::to_string(days); }
+    std::string dashboard_url() const {
+        return std::string(prefix) + "dashboard/?days=" + std::to_string(days);
+    }
     /// The JSON drill-down of this key and window.
     std::string json_url() const {
         std::string u(prefix);
@@ -99,7 +101,8 @@ struct default_offender_page {
         s += "<section><h2>Blocked by path</h2><table id=\"by-path\"><thead><tr><th>Path</th>"
              "<th class=\"n\">Blocked</th></tr></thead><tbody>";
         if (d.by_path.empty())
-            s += "<tr><td colspan=\"2\" class=\"empty\">No blocked requests in this window.</td></tr>";
+            s += "<tr><td colspan=\"2\" class=\"empty\">No blocked requests in this "
+                 "window.</td></tr>";
         for (const auto& p : d.by_path) {
             s += "<tr><td><code>";
             append_html_escaped(s, p.path);
@@ -109,7 +112,8 @@ struct default_offender_page {
         }
         s += "</tbody></table></section>";
 
-        s += "<section><h2>Recent events</h2><table id=\"recent-events\"><thead><tr><th>Time (UTC)</th>"
+        s += "<section><h2>Recent events</h2><table id=\"recent-events\"><thead><tr><th>Time "
+             "(UTC)</th>"
              "<th>Outcome</th><th>Method</th><th>Path</th><th>Rule</th><th class=\"n\">Count</th>"
              "<th class=\"n\">Limit</th></tr></thead><tbody>";
         if (d.recent_events.empty())
@@ -145,7 +149,8 @@ struct default_offender_page {
 inline std::string render_missing_key_page(std::string_view dashboard_url, std::string_view nonce) {
     std::string s;
     detail::append_page_head(s, "Bad request: rate limiting dashboard", nonce);
-    s += "<body><h1>Bad request</h1><p>The offender page needs a <code>?key=</code> parameter.</p><p><a href=\"";
+    s += "<body><h1>Bad request</h1><p>The offender page needs a <code>?key=</code> "
+         "parameter.</p><p><a href=\"";
     detail::append_html_escaped(s, dashboard_url);
     s += "\">Back to the dashboard</a></p></body></html>\n";
     return s;

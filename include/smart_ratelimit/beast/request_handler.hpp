@@ -31,7 +31,8 @@ inline constexpr bool takes_result_v =
 // What the handler returns: the two-argument form when it has one.
 template <class H, class Body, bool = takes_result_v<H, Body>>
 struct handler_answer {
-    using type = std::remove_cvref_t<std::invoke_result_t<H&, http::request<Body>&, const limit_result&>>;
+    using type =
+        std::remove_cvref_t<std::invoke_result_t<H&, http::request<Body>&, const limit_result&>>;
 };
 template <class H, class Body>
 struct handler_answer<H, Body, false> {
@@ -53,10 +54,10 @@ struct handler_answer<H, Body, false> {
 /// fields could not be added and would silently be missing.
 template <class H, class Body>
 concept request_handler =
-    (detail::takes_result_v<H, Body> || std::is_invocable_v<H&, http::request<Body>&>) &&
-    (detail::is_response_v<typename detail::handler_answer<H, Body>::type> ||
-     (detail::takes_result_v<H, Body> &&
-      std::same_as<typename detail::handler_answer<H, Body>::type, http::message_generator>));
+    (detail::takes_result_v<H, Body> || std::is_invocable_v<H&, http::request<Body>&>)&&(
+        detail::is_response_v<typename detail::handler_answer<H, Body>::type> ||
+        (detail::takes_result_v<H, Body> &&
+         std::same_as<typename detail::handler_answer<H, Body>::type, http::message_generator>));
 
 /// handles<H, Body>: request_handler<std::remove_reference_t<H>, Body>, with the
 /// handler type first, to constrain it in place (`template <class Body, handles<Body> H>`).

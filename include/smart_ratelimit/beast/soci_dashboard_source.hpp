@@ -28,7 +28,8 @@ namespace smart_ratelimit::soci {
 /// column, is never degraded) in one GROUP BY over the partial index of degraded
 /// rows, placed like the blocked counts (`layout.index_of_unit`). All zeros on a
 /// database without the outcome column. Throws storage_error when the database fails.
-inline std::vector<std::int64_t> get_degraded_timeline(const event_store& store, ::soci::session& sql,
+inline std::vector<std::int64_t> get_degraded_timeline(const event_store& store,
+                                                       ::soci::session& sql,
                                                        const timeline_layout& layout) {
     std::vector<std::int64_t> out(layout.buckets, 0);
     if (out.empty() || !detail::outcome_column_ready(sql)) return out;
@@ -38,7 +39,8 @@ inline std::vector<std::int64_t> get_degraded_timeline(const event_store& store,
     const std::string since = q.time(layout.start);
     const std::string text = "SELECT " + time_column_micros(d) + " / " + width_us +
                              ", CAST(COUNT(*) AS BIGINT) FROM ratelimit_event WHERE " +
-                             detail::degraded_condition(d, true) + " AND timestamp >= " + since + " GROUP BY 1";
+                             detail::degraded_condition(d, true) + " AND timestamp >= " + since +
+                             " GROUP BY 1";
     long long unit = 0, n = 0;
     q.run(
         sql, text,
@@ -57,9 +59,9 @@ inline std::vector<std::int64_t> get_degraded_timeline(const event_store& store,
 /// timestamp index; the degraded series from get_degraded_timeline. Bound parameters
 /// only; one connection of the store.
 /// Throws config_error for days < 1 or a bad width, storage_error when the database fails.
-inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store, int days = 7,
-                                                        std::chrono::hours width = std::chrono::hours{0},
-                                                        event_time now = event_clock_now()) {
+inline std::vector<traffic_bucket> get_traffic_timeline(
+    const event_store& store, int days = 7, std::chrono::hours width = std::chrono::hours{0},
+    event_time now = event_clock_now()) {
     const auto layout =
         timeline_layout::make(now, days, width.count() == 0 ? default_timeline_width(days) : width);
     auto out = layout.empty();
@@ -86,9 +88,10 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
         const event_time first_hour_at{std::chrono::microseconds{first_hour * hour_us}};
         if (layout.start < first_hour_at) {  // the partial first hour: raw rows, all in bucket 0
             detail::analytics::bound_query q(d);
-            const std::string text = "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(" + q.blocked_int() +
-                                     "), 0) AS BIGINT) FROM ratelimit_event WHERE timestamp >= " +
-                                     q.time(layout.start) + " AND timestamp < " + q.time(first_hour_at);
+            const std::string text =
+                "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(" + q.blocked_int() +
+                "), 0) AS BIGINT) FROM ratelimit_event WHERE timestamp >= " + q.time(layout.start) +
+                " AND timestamp < " + q.time(first_hour_at);
             q.run(
                 *sql, text,
                 [&](::soci::statement& st) {
@@ -99,8 +102,10 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
         }
         detail::analytics::bound_query q(d);
         long long hour = 0;
-        const std::string text = "SELECT CAST(hour AS BIGINT), CAST(total AS BIGINT), CAST(blocked AS BIGINT)"
-                                 " FROM ratelimit_rollup_hour WHERE hour >= " + q.integer(first_hour);
+        const std::string text =
+            "SELECT CAST(hour AS BIGINT), CAST(total AS BIGINT), CAST(blocked AS BIGINT)"
+            " FROM ratelimit_rollup_hour WHERE hour >= " +
+            q.integer(first_hour);
         q.run(
             *sql, text,
             [&](::soci::statement& st) {
@@ -109,7 +114,8 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
                 st.exchange(::soci::into(blocked));
             },
             [&] {
-                const event_time at{std::chrono::microseconds{static_cast<std::int64_t>(hour) * hour_us}};
+                const event_time at{
+                    std::chrono::microseconds{static_cast<std::int64_t>(hour) * hour_us}};
                 add(layout.index_of(at), total, blocked);
             });
         return with_degraded();
@@ -119,7 +125,8 @@ inline std::vector<traffic_bucket> get_traffic_timeline(const event_store& store
     const std::string since = q.time(layout.start);
     const std::string text = "SELECT " + time_column_micros(d) + " / " + width_us +
                              ", CAST(COUNT(*) AS BIGINT), CAST(SUM(" + q.blocked_int() +
-                             ") AS BIGINT) FROM ratelimit_event WHERE timestamp >= " + since + " GROUP BY 1";
+                             ") AS BIGINT) FROM ratelimit_event WHERE timestamp >= " + since +
+                             " GROUP BY 1";
     q.run(
         *sql, text,
         [&](::soci::statement& st) {
@@ -141,7 +148,8 @@ namespace smart_ratelimit::beast {
 /// Thread safety: safe to call concurrently (see event_store).
 class soci_event_store_source {
 public:
-    explicit soci_event_store_source(const smart_ratelimit::soci::event_store& store) noexcept : store_(&store) {}
+    explicit soci_event_store_source(const smart_ratelimit::soci::event_store& store) noexcept
+        : store_(&store) {}
 
     traffic_summary summary(int days, event_time now) const {
         return smart_ratelimit::soci::get_traffic_summary(*store_, days, now);

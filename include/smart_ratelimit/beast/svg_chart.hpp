@@ -32,7 +32,8 @@ inline std::string format_utc(event_time t, bool date_only = false) {
     else
         std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d", static_cast<int>(ymd.year()),
                       static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()));
+                      static_cast<int>(hms.hours().count()),
+                      static_cast<int>(hms.minutes().count()));
     return buf;
 }
 
@@ -177,7 +178,8 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
         append_int(s, top + plot_h + 16);
         s += "\" text-anchor=\"end\">";
         const std::size_t n = buckets.size();
-        const auto width = n > 1 ? buckets[n - 1].start - buckets[n - 2].start : std::chrono::microseconds{0};
+        const auto width =
+            n > 1 ? buckets[n - 1].start - buckets[n - 2].start : std::chrono::microseconds{0};
         s += detail::format_utc(buckets.back().start + width);
         s += " UTC</text>";
     }
@@ -204,13 +206,15 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
         const double bar = std::max(1.0, slot * 0.8);
         const double base = top + plot_h;
         auto height_of = [&](std::int64_t v) {
-            return static_cast<double>(plot_h) * static_cast<double>(v) / static_cast<double>(scale);
+            return static_cast<double>(plot_h) * static_cast<double>(v) /
+                   static_cast<double>(scale);
         };
         for (std::size_t i = 0; i < buckets.size(); ++i) {
             const auto& b = buckets[i];
             if (b.total() == 0) continue;
             const double x = left + slot * static_cast<double>(i) + (slot - bar) / 2;
-            const double ha = height_of(b.allowed), hd = height_of(b.degraded), hb = height_of(b.blocked);
+            const double ha = height_of(b.allowed), hd = height_of(b.degraded),
+                         hb = height_of(b.blocked);
             s += "<g><title>";
             s += detail::format_utc(b.start);
             s += " UTC: ";
@@ -223,9 +227,11 @@ inline std::string render_traffic_svg(const std::vector<traffic_bucket>& buckets
             if (b.allowed > 0)
                 detail::append_bar_rect(s, "allowed", x, base - ha, bar, ha, opt.allowed_colour);
             if (b.degraded > 0)
-                detail::append_bar_rect(s, "degraded", x, base - ha - hd, bar, hd, opt.degraded_colour);
+                detail::append_bar_rect(s, "degraded", x, base - ha - hd, bar, hd,
+                                        opt.degraded_colour);
             if (b.blocked > 0)
-                detail::append_bar_rect(s, "blocked", x, base - ha - hd - hb, bar, hb, opt.blocked_colour);
+                detail::append_bar_rect(s, "blocked", x, base - ha - hd - hb, bar, hb,
+                                        opt.blocked_colour);
             s += "</g>";
         }
     }

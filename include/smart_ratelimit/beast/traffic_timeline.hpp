@@ -79,8 +79,8 @@ struct timeline_layout {
     std::vector<traffic_bucket> empty() const {
         std::vector<traffic_bucket> out(buckets);
         for (std::size_t i = 0; i < buckets; ++i)
-            out[i].start = i == 0 ? start
-                                  : event_time{width * (first_unit + static_cast<std::int64_t>(i))};
+            out[i].start =
+                i == 0 ? start : event_time{width * (first_unit + static_cast<std::int64_t>(i))};
         return out;
     }
 };
@@ -105,9 +105,12 @@ std::vector<traffic_bucket> get_traffic_timeline(R&& events, int days = 7,
         const event_time t = traits::timestamp(e);
         if (t < layout.start) continue;
         auto& b = out[layout.index_of(t)];
-        if (!traits::allowed(e)) ++b.blocked;
-        else if (outcome_of(e) == outcome_kind::degraded) ++b.degraded;
-        else ++b.allowed;
+        if (!traits::allowed(e))
+            ++b.blocked;
+        else if (outcome_of(e) == outcome_kind::degraded)
+            ++b.degraded;
+        else
+            ++b.allowed;
     }
     return out;
 }

@@ -52,7 +52,8 @@ inline constexpr std::string_view webhook_signature_header = "X-Smart-Ratelimit-
 
 /// `sha256=` followed by the lower-case hex HMAC-SHA256 of "<timestamp>.<body>"
 /// keyed with `secret`. Receivers recompute it and compare in constant time.
-inline std::string webhook_signature(std::string_view secret, std::int64_t timestamp, std::string_view body) {
+inline std::string webhook_signature(std::string_view secret, std::int64_t timestamp,
+                                     std::string_view body) {
     const std::string signed_text = std::to_string(timestamp) + "." + std::string(body);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
@@ -71,9 +72,10 @@ inline std::string webhook_signature(std::string_view secret, std::int64_t times
 
 /// How to POST.
 struct webhook_options {
-    std::chrono::milliseconds timeout{5000};  // the whole exchange: resolve, connect, TLS, write, read
-    std::string secret;                       // "" = unsigned
-    std::string ca_file;                      // PEM trust store for https; "" = the system's
+    std::chrono::milliseconds timeout{
+        5000};            // the whole exchange: resolve, connect, TLS, write, read
+    std::string secret;   // "" = unsigned
+    std::string ca_file;  // PEM trust store for https; "" = the system's
 };
 
 /// The options the settings describe (timeout, signing secret, CA file).
@@ -118,7 +120,8 @@ private:
         }
         const auto& u = *parsed;
         target t;
-        if (u.scheme() == "https") t.tls = true;
+        if (u.scheme() == "https")
+            t.tls = true;
         else if (u.scheme() != "http") {
             why = "webhook URL must be http:// or https://";
             return std::nullopt;
@@ -169,8 +172,10 @@ private:
             ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
                              net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
                              net::ssl::context::no_tlsv1_1);
-            if (options_.ca_file.empty()) ctx->set_default_verify_paths();
-            else ctx->load_verify_file(options_.ca_file);
+            if (options_.ca_file.empty())
+                ctx->set_default_verify_paths();
+            else
+                ctx->load_verify_file(options_.ca_file);
             ctx->set_verify_mode(net::ssl::verify_peer);
         }
         net::io_context ioc;
@@ -194,7 +199,8 @@ private:
         // cancelled, so stop waiting for it a little after the deadline.
         ioc.run_for(options_.timeout + std::chrono::milliseconds(500));
         if (!result)
-            return send_status::failure("webhook: timed out after " + std::to_string(options_.timeout.count()) + " ms");
+            return send_status::failure("webhook: timed out after " +
+                                        std::to_string(options_.timeout.count()) + " ms");
         return *result;
     }
 
@@ -203,10 +209,9 @@ private:
         return "webhook: " + ec.message();
     }
 
-    static boost::asio::awaitable<send_status> exchange(target t,
-                                                        boost::beast::http::request<boost::beast::http::string_body> req,
-                                                        boost::asio::ssl::context* ctx,
-                                                        std::chrono::steady_clock::time_point deadline) {
+    static boost::asio::awaitable<send_status> exchange(
+        target t, boost::beast::http::request<boost::beast::http::string_body> req,
+        boost::asio::ssl::context* ctx, std::chrono::steady_clock::time_point deadline) {
         namespace net = boost::asio;
         namespace http = boost::beast::http;
         using tcp = net::ip::tcp;

@@ -25,21 +25,35 @@ inline void append_json_string(std::string& out, std::string_view s) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c < 0x80) {
             switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            default:
-                if (c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f) {
-                    out += "\\u00";
-                    out.push_back(hex[c >> 4]);
-                    out.push_back(hex[c & 15]);
-                } else {
-                    out.push_back(static_cast<char>(c));
-                }
+                case '"':
+                    out += "\\\"";
+                    break;
+                case '\\':
+                    out += "\\\\";
+                    break;
+                case '\n':
+                    out += "\\n";
+                    break;
+                case '\r':
+                    out += "\\r";
+                    break;
+                case '\t':
+                    out += "\\t";
+                    break;
+                case '\b':
+                    out += "\\b";
+                    break;
+                case '\f':
+                    out += "\\f";
+                    break;
+                default:
+                    if (c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f) {
+                        out += "\\u00";
+                        out.push_back(hex[c >> 4]);
+                        out.push_back(hex[c & 15]);
+                    } else {
+                        out.push_back(static_cast<char>(c));
+                    }
             }
             ++i;
             continue;
@@ -48,7 +62,8 @@ inline void append_json_string(std::string& out, std::string_view s) {
         if (n == 0) {
             out += "\\ufffd";
             ++i;
-        } else if (n == 3 && c == 0xE2 && s[i + 1] == '\x80' && (s[i + 2] == '\xA8' || s[i + 2] == '\xA9')) {
+        } else if (n == 3 && c == 0xE2 && s[i + 1] == '\x80' &&
+                   (s[i + 2] == '\xA8' || s[i + 2] == '\xA9')) {
             out += s[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";  // line/paragraph separators
             i += 3;
         } else {

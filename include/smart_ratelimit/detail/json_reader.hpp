@@ -49,12 +49,18 @@ struct json_value {
     /// The JSON type name, for error messages.
     std::string_view type_name() const noexcept {
         switch (v.index()) {
-        case 0: return "null";
-        case 1: return "a boolean";
-        case 2: return "a number";
-        case 3: return "a string";
-        case 4: return "an array";
-        default: return "an object";
+            case 0:
+                return "null";
+            case 1:
+                return "a boolean";
+            case 2:
+                return "a number";
+            case 3:
+                return "a string";
+            case 4:
+                return "an array";
+            default:
+                return "an object";
         }
     }
 };
@@ -111,18 +117,33 @@ private:
         if (depth > max_depth) fail("nesting too deep");
         json_value out;
         switch (peek()) {
-        case '{': out.v = object(depth); break;
-        case '[': out.v = array(depth); break;
-        case '"': out.v = string(); break;
-        case 't': expect_word("true"); out.v = true; break;
-        case 'f': expect_word("false"); out.v = false; break;
-        case 'n': expect_word("null"); out.v = nullptr; break;
-        default:
-            if (peek() == '-' || (peek() >= '0' && peek() <= '9')) {
-                out.v = number();
-            } else {
-                fail(at_end() ? "unexpected end of input" : "unexpected character");
-            }
+            case '{':
+                out.v = object(depth);
+                break;
+            case '[':
+                out.v = array(depth);
+                break;
+            case '"':
+                out.v = string();
+                break;
+            case 't':
+                expect_word("true");
+                out.v = true;
+                break;
+            case 'f':
+                expect_word("false");
+                out.v = false;
+                break;
+            case 'n':
+                expect_word("null");
+                out.v = nullptr;
+                break;
+            default:
+                if (peek() == '-' || (peek() >= '0' && peek() <= '9')) {
+                    out.v = number();
+                } else {
+                    fail(at_end() ? "unexpected end of input" : "unexpected character");
+                }
         }
         return out;
     }
@@ -248,29 +269,47 @@ private:
             }
             if (at_end()) fail("unterminated string");
             switch (text_[pos_++]) {
-            case '"': out += '"'; break;
-            case '\\': out += '\\'; break;
-            case '/': out += '/'; break;
-            case 'b': out += '\b'; break;
-            case 'f': out += '\f'; break;
-            case 'n': out += '\n'; break;
-            case 'r': out += '\r'; break;
-            case 't': out += '\t'; break;
-            case 'u': {
-                std::uint32_t cp = hex4();
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    if (text_.substr(pos_, 2) != "\\u") fail("unpaired surrogate");
-                    pos_ += 2;
-                    const std::uint32_t lo = hex4();
-                    if (lo < 0xDC00 || lo > 0xDFFF) fail("unpaired surrogate");
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    fail("unpaired surrogate");
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
+                case 'u': {
+                    std::uint32_t cp = hex4();
+                    if (cp >= 0xD800 && cp <= 0xDBFF) {
+                        if (text_.substr(pos_, 2) != "\\u") fail("unpaired surrogate");
+                        pos_ += 2;
+                        const std::uint32_t lo = hex4();
+                        if (lo < 0xDC00 || lo > 0xDFFF) fail("unpaired surrogate");
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                        fail("unpaired surrogate");
+                    }
+                    append_utf8(out, cp);
+                    break;
                 }
-                append_utf8(out, cp);
-                break;
-            }
-            default: --pos_; fail("invalid escape");
+                default:
+                    --pos_;
+                    fail("invalid escape");
             }
         }
     }

@@ -40,7 +40,9 @@ public:
     key_table(const key_table&) = delete;
     key_table& operator=(const key_table&) = delete;
     key_table(key_table&& o) noexcept
-        : slots_(std::move(o.slots_)), mask_(std::exchange(o.mask_, 0)), size_(std::exchange(o.size_, 0)) {}
+        : slots_(std::move(o.slots_)),
+          mask_(std::exchange(o.mask_, 0)),
+          size_(std::exchange(o.size_, 0)) {}
     key_table& operator=(key_table&& o) noexcept {
         if (this != &o) {
             clear();
@@ -131,12 +133,16 @@ private:
 
     static constexpr bool over_aligned = alignof(node) > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
     static void* allocate(std::size_t size) {
-        if constexpr (over_aligned) return ::operator new(size, std::align_val_t{alignof(node)});
-        else return ::operator new(size);
+        if constexpr (over_aligned)
+            return ::operator new (size, std::align_val_t{alignof(node)});
+        else
+            return ::operator new(size);
     }
     static void deallocate(node* n) noexcept {
-        if constexpr (over_aligned) ::operator delete(static_cast<void*>(n), std::align_val_t{alignof(node)});
-        else ::operator delete(static_cast<void*>(n));
+        if constexpr (over_aligned)
+            ::operator delete (static_cast<void*>(n), std::align_val_t{alignof(node)});
+        else
+            ::operator delete(static_cast<void*>(n));
     }
 
     static void destroy(node* n) noexcept {

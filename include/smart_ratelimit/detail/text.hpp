@@ -42,9 +42,12 @@ inline void append_printable(std::string& out, std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c < 0x20 || c == 0x7F) {
-            if (c == '\r') out += "\\r";
-            else if (c == '\n') out += "\\n";
-            else if (c == '\t') out += "\\t";
+            if (c == '\r')
+                out += "\\r";
+            else if (c == '\n')
+                out += "\\n";
+            else if (c == '\t')
+                out += "\\t";
             else {
                 out += "\\x";
                 out += hex[c >> 4];

@@ -66,7 +66,8 @@ inline std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
     std::int64_t r;
     if (!__builtin_add_overflow(a, b, &r)) return r;
     // Overflow needs both operands of one sign, so b's sign gives the direction.
-    return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+    return b > 0 ? std::numeric_limits<std::int64_t>::max()
+                 : std::numeric_limits<std::int64_t>::min();
 }
 
 }  // namespace smart_ratelimit::detail

@@ -68,7 +68,8 @@ private:
         unsigned len = written_width;
         if (slash != std::string_view::npos) {
             const std::string_view len_text = text.substr(slash + 1);
-            if (len_text.empty() || len_text.size() > 3 || (len_text.size() > 1 && len_text[0] == '0'))
+            if (len_text.empty() || len_text.size() > 3 ||
+                (len_text.size() > 1 && len_text[0] == '0'))
                 return "bad prefix length";
             for (const char c : len_text)
                 if (c < '0' || c > '9') return "bad prefix length";
@@ -105,7 +106,8 @@ public:
         std::size_t pos = 0;
         while (pos <= text.size()) {
             const std::size_t comma = text.find(',', pos);
-            std::string_view item = text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos);
+            std::string_view item =
+                text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos);
             item = smart_ratelimit::detail::trim(item);
             if (item.empty())
                 throw config_error("invalid CIDR list \"" + std::string(text) + "\": empty item");
@@ -159,9 +161,11 @@ inline std::optional<ip_address> parse_forwarded_hop(std::string_view hop) noexc
         const auto close = hop.find(']');
         if (close == std::string_view::npos) return std::nullopt;
         const std::string_view rest = hop.substr(close + 1);
-        if (!rest.empty() && !(rest.front() == ':' && valid_port(rest.substr(1)))) return std::nullopt;
+        if (!rest.empty() && !(rest.front() == ':' && valid_port(rest.substr(1))))
+            return std::nullopt;
         const std::string_view inner = hop.substr(1, close - 1);
-        if (inner.find(':') == std::string_view::npos) return std::nullopt;  // brackets hold IPv6 only
+        if (inner.find(':') == std::string_view::npos)
+            return std::nullopt;  // brackets hold IPv6 only
         return ip_address::parse(inner);
     }
     const auto colon = hop.find(':');
@@ -190,7 +194,8 @@ inline std::optional<ip_address> parse_forwarded_hop(std::string_view hop) noexc
 ///   - when every hop is trusted, the leftmost one is the client.
 /// Thread safety: a pure function.
 template <class Lines>
-ip_address resolve_client_ip(const ip_address& peer, const cidr_list& trusted, const Lines& xff_lines) {
+ip_address resolve_client_ip(const ip_address& peer, const cidr_list& trusted,
+                             const Lines& xff_lines) {
     if (trusted.empty() || !trusted.contains(peer)) return peer;
     // Collect the hops left to right, then walk them backwards.
     std::vector<std::string_view> hops;
@@ -199,7 +204,8 @@ ip_address resolve_client_ip(const ip_address& peer, const cidr_list& trusted, c
         std::size_t pos = 0;
         while (true) {
             const std::size_t comma = text.find(',', pos);
-            hops.push_back(text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos));
+            hops.push_back(
+                text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos));
             if (comma == std::string_view::npos) break;
             pos = comma + 1;
         }

@@ -148,8 +148,8 @@ constexpr bool parse_ipv4(std::string_view s, std::uint8_t* out) noexcept {
 constexpr bool parse_ipv6(std::string_view s, std::uint8_t* out) noexcept {
     if (s.size() < 2 || s.size() > 45) return false;
     std::array<std::uint16_t, 8> groups{};
-    std::size_t count = 0;       // groups written
-    int gap = -1;                // index in groups where "::" sits
+    std::size_t count = 0;  // groups written
+    int gap = -1;           // index in groups where "::" sits
     std::size_t i = 0;
     if (s[0] == ':') {
         if (s[1] != ':') return false;
@@ -204,10 +204,8 @@ constexpr bool parse_ipv6(std::string_view s, std::uint8_t* out) noexcept {
         if (count > 7) return false;  // "::" must stand for at least one group
         const std::size_t tail = count - static_cast<std::size_t>(gap);
         const std::size_t zeros = 8 - count;
-        for (std::size_t k = 0; k < tail; ++k)
-            groups[7 - k] = groups[count - 1 - k];
-        for (std::size_t k = 0; k < zeros; ++k)
-            groups[static_cast<std::size_t>(gap) + k] = 0;
+        for (std::size_t k = 0; k < tail; ++k) groups[7 - k] = groups[count - 1 - k];
+        for (std::size_t k = 0; k < zeros; ++k) groups[static_cast<std::size_t>(gap) + k] = 0;
     }
     for (std::size_t k = 0; k < 8; ++k) {
         out[2 * k] = static_cast<std::uint8_t>(groups[k] >> 8);
@@ -247,10 +245,16 @@ inline std::size_t ip_address::write(char* out) const noexcept {
     // The longest run of zero groups (length >= 2), first one on a tie.
     std::size_t best_at = 8, best_len = 0;
     for (std::size_t k = 0; k < 8;) {
-        if (g[k] != 0) { ++k; continue; }
+        if (g[k] != 0) {
+            ++k;
+            continue;
+        }
         std::size_t j = k;
         while (j < 8 && g[j] == 0) ++j;
-        if (j - k > best_len) { best_len = j - k; best_at = k; }
+        if (j - k > best_len) {
+            best_len = j - k;
+            best_at = k;
+        }
         k = j;
     }
     if (best_len < 2) best_at = 8;

@@ -68,7 +68,8 @@ public:
         constexpr std::string_view depth = "smart_ratelimit_event_queue_depth";
         const async_sink_stats s = read_();
         out.declare(events, metric_type::counter,
-                    "Events offered to the event sink, and what became of them (written or dropped, by reason).");
+                    "Events offered to the event sink, and what became of them (written or "
+                    "dropped, by reason).");
         const std::pair<std::string_view, std::uint64_t> results[] = {
             {"offered", s.offered},
             {"written", s.written},
@@ -123,9 +124,12 @@ storage_health health_of(const resilient_storage<Primary, Failover, Clock>& s) {
 /// The value of smart_ratelimit_storage_breaker_state: 0 closed, 1 half-open, 2 open.
 constexpr std::uint64_t breaker_gauge_value(breaker_state s) noexcept {
     switch (s) {
-        case breaker_state::closed: return 0;
-        case breaker_state::half_open: return 1;
-        case breaker_state::open: return 2;
+        case breaker_state::closed:
+            return 0;
+        case breaker_state::half_open:
+            return 1;
+        case breaker_state::open:
+            return 2;
     }
     return 0;
 }
@@ -156,7 +160,8 @@ public:
             out.sample(state, {{"storage", name_}}, breaker_gauge_value(*h.breaker));
         }
         out.declare(errors, metric_type::counter, "Storage calls that failed, by kind.");
-        for (const auto& [kind, n] : h.errors) out.sample(errors, {{"storage", name_}, {"kind", kind}}, n);
+        for (const auto& [kind, n] : h.errors)
+            out.sample(errors, {{"storage", name_}, {"kind", kind}}, n);
     }
 
 private:
@@ -178,8 +183,9 @@ private:
 /// Thread safety: every member may be called concurrently.
 class alert_metrics {
 public:
-    alert_metrics() : counter_("smart_ratelimit_alerts_sent_total",
-                               "Offender alerts sent, by channel and result.", {"channel", "result"}) {
+    alert_metrics()
+        : counter_("smart_ratelimit_alerts_sent_total",
+                   "Offender alerts sent, by channel and result.", {"channel", "result"}) {
         for (std::string_view ch : {"email", "webhook"})
             for (std::string_view r : {"sent", "failed"}) counter_.touch({ch, r});
     }

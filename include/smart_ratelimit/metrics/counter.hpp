@@ -67,7 +67,8 @@ private:
             : name(std::move(n)), help(std::move(h)), labels(std::move(l)) {}
         std::string name, help;
         label_set labels;
-        std::shared_ptr<detail::cell_pool<cell>> cells = std::make_shared<detail::cell_pool<cell>>();
+        std::shared_ptr<detail::cell_pool<cell>> cells =
+            std::make_shared<detail::cell_pool<cell>>();
     };
     std::shared_ptr<state> s_;
 };

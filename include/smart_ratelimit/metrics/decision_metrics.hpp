@@ -45,7 +45,9 @@ struct decision_metrics_options {
 
 /// Anything with rules that have names (a limiter).
 template <class L>
-concept has_rules = requires(const L& l) { l.rules().front().name; };
+concept has_rules = requires(const L& l) {
+    l.rules().front().name;
+};
 
 /// The observer (observer.hpp) that turns decisions into Prometheus metrics:
 ///
@@ -132,7 +134,8 @@ public:
         {
             std::lock_guard<std::mutex> lock(s_->m);
             rules.reserve(s_->names.size());
-            for (std::uint32_t i = 0; i < s_->names.size(); ++i) rules.emplace_back(*s_->names[i], i);
+            for (std::uint32_t i = 0; i < s_->names.size(); ++i)
+                rules.emplace_back(*s_->names[i], i);
         }
         std::sort(rules.begin(), rules.end());
         const std::size_t cells_used = rules.size() * kinds;
@@ -158,7 +161,9 @@ public:
 
 private:
     // Off the hot path: one decision in time_every is timed.
-    [[gnu::noinline]] void observe(std::chrono::nanoseconds elapsed) const { s_->duration.observe(elapsed); }
+    [[gnu::noinline]] void observe(std::chrono::nanoseconds elapsed) const {
+        s_->duration.observe(elapsed);
+    }
 
     static constexpr std::uint32_t kinds = 4;  // outcome_kind: allowed .. degraded
     static constexpr std::size_t chunk_cells = 256;
@@ -186,7 +191,8 @@ private:
                     throw config_error("decision_metrics: more than " + std::to_string(max_rules) +
                                        " rule names");
                 names.reserve(names.size() + 1);
-                it = slots.emplace(std::string(name), static_cast<std::uint32_t>(names.size())).first;
+                it = slots.emplace(std::string(name), static_cast<std::uint32_t>(names.size()))
+                         .first;
                 names.push_back(&it->first);
             }
             if (text != nullptr) *text = &it->first;
@@ -198,7 +204,8 @@ private:
         std::mutex m;
         std::unordered_map<std::string, std::uint32_t> slots;  // node keys: stable addresses
         std::vector<const std::string*> names;                 // by slot
-        std::shared_ptr<detail::cell_pool<cells>> pool = std::make_shared<detail::cell_pool<cells>>();
+        std::shared_ptr<detail::cell_pool<cells>> pool =
+            std::make_shared<detail::cell_pool<cells>>();
     };
 
     // One thread's cells.
@@ -224,7 +231,8 @@ private:
         }
 
         std::uint32_t slot_of(std::string_view rule, state& s) {
-            if (rule.data() == last.ptr && rule.size() == last.size && same_text(last.text, rule)) [[likely]]
+            if (rule.data() == last.ptr && rule.size() == last.size && same_text(last.text, rule))
+                [[likely]]
                 return last.slot;
             return slot_in_table(rule, s);
         }
@@ -252,7 +260,8 @@ private:
             const char* text = nullptr;
             std::uint32_t slot = 0;
         };
-        entry last{nullptr, std::size_t(-1), nullptr, 0};  // the rule found last (a one-rule limiter looks no further)
+        entry last{nullptr, std::size_t(-1), nullptr,
+                   0};  // the rule found last (a one-rule limiter looks no further)
         std::vector<entry> table;
         std::size_t used = 0;
         std::uint32_t countdown = 0;

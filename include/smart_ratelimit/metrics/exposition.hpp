@@ -25,10 +25,14 @@ enum class metric_type { counter, gauge, histogram, untyped };
 
 constexpr std::string_view to_string(metric_type t) noexcept {
     switch (t) {
-        case metric_type::counter: return "counter";
-        case metric_type::gauge: return "gauge";
-        case metric_type::histogram: return "histogram";
-        case metric_type::untyped: break;
+        case metric_type::counter:
+            return "counter";
+        case metric_type::gauge:
+            return "gauge";
+        case metric_type::histogram:
+            return "histogram";
+        case metric_type::untyped:
+            break;
     }
     return "untyped";
 }
@@ -71,10 +75,14 @@ inline void append_escaped(std::string& out, std::string_view s, bool quote) {
     for (std::size_t i = 0; i < s.size();) {
         const char c = s[i];
         if (static_cast<unsigned char>(c) < 0x80) {
-            if (c == '\\') out += "\\\\";
-            else if (c == '\n') out += "\\n";
-            else if (c == '"' && quote) out += "\\\"";
-            else out += c;
+            if (c == '\\')
+                out += "\\\\";
+            else if (c == '\n')
+                out += "\\n";
+            else if (c == '"' && quote)
+                out += "\\\"";
+            else
+                out += c;
             ++i;
         } else if (const std::size_t n = utf8_sequence(s, i); n != 0) {
             out.append(s.substr(i, n));
@@ -139,7 +147,8 @@ public:
             if (f.name != name) continue;
             if (f.type != t)
                 throw config_error("metric \"" + std::string(name) + "\" declared as " +
-                                   std::string(to_string(f.type)) + " and " + std::string(to_string(t)));
+                                   std::string(to_string(f.type)) + " and " +
+                                   std::string(to_string(t)));
             return;
         }
         family f;
@@ -171,7 +180,8 @@ public:
     void sample(std::string_view family_name, std::initializer_list<label> labels, double v) {
         sample(family_name, std::span<const label>(labels.begin(), labels.size()), v);
     }
-    void sample(std::string_view family_name, std::initializer_list<label> labels, std::uint64_t v) {
+    void sample(std::string_view family_name, std::initializer_list<label> labels,
+                std::uint64_t v) {
         sample(family_name, std::span<const label>(labels.begin(), labels.size()), v);
     }
 
@@ -183,16 +193,18 @@ public:
                    std::span<const double> upper_bounds, std::span<const std::uint64_t> counts,
                    double sum) {
         if (counts.size() != upper_bounds.size() + 1)
-            throw config_error("histogram \"" + std::string(family_name) + "\": " +
-                               std::to_string(counts.size()) + " counts for " +
+            throw config_error("histogram \"" + std::string(family_name) +
+                               "\": " + std::to_string(counts.size()) + " counts for " +
                                std::to_string(upper_bounds.size()) + " bounds");
         std::uint64_t cumulative = 0;
         std::string le;
         for (std::size_t i = 0; i < counts.size(); ++i) {
             cumulative += counts[i];
             le.clear();
-            if (i < upper_bounds.size()) append_number(le, upper_bounds[i]);
-            else le = "+Inf";
+            if (i < upper_bounds.size())
+                append_number(le, upper_bounds[i]);
+            else
+                le = "+Inf";
             std::string& out = start_sample(family_name, "_bucket", labels, le);
             append_number(out, cumulative);
             out += '\n';
@@ -252,7 +264,8 @@ private:
                               std::span<const label> labels, std::string_view le) {
         family& f = find(family_name);
         if ((f.type == metric_type::histogram) != !suffix.empty())
-            throw config_error("metric \"" + f.name + "\": histogram samples only through histogram()");
+            throw config_error("metric \"" + f.name +
+                               "\": histogram samples only through histogram()");
         std::string& out = f.samples;
         out += f.name;
         out += suffix;
@@ -260,7 +273,8 @@ private:
             out += '{';
             bool first = true;
             for (const label& l : labels) {
-                if (!is_valid_label_name(l.name) || (f.type == metric_type::histogram && l.name == "le"))
+                if (!is_valid_label_name(l.name) ||
+                    (f.type == metric_type::histogram && l.name == "le"))
                     throw config_error("metric \"" + f.name + "\": invalid label name \"" +
                                        std::string(l.name) + "\"");
                 if (!first) out += ',';
@@ -296,6 +310,8 @@ private:
 /// wrote in that scrape. Thread safety: called from the scraping thread, concurrently
 /// with whatever updates the values it reads.
 template <class C>
-concept collector = requires(const C& c, exposition& out) { c.collect(out); };
+concept collector = requires(const C& c, exposition& out) {
+    c.collect(out);
+};
 
 }  // namespace smart_ratelimit::metrics

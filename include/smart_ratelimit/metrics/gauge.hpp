@@ -38,8 +38,7 @@ public:
     void set(double v) const noexcept { s_->v.store(v, std::memory_order_relaxed); }
     void add(double d) const noexcept {
         double cur = s_->v.load(std::memory_order_relaxed);
-        while (!s_->v.compare_exchange_weak(cur, cur + d, std::memory_order_relaxed)) {
-        }
+        while (!s_->v.compare_exchange_weak(cur, cur + d, std::memory_order_relaxed)) {}
     }
     double value() const noexcept { return s_->v.load(std::memory_order_relaxed); }
 

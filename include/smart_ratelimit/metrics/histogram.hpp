@@ -25,8 +25,8 @@ namespace smart_ratelimit::metrics {
 /// Upper bounds in seconds for request latencies: 1, 2.5, 5 per decade from 1 µs
 /// to 5 s, then 10 s (22 buckets plus +Inf).
 inline std::vector<double> latency_buckets() {
-    return {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
-            5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,    0.25,   0.5,  1.0,  2.5,    5.0,    10.0};
+    return {1e-6, 2.5e-6, 5e-6,   1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
+            5e-3, 1e-2,   2.5e-2, 5e-2, 0.1,    0.25, 0.5,  1.0,    2.5,  5.0,  10.0};
 }
 
 /// A snapshot of a histogram: per-bucket (not cumulative) counts, the last one
@@ -71,7 +71,8 @@ public:
     void observe(double v) const {
         if (std::isnan(v)) return;
         const auto& b = s_->bounds;
-        const auto i = static_cast<std::size_t>(std::lower_bound(b.begin(), b.end(), v) - b.begin());
+        const auto i =
+            static_cast<std::size_t>(std::lower_bound(b.begin(), b.end(), v) - b.begin());
         cell& c = s_->cells->local();
         detail::owner_add(c.counts[i], 1);
         c.sum.store(c.sum.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
@@ -112,7 +113,10 @@ private:
     };
     struct state {
         state(std::string n, std::string h, std::vector<double> b, label_set l)
-            : name(std::move(n)), help(std::move(h)), labels(std::move(l)), bounds(std::move(b)),
+            : name(std::move(n)),
+              help(std::move(h)),
+              labels(std::move(l)),
+              bounds(std::move(b)),
               cells(std::make_shared<detail::cell_pool<cell>>(bounds.size())) {}
         std::string name, help;
         label_set labels;

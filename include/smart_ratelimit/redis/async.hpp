@@ -33,8 +33,9 @@ namespace smart_ratelimit::redis {
 /// with callbacks (bind an executor), asio::use_future and asio::use_awaitable.
 /// Thread safety: as the storage's acquire (Redis storages: any thread).
 template <storage_backend Storage, class WorkExecutor, class CompletionToken>
-auto async_acquire(Storage& storage, std::string_view key, const typename Storage::algorithm_type& algorithm,
-                   std::uint64_t cost, const WorkExecutor& work, CompletionToken&& token) {
+auto async_acquire(Storage& storage, std::string_view key,
+                   const typename Storage::algorithm_type& algorithm, std::uint64_t cost,
+                   const WorkExecutor& work, CompletionToken&& token) {
     auto fn = [&storage, &algorithm, k = std::string(key), cost]() -> outcome {
         return storage.acquire(k, algorithm, std::chrono::nanoseconds(0), cost);
     };
@@ -42,7 +43,8 @@ auto async_acquire(Storage& storage, std::string_view key, const typename Storag
         [](auto handler, auto fn, WorkExecutor work) {
             smart_ratelimit::beast::detail::start_blocking(
                 std::move(handler), std::move(fn), work,
-                [](auto handler, smart_ratelimit::beast::detail::blocking_status status, outcome o) {
+                [](auto handler, smart_ratelimit::beast::detail::blocking_status status,
+                   outcome o) {
                     namespace sb = smart_ratelimit::beast;
                     boost::system::error_code ec;
                     if (status.exception) {

@@ -40,7 +40,9 @@ public:
         args_.emplace_back(s);
         return *this;
     }
-    command_args& operator<<(unsigned long long v) { return *this << std::string_view(std::to_string(v)); }
+    command_args& operator<<(unsigned long long v) {
+        return *this << std::string_view(std::to_string(v));
+    }
     int size() const noexcept { return static_cast<int>(args_.size()); }
     void fill(std::vector<const char*>& argv, std::vector<std::size_t>& lens) const {
         argv.clear();
@@ -62,8 +64,10 @@ public:
     /// Connects, authenticates and selects the database; throws storage_error with
     /// the redacted URL and hiredis's message when any step fails.
     explicit connection(const connection_options& o) : url_(o.url.redacted()) {
-        ctx_ = redisConnectWithTimeout(o.url.host.c_str(), o.url.port, to_timeval(o.connect_timeout));
-        if (ctx_ == nullptr) throw storage_error("Redis " + url_ + ": cannot allocate a connection");
+        ctx_ =
+            redisConnectWithTimeout(o.url.host.c_str(), o.url.port, to_timeval(o.connect_timeout));
+        if (ctx_ == nullptr)
+            throw storage_error("Redis " + url_ + ": cannot allocate a connection");
         if (ctx_->err != 0) {
             const std::string msg = ctx_->errstr;
             redisFree(ctx_);
@@ -71,7 +75,8 @@ public:
             throw storage_error("Redis " + url_ + ": cannot connect: " + msg);
         }
         try {
-            if (redisSetTimeout(ctx_, to_timeval(o.command_timeout)) != REDIS_OK) fail("cannot set the timeout");
+            if (redisSetTimeout(ctx_, to_timeval(o.command_timeout)) != REDIS_OK)
+                fail("cannot set the timeout");
             if (!o.url.password.empty()) {
                 command_args auth;
                 auth << "AUTH";
@@ -90,7 +95,8 @@ public:
             throw;
         }
     }
-    connection(connection&& o) noexcept : ctx_(o.ctx_), url_(std::move(o.url_)), broken_(o.broken_) {
+    connection(connection&& o) noexcept
+        : ctx_(o.ctx_), url_(std::move(o.url_)), broken_(o.broken_) {
         o.ctx_ = nullptr;
     }
     connection& operator=(connection&&) = delete;
@@ -143,7 +149,8 @@ private:
     void expect_ok(const reply_ptr& r, const char* cmd) {
         if (r->type == REDIS_REPLY_ERROR) {
             broken_ = true;
-            throw storage_error("Redis " + url_ + ": " + cmd + " failed: " + std::string(r->str, r->len));
+            throw storage_error("Redis " + url_ + ": " + cmd +
+                                " failed: " + std::string(r->str, r->len));
         }
     }
 

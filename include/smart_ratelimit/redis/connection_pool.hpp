@@ -33,14 +33,16 @@ struct pool_options {
 class connection_pool {
 public:
     explicit connection_pool(pool_options o) : opts_(std::move(o)) {
-        if (opts_.max_connections == 0) throw config_error("a Redis pool needs at least one connection");
+        if (opts_.max_connections == 0)
+            throw config_error("a Redis pool needs at least one connection");
     }
 
     /// A connection lent to one caller; returned to the pool (or dropped when
     /// broken) on destruction.
     class lease {
     public:
-        lease(connection_pool* p, std::unique_ptr<connection> c) noexcept : pool_(p), conn_(std::move(c)) {}
+        lease(connection_pool* p, std::unique_ptr<connection> c) noexcept
+            : pool_(p), conn_(std::move(c)) {}
         lease(lease&& o) noexcept : pool_(o.pool_), conn_(std::move(o.conn_)) { o.pool_ = nullptr; }
         lease& operator=(lease&&) = delete;
         ~lease() {
@@ -60,9 +62,11 @@ public:
     lease acquire() {
         std::unique_lock<std::mutex> lock(mutex_);
         const auto wait = opts_.wait_timeout.value_or(opts_.conn.command_timeout);
-        if (!cv_.wait_for(lock, wait, [&] { return !idle_.empty() || open_ < opts_.max_connections; }))
-            throw storage_error("Redis " + opts_.conn.url.redacted() + ": no free connection within " +
-                                std::to_string(wait.count()) + " ms");
+        if (!cv_.wait_for(lock, wait,
+                          [&] { return !idle_.empty() || open_ < opts_.max_connections; }))
+            throw storage_error("Redis " + opts_.conn.url.redacted() +
+                                ": no free connection within " + std::to_string(wait.count()) +
+                                " ms");
         if (!idle_.empty()) {
             auto c = std::move(idle_.back());
             idle_.pop_back();

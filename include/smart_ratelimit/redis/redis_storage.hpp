@@ -44,10 +44,11 @@ struct redis_storage_options {
 };
 
 /// Parses `url` (redis://...) into storage options with the given timeouts.
-inline redis_storage_options redis_options_from_url(std::string_view url,
-                                                    std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(1000),
-                                                    std::chrono::milliseconds command_timeout = std::chrono::milliseconds(500),
-                                                    std::size_t max_connections = 8) {
+inline redis_storage_options redis_options_from_url(
+    std::string_view url,
+    std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(1000),
+    std::chrono::milliseconds command_timeout = std::chrono::milliseconds(500),
+    std::size_t max_connections = 8) {
     redis_storage_options o;
     o.pool.conn.url = parse_redis_url(url);
     o.pool.conn.connect_timeout = connect_timeout;
@@ -61,11 +62,11 @@ using op = smart_ratelimit::storage_op;
 
 /// Counters of a Redis storage.
 struct redis_storage_stats {
-    std::uint64_t decisions = 0;        ///< script calls answered by Redis
-    std::uint64_t errors = 0;           ///< calls that failed (connection, timeout, error reply)
-    std::uint64_t script_loads = 0;     ///< SCRIPT LOADs (first use and after NOSCRIPT)
-    std::uint64_t noscript_retries = 0; ///< calls repeated after a NOSCRIPT reply
-    std::uint64_t connects = 0;         ///< connections opened (reconnects included)
+    std::uint64_t decisions = 0;         ///< script calls answered by Redis
+    std::uint64_t errors = 0;            ///< calls that failed (connection, timeout, error reply)
+    std::uint64_t script_loads = 0;      ///< SCRIPT LOADs (first use and after NOSCRIPT)
+    std::uint64_t noscript_retries = 0;  ///< calls repeated after a NOSCRIPT reply
+    std::uint64_t connects = 0;          ///< connections opened (reconnects included)
 };
 
 /// The Redis storage over algorithm A (any_algorithm or one built-in algorithm).
@@ -92,9 +93,11 @@ public:
     }
 
     /// Connects to `url` with default timeouts.
-    explicit basic_redis_storage(std::string_view url) : basic_redis_storage(redis_options_from_url(url)) {}
+    explicit basic_redis_storage(std::string_view url)
+        : basic_redis_storage(redis_options_from_url(url)) {}
 
-    outcome acquire(std::string_view key, const A& a, std::chrono::nanoseconds, std::uint64_t cost) {
+    outcome acquire(std::string_view key, const A& a, std::chrono::nanoseconds,
+                    std::uint64_t cost) {
         return guarded(key, a, cost, op::acquire);
     }
     outcome peek(std::string_view key, const A& a, std::chrono::nanoseconds, std::uint64_t cost) {
@@ -162,7 +165,9 @@ private:
 
     static script_id id_of(const fixed_window&) noexcept { return script_id::fixed_window; }
     static script_id id_of(const sliding_window&) noexcept { return script_id::sliding_window; }
-    static script_id id_of(const sliding_window_approx&) noexcept { return script_id::sliding_window_approx; }
+    static script_id id_of(const sliding_window_approx&) noexcept {
+        return script_id::sliding_window_approx;
+    }
     static script_id id_of(const token_bucket&) noexcept { return script_id::token_bucket; }
     static script_id id_of(const leaky_bucket&) noexcept { return script_id::leaky_bucket; }
 
@@ -189,11 +194,13 @@ private:
 
     std::string load(connection& c, script_id id) {
         command_args args;
-        args << "SCRIPT" << "LOAD" << script_source(id);
+        args << "SCRIPT"
+             << "LOAD" << script_source(id);
         const reply_ptr r = c.run(args);
         if (r->type != REDIS_REPLY_STRING)
-            throw storage_error("Redis " + c.url() + ": SCRIPT LOAD failed: " +
-                                (r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "unexpected reply"));
+            throw storage_error(
+                "Redis " + c.url() + ": SCRIPT LOAD failed: " +
+                (r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "unexpected reply"));
         impl_->loads.fetch_add(1, std::memory_order_relaxed);
         std::string s(r->str, r->len);
         std::lock_guard<std::mutex> lock(impl_->sha_mutex);
@@ -201,8 +208,8 @@ private:
         return s;
     }
 
-    command_args evalsha(const std::string& sha1, std::string_view key, const A& a, std::uint64_t cost,
-                         op o) const {
+    command_args evalsha(const std::string& sha1, std::string_view key, const A& a,
+                         std::uint64_t cost, op o) const {
         const script_id id = script_of(a);
         command_args args;
         const bool two = id == script_id::sliding_window;
@@ -216,7 +223,8 @@ private:
     }
 
     static bool is_noscript(const redisReply& r) noexcept {
-        return r.type == REDIS_REPLY_ERROR && r.len >= 8 && std::string_view(r.str, 8) == "NOSCRIPT";
+        return r.type == REDIS_REPLY_ERROR && r.len >= 8 &&
+               std::string_view(r.str, 8) == "NOSCRIPT";
     }
 
     static outcome to_outcome(const redisReply& r, const std::string& url) {
@@ -273,8 +281,8 @@ private:
             if (s.empty()) s = sha(*c, script_of(*q.algorithm));
         }
         for (const auto& q : reqs)
-            c->append(evalsha(shas[static_cast<std::size_t>(script_of(*q.algorithm))], q.key, *q.algorithm,
-                              q.cost, q.operation));
+            c->append(evalsha(shas[static_cast<std::size_t>(script_of(*q.algorithm))], q.key,
+                              *q.algorithm, q.cost, q.operation));
         std::vector<std::size_t> again;
         std::string first_error;  // read every reply before throwing: the connection stays in sync
         for (std::size_t i = 0; i < reqs.size(); ++i) {
@@ -298,8 +306,9 @@ private:
                 if (s.empty()) s = load(*c, script_of(*reqs[i].algorithm));
             }
             for (const std::size_t i : again)
-                c->append(evalsha(shas[static_cast<std::size_t>(script_of(*reqs[i].algorithm))], reqs[i].key,
-                                  *reqs[i].algorithm, reqs[i].cost, reqs[i].operation));
+                c->append(evalsha(shas[static_cast<std::size_t>(script_of(*reqs[i].algorithm))],
+                                  reqs[i].key, *reqs[i].algorithm, reqs[i].cost,
+                                  reqs[i].operation));
             for (const std::size_t i : again) out[i] = to_outcome(*c->get_reply(), c->url());
         }
         impl_->decisions.fetch_add(reqs.size(), std::memory_order_relaxed);

@@ -53,7 +53,8 @@ inline redis_url parse_redis_url(std::string_view text) {
         std::string shown(text);
         if (const auto at = shown.rfind('@'); at != std::string::npos && shown.size() > 8) {
             const auto colon = shown.find(':', 8);
-            if (colon != std::string::npos && colon < at) shown.replace(colon + 1, at - colon - 1, "***");
+            if (colon != std::string::npos && colon < at)
+                shown.replace(colon + 1, at - colon - 1, "***");
         }
         throw config_error("invalid Redis URL \"" + shown + "\": " + why +
                            " (expected redis://[:password@]host[:port][/db])");
@@ -75,9 +76,11 @@ inline redis_url parse_redis_url(std::string_view text) {
     if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
         hostport = rest.substr(0, slash);
         const std::string_view db = rest.substr(slash + 1);
-        if (!db.empty() && !detail::parse_small_int(db, 1'000'000, u.db)) fail("the database must be a number");
+        if (!db.empty() && !detail::parse_small_int(db, 1'000'000, u.db))
+            fail("the database must be a number");
     }
-    if (hostport.find_first_of("?#") != std::string_view::npos) fail("query strings are not supported");
+    if (hostport.find_first_of("?#") != std::string_view::npos)
+        fail("query strings are not supported");
     std::string_view host = hostport;
     if (!hostport.empty() && hostport.front() == '[') {
         const auto close = hostport.find(']');
@@ -85,7 +88,8 @@ inline redis_url parse_redis_url(std::string_view text) {
         host = hostport.substr(1, close - 1);
         const std::string_view after = hostport.substr(close + 1);
         if (!after.empty()) {
-            if (after.front() != ':' || !detail::parse_small_int(after.substr(1), 65535, u.port) || u.port == 0)
+            if (after.front() != ':' || !detail::parse_small_int(after.substr(1), 65535, u.port) ||
+                u.port == 0)
                 fail("the port must be a number from 1 to 65535");
         }
     } else if (const auto colon = hostport.rfind(':'); colon != std::string_view::npos) {

@@ -12,7 +12,13 @@
 namespace smart_ratelimit::redis {
 
 /// The scripts, one per built-in algorithm.
-enum class script_id { fixed_window, sliding_window, sliding_window_approx, token_bucket, leaky_bucket };
+enum class script_id {
+    fixed_window,
+    sliding_window,
+    sliding_window_approx,
+    token_bucket,
+    leaky_bucket
+};
 inline constexpr int script_count = 5;
 
 namespace detail {
@@ -226,11 +232,21 @@ return out(0, 1, level(tat), tat - now, math.max(1, math.ceil(nt - now - period)
 inline std::string script_source(script_id id) {
     std::string s(detail::script_prelude);
     switch (id) {
-        case script_id::fixed_window: s += detail::fixed_window_body; break;
-        case script_id::sliding_window: s += detail::sliding_window_body; break;
-        case script_id::sliding_window_approx: s += detail::sliding_window_approx_body; break;
-        case script_id::token_bucket: s += detail::token_bucket_body; break;
-        case script_id::leaky_bucket: s += detail::leaky_bucket_body; break;
+        case script_id::fixed_window:
+            s += detail::fixed_window_body;
+            break;
+        case script_id::sliding_window:
+            s += detail::sliding_window_body;
+            break;
+        case script_id::sliding_window_approx:
+            s += detail::sliding_window_approx_body;
+            break;
+        case script_id::token_bucket:
+            s += detail::token_bucket_body;
+            break;
+        case script_id::leaky_bucket:
+            s += detail::leaky_bucket_body;
+            break;
     }
     return s;
 }
@@ -238,11 +254,16 @@ inline std::string script_source(script_id id) {
 /// The key suffix of an algorithm's state (so two algorithms never share a key).
 inline std::string_view script_suffix(script_id id) noexcept {
     switch (id) {
-        case script_id::fixed_window: return ":fw";
-        case script_id::sliding_window: return ":sw";
-        case script_id::sliding_window_approx: return ":sa";
-        case script_id::token_bucket: return ":tb";
-        case script_id::leaky_bucket: return ":lb";
+        case script_id::fixed_window:
+            return ":fw";
+        case script_id::sliding_window:
+            return ":sw";
+        case script_id::sliding_window_approx:
+            return ":sa";
+        case script_id::token_bucket:
+            return ":tb";
+        case script_id::leaky_bucket:
+            return ":lb";
     }
     return ":x";
 }

@@ -150,8 +150,7 @@ private:
         if (n == 0 || !options_.on_drop) return;
         try {
             options_.on_drop(r, n);
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 
     [[no_unique_address]] Writer writer_;
@@ -159,11 +158,11 @@ private:
 
     // Everything below up to the counters is guarded by mutex_.
     mutable std::mutex mutex_;
-    std::condition_variable work_cv_;  // wakes the writer
-    std::condition_variable done_cv_;  // wakes flush() callers
-    std::vector<event> queue_;         // producers append here
-    bool closed_ = false;              // stop() was called
-    bool writer_idle_ = false;         // writer waits for a first event
+    std::condition_variable work_cv_;    // wakes the writer
+    std::condition_variable done_cv_;    // wakes flush() callers
+    std::vector<event> queue_;           // producers append here
+    bool closed_ = false;                // stop() was called
+    bool writer_idle_ = false;           // writer waits for a first event
     bool writer_waiting_batch_ = false;  // writer waits for a full batch or max_delay
     bool writer_exited_ = false;
     std::uint64_t accepted_ = 0;      // events put into queue_

@@ -38,26 +38,24 @@ public:
 
     /// Constructs each sink from the matching argument.
     template <class... Args>
-        requires(sizeof...(Args) == sizeof...(Sinks) && sizeof...(Args) > 0)
-    explicit fanout_sink(Args&&... args) : sinks_(std::forward<Args>(args)...) {}
+    requires(sizeof...(Args) == sizeof...(Sinks) &&
+             sizeof...(Args) > 0) explicit fanout_sink(Args&&... args)
+        : sinks_(std::forward<Args>(args)...) {}
 
     /// Copies and moves take the sinks along (a limiter stores its sink by value);
     /// the failure counts start from the source's.
-    fanout_sink(const fanout_sink& o)
-        requires(std::copy_constructible<Sinks> && ...)
+    fanout_sink(const fanout_sink& o) requires(std::copy_constructible<Sinks>&&...)
         : sinks_(o.sinks_) {
         copy_failures(o);
     }
-    fanout_sink(fanout_sink&& o) noexcept((std::is_nothrow_move_constructible_v<Sinks> && ...))
-        requires(std::move_constructible<Sinks> && ...)
+    fanout_sink(fanout_sink&& o) noexcept((std::is_nothrow_move_constructible_v<Sinks> &&
+                                           ...)) requires(std::move_constructible<Sinks>&&...)
         : sinks_(std::move(o.sinks_)) {
         copy_failures(o);
     }
     fanout_sink& operator=(const fanout_sink&) = delete;
 
-    void record(const event& e) noexcept {
-        record_each(e, std::index_sequence_for<Sinks...>{});
-    }
+    void record(const event& e) noexcept { record_each(e, std::index_sequence_for<Sinks...>{}); }
     /// As above, but the last sink gets the event moved (the others only read it):
     /// a limiter's fresh event then reaches e.g. an async_sink without a copy.
     void record(event&& e) noexcept {
@@ -71,9 +69,13 @@ public:
 
     /// The I-th sink.
     template <std::size_t I>
-    auto& sink() noexcept { return std::get<I>(sinks_); }
+    auto& sink() noexcept {
+        return std::get<I>(sinks_);
+    }
     template <std::size_t I>
-    const auto& sink() const noexcept { return std::get<I>(sinks_); }
+    const auto& sink() const noexcept {
+        return std::get<I>(sinks_);
+    }
 
     /// Exceptions caught from the i-th sink.
     std::uint64_t failures(std::size_t i) const noexcept {

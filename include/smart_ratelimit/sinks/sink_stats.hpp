@@ -19,9 +19,12 @@ enum class drop_reason {
 /// The name used in logs and metrics: "queue_full", "write_error", "invalid_row".
 constexpr std::string_view to_string(drop_reason r) noexcept {
     switch (r) {
-        case drop_reason::queue_full: return "queue_full";
-        case drop_reason::write_error: return "write_error";
-        case drop_reason::invalid_row: return "invalid_row";
+        case drop_reason::queue_full:
+            return "queue_full";
+        case drop_reason::write_error:
+            return "write_error";
+        case drop_reason::invalid_row:
+            return "invalid_row";
     }
     return "unknown";
 }
@@ -45,9 +48,12 @@ struct async_sink_stats {
     /// Dropped for one reason.
     constexpr std::uint64_t dropped(drop_reason r) const noexcept {
         switch (r) {
-            case drop_reason::queue_full: return dropped_queue_full;
-            case drop_reason::write_error: return dropped_write_error;
-            case drop_reason::invalid_row: return dropped_invalid_row;
+            case drop_reason::queue_full:
+                return dropped_queue_full;
+            case drop_reason::write_error:
+                return dropped_write_error;
+            case drop_reason::invalid_row:
+                return dropped_invalid_row;
         }
         return 0;
     }

@@ -23,9 +23,10 @@ namespace smart_ratelimit::smtp {
 
 /// How to reach the SMTP server.
 struct smtp_options {
-    std::string url{default_smtp_url};      // smtp://[user:pass@]host[:port][?starttls=required] or smtps://
+    std::string url{
+        default_smtp_url};  // smtp://[user:pass@]host[:port][?starttls=required] or smtps://
     std::chrono::milliseconds timeout{5000};  // connect + whole exchange
-    std::string ca_file;                    // PEM trust store; "" = the system's
+    std::string ca_file;                      // PEM trust store; "" = the system's
 };
 
 /// The options the settings describe (RATELIMIT_SMTP_URL, RATELIMIT_ALERT_TIMEOUT_MS,
@@ -45,7 +46,8 @@ struct read_cursor {
     std::string_view data;
 };
 
-inline std::size_t read_message(char* buffer, std::size_t size, std::size_t nitems, void* user) noexcept {
+inline std::size_t read_message(char* buffer, std::size_t size, std::size_t nitems,
+                                void* user) noexcept {
     auto* cur = static_cast<read_cursor*>(user);
     const std::size_t n = std::min(size * nitems, cur->data.size());
     if (n > 0) std::memcpy(buffer, cur->data.data(), n);
@@ -93,27 +95,32 @@ private:
             return send_status::failure("invalid sender address \"" + header_value(m.from) + "\"");
         for (const auto& rcpt : m.to)
             if (!detail::safe_envelope_address(rcpt))
-                return send_status::failure("invalid recipient address \"" + header_value(rcpt) + "\"");
+                return send_status::failure("invalid recipient address \"" + header_value(rcpt) +
+                                            "\"");
 
         std::string url = options_.url;
         bool require_tls = false;
         constexpr std::string_view required = "?starttls=required";
-        if (url.size() > required.size() && url.compare(url.size() - required.size(), required.size(), required) == 0) {
+        if (url.size() > required.size() &&
+            url.compare(url.size() - required.size(), required.size(), required) == 0) {
             url.resize(url.size() - required.size());
             require_tls = true;
         }
         if (url.rfind("smtp://", 0) != 0 && url.rfind("smtps://", 0) != 0)
-            return send_status::failure("not an smtp:// or smtps:// URL: \"" + header_value(url) + "\"");
+            return send_status::failure("not an smtp:// or smtps:// URL: \"" + header_value(url) +
+                                        "\"");
 
         static std::atomic<std::uint64_t> counter{0};
         const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
         const std::uint64_t unique =
-            (static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) << 8) ^
+            (static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())
+             << 8) ^
             counter.fetch_add(1, std::memory_order_relaxed);
         const std::string text = build_message(m, std::chrono::sys_seconds(now), unique);
         detail::read_cursor cursor{text};
 
-        std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+        std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(),
+                                                                 &curl_easy_cleanup);
         if (!curl) return send_status::failure("curl_easy_init failed");
         curl_slist* raw_rcpts = nullptr;
         for (const auto& rcpt : m.to) {
@@ -124,7 +131,8 @@ private:
             }
             raw_rcpts = next;
         }
-        std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> rcpts(raw_rcpts, &curl_slist_free_all);
+        std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> rcpts(raw_rcpts,
+                                                                          &curl_slist_free_all);
 
         char errbuf[CURL_ERROR_SIZE] = {};
         const long timeout_ms = static_cast<long>(options_.timeout.count());
@@ -135,11 +143,13 @@ private:
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-        curl_easy_setopt(h, CURLOPT_USE_SSL, require_tls ? static_cast<long>(CURLUSESSL_ALL)
-                                                         : static_cast<long>(CURLUSESSL_TRY));
+        curl_easy_setopt(
+            h, CURLOPT_USE_SSL,
+            require_tls ? static_cast<long>(CURLUSESSL_ALL) : static_cast<long>(CURLUSESSL_TRY));
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+        if (!options_.ca_file.empty())
+            curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
         curl_easy_setopt(h, CURLOPT_MAIL_FROM, m.from.c_str());
         curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpts.get());
         curl_easy_setopt(h, CURLOPT_READFUNCTION, &detail::read_message);
@@ -151,7 +161,8 @@ private:
         if (rc == CURLE_OK) return send_status::success();
         std::string why = "SMTP: ";
         why += errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
-        if (rc == CURLE_OPERATION_TIMEDOUT) why += " (timeout " + std::to_string(timeout_ms) + " ms)";
+        if (rc == CURLE_OPERATION_TIMEDOUT)
+            why += " (timeout " + std::to_string(timeout_ms) + " ms)";
         return send_status::failure(why);
     }
 

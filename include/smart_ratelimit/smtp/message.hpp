@@ -71,7 +71,8 @@ inline std::string_view address_domain(std::string_view address) {
 
 /// The complete message: headers, a blank line, the body (CRLF line ends,
 /// ending in CRLF). `unique` makes the Message-ID unique (e.g. a counter or random).
-inline std::string build_message(const mail& m, std::chrono::sys_seconds date, std::uint64_t unique) {
+inline std::string build_message(const mail& m, std::chrono::sys_seconds date,
+                                 std::uint64_t unique) {
     std::string to;
     for (std::size_t i = 0; i < m.to.size(); ++i) {
         if (i) to += ",\r\n ";  // folded: one address per line
@@ -84,7 +85,8 @@ inline std::string build_message(const mail& m, std::chrono::sys_seconds date, s
     out += "To: " + to + "\r\n";
     out += "Subject: " + header_value(m.subject) + "\r\n";
     out += "Message-ID: <" + std::to_string(date.time_since_epoch().count()) + "." +
-           std::to_string(unique) + ".smart-ratelimit@" + header_value(address_domain(from)) + ">\r\n";
+           std::to_string(unique) + ".smart-ratelimit@" + header_value(address_domain(from)) +
+           ">\r\n";
     out += "MIME-Version: 1.0\r\n";
     out += "Content-Type: text/plain; charset=utf-8\r\n";
     out += "Content-Transfer-Encoding: 8bit\r\n";

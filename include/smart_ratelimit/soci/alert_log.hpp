@@ -30,9 +30,10 @@ public:
     /// Opens a connection to the store's database. Throws storage_error when the
     /// database is unreachable or the table is missing (run the migration first).
     explicit sql_alert_log(const event_store& store) : sql_(store.open_session()) {
-        if (schema_version(*sql_, alert_log_migrations.component) < latest_version(alert_log_migrations))
-            throw storage_error("the alert log table ratelimit_alert_log is missing in '" + store.url().redacted() +
-                                "': run `smart-ratelimit migrate`");
+        if (schema_version(*sql_, alert_log_migrations.component) <
+            latest_version(alert_log_migrations))
+            throw storage_error("the alert log table ratelimit_alert_log is missing in '" +
+                                store.url().redacted() + "': run `smart-ratelimit migrate`");
     }
 
     std::optional<event_time> last_alerted(std::string_view key) {
@@ -40,8 +41,8 @@ public:
             const std::string k(key);
             long long us = 0;
             ::soci::indicator ind = ::soci::i_null;
-            *sql_ << "SELECT last_alerted_us FROM ratelimit_alert_log WHERE \"key\" = :k", ::soci::use(k),
-                ::soci::into(us, ind);
+            *sql_ << "SELECT last_alerted_us FROM ratelimit_alert_log WHERE \"key\" = :k",
+                ::soci::use(k), ::soci::into(us, ind);
             if (!sql_->got_data() || ind != ::soci::i_ok) return std::nullopt;
             return event_time(std::chrono::microseconds(us));
         } catch (const ::soci::soci_error& e) {

@@ -32,13 +32,15 @@ inline traffic_summary get_traffic_summary(const event_store& store, int days = 
 }
 
 inline std::vector<offender> get_top_offenders(const event_store& store, int days = 7,
-                                               int limit = 100, event_time now = event_clock_now()) {
+                                               int limit = 100,
+                                               event_time now = event_clock_now()) {
     auto sql = store.open_session();
     return sql_analytics{*sql, store.sql_dialect()}.top_offenders_at(days, limit, now);
 }
 
 inline std::vector<rule_hits> get_rule_hit_counts(const event_store& store, int days = 7,
-                                                  int limit = 50, event_time now = event_clock_now()) {
+                                                  int limit = 50,
+                                                  event_time now = event_clock_now()) {
     auto sql = store.open_session();
     return sql_analytics{*sql, store.sql_dialect()}.rule_hit_counts_at(days, limit, now);
 }

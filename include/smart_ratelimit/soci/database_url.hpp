@@ -128,7 +128,8 @@ inline database_url parse_database_url(std::string_view url) {
             throw fail("query parameters are not supported for SQLite");
         // sqlite:///rel.db -> rest "/rel.db" -> "rel.db"; sqlite:////abs.db -> "/abs.db".
         out.path = detail::percent_decode(rest.substr(1), shown);
-        if (out.path.empty() || out.path.back() == '/') throw fail("missing the database file name");
+        if (out.path.empty() || out.path.back() == '/')
+            throw fail("missing the database file name");
         if (out.path.find('"') != std::string::npos) throw fail("a double quote in the path");
         return out;
     }
@@ -197,7 +198,8 @@ inline database_url parse_database_url(std::string_view url) {
         for (const char c : key)
             if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
                 throw fail("bad query parameter name '" + key + "'");
-        out.options.emplace_back(std::move(key), detail::percent_decode(pair.substr(eq + 1), shown));
+        out.options.emplace_back(std::move(key),
+                                 detail::percent_decode(pair.substr(eq + 1), shown));
     }
     return out;
 }

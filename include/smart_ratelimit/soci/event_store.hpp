@@ -84,7 +84,9 @@ public:
     dialect sql_dialect() const noexcept { return state_->url.kind; }
 
     /// A new connection to the store's database (see open_session(database_url)).
-    std::unique_ptr<::soci::session> open_session() const { return soci::open_session(state_->url); }
+    std::unique_ptr<::soci::session> open_session() const {
+        return soci::open_session(state_->url);
+    }
 
     /// Applies the event log migrations and then `extra` sets; returns what ran.
     std::vector<applied_migration> migrate(std::span<const migration_set> extra = {}) const {
@@ -98,7 +100,8 @@ public:
     /// Throws storage_error when the database is unreachable.
     bool schema_current() const {
         auto sql = open_session();
-        return schema_version(*sql, event_log_migrations.component) >= latest_version(event_log_migrations);
+        return schema_version(*sql, event_log_migrations.component) >=
+               latest_version(event_log_migrations);
     }
 
     /// Writes a batch; see the class comment. Never throws.
@@ -106,7 +109,9 @@ public:
 
     /// Streams the events matching `q` (newest first by default). Opens its own
     /// connection; throws storage_error when it cannot.
-    event_stream events(event_query q = {}) const { return event_stream(open_session(), sql_dialect(), std::move(q)); }
+    event_stream events(event_query q = {}) const {
+        return event_stream(open_session(), sql_dialect(), std::move(q));
+    }
 
     /// Number of events matching the window and key of `q`.
     std::int64_t count(const event_query& q = {}) const;
@@ -147,7 +152,7 @@ private:
         std::unique_ptr<connection> conn;
         std::uint64_t connects = 0;
         std::string last_error;
-        std::vector<event> cleaned;     // sanitized copies for this batch
+        std::vector<event> cleaned;      // sanitized copies for this batch
         std::vector<const event*> rows;  // the rows to write, in order
         detail::pg_copy_writer copy;     // its buffer is kept across batches
     };
@@ -155,12 +160,13 @@ private:
     bool ensure_connected() noexcept;
     void drop_connection() noexcept { state_->conn.reset(); }
     bool store_answers() noexcept;
-    void write_rows(std::span<const event* const> rows);  // throws on any failure
-    void write_sqlite(std::span<const event* const> rows);  // detail/sqlite_writer.hpp
+    void write_rows(std::span<const event* const> rows);        // throws on any failure
+    void write_sqlite(std::span<const event* const> rows);      // detail/sqlite_writer.hpp
     void write_postgresql(std::span<const event* const> rows);  // detail/pg_copy_writer.hpp
     // Writes rows[...] with bisection; returns false at the first store failure,
     // with `done` set to how many rows were resolved (written or invalid) before it.
-    bool write_bisect(std::span<const event* const> rows, batch_result& r, std::size_t& done) noexcept;
+    bool write_bisect(std::span<const event* const> rows, batch_result& r,
+                      std::size_t& done) noexcept;
 
     std::unique_ptr<state> state_;
 };

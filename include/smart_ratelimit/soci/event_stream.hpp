@@ -61,7 +61,9 @@ public:
             return *this;
         }
         void operator++(int) { s_->advance(); }
-        friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.done(); }
+        friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+            return it.done();
+        }
 
     private:
         friend class event_stream;
@@ -111,8 +113,8 @@ private:
         std::string q = "SELECT CAST(id AS BIGINT), " + time_column_micros(dialect_) +
                         ", key, rule_name, path, method, " +
                         (dialect_ == dialect::sqlite ? "allowed" : "CAST(allowed AS INTEGER)") +
-                        ", count, \"limit\", ip_address, user_id, " + detail::outcome_select(has_outcome_) +
-                        " FROM ratelimit_event WHERE 1 = 1";
+                        ", count, \"limit\", ip_address, user_id, " +
+                        detail::outcome_select(has_outcome_) + " FROM ratelimit_event WHERE 1 = 1";
         std::vector<std::string> values;
         values.reserve(5);
         if (query_.since) {
@@ -131,7 +133,8 @@ private:
             const char* op = desc ? " < " : " > ";
             q += std::string(" AND (timestamp") + op + time_param(dialect_, ":c1") +
                  " OR (timestamp = " + time_param(dialect_, ":c2") + " AND id" + op + ":cid))";
-            values.push_back(time_value(dialect_, event_time{std::chrono::microseconds{cursor_ts_}}));
+            values.push_back(
+                time_value(dialect_, event_time{std::chrono::microseconds{cursor_ts_}}));
             values.push_back(values.back());
         }
         q += desc ? " ORDER BY timestamp DESC, id DESC" : " ORDER BY timestamp ASC, id ASC";
@@ -140,9 +143,10 @@ private:
         const std::size_t n = query_.chunk;
         std::vector<long long> ids(n), ts(n), counts(n), limits(n);
         std::vector<int> allowed(n);
-        std::vector<std::string> keys(n), rules(n), paths(n), methods(n), ips(n), users(n), outcomes(n);
-        std::vector<::soci::indicator> rule_ind(n), path_ind(n), method_ind(n), ip_ind(n), user_ind(n),
-            outcome_ind(n);
+        std::vector<std::string> keys(n), rules(n), paths(n), methods(n), ips(n), users(n),
+            outcomes(n);
+        std::vector<::soci::indicator> rule_ind(n), path_ind(n), method_ind(n), ip_ind(n),
+            user_ind(n), outcome_ind(n);
         long long cid = cursor_id_;
         try {
             ::soci::statement st(*sql_);
@@ -176,7 +180,8 @@ private:
         }
         const std::size_t got = ids.size();
         buffer_.resize(got);
-        auto text = [](std::vector<std::string>& col, std::vector<::soci::indicator>& ind, std::size_t i) {
+        auto text = [](std::vector<std::string>& col, std::vector<::soci::indicator>& ind,
+                       std::size_t i) {
             return ind[i] == ::soci::i_ok ? std::move(col[i]) : std::string();
         };
         for (std::size_t i = 0; i < got; ++i) {

@@ -61,7 +61,8 @@ inline std::string describe_url(const database_url& url) {
 // A driver message as one short line, with the password (if it ever appears) masked.
 inline std::string health_detail_text(std::string text, const database_url& url) {
     if (!url.password.empty())
-        for (auto at = text.find(url.password); at != std::string::npos; at = text.find(url.password, at + 3))
+        for (auto at = text.find(url.password); at != std::string::npos;
+             at = text.find(url.password, at + 3))
             text.replace(at, url.password.size(), "***");
     std::string out;
     for (const char c : text) {
@@ -79,7 +80,8 @@ inline std::string health_detail_text(std::string text, const database_url& url)
 // read-write without SQLITE_OPEN_CREATE, so a probe can never create it (SOCI
 // always asks for CREATE, and a read-only open of a WAL database leaves its -wal
 // and -shm files behind). Throws storage_error with SQLite's message.
-inline std::vector<int> sqlite_probe_versions(const std::string& path, std::span<const migration_set> sets,
+inline std::vector<int> sqlite_probe_versions(const std::string& path,
+                                              std::span<const migration_set> sets,
                                               std::chrono::seconds timeout) {
     namespace api = sqlite_api;
     struct closer {
@@ -91,35 +93,43 @@ inline std::vector<int> sqlite_probe_versions(const std::string& path, std::span
         }
     } h;
     auto fail = [&](const std::string& what) -> storage_error {
-        return storage_error(what + ": " + (h.db != nullptr ? api::sqlite3_errmsg(h.db) : "out of memory"));
+        return storage_error(what + ": " +
+                             (h.db != nullptr ? api::sqlite3_errmsg(h.db) : "out of memory"));
     };
     if (api::sqlite3_open_v2(path.c_str(), &h.db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK)
         throw fail("cannot open");
-    api::sqlite3_busy_timeout(h.db, static_cast<int>(timeout.count() > 0 ? timeout.count() * 1000 : 1000));
+    api::sqlite3_busy_timeout(
+        h.db, static_cast<int>(timeout.count() > 0 ? timeout.count() * 1000 : 1000));
     // Returns the first column of the one row of `text` (with ?1 bound to `arg` if
     // given), or -1 when it is NULL.
     auto query_int = [&](const char* text, const std::string* arg) {
         api::sqlite3_finalize(h.stmt);
         h.stmt = nullptr;
-        if (api::sqlite3_prepare_v2(h.db, text, -1, &h.stmt, nullptr) != SQLITE_OK) throw fail("cannot query");
+        if (api::sqlite3_prepare_v2(h.db, text, -1, &h.stmt, nullptr) != SQLITE_OK)
+            throw fail("cannot query");
         if (arg != nullptr)
-            api::sqlite3_bind_text(h.stmt, 1, arg->data(), static_cast<int>(arg->size()), SQLITE_STATIC);
+            api::sqlite3_bind_text(h.stmt, 1, arg->data(), static_cast<int>(arg->size()),
+                                   SQLITE_STATIC);
         if (api::sqlite3_step(h.stmt) != SQLITE_ROW) throw fail("cannot query");
-        const int v = api::sqlite3_column_type(h.stmt, 0) == SQLITE_NULL ? -1 : api::sqlite3_column_int(h.stmt, 0);
+        const int v = api::sqlite3_column_type(h.stmt, 0) == SQLITE_NULL
+                          ? -1
+                          : api::sqlite3_column_int(h.stmt, 0);
         api::sqlite3_finalize(h.stmt);  // before `arg` goes away (bound without a copy)
         h.stmt = nullptr;
         return v;
     };
     // Reading the catalog proves the file is a database (SQLite opens lazily).
-    const bool has_table = query_int("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
-                                     " AND name = 'ratelimit_schema_version'",
-                                     nullptr) > 0;
+    const bool has_table = query_int(
+                               "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+                               " AND name = 'ratelimit_schema_version'",
+                               nullptr) > 0;
     std::vector<int> versions;
     for (const auto& set : sets) {
         const std::string component(set.component);
-        const int v = has_table ? query_int("SELECT MAX(version) FROM ratelimit_schema_version"
-                                            " WHERE component = ?1",
-                                            &component)
+        const int v = has_table ? query_int(
+                                      "SELECT MAX(version) FROM ratelimit_schema_version"
+                                      " WHERE component = ?1",
+                                      &component)
                                 : 0;
         versions.push_back(v < 0 ? 0 : v);
     }
@@ -128,7 +138,8 @@ inline std::vector<int> sqlite_probe_versions(const std::string& path, std::span
 
 // The schema version of each set on PostgreSQL, over a connection whose connect
 // and statement timeouts are bounded by `timeout`.
-inline std::vector<int> postgresql_probe_versions(const database_url& url, std::span<const migration_set> sets,
+inline std::vector<int> postgresql_probe_versions(const database_url& url,
+                                                  std::span<const migration_set> sets,
                                                   std::chrono::seconds timeout) {
     const long long secs = timeout.count() > 0 ? timeout.count() : 1;
     database_url bounded = url;
@@ -137,8 +148,10 @@ inline std::vector<int> postgresql_probe_versions(const database_url& url, std::
         if (k != "connect_timeout") continue;
         found = true;
         long long given = 0;
-        for (const char c : v) given = c >= '0' && c <= '9' && given < 1'000'000 ? given * 10 + (c - '0') : given;
-        if (given <= 0 || given > secs) v = std::to_string(secs);  // 0 or junk would mean "wait forever"
+        for (const char c : v)
+            given = c >= '0' && c <= '9' && given < 1'000'000 ? given * 10 + (c - '0') : given;
+        if (given <= 0 || given > secs)
+            v = std::to_string(secs);  // 0 or junk would mean "wait forever"
     }
     if (!found) bounded.options.emplace_back("connect_timeout", std::to_string(secs));
     ::soci::session sql(bounded.soci_backend(), bounded.soci_connect_string());
@@ -166,7 +179,8 @@ inline health_report check_database(const database_url& url, std::span<const mig
     const std::string where = detail::describe_url(url);
     auto unreachable = [&](const std::string& why) {
         report.add(std::string(database_check_name), false, detail::health_detail_text(why, url));
-        report.add(std::string(migrations_check_name), false, "not checked: the database is unreachable");
+        report.add(std::string(migrations_check_name), false,
+                   "not checked: the database is unreachable");
         return report;
     };
     if (url.kind == dialect::sqlite && url.path != ":memory:") {
@@ -181,8 +195,9 @@ inline health_report check_database(const database_url& url, std::span<const mig
 
     std::vector<int> versions;
     try {
-        versions = url.kind == dialect::sqlite ? detail::sqlite_probe_versions(url.path, sets, options.timeout)
-                                               : detail::postgresql_probe_versions(url, sets, options.timeout);
+        versions = url.kind == dialect::sqlite
+                       ? detail::sqlite_probe_versions(url.path, sets, options.timeout)
+                       : detail::postgresql_probe_versions(url, sets, options.timeout);
     } catch (const ::soci::soci_error& e) {
         return unreachable("cannot query " + where + ": " + e.what());
     } catch (const storage_error& e) {
@@ -191,7 +206,9 @@ inline health_report check_database(const database_url& url, std::span<const mig
     report.add(std::string(database_check_name), true, where + " reachable");
 
     std::string current, behind, ahead;
-    auto append = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : ", ") + item; };
+    auto append = [](std::string& list, const std::string& item) {
+        list += (list.empty() ? "" : ", ") + item;
+    };
     for (std::size_t i = 0; i < sets.size(); ++i) {
         const std::string name(sets[i].component);
         const int have = versions[i];
@@ -206,7 +223,8 @@ inline health_report check_database(const database_url& url, std::span<const mig
     const bool ok = behind.empty() && (ahead.empty() || options.newer_schema_ok);
     std::string text;
     if (!behind.empty()) text = "behind: " + behind + " (run migrate)";
-    if (!ahead.empty()) text += (text.empty() ? "" : "; ") + std::string("newer than this build: ") + ahead;
+    if (!ahead.empty())
+        text += (text.empty() ? "" : "; ") + std::string("newer than this build: ") + ahead;
     if (!current.empty()) text += (text.empty() ? "" : "; ") + std::string("current: ") + current;
     if (sets.empty()) text = "no migration sets given";
     report.add(std::string(migrations_check_name), ok, std::move(text));

@@ -34,13 +34,16 @@ namespace detail {
 
 inline void ensure_version_table(::soci::session& sql, dialect d) {
     const std::string applied_at =
-        d == dialect::postgresql ? "TIMESTAMPTZ NOT NULL DEFAULT now()"
-                                 : "INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER) * 1000000)";
+        d == dialect::postgresql
+            ? "TIMESTAMPTZ NOT NULL DEFAULT now()"
+            : "INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER) * 1000000)";
     sql << "CREATE TABLE IF NOT EXISTS ratelimit_schema_version ("
            " component VARCHAR(64) NOT NULL, version INTEGER NOT NULL,"
            " description VARCHAR(200) NOT NULL,"
-           " applied_at " + applied_at + ","
-           " PRIMARY KEY (component, version))";
+           " applied_at " +
+               applied_at +
+               ","
+               " PRIMARY KEY (component, version))";
 }
 
 // "ALTER TABLE <t> ADD COLUMN IF NOT EXISTS <c> ...": {t, c, the statement without
@@ -51,18 +54,21 @@ struct add_column_statement {
 inline std::optional<add_column_statement> parse_add_column_if_missing(std::string_view stmt) {
     std::size_t pos = 0;
     auto skip_space = [&] {
-        while (pos < stmt.size() && (stmt[pos] == ' ' || stmt[pos] == '\n' || stmt[pos] == '\t')) ++pos;
+        while (pos < stmt.size() && (stmt[pos] == ' ' || stmt[pos] == '\n' || stmt[pos] == '\t'))
+            ++pos;
     };
     auto word = [&] {
         skip_space();
         const std::size_t from = pos;
-        while (pos < stmt.size() && stmt[pos] != ' ' && stmt[pos] != '\n' && stmt[pos] != '\t') ++pos;
+        while (pos < stmt.size() && stmt[pos] != ' ' && stmt[pos] != '\n' && stmt[pos] != '\t')
+            ++pos;
         return stmt.substr(from, pos - from);
     };
     auto is = [](std::string_view w, std::string_view upper) {
         if (w.size() != upper.size()) return false;
         for (std::size_t i = 0; i < w.size(); ++i)
-            if ((w[i] >= 'a' && w[i] <= 'z' ? static_cast<char>(w[i] - 32) : w[i]) != upper[i]) return false;
+            if ((w[i] >= 'a' && w[i] <= 'z' ? static_cast<char>(w[i] - 32) : w[i]) != upper[i])
+                return false;
         return true;
     };
     if (!is(word(), "ALTER") || !is(word(), "TABLE")) return std::nullopt;
@@ -73,8 +79,9 @@ inline std::optional<add_column_statement> parse_add_column_if_missing(std::stri
     const std::size_t rest_at = pos;
     const std::string_view column = word();
     if (table.empty() || column.empty()) return std::nullopt;
-    return add_column_statement{std::string(table), std::string(column),
-                                std::string(stmt.substr(0, if_at)) + std::string(stmt.substr(rest_at + 1))};
+    return add_column_statement{
+        std::string(table), std::string(column),
+        std::string(stmt.substr(0, if_at)) + std::string(stmt.substr(rest_at + 1))};
 }
 
 // Runs one migration statement. SQLite has no ADD COLUMN IF NOT EXISTS: there such a
@@ -137,11 +144,13 @@ inline std::vector<applied_migration> migrate(::soci::session& sql, dialect d,
     try {
         detail::ensure_version_table(sql, d);
     } catch (const ::soci::soci_error& e) {
-        throw storage_error(std::string("migrate: cannot create ratelimit_schema_version: ") + e.what());
+        throw storage_error(std::string("migrate: cannot create ratelimit_schema_version: ") +
+                            e.what());
     }
     for (const auto& set : sets) {
         for (const auto& step : set.steps) {
-            const std::string_view text = d == dialect::sqlite ? step.sqlite_sql : step.postgresql_sql;
+            const std::string_view text =
+                d == dialect::sqlite ? step.sqlite_sql : step.postgresql_sql;
             try {
                 if (d == dialect::sqlite) {
                     sql << "BEGIN IMMEDIATE";
@@ -166,15 +175,15 @@ inline std::vector<applied_migration> migrate(::soci::session& sql, dialect d,
                 } catch (...) {
                     try {
                         sql << "ROLLBACK";
-                    } catch (...) {
-                    }
+                    } catch (...) {}
                     throw;
                 }
-                applied.push_back({std::string(set.component), step.version, std::string(step.description)});
+                applied.push_back(
+                    {std::string(set.component), step.version, std::string(step.description)});
             } catch (const ::soci::soci_error& e) {
                 throw storage_error("migrate: " + std::string(set.component) + " version " +
-                                    std::to_string(step.version) + " (" + std::string(step.description) +
-                                    ") failed: " + e.what());
+                                    std::to_string(step.version) + " (" +
+                                    std::string(step.description) + ") failed: " + e.what());
             }
         }
     }

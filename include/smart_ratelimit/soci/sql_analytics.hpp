@@ -56,17 +56,19 @@ struct sql_analytics {
 
 private:
     /// Top offenders from raw rows only (no rollups, or a window without a whole hour).
-    std::vector<offender> raw_top_offenders(const detail::analytics::window_plan& plan, int limit) const;
+    std::vector<offender> raw_top_offenders(const detail::analytics::window_plan& plan,
+                                            int limit) const;
 
     /// Blocked events per key id in the raw edge ranges of `plan`, as one query
     /// (key_id, n) to use as a UNION ALL arm; empty when there are none. Grouped by
     /// key first, so the key table is joined once.
-    static std::string raw_id_arm(detail::analytics::bound_query& q, const detail::analytics::window_plan& plan);
+    static std::string raw_id_arm(detail::analytics::bound_query& q,
+                                  const detail::analytics::window_plan& plan);
 
     struct known_key {
-        std::int64_t count = 0;           // lower bound; exact once it was read in every read-to-depth span
-        std::int64_t seen_threshold = 0;  // sum of the thresholds of the spans it was read in
-        std::uint64_t seen_low = 0;       // spans 0..63 it was read in
+        std::int64_t count = 0;  // lower bound; exact once it was read in every read-to-depth span
+        std::int64_t seen_threshold = 0;       // sum of the thresholds of the spans it was read in
+        std::uint64_t seen_low = 0;            // spans 0..63 it was read in
         std::vector<std::uint32_t> seen_high;  // spans from 64 on it was read in (long windows)
 
         bool seen(std::uint32_t span) const {
@@ -74,8 +76,10 @@ private:
             return std::find(seen_high.begin(), seen_high.end(), span) != seen_high.end();
         }
         void mark(std::uint32_t span) {
-            if (span < 64) seen_low |= std::uint64_t{1} << span;
-            else seen_high.push_back(span);
+            if (span < 64)
+                seen_low |= std::uint64_t{1} << span;
+            else
+                seen_high.push_back(span);
         }
     };
 
@@ -84,8 +88,8 @@ private:
     /// missing (span, key) pair through the primary key (a LATERAL look-up, since
     /// the planner would otherwise scan whole spans); SQLite does the same with an IN
     /// list per span.
-    void complete(const std::vector<detail::analytics::key_span>& spans, const std::vector<std::int64_t>& threshold,
-                  const std::vector<std::int64_t>& open,
+    void complete(const std::vector<detail::analytics::key_span>& spans,
+                  const std::vector<std::int64_t>& threshold, const std::vector<std::int64_t>& open,
                   std::unordered_map<std::int64_t, known_key>& known) const;
 
     /// Top offenders through the key spans: the threshold algorithm. Each round reads
@@ -95,7 +99,8 @@ private:
     /// exceeds T, the top N are among the known keys: those that can still reach it get
     /// their missing spans looked up, and are sorted by exact count, then key. Rounds
     /// read 4 times deeper; after 4, one grouped query over every span does it.
-    std::vector<offender> span_top_offenders(const detail::analytics::window_plan& plan, std::size_t limit) const;
+    std::vector<offender> span_top_offenders(const detail::analytics::window_plan& plan,
+                                             std::size_t limit) const;
 };
 
 }  // namespace smart_ratelimit::soci

@@ -39,7 +39,8 @@ namespace smart_ratelimit::soci {
 
 /// The state tables, in the order `cleanup` reports them.
 inline constexpr std::string_view state_tables[] = {"ratelimit_counter", "ratelimit_sliding_entry",
-                                                    "ratelimit_token_bucket", "ratelimit_leaky_bucket"};
+                                                    "ratelimit_token_bucket",
+                                                    "ratelimit_leaky_bucket"};
 
 /// What the storage does when the database fails on the request path
 /// (storage/failure_policy.hpp): degrade or raise.
@@ -79,7 +80,9 @@ inline std::int64_t database_now_ns(::soci::session& sql, dialect d) {
 inline long long to_ll(std::uint64_t v) noexcept {
     return v > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<long long>(v);
 }
-inline std::uint64_t to_u64(long long v) noexcept { return v < 0 ? 0 : static_cast<std::uint64_t>(v); }
+inline std::uint64_t to_u64(long long v) noexcept {
+    return v < 0 ? 0 : static_cast<std::uint64_t>(v);
+}
 
 // ---- ratelimit_counter: fixed_window and sliding_window_approx ----
 
@@ -88,36 +91,41 @@ struct counter_row {
     long long window_start = 0, count = 0, previous = 0;
 };
 
-inline counter_row load_counter(::soci::session& sql, const std::string& key, std::string_view alg) {
+inline counter_row load_counter(::soci::session& sql, const std::string& key,
+                                std::string_view alg) {
     counter_row r;
     const std::string a(alg);
     ::soci::indicator ind = ::soci::i_null;
-    sql << "SELECT window_start_ns, count, previous_count FROM ratelimit_counter WHERE key = :k AND algorithm = :a",
-        ::soci::into(r.window_start, ind), ::soci::into(r.count), ::soci::into(r.previous), ::soci::use(key),
-        ::soci::use(a);
+    sql << "SELECT window_start_ns, count, previous_count FROM ratelimit_counter WHERE key = :k "
+           "AND algorithm = :a",
+        ::soci::into(r.window_start, ind), ::soci::into(r.count), ::soci::into(r.previous),
+        ::soci::use(key), ::soci::use(a);
     r.found = sql.got_data() && ind == ::soci::i_ok;
     return r;
 }
 
-inline void store_counter(::soci::session& sql, const std::string& key, std::string_view alg, long long window_start,
-                          long long count, long long previous, long long expires) {
+inline void store_counter(::soci::session& sql, const std::string& key, std::string_view alg,
+                          long long window_start, long long count, long long previous,
+                          long long expires) {
     const std::string a(alg);
-    sql << "INSERT INTO ratelimit_counter (key, algorithm, window_start_ns, count, previous_count, expires_at_ns)"
+    sql << "INSERT INTO ratelimit_counter (key, algorithm, window_start_ns, count, previous_count, "
+           "expires_at_ns)"
            " VALUES (:k, :a, :w, :c, :p, :e) ON CONFLICT (key, algorithm) DO UPDATE SET"
            " window_start_ns = excluded.window_start_ns, count = excluded.count,"
            " previous_count = excluded.previous_count, expires_at_ns = excluded.expires_at_ns",
-        ::soci::use(key), ::soci::use(a), ::soci::use(window_start), ::soci::use(count), ::soci::use(previous),
-        ::soci::use(expires);
+        ::soci::use(key), ::soci::use(a), ::soci::use(window_start), ::soci::use(count),
+        ::soci::use(previous), ::soci::use(expires);
 }
 
-inline bool load_state(::soci::session& sql, const std::string& key, const fixed_window&, fixed_window::state_type& s,
-                       std::int64_t) {
+inline bool load_state(::soci::session& sql, const std::string& key, const fixed_window&,
+                       fixed_window::state_type& s, std::int64_t) {
     const auto r = load_counter(sql, key, fixed_window::algorithm_name);
     if (r.found) s = {r.window_start, to_u64(r.count)};
     return r.found;
 }
 inline void store_state(::soci::session& sql, const std::string& key, const fixed_window& a,
-                        const fixed_window::state_type&, const fixed_window::state_type& s, std::int64_t) {
+                        const fixed_window::state_type&, const fixed_window::state_type& s,
+                        std::int64_t) {
     store_counter(sql, key, fixed_window::algorithm_name, s.window_start, to_ll(s.count), 0,
                   sat_add(s.window_start, a.period().count()));
 }
@@ -128,53 +136,61 @@ inline bool load_state(::soci::session& sql, const std::string& key, const slidi
     if (r.found) s = {r.window_start, to_u64(r.count), to_u64(r.previous)};
     return r.found;
 }
-inline void store_state(::soci::session& sql, const std::string& key, const sliding_window_approx& a,
-                        const sliding_window_approx::state_type&, const sliding_window_approx::state_type& s,
-                        std::int64_t) {
+inline void store_state(::soci::session& sql, const std::string& key,
+                        const sliding_window_approx& a, const sliding_window_approx::state_type&,
+                        const sliding_window_approx::state_type& s, std::int64_t) {
     store_counter(sql, key, sliding_window_approx::algorithm_name, s.window_start, to_ll(s.current),
-                  to_ll(s.previous), sat_add(sat_add(s.window_start, a.period().count()), a.period().count()));
+                  to_ll(s.previous),
+                  sat_add(sat_add(s.window_start, a.period().count()), a.period().count()));
 }
 
 // ---- ratelimit_token_bucket ----
 
-inline bool load_state(::soci::session& sql, const std::string& key, const token_bucket&, token_bucket::state_type& s,
-                       std::int64_t) {
+inline bool load_state(::soci::session& sql, const std::string& key, const token_bucket&,
+                       token_bucket::state_type& s, std::int64_t) {
     long long last = 0, used = 0, credit = 0;
     ::soci::indicator ind = ::soci::i_null;
-    sql << "SELECT last_ns, used, credit FROM ratelimit_token_bucket WHERE key = :k", ::soci::into(last, ind),
-        ::soci::into(used), ::soci::into(credit), ::soci::use(key);
+    sql << "SELECT last_ns, used, credit FROM ratelimit_token_bucket WHERE key = :k",
+        ::soci::into(last, ind), ::soci::into(used), ::soci::into(credit), ::soci::use(key);
     if (!sql.got_data() || ind != ::soci::i_ok) return false;
     s = {last, to_u64(used), to_u64(credit)};
     return true;
 }
 inline void store_state(::soci::session& sql, const std::string& key, const token_bucket&,
-                        const token_bucket::state_type&, const token_bucket::state_type& s, std::int64_t now) {
+                        const token_bucket::state_type&, const token_bucket::state_type& s,
+                        std::int64_t now) {
     long long last = s.last, used = to_ll(s.used), credit = to_ll(s.credit), updated = now;
-    sql << "INSERT INTO ratelimit_token_bucket (key, last_ns, used, credit, updated_at_ns) VALUES (:k, :l, :u, :c, :t)"
+    sql << "INSERT INTO ratelimit_token_bucket (key, last_ns, used, credit, updated_at_ns) VALUES "
+           "(:k, :l, :u, :c, :t)"
            " ON CONFLICT (key) DO UPDATE SET last_ns = excluded.last_ns, used = excluded.used,"
            " credit = excluded.credit, updated_at_ns = excluded.updated_at_ns",
-        ::soci::use(key), ::soci::use(last), ::soci::use(used), ::soci::use(credit), ::soci::use(updated);
+        ::soci::use(key), ::soci::use(last), ::soci::use(used), ::soci::use(credit),
+        ::soci::use(updated);
 }
 
 // ---- ratelimit_leaky_bucket ----
 
-inline bool load_state(::soci::session& sql, const std::string& key, const leaky_bucket&, leaky_bucket::state_type& s,
-                       std::int64_t) {
+inline bool load_state(::soci::session& sql, const std::string& key, const leaky_bucket&,
+                       leaky_bucket::state_type& s, std::int64_t) {
     long long last = 0, tat = 0, frac = 0;
     ::soci::indicator ind = ::soci::i_null;
-    sql << "SELECT last_ns, tat_ns, tat_frac FROM ratelimit_leaky_bucket WHERE key = :k", ::soci::into(last, ind),
-        ::soci::into(tat), ::soci::into(frac), ::soci::use(key);
+    sql << "SELECT last_ns, tat_ns, tat_frac FROM ratelimit_leaky_bucket WHERE key = :k",
+        ::soci::into(last, ind), ::soci::into(tat), ::soci::into(frac), ::soci::use(key);
     if (!sql.got_data() || ind != ::soci::i_ok) return false;
     s = {last, tat, to_u64(frac)};
     return true;
 }
 inline void store_state(::soci::session& sql, const std::string& key, const leaky_bucket&,
-                        const leaky_bucket::state_type&, const leaky_bucket::state_type& s, std::int64_t now) {
+                        const leaky_bucket::state_type&, const leaky_bucket::state_type& s,
+                        std::int64_t now) {
     long long last = s.last, tat = s.tat, frac = to_ll(s.tat_frac), updated = now;
     sql << "INSERT INTO ratelimit_leaky_bucket (key, last_ns, tat_ns, tat_frac, updated_at_ns)"
-           " VALUES (:k, :l, :t, :f, :u) ON CONFLICT (key) DO UPDATE SET last_ns = excluded.last_ns,"
-           " tat_ns = excluded.tat_ns, tat_frac = excluded.tat_frac, updated_at_ns = excluded.updated_at_ns",
-        ::soci::use(key), ::soci::use(last), ::soci::use(tat), ::soci::use(frac), ::soci::use(updated);
+           " VALUES (:k, :l, :t, :f, :u) ON CONFLICT (key) DO UPDATE SET last_ns = "
+           "excluded.last_ns,"
+           " tat_ns = excluded.tat_ns, tat_frac = excluded.tat_frac, updated_at_ns = "
+           "excluded.updated_at_ns",
+        ::soci::use(key), ::soci::use(last), ::soci::use(tat), ::soci::use(frac),
+        ::soci::use(updated);
 }
 
 // ---- ratelimit_sliding_entry: one row per admitted request ----
@@ -183,9 +199,10 @@ inline bool load_state(::soci::session& sql, const std::string& key, const slidi
                        sliding_window::state_type& s, std::int64_t now) {
     long long at = 0, units = 0;
     long long cut = sat_add(now, -a.period().count());
-    ::soci::statement st = (sql.prepare << "SELECT at_ns, units FROM ratelimit_sliding_entry"
-                                           " WHERE key = :k AND at_ns > :c ORDER BY at_ns, id",
-                            ::soci::into(at), ::soci::into(units), ::soci::use(key), ::soci::use(cut));
+    ::soci::statement st =
+        (sql.prepare << "SELECT at_ns, units FROM ratelimit_sliding_entry"
+                        " WHERE key = :k AND at_ns > :c ORDER BY at_ns, id",
+         ::soci::into(at), ::soci::into(units), ::soci::use(key), ::soci::use(cut));
     st.execute();
     while (st.fetch()) {
         s.log.push_back({at, to_u64(units)});
@@ -196,16 +213,17 @@ inline bool load_state(::soci::session& sql, const std::string& key, const slidi
     return true;
 }
 inline void store_state(::soci::session& sql, const std::string& key, const sliding_window& a,
-                        const sliding_window::state_type& before, const sliding_window::state_type& s,
-                        std::int64_t now) {
+                        const sliding_window::state_type& before,
+                        const sliding_window::state_type& s, std::int64_t now) {
     const long long period = a.period().count();
     long long cut = sat_add(now, -period);
     if (s.total > before.total) {
         // An admission: one new row; expired rows of this key go at the same time.
         long long at = now, units = to_ll(s.total - before.total), expires = sat_add(now, period);
-        sql << "DELETE FROM ratelimit_sliding_entry WHERE key = :k AND at_ns <= :c", ::soci::use(key),
-            ::soci::use(cut);
-        sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, :a, :u, :e)",
+        sql << "DELETE FROM ratelimit_sliding_entry WHERE key = :k AND at_ns <= :c",
+            ::soci::use(key), ::soci::use(cut);
+        sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, "
+               ":a, :u, :e)",
             ::soci::use(key), ::soci::use(at), ::soci::use(units), ::soci::use(expires);
         return;
     }
@@ -213,16 +231,18 @@ inline void store_state(::soci::session& sql, const std::string& key, const slid
     // A release: rewrite the key's live log.
     sql << "DELETE FROM ratelimit_sliding_entry WHERE key = :k", ::soci::use(key);
     for (std::size_t i = s.head; i < s.log.size(); ++i) {
-        long long at = s.log[i].at, units = to_ll(s.log[i].units), expires = sat_add(s.log[i].at, period);
-        sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, :a, :u, :e)",
+        long long at = s.log[i].at, units = to_ll(s.log[i].units),
+                  expires = sat_add(s.log[i].at, period);
+        sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, "
+               ":a, :u, :e)",
             ::soci::use(key), ::soci::use(at), ::soci::use(units), ::soci::use(expires);
     }
 }
 
 /// One decision inside an open transaction: load, run the algorithm, write back.
 template <class Alg>
-outcome decide(::soci::session& sql, const std::string& key, const Alg& a, std::int64_t now, std::uint64_t cost,
-               storage_op o) {
+outcome decide(::soci::session& sql, const std::string& key, const Alg& a, std::int64_t now,
+               std::uint64_t cost, storage_op o) {
     typename Alg::state_type s{};
     const bool found = load_state(sql, key, a, s, now);
     const std::chrono::nanoseconds n(now);
@@ -241,7 +261,8 @@ outcome decide(::soci::session& sql, const std::string& key, const Alg& a, std::
 
 /// Rows of one table `cleanup` would delete: the WHERE clause and its bound time.
 inline std::string cleanup_condition(std::string_view table) {
-    if (table == "ratelimit_counter" || table == "ratelimit_sliding_entry") return "expires_at_ns <= :t";
+    if (table == "ratelimit_counter" || table == "ratelimit_sliding_entry")
+        return "expires_at_ns <= :t";
     return "updated_at_ns < :t";
 }
 
@@ -265,12 +286,14 @@ public:
     /// exist (`smart-ratelimit migrate`, or migrate() with state_migrations).
     explicit basic_sql_state_storage(database_url url, sql_state_options o = {})
         : impl_(std::make_shared<impl>(std::move(url), std::move(o))) {
-        if (impl_->opts.max_connections == 0) throw config_error("SQL state storage: max_connections must be >= 1");
+        if (impl_->opts.max_connections == 0)
+            throw config_error("SQL state storage: max_connections must be >= 1");
     }
     explicit basic_sql_state_storage(std::string_view url, sql_state_options o = {})
         : basic_sql_state_storage(parse_database_url(url), std::move(o)) {}
 
-    outcome acquire(std::string_view key, const A& a, std::chrono::nanoseconds, std::uint64_t cost) {
+    outcome acquire(std::string_view key, const A& a, std::chrono::nanoseconds,
+                    std::uint64_t cost) {
         return guarded(key, a, cost, storage_op::acquire);
     }
     outcome peek(std::string_view key, const A& a, std::chrono::nanoseconds, std::uint64_t cost) {
@@ -283,7 +306,8 @@ public:
     /// The database's clock (nanoseconds since the Unix epoch, microsecond resolution).
     /// Throws storage_error when the database is unreachable.
     std::int64_t database_now_ns() {
-        return with_session([&](::soci::session& sql) { return detail::database_now_ns(sql, dialect_of()); });
+        return with_session(
+            [&](::soci::session& sql) { return detail::database_now_ns(sql, dialect_of()); });
     }
 
     /// True when the state tables exist at their latest version; storage_error when unreachable.
@@ -322,7 +346,9 @@ private:
         std::unique_ptr<::soci::session> s;
         {
             std::unique_lock<std::mutex> lock(impl_->m);
-            impl_->cv.wait(lock, [&] { return !impl_->idle.empty() || impl_->open < impl_->opts.max_connections; });
+            impl_->cv.wait(lock, [&] {
+                return !impl_->idle.empty() || impl_->open < impl_->opts.max_connections;
+            });
             if (!impl_->idle.empty()) {
                 s = std::move(impl_->idle.back());
                 impl_->idle.pop_back();
@@ -390,7 +416,8 @@ private:
                 if (d == dialect::postgresql && o != storage_op::peek) {
                     // Serializes the decisions on this key, row or no row; taken before the clock.
                     sql << "SELECT " + std::string(detail::now_micros_sql(d)) +
-                               " FROM (SELECT pg_advisory_xact_lock(hashtextextended(:k, 7368052)) OFFSET 0) AS l",
+                               " FROM (SELECT pg_advisory_xact_lock(hashtextextended(:k, 7368052)) "
+                               "OFFSET 0) AS l",
                         ::soci::into(now_us), ::soci::use(k);
                 } else {
                     sql << "SELECT " + std::string(detail::now_micros_sql(d)), ::soci::into(now_us);
@@ -398,8 +425,9 @@ private:
                 const std::int64_t now = static_cast<std::int64_t>(now_us) * 1000;
                 outcome out;
                 if constexpr (std::is_same_v<A, any_algorithm>) {
-                    out = std::visit([&](const auto& alg) { return detail::decide(sql, k, alg, now, cost, o); },
-                                     a.get());
+                    out = std::visit(
+                        [&](const auto& alg) { return detail::decide(sql, k, alg, now, cost, o); },
+                        a.get());
                 } else {
                     out = detail::decide(sql, k, a, now, cost, o);
                 }
@@ -408,8 +436,7 @@ private:
             } catch (...) {
                 try {
                     sql << "ROLLBACK";
-                } catch (...) {
-                }
+                } catch (...) {}
                 throw;
             }
         });
@@ -429,17 +456,22 @@ struct state_cleanup_counts {
     std::uint64_t sliding_entries = 0;  ///< ratelimit_sliding_entry rows out of their window
     std::uint64_t token_buckets = 0;    ///< ratelimit_token_bucket rows idle longer than stale_days
     std::uint64_t leaky_buckets = 0;    ///< ratelimit_leaky_bucket rows idle longer than stale_days
-    std::uint64_t total() const noexcept { return counters + sliding_entries + token_buckets + leaky_buckets; }
+    std::uint64_t total() const noexcept {
+        return counters + sliding_entries + token_buckets + leaky_buckets;
+    }
     std::uint64_t& operator[](std::size_t table) noexcept {
-        return table == 0 ? counters : table == 1 ? sliding_entries : table == 2 ? token_buckets : leaky_buckets;
+        return table == 0   ? counters
+               : table == 1 ? sliding_entries
+               : table == 2 ? token_buckets
+                            : leaky_buckets;
     }
 };
 
 /// Settings of one cleanup run.
 struct state_cleanup_options {
-    int stale_days = 7;      ///< buckets not updated for longer than this are deleted
-    int batch_size = 1000;   ///< rows per DELETE (one short transaction each); must be > 0
-    bool dry_run = false;    ///< count, delete nothing
+    int stale_days = 7;     ///< buckets not updated for longer than this are deleted
+    int batch_size = 1000;  ///< rows per DELETE (one short transaction each); must be > 0
+    bool dry_run = false;   ///< count, delete nothing
     /// Called after each batch with the table and the rows it deleted (or would delete).
     std::function<void(std::string_view table, std::uint64_t rows)> on_batch;
 };
@@ -448,11 +480,14 @@ struct state_cleanup_options {
 /// entries whose window has passed, token/leaky buckets idle longer than
 /// `stale_days`. Never touches ratelimit_event. config_error for batch_size <= 0 or
 /// stale_days < 0; storage_error when the database fails.
-inline state_cleanup_counts cleanup_state(::soci::session& sql, dialect d, const state_cleanup_options& o) {
+inline state_cleanup_counts cleanup_state(::soci::session& sql, dialect d,
+                                          const state_cleanup_options& o) {
     if (o.batch_size <= 0)
-        throw config_error("cleanup: batch size must be at least 1 (got " + std::to_string(o.batch_size) + ")");
+        throw config_error("cleanup: batch size must be at least 1 (got " +
+                           std::to_string(o.batch_size) + ")");
     if (o.stale_days < 0)
-        throw config_error("cleanup: stale days must not be negative (got " + std::to_string(o.stale_days) + ")");
+        throw config_error("cleanup: stale days must not be negative (got " +
+                           std::to_string(o.stale_days) + ")");
     state_cleanup_counts out;
     try {
         const std::int64_t now = detail::database_now_ns(sql, d);
@@ -464,14 +499,16 @@ inline state_cleanup_counts cleanup_state(::soci::session& sql, dialect d, const
             const std::string cond = detail::cleanup_condition(table);
             if (o.dry_run) {
                 long long n = 0;
-                sql << "SELECT COUNT(*) FROM " + table + " WHERE " + cond, ::soci::into(n), ::soci::use(bound, "t");
+                sql << "SELECT COUNT(*) FROM " + table + " WHERE " + cond, ::soci::into(n),
+                    ::soci::use(bound, "t");
                 out[t] = detail::to_u64(n);
                 if (o.on_batch && n > 0) o.on_batch(table, out[t]);
                 continue;
             }
             const std::string rowid = d == dialect::sqlite ? "rowid" : "ctid";
-            const std::string del = "DELETE FROM " + table + " WHERE " + rowid + " IN (SELECT " + rowid + " FROM " +
-                                    table + " WHERE " + cond + " LIMIT " + std::to_string(o.batch_size) + ")";
+            const std::string del = "DELETE FROM " + table + " WHERE " + rowid + " IN (SELECT " +
+                                    rowid + " FROM " + table + " WHERE " + cond + " LIMIT " +
+                                    std::to_string(o.batch_size) + ")";
             for (;;) {
                 ::soci::statement st = (sql.prepare << del, ::soci::use(bound, "t"));
                 st.execute(true);

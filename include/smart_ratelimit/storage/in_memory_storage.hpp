@@ -214,8 +214,14 @@ private:
     }
 
     static void unlink(shard& sh, node* n) noexcept {
-        if (n->prev) n->prev->next = n->next; else sh.head = n->next;
-        if (n->next) n->next->prev = n->prev; else sh.tail = n->prev;
+        if (n->prev)
+            n->prev->next = n->next;
+        else
+            sh.head = n->next;
+        if (n->next)
+            n->next->prev = n->prev;
+        else
+            sh.tail = n->prev;
         n->prev = n->next = nullptr;
     }
     static void push_front(shard& sh, node* n) noexcept {
@@ -227,7 +233,10 @@ private:
     }
 
     void evict(shard& sh, node* victim, bool idle) {
-        if (idle) ++sh.evictions_idle; else ++sh.evictions_lru;
+        if (idle)
+            ++sh.evictions_idle;
+        else
+            ++sh.evictions_lru;
         unlink(sh, victim);
         sh.table.erase(victim);
     }

@@ -87,7 +87,8 @@ struct no_failover {};
 
 namespace detail {
 template <class F, class Algorithm>
-concept failover_storage = storage_backend<F> && std::same_as<typename F::algorithm_type, Algorithm>;
+concept failover_storage =
+    storage_backend<F> && std::same_as<typename F::algorithm_type, Algorithm>;
 template <class Failover, class Algorithm>
 inline constexpr bool failover_fits = failover_storage<Failover, Algorithm>;
 template <class Algorithm>
@@ -118,14 +119,14 @@ inline constexpr bool failover_fits<no_failover, Algorithm> = true;
 /// wrapped storages, which bounded-wait mode requires); the breaker is guarded by a
 /// mutex held only to read or flip it.
 template <storage_backend Primary, class Failover = no_failover, clock Clock = steady_clock>
-    requires detail::failover_fits<Failover, typename Primary::algorithm_type>
+requires detail::failover_fits<Failover, typename Primary::algorithm_type>
 class resilient_storage {
 public:
     using algorithm_type = typename Primary::algorithm_type;
     static constexpr bool has_failover = !std::is_same_v<Failover, no_failover>;
 
-    explicit resilient_storage(Primary primary, resilience_options o = {}, Failover failover = Failover{},
-                               Clock clock = Clock{})
+    explicit resilient_storage(Primary primary, resilience_options o = {},
+                               Failover failover = Failover{}, Clock clock = Clock{})
         : primary_(std::make_shared<Primary>(std::move(primary))),
           failover_(std::move(failover)),
           clock_(std::move(clock)),
@@ -133,12 +134,15 @@ public:
         if (o.failure_threshold == 0) shared_->opts.failure_threshold = 1;
         if (o.half_open_probes == 0) shared_->opts.half_open_probes = 1;
         if (o.wait_workers > resilience_options::max_wait_workers)
-            throw config_error("resilience_options: wait_workers " + std::to_string(o.wait_workers) +
-                               " is above the maximum of " + std::to_string(resilience_options::max_wait_workers));
+            throw config_error("resilience_options: wait_workers " +
+                               std::to_string(o.wait_workers) + " is above the maximum of " +
+                               std::to_string(resilience_options::max_wait_workers));
         if (o.wait_workers > 0 && o.timeout <= std::chrono::milliseconds(0))
-            throw config_error("resilience_options: timeout must be above zero with wait_workers (got " +
-                               std::to_string(o.timeout.count()) + " ms)");
-        if (o.wait_workers > 0) shared_->pool.emplace(o.wait_workers, &shared_->counters.late_completions);
+            throw config_error(
+                "resilience_options: timeout must be above zero with wait_workers (got " +
+                std::to_string(o.timeout.count()) + " ms)");
+        if (o.wait_workers > 0)
+            shared_->pool.emplace(o.wait_workers, &shared_->counters.late_completions);
     }
 
     outcome acquire(std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
@@ -188,9 +192,9 @@ public:
 
 private:
     struct counters_t {
-        std::atomic<std::uint64_t> successes{0}, failures{0}, slow_calls{0}, short_circuited{0}, probes{0},
-            opened{0}, recovered{0}, failover_answers{0}, failover_failures{0}, degraded_answers{0},
-            timed_out{0}, workers_exhausted{0}, late_completions{0};
+        std::atomic<std::uint64_t> successes{0}, failures{0}, slow_calls{0}, short_circuited{0},
+            probes{0}, opened{0}, recovered{0}, failover_answers{0}, failover_failures{0},
+            degraded_answers{0}, timed_out{0}, workers_exhausted{0}, late_completions{0};
     };
 
     // One primary call handed to a worker. The caller and the worker share it; whoever
@@ -307,12 +311,15 @@ private:
     using op = storage_op;
 
     template <class S>
-    static outcome invoke(S& s, op o, std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
-                          std::uint64_t cost) {
+    static outcome invoke(S& s, op o, std::string_view key, const algorithm_type& a,
+                          std::chrono::nanoseconds now, std::uint64_t cost) {
         switch (o) {
-            case op::acquire: return s.acquire(key, a, now, cost);
-            case op::peek: return s.peek(key, a, now, cost);
-            case op::release: break;
+            case op::acquire:
+                return s.acquire(key, a, now, cost);
+            case op::peek:
+                return s.peek(key, a, now, cost);
+            case op::release:
+                break;
         }
         s.release(key, a, now, cost);
         return outcome{};
@@ -321,10 +328,11 @@ private:
     enum class bounded_result { answered, threw, timed_out, exhausted };
 
     // Runs the primary call on a worker and waits for it until the timeout.
-    bounded_result call_bounded(op o, std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
-                                std::uint64_t cost, outcome& out) {
+    bounded_result call_bounded(op o, std::string_view key, const algorithm_type& a,
+                                std::chrono::nanoseconds now, std::uint64_t cost, outcome& out) {
         auto slot = std::make_shared<call_slot>();
-        auto task = [slot, primary = primary_, o, key = std::string(key), a, now, cost](worker_ticket& ticket) -> bool {
+        auto task = [slot, primary = primary_, o, key = std::string(key), a, now,
+                     cost](worker_ticket& ticket) -> bool {
             {
                 std::lock_guard<std::mutex> lock(slot->m);
                 if (slot->abandoned) return true;  // the caller gave up before it started
@@ -335,8 +343,7 @@ private:
             try {
                 r = invoke(*primary, o, key, a, now, cost);
                 ok = true;
-            } catch (...) {
-            }
+            } catch (...) {}
             ticket.release();  // out of the backend: free before the caller wakes
             std::lock_guard<std::mutex> lock(slot->m);
             if (slot->abandoned) return true;
@@ -358,15 +365,16 @@ private:
         return bounded_result::answered;
     }
 
-    static void bump(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+    static void bump(std::atomic<std::uint64_t>& c) noexcept {
+        c.fetch_add(1, std::memory_order_relaxed);
+    }
 
     // Tells the on_breaker_change callback (outside the mutex).
     void changed(breaker_state from, breaker_state to) const noexcept {
         if (!shared_->opts.on_breaker_change) return;
         try {
             shared_->opts.on_breaker_change(from, to);
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 
     admission admit() {
@@ -379,7 +387,8 @@ private:
     admission admit_locked(bool& half_opened) {
         std::lock_guard<std::mutex> lock(shared_->mutex);
         switch (shared_->state) {
-            case breaker_state::closed: return admission::normal;
+            case breaker_state::closed:
+                return admission::normal;
             case breaker_state::open:
                 if (clock_.now() < shared_->open_until) return admission::rejected;
                 shared_->state = breaker_state::half_open;
@@ -387,7 +396,8 @@ private:
                 half_opened = true;
                 [[fallthrough]];
             case breaker_state::half_open:
-                if (shared_->probes_in_flight >= shared_->opts.half_open_probes) return admission::rejected;
+                if (shared_->probes_in_flight >= shared_->opts.half_open_probes)
+                    return admission::rejected;
                 ++shared_->probes_in_flight;
                 return admission::probe;
         }
@@ -419,9 +429,10 @@ private:
             if (a == admission::probe && shared_->probes_in_flight > 0) --shared_->probes_in_flight;
             ++shared_->consecutive_failures;
             from = shared_->state;
-            trip = a == admission::probe ? shared_->state == breaker_state::half_open
-                                         : shared_->state == breaker_state::closed &&
-                                               shared_->consecutive_failures >= shared_->opts.failure_threshold;
+            trip = a == admission::probe
+                       ? shared_->state == breaker_state::half_open
+                       : shared_->state == breaker_state::closed &&
+                             shared_->consecutive_failures >= shared_->opts.failure_threshold;
             if (trip) {
                 shared_->state = breaker_state::open;
                 shared_->open_until = clock_.now() + shared_->opts.open_for;
@@ -437,8 +448,8 @@ private:
         return left > std::chrono::nanoseconds(0) ? left : std::chrono::nanoseconds(0);
     }
 
-    outcome call(op op_, std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
-                 std::uint64_t cost) {
+    outcome call(op op_, std::string_view key, const algorithm_type& a,
+                 std::chrono::nanoseconds now, std::uint64_t cost) {
         auto& c = shared_->counters;
         const admission adm = admit();
         if (adm == admission::rejected) {
@@ -451,12 +462,16 @@ private:
                     bump(c.successes);
                     on_success(adm);
                     return o;
-                case bounded_result::threw: bump(c.failures); break;
+                case bounded_result::threw:
+                    bump(c.failures);
+                    break;
                 case bounded_result::timed_out:
                     bump(c.timed_out);
                     bump(c.slow_calls);
                     break;
-                case bounded_result::exhausted: bump(c.workers_exhausted); break;
+                case bounded_result::exhausted:
+                    bump(c.workers_exhausted);
+                    break;
             }
             on_failure(adm);
         } else {

@@ -175,12 +175,12 @@ offender_detail get_offender_detail(R&& events, std::string_view key, int days, 
         decltype(auto) p = traits::path(e);
         decltype(auto) m = traits::method(e);
         decltype(auto) r = traits::rule_name(e);
-        heap.push_back(candidate{ts, here,
-                                 recent_event{ts, std::string(std::string_view(p)),
-                                              std::string(std::string_view(m)), allowed,
-                                              static_cast<std::int64_t>(traits::count(e)),
-                                              static_cast<std::int64_t>(traits::limit(e)),
-                                              std::string(std::string_view(r)), outcome}});
+        heap.push_back(candidate{
+            ts, here,
+            recent_event{ts, std::string(std::string_view(p)), std::string(std::string_view(m)),
+                         allowed, static_cast<std::int64_t>(traits::count(e)),
+                         static_cast<std::int64_t>(traits::limit(e)),
+                         std::string(std::string_view(r)), outcome}});
         std::push_heap(heap.begin(), heap.end(), newer);
     }
     d.block_rate = detail::analytics::rate(d.blocked, d.total);

@@ -16,12 +16,24 @@ namespace smart_ratelimit::beast::detail {
 inline void append_html_escaped(std::string& out, std::string_view s) {
     for (const char c : s) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            case '`': out += "&#96;"; break;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            case '`':
+                out += "&#96;";
+                break;
             default: {
                 const auto u = static_cast<unsigned char>(c);
                 if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f)

@@ -9,7 +9,8 @@
 
 namespace smart_ratelimit::beast::detail {
 
-inline constexpr std::string_view live_refresh_script = R"js(// smart_ratelimit dashboard: live refresh of the traffic chart.
+inline constexpr std::string_view live_refresh_script =
+    R"js(// smart_ratelimit dashboard: live refresh of the traffic chart.
 (function () {
   "use strict";
   var section = document.getElementById("traffic");

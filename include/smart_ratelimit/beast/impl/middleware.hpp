@@ -27,7 +27,8 @@ template <class Limiter, class Identify>
 middleware<Limiter, Identify>& middleware<Limiter, Identify>::add(Limiter& lim, route r) {
     if (r.path_prefix.empty() || r.path_prefix.front() != '/')
         throw config_error("route path prefix must start with '/': \"" + r.path_prefix + "\"");
-    if (r.cost == 0) throw config_error("route cost must be at least 1 (\"" + r.path_prefix + "\")");
+    if (r.cost == 0)
+        throw config_error("route cost must be at least 1 (\"" + r.path_prefix + "\")");
     for (const auto& rule : lim.rules())
         if (r.cost > rule.algorithm.limit())
             throw config_error("route \"" + r.path_prefix + "\": cost " + std::to_string(r.cost) +
@@ -35,8 +36,8 @@ middleware<Limiter, Identify>& middleware<Limiter, Identify>::add(Limiter& lim, 
     // A request that matches this route alone reports these rules' fixed policy.
     std::vector<rule_status> rules;
     for (const auto& rule : lim.rules())
-        rules.push_back(rule_status{std::string_view(rule.name), rule.algorithm.limit(), 0,
-                                    rule.algorithm.period(), {}});
+        rules.push_back(rule_status{
+            std::string_view(rule.name), rule.algorithm.limit(), 0, rule.algorithm.period(), {}});
     std::string policy = format_ratelimit_policy(rules, options_.headers.default_policy_name);
     routes_.push_back(bound_route{std::move(r), &lim, std::move(policy)});
     return *this;
@@ -133,7 +134,8 @@ auto middleware<Limiter, Identify>::async_check(const http::request_header<>& re
             };
             auto fn = [this, &req, peer] { return check(req, peer); };
             if (work_ && any_route_matches(req))
-                detail::start_blocking(std::move(handler), std::move(fn), *work_, std::move(complete));
+                detail::start_blocking(std::move(handler), std::move(fn), *work_,
+                                       std::move(complete));
             else
                 run_inline(std::move(handler), std::move(fn), std::move(complete));
         },
@@ -154,7 +156,8 @@ auto middleware<Limiter, Identify>::async_handle(http::request<Body>& req, const
                     ex, [&req, handler = std::move(handler), completion = std::move(completion)](
                             boost::system::error_code ec, limit_result r) mutable {
                         if (!r.allowed()) {
-                            std::move(completion)(ec, http::message_generator(r.make_response(req)));
+                            std::move(completion)(ec,
+                                                  http::message_generator(r.make_response(req)));
                             return;
                         }
                         std::optional<http::message_generator> msg;
@@ -181,7 +184,8 @@ void middleware<Limiter, Identify>::fail(limit_result& out, const Limiter* lim) 
     out.rules_.clear();
     out.retry_after_ = std::chrono::seconds(1);
     out.headers_ = &options_.headers;
-    const bool open = lim != nullptr && lim->options().on_store_failure == failure_policy::fail_open;
+    const bool open =
+        lim != nullptr && lim->options().on_store_failure == failure_policy::fail_open;
     out.status_ = open ? limit_status::degraded_open : limit_status::degraded_closed;
 }
 
@@ -189,11 +193,18 @@ template <class Limiter, class Identify>
 void middleware<Limiter, Identify>::count(const limit_result& out) noexcept {
     std::atomic<std::uint64_t>* c = &allowed_;
     switch (out.status_) {
-        case limit_status::blocked: c = &blocked_; break;
-        case limit_status::degraded_open: c = &degraded_open_; break;
-        case limit_status::degraded_closed: c = &degraded_closed_; break;
+        case limit_status::blocked:
+            c = &blocked_;
+            break;
+        case limit_status::degraded_open:
+            c = &degraded_open_;
+            break;
+        case limit_status::degraded_closed:
+            c = &degraded_closed_;
+            break;
         case limit_status::unlimited:
-        case limit_status::allowed: break;
+        case limit_status::allowed:
+            break;
     }
     c->fetch_add(1, std::memory_order_relaxed);
 }
@@ -358,8 +369,9 @@ void middleware<Limiter, Identify>::check_many(const request_view& view, std::st
             const auto& rule = lim.rules()[i];
             format_key(p.d.key, rule.name, inner);
             lim.make_decision(p.d, i, guarded([&] {
-                return lim.storage().peek(p.d.key.view(), rule.algorithm, now, br.r.cost);
-            }));
+                                  return lim.storage().peek(p.d.key.view(), rule.algorithm, now,
+                                                            br.r.cost);
+                              }));
         }
     }
     bool refused = false;
@@ -371,8 +383,9 @@ void middleware<Limiter, Identify>::check_many(const request_view& view, std::st
             if (!p.d.allowed || p.d.degraded) continue;
             const auto& rule = p.limiter->rules()[p.rule];
             p.limiter->make_decision(p.d, p.rule, guarded([&] {
-                return p.limiter->storage().acquire(p.d.key.view(), rule.algorithm, p.now, p.cost);
-            }));
+                                         return p.limiter->storage().acquire(
+                                             p.d.key.view(), rule.algorithm, p.now, p.cost);
+                                     }));
             p.acquired = p.d.allowed && !p.d.degraded;
             if (p.d.rejects()) {
                 refund(ps, i);
@@ -397,9 +410,9 @@ void middleware<Limiter, Identify>::refund(std::vector<pending>& ps, std::size_t
         if (!ps[j].acquired) continue;
         try {
             const auto& rule = ps[j].limiter->rules()[ps[j].rule];
-            ps[j].limiter->storage().release(ps[j].d.key.view(), rule.algorithm, ps[j].now, ps[j].cost);
-        } catch (...) {
-        }
+            ps[j].limiter->storage().release(ps[j].d.key.view(), rule.algorithm, ps[j].now,
+                                             ps[j].cost);
+        } catch (...) {}
         ps[j].acquired = false;
     }
 }

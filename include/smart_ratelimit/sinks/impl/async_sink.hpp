@@ -17,7 +17,8 @@ inline void check_async_sink_options(const async_sink_options& o) {
     if (o.queue_capacity == 0) fail("queue_capacity", "must be at least 1, got 0");
     if (o.max_batch == 0) fail("max_batch", "must be at least 1, got 0");
     if (o.max_delay.count() < 0)
-        fail("max_delay", "must not be negative, got " + std::to_string(o.max_delay.count()) + " ms");
+        fail("max_delay",
+             "must not be negative, got " + std::to_string(o.max_delay.count()) + " ms");
     if (o.initial_backoff.count() < 0)
         fail("initial_backoff",
              "must not be negative, got " + std::to_string(o.initial_backoff.count()) + " ms");
@@ -152,8 +153,8 @@ bool async_sink<Writer>::flush_for(std::chrono::duration<Rep, Period> timeout) {
         work_cv_.notify_one();
     }
     ++flush_waiters_;
-    const bool done = done_cv_.wait_for(
-        lock, timeout, [&] { return resolved_ >= target || writer_exited_; });
+    const bool done =
+        done_cv_.wait_for(lock, timeout, [&] { return resolved_ >= target || writer_exited_; });
     --flush_waiters_;
     return done;
 }

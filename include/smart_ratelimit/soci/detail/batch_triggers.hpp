@@ -37,7 +37,8 @@ inline std::string trigger_event(sql_tokens& in) {
         t = in.next();
     }
     t = skip_qualified_name(in, t);
-    if (t == "BEFORE" || t == "AFTER") t = in.next();
+    if (t == "BEFORE" || t == "AFTER")
+        t = in.next();
     else if (t == "INSTEAD") {
         if (in.next() != "OF") return {};
         t = in.next();
@@ -64,7 +65,8 @@ inline bool trigger_skips_batches(std::string_view table, std::string_view sql) 
     }
     if (t != "WHEN") return false;
     // The condition, token by token, then BEGIN: nothing else may decide.
-    for (const char* expected : {"NOT", "EXISTS", "(", "SELECT", "1", "FROM", "RATELIMIT_EVENT_BATCH", ")", "BEGIN"})
+    for (const char* expected :
+         {"NOT", "EXISTS", "(", "SELECT", "1", "FROM", "RATELIMIT_EVENT_BATCH", ")", "BEGIN"})
         if (in.next() != expected) return false;
     return true;
 }

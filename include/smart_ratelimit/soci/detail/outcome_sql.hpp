@@ -27,7 +27,9 @@ inline bool outcome_column_ready(::soci::session& sql) {
 }
 
 /// The outcome as a SELECT expression: the column, or NULL on an older database.
-inline std::string outcome_select(bool ready) { return ready ? "outcome" : "CAST(NULL AS VARCHAR(16))"; }
+inline std::string outcome_select(bool ready) {
+    return ready ? "outcome" : "CAST(NULL AS VARCHAR(16))";
+}
 
 /// The condition "this row is degraded": outcome 'degraded' with allowed true (so
 /// degraded and blocked never overlap, even for rows another program wrote). The
@@ -35,7 +37,8 @@ inline std::string outcome_select(bool ready) { return ready ? "outcome" : "CAST
 /// On an older database no row is degraded.
 inline std::string degraded_condition(dialect d, bool ready) {
     if (!ready) return "1 = 0";
-    return d == dialect::sqlite ? "(outcome = 'degraded' AND allowed <> 0)" : "(outcome = 'degraded' AND allowed)";
+    return d == dialect::sqlite ? "(outcome = 'degraded' AND allowed <> 0)"
+                                : "(outcome = 'degraded' AND allowed)";
 }
 
 /// 1 for a degraded row, else 0.
@@ -46,7 +49,8 @@ inline std::string degraded_int(dialect d, bool ready) {
 /// The outcome of a stored row: the column's text when it names an outcome that
 /// agrees with `allowed`, else outcome_of_allowed(allowed) (NULL: a row written
 /// before the column, or by an older writer; unknown text: never an error).
-inline outcome_kind read_outcome(bool allowed, ::soci::indicator ind, std::string_view text) noexcept {
+inline outcome_kind read_outcome(bool allowed, ::soci::indicator ind,
+                                 std::string_view text) noexcept {
     if (ind == ::soci::i_ok) {
         if (const auto k = parse_outcome_kind(text); k && allowed_column(*k) == allowed) return *k;
     }

@@ -22,11 +22,20 @@ namespace smart_ratelimit::soci::detail {
 inline void append_copy_text(std::string& out, std::string_view s) {
     for (const char c : s) {
         switch (c) {
-            case '\\': out += "\\\\"; break;
-            case '\t': out += "\\t"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            default: out += c;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            default:
+                out += c;
         }
     }
 }
@@ -52,18 +61,20 @@ public:
     void write(PGconn* pg, std::span<const event* const> rows, std::string& last_error) {
         // The COPY with the outcome column (events v3); on an older database, where it
         // fails as an undefined column before any row is sent, the one without it.
-        PGresult* res = PQexec(pg,
-                               "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
-                               " count, \"limit\", ip_address, user_id, outcome) FROM STDIN");
+        PGresult* res =
+            PQexec(pg,
+                   "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
+                   " count, \"limit\", ip_address, user_id, outcome) FROM STDIN");
         bool with_outcome = true;
         if (res != nullptr && PQresultStatus(res) == PGRES_FATAL_ERROR) {
             const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             if (state != nullptr && std::string_view(state) == "42703") {  // undefined_column
                 PQclear(res);
                 with_outcome = false;
-                res = PQexec(pg,
-                             "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
-                             " count, \"limit\", ip_address, user_id) FROM STDIN");
+                res =
+                    PQexec(pg,
+                           "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
+                           " count, \"limit\", ip_address, user_id) FROM STDIN");
             }
         }
         const bool started = res != nullptr && PQresultStatus(res) == PGRES_COPY_IN;
@@ -116,9 +127,15 @@ private:
             buf += '\t';
             append_int(buf, e->limit);
             buf += '\t';
-            if (e->ip_address) append_copy_text(buf, *e->ip_address); else buf += "\\N";
+            if (e->ip_address)
+                append_copy_text(buf, *e->ip_address);
+            else
+                buf += "\\N";
             buf += '\t';
-            if (e->user_id) append_copy_text(buf, *e->user_id); else buf += "\\N";
+            if (e->user_id)
+                append_copy_text(buf, *e->user_id);
+            else
+                buf += "\\N";
             if (with_outcome) {
                 buf += '\t';
                 buf += to_string(e->outcome);

@@ -61,7 +61,9 @@ inline std::string sanitize_text(std::string_view s, std::size_t cap) {
 
 /// True when `e.allowed` is what its outcome says (allowed == allowed_column(outcome)):
 /// the event log keeps both, and every blocked count reads `allowed`.
-constexpr bool consistent_outcome(const event& e) noexcept { return e.allowed == allowed_column(e.outcome); }
+constexpr bool consistent_outcome(const event& e) noexcept {
+    return e.allowed == allowed_column(e.outcome);
+}
 
 /// True when every text field of `e` is already storable.
 inline bool clean_event(const event& e) noexcept {

@@ -13,7 +13,8 @@
 namespace smart_ratelimit::soci::detail {
 
 inline bool ident_char(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '$';
 }
 
 /// Whether the upper-case keyword `word` stands at sql[i] as a whole word, in any case.
@@ -64,7 +65,8 @@ inline std::size_t dollar_body_end(std::string_view sql, std::size_t i) noexcept
 inline std::vector<std::string> split_statements(std::string_view sql) {
     std::vector<std::string> out;
     auto emit = [&](std::string_view stmt) {
-        while (!stmt.empty() && (stmt.front() == ' ' || stmt.front() == '\n' || stmt.front() == '\t'))
+        while (!stmt.empty() &&
+               (stmt.front() == ' ' || stmt.front() == '\n' || stmt.front() == '\t'))
             stmt.remove_prefix(1);
         while (!stmt.empty() && (stmt.back() == ' ' || stmt.back() == '\n' || stmt.back() == '\t'))
             stmt.remove_suffix(1);
@@ -118,8 +120,8 @@ public:
         }
         if (open == '.' || open == '(' || open == ')') return std::string(1, sql_[at_++]);
         std::string token;
-        while (at_ < sql_.size() && !std::isspace(static_cast<unsigned char>(sql_[at_])) && sql_[at_] != '.' &&
-               sql_[at_] != '(' && sql_[at_] != ')')
+        while (at_ < sql_.size() && !std::isspace(static_cast<unsigned char>(sql_[at_])) &&
+               sql_[at_] != '.' && sql_[at_] != '(' && sql_[at_] != ')')
             token += static_cast<char>(std::toupper(static_cast<unsigned char>(sql_[at_++])));
         return token;
     }

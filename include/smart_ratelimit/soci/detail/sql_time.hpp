@@ -19,7 +19,9 @@ inline constexpr event_time max_event_time{
     std::chrono::sys_days{std::chrono::year{9999} / 12 / 31}.time_since_epoch() +
     std::chrono::hours{24} - std::chrono::microseconds{1}};
 
-inline bool storable_time(event_time t) noexcept { return t >= min_event_time && t <= max_event_time; }
+inline bool storable_time(event_time t) noexcept {
+    return t >= min_event_time && t <= max_event_time;
+}
 
 inline event_time clamp_time(event_time t) noexcept {
     return t < min_event_time ? min_event_time : (t > max_event_time ? max_event_time : t);

@@ -36,24 +36,30 @@ public:
     }
 
     /// Writes `rows` in one transaction on `db` (see the file comment).
-    void write(sqlite_api::sqlite3* db, std::span<const event* const> rows, std::string& last_error) {
+    void write(sqlite_api::sqlite3* db, std::span<const event* const> rows,
+               std::string& last_error) {
         using namespace sqlite_api;
         // The INSERT with the outcome column (events v3); on an older database the one
         // without it, and the next batch tries the full one again (after a migrate).
         if (insert_ == nullptr || !with_outcome_) {
             static constexpr char insert_sql[] =
-                "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count,"
-                " \"limit\", ip_address, user_id, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, "
+                "count,"
+                " \"limit\", ip_address, user_id, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?)";
             static constexpr char legacy_sql[] =
-                "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, count,"
+                "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, "
+                "count,"
                 " \"limit\", ip_address, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
             sqlite3_stmt* full = nullptr;
-            if (sqlite3_prepare_v2(db, insert_sql, sizeof insert_sql, &full, nullptr) == SQLITE_OK) {
+            if (sqlite3_prepare_v2(db, insert_sql, sizeof insert_sql, &full, nullptr) ==
+                SQLITE_OK) {
                 if (insert_ != nullptr) sqlite3_finalize(insert_);
                 insert_ = full;
                 with_outcome_ = true;
             } else if (insert_ == nullptr) {
-                if (sqlite3_prepare_v2(db, legacy_sql, sizeof legacy_sql, &insert_, nullptr) != SQLITE_OK) {
+                if (sqlite3_prepare_v2(db, legacy_sql, sizeof legacy_sql, &insert_, nullptr) !=
+                    SQLITE_OK) {
                     note_error(last_error, sqlite3_errmsg(db));
                     insert_ = nullptr;
                     throw store_failure{};
@@ -97,8 +103,9 @@ public:
         }
         // The marker row makes the hooked per-row triggers skip these rows; it is
         // deleted before COMMIT, so no other connection ever sees it.
-        if (hooks && sqlite3_exec(db, "INSERT INTO ratelimit_event_batch (first_id, last_id) VALUES (0, -1)",
-                                  nullptr, nullptr, nullptr) != SQLITE_OK)
+        if (hooks &&
+            sqlite3_exec(db, "INSERT INTO ratelimit_event_batch (first_id, last_id) VALUES (0, -1)",
+                         nullptr, nullptr, nullptr) != SQLITE_OK)
             return hook_failed();
         sqlite3_int64 first_id = 0;
         bool first = true;
@@ -111,8 +118,14 @@ public:
             sqlite3_bind_int(st, 6, e->allowed ? 1 : 0);
             sqlite3_bind_int64(st, 7, e->count);
             sqlite3_bind_int64(st, 8, e->limit);
-            if (e->ip_address) text(9, *e->ip_address); else sqlite3_bind_null(st, 9);
-            if (e->user_id) text(10, *e->user_id); else sqlite3_bind_null(st, 10);
+            if (e->ip_address)
+                text(9, *e->ip_address);
+            else
+                sqlite3_bind_null(st, 9);
+            if (e->user_id)
+                text(10, *e->user_id);
+            else
+                sqlite3_bind_null(st, 10);
             if (with_outcome_) {
                 const std::string_view o = to_string(e->outcome);
                 sqlite3_bind_text(st, 11, o.data(), static_cast<int>(o.size()), SQLITE_STATIC);
@@ -124,7 +137,8 @@ public:
                 sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
                 const int primary = rc & 0xff;
                 // Only a constraint, a type mismatch or an oversized value is the row's fault.
-                if (primary == SQLITE_CONSTRAINT || primary == SQLITE_MISMATCH || primary == SQLITE_TOOBIG)
+                if (primary == SQLITE_CONSTRAINT || primary == SQLITE_MISMATCH ||
+                    primary == SQLITE_TOOBIG)
                     throw std::runtime_error("row rejected");
                 throw store_failure{};
             }
@@ -133,9 +147,11 @@ public:
             first = false;
         }
         if (hooks) {
-            const std::string range = "UPDATE ratelimit_event_batch SET first_id = " + std::to_string(first_id) +
-                                      ", last_id = " + std::to_string(sqlite3_last_insert_rowid(db));
-            if (sqlite3_exec(db, range.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) return hook_failed();
+            const std::string range =
+                "UPDATE ratelimit_event_batch SET first_id = " + std::to_string(first_id) +
+                ", last_id = " + std::to_string(sqlite3_last_insert_rowid(db));
+            if (sqlite3_exec(db, range.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+                return hook_failed();
             for (auto& h : hooks_) {
                 const int rc = sqlite3_step(h.stmt);
                 if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -145,7 +161,8 @@ public:
                 }
                 sqlite3_reset(h.stmt);
             }
-            if (sqlite3_exec(db, "DELETE FROM ratelimit_event_batch", nullptr, nullptr, nullptr) != SQLITE_OK)
+            if (sqlite3_exec(db, "DELETE FROM ratelimit_event_batch", nullptr, nullptr, nullptr) !=
+                SQLITE_OK)
                 return hook_failed();
         }
         if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -170,7 +187,8 @@ private:
             // Missing table (a database at events v1): no hooks, every trigger fires.
             static constexpr char list_sql[] =
                 "SELECT statement FROM ratelimit_event_batch_hook ORDER BY component, step";
-            if (sqlite3_prepare_v2(db, list_sql, sizeof list_sql, &list_hooks_, nullptr) != SQLITE_OK)
+            if (sqlite3_prepare_v2(db, list_sql, sizeof list_sql, &list_hooks_, nullptr) !=
+                SQLITE_OK)
                 list_hooks_ = nullptr;
             hook_table_checked_ = true;
         }
@@ -184,16 +202,17 @@ private:
         int rc;
         while ((rc = sqlite3_step(list_hooks_)) == SQLITE_ROW) {
             const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(list_hooks_, 0));
-            const std::string_view sv(text != nullptr ? text : "",
-                                      static_cast<std::size_t>(sqlite3_column_bytes(list_hooks_, 0)));
+            const std::string_view sv(
+                text != nullptr ? text : "",
+                static_cast<std::size_t>(sqlite3_column_bytes(list_hooks_, 0)));
             if (n == hooks_.size()) hooks_.emplace_back();
             batch_hook& h = hooks_[n++];
             if (h.stmt == nullptr || h.text != sv) {
                 if (h.stmt != nullptr) sqlite3_finalize(h.stmt);
                 h.stmt = nullptr;
                 h.text.assign(sv);
-                if (sqlite3_prepare_v2(db, h.text.c_str(), static_cast<int>(h.text.size()) + 1, &h.stmt,
-                                       nullptr) != SQLITE_OK) {
+                if (sqlite3_prepare_v2(db, h.text.c_str(), static_cast<int>(h.text.size()) + 1,
+                                       &h.stmt, nullptr) != SQLITE_OK) {
                     h.stmt = nullptr;
                     note_error(last_error, std::string("batch hook: ") + sqlite3_errmsg(db));
                     sqlite3_reset(list_hooks_);
@@ -219,7 +238,8 @@ private:
     bool triggers_skip_batches(sqlite_api::sqlite3* db) noexcept {
         using namespace sqlite_api;
         if (list_triggers_ == nullptr) {
-            static constexpr char sql[] = "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'";
+            static constexpr char sql[] =
+                "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'";
             if (sqlite3_prepare_v2(db, sql, sizeof sql, &list_triggers_, nullptr) != SQLITE_OK) {
                 list_triggers_ = nullptr;
                 return false;
@@ -229,9 +249,11 @@ private:
         int rc;
         while ((rc = sqlite3_step(list_triggers_)) == SQLITE_ROW) {
             const auto column = [&](int i) {
-                const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(list_triggers_, i));
-                return std::string_view(t != nullptr ? t : "",
-                                        static_cast<std::size_t>(sqlite3_column_bytes(list_triggers_, i)));
+                const auto* t =
+                    reinterpret_cast<const char*>(sqlite3_column_text(list_triggers_, i));
+                return std::string_view(
+                    t != nullptr ? t : "",
+                    static_cast<std::size_t>(sqlite3_column_bytes(list_triggers_, i)));
             };
             try {
                 skip = skip && trigger_skips_batches(column(0), column(1));
@@ -247,7 +269,8 @@ private:
     bool set_triggers(sqlite_api::sqlite3* db, bool on) noexcept {
         if (triggers_on_ == on) return true;
         int now = -1;
-        if (sqlite_api::sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, &now) != SQLITE_OK ||
+        if (sqlite_api::sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, &now) !=
+                SQLITE_OK ||
             now != (on ? 1 : 0))
             return false;
         triggers_on_ = on;
@@ -255,7 +278,7 @@ private:
     }
 
     sqlite_api::sqlite3_stmt* insert_ = nullptr;
-    bool with_outcome_ = false;  // insert_ writes the outcome column
+    bool with_outcome_ = false;                       // insert_ writes the outcome column
     sqlite_api::sqlite3_stmt* list_hooks_ = nullptr;  // null: no hook table (events v1)
     sqlite_api::sqlite3_stmt* list_triggers_ = nullptr;
     bool hook_table_checked_ = false;

@@ -16,8 +16,7 @@ struct store_failure {};
 inline void note_error(std::string& last_error, std::string_view what) noexcept {
     try {
         last_error.assign(what);
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 }  // namespace smart_ratelimit::soci::detail

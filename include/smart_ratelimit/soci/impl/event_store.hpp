@@ -66,8 +66,7 @@ inline bool event_store::store_answers() noexcept {
         return true;
     } catch (const std::exception& e) {
         detail::note_error(state_->last_error, e.what());
-    } catch (...) {
-    }
+    } catch (...) {}
     // The probe failed: a lost connection is dropped, a missing table keeps it.
     try {
         if (sql_dialect() == dialect::postgresql) {
@@ -90,7 +89,8 @@ inline void event_store::write_sqlite(std::span<const event* const> rows) {
 }
 
 inline void event_store::write_postgresql(std::span<const event* const> rows) {
-    PGconn* pg = static_cast<::soci::postgresql_session_backend*>(state_->conn->sql->get_backend())->conn_;
+    PGconn* pg =
+        static_cast<::soci::postgresql_session_backend*>(state_->conn->sql->get_backend())->conn_;
     state_->copy.write(pg, rows, state_->last_error);
 }
 
@@ -113,8 +113,7 @@ inline bool event_store::write_bisect(std::span<const event* const> rows, batch_
         return true;
     } catch (const detail::store_failure&) {
         store_failed = true;
-    } catch (...) {
-    }
+    } catch (...) {}
     // store_answers() also drops a broken connection, so the next batch reconnects.
     if (!store_answers() || store_failed) return false;
     if (rows.size() == 1) {
@@ -213,9 +212,11 @@ inline std::int64_t event_store::count(const event_query& q) const {
     return n;
 }
 
-inline std::int64_t event_store::cleanup_old(int older_than_days, int batch_size, event_time now) const {
+inline std::int64_t event_store::cleanup_old(int older_than_days, int batch_size,
+                                             event_time now) const {
     if (batch_size <= 0)
-        throw config_error("cleanup_old: batch_size must be > 0, got " + std::to_string(batch_size));
+        throw config_error("cleanup_old: batch_size must be > 0, got " +
+                           std::to_string(batch_size));
     if (older_than_days < 0)
         throw config_error("cleanup_old: older_than_days must be >= 0, got " +
                            std::to_string(older_than_days));
@@ -224,9 +225,10 @@ inline std::int64_t event_store::cleanup_old(int older_than_days, int batch_size
     const std::string cutoff_value = time_value(d, cutoff);
     if (cutoff <= detail::min_event_time) return 0;
     auto sql = open_session();
-    const std::string text = "DELETE FROM ratelimit_event WHERE id IN (SELECT id FROM ratelimit_event"
-                             " WHERE timestamp < " + time_param(d, ":cutoff") +
-                             " LIMIT " + std::to_string(batch_size) + ")";
+    const std::string text =
+        "DELETE FROM ratelimit_event WHERE id IN (SELECT id FROM ratelimit_event"
+        " WHERE timestamp < " +
+        time_param(d, ":cutoff") + " LIMIT " + std::to_string(batch_size) + ")";
     std::int64_t total = 0;
     try {
         for (;;) {

@@ -42,7 +42,8 @@ inline void check_count(int value, const char* name) {
 }
 
 /// Runs `text`, whose rows are (key, blocked count), into offenders in row order.
-inline std::vector<offender> read_offenders(bound_query& q, ::soci::session& sql, const std::string& text) {
+inline std::vector<offender> read_offenders(bound_query& q, ::soci::session& sql,
+                                            const std::string& text) {
     std::vector<offender> out;
     std::string key;
     long long n = 0;
@@ -52,7 +53,9 @@ inline std::vector<offender> read_offenders(bound_query& q, ::soci::session& sql
             st.exchange(::soci::into(key));
             st.exchange(::soci::into(n));
         },
-        [&] { out.push_back(offender{key, n}); });
+        [&] {
+            out.push_back(offender{key, n});
+        });
     return out;
 }
 
@@ -67,11 +70,15 @@ inline traffic_summary sql_analytics::traffic_summary_at(int days, event_time no
     const window_plan plan = plan_window(start, end, rollups());
     const bool outcomes = detail::outcome_column_ready(sql);
     bound_query q(kind);
-    std::string text = "SELECT CAST(COALESCE(SUM(t), 0) AS BIGINT), CAST(COALESCE(SUM(b), 0) AS BIGINT),"
-                       " CAST(COALESCE(SUM(g), 0) AS BIGINT) FROM (";
+    std::string text =
+        "SELECT CAST(COALESCE(SUM(t), 0) AS BIGINT), CAST(COALESCE(SUM(b), 0) AS BIGINT),"
+        " CAST(COALESCE(SUM(g), 0) AS BIGINT) FROM (";
     text += union_arms(
-        plan, [&] { return "SELECT total AS t, blocked AS b, 0 AS g FROM ratelimit_rollup_hour WHERE " +
-                           q.hour_condition(plan); },
+        plan,
+        [&] {
+            return "SELECT total AS t, blocked AS b, 0 AS g FROM ratelimit_rollup_hour WHERE " +
+                   q.hour_condition(plan);
+        },
         [&](const window_plan::raw_range& r) {
             return "SELECT COUNT(*) AS t, COALESCE(SUM(" + q.blocked_int() +
                    "), 0) AS b, 0 AS g FROM ratelimit_event WHERE " + q.raw_condition(r);
@@ -101,7 +108,8 @@ inline traffic_summary sql_analytics::traffic_summary_at(int days, event_time no
     return s;
 }
 
-inline std::vector<offender> sql_analytics::top_offenders_at(int days, int limit, event_time now) const {
+inline std::vector<offender> sql_analytics::top_offenders_at(int days, int limit,
+                                                             event_time now) const {
     using namespace detail::analytics;
     check_count(limit, "limit");
     std::vector<offender> out;
@@ -113,7 +121,8 @@ inline std::vector<offender> sql_analytics::top_offenders_at(int days, int limit
     return span_top_offenders(plan, static_cast<std::size_t>(limit));
 }
 
-inline std::vector<rule_hits> sql_analytics::rule_hit_counts_at(int days, int limit, event_time now) const {
+inline std::vector<rule_hits> sql_analytics::rule_hit_counts_at(int days, int limit,
+                                                                event_time now) const {
     using namespace detail::analytics;
     check_count(limit, "limit");
     std::vector<rule_hits> out;
@@ -126,7 +135,8 @@ inline std::vector<rule_hits> sql_analytics::rule_hit_counts_at(int days, int li
     text += union_arms(
         plan,
         [&] {
-            return "SELECT rule_name, hits AS h, blocked AS b FROM ratelimit_rollup_rule_hour WHERE " +
+            return "SELECT rule_name, hits AS h, blocked AS b FROM ratelimit_rollup_rule_hour "
+                   "WHERE " +
                    q.hour_condition(plan);
         },
         [&](const window_plan::raw_range& r) {
@@ -134,8 +144,8 @@ inline std::vector<rule_hits> sql_analytics::rule_hit_counts_at(int days, int li
                    ") AS b FROM ratelimit_event WHERE rule_name <> '' AND " + q.raw_condition(r) +
                    " GROUP BY rule_name";
         });
-    text += ") w GROUP BY rule_name ORDER BY hs DESC, rule_name" + q.collate() +
-            " ASC LIMIT " + q.integer(limit);
+    text += ") w GROUP BY rule_name ORDER BY hs DESC, rule_name" + q.collate() + " ASC LIMIT " +
+            q.integer(limit);
     std::string name;
     long long hits = 0, blocked = 0;
     q.run(
@@ -145,12 +155,14 @@ inline std::vector<rule_hits> sql_analytics::rule_hit_counts_at(int days, int li
             st.exchange(::soci::into(hits));
             st.exchange(::soci::into(blocked));
         },
-        [&] { out.push_back(rule_hits{name, hits, blocked}); });
+        [&] {
+            out.push_back(rule_hits{name, hits, blocked});
+        });
     return out;
 }
 
 inline offender_detail sql_analytics::offender_detail_at(std::string_view key, int days, int recent,
-                                   event_time now) const {
+                                                         event_time now) const {
     using namespace detail::analytics;
     check_count(recent, "recent");
     offender_detail d;
@@ -163,9 +175,9 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
     {
         bound_query q(kind);
         const std::string text =
-            "SELECT COUNT(*), CAST(COALESCE(SUM(" + q.blocked_int() + "), 0) AS BIGINT), CAST(COALESCE(SUM(" +
-            detail::degraded_int(kind, outcomes) + "), 0) AS BIGINT), " +
-            time_column_micros(kind, "MIN(timestamp)") + ", " +
+            "SELECT COUNT(*), CAST(COALESCE(SUM(" + q.blocked_int() +
+            "), 0) AS BIGINT), CAST(COALESCE(SUM(" + detail::degraded_int(kind, outcomes) +
+            "), 0) AS BIGINT), " + time_column_micros(kind, "MIN(timestamp)") + ", " +
             time_column_micros(kind, "MAX(timestamp)") +
             " FROM ratelimit_event WHERE key = " + q.text(key) + " AND " + q.raw_condition(r);
         long long total = 0, blocked = 0, degraded = 0, first = 0, last = 0;
@@ -184,8 +196,7 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
         d.blocked = blocked;
         d.degraded = degraded;
         d.allowed = total - blocked - degraded;
-        d.block_rate =
-            total == 0 ? 0.0 : static_cast<double>(blocked) / static_cast<double>(total);
+        d.block_rate = total == 0 ? 0.0 : static_cast<double>(blocked) / static_cast<double>(total);
         if (total == 0) return d;
         if (first_ind == ::soci::i_ok) d.first_seen = event_time{std::chrono::microseconds{first}};
         if (last_ind == ::soci::i_ok) d.last_seen = event_time{std::chrono::microseconds{last}};
@@ -193,9 +204,10 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
     if (d.blocked > 0) {
         bound_query q(kind);
         const std::string text =
-            "SELECT path, COUNT(*) AS c FROM ratelimit_event WHERE key = " + q.text(key) +
-            " AND " + q.blocked() + " AND " + q.raw_condition(r) + " GROUP BY path ORDER BY c DESC, path" +
-            q.collate() + " ASC LIMIT " + q.integer(static_cast<std::int64_t>(offender_detail_max_paths));
+            "SELECT path, COUNT(*) AS c FROM ratelimit_event WHERE key = " + q.text(key) + " AND " +
+            q.blocked() + " AND " + q.raw_condition(r) + " GROUP BY path ORDER BY c DESC, path" +
+            q.collate() + " ASC LIMIT " +
+            q.integer(static_cast<std::int64_t>(offender_detail_max_paths));
         std::string path;
         ::soci::indicator path_ind = ::soci::i_ok;
         long long n = 0;
@@ -205,7 +217,9 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
                 st.exchange(::soci::into(path, path_ind));
                 st.exchange(::soci::into(n));
             },
-            [&] { d.by_path.push_back(path_count{path_ind == ::soci::i_ok ? path : std::string(), n}); });
+            [&] {
+                d.by_path.push_back(path_count{path_ind == ::soci::i_ok ? path : std::string(), n});
+            });
     }
     if (recent > 0) {
         bound_query q(kind);
@@ -213,13 +227,13 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
             "SELECT " + time_column_micros(kind) + ", path, method, " +
             (kind == dialect::sqlite ? "allowed" : "CAST(allowed AS INTEGER)") +
             ", count, \"limit\", rule_name, " + detail::outcome_select(outcomes) +
-            " FROM ratelimit_event WHERE key = " + q.text(key) +
-            " AND " + q.raw_condition(r) + " ORDER BY timestamp DESC, id DESC LIMIT " +
-            q.integer(recent);
+            " FROM ratelimit_event WHERE key = " + q.text(key) + " AND " + q.raw_condition(r) +
+            " ORDER BY timestamp DESC, id DESC LIMIT " + q.integer(recent);
         long long ts = 0, count = 0, limit = 0;
         int allowed = 0;
         std::string path, method, rule, outcome;
-        ::soci::indicator pi = ::soci::i_ok, mi = ::soci::i_ok, ri = ::soci::i_ok, oi = ::soci::i_null;
+        ::soci::indicator pi = ::soci::i_ok, mi = ::soci::i_ok, ri = ::soci::i_ok,
+                          oi = ::soci::i_null;
         q.run(
             sql, text,
             [&](::soci::statement& st) {
@@ -233,17 +247,18 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
                 st.exchange(::soci::into(outcome, oi));
             },
             [&] {
-                d.recent_events.push_back(recent_event{
-                    event_time{std::chrono::microseconds{ts}}, pi == ::soci::i_ok ? path : "",
-                    mi == ::soci::i_ok ? method : "", allowed != 0, count, limit,
-                    ri == ::soci::i_ok ? rule : "", detail::read_outcome(allowed != 0, oi, outcome)});
+                d.recent_events.push_back(
+                    recent_event{event_time{std::chrono::microseconds{ts}},
+                                 pi == ::soci::i_ok ? path : "", mi == ::soci::i_ok ? method : "",
+                                 allowed != 0, count, limit, ri == ::soci::i_ok ? rule : "",
+                                 detail::read_outcome(allowed != 0, oi, outcome)});
             });
     }
     return d;
 }
 
-inline std::vector<offender> sql_analytics::raw_top_offenders(const detail::analytics::window_plan& plan,
-                                                             int limit) const {
+inline std::vector<offender> sql_analytics::raw_top_offenders(
+    const detail::analytics::window_plan& plan, int limit) const {
     using namespace detail::analytics;
     bound_query q(kind);
     std::string text = "SELECT key, CAST(SUM(n) AS BIGINT) AS c FROM (";
@@ -252,7 +267,8 @@ inline std::vector<offender> sql_analytics::raw_top_offenders(const detail::anal
         text += "SELECT key, COUNT(*) AS n FROM ratelimit_event WHERE " + q.blocked() + " AND " +
                 q.raw_condition(plan.raw[i]) + " GROUP BY key";
     }
-    text += ") w GROUP BY key ORDER BY c DESC, key" + q.collate() + " ASC LIMIT " + q.integer(limit);
+    text +=
+        ") w GROUP BY key ORDER BY c DESC, key" + q.collate() + " ASC LIMIT " + q.integer(limit);
     return read_offenders(q, sql, text);
 }
 
@@ -262,7 +278,8 @@ inline std::string sql_analytics::raw_id_arm(detail::analytics::bound_query& q,
     std::string text = "SELECT k.id AS key_id, r.n FROM (SELECT key, COUNT(*) AS n FROM (";
     for (std::size_t i = 0; i < plan.raw.size(); ++i) {
         if (i > 0) text += " UNION ALL ";
-        text += "SELECT key FROM ratelimit_event WHERE " + q.blocked() + " AND " + q.raw_condition(plan.raw[i]);
+        text += "SELECT key FROM ratelimit_event WHERE " + q.blocked() + " AND " +
+                q.raw_condition(plan.raw[i]);
     }
     return text + ") e GROUP BY key) r JOIN ratelimit_rollup_key k ON k.key = r.key";
 }
@@ -289,10 +306,11 @@ inline void sql_analytics::complete(const std::vector<detail::analytics::key_spa
             }
         }
         if (ss.empty()) return;
-        text = "SELECT p.s, p.k, x.blocked FROM unnest(CAST(" + q.text("{" + ss + "}") + " AS BIGINT[]), CAST(" +
-               q.text("{" + ls + "}") + " AS INTEGER[]), CAST(" + q.text("{" + bs + "}") +
-               " AS BIGINT[]), CAST(" + q.text("{" + ks + "}") +
-               " AS BIGINT[])) AS p(s, l, b, k), LATERAL (SELECT blocked FROM ratelimit_rollup_key_span"
+        text = "SELECT p.s, p.k, x.blocked FROM unnest(CAST(" + q.text("{" + ss + "}") +
+               " AS BIGINT[]), CAST(" + q.text("{" + ls + "}") + " AS INTEGER[]), CAST(" +
+               q.text("{" + bs + "}") + " AS BIGINT[]), CAST(" + q.text("{" + ks + "}") +
+               " AS BIGINT[])) AS p(s, l, b, k), LATERAL (SELECT blocked FROM "
+               "ratelimit_rollup_key_span"
                " WHERE level = p.l AND bucket = p.b AND key_id = p.k OFFSET 0) x";
     } else {
         for (std::size_t i = 0; i < spans.size(); ++i) {
@@ -300,8 +318,8 @@ inline void sql_analytics::complete(const std::vector<detail::analytics::key_spa
             if (!text.empty()) text += " UNION ALL ";
             text += "SELECT " + q.integer(static_cast<std::int64_t>(i)) +
                     " AS s, key_id, blocked FROM ratelimit_rollup_key_span WHERE level = " +
-                    q.integer(spans[i].level) + " AND bucket = " + q.integer(spans[i].bucket) + " AND " +
-                    in_id_set(q, "key_id", open);
+                    q.integer(spans[i].level) + " AND bucket = " + q.integer(spans[i].bucket) +
+                    " AND " + in_id_set(q, "key_id", open);
         }
         if (text.empty()) return;
     }
@@ -312,8 +330,8 @@ inline void sql_analytics::complete(const std::vector<detail::analytics::key_spa
     });
 }
 
-inline std::vector<offender> sql_analytics::span_top_offenders(const detail::analytics::window_plan& plan,
-                                                              std::size_t limit) const {
+inline std::vector<offender> sql_analytics::span_top_offenders(
+    const detail::analytics::window_plan& plan, std::size_t limit) const {
     using namespace detail::analytics;
     // The hours that hold per-key data bound the spans (an open or very long window
     // would otherwise split into spans up to year 9999).
@@ -333,7 +351,8 @@ inline std::vector<offender> sql_analytics::span_top_offenders(const detail::ana
             [] {});
         if (lo_ind == ::soci::i_ok && hi_ind == ::soci::i_ok) {
             const std::int64_t from = std::max<std::int64_t>(plan.hour_from, lo);
-            const std::int64_t to = plan.hour_to ? std::min<std::int64_t>(*plan.hour_to, hi + 1) : hi + 1;
+            const std::int64_t to =
+                plan.hour_to ? std::min<std::int64_t>(*plan.hour_to, hi + 1) : hi + 1;
             spans = split_spans(from, to);
         }
     }
@@ -365,11 +384,12 @@ inline std::vector<offender> sql_analytics::span_top_offenders(const detail::ana
                 text += "SELECT * FROM (SELECT " + q.integer(static_cast<std::int64_t>(i)) +
                         " AS s, key_id, blocked FROM ratelimit_rollup_key_span WHERE level = " +
                         q.integer(spans[i].level) + " AND bucket = " + q.integer(spans[i].bucket) +
-                        " ORDER BY blocked DESC LIMIT " + q.integer(static_cast<std::int64_t>(depth)) +
-                        ") AS t" + std::to_string(i);
+                        " ORDER BY blocked DESC LIMIT " +
+                        q.integer(static_cast<std::int64_t>(depth)) + ") AS t" + std::to_string(i);
             }
             std::vector<std::size_t> rows(spans.size(), 0);
-            std::vector<std::int64_t> least(spans.size(), 0);  // of the rows read (the depth-th largest)
+            std::vector<std::int64_t> least(spans.size(),
+                                            0);  // of the rows read (the depth-th largest)
             std::vector<std::tuple<std::uint32_t, std::int64_t, std::int64_t>> read;
             q.run_int3(sql, text, [&](long long s, long long id, long long n) {
                 const auto i = static_cast<std::uint32_t>(s);
@@ -393,26 +413,28 @@ inline std::vector<offender> sql_analytics::span_top_offenders(const detail::ana
             std::vector<std::int64_t> lows;
             lows.reserve(known.size());
             for (const auto& [id, k] : known) lows.push_back(k.count);
-            std::nth_element(lows.begin(), lows.begin() + static_cast<std::ptrdiff_t>(limit - 1), lows.end(),
-                             std::greater<>());
+            std::nth_element(lows.begin(), lows.begin() + static_cast<std::ptrdiff_t>(limit - 1),
+                             lows.end(), std::greater<>());
             nth = lows[limit - 1];
         }
         if (unread > 0 && unread >= nth) continue;  // an unread key could still make the top N
         // Keys that can reach the N-th count: complete their spans read to depth.
         std::vector<std::int64_t> open;
         for (const auto& [id, k] : known)
-            if (k.count + (unread - k.seen_threshold) >= nth && k.seen_threshold < unread) open.push_back(id);
+            if (k.count + (unread - k.seen_threshold) >= nth && k.seen_threshold < unread)
+                open.push_back(id);
         if (!open.empty()) complete(spans, threshold, open, known);
         // Exact counts now for every key that can reach `nth`; keep those at or above
         // the N-th exact count (ties included), name them, sort.
         std::vector<std::pair<std::int64_t, std::int64_t>> exact;  // (count, id)
         for (const auto& [id, k] : known)
-            if (k.count + (unread - k.seen_threshold) >= nth && k.count > 0) exact.emplace_back(k.count, id);
+            if (k.count + (unread - k.seen_threshold) >= nth && k.count > 0)
+                exact.emplace_back(k.count, id);
         std::sort(exact.begin(), exact.end(), std::greater<>());
         if (exact.size() > limit) {
             const std::int64_t cut = exact[limit - 1].first;
-            exact.erase(std::find_if(exact.begin() + static_cast<std::ptrdiff_t>(limit), exact.end(),
-                                     [&](const auto& e) { return e.first < cut; }),
+            exact.erase(std::find_if(exact.begin() + static_cast<std::ptrdiff_t>(limit),
+                                     exact.end(), [&](const auto& e) { return e.first < cut; }),
                         exact.end());
         }
         std::vector<offender> out;
@@ -424,7 +446,8 @@ inline std::vector<offender> sql_analytics::span_top_offenders(const detail::ana
             ids.push_back(id);
         }
         bound_query q(kind);
-        const std::string text = "SELECT id, key FROM ratelimit_rollup_key WHERE " + in_id_set(q, "id", ids);
+        const std::string text =
+            "SELECT id, key FROM ratelimit_rollup_key WHERE " + in_id_set(q, "id", ids);
         long long id = 0;
         std::string key;
         q.run(
@@ -433,9 +456,12 @@ inline std::vector<offender> sql_analytics::span_top_offenders(const detail::ana
                 st.exchange(::soci::into(id));
                 st.exchange(::soci::into(key));
             },
-            [&] { out.push_back(offender{key, count_of[id]}); });
+            [&] {
+                out.push_back(offender{key, count_of[id]});
+            });
         std::sort(out.begin(), out.end(), [](const offender& a, const offender& b) {
-            return a.blocked_count != b.blocked_count ? a.blocked_count > b.blocked_count : a.key < b.key;
+            return a.blocked_count != b.blocked_count ? a.blocked_count > b.blocked_count
+                                                      : a.key < b.key;
         });
         if (out.size() > limit) out.resize(limit);
         return out;
@@ -451,8 +477,10 @@ inline std::vector<offender> sql_analytics::span_top_offenders(const detail::ana
                 q.integer(sp.level) + " AND bucket = " + q.integer(sp.bucket);
     }
     if (!plan.raw.empty()) text += (first ? "" : " UNION ALL ") + raw_id_arm(q, plan);
-    text += ") u GROUP BY key_id) w JOIN ratelimit_rollup_key k ON k.id = w.key_id ORDER BY w.c DESC, k.key" +
-            q.collate() + " ASC LIMIT " + q.integer(static_cast<std::int64_t>(limit));
+    text +=
+        ") u GROUP BY key_id) w JOIN ratelimit_rollup_key k ON k.id = w.key_id ORDER BY w.c DESC, "
+        "k.key" +
+        q.collate() + " ASC LIMIT " + q.integer(static_cast<std::int64_t>(limit));
     return read_offenders(q, sql, text);
 }
 

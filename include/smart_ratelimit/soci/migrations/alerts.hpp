@@ -17,7 +17,8 @@ inline constexpr char v1[] =
 
 /// The alert log's steps. To add a step, append one line.
 inline constexpr migration alert_log_steps[] = {
-    {1, "create ratelimit_alert_log (last alert time per key)", detail::alerts_sql::v1, detail::alerts_sql::v1},
+    {1, "create ratelimit_alert_log (last alert time per key)", detail::alerts_sql::v1,
+     detail::alerts_sql::v1},
 };
 
 /// The alert log's migration set (component "alerts").

@@ -54,54 +54,81 @@ constexpr auto v1_tables(const sql_text<K>& keyed) {
            " hour BIGINT PRIMARY KEY, total BIGINT NOT NULL, blocked BIGINT NOT NULL);"
            "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_hour ("
            " hour BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
-           " PRIMARY KEY (hour, key))" + keyed + ";"
+           " PRIMARY KEY (hour, key))" +
+           keyed +
+           ";"
            "CREATE TABLE IF NOT EXISTS ratelimit_rollup_rule_hour ("
            " hour BIGINT NOT NULL, rule_name VARCHAR(100) NOT NULL, hits BIGINT NOT NULL,"
-           " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name))" + keyed + ";"
+           " blocked BIGINT NOT NULL, PRIMARY KEY (hour, rule_name))" +
+           keyed +
+           ";"
            "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_day ("
            " day BIGINT NOT NULL, key VARCHAR(255) NOT NULL, blocked BIGINT NOT NULL,"
-           " PRIMARY KEY (day, key))" + keyed + ";";
+           " PRIMARY KEY (day, key))" +
+           keyed + ";";
 }
 
 // SQLite, per row: count NEW in, count OLD out (dropping counters that reach zero).
 inline constexpr auto v1_add =
     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    "  VALUES (" + new_hour + ", 1, NEW.allowed = 0)"
+    "  VALUES (" +
+    new_hour +
+    ", 1, NEW.allowed = 0)"
     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked;"
     " INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    "  SELECT " + new_hour + ", NEW.key, 1"
+    "  SELECT " +
+    new_hour +
+    ", NEW.key, 1"
     "  WHERE NEW.allowed = 0"
     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = blocked + 1;"
     " INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    "  SELECT " + new_day + ", NEW.key, 1"
+    "  SELECT " +
+    new_day +
+    ", NEW.key, 1"
     "  WHERE NEW.allowed = 0"
     "  ON CONFLICT (day, key) DO UPDATE SET blocked = blocked + 1;"
     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    "  SELECT " + new_hour + ", NEW.rule_name, 1,"
+    "  SELECT " +
+    new_hour +
+    ", NEW.rule_name, 1,"
     "  NEW.allowed = 0"
     "  WHERE NEW.rule_name <> ''"
     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1,"
     "  blocked = blocked + excluded.blocked;";
 inline constexpr auto v1_sub =
     " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = " + old_hour + ";"
+    "  WHERE hour = " +
+    old_hour +
+    ";"
     " DELETE FROM ratelimit_rollup_hour"
-    "  WHERE hour = " + old_hour + " AND total <= 0;"
+    "  WHERE hour = " +
+    old_hour +
+    " AND total <= 0;"
     " UPDATE ratelimit_rollup_key_hour SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND hour = " + old_hour + " AND key = OLD.key;"
+    "  AND hour = " +
+    old_hour +
+    " AND key = OLD.key;"
     " DELETE FROM ratelimit_rollup_key_hour"
-    "  WHERE hour = " + old_hour + " AND key = OLD.key"
+    "  WHERE hour = " +
+    old_hour +
+    " AND key = OLD.key"
     "  AND blocked <= 0;"
     " UPDATE ratelimit_rollup_key_day SET blocked = blocked - 1 WHERE OLD.allowed = 0"
-    "  AND day = " + old_day + " AND key = OLD.key;"
+    "  AND day = " +
+    old_day +
+    " AND key = OLD.key;"
     " DELETE FROM ratelimit_rollup_key_day"
-    "  WHERE day = " + old_day + " AND key = OLD.key"
+    "  WHERE day = " +
+    old_day +
+    " AND key = OLD.key"
     "  AND blocked <= 0;"
     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0)"
-    "  WHERE hour = " + old_hour +
+    "  WHERE hour = " +
+    old_hour +
     "  AND rule_name = OLD.rule_name;"
     " DELETE FROM ratelimit_rollup_rule_hour"
-    "  WHERE hour = " + old_hour +
+    "  WHERE hour = " +
+    old_hour +
     "  AND rule_name = OLD.rule_name"
     "  AND hits <= 0;";
 
@@ -112,23 +139,36 @@ inline constexpr auto v1_sqlite =
     "DELETE FROM ratelimit_rollup_rule_hour;"
     "DELETE FROM ratelimit_rollup_key_day;"
     "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    " SELECT " + day + ", key, COUNT(*)"
+    " SELECT " +
+    day +
+    ", key, COUNT(*)"
     " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2;"
     "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    " SELECT " + hour + ", COUNT(*),"
+    " SELECT " +
+    hour +
+    ", COUNT(*),"
     " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event GROUP BY 1;"
     "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    " SELECT " + hour + ", key, COUNT(*)"
+    " SELECT " +
+    hour +
+    ", key, COUNT(*)"
     " FROM ratelimit_event WHERE allowed = 0 GROUP BY 1, 2;"
     "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    " SELECT " + hour + ", rule_name, COUNT(*),"
+    " SELECT " +
+    hour +
+    ", rule_name, COUNT(*),"
     " SUM(CASE WHEN allowed = 0 THEN 1 ELSE 0 END) FROM ratelimit_event"
     " WHERE rule_name <> '' GROUP BY 1, 2;"
-    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN" + v1_add + " END;"
-    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN" + v1_sub + " END;"
+    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN" +
+    v1_add +
+    " END;"
+    "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN" +
+    v1_sub +
+    " END;"
     // An UPDATE is a delete of the old row and an insert of the new one.
     "CREATE TRIGGER IF NOT EXISTS ratelimit_rollup_au"
-    " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN" + v1_sub + v1_add + " END";
+    " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN" +
+    v1_sub + v1_add + " END";
 
 inline constexpr auto v1_postgresql =
     v1_tables(sql_text("")) +
@@ -136,37 +176,53 @@ inline constexpr auto v1_postgresql =
     "TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_key_hour, ratelimit_rollup_rule_hour,"
     " ratelimit_rollup_key_day;"
     "INSERT INTO ratelimit_rollup_key_day (day, key, blocked)"
-    " SELECT " + pg_day + ", key, COUNT(*)"
+    " SELECT " +
+    pg_day +
+    ", key, COUNT(*)"
     " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2;"
     "INSERT INTO ratelimit_rollup_hour (hour, total, blocked)"
-    " SELECT " + pg_hour + ", COUNT(*),"
+    " SELECT " +
+    pg_hour +
+    ", COUNT(*),"
     "  COUNT(*) FILTER (WHERE NOT allowed)"
     " FROM ratelimit_event GROUP BY 1;"
     "INSERT INTO ratelimit_rollup_key_hour (hour, key, blocked)"
-    " SELECT " + pg_hour + ", key, COUNT(*)"
+    " SELECT " +
+    pg_hour +
+    ", key, COUNT(*)"
     " FROM ratelimit_event WHERE NOT allowed GROUP BY 1, 2;"
     "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked)"
-    " SELECT " + pg_hour + ", rule_name, COUNT(*),"
+    " SELECT " +
+    pg_hour +
+    ", rule_name, COUNT(*),"
     " COUNT(*) FILTER (WHERE NOT allowed) FROM ratelimit_event WHERE rule_name <> '' GROUP BY 1, 2;"
     // Adds the transition table new_rows (grouped, in key order to avoid deadlocks).
     "CREATE OR REPLACE FUNCTION ratelimit_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $f$"
     " BEGIN"
     " INSERT INTO ratelimit_rollup_hour AS r (hour, total, blocked)"
-    "  SELECT " + pg_hour + ", COUNT(*),"
+    "  SELECT " +
+    pg_hour +
+    ", COUNT(*),"
     "  COUNT(*) FILTER (WHERE NOT allowed)"
     "  FROM new_rows GROUP BY 1 ORDER BY 1"
     "  ON CONFLICT (hour) DO UPDATE SET total = r.total + EXCLUDED.total,"
     "  blocked = r.blocked + EXCLUDED.blocked;"
     " INSERT INTO ratelimit_rollup_key_hour AS r (hour, key, blocked)"
-    "  SELECT " + pg_hour + ", key, COUNT(*)"
+    "  SELECT " +
+    pg_hour +
+    ", key, COUNT(*)"
     "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
     "  ON CONFLICT (hour, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
     " INSERT INTO ratelimit_rollup_key_day AS r (day, key, blocked)"
-    "  SELECT " + pg_day + ", key, COUNT(*)"
+    "  SELECT " +
+    pg_day +
+    ", key, COUNT(*)"
     "  FROM new_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2"
     "  ON CONFLICT (day, key) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked;"
     " INSERT INTO ratelimit_rollup_rule_hour AS r (hour, rule_name, hits, blocked)"
-    "  SELECT " + pg_hour + ", rule_name, COUNT(*),"
+    "  SELECT " +
+    pg_hour +
+    ", rule_name, COUNT(*),"
     "  COUNT(*) FILTER (WHERE NOT allowed)"
     "  FROM new_rows WHERE rule_name <> '' GROUP BY 1, 2 ORDER BY 1, 2"
     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = r.hits + EXCLUDED.hits,"
@@ -177,35 +233,51 @@ inline constexpr auto v1_postgresql =
     "CREATE OR REPLACE FUNCTION ratelimit_rollup_sub() RETURNS trigger LANGUAGE plpgsql AS $f$"
     " BEGIN"
     " UPDATE ratelimit_rollup_hour r SET total = r.total - d.n, blocked = r.blocked - d.b"
-    "  FROM (SELECT " + pg_hour + " AS h, COUNT(*) AS n,"
+    "  FROM (SELECT " +
+    pg_hour +
+    " AS h, COUNT(*) AS n,"
     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows GROUP BY 1 ORDER BY 1) d"
     "  WHERE r.hour = d.h;"
     " DELETE FROM ratelimit_rollup_hour r"
-    "  USING (SELECT DISTINCT " + pg_hour + " AS h FROM old_rows) d"
+    "  USING (SELECT DISTINCT " +
+    pg_hour +
+    " AS h FROM old_rows) d"
     "  WHERE r.hour = d.h AND r.total <= 0;"
     " UPDATE ratelimit_rollup_key_hour r SET blocked = r.blocked - d.n"
-    "  FROM (SELECT " + pg_hour + " AS h, key, COUNT(*) AS n"
+    "  FROM (SELECT " +
+    pg_hour +
+    " AS h, key, COUNT(*) AS n"
     "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
     "  WHERE r.hour = d.h AND r.key = d.key;"
     " DELETE FROM ratelimit_rollup_key_hour r"
-    "  USING (SELECT DISTINCT " + pg_hour + " AS h,"
+    "  USING (SELECT DISTINCT " +
+    pg_hour +
+    " AS h,"
     "  key FROM old_rows WHERE NOT allowed) d"
     "  WHERE r.hour = d.h AND r.key = d.key AND r.blocked <= 0;"
     " UPDATE ratelimit_rollup_key_day r SET blocked = r.blocked - d.n"
-    "  FROM (SELECT " + pg_day + " AS dd, key, COUNT(*) AS n"
+    "  FROM (SELECT " +
+    pg_day +
+    " AS dd, key, COUNT(*) AS n"
     "  FROM old_rows WHERE NOT allowed GROUP BY 1, 2 ORDER BY 1, 2) d"
     "  WHERE r.day = d.dd AND r.key = d.key;"
     " DELETE FROM ratelimit_rollup_key_day r"
-    "  USING (SELECT DISTINCT " + pg_day + " AS dd,"
+    "  USING (SELECT DISTINCT " +
+    pg_day +
+    " AS dd,"
     "  key FROM old_rows WHERE NOT allowed) d"
     "  WHERE r.day = d.dd AND r.key = d.key AND r.blocked <= 0;"
     " UPDATE ratelimit_rollup_rule_hour r SET hits = r.hits - d.n, blocked = r.blocked - d.b"
-    "  FROM (SELECT " + pg_hour + " AS h, rule_name, COUNT(*) AS n,"
+    "  FROM (SELECT " +
+    pg_hour +
+    " AS h, rule_name, COUNT(*) AS n,"
     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows WHERE rule_name <> ''"
     "  GROUP BY 1, 2 ORDER BY 1, 2) d"
     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name;"
     " DELETE FROM ratelimit_rollup_rule_hour r"
-    "  USING (SELECT DISTINCT " + pg_hour + " AS h,"
+    "  USING (SELECT DISTINCT " +
+    pg_hour +
+    " AS h,"
     "  rule_name FROM old_rows WHERE rule_name <> '') d"
     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name AND r.hits <= 0;"
     " RETURN NULL;"
@@ -227,13 +299,13 @@ inline constexpr auto v1_postgresql =
     "CREATE OR REPLACE TRIGGER ratelimit_rollup_at AFTER TRUNCATE ON ratelimit_event"
     " FOR EACH STATEMENT EXECUTE FUNCTION ratelimit_rollup_truncate()";
 
-
 // ---- version 2: per-key counters over aligned spans of 4^level hours --------------
 
 /// Back-fills span levels 1..4 from the level below; `sum` adds up a group.
 template <std::size_t S>
 constexpr auto upper_levels(const sql_text<S>& sum) {
-    constexpr sql_text insert = "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) ";
+    constexpr sql_text insert =
+        "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) ";
     constexpr sql_text from = " FROM ratelimit_rollup_key_span WHERE level = ";
     return insert + " SELECT 1, bucket >> 2, key_id, " + sum + from + "0 GROUP BY 2, 3; " +  //
            insert + " SELECT 2, bucket >> 2, key_id, " + sum + from + "1 GROUP BY 2, 3; " +  //
@@ -244,34 +316,53 @@ constexpr auto upper_levels(const sql_text<S>& sum) {
 // SQLite, per row (the insert trigger's body is also version 3's).
 inline constexpr auto v2_add =
     " INSERT INTO ratelimit_rollup_hour (hour, total, blocked) "
-    "  VALUES (" + new_hour + ", 1, NEW.allowed = 0) "
+    "  VALUES (" +
+    new_hour +
+    ", 1, NEW.allowed = 0) "
     "  ON CONFLICT (hour) DO UPDATE SET total = total + 1, blocked = blocked + excluded.blocked; "
     " INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked) "
-    "  SELECT " + new_hour + ", NEW.rule_name, 1, NEW.allowed = 0 "
+    "  SELECT " +
+    new_hour +
+    ", NEW.rule_name, 1, NEW.allowed = 0 "
     "  WHERE NEW.rule_name <> '' "
-    "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1, blocked = blocked + excluded.blocked; "
+    "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = hits + 1, blocked = blocked + "
+    "excluded.blocked; "
     " INSERT INTO ratelimit_rollup_key (key) SELECT NEW.key "
-    "  WHERE NEW.allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key WHERE key = NEW.key); "
+    "  WHERE NEW.allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key WHERE key = "
+    "NEW.key); "
     " INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
-    "  SELECT v.l, " + new_hour + " >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, " + levels + " v "
+    "  SELECT v.l, " +
+    new_hour + " >> (2 * v.l), k.id, 1 FROM ratelimit_rollup_key k, " + levels +
+    " v "
     "  WHERE NEW.allowed = 0 AND k.key = NEW.key "
     "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = blocked + 1; ";
 inline constexpr auto v2_sub =
     " UPDATE ratelimit_rollup_hour SET total = total - 1, blocked = blocked - (OLD.allowed = 0) "
-    "  WHERE hour = " + old_hour + "; "
-    " DELETE FROM ratelimit_rollup_hour WHERE hour = " + old_hour + " AND total <= 0; "
+    "  WHERE hour = " +
+    old_hour +
+    "; "
+    " DELETE FROM ratelimit_rollup_hour WHERE hour = " +
+    old_hour +
+    " AND total <= 0; "
     " UPDATE ratelimit_rollup_rule_hour SET hits = hits - 1, blocked = blocked - (OLD.allowed = 0) "
-    "  WHERE hour = " + old_hour + " AND rule_name = OLD.rule_name; "
-    " DELETE FROM ratelimit_rollup_rule_hour WHERE hour = " + old_hour +
+    "  WHERE hour = " +
+    old_hour +
+    " AND rule_name = OLD.rule_name; "
+    " DELETE FROM ratelimit_rollup_rule_hour WHERE hour = " +
+    old_hour +
     " AND rule_name = OLD.rule_name AND hits <= 0; "
     " UPDATE ratelimit_rollup_key_span SET blocked = blocked - 1 "
-    "  FROM " + levels + " v, ratelimit_rollup_key k "
+    "  FROM " +
+    levels +
+    " v, ratelimit_rollup_key k "
     "  WHERE OLD.allowed = 0 AND k.key = OLD.key AND ratelimit_rollup_key_span.key_id = k.id "
-    "  AND ratelimit_rollup_key_span.level = v.l AND ratelimit_rollup_key_span.bucket = " + old_hour +
+    "  AND ratelimit_rollup_key_span.level = v.l AND ratelimit_rollup_key_span.bucket = " +
+    old_hour +
     " >> (2 * v.l); "
     " DELETE FROM ratelimit_rollup_key_span WHERE OLD.allowed = 0 AND blocked <= 0 "
     "  AND key_id = (SELECT id FROM ratelimit_rollup_key WHERE key = OLD.key) "
-    "  AND (level, bucket) IN (SELECT l, " + old_hour + " >> (2 * l) FROM " + levels + "); ";
+    "  AND (level, bucket) IN (SELECT l, " +
+    old_hour + " >> (2 * l) FROM " + levels + "); ";
 
 inline constexpr auto v2_sqlite =
     "DROP TRIGGER IF EXISTS ratelimit_rollup_ai; "
@@ -282,7 +373,8 @@ inline constexpr auto v2_sqlite =
     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key ( "
     " id INTEGER PRIMARY KEY, key VARCHAR(255) NOT NULL UNIQUE); "
     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_span ( "
-    " level INTEGER NOT NULL, bucket BIGINT NOT NULL, key_id BIGINT NOT NULL, blocked BIGINT NOT NULL, "
+    " level INTEGER NOT NULL, bucket BIGINT NOT NULL, key_id BIGINT NOT NULL, blocked BIGINT NOT "
+    "NULL, "
     " PRIMARY KEY (level, bucket, key_id)) WITHOUT ROWID; "
     "CREATE INDEX IF NOT EXISTS ratelimit_rollup_key_span_top "
     " ON ratelimit_rollup_key_span (level, bucket, blocked DESC); "
@@ -291,13 +383,20 @@ inline constexpr auto v2_sqlite =
     "INSERT INTO ratelimit_rollup_key (key) "
     " SELECT DISTINCT key FROM ratelimit_event WHERE allowed = 0 ORDER BY key; "
     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
-    " SELECT 0, e.h, k.id, COUNT(*) FROM (SELECT " + hour + " AS h, "
-    " key FROM ratelimit_event WHERE allowed = 0) e JOIN ratelimit_rollup_key k ON k.key = e.key GROUP BY 2, 3; " +
+    " SELECT 0, e.h, k.id, COUNT(*) FROM (SELECT " +
+    hour +
+    " AS h, "
+    " key FROM ratelimit_event WHERE allowed = 0) e JOIN ratelimit_rollup_key k ON k.key = e.key "
+    "GROUP BY 2, 3; " +
     upper_levels(sql_text("SUM(blocked)")) +
-    "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN " + v2_add + " END; "
-    "CREATE TRIGGER ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN " + v2_sub + " END; "
+    "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event BEGIN " + v2_add +
+    " END; "
+    "CREATE TRIGGER ratelimit_rollup_ad AFTER DELETE ON ratelimit_event BEGIN " +
+    v2_sub +
+    " END; "
     "CREATE TRIGGER ratelimit_rollup_au "
-    " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN " + v2_sub + v2_add + " END";
+    " AFTER UPDATE OF timestamp, key, rule_name, allowed ON ratelimit_event BEGIN " +
+    v2_sub + v2_add + " END";
 
 /// PostgreSQL: the (level, bucket, key id) groups of the blocked rows of a
 /// transition table, as a FROM source (aliases e, k, l; columns h, key).
@@ -313,7 +412,8 @@ inline constexpr auto v2_postgresql =
     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key ( "
     " id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, key VARCHAR(255) NOT NULL UNIQUE); "
     "CREATE TABLE IF NOT EXISTS ratelimit_rollup_key_span ( "
-    " level SMALLINT NOT NULL, bucket BIGINT NOT NULL, key_id BIGINT NOT NULL, blocked BIGINT NOT NULL, "
+    " level SMALLINT NOT NULL, bucket BIGINT NOT NULL, key_id BIGINT NOT NULL, blocked BIGINT NOT "
+    "NULL, "
     " PRIMARY KEY (level, bucket, key_id) INCLUDE (blocked)); "
     "CREATE INDEX IF NOT EXISTS ratelimit_rollup_key_span_top "
     " ON ratelimit_rollup_key_span (level, bucket, blocked DESC, key_id); "
@@ -322,17 +422,24 @@ inline constexpr auto v2_postgresql =
     "INSERT INTO ratelimit_rollup_key (key) "
     " SELECT DISTINCT key FROM ratelimit_event WHERE NOT allowed ORDER BY 1; "
     "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) "
-    " SELECT 0, e.h, k.id, COUNT(*) FROM (SELECT " + pg_hour + " AS h, key FROM ratelimit_event WHERE NOT allowed) e "
+    " SELECT 0, e.h, k.id, COUNT(*) FROM (SELECT " +
+    pg_hour +
+    " AS h, key FROM ratelimit_event WHERE NOT allowed) e "
     " JOIN ratelimit_rollup_key k ON k.key = e.key GROUP BY 2, 3; " +
     upper_levels(sql_text("SUM(blocked)::bigint")) +
     "CREATE OR REPLACE FUNCTION ratelimit_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $f$ "
     " BEGIN "
     " INSERT INTO ratelimit_rollup_hour AS r (hour, total, blocked) "
-    "  SELECT " + pg_hour + ", COUNT(*), COUNT(*) FILTER (WHERE NOT allowed) "
+    "  SELECT " +
+    pg_hour +
+    ", COUNT(*), COUNT(*) FILTER (WHERE NOT allowed) "
     "  FROM new_rows GROUP BY 1 ORDER BY 1 "
-    "  ON CONFLICT (hour) DO UPDATE SET total = r.total + EXCLUDED.total, blocked = r.blocked + EXCLUDED.blocked; "
+    "  ON CONFLICT (hour) DO UPDATE SET total = r.total + EXCLUDED.total, blocked = r.blocked + "
+    "EXCLUDED.blocked; "
     " INSERT INTO ratelimit_rollup_rule_hour AS r (hour, rule_name, hits, blocked) "
-    "  SELECT " + pg_hour + ", rule_name, COUNT(*), COUNT(*) FILTER (WHERE NOT allowed) "
+    "  SELECT " +
+    pg_hour +
+    ", rule_name, COUNT(*), COUNT(*) FILTER (WHERE NOT allowed) "
     "  FROM new_rows WHERE rule_name <> '' GROUP BY 1, 2 ORDER BY 1, 2 "
     "  ON CONFLICT (hour, rule_name) DO UPDATE SET hits = r.hits + EXCLUDED.hits, "
     "  blocked = r.blocked + EXCLUDED.blocked; "
@@ -341,37 +448,51 @@ inline constexpr auto v2_postgresql =
     "  AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key k WHERE k.key = n.key) ORDER BY 1 "
     "  ON CONFLICT (key) DO NOTHING; "
     " INSERT INTO ratelimit_rollup_key_span AS r (level, bucket, key_id, blocked) "
-    "  " + pg_span_columns + ", COUNT(*) AS n FROM " + pg_span_groups(sql_text("new_rows")) + " ORDER BY 1, 2, 3 "
+    "  " +
+    pg_span_columns + ", COUNT(*) AS n FROM " + pg_span_groups(sql_text("new_rows")) +
+    " ORDER BY 1, 2, 3 "
     "  ON CONFLICT (level, bucket, key_id) DO UPDATE SET blocked = r.blocked + EXCLUDED.blocked; "
     " RETURN NULL; "
     " END $f$; "
     "CREATE OR REPLACE FUNCTION ratelimit_rollup_sub() RETURNS trigger LANGUAGE plpgsql AS $f$ "
     " BEGIN "
     " UPDATE ratelimit_rollup_hour r SET total = r.total - d.n, blocked = r.blocked - d.b "
-    "  FROM (SELECT " + pg_hour + " AS h, COUNT(*) AS n, "
+    "  FROM (SELECT " +
+    pg_hour +
+    " AS h, COUNT(*) AS n, "
     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows GROUP BY 1 ORDER BY 1) d "
     "  WHERE r.hour = d.h; "
     " DELETE FROM ratelimit_rollup_hour r "
-    "  USING (SELECT DISTINCT " + pg_hour + " AS h FROM old_rows) d "
+    "  USING (SELECT DISTINCT " +
+    pg_hour +
+    " AS h FROM old_rows) d "
     "  WHERE r.hour = d.h AND r.total <= 0; "
     " UPDATE ratelimit_rollup_rule_hour r SET hits = r.hits - d.n, blocked = r.blocked - d.b "
-    "  FROM (SELECT " + pg_hour + " AS h, rule_name, COUNT(*) AS n, "
+    "  FROM (SELECT " +
+    pg_hour +
+    " AS h, rule_name, COUNT(*) AS n, "
     "  COUNT(*) FILTER (WHERE NOT allowed) AS b FROM old_rows WHERE rule_name <> '' "
     "  GROUP BY 1, 2 ORDER BY 1, 2) d "
     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name; "
     " DELETE FROM ratelimit_rollup_rule_hour r "
-    "  USING (SELECT DISTINCT " + pg_hour + " AS h, rule_name FROM old_rows WHERE rule_name <> '') d "
+    "  USING (SELECT DISTINCT " +
+    pg_hour +
+    " AS h, rule_name FROM old_rows WHERE rule_name <> '') d "
     "  WHERE r.hour = d.h AND r.rule_name = d.rule_name AND r.hits <= 0; "
     " UPDATE ratelimit_rollup_key_span r SET blocked = r.blocked - d.n "
-    "  FROM (" + pg_span_columns + ", COUNT(*) AS n FROM " + pg_span_groups(sql_text("old_rows")) +
+    "  FROM (" +
+    pg_span_columns + ", COUNT(*) AS n FROM " + pg_span_groups(sql_text("old_rows")) +
     " ORDER BY 1, 2, 3) d "
     "  WHERE r.level = d.lv AND r.bucket = d.b AND r.key_id = d.key_id; "
     " DELETE FROM ratelimit_rollup_key_span r "
-    "  USING (" + pg_span_columns + " FROM " + pg_span_groups(sql_text("old_rows")) + ") d "
+    "  USING (" +
+    pg_span_columns + " FROM " + pg_span_groups(sql_text("old_rows")) +
+    ") d "
     "  WHERE r.level = d.lv AND r.bucket = d.b AND r.key_id = d.key_id AND r.blocked <= 0; "
     " RETURN NULL; "
     " END $f$; "
-    "CREATE OR REPLACE FUNCTION ratelimit_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+    "CREATE OR REPLACE FUNCTION ratelimit_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS "
+    "$f$ "
     " BEGIN "
     " TRUNCATE ratelimit_rollup_hour, ratelimit_rollup_rule_hour, ratelimit_rollup_key_span, "
     "  ratelimit_rollup_key RESTART IDENTITY; "
@@ -383,39 +504,55 @@ inline constexpr auto v2_postgresql =
 
 /// The rows of the writer's current batch (ratelimit_event_batch names the id range).
 inline constexpr sql_text batch_ids =
-    "id BETWEEN (SELECT first_id FROM ratelimit_event_batch) AND (SELECT last_id FROM ratelimit_event_batch)";
+    "id BETWEEN (SELECT first_id FROM ratelimit_event_batch) AND (SELECT last_id FROM "
+    "ratelimit_event_batch)";
 
 /// Registers `statement` (quotes inside doubled) as the analytics batch hook `step`.
 template <std::size_t N, std::size_t S>
 constexpr auto hook(const char (&step)[N], const sql_text<S>& statement) {
-    return "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES ('analytics', " +
+    return "INSERT INTO ratelimit_event_batch_hook (component, step, statement) VALUES "
+           "('analytics', " +
            sql_text<N - 1>(step) + ", '" + statement + "')";
 }
 
 inline constexpr auto v3_sqlite =
-    events_sql::batch_table + "; " + events_sql::batch_hook_table + "; "
+    events_sql::batch_table + "; " + events_sql::batch_hook_table +
+    "; "
     "DROP TRIGGER IF EXISTS ratelimit_rollup_ai; "
     "CREATE TRIGGER ratelimit_rollup_ai AFTER INSERT ON ratelimit_event "
-    " WHEN NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN " + v2_add + " END; "
+    " WHEN NOT EXISTS (SELECT 1 FROM ratelimit_event_batch) BEGIN " +
+    v2_add +
+    " END; "
     "DELETE FROM ratelimit_event_batch_hook WHERE component = 'analytics'; " +
     hook("1", "INSERT INTO ratelimit_rollup_hour (hour, total, blocked) SELECT " + hour +
                   " AS h, COUNT(*), SUM(allowed = 0) FROM ratelimit_event WHERE " + batch_ids +
-                  " GROUP BY h ORDER BY h ON CONFLICT (hour) DO UPDATE SET total = total + excluded.total,"
-                  " blocked = blocked + excluded.blocked") + "; " +
-    hook("2", "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked) SELECT " + hour +
-                  " AS h, rule_name, COUNT(*), SUM(allowed = 0) FROM ratelimit_event WHERE " + batch_ids +
+                  " GROUP BY h ORDER BY h ON CONFLICT (hour) DO UPDATE SET total = total + "
+                  "excluded.total,"
+                  " blocked = blocked + excluded.blocked") +
+    "; " +
+    hook("2", "INSERT INTO ratelimit_rollup_rule_hour (hour, rule_name, hits, blocked) SELECT " +
+                  hour +
+                  " AS h, rule_name, COUNT(*), SUM(allowed = 0) FROM ratelimit_event WHERE " +
+                  batch_ids +
                   " AND rule_name <> '''' GROUP BY h, rule_name ORDER BY h, rule_name ON CONFLICT"
                   " (hour, rule_name) DO UPDATE SET hits = hits + excluded.hits,"
                   " blocked = blocked + excluded.blocked") +
     "; " +
-    hook("3", "INSERT INTO ratelimit_rollup_key (key) SELECT key FROM ratelimit_event e WHERE " + batch_ids +
-                  " AND +allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key k WHERE k.key = e.key)"
-                  " GROUP BY key ORDER BY MIN(id)") + "; " +
-    hook("4", "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) SELECT v.l, e.h >> (2 * v.l),"
-                  " k.id, COUNT(*) FROM (SELECT " + hour + " AS h, key FROM ratelimit_event WHERE " + batch_ids +
-                  " AND +allowed = 0) e, ratelimit_rollup_key k, " + levels +
-                  " v WHERE k.key = e.key GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 ON CONFLICT (level, bucket, key_id)"
-                  " DO UPDATE SET blocked = blocked + excluded.blocked");
+    hook("3", "INSERT INTO ratelimit_rollup_key (key) SELECT key FROM ratelimit_event e WHERE " +
+                  batch_ids +
+                  " AND +allowed = 0 AND NOT EXISTS (SELECT 1 FROM ratelimit_rollup_key k WHERE "
+                  "k.key = e.key)"
+                  " GROUP BY key ORDER BY MIN(id)") +
+    "; " +
+    hook("4",
+         "INSERT INTO ratelimit_rollup_key_span (level, bucket, key_id, blocked) SELECT v.l, e.h "
+         ">> (2 * v.l),"
+         " k.id, COUNT(*) FROM (SELECT " +
+             hour + " AS h, key FROM ratelimit_event WHERE " + batch_ids +
+             " AND +allowed = 0) e, ratelimit_rollup_key k, " + levels +
+             " v WHERE k.key = e.key GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 ON CONFLICT (level, bucket, "
+             "key_id)"
+             " DO UPDATE SET blocked = blocked + excluded.blocked");
 
 }  // namespace detail::rollup_sql
 
@@ -426,17 +563,20 @@ inline constexpr auto v3_sqlite =
 /// (with its own back-fill); a version that has shipped is never edited, since a
 /// database that recorded it would never run it again.
 inline constexpr migration analytics_steps[] = {
-    {1, "rollups by hour, rule, key and day kept by triggers, back-filled", detail::rollup_sql::v1_sqlite,
-     detail::rollup_sql::v1_postgresql},
-    {2, "per-key counters over aligned spans of 4^k hours (k = 0..4) on interned key ids,"
-        " replacing the per-key hour and day tables; back-filled",
+    {1, "rollups by hour, rule, key and day kept by triggers, back-filled",
+     detail::rollup_sql::v1_sqlite, detail::rollup_sql::v1_postgresql},
+    {2,
+     "per-key counters over aligned spans of 4^k hours (k = 0..4) on interned key ids,"
+     " replacing the per-key hour and day tables; back-filled",
      detail::rollup_sql::v2_sqlite, detail::rollup_sql::v2_postgresql},
     // SQLite: the event writer updates the rollups once per batch (a grouped upsert per
     // table over the batch's id range, registered as batch hooks, events v2) and the
     // insert trigger skips the rows of such a batch; any other INSERT still fires it.
     // The hooks and the trigger body must agree: a test compares both paths. On
     // PostgreSQL the triggers already run once per COPY statement: nothing to do.
-    {3, "SQLite: rollups of the event writer's batches by batch hooks, the insert trigger for other inserts",
+    {3,
+     "SQLite: rollups of the event writer's batches by batch hooks, the insert trigger for other "
+     "inserts",
      detail::rollup_sql::v3_sqlite, ""},
 };
 

@@ -76,8 +76,8 @@ inline constexpr migration event_log_steps[] = {
      detail::events_sql::v2},
     // The four outcomes apart (allowed, blocked, shadow_blocked, degraded): NULL in
     // older rows. Degraded rows keep allowed = true, so every blocked count is unchanged.
-    {3, "outcome column (NULL in older rows) and the degraded-rows partial index", detail::events_sql::v3,
-     detail::events_sql::v3},
+    {3, "outcome column (NULL in older rows) and the degraded-rows partial index",
+     detail::events_sql::v3, detail::events_sql::v3},
 };
 
 /// The event log's migration set (component "events").

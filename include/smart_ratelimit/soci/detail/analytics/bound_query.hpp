@@ -32,8 +32,9 @@ public:
     }
     std::string integer(std::int64_t v) {
         values_.push_back({{}, static_cast<long long>(v), false});
-        return d_ == dialect::sqlite ? ":p" + std::to_string(values_.size() - 1)
-                                     : "CAST(:p" + std::to_string(values_.size() - 1) + " AS BIGINT)";
+        return d_ == dialect::sqlite
+                   ? ":p" + std::to_string(values_.size() - 1)
+                   : "CAST(:p" + std::to_string(values_.size() - 1) + " AS BIGINT)";
     }
     std::string text(std::string_view v) {
         values_.push_back({std::string(v), 0, true});
@@ -50,7 +51,9 @@ public:
         if (p.hour_to) c += " AND hour < " + integer(*p.hour_to);
         return c;
     }
-    std::string blocked() const { return d_ == dialect::sqlite ? "allowed = 0" : "allowed = false"; }
+    std::string blocked() const {
+        return d_ == dialect::sqlite ? "allowed = 0" : "allowed = false";
+    }
     std::string blocked_int() const {
         return d_ == dialect::sqlite ? "CASE WHEN allowed = 0 THEN 1 ELSE 0 END"
                                      : "CASE WHEN allowed THEN 0 ELSE 1 END";
@@ -87,8 +90,10 @@ public:
             bind_into(st);
             for (std::size_t i = 0; i < values_.size(); ++i) {
                 const std::string name = "p" + std::to_string(i);
-                if (values_[i].is_text) st.exchange(::soci::use(values_[i].s, name));
-                else st.exchange(::soci::use(values_[i].i, name));
+                if (values_[i].is_text)
+                    st.exchange(::soci::use(values_[i].s, name));
+                else
+                    st.exchange(::soci::use(values_[i].i, name));
             }
             st.alloc();
             st.prepare(sql_text);
@@ -98,7 +103,8 @@ public:
                 while (st.fetch());
             }
         } catch (const ::soci::soci_error& e) {
-            throw storage_error(std::string("analytics query on ratelimit_event failed: ") + e.what());
+            throw storage_error(std::string("analytics query on ratelimit_event failed: ") +
+                                e.what());
         }
     }
 
@@ -127,7 +133,8 @@ std::string union_arms(const window_plan& plan, RollupArm&& rollup_arm, RawArm&&
 }
 
 /// A set of key ids as one bound text parameter: `column IN` the set.
-inline std::string in_id_set(bound_query& q, std::string_view column, const std::vector<std::int64_t>& ids) {
+inline std::string in_id_set(bound_query& q, std::string_view column,
+                             const std::vector<std::int64_t>& ids) {
     std::string list;
     for (const auto id : ids) {
         if (!list.empty()) list += ',';
@@ -135,7 +142,8 @@ inline std::string in_id_set(bound_query& q, std::string_view column, const std:
     }
     if (q.kind() == dialect::postgresql)
         return std::string(column) + " = ANY(CAST(" + q.text("{" + list + "}") + " AS BIGINT[]))";
-    return std::string(column) + " IN (SELECT value FROM json_each(" + q.text("[" + list + "]") + "))";
+    return std::string(column) + " IN (SELECT value FROM json_each(" + q.text("[" + list + "]") +
+           "))";
 }
 
 }  // namespace smart_ratelimit::soci::detail::analytics

@@ -24,9 +24,11 @@ public:
     read_snapshot(::soci::session& sql, dialect d) : sql_(sql) {
         if (!idle(sql, d)) return;
         try {
-            sql << (d == dialect::postgresql ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
+            sql << (d == dialect::postgresql ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                                             : "BEGIN");
         } catch (const ::soci::soci_error& e) {
-            throw storage_error(std::string("analytics query on ratelimit_event failed: ") + e.what());
+            throw storage_error(std::string("analytics query on ratelimit_event failed: ") +
+                                e.what());
         }
         open_ = true;
     }
@@ -36,8 +38,7 @@ public:
         if (!open_) return;
         try {
             sql_ << "ROLLBACK";  // nothing was written
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 
 private:
