@@ -179,7 +179,8 @@ TEST_CASE(
         "{\"threshold\": 2, \"days\": 1, \"offenders\": ["
         "{\"key\": \"x\\r\\nBcc: victim@example.net\\r\\n\\r\\nfake body\", \"blocked_count\": 4}, "
         "{\"key\": \".\", \"blocked_count\": 3}, "
-        "{\"key\": \"a\\r\\n.\\r\\nRCPT TO:<victim@example.net>\\r\\n\", \"blocked_count\": 2}]}");
+        "{\"key\": \"a\\r\\n.\\r\\nRCPT TO:\\u003cvictim@example.net\\u003e\\r\\n\", "
+        "\"blocked_count\": 2}]}");
 }
 
 TEST_CASE("libcurl dot-stuffs body lines so a lone dot arrives intact", "[alerts][smtp]") {
@@ -217,7 +218,7 @@ TEST_CASE("non-ASCII and invalid UTF-8 keys arrive as valid UTF-8", "[alerts][sm
     CHECK(http.requests()[0].body ==
           "{\"threshold\": 1, \"days\": 1, \"offenders\": ["
           "{\"key\": \"user:Zo\xC3\xAB\", \"blocked_count\": 3}, "
-          "{\"key\": \"header:X-Id:\xEF\xBF\xBD\xEF\xBF\xBD\", \"blocked_count\": 2}]}");
+          "{\"key\": \"header:X-Id:\\ufffd\\ufffd\", \"blocked_count\": 2}]}");  // U+FFFD, escaped
 }
 
 TEST_CASE("nothing is sent when alerting is disabled or nobody reaches the threshold",
