@@ -16,6 +16,13 @@
 
 namespace smart_ratelimit {
 
+/// Appends `s` as a JSON string literal, escaped as every JSON the library writes:
+/// `"` `\` and controls, `<` `>` `&` DEL U+2028 U+2029 as `\uXXXX` (safe in HTML and
+/// JavaScript), invalid UTF-8 bytes as `\ufffd`.
+inline void append_json_string(std::string& out, std::string_view s) {
+    detail::append_json_string(out, s);
+}
+
 namespace detail::analytics {
 
 struct json_object_writer {
