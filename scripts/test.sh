@@ -29,10 +29,10 @@ build_and_test() {  # <build-dir> <cmake args...>
   scripts/test-servers.sh ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900
 }
 
-# -g1 keeps line tables for stack traces at a fraction of full debug info's build time.
 echo "== clang-format $(elapsed)"
 scripts/format.sh --check
 
+# -g1 keeps line tables for stack traces at a fraction of full debug info's build time.
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
 
 if [[ ${SMART_RATELIMIT_TEST_CLANG:-1} != 0 ]]; then
