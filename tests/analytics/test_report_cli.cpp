@@ -8,85 +8,26 @@
 #include "analytics_support.hpp"
 #include "support/test_env.hpp"
 
-#include <fcntl.h>
-#include <sys/wait.h>
+#include <support/run_tool.hpp>
+#include <support/temp_dir.hpp>
+
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
+#include <string>
+#include <vector>
 
 #include <smart_ratelimit/analytics/json_text.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 
 using namespace srl_test;
 namespace sq = smart_ratelimit::soci;
-namespace fs = std::filesystem;
-
-namespace {
-
-struct run_result {
-    int status = -1;
-    std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-/// Runs the tool with `args`, stdout and stderr captured through files.
-run_result run_tool(const std::vector<std::string>& args, const fs::path& dir) {
-    const fs::path out = dir / "stdout", err = dir / "stderr";
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        std::vector<std::string> argv{SRL_TOOL_PATH};
-        argv.insert(argv.end(), args.begin(), args.end());
-        std::vector<char*> p;
-        for (auto& a : argv) p.push_back(a.data());
-        p.push_back(nullptr);
-        const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(o, 1);
-        ::dup2(e, 2);
-        ::unsetenv("RATELIMIT_DATABASE_URL");
-        ::unsetenv("RATELIMIT_SETTINGS");
-        ::execv(p[0], p.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    run_result r;
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-}
-
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::mt19937_64 rng{std::random_device{}()};
-        path = fs::temp_directory_path() / ("srl-report-" + std::to_string(::getpid()) + "-" +
-                                            std::to_string(rng() % 1'000'000'000));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
-}  // namespace
 
 TEST_CASE("report --json, --csv and --key print the analytics of the stored events",
           "[analytics][tools]") {
-    temp_dir dir;
-    const std::string url = "sqlite:///" + (dir.path / "events.db").string();
-    const auto migrated = run_tool({"migrate", "--database", url}, dir.path);
+    srl_test::temp_dir dir("report");
+    const std::string url = "sqlite:///" + (dir.path() / "events.db").string();
+    const auto migrated = run_tool({"migrate", "--database", url}, dir.path());
     REQUIRE(migrated.status == 0);
     CHECK(migrated.out.find("analytics v1") != std::string::npos);
 
@@ -101,8 +42,9 @@ TEST_CASE("report --json, --csv and --key print the analytics of the stored even
     for (int days : {1, 7}) {
         INFO("days " << days);
         const std::string d = std::to_string(days);
-        const auto json = run_tool(
-            {"report", "--database", url, "--days", d, "--as-of", as_of_text, "--json"}, dir.path);
+        const auto json =
+            run_tool({"report", "--database", url, "--days", d, "--as-of", as_of_text, "--json"},
+                     dir.path());
         REQUIRE(json.status == 0);
         const std::string want =
             "{\"summary\":" + srl::to_json_string(srl::get_traffic_summary(before, days, as_of)) +
@@ -114,19 +56,19 @@ TEST_CASE("report --json, --csv and --key print the analytics of the stored even
 
         const auto limited = run_tool({"report", "--database", url, "--days", d, "--as-of",
                                        as_of_text, "--json", "--limit", "3"},
-                                      dir.path);
+                                      dir.path());
         CHECK(limited.out.find(srl::to_json_string(
                   srl::get_top_offenders(before, days, 3, as_of))) != std::string::npos);
 
         const auto csv = run_tool(
-            {"report", "--database", url, "--days", d, "--as-of", as_of_text, "--csv"}, dir.path);
+            {"report", "--database", url, "--days", d, "--as-of", as_of_text, "--csv"}, dir.path());
         REQUIRE(csv.status == 0);
         CHECK(csv.out == srl::offenders_csv(before, days, 1000, as_of));
 
         for (const std::string key : {"user:a", "header:X-Key:line1\nline2", "ip:unknown"}) {
             const auto detail = run_tool({"report", "--database", url, "--days", d, "--as-of",
                                           as_of_text, "--key", key, "--limit", "5"},
-                                         dir.path);
+                                         dir.path());
             REQUIRE(detail.status == 0);
             CHECK(detail.out ==
                   srl::to_json_string(srl::get_offender_detail(before, key, days, 5, as_of)) +
@@ -134,7 +76,7 @@ TEST_CASE("report --json, --csv and --key print the analytics of the stored even
         }
     }
 
-    const auto tables = run_tool({"report", "--database", url, "--as-of", as_of_text}, dir.path);
+    const auto tables = run_tool({"report", "--database", url, "--as-of", as_of_text}, dir.path());
     REQUIRE(tables.status == 0);
     const auto summary = srl::get_traffic_summary(before, 7, as_of);
     CHECK(tables.out.find("Traffic, last 7 day(s)") != std::string::npos);
@@ -150,9 +92,9 @@ TEST_CASE("report --json, --csv and --key print the analytics of the stored even
 
 TEST_CASE("report rejects bad options and unreachable databases with clear exit codes",
           "[analytics][tools]") {
-    temp_dir dir;
-    const std::string url = "sqlite:///" + (dir.path / "events.db").string();
-    REQUIRE(run_tool({"migrate", "--database", url}, dir.path).status == 0);
+    srl_test::temp_dir dir("report");
+    const std::string url = "sqlite:///" + (dir.path() / "events.db").string();
+    REQUIRE(run_tool({"migrate", "--database", url}, dir.path()).status == 0);
     struct bad_case {
         std::vector<std::string> args;
         std::string names;
@@ -175,25 +117,26 @@ TEST_CASE("report rejects bad options and unreachable databases with clear exit 
     for (const auto& c : cases) {
         std::vector<std::string> args{"report", "--database", url};
         args.insert(args.end(), c.args.begin(), c.args.end());
-        const auto r = run_tool(args, dir.path);
+        const auto r = run_tool(args, dir.path());
         INFO(c.names);
         CHECK(r.status == 64);
         CHECK(r.err.find(c.names) != std::string::npos);
         CHECK(r.out.empty());
     }
-    const auto help = run_tool({"report", "--help"}, dir.path);
+    const auto help = run_tool({"report", "--help"}, dir.path());
     CHECK(help.status == 0);
     CHECK(help.out.find("--as-of") != std::string::npos);
 
     // No schema: 69 with the remedy; unreachable server: 69; bad URL: 64.
     const auto no_schema = run_tool(
-        {"report", "--database", "sqlite:///" + (dir.path / "empty.db").string()}, dir.path);
+        {"report", "--database", "sqlite:///" + (dir.path() / "empty.db").string()}, dir.path());
     CHECK(no_schema.status == 69);
     CHECK(no_schema.err.find("migrate") != std::string::npos);
-    const auto down = run_tool(
-        {"report", "--database", "postgresql://srl@127.0.0.1:1/none?connect_timeout=2"}, dir.path);
+    const auto down =
+        run_tool({"report", "--database", "postgresql://srl@127.0.0.1:1/none?connect_timeout=2"},
+                 dir.path());
     CHECK(down.status == 69);
-    const auto bad_url = run_tool({"report", "--database", "mysql://x"}, dir.path);
+    const auto bad_url = run_tool({"report", "--database", "mysql://x"}, dir.path());
     CHECK(bad_url.status == 64);
 }
 
@@ -203,7 +146,7 @@ TEST_CASE("report on PostgreSQL gives the same JSON as on SQLite", "[analytics][
         WARN("SMART_RATELIMIT_TEST_PG_URL not set: PostgreSQL report skipped");
         return;
     }
-    temp_dir dir;
+    srl_test::temp_dir dir("report");
     std::mt19937_64 rng{std::random_device{}()};
     const std::string name =
         "srl_report_" + std::to_string(::getpid()) + "_" + std::to_string(rng() % 1'000'000);
@@ -212,10 +155,10 @@ TEST_CASE("report on PostgreSQL gives the same JSON as on SQLite", "[analytics][
         *admin << "CREATE DATABASE " + name;
     }
     const std::string pg = base->substr(0, base->rfind('/') + 1) + name;
-    const std::string lite = "sqlite:///" + (dir.path / "events.db").string();
+    const std::string lite = "sqlite:///" + (dir.path() / "events.db").string();
     const auto events = random_events(7, 1500, test_now, {1, 7});
     for (const auto& url : {pg, lite}) {
-        REQUIRE(run_tool({"migrate", "--database", url}, dir.path).status == 0);
+        REQUIRE(run_tool({"migrate", "--database", url}, dir.path()).status == 0);
         sq::event_store store(url);
         REQUIRE(store.write_batch(events).written == events.size());
     }
@@ -227,8 +170,8 @@ TEST_CASE("report on PostgreSQL gives the same JSON as on SQLite", "[analytics][
         on_lite.push_back(lite);
         on_pg.insert(on_pg.end(), mode.begin(), mode.end());
         on_lite.insert(on_lite.end(), mode.begin(), mode.end());
-        const auto p = run_tool(on_pg, dir.path);
-        const auto l = run_tool(on_lite, dir.path);
+        const auto p = run_tool(on_pg, dir.path());
+        const auto l = run_tool(on_lite, dir.path());
         CHECK(p.status == 0);
         CHECK(p.out == l.out);
     }

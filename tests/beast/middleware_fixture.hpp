@@ -10,7 +10,10 @@
 
 #include <support/recording_sink.hpp>
 
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/message_generator.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -80,6 +83,33 @@ inline http::request<http::string_body> make_request(
 }
 
 inline srl::ip_address addr(std::string_view s) { return srl::ip_address::from_string(s); }
+
+/// What a client receives: `msg` serialized. Throws on a serialization error.
+inline std::string serialize(http::message_generator& msg) {
+    std::string wire;
+    boost::beast::error_code ec;
+    while (!msg.is_done()) {
+        const auto buffers = msg.prepare(ec);
+        if (ec) throw boost::system::system_error(ec);
+        wire += boost::beast::buffers_to_string(buffers);
+        msg.consume(boost::beast::buffer_bytes(buffers));
+    }
+    return wire;
+}
+inline std::string serialize(http::message_generator&& msg) { return serialize(msg); }
+
+/// A handler that counts its calls and answers 200 "ok".
+struct ok_handler {
+    int* calls;
+    http::response<http::string_body> operator()(
+        const http::request<http::string_body>& req) const {
+        ++*calls;
+        http::response<http::string_body> res{http::status::ok, req.version()};
+        res.body() = "ok";
+        res.prepare_payload();
+        return res;
+    }
+};
 
 inline std::string field(const http::response_header<>& res, std::string_view name) {
     const auto v = res[boost::beast::string_view(name.data(), name.size())];

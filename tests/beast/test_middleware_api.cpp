@@ -29,18 +29,6 @@ using response = http::response<http::string_body>;
 
 namespace {
 
-std::string wire_of(http::message_generator msg) {
-    std::string wire;
-    boost::beast::error_code ec;
-    while (!msg.is_done()) {
-        const auto buffers = msg.prepare(ec);
-        REQUIRE_FALSE(ec);
-        wire += boost::beast::buffers_to_string(buffers);
-        msg.consume(boost::beast::buffer_bytes(buffers));
-    }
-    return wire;
-}
-
 response plain(const request& req) {
     response res{http::status::ok, req.version()};
     res.body() = "plain";
@@ -109,23 +97,23 @@ TEST_CASE(
     m.add(*lim, {"/api/login", {http::verb::post}});
     auto req = make_request(http::verb::post, "/api/login");
 
-    const std::string a = wire_of(m.handle(req, addr("192.0.2.1"), plain));
+    const std::string a = serialize(m.handle(req, addr("192.0.2.1"), plain));
     CHECK(a.rfind("HTTP/1.1 200", 0) == 0);
     CHECK(a.find("RateLimit: \"login\";r=1;t=60") != std::string::npos);
 
-    const std::string b = wire_of(m.handle(req, addr("192.0.2.2"), seeing));
+    const std::string b = serialize(m.handle(req, addr("192.0.2.2"), seeing));
     CHECK(b.find("X-Rules: 1") != std::string::npos);
     CHECK(b.find("RateLimit: \"login\";r=1;t=60") != std::string::npos);
 
     // The generator's handler applied the fields before erasing its response.
-    const std::string c = wire_of(m.handle(req, addr("192.0.2.1"), generator));
+    const std::string c = serialize(m.handle(req, addr("192.0.2.1"), generator));
     CHECK(c.rfind("HTTP/1.1 204", 0) == 0);
     CHECK(c.find("X-Seen-Status: allowed") != std::string::npos);
     CHECK(c.find("RateLimit: \"login\";r=0;t=60") != std::string::npos);
     CHECK(c.find("RateLimit-Policy: \"login\";q=2;w=60") != std::string::npos);
 
     // Over the limit the handler does not run, whatever its form.
-    const std::string d = wire_of(m.handle(req, addr("192.0.2.1"), generator));
+    const std::string d = serialize(m.handle(req, addr("192.0.2.1"), generator));
     CHECK(d.rfind("HTTP/1.1 429", 0) == 0);
     CHECK(d.find("X-Seen-Status") == std::string::npos);
 }
@@ -145,7 +133,7 @@ TEST_CASE("async_handle takes a message_generator handler that applies the field
     auto done =
         asio::bind_executor(ioc, [&](boost::system::error_code ec, http::message_generator msg) {
             errors.push_back(ec);
-            wires.push_back(wire_of(std::move(msg)));
+            wires.push_back(serialize(std::move(msg)));
         });
     m.async_handle(req, addr("192.0.2.1"), generator, done);
     ioc.run();
@@ -219,7 +207,7 @@ TEST_CASE(
         req, addr("192.0.2.1"), plain,
         asio::bind_executor(ioc, [&](boost::system::error_code ec, http::message_generator msg) {
             errors.push_back(ec);
-            wire = wire_of(std::move(msg));
+            wire = serialize(std::move(msg));
         }));
     const mw::dashboard dash{mw::event_range_source{[] { return std::vector<srl::event>{}; }}};
     std::optional<unsigned> dash_status;

@@ -42,22 +42,6 @@ struct thread_spy {
     }
 };
 
-std::string serialize(http::message_generator& msg) {
-    std::string wire;
-    boost::beast::error_code ec;
-    while (!msg.is_done()) {
-        const auto bufs = msg.prepare(ec);
-        REQUIRE_FALSE(ec);
-        std::size_t n = 0;
-        for (const auto& b : bufs) {
-            wire.append(static_cast<const char*>(b.data()), b.size());
-            n += b.size();
-        }
-        msg.consume(n);
-    }
-    return wire;
-}
-
 http::response<http::string_body> hello(const http::request<http::string_body>& req) {
     http::response<http::string_body> res{http::status::ok, req.version()};
     res.set(http::field::content_type, "text/plain");

@@ -15,35 +15,6 @@ using namespace srl_test;
 
 namespace {
 
-struct ok_handler {
-    int* calls;
-    http::response<http::string_body> operator()(
-        const http::request<http::string_body>& req) const {
-        ++*calls;
-        http::response<http::string_body> res{http::status::ok, req.version()};
-        res.body() = "ok";
-        res.prepare_payload();
-        return res;
-    }
-};
-
-/// What a client would receive: the serialized response.
-std::string wire(http::message_generator msg) {
-    std::string out;
-    boost::beast::error_code ec;
-    while (!msg.is_done()) {
-        const auto bufs = msg.prepare(ec);
-        REQUIRE_FALSE(ec);
-        std::size_t n = 0;
-        for (const auto& b : bufs) {
-            out.append(static_cast<const char*>(b.data()), b.size());
-            n += b.size();
-        }
-        msg.consume(n);
-    }
-    return out;
-}
-
 bool has(const std::string& text, std::string_view what) {
     return text.find(what) != std::string::npos;
 }
@@ -75,10 +46,10 @@ TEST_CASE(
 
         // Healthy: the abuser goes over its limit (429), the innocent is well under.
         for (int i = 0; i < 5; ++i)
-            CHECK(has(wire(m.handle(req, abuser, ok_handler{&calls})), "HTTP/1.1 200"));
-        const auto over = wire(m.handle(req, abuser, ok_handler{&calls}));
+            CHECK(has(serialize(m.handle(req, abuser, ok_handler{&calls})), "HTTP/1.1 200"));
+        const auto over = serialize(m.handle(req, abuser, ok_handler{&calls}));
         CHECK(over.rfind("HTTP/1.1 429", 0) == 0);
-        const auto first = wire(m.handle(req, innocent, ok_handler{&calls}));
+        const auto first = serialize(m.handle(req, innocent, ok_handler{&calls}));
         CHECK(first.rfind("HTTP/1.1 200", 0) == 0);
         CHECK(has(first, "RateLimit: \"login\";r=4;"));
         CHECK(calls == 6);
@@ -88,7 +59,7 @@ TEST_CASE(
         for (int i = 0; i < 10; ++i)
             for (const auto& peer : {abuser, innocent}) {
                 const int before = calls;
-                const auto res = wire(m.handle(req, peer, ok_handler{&calls}));
+                const auto res = serialize(m.handle(req, peer, ok_handler{&calls}));
                 INFO(res);
                 CHECK_FALSE(has(res, "HTTP/1.1 429"));
                 CHECK_FALSE(has(res, "RateLimit"));  // nor RateLimit-Policy, nor X-RateLimit-*
@@ -106,8 +77,8 @@ TEST_CASE(
 
         // Back: the abuser is still over its limit; the innocent's count did not move.
         failing->store(false);
-        CHECK(wire(m.handle(req, abuser, ok_handler{&calls})).rfind("HTTP/1.1 429", 0) == 0);
-        const auto after = wire(m.handle(req, innocent, ok_handler{&calls}));
+        CHECK(serialize(m.handle(req, abuser, ok_handler{&calls})).rfind("HTTP/1.1 429", 0) == 0);
+        const auto after = serialize(m.handle(req, innocent, ok_handler{&calls}));
         CHECK(after.rfind("HTTP/1.1 200", 0) == 0);
         CHECK(has(after, "RateLimit: \"login\";r=3;"));
         CHECK(m.stats().blocked == 2);
