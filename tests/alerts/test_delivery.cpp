@@ -3,7 +3,7 @@
 // Beast HTTP(S) server. Checks the e-mail and the webhook payload as received,
 // byte for byte where the format is fixed, and every failure kind (refused, 500,
 // silence until the timeout, untrusted or mismatched certificates, bad auth).
-#include "receivers.hpp"
+#include "support/receivers.hpp"
 
 #include <smart_ratelimit/alerts.hpp>
 #include <smart_ratelimit/beast/webhook_client.hpp>

@@ -4,7 +4,7 @@
 // type through event_traits, and single-pass input ranges.
 #include <catch2/catch.hpp>
 
-#include "analytics_support.hpp"
+#include "support/analytics_support.hpp"
 
 #include <deque>
 #include <list>

@@ -4,7 +4,7 @@
 // of hostile keys; and the text helpers (decimal, RFC 3339 parse/format).
 #include <catch2/catch.hpp>
 
-#include "analytics_support.hpp"
+#include "support/analytics_support.hpp"
 
 #include <boost/json/parse.hpp>
 

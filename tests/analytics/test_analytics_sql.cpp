@@ -5,7 +5,7 @@
 // after inserts, deletes (cleanup_old) and updates, for several windows and as-of ends.
 #include <catch2/catch.hpp>
 
-#include "analytics_support.hpp"
+#include "support/analytics_support.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_env.hpp"
 

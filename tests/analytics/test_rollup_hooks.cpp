@@ -3,7 +3,7 @@
 // upsert per table per batch, analytics v3) and by the per-row insert trigger (any
 // other INSERT). Both must leave exactly the same counters, including after
 // deletes, and a database upgraded from v2 must carry on correctly.
-#include "analytics_support.hpp"
+#include "support/analytics_support.hpp"
 
 #include <smart_ratelimit/soci/analytics.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>

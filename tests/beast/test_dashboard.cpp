@@ -946,7 +946,7 @@ TEST_CASE("an authorizer that throws gives 503 and never takes the server down",
 #if defined(SRL_TEST_DASHBOARD_SOCI)
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
 
-#include "events/event_store_support.hpp"
+#include "support/event_store_support.hpp"
 
 namespace {
 

@@ -5,8 +5,8 @@
 // in the detail), plus how such checks combine in a health_report and its JSON.
 #include <catch2/catch.hpp>
 
-#include "distributed/checked_storage.hpp"
-#include "events/sink_test_writer.hpp"
+#include "support/checked_storage.hpp"
+#include "support/sink_test_writer.hpp"
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/clock.hpp>

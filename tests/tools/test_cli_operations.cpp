@@ -5,7 +5,7 @@
 // --dry-run, limit on RATELIMIT_DATABASE_URL, and integer user ids through import and
 // export. SQLite files live in temporary directories; PostgreSQL is used when
 // SMART_RATELIMIT_TEST_PG_URL is set.
-#include "events/event_store_support.hpp"
+#include "support/event_store_support.hpp"
 
 #include "support/cli_runner.hpp"
 

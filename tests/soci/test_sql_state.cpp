@@ -1,0 +1,348 @@
+// tests/soci/test_sql_state.cpp
+// The SQL state storage on SQLite (a private file per test) and on the shared
+// PostgreSQL server (a key prefix per test): the storage contract for every
+// algorithm, exactness under threads and under several processes, the database
+// clock, the limiter's all-or-nothing over it, and cleanup_state.
+#include <catch2/catch.hpp>
+
+#include "../support/storage_contract.hpp"
+#include "../support/test_env.hpp"
+
+#include <smart_ratelimit/limiter.hpp>
+#include <smart_ratelimit/soci/state_storage.hpp>
+#include <smart_ratelimit/storage/resilient_storage.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <unistd.h>
+#include <vector>
+
+namespace srl = smart_ratelimit;
+namespace ssql = smart_ratelimit::soci;
+using namespace std::chrono_literals;
+namespace contract = srl_test::contract;
+using contract::all_combos;
+using contract::dynamic_combos;
+
+namespace {
+
+int next_id() {
+    static std::atomic<int> n{0};
+    return n++;
+}
+
+/// A fresh SQLite file, removed (with its WAL files) when the test ends.
+struct sqlite_file {
+    std::string path =
+        "/tmp/srl-sqlstate-" + std::to_string(::getpid()) + "-" + std::to_string(next_id()) + ".db";
+    ~sqlite_file() {
+        for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+    }
+    std::string url() const { return "sqlite:///" + path; }
+};
+
+void migrate_state(const std::string& url) {
+    const auto u = ssql::parse_database_url(url);
+    auto sql = ssql::open_session(u);
+    const ssql::migration_set sets[] = {ssql::state_migrations};
+    ssql::migrate(*sql, u.kind, sets);
+}
+
+std::string unique_prefix(const char* what) {
+    return std::string("t:") + what + ":" + std::to_string(::getpid()) + ":" +
+           std::to_string(next_id()) + ":";
+}
+
+/// Runs `body(url, prefix)` on SQLite, then on PostgreSQL when the server is there.
+template <class F>
+void on_each_database(const char* what, F&& body) {
+    {
+        sqlite_file f;
+        migrate_state(f.url());
+        INFO("SQLite " << f.path);
+        body(f.url(), unique_prefix(what));
+    }
+    if (const auto pg = srl_test::postgres_url()) {
+        migrate_state(*pg);
+        INFO("PostgreSQL");
+        body(*pg, unique_prefix(what));
+    }
+}
+
+template <class A>
+ssql::basic_sql_state_storage<A> make_storage(const std::string& url, const std::string& prefix,
+                                              ssql::on_error e = ssql::on_error::raise) {
+    ssql::sql_state_options o;
+    o.key_prefix = prefix;
+    o.errors = e;
+    return ssql::basic_sql_state_storage<A>(url, o);
+}
+
+long long count_rows(const std::string& url, const std::string& table,
+                     const std::string& key_like) {
+    const auto u = ssql::parse_database_url(url);
+    auto sql = ssql::open_session(u);
+    long long n = 0;
+    *sql << "SELECT COUNT(*) FROM " + table + " WHERE key LIKE :k", soci::into(n),
+        soci::use(key_like);
+    return n;
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE(
+    "sql state: an algorithm admits exactly its limit, then denies with a finite wait",
+    "[sql_state][storage][contract]", all_combos) {
+    on_each_database("limit", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<typename TestType::algorithm_type>(url, prefix);
+        contract::admits_exactly_its_limit<TestType>(s);
+        CHECK(s.stats().decisions == 11);
+        CHECK(s.stats().errors == 0);
+    });
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "sql state: cost counts several units and a cost above the limit is never retryable",
+    "[sql_state][storage][contract]", all_combos) {
+    on_each_database("cost", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<typename TestType::algorithm_type>(url, prefix);
+        contract::cost_counts_several_units<TestType>(s);
+        CHECK(s.stats().errors == 0);
+    });
+}
+
+TEMPLATE_LIST_TEST_CASE("sql state: peek decides without consuming and release gives units back",
+                        "[sql_state][storage][contract]", all_combos) {
+    on_each_database("peek", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<typename TestType::algorithm_type>(url, prefix);
+        contract::peek_and_release<TestType>(s, [&](const std::string& key, const auto&) {
+            long long rows = 0;
+            for (const auto t : ssql::state_tables)
+                rows += count_rows(url, std::string(t), prefix + key + "%");
+            return rows != 0;
+        });
+        CHECK(s.stats().errors == 0);
+    });
+}
+
+TEMPLATE_LIST_TEST_CASE("sql state: the largest limits and periods do not overflow",
+                        "[sql_state][storage][contract]", all_combos) {
+    on_each_database("large", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<typename TestType::algorithm_type>(url, prefix);
+        contract::largest_limits_do_not_overflow<TestType>(s);
+        CHECK(s.stats().errors == 0);
+    });
+}
+
+TEMPLATE_LIST_TEST_CASE("sql state: waiting retry_after on the database's clock is enough",
+                        "[sql_state][storage][contract]", dynamic_combos) {
+    on_each_database("wait", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<srl::any_algorithm>(url, prefix);
+        contract::waiting_retry_after_is_enough<TestType>(s);
+        CHECK(s.stats().errors == 0);
+    });
+}
+
+TEMPLATE_LIST_TEST_CASE("sql state: eight threads on one key at limit 10 admit exactly 10",
+                        "[sql_state][storage][concurrency]", dynamic_combos) {
+    on_each_database("threads", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<srl::any_algorithm>(url, prefix);
+        contract::eight_threads_admit_exactly_ten<TestType>(s, 4);
+        CHECK(s.stats().errors == 0);
+    });
+}
+
+TEST_CASE("sql state: 30 requests from six processes on one key at limit 10 admit exactly 10",
+          "[sql_state][storage][concurrency]") {
+    for (const char* alg : {"fixed_window", "sliding_window", "token_bucket", "leaky_bucket"}) {
+        on_each_database("procs", [&](const std::string& url, const std::string& prefix) {
+            INFO(alg);
+            const auto a = srl::any_algorithm(alg, srl::rate{10, 1h});
+            std::vector<pid_t> kids;
+            for (int p = 0; p < 6; ++p) {
+                const pid_t pid = ::fork();
+                REQUIRE(pid >= 0);
+                if (pid == 0) {
+                    int got = 0;
+                    try {
+                        auto s = make_storage<srl::any_algorithm>(url, prefix);
+                        for (int i = 0; i < 5; ++i)
+                            if (s.acquire("shared", a, 0ns, 1).allowed) ++got;
+                    } catch (...) {
+                        ::_exit(100);
+                    }
+                    ::_exit(got);
+                }
+                kids.push_back(pid);
+            }
+            int total = 0;
+            for (const pid_t k : kids) {
+                int st = 0;
+                REQUIRE(::waitpid(k, &st, 0) == k);
+                REQUIRE(WIFEXITED(st));
+                REQUIRE(WEXITSTATUS(st) != 100);
+                total += WEXITSTATUS(st);
+            }
+            CHECK(total == 10);
+        });
+    }
+}
+
+TEST_CASE("sql state: a limiter's rules consume quota only when all of them pass",
+          "[sql_state][limiter]") {
+    on_each_database("limiter", [](const std::string& url, const std::string& prefix) {
+        struct key_of {
+            std::string_view operator()(std::string_view s) const { return s; }
+        };
+        auto s = make_storage<srl::any_algorithm>(url, prefix);
+        srl::limiter<key_of, ssql::sql_state_storage> lim(
+            key_of{},
+            std::vector<srl::rule_config>{{"burst", "3/h", "token_bucket"},
+                                          {"hourly", "5/h", "sliding_window"}},
+            {}, s);
+        int allowed = 0;
+        for (int i = 0; i < 6; ++i) allowed += lim.check_key("user:1").allowed() ? 1 : 0;
+        CHECK(allowed == 3);
+        const srl::any_algorithm hourly("sliding_window", srl::rate{5, 1h});
+        CHECK(s.peek(srl::rule_key("hourly", "user:1"), hourly, 0ns, 1).allowed);
+        const auto o = s.acquire(srl::rule_key("hourly", "user:1"), hourly, 0ns, 1);
+        CHECK(o.allowed);
+        CHECK(o.count == 4);  // 3 spent + this one
+    });
+}
+
+TEST_CASE("sql state: the clock is the database's, not the caller's", "[sql_state][clock]") {
+    on_each_database("clock", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<srl::any_algorithm>(url, prefix);
+        const auto before = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        const auto db = s.database_now_ns();
+        CHECK(db > before - std::int64_t{3'600'000'000'000});  // same machine: within an hour
+        CHECK(db < before + std::int64_t{3'600'000'000'000});
+        // A caller passing a wild `now` changes nothing.
+        const srl::any_algorithm a("fixed_window", srl::rate{1, 1h});
+        CHECK(s.acquire("k", a, 0ns, 1).allowed);
+        CHECK_FALSE(s.acquire("k", a, std::chrono::nanoseconds(std::int64_t{1} << 62), 1).allowed);
+    });
+}
+
+TEST_CASE(
+    "sql state: an unreachable database is a counted failure answered by the on_error setting",
+    "[sql_state][failure]") {
+    const std::string url = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2";
+    const srl::any_algorithm a("fixed_window", srl::rate{5, 1h});
+    auto degrading = make_storage<srl::any_algorithm>(url, "", ssql::on_error::degrade);
+    auto o = degrading.acquire("k", a, 0ns, 1);
+    CHECK(o.degraded);
+    CHECK_FALSE(o.allowed);
+    CHECK(o.retry_after > 0ns);
+    CHECK(degrading.stats().errors == 1);
+    auto raise = make_storage<srl::any_algorithm>(url, "", ssql::on_error::raise);
+    CHECK_THROWS_AS(raise.acquire("k", a, 0ns, 1), srl::storage_error);
+    CHECK(raise.stats().errors == 1);
+    // A database without the state tables is a failure too, named in the error.
+    sqlite_file f;
+    auto nomigrate = make_storage<srl::any_algorithm>(f.url(), "", ssql::on_error::raise);
+    CHECK_FALSE(nomigrate.schema_current());
+    try {
+        nomigrate.acquire("k", a, 0ns, 1);
+        FAIL("no exception");
+    } catch (const srl::storage_error& e) {
+        CHECK(std::string(e.what()).find("ratelimit_counter") != std::string::npos);
+    }
+    CHECK_THROWS_AS(ssql::sql_state_storage("mysql://x/y"), srl::config_error);
+}
+
+TEST_CASE(
+    "sql state: cleanup_state prunes expired and stale rows in batches and never touches events",
+    "[sql_state][cleanup]") {
+    sqlite_file f;
+    const auto u = ssql::parse_database_url(f.url());
+    {
+        auto sql = ssql::open_session(u);
+        const ssql::migration_set sets[] = {ssql::event_log_migrations, ssql::state_migrations};
+        ssql::migrate(*sql, u.kind, sets);
+    }
+    auto s = make_storage<srl::any_algorithm>(f.url(), "");
+    const auto now = s.database_now_ns();
+    auto sql = ssql::open_session(u);
+    const long long old = now - 8LL * 86'400'000'000'000LL, past = now - 1'000'000'000LL,
+                    future = now + 3'600'000'000'000LL;
+    for (int i = 0; i < 7; ++i) {
+        const std::string k = "old" + std::to_string(i);
+        *sql << "INSERT INTO ratelimit_counter VALUES (:k, 'fixed_window', 0, 1, 0, :e)",
+            soci::use(k), soci::use(past);
+        *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES "
+                "(:k, 0, 1, :e)",
+            soci::use(k), soci::use(past);
+    }
+    *sql << "INSERT INTO ratelimit_counter VALUES ('live', 'fixed_window', 0, 1, 0, :e)",
+        soci::use(future);
+    *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES "
+            "('live', 0, 1, :e)",
+        soci::use(future);
+    *sql << "INSERT INTO ratelimit_token_bucket VALUES ('idle', 0, 0, 0, :t)", soci::use(old);
+    *sql << "INSERT INTO ratelimit_token_bucket VALUES ('busy', 0, 0, 0, :t)", soci::use(past);
+    *sql << "INSERT INTO ratelimit_leaky_bucket VALUES ('idle', 0, 0, 0, :t)", soci::use(old);
+    *sql << "INSERT INTO ratelimit_event (timestamp, key, allowed, count, \"limit\") VALUES (0, "
+            "'e', 0, 1, 1)";
+
+    ssql::state_cleanup_options o;
+    o.batch_size = 3;
+    o.dry_run = true;
+    auto c = ssql::cleanup_state(*sql, u.kind, o);
+    CHECK(c.counters == 7);
+    CHECK(c.sliding_entries == 7);
+    CHECK(c.token_buckets == 1);
+    CHECK(c.leaky_buckets == 1);
+    CHECK(count_rows(f.url(), "ratelimit_counter", "%") == 8);  // dry run deleted nothing
+
+    o.dry_run = false;
+    std::vector<std::uint64_t> batches;
+    o.on_batch = [&](std::string_view, std::uint64_t n) { batches.push_back(n); };
+    c = ssql::cleanup_state(*sql, u.kind, o);
+    CHECK(c.total() == 16);
+    CHECK(batches == std::vector<std::uint64_t>{3, 3, 1, 3, 3, 1, 1, 1});
+    CHECK(count_rows(f.url(), "ratelimit_counter", "%") == 1);
+    CHECK(count_rows(f.url(), "ratelimit_sliding_entry", "%") == 1);
+    CHECK(count_rows(f.url(), "ratelimit_token_bucket", "busy") == 1);
+    CHECK(count_rows(f.url(), "ratelimit_event", "%") == 1);
+    CHECK(ssql::cleanup_state(*sql, u.kind, o).total() == 0);
+
+    o.batch_size = 0;
+    CHECK_THROWS_AS(ssql::cleanup_state(*sql, u.kind, o), srl::config_error);
+}
+
+TEST_CASE("sql state: resilient_storage applies its failure policy over the SQL storage",
+          "[sql_state][failure][resilience]") {
+    const srl::any_algorithm a("fixed_window", srl::rate{2, 1h});
+    // Down: every call is answered degraded, and the breaker opens.
+    ssql::sql_state_options o;
+    o.errors = ssql::on_error::raise;
+    ssql::sql_state_storage down("postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2", o);
+    srl::resilience_options ro;
+    ro.failure_threshold = 2;
+    ro.timeout = std::chrono::milliseconds(60'000);
+    srl::resilient_storage guarded(down, ro);
+    for (int i = 0; i < 4; ++i) CHECK(guarded.acquire("k", a, 0ns, 1).degraded);
+    CHECK(guarded.state() == srl::breaker_state::open);
+    CHECK(guarded.stats().failures == 2);
+    CHECK(guarded.stats().short_circuited == 2);
+    CHECK(guarded.stats().degraded_answers == 4);
+    // Up: the storage's own answers pass through.
+    sqlite_file f;
+    migrate_state(f.url());
+    srl::resilient_storage up(ssql::sql_state_storage(f.url(), o), ro);
+    CHECK(up.acquire("k", a, 0ns, 1).allowed);
+    CHECK(up.acquire("k", a, 0ns, 1).allowed);
+    CHECK_FALSE(up.acquire("k", a, 0ns, 1).allowed);
+    CHECK(up.stats().successes == 3);
+}

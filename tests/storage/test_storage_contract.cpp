@@ -1,0 +1,125 @@
+// tests/storage/test_storage_contract.cpp
+// The storage contract (support/storage_contract.hpp) over the in-memory storage:
+// every algorithm, as a static type and through any_algorithm, with std::mutex and
+// with null_mutex; the manual-clock cases too, since this storage decides on the
+// `now` it is given. What only the in-memory storage does is in test_storage.cpp.
+#include <catch2/catch.hpp>
+
+#include "support/storage_contract.hpp"
+
+#include <smart_ratelimit/storage/in_memory_storage.hpp>
+
+#include <mutex>
+#include <string>
+#include <tuple>
+
+namespace srl = smart_ratelimit;
+namespace contract = srl_test::contract;
+namespace manual = srl_test::contract::manual_clock;
+
+namespace {
+
+// A contract combo (the algorithm, static or by name) over in_memory_storage<_, Mutex>.
+template <class Combo, class Mutex>
+struct in_memory : Combo {
+    using storage_type = srl::in_memory_storage<typename Combo::algorithm_type, Mutex>;
+
+    static storage_type make_storage() {
+        srl::in_memory_options o;
+        o.max_keys = 1000;
+        o.shards = 4;
+        return storage_type(o);
+    }
+};
+
+template <class Mutex, class... Combo>
+std::tuple<in_memory<Combo, Mutex>...> over(std::tuple<Combo...>);
+
+using locked_combos = decltype(over<std::mutex>(contract::all_combos{}));
+using all_combos =
+    decltype(std::tuple_cat(locked_combos{}, over<srl::null_mutex>(contract::all_combos{})));
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE(
+    "in memory: an algorithm admits exactly its limit, then denies with a finite wait",
+    "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    contract::admits_exactly_its_limit<TestType>(s);
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "in memory: cost counts several units and a cost above the limit is never retryable",
+    "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    contract::cost_counts_several_units<TestType>(s);
+}
+
+TEMPLATE_LIST_TEST_CASE("in memory: keys are independent", "[algorithm][storage][contract]",
+                        all_combos) {
+    auto s = TestType::make_storage();
+    contract::keys_are_independent<TestType>(s);
+}
+
+TEMPLATE_LIST_TEST_CASE("in memory: peek decides without consuming and release gives units back",
+                        "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    contract::peek_and_release<TestType>(s, [&](const std::string& key, const auto&) {
+        return s.visit(key, [](const auto* state) { return state != nullptr; });
+    });
+    CHECK(s.size() == 1);
+}
+
+TEMPLATE_LIST_TEST_CASE("in memory: count plus remaining is the limit on every decision",
+                        "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    contract::count_plus_remaining_is_the_limit<TestType>(s);
+    auto moving = TestType::make_storage();
+    manual::count_plus_remaining_as_time_moves<TestType>(moving);
+}
+
+TEMPLATE_LIST_TEST_CASE("in memory: the largest limits and periods do not overflow",
+                        "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    contract::largest_limits_do_not_overflow<TestType>(s);
+    auto moving = TestType::make_storage();
+    manual::largest_limits_do_not_overflow<TestType>(moving);
+}
+
+TEMPLATE_LIST_TEST_CASE("in memory: eight threads on one key at limit 10 admit exactly 10",
+                        "[algorithm][storage][contract][concurrency]", locked_combos) {
+    auto s = TestType::make_storage();
+    contract::eight_threads_admit_exactly_ten<TestType>(s, 50);
+}
+
+// ---- on the caller's clock -----------------------------------------------------------
+
+TEMPLATE_LIST_TEST_CASE("in memory: waiting retry_after is enough and one nanosecond less is not",
+                        "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    manual::retry_after_is_exact<TestType>(s);
+}
+
+TEMPLATE_LIST_TEST_CASE("in memory: after reset_after the full quota is back",
+                        "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    manual::full_quota_after_reset_after<TestType>(s);
+}
+
+TEMPLATE_LIST_TEST_CASE("in memory: peek reports the outcome the next acquire makes",
+                        "[algorithm][storage][contract]", all_combos) {
+    manual::peek_reports_the_next_acquire<TestType>([] { return TestType::make_storage(); });
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "in memory: a backwards clock step neither drains quota nor gives a negative wait",
+    "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    manual::backwards_clock_step<TestType>(s);
+}
+
+TEMPLATE_LIST_TEST_CASE("in memory: a huge forward jump refills at most to capacity",
+                        "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    manual::huge_forward_jump<TestType>(s);
+}
