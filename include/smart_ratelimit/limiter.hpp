@@ -91,6 +91,8 @@ public:
           options_(std::move(options)) {
         validate();
         cache_limits();
+        if constexpr (detail::observes_decisions<Observer>)
+            for (const rule_type& r : rules_) bindings_.bind(observer_, r.name);
     }
 
     limiter(const limiter&) = delete;
@@ -156,8 +158,22 @@ public:
     /// check(), by make_decision). `elapsed`: the time it took, or not_timed.
     void observe(const decision& d, std::chrono::nanoseconds elapsed) noexcept {
         if constexpr (detail::observes_decisions<Observer>) {
-            try {
+            for (std::size_t i = 0; i < rules_.size(); ++i)
+                if (d.rule.data() == rules_[i].name.data()) return observe(i, d, elapsed);
+            try {  // not one of this limiter's rules: the observer's unbound form
                 observer_.on_decision(d, elapsed);
+            } catch (...) {
+                sink_failures_.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+    }
+
+    /// As above, for the decision of rule `rule_index` (as passed to make_decision).
+    void observe(std::size_t rule_index, const decision& d,
+                 std::chrono::nanoseconds elapsed) noexcept {
+        if constexpr (detail::observes_decisions<Observer>) {
+            try {
+                bindings_.notify(observer_, rule_index, d, elapsed);
             } catch (...) {
                 sink_failures_.fetch_add(1, std::memory_order_relaxed);
             }
@@ -268,7 +284,8 @@ private:
         }
         if constexpr (detail::observes_decisions<Observer>) {
             const auto elapsed = timed ? clock_.now() - start : not_timed;
-            for (const decision& d : v.decisions()) observe(d, elapsed);
+            const auto ds = v.decisions();
+            for (std::size_t i = 0; i < ds.size(); ++i) observe(i, ds[i], elapsed);
         }
         if constexpr (Record) record(v, *info);
         return v;
@@ -328,6 +345,7 @@ private:
     [[no_unique_address]] Sink sink_;
     [[no_unique_address]] Clock clock_;
     [[no_unique_address]] Observer observer_;
+    [[no_unique_address]] detail::rule_bindings<Observer> bindings_;
     std::vector<rule_type> rules_;
     limiter_options options_;
     std::uint64_t limits_[verdict::max_rules] = {};  // rules_[i].algorithm.limit(), cached

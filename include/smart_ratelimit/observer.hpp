@@ -9,6 +9,10 @@
 
 #include <chrono>
 #include <concepts>
+#include <cstddef>
+#include <string_view>
+#include <type_traits>
+#include <utility>
 
 namespace smart_ratelimit {
 
@@ -21,6 +25,7 @@ inline constexpr std::chrono::nanoseconds not_timed{-1};
 /// |---------------------------|------|---------------------------------------------------|
 /// | `o.on_decision(d, t)`     | any  | once per rule decision of a request, after the request is decided and before its events are recorded; `t` is how long deciding the whole request took (store round trips included), or `not_timed` |
 /// | `o.time_next()`           | `bool` | optional: asked before each request is decided; `true` makes the limiter read its clock again afterwards and pass the time taken. Without it nothing is timed (no extra clock read). |
+/// | `o.bind(name)`            | `H`  | optional: called once per rule, in rule order, when a limiter is built. The limiter then calls `o.on_decision(h, d, t)` with that rule's `h` instead of `o.on_decision(d, t)`, so the observer resolves a rule's name once, not per decision (a Prometheus client's bound child). `H` is a small regular type. |
 ///
 /// `o` is an O&, `d` a const decision& (its outcome is `d.kind()`, its rule `d.rule`,
 /// its key `d.key`), `t` std::chrono::nanoseconds. An observer that throws never
@@ -38,6 +43,14 @@ concept observer = requires(O& o, const decision& d, std::chrono::nanoseconds t)
     o.on_decision(d, t);
 };
 
+/// bound_observer: an observer that binds each rule once (see `o.bind(name)` above).
+template <class O>
+concept bound_observer = observer<O> &&
+    requires(O& o, std::string_view name, const decision& d, std::chrono::nanoseconds t) {
+    requires std::regular<std::decay_t<decltype(o.bind(name))>>;
+    o.on_decision(o.bind(name), d, t);
+};
+
 /// The observer that hears nothing; the limiter skips the calls entirely.
 struct null_observer {
     static constexpr bool discards_decisions = true;
@@ -49,6 +62,29 @@ template <class O>
 concept discards_decisions = O::discards_decisions;
 template <class O>
 inline constexpr bool observes_decisions = !discards_decisions<O>;
+
+// What a limiter keeps per rule for its observer: the bound handles, or nothing.
+template <class O>
+struct rule_bindings {
+    void bind(O&, std::string_view) {}
+    template <class D>
+    void notify(O& o, std::size_t, const D& d, std::chrono::nanoseconds t) {
+        o.on_decision(d, t);
+    }
+};
+
+template <bound_observer O>
+struct rule_bindings<O> {
+    using handle = std::decay_t<decltype(std::declval<O&>().bind(std::string_view{}))>;
+    handle handles[verdict::max_rules] = {};
+    std::size_t bound = 0;
+
+    void bind(O& o, std::string_view name) { handles[bound++] = o.bind(name); }
+    template <class D>
+    void notify(O& o, std::size_t rule, const D& d, std::chrono::nanoseconds t) {
+        o.on_decision(handles[rule], d, t);
+    }
+};
 
 template <class O>
 bool wants_timing(O& o) noexcept {

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace srl = smart_ratelimit;
@@ -235,9 +236,32 @@ struct throwing_observer {
     }
 };
 
+// Binds each rule to its position in `names` and records which handle each decision
+// came with; decisions of foreign rules arrive unbound.
+struct binding_observer {
+    struct state {
+        std::vector<std::string> names;
+        std::vector<std::pair<std::size_t, std::string>> heard;  // (handle, d.rule)
+        std::vector<std::string> unbound;
+    };
+    std::shared_ptr<state> s = std::make_shared<state>();
+    std::size_t bind(std::string_view name) {
+        s->names.emplace_back(name);
+        return s->names.size() - 1;
+    }
+    void on_decision(std::size_t h, const srl::decision& d, std::chrono::nanoseconds) {
+        s->heard.emplace_back(h, std::string(d.rule));
+    }
+    void on_decision(const srl::decision& d, std::chrono::nanoseconds) {
+        s->unbound.emplace_back(d.rule);
+    }
+};
+
 }  // namespace
 
 static_assert(srl::observer<counting_observer>);
+static_assert(!srl::bound_observer<counting_observer>);
+static_assert(srl::bound_observer<binding_observer>);
 static_assert(srl::observer<srl::null_observer>);
 static_assert(!srl::observer<int>);
 
@@ -268,4 +292,34 @@ TEST_CASE("a throwing observer changes no decision and is counted", "[limiter][o
     CHECK(lim.check_key("u").allowed());
     CHECK(lim.check_key("u").blocked());
     CHECK(lim.sink_failures() == 2);
+}
+
+TEST_CASE("a binding observer binds each rule once and hears each decision with its handle",
+          "[limiter][observer]") {
+    binding_observer obs;
+    srl::limiter<key_of, srl::in_memory_storage<>, srl::null_sink, srl::manual_clock,
+                 binding_observer>
+        lim(key_of{}, {{"a", "2/m"}, {"b", "5/m"}, {"c", "1/m"}}, {}, {}, {}, srl::manual_clock(),
+            obs);
+    const auto& s = *obs.s;
+    CHECK(s.names == std::vector<std::string>{"a", "b", "c"});  // at construction, in order
+    lim.check_key("u");                                         // all three allowed
+    lim.check_key("u");  // c refuses at peek: three decisions, nothing consumed
+    using heard_t = std::vector<std::pair<std::size_t, std::string>>;
+    CHECK(s.heard == heard_t{{0, "a"}, {1, "b"}, {2, "c"}, {0, "a"}, {1, "b"}, {2, "c"}});
+    CHECK(s.names.size() == 3);  // never bound again
+
+    // Decisions made outside check() (the middleware's path): by index, or found by
+    // the rule's name; a decision of another limiter's rule reaches the unbound form.
+    srl::decision d;
+    lim.make_decision(d, 1, srl::outcome{.allowed = true});
+    lim.observe(1, d, srl::not_timed);
+    lim.observe(d, srl::not_timed);
+    const std::string other = "b";  // same text, another rule
+    d.rule = other;
+    lim.observe(d, srl::not_timed);
+    CHECK(s.heard.size() == 8);
+    CHECK(s.heard[6] == std::pair<std::size_t, std::string>{1, "b"});
+    CHECK(s.heard[7] == std::pair<std::size_t, std::string>{1, "b"});
+    CHECK(s.unbound == std::vector<std::string>{"b"});
 }

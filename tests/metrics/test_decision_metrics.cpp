@@ -94,6 +94,30 @@ TEST_CASE("decision_metrics counts allowed, blocked, shadow_blocked and degraded
           std::string::npos);
 }
 
+TEST_CASE("a limiter's rules have their series from the start, bound once", "[metrics]") {
+    m::decision_metrics dm;
+    auto lim = make({{"login", "2/h", "fixed_window"}, {"search", "9/h", "fixed_window"}}, dm);
+    m::exposition out;
+    dm.collect(out);
+    const std::string before = out.str();
+    for (const char* series :
+         {"{rule=\"login\",outcome=\"allowed\"} 0\n", "{rule=\"search\",outcome=\"blocked\"} 0\n"})
+        CHECK(before.find(std::string(m::decision_metrics::decisions_name) + series) !=
+              std::string::npos);
+    // The bound handles count exactly what the name lookup would, and so does a
+    // decision the limiter is told about outside check() (the middleware's path).
+    (void)lim->check_key("u");
+    srl::decision d;
+    lim->make_decision(d, 1, srl::outcome{.allowed = false});
+    lim->observe(d, srl::not_timed);
+    CHECK(dm.count("login", srl::outcome_kind::allowed) == 1);
+    CHECK(dm.count("search", srl::outcome_kind::allowed) == 1);
+    CHECK(dm.count("search", srl::outcome_kind::blocked) == 1);
+    dm.on_decision(d, srl::not_timed);  // unbound: found by name, same series
+    CHECK(dm.count("search", srl::outcome_kind::blocked) == 2);
+    CHECK(dm.bind("search") == dm.bind("search"));
+}
+
 TEST_CASE("decision_metrics merges exact totals from many threads", "[metrics][concurrency]") {
     constexpr int threads = 4;
     constexpr int per_thread = 20000;

@@ -60,7 +60,9 @@ concept has_rules = requires(const L& l) {
 ///
 /// | expression               | type            | meaning                                   |
 /// |--------------------------|-----------------|-------------------------------------------|
-/// | `m.on_decision(d, t)`    | `void`          | counts d under (d.rule, d.kind()); observes t unless not_timed |
+/// | `m.bind(name)`           | `rule_slot`     | the rule's series (created if new); a limiter binds its rules when built |
+/// | `m.on_decision(r, d, t)` | `void`          | counts d under (rule r, d.kind()); observes t unless not_timed |
+/// | `m.on_decision(d, t)`    | `void`          | the same, the rule found by d.rule's name   |
 /// | `m.time_next()`          | `bool`          | true once every `time_every` calls on this thread |
 /// | `m.add_rule(name)`       | `void`          | makes a rule's series exist before its first decision |
 /// | `m.add_rules(lim)`       | `void`          | add_rule for each of a limiter's rules     |
@@ -68,11 +70,14 @@ concept has_rules = requires(const L& l) {
 /// | `m.duration()`           | `histogram`     | the duration histogram (a shared handle)   |
 /// | `m.collect(out)`         | `void`          | both families, rules in name order (a collector) |
 ///
-/// A handle: copies (one per limiter) share the counts. A rule is found by its
-/// name's address and length in a per-thread table, checked against the name's text
-/// (so a limiter destroyed and another built at the same address stay correct); a
-/// new name takes a lock once. Up to max_rules distinct names; a further one makes
-/// on_decision throw (the limiter catches and counts it).
+/// A handle: copies (one per limiter) share the counts. A limiter binds each of its
+/// rules once, so its series exist from the start and a decision goes straight to its
+/// rule's cell. Unbound, a rule is found by its name's address and length in a
+/// per-thread table, checked against the name's text (so a string destroyed and
+/// another built at the same address stay correct); a new name takes a lock once. Up
+/// to max_rules distinct names; a further one makes bind throw config_error (the
+/// limiter's constructor passes it on) and the unbound on_decision throw (the limiter
+/// catches and counts it).
 /// Thread safety: every member may be called concurrently; a thread writes only its
 /// own cells and a scrape sums them.
 class decision_metrics {
@@ -92,6 +97,21 @@ public:
         }
         c.countdown = s_->every;
         return true;
+    }
+
+    /// A rule's series, resolved once (a limiter binds its rules when it is built).
+    struct rule_slot {
+        std::uint32_t index = 0;
+        friend bool operator==(rule_slot, rule_slot) = default;
+    };
+
+    rule_slot bind(std::string_view rule) const { return {s_->find_or_add(rule)}; }
+
+    void on_decision(rule_slot rule, const decision& d, std::chrono::nanoseconds elapsed) const {
+        cells& c = pool_->local();
+        detail::owner_add(c.counter(rule.index * kinds + static_cast<std::uint32_t>(d.kind())), 1);
+        if (elapsed.count() >= 0) [[unlikely]]
+            observe(elapsed);
     }
 
     void on_decision(const decision& d, std::chrono::nanoseconds elapsed) const {

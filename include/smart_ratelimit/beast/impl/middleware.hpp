@@ -393,7 +393,7 @@ void middleware<Limiter, Identify>::check_many(const request_view& view, std::st
             }
         }
     }
-    for (const auto& p : ps) p.limiter->observe(p.d, not_timed);
+    for (const auto& p : ps) p.limiter->observe(p.rule, p.d, not_timed);
     out.wall_now_ = ps.front().limiter->clock().wall_now();
     if (options_.log_events) record(view, ps, out.wall_now_);
     std::vector<const decision*> ptrs(ps.size());
