@@ -150,6 +150,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    srl_bench::as_a_server_process();
     register_all();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
