@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <utility>
@@ -215,10 +216,71 @@ TEST_CASE("route prefixes match at segment boundaries", "[beast][middleware]") {
     CHECK(mw::path_of("*") == "*");
 }
 
+TEST_CASE("paths are matched in canonical form", "[beast][middleware]") {
+    struct spelling {
+        const char* sent;
+        const char* canonical;
+    };
+    for (const auto& [sent, canonical] : std::initializer_list<spelling>{
+             {"/api/login", "/api/login"},
+             {"/api//login", "/api/login"},
+             {"//api///login", "/api/login"},
+             {"/api/./login", "/api/login"},
+             {"/api/x/../login", "/api/login"},
+             {"/../../api/login", "/api/login"},
+             {"/api%2Flogin", "/api/login"},
+             {"/api%2flogin", "/api/login"},
+             {"/%61pi/login", "/api/login"},
+             {"/api/%2e%2e/admin", "/admin"},
+             {"/api/login/", "/api/login/"},
+             {"/api/login/.", "/api/login/"},
+             {"/api/x/..", "/api/"},
+             {"/API/login", "/API/login"},  // case is kept
+             {"/api/%zz%4", "/api/%zz%4"},  // malformed escapes stay as sent
+             {"/api/%252F", "/api/%2F"},    // decoded once, not twice
+             {"//", "/"},
+             {"", "/"},
+             {"api/login", "/api/login"}}) {
+        INFO(sent);
+        CHECK(mw::canonical_path(sent) == canonical);
+    }
+    // Already canonical: the same bytes back, no copy.
+    std::string buffer;
+    const std::string_view clean = "/api/items/42";
+    CHECK(mw::canonical_path(clean, buffer).data() == clean.data());
+
+    const mw::route login{"/api/login", {http::verb::post}};
+    for (const char* sent : {"/api//login", "/api/./login", "/api%2Flogin", "/x/../api/login/"})
+        CHECK(login.matches(sent, http::verb::post));
+    CHECK_FALSE(login.matches("/api/loginx", http::verb::post));
+    CHECK_FALSE(login.matches("/api%2Floginx", http::verb::post));
+}
+
+TEST_CASE("another spelling of a limited path shares its limit", "[beast][middleware]") {
+    login_fixture f;
+    mw::middleware_options o;
+    o.log_events = true;
+    mw::middleware<test_limiter> m(o);
+    m.add(*f.lim, {"/api/login", {http::verb::post}});
+    for (const char* target :
+         {"/api/login", "/api//login", "/api/./login", "/api%2Flogin", "/%61pi/login?x=1"})
+        REQUIRE(m.check(make_request(http::verb::post, target), addr("203.0.113.5")).allowed());
+    // Five in the minute, however spelled: the sixth is refused, and events keep what
+    // the client sent.
+    const auto r = m.check(make_request(http::verb::post, "/api/x/../login"), addr("203.0.113.5"));
+    CHECK(r.status() == mw::limit_status::blocked);
+    REQUIRE(f.sink.events().size() == 6);
+    CHECK(f.sink.events()[1].path == "/api//login");
+    CHECK(f.sink.events()[5].path == "/api/x/../login");
+}
+
 TEST_CASE("routes with a bad prefix or cost are rejected at configuration", "[beast][middleware]") {
     login_fixture f;
     mw::middleware<test_limiter> m;
     CHECK_THROWS_WITH(m.add(*f.lim, {"api", {}}), Catch::Contains("\"api\""));
+    CHECK_THROWS_WITH(m.add(*f.lim, {"/api//login", {}}),
+                      Catch::Contains("not canonical") && Catch::Contains("\"/api/login\""));
+    CHECK_THROWS_WITH(m.add(*f.lim, {"/api/%6Cogin", {}}), Catch::Contains("not canonical"));
     CHECK_THROWS_WITH(m.add(*f.lim, {"/api", {}, 0}), Catch::Contains("cost"));
     CHECK_THROWS_WITH(m.add(*f.lim, {"/api", {}, 6}), Catch::Contains("rule \"login\""));
     mw::middleware_options o;

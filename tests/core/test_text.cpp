@@ -1,7 +1,8 @@
 // tests/core/test_text.cpp
 // The shared text helpers, each tested once at its one home: UTF-8 sequences and
 // truncation (detail/utf8.hpp), the JSON string escaper (detail/json_escape.hpp),
-// trim, case folding and printable lines (detail/text.hpp), the RFC 3339 parser
+// trim, case folding, hex digits, percent-decoding and printable lines
+// (detail/text.hpp), the RFC 3339 parser
 // (analytics/format.hpp) and the trusted-proxy check of the settings (keys/cidr.hpp).
 // The cases are the edges where the former copies disagreed.
 #include <smart_ratelimit/analytics/format.hpp>
@@ -111,6 +112,20 @@ TEST_CASE("iequals ignores ASCII case only", "[text]") {
     CHECK_FALSE(iequals("bearer", "bearer "));
     CHECK_FALSE(iequals("\xC3\x89", "\xC3\xA9"));  // no Unicode folding
     CHECK_FALSE(iequals("[", "{"));                // '[' + 32 is '{', not a letter
+}
+
+TEST_CASE("percent_decode decodes each escape once and keeps malformed ones", "[text]") {
+    using srl::detail::hex_value;
+    using srl::detail::percent_decode;
+    static_assert(hex_value('0') == 0 && hex_value('9') == 9 && hex_value('a') == 10 &&
+                  hex_value('F') == 15 && hex_value('g') == -1 && hex_value('/') == -1);
+    CHECK(percent_decode("/api%2Flogin", false) == "/api/login");
+    CHECK(percent_decode("%41%62%63", false) == "Abc");
+    CHECK(percent_decode("%252F", false) == "%2F");  // once, not twice
+    CHECK(percent_decode("%zz %4 %", false) == "%zz %4 %");
+    CHECK(percent_decode("%00", false) == std::string(1, '\0'));
+    CHECK(percent_decode("a+b%2B", false) == "a+b+");
+    CHECK(percent_decode("a+b%2B", true) == "a b+");  // forms: '+' is a space
 }
 
 TEST_CASE("a printable line has no control characters and valid UTF-8", "[text]") {

@@ -1,9 +1,11 @@
 // smart_ratelimit/detail/text.hpp
 // Small text helpers shared by the settings, the HTTP header parsers and the error
-// and alert messages: trimming optional whitespace, ASCII case folding, and quoting
-// untrusted text as one printable line of valid UTF-8. Standard headers only.
+// and alert messages: trimming optional whitespace, ASCII case folding, hex digits
+// and percent-decoding, and quoting untrusted text as one printable line of valid
+// UTF-8. Standard headers only.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -17,6 +19,33 @@ constexpr std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     return s;
+}
+
+/// The value of hex digit `c`, or -1.
+constexpr int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/// Decodes each `%XX` of `s` to its byte, once; a malformed escape is kept as it is.
+/// With `plus_is_space` (form and query components), '+' is a space.
+inline std::string percent_decode(std::string_view s, bool plus_is_space) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        const int hi = c == '%' && i + 2 < s.size() ? hex_value(s[i + 1]) : -1;
+        const int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+        if (lo >= 0) {
+            out += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        } else {
+            out += plus_is_space && c == '+' ? ' ' : c;
+        }
+    }
+    return out;
 }
 
 /// `c` in lower case when it is an ASCII letter, else unchanged (no locale).

@@ -5,6 +5,7 @@
 // IPv6 address grouped by its network (/64 by default).
 #pragma once
 
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/error.hpp>
 
 #include <algorithm>
@@ -111,13 +112,6 @@ private:
 };
 
 namespace detail {
-
-constexpr int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 /// Strict dotted quad into out[0..3]; false on anything else.
 constexpr bool parse_ipv4(std::string_view s, std::uint8_t* out) noexcept {

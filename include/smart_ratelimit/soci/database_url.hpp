@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/error.hpp>
 
 namespace smart_ratelimit::soci {
@@ -44,13 +45,6 @@ struct database_url {
 
 namespace detail {
 
-inline int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /// Percent-decodes `s`; throws config_error naming `url` on a malformed escape or a NUL.
 inline std::string percent_decode(std::string_view s, std::string_view url) {
     std::string out;
@@ -60,8 +54,8 @@ inline std::string percent_decode(std::string_view s, std::string_view url) {
             out += s[i];
             continue;
         }
-        const int hi = i + 2 < s.size() ? hex_value(s[i + 1]) : -1;
-        const int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
+        const int hi = i + 2 < s.size() ? smart_ratelimit::detail::hex_value(s[i + 1]) : -1;
+        const int lo = i + 2 < s.size() ? smart_ratelimit::detail::hex_value(s[i + 2]) : -1;
         if (hi < 0 || lo < 0)
             throw config_error("database URL '" + std::string(url) + "': malformed percent escape");
         const char c = static_cast<char>(hi * 16 + lo);

@@ -4,6 +4,8 @@
 // system's randomness. Standard headers only.
 #pragma once
 
+#include <smart_ratelimit/detail/text.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -12,31 +14,10 @@
 
 namespace smart_ratelimit::beast::detail {
 
-inline int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space,
 /// `%XX` a byte; a malformed escape is kept as it is.
 inline std::string form_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const char c = s[i];
-        if (c == '+') {
-            out += ' ';
-        } else if (c == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-                   hex_value(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-        } else {
-            out += c;
-        }
-    }
-    return out;
+    return smart_ratelimit::detail::percent_decode(s, true);
 }
 
 /// The first value of parameter `name` in a query string or form body, decoded.

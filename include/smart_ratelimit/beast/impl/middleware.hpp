@@ -27,6 +27,9 @@ template <class Limiter, class Identify>
 middleware<Limiter, Identify>& middleware<Limiter, Identify>::add(Limiter& lim, route r) {
     if (r.path_prefix.empty() || r.path_prefix.front() != '/')
         throw config_error("route path prefix must start with '/': \"" + r.path_prefix + "\"");
+    if (const std::string canonical = canonical_path(r.path_prefix); canonical != r.path_prefix)
+        throw config_error("route path prefix \"" + r.path_prefix +
+                           "\" is not canonical (requests are matched as \"" + canonical + "\")");
     if (r.cost == 0)
         throw config_error("route cost must be at least 1 (\"" + r.path_prefix + "\")");
     for (const auto& rule : lim.rules())
@@ -83,10 +86,11 @@ limit_result middleware<Limiter, Identify>::check(const request_view& view) {
     out.headers_ = &options_.headers;
     out.problem_json_ = options_.problem_json;
     const auto verb = view.request().method();
-    const std::string_view path = view.path();
+    std::string buffer;
+    const std::string_view path = canonical_path(view.path(), buffer);
     std::size_t first = routes_.size(), matched = 0;
     for (std::size_t i = 0; i < routes_.size(); ++i)
-        if (routes_[i].r.matches(path, verb)) {
+        if (routes_[i].r.matches_canonical(path, verb)) {
             if (matched++ == 0) first = i;
         }
     if (matched == 0) return out;
@@ -212,12 +216,18 @@ void middleware<Limiter, Identify>::count(const limit_result& out) noexcept {
 template <class Limiter, class Identify>
 bool middleware<Limiter, Identify>::any_route_matches(
     const http::request_header<>& req) const noexcept {
-    const auto t = req.target();
-    const std::string_view path = path_of(std::string_view(t.data(), t.size()));
-    const auto verb = req.method();
-    for (const auto& br : routes_)
-        if (br.r.matches(path, verb)) return true;
-    return false;
+    try {
+        const auto t = req.target();
+        std::string buffer;
+        const std::string_view path =
+            canonical_path(path_of(std::string_view(t.data(), t.size())), buffer);
+        const auto verb = req.method();
+        for (const auto& br : routes_)
+            if (br.r.matches_canonical(path, verb)) return true;
+        return false;
+    } catch (...) {  // no memory for the canonical path: let check() decide
+        return true;
+    }
 }
 
 // No work executor: check now, complete through the handler's executor (never from
@@ -355,7 +365,7 @@ void middleware<Limiter, Identify>::check_many(const request_view& view, std::st
     std::vector<pending> ps;
     std::string fallback;
     for (auto& br : routes_) {
-        if (!br.r.matches(path, verb)) continue;
+        if (!br.r.matches_canonical(path, verb)) continue;
         Limiter& lim = *br.limiter;
         auto&& key = lim.key_extractor()(view);
         std::string_view inner(key);
