@@ -298,21 +298,39 @@ TEST_CASE("a webhook answering 500 is a failure and the e-mail is still sent",
                                "Internal Server Error\"}") != std::string::npos);
 }
 
-TEST_CASE("statuses below 400 succeed and 400 fails", "[alerts][webhook]") {
+TEST_CASE("only a 2xx status is a delivery; a redirect is not followed", "[alerts][webhook]") {
     auto webhook = webhook_for();
-    {
-        http_receiver http(204);
+    for (const unsigned ok : {200u, 202u, 204u, 299u}) {
+        http_receiver http(ok);
         CHECK(webhook.post(http.url(), "{}").ok);
     }
     {
-        http_receiver http(399);
-        CHECK(webhook.post(http.url(), "{}").ok);
+        // The hook moved: one request, not delivered, and the report says where to.
+        http_receiver target(200);
+        http_receiver moved(302, {}, {}, target.url());
+        const auto st = webhook.post(moved.url(), "{}");
+        CHECK_FALSE(st.ok);
+        CHECK(st.error ==
+              "webhook: HTTP 302 Found (redirects are not followed; configure the "
+              "final URL: Location " +
+                  target.url() + ")");
+        CHECK(moved.requests().size() == 1);
+        CHECK(target.requests().empty());
+    }
+    for (const unsigned bad : {301u, 304u, 307u, 308u, 399u, 400u, 500u}) {
+        http_receiver http(bad);
+        const auto st = webhook.post(http.url(), "{}");
+        INFO(bad);
+        CHECK_FALSE(st.ok);
+        CHECK(st.error.find("HTTP " + std::to_string(bad)) != std::string::npos);
     }
     {
-        http_receiver http(400);
+        // A hostile Location is quoted as one capped printable line.
+        http_receiver http(307, {}, {}, "http://x/\x01" + std::string(5000, 'a'));
         const auto st = webhook.post(http.url(), "{}");
         CHECK_FALSE(st.ok);
-        CHECK(st.error.find("HTTP 400") != std::string::npos);
+        CHECK(st.error.find('\x01') == std::string::npos);
+        CHECK(st.error.size() < 400);
     }
 }
 

@@ -176,12 +176,13 @@ struct received_request {
 };
 
 /// A Beast HTTP(S) server on its own thread: records each request and answers
-/// with `status`. Stopped and joined on destruction.
+/// with `status` (and a Location header when `location` is set). Stopped and joined
+/// on destruction.
 class http_receiver {
 public:
     explicit http_receiver(unsigned status = 200, const std::string& cert = {},
-                           const std::string& key = {})
-        : status_(status), acceptor_(ioc_) {
+                           const std::string& key = {}, std::string location = {})
+        : status_(status), location_(std::move(location)), acceptor_(ioc_) {
         namespace net = boost::asio;
         if (!cert.empty()) {
             ssl_.emplace(net::ssl::context::tls_server);
@@ -251,6 +252,7 @@ private:
         }
         http::response<http::string_body> res{static_cast<http::status>(status_), 11};
         res.set(http::field::content_type, "text/plain");
+        if (!location_.empty()) res.set(http::field::location, location_);
         if (status_ != 204 && status_ != 304 && status_ >= 200) res.body() = "received\n";
         res.keep_alive(false);
         res.prepare_payload();
@@ -281,6 +283,7 @@ private:
     }
 
     unsigned status_;
+    std::string location_;
     boost::asio::io_context ioc_;
     std::optional<boost::asio::ssl::context> ssl_;
     boost::asio::ip::tcp::acceptor acceptor_;

@@ -47,7 +47,7 @@ concept mail_sender = requires(M& m, const mail& msg) {
 ///
 /// | expression          | type          | meaning                                            |
 /// |---------------------|---------------|----------------------------------------------------|
-/// | `w.post(url, body)` | `send_status` | POSTs `body` (application/json) to `url` within the sender's timeout; a status >= 400 is a failure; never throws |
+/// | `w.post(url, body)` | `send_status` | POSTs `body` (application/json) to `url` within the sender's timeout; only a 2xx status is a delivery; never throws |
 ///
 /// Thread safety: `post` may be called from one thread at a time per sender.
 template <class W>

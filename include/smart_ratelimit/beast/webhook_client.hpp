@@ -1,7 +1,9 @@
 // smart_ratelimit/beast/webhook_client.hpp
 // A webhook_sender over Boost.Beast: one HTTP/1.1 POST of a JSON body to an
 // http:// or https:// URL (certificate and host name verified, SNI sent), one
-// deadline for the whole exchange, a status >= 400 reported as a failure. With a
+// deadline for the whole exchange; only a 2xx status is a delivery. Redirects are not
+// followed (a 3xx is a failure naming its Location) and no proxy is used (the
+// connection goes to the URL's host; HTTP_PROXY and HTTPS_PROXY are ignored). With a
 // signing secret it adds X-Smart-Ratelimit-Timestamp and X-Smart-Ratelimit-Signature
 // (`sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`). Needs OpenSSL.
 #pragma once
@@ -41,6 +43,8 @@
 #include <openssl/hmac.h>
 
 #include <smart_ratelimit/alerts/channels.hpp>
+#include <smart_ratelimit/detail/text.hpp>
+#include <smart_ratelimit/detail/utf8.hpp>
 #include <smart_ratelimit/settings.hpp>
 #include <smart_ratelimit/version.hpp>
 
@@ -255,10 +259,19 @@ private:
         }
         const auto& res = parser.get();
         const unsigned status = res.result_int();
-        if (status >= 400)
-            co_return send_status::failure("webhook: HTTP " + std::to_string(status) + " " +
-                                           std::string(res.reason()));
-        co_return send_status::success();
+        if (status >= 200 && status < 300) co_return send_status::success();
+        // The receiver's words reach logs and alert reports: one capped printable line.
+        std::string why = "webhook: HTTP " + std::to_string(status) + " " +
+                          smart_ratelimit::detail::printable_line(
+                              smart_ratelimit::detail::capped(res.reason(), 100));
+        if (status >= 300 && status < 400) {
+            why += " (redirects are not followed; configure the final URL";
+            if (const auto location = res[http::field::location]; !location.empty())
+                why += ": Location " + smart_ratelimit::detail::printable_line(
+                                           smart_ratelimit::detail::capped(location, 200));
+            why += ")";
+        }
+        co_return send_status::failure(why);
     }
 
     webhook_options options_;
