@@ -8,6 +8,7 @@
 #include "../support/storage_contract.hpp"
 #include "../support/test_env.hpp"
 
+#include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/soci/state_storage.hpp>
 #include <smart_ratelimit/storage/resilient_storage.hpp>
@@ -215,6 +216,55 @@ TEST_CASE("sql state: a limiter's rules consume quota only when all of them pass
         const auto o = s.acquire(srl::rule_key("hourly", "user:1"), hourly, 0ns, 1);
         CHECK(o.allowed);
         CHECK(o.count == 4);  // 3 spent + this one
+    });
+}
+
+TEST_CASE("sql state: any key bytes are stored one to one, each key with its own quota",
+          "[sql_state][keys]") {
+    // PostgreSQL refuses text that is not UTF-8 and any NUL: raw, such a key from a
+    // header-keyed rule failed every request (degraded). Escaped, each key is its
+    // own, even one spelled like another's escape.
+    const std::vector<std::string> keys{"hdr:\xff",
+                                        "hdr:%FF",
+                                        "hdr:%25FF",
+                                        std::string("hdr:a\0b", 7),
+                                        "hdr:a",
+                                        "hdr:\xc3\xa9",
+                                        "hdr:\xc3",
+                                        "hdr:\xed\xa0\x80",  // a surrogate
+                                        "hdr:\xf0\x9f\x98\x80"};
+    on_each_database("keys", [&](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<srl::any_algorithm>(url, prefix);
+        const srl::any_algorithm two("fixed_window", srl::rate{2, 1h});
+        for (const auto& k : keys) {
+            INFO(srl::detail::printable_line(k));
+            CHECK(s.acquire(k, two, 0ns, 1).count == 1);  // nobody else's quota
+        }
+        for (const auto& k : keys) {
+            INFO(srl::detail::printable_line(k));
+            const auto o = s.acquire(k, two, 0ns, 1);
+            CHECK(o.allowed);
+            CHECK(o.count == 2);
+            CHECK_FALSE(s.acquire(k, two, 0ns, 1).allowed);
+        }
+        CHECK(s.stats().errors == 0);
+        // Stored readably: valid UTF-8 as it is, the rest escaped.
+        const auto stored = [&](const std::string& key) {
+            const auto u = ssql::parse_database_url(url);
+            auto sql = ssql::open_session(u);
+            long long n = 0;
+            const std::string k = prefix + key;
+            *sql << "SELECT COUNT(*) FROM ratelimit_counter WHERE key = :k", soci::into(n),
+                soci::use(k);
+            return n == 1;
+        };
+        CHECK(stored("hdr:%FF"));    // "\xff"
+        CHECK(stored("hdr:%25FF"));  // "%FF"
+        CHECK(stored("hdr:%2525FF"));
+        CHECK(stored("hdr:a%00b"));
+        CHECK(stored("hdr:\xc3\xa9"));
+        CHECK(stored("hdr:%C3"));
+        CHECK(stored("hdr:%ED%A0%80"));
     });
 }
 

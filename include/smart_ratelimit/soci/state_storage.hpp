@@ -13,6 +13,7 @@
 #include <smart_ratelimit/detail/time_math.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/soci/database_url.hpp>
+#include <smart_ratelimit/soci/detail/sanitize.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>
 #include <smart_ratelimit/soci/migrations/state.hpp>
 #include <smart_ratelimit/soci/schema.hpp>
@@ -402,8 +403,8 @@ private:
     outcome run(std::string_view key, const A& a, std::uint64_t cost, storage_op o) {
         std::string k;
         k.reserve(impl_->opts.key_prefix.size() + key.size());
-        k += impl_->opts.key_prefix;
-        k += key;
+        detail::append_storable_key(k, impl_->opts.key_prefix);
+        detail::append_storable_key(k, key);
         const dialect d = dialect_of();
         return with_session([&](::soci::session& sql) {
             long long now_us = 0;

@@ -1,9 +1,9 @@
 // smart_ratelimit/soci/detail/sanitize.hpp
-// Makes an event storable on every engine before it is written: NUL bytes are
+// Makes text storable on every engine. An event before it is written: NUL bytes are
 // removed, invalid UTF-8 is replaced by U+FFFD (one per bad byte), and every text
-// field is truncated to its cap (event_caps) without splitting a UTF-8 sequence. An
+// field is truncated to its cap (event_caps) without splitting a UTF-8 sequence; an
 // event whose outcome disagrees with its `allowed` flag is not storable at all (the
-// writer counts it invalid).
+// writer counts it invalid). A state key: escaped one to one (append_storable_key).
 #pragma once
 
 #include <cstddef>
@@ -57,6 +57,28 @@ inline std::string sanitize_text(std::string_view s, std::size_t cap) {
         if (out.size() > cap + 4) break;  // enough to truncate from
     }
     return smart_ratelimit::detail::capped(out, cap);
+}
+
+/// Appends `key` to `out` as bytes every engine accepts in a TEXT column, one to one:
+/// valid UTF-8 other than '%' and NUL as it is, each other byte (a NUL, '%', a byte
+/// outside a valid UTF-8 sequence) as `%XX`. Distinct keys stay distinct (a key the
+/// client controls, `\xff` or `%FF`, never takes over another's quota), and what is
+/// stored reads as the key did.
+inline void append_storable_key(std::string& out, std::string_view key) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (std::size_t i = 0; i < key.size();) {
+        const unsigned char c = static_cast<unsigned char>(key[i]);
+        const std::size_t n = c != 0 && c != '%' ? utf8_sequence(key, i) : 0;
+        if (n > 0) {
+            out.append(key.substr(i, n));
+            i += n;
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+            ++i;
+        }
+    }
 }
 
 /// True when `e.allowed` is what its outcome says (allowed == allowed_column(outcome)):
