@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(git ls-files -- 'include/*.hpp' 'tools/*.cpp' 'tools/*.hpp' 'examples/*.cpp' \
-                       'tests/*.cpp' 'tests/*.hpp' 'benchmarks/*.cpp' 'benchmarks/*.hpp')
+                       'tests/*.cpp' 'tests/*.hpp' 'benchmarks/*.cpp' 'benchmarks/*.hpp' 'fuzz/*.cpp' 'fuzz/*.hpp')
 if [[ ${1:-} == --check ]]; then
   clang-format --dry-run -Werror "${files[@]}"
   echo "format: ${#files[@]} files as .clang-format says"

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential g++ clang clang-format clang-tidy cmake ninja-build meson pkg-config git ca-certificates
+  build-essential g++ clang libclang-rt-14-dev clang-format clang-tidy cmake ninja-build meson pkg-config git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsoci-dev libsqlite3-dev sqlite3 libpq-dev
   catch2 libbenchmark-dev

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the build needs, checks the layout with
 # clang-format, builds everything with GCC, starts private PostgreSQL and Redis
-# servers on loopback, and runs the suite
-# (packaging tests included); builds and runs it again with Clang; runs the std-only
-# suites once more through Meson; then builds and runs the suite again at -O1 under
-# ASan+UBSan and under TSan, without benchmarks and packaging tests (build time, no
-# coverage); the examples only under ASan+UBSan, where the demo server's own HTTP
-# reading and writing run sanitized.
+# servers on loopback, and runs the suite (packaging tests and the fuzz corpora
+# included); builds and runs it again with Clang; runs the std-only suites once more
+# through Meson; fuzzes every parser for 30 s (scripts/fuzz.sh); then builds and runs
+# the suite again at -O1 under ASan+UBSan and under TSan, without benchmarks and
+# packaging tests (build time, no coverage); the examples only under ASan+UBSan, where
+# the demo server's own HTTP reading and writing run sanitized.
 # Environment: SMART_RATELIMIT_TEST_SANITIZERS=0 skips the sanitizer passes,
 # SMART_RATELIMIT_TEST_MESON=0 the Meson pass, SMART_RATELIMIT_TEST_CLANG=0 the Clang
-# pass, SMART_RATELIMIT_JOBS sets parallelism.
+# pass, SMART_RATELIMIT_TEST_FUZZ=0 the fuzzing (SMART_RATELIMIT_FUZZ_SECONDS per
+# target, default 30), SMART_RATELIMIT_JOBS sets parallelism.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,6 +52,12 @@ if [[ ${SMART_RATELIMIT_TEST_MESON:-1} != 0 ]]; then
   fi
   meson compile -C build-meson -j "$jobs"
   scripts/test-servers.sh meson test -C build-meson --print-errorlogs --num-processes "$jobs"
+fi
+
+if [[ ${SMART_RATELIMIT_TEST_FUZZ:-1} != 0 ]]; then
+  # Every parser that meets outside bytes, under libFuzzer (ASan+UBSan), briefly.
+  echo "== fuzz: ${SMART_RATELIMIT_FUZZ_SECONDS:-30} s per target $(elapsed)"
+  scripts/fuzz.sh --seconds "${SMART_RATELIMIT_FUZZ_SECONDS:-30}"
 fi
 
 if [[ ${SMART_RATELIMIT_TEST_SANITIZERS:-1} != 0 ]]; then

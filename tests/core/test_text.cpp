@@ -178,6 +178,18 @@ TEST_CASE("RFC 3339: any number of fraction digits, truncated to microseconds", 
     CHECK(parse_rfc3339(srl::format_rfc3339(t, 6)) == t);
 }
 
+TEST_CASE("RFC 3339: an offset may not carry the instant outside years 0000-9999", "[text][time]") {
+    // Found by fuzz/fuzz_rfc3339: these parsed, and formatted as text that did not.
+    CHECK_FALSE(srl::parse_rfc3339("0000-01-01T00:00:06+02:00").has_value());
+    CHECK_FALSE(srl::parse_rfc3339("9999-12-31T23:59:59.5-00:01").has_value());
+    const auto first = srl::parse_rfc3339("0000-01-01T02:00:00+02:00");
+    REQUIRE(first.has_value());
+    CHECK(srl::format_rfc3339(*first) == "0000-01-01T00:00:00.000Z");
+    const auto last = srl::parse_rfc3339("9999-12-31T23:59:59.999999Z");
+    REQUIRE(last.has_value());
+    CHECK(srl::parse_rfc3339(srl::format_rfc3339(*last, 6)) == last);
+}
+
 TEST_CASE("RFC 3339: a leap second reads as :59, the grammar's ranges hold", "[text][time]") {
     using namespace std::chrono;
     using srl::parse_rfc3339;

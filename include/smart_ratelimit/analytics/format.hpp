@@ -85,7 +85,8 @@ inline std::string format_rfc3339(event_time t, int fraction_digits = 3) {
 /// - a fraction has one digit or more, any number; digits past the microsecond
 ///   are truncated (toward the past), never rounded, so a time is never moved
 ///   into the next second, day or year;
-/// - an offset is at most 23:59.
+/// - an offset is at most 23:59, and the instant it gives is within years 0000-9999
+///   UTC (`0000-01-01T00:00:00+01:00` is refused: it is in year -1).
 /// Returns nullopt on anything else. Thread safety: pure function.
 inline std::optional<event_time> parse_rfc3339(std::string_view s) {
     using namespace std::chrono;
@@ -142,6 +143,11 @@ inline std::optional<event_time> parse_rfc3339(std::string_view s) {
     if (sec == 60) sec = 59;
     const auto tp = sys_days(ymd) + hours{h} + minutes{m} + seconds{sec} + microseconds{us} -
                     minutes{offset_min};
+    // The instant itself must be writable with a four-digit year (format_rfc3339):
+    // an offset may not carry it before 0000-01-01 or past 9999-12-31 UTC.
+    constexpr sys_days first = year{0} / January / 1;
+    constexpr sys_days after_last = year{10000} / January / 1;
+    if (tp < first || tp >= after_last) return std::nullopt;
     return event_time(duration_cast<microseconds>(tp.time_since_epoch()));
 }
 
