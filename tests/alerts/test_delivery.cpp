@@ -326,7 +326,7 @@ TEST_CASE("only a 2xx status is a delivery; a redirect is not followed", "[alert
     }
     {
         // A hostile Location is quoted as one capped printable line.
-        http_receiver http(307, {}, {}, "http://x/\x01" + std::string(5000, 'a'));
+        http_receiver http(307, {}, {}, "http://x/\x01" + std::string(3000, '\xff'));
         const auto st = webhook.post(http.url(), "{}");
         CHECK_FALSE(st.ok);
         CHECK(st.error.find('\x01') == std::string::npos);

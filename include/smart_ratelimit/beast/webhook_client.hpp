@@ -50,6 +50,26 @@
 
 namespace smart_ratelimit::beast {
 
+/// What a webhook receiver's answer means: a delivery for a 2xx status, else a failure
+/// naming the status, its reason and, for a 3xx (redirects are not followed), the
+/// Location. The receiver's words reach logs and alert reports, so each is quoted as
+/// one printable line, then capped (an escaped byte takes up to four).
+inline send_status webhook_response_status(const boost::beast::http::response_header<>& res) {
+    const unsigned status = res.result_int();
+    if (status >= 200 && status < 300) return send_status::success();
+    std::string why =
+        "webhook: HTTP " + std::to_string(status) + " " +
+        smart_ratelimit::detail::capped(smart_ratelimit::detail::printable_line(res.reason()), 100);
+    if (status >= 300 && status < 400) {
+        why += " (redirects are not followed; configure the final URL";
+        if (const auto location = res[boost::beast::http::field::location]; !location.empty())
+            why += ": Location " + smart_ratelimit::detail::capped(
+                                       smart_ratelimit::detail::printable_line(location), 200);
+        why += ")";
+    }
+    return send_status::failure(why);
+}
+
 /// The signature headers a signed webhook carries.
 inline constexpr std::string_view webhook_timestamp_header = "X-Smart-Ratelimit-Timestamp";
 inline constexpr std::string_view webhook_signature_header = "X-Smart-Ratelimit-Signature";
@@ -257,21 +277,7 @@ private:
             boost::system::error_code ignored;
             tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
         }
-        const auto& res = parser.get();
-        const unsigned status = res.result_int();
-        if (status >= 200 && status < 300) co_return send_status::success();
-        // The receiver's words reach logs and alert reports: one capped printable line.
-        std::string why = "webhook: HTTP " + std::to_string(status) + " " +
-                          smart_ratelimit::detail::printable_line(
-                              smart_ratelimit::detail::capped(res.reason(), 100));
-        if (status >= 300 && status < 400) {
-            why += " (redirects are not followed; configure the final URL";
-            if (const auto location = res[http::field::location]; !location.empty())
-                why += ": Location " + smart_ratelimit::detail::printable_line(
-                                           smart_ratelimit::detail::capped(location, 200));
-            why += ")";
-        }
-        co_return send_status::failure(why);
+        co_return webhook_response_status(parser.get());
     }
 
     webhook_options options_;
