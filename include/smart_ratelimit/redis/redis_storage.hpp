@@ -9,6 +9,8 @@
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/concepts.hpp>
 #include <smart_ratelimit/decision.hpp>
+#include <smart_ratelimit/detail/text.hpp>
+#include <smart_ratelimit/detail/utf8.hpp>
 #include <smart_ratelimit/error.hpp>
 #include <smart_ratelimit/redis/connection_pool.hpp>
 #include <smart_ratelimit/redis/redis_url.hpp>
@@ -56,6 +58,49 @@ inline redis_storage_options redis_options_from_url(
     o.pool.max_connections = max_connections;
     return o;
 }
+
+namespace detail {
+
+// A script's microseconds as nanoseconds, saturating: a reply is outside data.
+inline std::chrono::nanoseconds script_us(long long us) noexcept {
+    constexpr long long max_us = std::chrono::nanoseconds::max().count() / 1000;
+    if (us <= 0) return std::chrono::nanoseconds(0);
+    if (us >= max_us) return never;
+    return std::chrono::microseconds(us);
+}
+
+/// The outcome a rate-limit script's reply encodes: an array of six integers
+/// (allowed, retryable, count, remaining, reset_after_us, retry_after_us; a negative
+/// retry_after means never). Anything else, a Redis error included, throws
+/// storage_error naming `url`, with the server's words as one capped printable line.
+/// Values out of range are clamped, never overflowed.
+inline outcome script_outcome(const redisReply& r, std::string_view url) {
+    const auto fail = [&](std::string_view what) -> outcome {
+        throw storage_error("Redis " + std::string(url) + ": " + std::string(what));
+    };
+    if (r.type == REDIS_REPLY_ERROR)
+        return fail("script error: " +
+                    smart_ratelimit::detail::capped(smart_ratelimit::detail::printable_line(
+                                                        std::string_view(r.str, r.str ? r.len : 0)),
+                                                    300));
+    if (r.type != REDIS_REPLY_ARRAY || r.elements != 6) return fail("unexpected script reply");
+    long long v[6];
+    for (std::size_t i = 0; i < 6; ++i) {
+        if (r.element[i] == nullptr || r.element[i]->type != REDIS_REPLY_INTEGER)
+            return fail("unexpected script reply element");
+        v[i] = r.element[i]->integer;
+    }
+    outcome o;
+    o.allowed = v[0] != 0;
+    o.retryable = v[1] != 0;
+    o.count = static_cast<std::uint64_t>(v[2] < 0 ? 0 : v[2]);
+    o.remaining = static_cast<std::uint64_t>(v[3] < 0 ? 0 : v[3]);
+    o.reset_after = script_us(v[4]);
+    o.retry_after = v[5] < 0 ? never : script_us(v[5]);
+    return o;
+}
+
+}  // namespace detail
 
 /// Which operation a script call performs (storage/storage_op.hpp).
 using op = smart_ratelimit::storage_op;
@@ -227,28 +272,6 @@ private:
                std::string_view(r.str, 8) == "NOSCRIPT";
     }
 
-    static outcome to_outcome(const redisReply& r, const std::string& url) {
-        if (r.type == REDIS_REPLY_ERROR)
-            throw storage_error("Redis " + url + ": script error: " + std::string(r.str, r.len));
-        if (r.type != REDIS_REPLY_ARRAY || r.elements != 6)
-            throw storage_error("Redis " + url + ": unexpected script reply");
-        long long v[6];
-        for (std::size_t i = 0; i < 6; ++i) {
-            if (r.element[i]->type != REDIS_REPLY_INTEGER)
-                throw storage_error("Redis " + url + ": unexpected script reply element");
-            v[i] = r.element[i]->integer;
-        }
-        using std::chrono::microseconds;
-        outcome o;
-        o.allowed = v[0] != 0;
-        o.retryable = v[1] != 0;
-        o.count = static_cast<std::uint64_t>(v[2] < 0 ? 0 : v[2]);
-        o.remaining = static_cast<std::uint64_t>(v[3] < 0 ? 0 : v[3]);
-        o.reset_after = microseconds(v[4] < 0 ? 0 : v[4]);
-        o.retry_after = v[5] < 0 ? never : std::chrono::nanoseconds(microseconds(v[5]));
-        return o;
-    }
-
     outcome guarded(std::string_view key, const A& a, std::uint64_t cost, op o) {
         try {
             return run_one(key, a, cost, o);
@@ -267,7 +290,7 @@ private:
             impl_->noscript.fetch_add(1, std::memory_order_relaxed);
             r = c->run(evalsha(load(*c, id), key, a, cost, o));
         }
-        outcome out = to_outcome(*r, c->url());
+        outcome out = detail::script_outcome(*r, c->url());
         impl_->decisions.fetch_add(1, std::memory_order_relaxed);
         return out;
     }
@@ -292,7 +315,7 @@ private:
                 continue;
             }
             try {
-                out[i] = to_outcome(*r, c->url());
+                out[i] = detail::script_outcome(*r, c->url());
             } catch (const storage_error& e) {
                 if (first_error.empty()) first_error = e.what();
             }
@@ -309,7 +332,8 @@ private:
                 c->append(evalsha(shas[static_cast<std::size_t>(script_of(*reqs[i].algorithm))],
                                   reqs[i].key, *reqs[i].algorithm, reqs[i].cost,
                                   reqs[i].operation));
-            for (const std::size_t i : again) out[i] = to_outcome(*c->get_reply(), c->url());
+            for (const std::size_t i : again)
+                out[i] = detail::script_outcome(*c->get_reply(), c->url());
         }
         impl_->decisions.fetch_add(reqs.size(), std::memory_order_relaxed);
     }
