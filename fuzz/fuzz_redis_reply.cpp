@@ -1,8 +1,8 @@
 // fuzz/fuzz_redis_reply.cpp
-// What Redis answers a rate-limit script, as hiredis reads it off the wire (RESP) and
-// the storage decodes it: an outcome with values clamped into range, or a
-// storage_error whose text is bounded, whatever the server (or whatever sits between)
-// sent.
+// What Redis answers a rate-limit script, as hiredis reads it off the wire (RESP) with
+// the library's reply functions and the storage decodes it: an outcome with values
+// clamped into range, or a storage_error whose text is bounded, and no allocation a
+// reply header alone can inflate, whatever the server (or whatever sits between) sent.
 #include "fuzz_check.hpp"
 
 #include <smart_ratelimit/redis/redis_storage.hpp>
@@ -11,7 +11,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     namespace srl = smart_ratelimit;
-    redisReader* reader = redisReaderCreate();
+    // The reply functions every connection of the library reads with.
+    redisReader* reader =
+        redisReaderCreateWithFunctions(srl::redis::detail::bounded_reply_functions());
     if (reader == nullptr) return 0;
     reader->maxbuf = 0;
     if (redisReaderFeed(reader, reinterpret_cast<const char*>(data), size) == REDIS_OK) {

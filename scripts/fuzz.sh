@@ -5,20 +5,25 @@
 # broken property stops the run: the input is saved as build-fuzz/artifacts/<target>-*,
 # and the script exits 1 naming it (add it to fuzz/corpus/<target> to keep it as a
 # regression test: `ctest -L fuzz` replays every corpus in every build).
-# Usage: scripts/fuzz.sh [--seconds N] [--target NAME]
+# --seed N makes libFuzzer's choices repeatable (the test command uses --seed 1, so a
+# CI run does not fail on a new find by chance; run without it to explore).
+# Usage: scripts/fuzz.sh [--seconds N] [--target NAME] [--seed N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=60
 only=""
+seed=0
 while (($#)); do
   case $1 in
     --seconds) seconds=${2:-}; shift 2 ;;
     --target) only=${2:-}; shift 2 ;;
-    *) echo "fuzz: unknown option $1 (use --seconds N, --target NAME)" >&2; exit 2 ;;
+    --seed) seed=${2:-}; shift 2 ;;
+    *) echo "fuzz: unknown option $1 (use --seconds N, --target NAME, --seed N)" >&2; exit 2 ;;
   esac
 done
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: --seconds must be a positive integer, got '$seconds'" >&2; exit 2; }
+[[ $seed =~ ^[0-9]+$ ]] || { echo "fuzz: --seed must be a non-negative integer, got '$seed'" >&2; exit 2; }
 
 scripts/install-deps.sh
 build=${SMART_RATELIMIT_FUZZ_BUILD_DIR:-build-fuzz}
@@ -50,7 +55,7 @@ for t in "${targets[@]}"; do
   seeds=$(find "fuzz/corpus/$t" -type f | wc -l)
   echo "== $t: $seconds s from $seeds seeds"
   if "$build/fuzz/$t" "$work/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-       -artifact_prefix="$build/artifacts/$t-" -print_final_stats=1 >"$work/$t.log" 2>&1; then
+       -seed="$seed" -artifact_prefix="$build/artifacts/$t-" -print_final_stats=1 >"$work/$t.log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
     corpus=$(find "$work/$t" -type f | wc -l)
     echo "   ok: ${runs:-?} inputs run, corpus grew from $seeds to $corpus, no crash or broken property"

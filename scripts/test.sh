@@ -57,7 +57,7 @@ fi
 if [[ ${SMART_RATELIMIT_TEST_FUZZ:-1} != 0 ]]; then
   # Every parser that meets outside bytes, under libFuzzer (ASan+UBSan), briefly.
   echo "== fuzz: ${SMART_RATELIMIT_FUZZ_SECONDS:-30} s per target $(elapsed)"
-  scripts/fuzz.sh --seconds "${SMART_RATELIMIT_FUZZ_SECONDS:-30}"
+  scripts/fuzz.sh --seconds "${SMART_RATELIMIT_FUZZ_SECONDS:-30}" --seed 1
 fi
 
 if [[ ${SMART_RATELIMIT_TEST_SANITIZERS:-1} != 0 ]]; then

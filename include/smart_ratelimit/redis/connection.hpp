@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <sys/time.h>
@@ -32,6 +33,45 @@ struct reply_deleter {
     void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
 };
 using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+
+namespace detail {
+
+/// The most elements a reply array may declare. The library's replies have six (a
+/// script's outcome) or a handful; the bound is for a server that misbehaves.
+inline constexpr int max_reply_elements = 4096;
+
+// hiredis's own reply functions (those of a reader it creates by default).
+inline const redisReplyObjectFunctions& default_reply_functions() {
+    static const redisReplyObjectFunctions f = [] {
+        redisReader* r = redisReaderCreate();
+        if (r == nullptr) throw std::bad_alloc();
+        const redisReplyObjectFunctions copy = *r->fn;
+        redisReaderFree(r);
+        return copy;
+    }();
+    return f;
+}
+
+inline void* bounded_create_array(const redisReadTask* task, int elements) {
+    if (elements < 0 || elements > max_reply_elements) return nullptr;  // an OOM error
+    return default_reply_functions().createArray(task, elements);
+}
+
+/// hiredis's reply functions, except that an array declaring more than
+/// max_reply_elements elements is refused before anything is allocated for it:
+/// hiredis 0.14 callocs a pointer per declared element, so one reply header
+/// (`*600006156`) asked for 4.8 GB (found by fuzz/fuzz_redis_reply). The reader
+/// then fails the reply as out of memory, which the connection reports as an error.
+inline redisReplyObjectFunctions* bounded_reply_functions() {
+    static redisReplyObjectFunctions f = [] {
+        redisReplyObjectFunctions g = default_reply_functions();
+        g.createArray = &bounded_create_array;
+        return g;
+    }();
+    return &f;
+}
+
+}  // namespace detail
 
 /// A command as argument strings (binary safe).
 class command_args {
@@ -75,6 +115,7 @@ public:
             throw storage_error("Redis " + url_ + ": cannot connect: " + msg);
         }
         try {
+            ctx_->reader->fn = detail::bounded_reply_functions();
             if (redisSetTimeout(ctx_, to_timeval(o.command_timeout)) != REDIS_OK)
                 fail("cannot set the timeout");
             if (!o.url.password.empty()) {
