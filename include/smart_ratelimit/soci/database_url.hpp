@@ -45,26 +45,18 @@ struct database_url {
 
 namespace detail {
 
-/// Percent-decodes `s`; throws config_error naming `url` on a malformed escape or a NUL.
-inline std::string percent_decode(std::string_view s, std::string_view url) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '%') {
-            out += s[i];
-            continue;
-        }
-        const int hi = i + 2 < s.size() ? smart_ratelimit::detail::hex_value(s[i + 1]) : -1;
-        const int lo = i + 2 < s.size() ? smart_ratelimit::detail::hex_value(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0)
+/// Percent-decodes one part of a database URL: every '%' must start an escape of two
+/// hex digits, and `%00` is refused (throws config_error naming `url`); then decodes
+/// as smart_ratelimit::detail::percent_decode does.
+inline std::string decode_url_part(std::string_view s, std::string_view url) {
+    using smart_ratelimit::detail::hex_value;
+    for (std::size_t i = s.find('%'); i != std::string_view::npos; i = s.find('%', i + 3)) {
+        if (i + 2 >= s.size() || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
             throw config_error("database URL '" + std::string(url) + "': malformed percent escape");
-        const char c = static_cast<char>(hi * 16 + lo);
-        if (c == '\0')
+        if (s[i + 1] == '0' && s[i + 2] == '0')
             throw config_error("database URL '" + std::string(url) + "': %00 is not allowed");
-        out += c;
-        i += 2;
     }
-    return out;
+    return smart_ratelimit::detail::percent_decode(s, false);
 }
 
 /// Quotes a libpq connection-string value: '...' with \ and ' escaped.
@@ -121,7 +113,7 @@ inline database_url parse_database_url(std::string_view url) {
         if (rest.find('?') != std::string_view::npos || rest.find('#') != std::string_view::npos)
             throw fail("query parameters are not supported for SQLite");
         // sqlite:///rel.db -> rest "/rel.db" -> "rel.db"; sqlite:////abs.db -> "/abs.db".
-        out.path = detail::percent_decode(rest.substr(1), shown);
+        out.path = detail::decode_url_part(rest.substr(1), shown);
         if (out.path.empty() || out.path.back() == '/')
             throw fail("missing the database file name");
         if (out.path.find('"') != std::string::npos) throw fail("a double quote in the path");
@@ -147,9 +139,9 @@ inline database_url parse_database_url(std::string_view url) {
         const std::string_view userinfo = authority.substr(0, at);
         authority = authority.substr(at + 1);
         const auto colon = userinfo.find(':');
-        out.user = detail::percent_decode(userinfo.substr(0, colon), shown);
+        out.user = detail::decode_url_part(userinfo.substr(0, colon), shown);
         if (colon != std::string_view::npos)
-            out.password = detail::percent_decode(userinfo.substr(colon + 1), shown);
+            out.password = detail::decode_url_part(userinfo.substr(colon + 1), shown);
     }
     std::string_view host = authority;
     std::string_view port;
@@ -166,7 +158,7 @@ inline database_url parse_database_url(std::string_view url) {
         port = host.substr(colon + 1);
         host = host.substr(0, colon);
     }
-    out.host = detail::percent_decode(host, shown);
+    out.host = detail::decode_url_part(host, shown);
     if (!port.empty() || authority.find(':') != std::string_view::npos) {
         if (port.empty() || port.size() > 5) throw fail("bad port '" + std::string(port) + "'");
         unsigned long v = 0;
@@ -177,7 +169,7 @@ inline database_url parse_database_url(std::string_view url) {
         if (v == 0 || v > 65535) throw fail("bad port '" + std::string(port) + "'");
         out.port = std::string(port);
     }
-    out.dbname = detail::percent_decode(path, shown);
+    out.dbname = detail::decode_url_part(path, shown);
     if (out.dbname.empty()) throw fail("missing the database name");
     if (out.dbname.find('/') != std::string::npos) throw fail("the database name contains '/'");
     while (!query.empty()) {
@@ -188,12 +180,12 @@ inline database_url parse_database_url(std::string_view url) {
         const auto eq = pair.find('=');
         if (eq == std::string_view::npos || eq == 0)
             throw fail("query parameter '" + std::string(pair) + "' is not key=value");
-        std::string key = detail::percent_decode(pair.substr(0, eq), shown);
+        std::string key = detail::decode_url_part(pair.substr(0, eq), shown);
         for (const char c : key)
             if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
                 throw fail("bad query parameter name '" + key + "'");
         out.options.emplace_back(std::move(key),
-                                 detail::percent_decode(pair.substr(eq + 1), shown));
+                                 detail::decode_url_part(pair.substr(eq + 1), shown));
     }
     return out;
 }
