@@ -92,7 +92,8 @@ public:
         validate();
         cache_limits();
         if constexpr (detail::observes_decisions<Observer>)
-            for (const rule_type& r : rules_) bindings_.bind(observer_, r.name);
+            for (std::size_t i = 0; i < rules_.size(); ++i)
+                bindings_.bind(observer_, i, rules_[i].name);
     }
 
     limiter(const limiter&) = delete;

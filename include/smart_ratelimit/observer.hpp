@@ -66,9 +66,8 @@ inline constexpr bool observes_decisions = !discards_decisions<O>;
 // What a limiter keeps per rule for its observer: the bound handles, or nothing.
 template <class O>
 struct rule_bindings {
-    void bind(O&, std::string_view) {}
-    template <class D>
-    void notify(O& o, std::size_t, const D& d, std::chrono::nanoseconds t) {
+    void bind(O&, std::size_t, std::string_view) {}
+    void notify(O& o, std::size_t, const decision& d, std::chrono::nanoseconds t) {
         o.on_decision(d, t);
     }
 };
@@ -77,11 +76,9 @@ template <bound_observer O>
 struct rule_bindings<O> {
     using handle = std::decay_t<decltype(std::declval<O&>().bind(std::string_view{}))>;
     handle handles[verdict::max_rules] = {};
-    std::size_t bound = 0;
 
-    void bind(O& o, std::string_view name) { handles[bound++] = o.bind(name); }
-    template <class D>
-    void notify(O& o, std::size_t rule, const D& d, std::chrono::nanoseconds t) {
+    void bind(O& o, std::size_t rule, std::string_view name) { handles[rule] = o.bind(name); }
+    void notify(O& o, std::size_t rule, const decision& d, std::chrono::nanoseconds t) {
         o.on_decision(handles[rule], d, t);
     }
 };
