@@ -72,7 +72,8 @@ TEST_CASE("database URLs parse into SOCI connection strings", "[soci][url]") {
     CHECK(pg.dbname == "rate-limit");
     CHECK(pg.soci_connect_string() ==
           "dbname='rate-limit' host='db.example.com' port=6543 user='us@er' password='p:ss\\'w' "
-          "connect_timeout=5");
+          "options='-c client_min_messages=warning' connect_timeout=5 keepalives=1 "
+          "keepalives_idle=10 keepalives_interval=5 keepalives_count=3 tcp_user_timeout=30000");
     CHECK(pg.redacted() == "postgresql://us%40er:***@db.example.com:6543/rate%2Dlimit");
 
     auto short_form = ssoci::parse_database_url("postgres://localhost/events?sslmode=require");
@@ -80,6 +81,15 @@ TEST_CASE("database URLs parse into SOCI connection strings", "[soci][url]") {
     CHECK(short_form.port.empty());
     REQUIRE(short_form.options.size() == 1);
     CHECK(short_form.options[0].first == "sslmode");
+    // Session settings go first in `options`; the URL's own options and bounds win.
+    auto own = ssoci::parse_database_url(
+        "postgresql://h/db?keepalives_idle=60&options=-c%20statement_timeout%3D9000");
+    ssoci::session_settings settings;
+    settings.statement_timeout = std::chrono::milliseconds(2500);
+    CHECK(own.soci_connect_string(settings) ==
+          "dbname='db' host='h' keepalives_idle='60' options='-c client_min_messages=warning -c "
+          "statement_timeout=2500 -c statement_timeout=9000' connect_timeout=5 keepalives=1 "
+          "keepalives_interval=5 keepalives_count=3 tcp_user_timeout=30000");
     auto v6 = ssoci::parse_database_url("postgresql://u@[::1]:5432/db");
     CHECK(v6.host == "::1");
 }
@@ -868,4 +878,28 @@ TEST_CASE("the PostgreSQL writer runs at read committed whatever the database's 
     std::vector<std::string> seen(4);
     *fresh << "SELECT level FROM seen_isolation", soci::into(seen);
     CHECK(seen == std::vector<std::string>{"read committed"});
+}
+
+TEST_CASE("a PostgreSQL session gets its settings when it connects, and the URL's options win",
+          "[soci][url][postgresql]") {
+    pg_database pg("settings");
+    if (pg.url().empty()) return;
+    ssoci::session_settings settings;
+    settings.statement_timeout = std::chrono::milliseconds(2500);
+    auto show = [](::soci::session& sql, const std::string& name) {
+        std::string v;
+        sql << "SHOW " + name, ::soci::into(v);
+        return v;
+    };
+    auto sql = ssoci::open_session(ssoci::parse_database_url(pg.url()), settings);
+    CHECK(show(*sql, "statement_timeout") == "2500ms");
+    CHECK(show(*sql, "client_min_messages") == "warning");
+    auto plain = ssoci::open_session(ssoci::parse_database_url(pg.url()));
+    CHECK(show(*plain, "statement_timeout") == "0");
+    auto own = ssoci::open_session(
+        ssoci::parse_database_url(pg.url() + "?options=-c%20statement_timeout%3D7s"), settings);
+    CHECK(show(*own, "statement_timeout") == "7s");
+    // The server enforces it: a statement longer than the timeout is cancelled.
+    CHECK_THROWS_WITH(*sql << "SELECT pg_sleep(5)",
+                      Catch::Contains("canceling statement due to statement timeout"));
 }

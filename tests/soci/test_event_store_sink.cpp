@@ -8,7 +8,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
 #include <thread>
+#include <vector>
 
 #include <smart_ratelimit/sinks/async_sink.hpp>
 
@@ -161,4 +163,66 @@ TEST_CASE("event store sink: PostgreSQL unreachable at start, killed mid-stream 
     CHECK(rows >= static_cast<std::int64_t>(s.written));
     CHECK(rows <= static_cast<std::int64_t>(s.offered));
     CHECK(sink.writer().connects() >= 2);
+}
+
+TEST_CASE(
+    "event store sink: PostgreSQL frozen mid-stream: a write gives up at the write "
+    "timeout, stop() ends in time and counts what it could not write",
+    "[soci][sink][failure][postgresql]") {
+    private_postgres server;
+    if (!server) {
+        if (servers_required()) FAIL("SMART_RATELIMIT_TEST_PG_BIN is not set");
+        return;
+    }
+    server.start();
+    ssoci::event_store(server.url()).migrate();
+    ssoci::event_store_options eo;
+    eo.write_timeout = milliseconds(500);
+    const std::string url = server.url();  // connecting gives up after 2 s
+
+    // The writer alone: a batch while the server is frozen fails within its timeout,
+    // and after the thaw the next batch is written on a new connection.
+    ssoci::event_store store(url, eo);
+    std::vector<srl::event> batch;
+    for (int i = 0; i < 100; ++i) batch.push_back(sample_event(i, "ip:direct"));
+    CHECK(store.write_batch(batch).written == 100);
+    {
+        thaw_on_exit guard{server};
+        server.freeze();
+        auto pending = std::async(std::launch::async, [&] { return store.write_batch(batch); });
+        const bool returned =
+            pending.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+        server.thaw();
+        REQUIRE(returned);
+        const auto r = pending.get();
+        CHECK(r.failed == 100);
+        CHECK(store.last_error().find("did not answer") != std::string::npos);
+    }
+    CHECK(store.write_batch(batch).written == 100);
+    CHECK(store.connects() == 2);
+
+    // The sink: stop() on SIGTERM while the server is frozen ends within
+    // shutdown_timeout plus one write and one connect timeout, and every event
+    // recorded is written or counted as dropped.
+    auto opts = quick_retries();
+    opts.shutdown_timeout = milliseconds(300);
+    async_sink<ssoci::event_store> sink(std::in_place, opts, url, eo);
+    for (int i = 0; i < 500; ++i) sink.record(sample_event(i, "ip:before"));
+    sink.flush();
+    REQUIRE(sink.stats().written == 500);
+    thaw_on_exit guard{server};
+    server.freeze();
+    for (int i = 0; i < 2000; ++i) sink.record(sample_event(i, "ip:frozen"));
+    const auto t0 = std::chrono::steady_clock::now();
+    auto stopping = std::async(std::launch::async, [&] { sink.stop(); });
+    const bool stopped = stopping.wait_for(std::chrono::seconds(15)) == std::future_status::ready;
+    server.thaw();
+    stopping.get();
+    REQUIRE(stopped);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8));
+    const auto s = sink.stats();
+    check_accounting(s);
+    CHECK(s.written == 500);
+    CHECK(s.dropped_write_error == 2000);
+    CHECK(ssoci::event_store(server.url()).count() == 700);
 }

@@ -5,6 +5,7 @@
 // the SOCI backend name and connection string. Standard headers only.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -18,6 +19,16 @@ namespace smart_ratelimit::soci {
 
 /// The SQL dialects the adapter speaks.
 enum class dialect { sqlite, postgresql };
+
+/// What a PostgreSQL session asks the server for when it connects: sent as libpq's
+/// `options` in the startup packet, so it costs no round trip and waits no longer
+/// than connect_timeout. A URL's own `options` parameter comes after these and wins.
+struct session_settings {
+    /// The server cancels any statement of the session that runs longer; zero
+    /// keeps the server's setting. (A frozen server cancels nothing: waits that
+    /// must end are bounded on the client as well.)
+    std::chrono::milliseconds statement_timeout{0};
+};
 
 /// A parsed database URL. For SQLite only `path` is set (`:memory:` is accepted);
 /// for PostgreSQL the components are percent-decoded and `options` holds the
@@ -36,8 +47,14 @@ struct database_url {
     /// The SOCI backend name: "sqlite3" or "postgresql".
     std::string soci_backend() const { return kind == dialect::sqlite ? "sqlite3" : "postgresql"; }
 
-    /// The SOCI connection string (libpq keyword/value form for PostgreSQL).
-    std::string soci_connect_string() const;
+    /// The SOCI connection string (libpq keyword/value form for PostgreSQL). Unless
+    /// the URL sets them, a PostgreSQL connection gives up connecting after 5 s
+    /// (`connect_timeout=5`), finds a peer that vanished (a network partition) with
+    /// TCP keepalives within about 25 s idle (`keepalives_idle=10`,
+    /// `keepalives_interval=5`, `keepalives_count=3`) and data left unacknowledged
+    /// within 30 s (`tcp_user_timeout=30000`), and asks for
+    /// `client_min_messages=warning` (no NOTICEs on stderr) and `settings`.
+    std::string soci_connect_string(const session_settings& settings = {}) const;
 
     /// The URL with the password replaced by `***`, for messages and logs.
     std::string redacted() const;
@@ -190,20 +207,42 @@ inline database_url parse_database_url(std::string_view url) {
     return out;
 }
 
-inline std::string database_url::soci_connect_string() const {
+inline std::string database_url::soci_connect_string(const session_settings& settings) const {
     if (kind == dialect::sqlite) return "db=\"" + path + "\" timeout=30";
     std::string s = "dbname=" + detail::pq_quote(dbname);
     if (!host.empty()) s += " host=" + detail::pq_quote(host);
     if (!port.empty()) s += " port=" + port;
     if (!user.empty()) s += " user=" + detail::pq_quote(user);
     if (!password.empty()) s += " password=" + detail::pq_quote(password);
-    bool has_timeout = false;
+    // Server settings first, the URL's own `options` after them: the last one wins.
+    std::string server_options = "-c client_min_messages=warning";
+    if (settings.statement_timeout.count() > 0)
+        server_options +=
+            " -c statement_timeout=" + std::to_string(settings.statement_timeout.count());
+    auto given = [&](std::string_view key) {
+        for (const auto& [k, v] : options)
+            if (k == key) return true;
+        return false;
+    };
     for (const auto& [k, v] : options) {
+        if (k == "options") continue;
         s += " " + k + "=" + detail::pq_quote(v);
-        if (k == "connect_timeout") has_timeout = true;
     }
-    // A dead server must fail a connection attempt quickly, never hang the writer.
-    if (!has_timeout) s += " connect_timeout=5";
+    for (const auto& [k, v] : options)
+        if (k == "options") server_options += " " + v;
+    s += " options=" + detail::pq_quote(server_options);
+    // Every wait on the server ends: a dead server fails a connection attempt
+    // quickly, and a vanished one is noticed while a statement waits for its answer.
+    static constexpr std::pair<std::string_view, std::string_view> bounded[] = {
+        {"connect_timeout", "5"},     {"keepalives", "1"},       {"keepalives_idle", "10"},
+        {"keepalives_interval", "5"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "30000"}};
+    for (const auto& [k, v] : bounded)
+        if (!given(k)) {
+            s += ' ';
+            s += k;
+            s += '=';
+            s += v;
+        }
     return s;
 }
 

@@ -41,6 +41,16 @@
 
 namespace smart_ratelimit::soci {
 
+/// How the event store's writer waits on its database.
+struct event_store_options {
+    /// The longest a batch waits on PostgreSQL: past it the batch fails (`failed`
+    /// rows, last_error() says the server did not answer) and the connection is
+    /// dropped, so a frozen or partitioned server holds the writer, and a shutdown,
+    /// no longer than this. Also the writer session's statement_timeout. SQLite
+    /// waits up to its busy timeout (10 s) for a lock.
+    std::chrono::milliseconds write_timeout{10'000};
+};
+
 /// The SOCI event store. Construction parses the URL (config_error on a bad one)
 /// and never connects: the writer connects on its first batch and reconnects by
 /// itself after a failure, so a database that is down at start costs only the
@@ -66,14 +76,26 @@ namespace smart_ratelimit::soci {
 ///   failure (connection lost, table missing) that row and every later one are
 ///   `failed`, so failed rows are always the tail of the batch. Never throws.
 ///
+/// - every wait on PostgreSQL ends: connecting within connect_timeout (5 s unless
+///   the URL says), each batch within options.write_timeout (see
+///   event_store_options); other sessions (reads, migrate, cleanup) get the TCP
+///   keepalives that soci_connect_string describes.
+///
 /// Thread safety: write_batch, migrate, cleanup_old and events may be called from
 /// different threads; write_batch calls are serialized on the writer connection,
 /// the others open their own connections.
 class event_store {
 public:
-    explicit event_store(std::string_view url) : event_store(parse_database_url(url)) {}
-    explicit event_store(database_url url) : state_(std::make_unique<state>()) {
+    /// Throws config_error on a bad URL or a write_timeout that is not positive.
+    explicit event_store(std::string_view url, event_store_options options = {})
+        : event_store(parse_database_url(url), options) {}
+    explicit event_store(database_url url, event_store_options options = {})
+        : state_(std::make_unique<state>()) {
+        if (options.write_timeout.count() <= 0)
+            throw config_error("event_store: write_timeout must be positive, got " +
+                               std::to_string(options.write_timeout.count()) + " ms");
         state_->url = std::move(url);
+        state_->options = options;
     }
     event_store(event_store&&) noexcept = default;
     event_store& operator=(event_store&&) noexcept = default;
@@ -148,6 +170,7 @@ private:
 
     struct state {
         database_url url;
+        event_store_options options;
         mutable std::mutex mutex;
         std::unique_ptr<connection> conn;
         std::uint64_t connects = 0;
@@ -158,6 +181,7 @@ private:
     };
 
     bool ensure_connected() noexcept;
+    static PGconn* pg_connection(connection& c) noexcept;
     void drop_connection() noexcept { state_->conn.reset(); }
     bool store_answers() noexcept;
     void write_rows(std::span<const event* const> rows);        // throws on any failure

@@ -154,9 +154,9 @@ inline std::vector<int> postgresql_probe_versions(const database_url& url,
             v = std::to_string(secs);  // 0 or junk would mean "wait forever"
     }
     if (!found) bounded.options.emplace_back("connect_timeout", std::to_string(secs));
-    ::soci::session sql(bounded.soci_backend(), bounded.soci_connect_string());
-    sql << "SET client_min_messages TO WARNING";
-    sql << "SET statement_timeout = " + std::to_string(secs * 1000);
+    session_settings settings;
+    settings.statement_timeout = std::chrono::seconds(secs);
+    ::soci::session sql(bounded.soci_backend(), bounded.soci_connect_string(settings));
     std::vector<int> versions;
     for (const auto& set : sets) versions.push_back(schema_version(sql, set.component));
     return versions;

@@ -41,16 +41,18 @@ inline std::string time_column_micros(dialect d, std::string_view column = "time
 }
 
 /// Opens a SOCI session on `url`. SQLite sessions get WAL, synchronous=NORMAL and a
-/// busy timeout. Throws storage_error naming the (redacted) URL when it fails.
-inline std::unique_ptr<::soci::session> open_session(const database_url& url) {
+/// busy timeout; PostgreSQL sessions ask for `settings` and the bounded waits that
+/// database_url::soci_connect_string describes. Throws storage_error naming the
+/// (redacted) URL when it fails.
+inline std::unique_ptr<::soci::session> open_session(const database_url& url,
+                                                     const session_settings& settings = {}) {
     try {
-        auto sql = std::make_unique<::soci::session>(url.soci_backend(), url.soci_connect_string());
+        auto sql = std::make_unique<::soci::session>(url.soci_backend(),
+                                                     url.soci_connect_string(settings));
         if (url.kind == dialect::sqlite) {
             *sql << "PRAGMA journal_mode=WAL";
             *sql << "PRAGMA synchronous=NORMAL";
             *sql << "PRAGMA busy_timeout=10000";
-        } else {
-            *sql << "SET client_min_messages TO WARNING";  // no NOTICEs on stderr
         }
         return sql;
     } catch (const ::soci::soci_error& e) {

@@ -1,10 +1,14 @@
 // smart_ratelimit/soci/detail/pg_copy_writer.hpp
 // The event store's PostgreSQL writer: one COPY ratelimit_event FROM STDIN per
 // batch on the session's PGconn (with the outcome column from events v3 on), the
-// rows in COPY text format built in a buffer kept across batches.
+// rows in COPY text format built in a buffer kept across batches. The connection is
+// non-blocking and every wait on the server ends at the batch's deadline
+// (detail/pg_wait.hpp).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -13,6 +17,7 @@
 #include <soci/postgresql/soci-postgresql.h>
 
 #include <smart_ratelimit/event.hpp>
+#include <smart_ratelimit/soci/detail/pg_wait.hpp>
 #include <smart_ratelimit/soci/detail/sql_time.hpp>
 #include <smart_ratelimit/soci/detail/writer_failure.hpp>
 
@@ -54,56 +59,81 @@ inline void append_int(std::string& out, std::int64_t v) {
 }
 
 /// Writes batches by COPY. Errors: store_failure when the store failed (COPY not
-/// started, connection lost), another exception when the server rejected a row;
-/// `last_error` gets the message.
+/// started, connection lost; `broken` when the server did not answer by the
+/// deadline), another exception when the server rejected a row; `last_error` gets
+/// the message. The connection must be in non-blocking mode (PQsetnonblocking).
 class pg_copy_writer {
 public:
-    void write(PGconn* pg, std::span<const event* const> rows, std::string& last_error) {
+    void write(PGconn* pg, std::span<const event* const> rows, std::string& last_error,
+               std::chrono::milliseconds timeout) {
+        const pg_deadline deadline = std::chrono::steady_clock::now() + timeout;
+        auto check = [&](pg_wait w) {
+            if (w == pg_wait::ready) return;
+            if (w == pg_wait::timed_out)
+                note_error(last_error, "PostgreSQL did not answer within " +
+                                           std::to_string(timeout.count()) + " ms");
+            else
+                note_error(last_error, PQerrorMessage(pg));
+            throw store_failure{true};
+        };
         // The COPY with the outcome column (events v3); on an older database, where it
         // fails as an undefined column before any row is sent, the one without it.
-        PGresult* res =
-            PQexec(pg,
-                   "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
-                   " count, \"limit\", ip_address, user_id, outcome) FROM STDIN");
+        PGresult* res = nullptr;
+        check(pg_exec(pg,
+                      "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
+                      " count, \"limit\", ip_address, user_id, outcome) FROM STDIN",
+                      deadline, &res));
         bool with_outcome = true;
         if (res != nullptr && PQresultStatus(res) == PGRES_FATAL_ERROR) {
             const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             if (state != nullptr && std::string_view(state) == "42703") {  // undefined_column
                 PQclear(res);
+                res = nullptr;
                 with_outcome = false;
-                res =
-                    PQexec(pg,
-                           "COPY ratelimit_event (timestamp, key, rule_name, path, method, allowed,"
-                           " count, \"limit\", ip_address, user_id) FROM STDIN");
+                check(pg_exec(pg,
+                              "COPY ratelimit_event (timestamp, key, rule_name, path, method,"
+                              " allowed, count, \"limit\", ip_address, user_id) FROM STDIN",
+                              deadline, &res));
             }
         }
         const bool started = res != nullptr && PQresultStatus(res) == PGRES_COPY_IN;
         if (!started) {
-            note_error(last_error, PQerrorMessage(pg));
+            note_error(last_error, res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(pg));
             PQclear(res);
             // Table missing or connection gone: the store failed, not a row.
             throw store_failure{};
         }
         PQclear(res);
         std::string& buf = buffer_;
+        bool filled = true;
         try {
             fill(buf, rows, with_outcome);
         } catch (...) {  // out of memory: end the COPY so the connection stays usable
-            PQputCopyEnd(pg, "client aborted");
-            while ((res = PQgetResult(pg)) != nullptr) PQclear(res);
-            throw;
+            filled = false;
         }
-        bool ok = PQputCopyData(pg, buf.data(), static_cast<int>(buf.size())) == 1;
-        ok = PQputCopyEnd(pg, ok ? nullptr : "client aborted") == 1 && ok;
+        int sent = filled ? PQputCopyData(pg, buf.data(), static_cast<int>(buf.size())) : -1;
+        while (sent == 0) {  // non-blocking: libpq's buffer is full, send some first
+            check(pg_flush(pg, deadline));
+            sent = PQputCopyData(pg, buf.data(), static_cast<int>(buf.size()));
+        }
+        int ended = PQputCopyEnd(pg, sent == 1 ? nullptr : "client aborted");
+        while (ended == 0) {
+            check(pg_flush(pg, deadline));
+            ended = PQputCopyEnd(pg, sent == 1 ? nullptr : "client aborted");
+        }
+        check(pg_flush(pg, deadline));
         bool rejected = false;
-        while ((res = PQgetResult(pg)) != nullptr) {
+        for (;;) {
+            check(pg_next_result(pg, deadline, &res));
+            if (res == nullptr) break;
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
                 rejected = true;
                 note_error(last_error, PQresultErrorMessage(res));
             }
             PQclear(res);
         }
-        if (!ok || PQstatus(pg) != CONNECTION_OK) throw store_failure{};
+        if (!filled) throw std::bad_alloc();
+        if (sent != 1 || ended != 1 || PQstatus(pg) != CONNECTION_OK) throw store_failure{};
         if (rejected) throw std::runtime_error("row rejected");
     }
 

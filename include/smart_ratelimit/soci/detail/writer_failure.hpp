@@ -10,7 +10,11 @@
 namespace smart_ratelimit::soci::detail {
 
 /// Thrown inside a writer when the store (connection, table) failed, not the row.
-struct store_failure {};
+/// `broken`: the connection is in an unknown state (a wait timed out mid-command)
+/// and must be dropped.
+struct store_failure {
+    bool broken = false;
+};
 
 /// Records `what` as the last error; never throws (an allocation failure loses it).
 inline void note_error(std::string& last_error, std::string_view what) noexcept {

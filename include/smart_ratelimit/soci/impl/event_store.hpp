@@ -18,6 +18,7 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <smart_ratelimit/soci/detail/pg_wait.hpp>
 #include <smart_ratelimit/soci/detail/sanitize.hpp>
 #include <smart_ratelimit/soci/detail/sql_time.hpp>
 
@@ -27,14 +28,32 @@ inline bool event_store::ensure_connected() noexcept {
     if (state_->conn) return true;
     try {
         auto c = std::make_unique<connection>();
-        c->sql = soci::open_session(state_->url);
         // The rollup triggers intern new keys and then read them back in the same
         // statement; under a stricter default (a server or database set to
         // repeatable read) a key another writer interned meanwhile would be
         // invisible to that read and its counts lost. The writer's own session
         // therefore always runs at read committed.
-        if (sql_dialect() == dialect::postgresql)
-            *c->sql << "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED";
+        session_settings settings;
+        settings.statement_timeout = state_->options.write_timeout;
+        c->sql = soci::open_session(state_->url, settings);
+        if (sql_dialect() == dialect::postgresql) {
+            PGconn* pg = pg_connection(*c);
+            if (PQsetnonblocking(pg, 1) != 0)
+                throw storage_error("cannot make the writer connection non-blocking");
+            PGresult* res = nullptr;
+            const auto w = detail::pg_exec(
+                pg, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                std::chrono::steady_clock::now() + state_->options.write_timeout, &res);
+            const bool ok = w == detail::pg_wait::ready && res != nullptr &&
+                            PQresultStatus(res) == PGRES_COMMAND_OK;
+            PQclear(res);
+            if (!ok)
+                throw storage_error(
+                    w == detail::pg_wait::timed_out
+                        ? "PostgreSQL did not answer within " +
+                              std::to_string(state_->options.write_timeout.count()) + " ms"
+                        : std::string(PQerrorMessage(pg)));
+        }
         state_->conn = std::move(c);
         ++state_->connects;
         return true;
@@ -47,19 +66,34 @@ inline bool event_store::ensure_connected() noexcept {
     }
 }
 
+inline PGconn* event_store::pg_connection(connection& c) noexcept {
+    return static_cast<::soci::postgresql_session_backend*>(c.sql->get_backend())->conn_;
+}
+
 // After a failure: does the store itself still work (connection up, table there)?
 // Drops a broken connection so the next batch reconnects.
 inline bool event_store::store_answers() noexcept {
     if (!state_->conn) return false;
+    if (sql_dialect() == dialect::postgresql) {
+        // The probe waits no longer than a batch would.
+        PGconn* pg = pg_connection(*state_->conn);
+        PGresult* res = nullptr;
+        const auto w =
+            detail::pg_exec(pg, "SELECT 1 FROM ratelimit_event WHERE 1 = 0",
+                            std::chrono::steady_clock::now() + state_->options.write_timeout, &res);
+        const bool table =
+            w == detail::pg_wait::ready && res != nullptr && PQresultStatus(res) == PGRES_TUPLES_OK;
+        if (!table && w == detail::pg_wait::ready)
+            detail::note_error(state_->last_error,
+                               res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+        PQclear(res);
+        // A lost connection, or one left mid-command by a timeout, is dropped; a
+        // missing table keeps it.
+        if (w != detail::pg_wait::ready || PQstatus(pg) != CONNECTION_OK) drop_connection();
+        return table;
+    }
     auto& sql = *state_->conn->sql;
     try {
-        if (sql_dialect() == dialect::postgresql) {
-            auto* be = static_cast<::soci::postgresql_session_backend*>(sql.get_backend());
-            if (PQstatus(be->conn_) != CONNECTION_OK) {
-                drop_connection();
-                return false;
-            }
-        }
         int one = 0;
         ::soci::indicator ind = ::soci::i_null;
         sql << "SELECT 1 FROM ratelimit_event WHERE 1 = 0", ::soci::into(one, ind);
@@ -69,13 +103,8 @@ inline bool event_store::store_answers() noexcept {
     } catch (...) {}
     // The probe failed: a lost connection is dropped, a missing table keeps it.
     try {
-        if (sql_dialect() == dialect::postgresql) {
-            auto* be = static_cast<::soci::postgresql_session_backend*>(sql.get_backend());
-            if (PQstatus(be->conn_) != CONNECTION_OK) drop_connection();
-        } else {
-            int one = 0;
-            sql << "SELECT 1", ::soci::into(one);
-        }
+        int one = 0;
+        sql << "SELECT 1", ::soci::into(one);
     } catch (...) {
         drop_connection();
     }
@@ -89,9 +118,13 @@ inline void event_store::write_sqlite(std::span<const event* const> rows) {
 }
 
 inline void event_store::write_postgresql(std::span<const event* const> rows) {
-    PGconn* pg =
-        static_cast<::soci::postgresql_session_backend*>(state_->conn->sql->get_backend())->conn_;
-    state_->copy.write(pg, rows, state_->last_error);
+    try {
+        state_->copy.write(pg_connection(*state_->conn), rows, state_->last_error,
+                           state_->options.write_timeout);
+    } catch (const detail::store_failure& f) {
+        if (f.broken) drop_connection();  // mid-command: unusable
+        throw;
+    }
 }
 
 inline void event_store::write_rows(std::span<const event* const> rows) {
