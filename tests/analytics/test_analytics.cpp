@@ -5,10 +5,14 @@
 #include <catch2/catch.hpp>
 
 #include "support/analytics_support.hpp"
+#include "support/temp_dir.hpp"
 
+#include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <list>
 #include <map>
+#include <random>
 #include <set>
 #include <stdexcept>
 
@@ -278,6 +282,65 @@ TEST_CASE("offenders CSV: CRLF, RFC 4180 quoting and formula injection defused",
     std::string cell;
     srl::append_csv_cell(cell, "");
     CHECK(cell.empty());
+}
+
+TEST_CASE("offenders CSV of random hostile keys reads back through Python's csv module",
+          "[analytics][csv][property]") {
+    // Keys built from the bytes CSV readers trip on; Python's csv.reader (the excel
+    // dialect, newline='') must give back every key, formula-defused, and its count.
+    std::mt19937_64 rng(4180);
+    static constexpr std::string_view pieces[] = {
+        "a",    "7",      ",", "\"", "\"\"", "\r", "\n", "\r\n",     "=",
+        "+",    "-",      "@", "\t", " ",    "'",  ";",  "\xc3\xa9", "\xf0\x9f\x98\x80",
+        "\xff", "rule:x:"};
+    std::vector<srl::event> events;
+    std::map<std::string, std::int64_t> blocked;
+    while (blocked.size() < 300) {
+        std::string key;
+        const std::size_t n = 1 + rng() % 12;
+        for (std::size_t i = 0; i < n; ++i) key += pieces[rng() % std::size(pieces)];
+        if (blocked.count(key) != 0) continue;
+        const std::int64_t times = 1 + static_cast<std::int64_t>(rng() % 5);
+        for (std::int64_t i = 0; i < times; ++i) events.push_back(ev(test_now - 1h, key, false));
+        blocked[key] = times;
+    }
+    temp_dir dir("csv");
+    const auto csv_path = dir.path() / "offenders.csv";
+    const auto out_path = dir.path() / "read.txt";
+    {
+        std::ofstream f(csv_path, std::ios::binary);
+        f << srl::offenders_csv(events, 7, 1000, test_now);
+    }
+    // One line per row: the key's bytes in hex, a space, the count.
+    const std::string script =
+        "import csv,sys\n"
+        "with open(sys.argv[1], newline='', encoding='utf-8', errors='surrogateescape') as f:\n"
+        "    rows = list(csv.reader(f))\n"
+        "with open(sys.argv[2], 'w') as out:\n"
+        "    for r in rows[1:]:\n"
+        "        out.write(r[0].encode('utf-8', 'surrogateescape').hex() + ' ' + r[1] + '\\n')\n";
+    const auto script_path = dir.path() / "read.py";
+    std::ofstream(script_path) << script;
+    const std::string cmd = "python3 '" + script_path.string() + "' '" + csv_path.string() + "' '" +
+                            out_path.string() + "'";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream in(out_path);
+    std::map<std::string, std::int64_t> read;
+    std::string hex;
+    std::int64_t count = 0;
+    while (in >> hex >> count) {
+        std::string key;
+        for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+            key += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+        read[key] = count;
+    }
+    std::map<std::string, std::int64_t> want;
+    for (const auto& [key, n] : blocked) {
+        const bool formula = std::string_view("=+-@\t\r").find(key.front()) != std::string::npos;
+        want[formula ? "'" + key : key] = n;
+    }
+    CHECK(read.size() == want.size());
+    CHECK(read == want);
 }
 
 TEST_CASE("a user-defined row type is analysed in place through event_traits",
