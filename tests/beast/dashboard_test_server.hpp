@@ -1,7 +1,7 @@
 // tests/beast/dashboard_test_server.hpp
 // A small Beast server on 127.0.0.1 (port picked by the kernel) that serves a
-// dashboard through async_handle on a worker pool, and a blocking HTTP client,
-// so the dashboard tests talk to it over a real loopback socket.
+// dashboard through async_handle on a worker pool (with the socket peer), and a
+// blocking HTTP client, so the dashboard tests talk to it over a real loopback socket.
 #pragma once
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,6 +13,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+
+#include <smart_ratelimit/beast/keys.hpp>
 
 #include <string>
 #include <thread>
@@ -55,6 +57,10 @@ private:
     }
 
     asio::awaitable<void> session(tcp::socket socket) {
+        boost::system::error_code peer_error;
+        const auto endpoint = socket.remote_endpoint(peer_error);
+        if (peer_error) co_return;
+        const auto peer = smart_ratelimit::beast::to_ip_address(endpoint.address());
         boost::beast::flat_buffer buffer;
         for (;;) {
             http::request<http::string_body> req;
@@ -64,8 +70,9 @@ private:
             http::response<http::string_body> res;
             if (dash_.matches(req.target())) {
                 // Written even on an error (work_rejected): the answer is then a bare 503.
-                auto [dec, answer] = co_await dash_.async_handle(
-                    pool_.get_executor(), std::move(req), asio::as_tuple(asio::use_awaitable));
+                auto [dec, answer] =
+                    co_await dash_.async_handle(pool_.get_executor(), std::move(req), peer,
+                                                asio::as_tuple(asio::use_awaitable));
                 res = std::move(answer);
                 if (dec) res.keep_alive(false);
             } else {

@@ -1,14 +1,16 @@
 // smart_ratelimit/beast/authorizer.hpp
 // Who may see the dashboard. An authorizer is a policy that looks at a request's
 // header and says "staff" or not; the default denies everyone. The built-in
-// staff_token_authorizer accepts tokens from `Authorization: Bearer` or a cookie
-// (never the query string), compared in constant time.
+// staff_token_authorizer accepts tokens from `Authorization: Bearer` (never a cookie
+// or the query string), compared in constant time, and enables the sign-in form,
+// whose sessions the dashboard keeps (beast/staff_sessions.hpp).
 #pragma once
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
 
+#include <smart_ratelimit/beast/detail/constant_time.hpp>
 #include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/error.hpp>
 
@@ -27,12 +29,12 @@ namespace smart_ratelimit::beast {
 /// |--------------------|-------------------------------------------------------------|
 /// | `a.is_staff(h)`    | `h` is a `const http::request_header<>&`; true lets the request see dashboard data |
 ///
-/// Optional sign-in support (enables the dashboard's sign-in form):
+/// Optional sign-in support (enables the dashboard's sign-in form, whose session
+/// cookie the dashboard itself checks besides `is_staff`):
 ///
 /// | expression              | meaning                                                  |
 /// |-------------------------|----------------------------------------------------------|
 /// | `a.accepts_token(t)`    | `t` a `std::string_view` typed into the form; true when it is a staff token |
-/// | `a.cookie_name()`       | the cookie the form sets to `t` on success               |
 ///
 /// Thread safety: `is_staff` and `accepts_token` are called concurrently from
 /// several threads and must be safe to do so.
@@ -46,7 +48,6 @@ template <class A>
 concept token_sign_in_authorizer = dashboard_authorizer<A> &&
     requires(const A& a, std::string_view t) {
     { a.accepts_token(t) } -> std::convertible_to<bool>;
-    { a.cookie_name() } -> std::convertible_to<std::string_view>;
 };
 
 /// The default authorizer: nobody is staff. A dashboard mounted without choosing
@@ -71,19 +72,6 @@ private:
 };
 
 namespace detail {
-
-/// Compares `candidate` with `secret` in time that depends only on the secret's
-/// length (which is not itself secret), never on where the first difference is.
-inline bool constant_time_equals(std::string_view candidate, std::string_view secret) noexcept {
-    std::size_t diff = candidate.size() ^ secret.size();
-    const std::size_t n = secret.size();
-    for (std::size_t i = 0; i < n; ++i) {
-        const unsigned char c =
-            i < candidate.size() ? static_cast<unsigned char>(candidate[i]) : 0u;
-        diff |= static_cast<std::size_t>(c ^ static_cast<unsigned char>(secret[i]));
-    }
-    return diff == 0;
-}
 
 /// Calls `f(value)` for every cookie named `name` in every `Cookie` field line.
 template <class F>
@@ -118,17 +106,17 @@ inline bool is_cookie_safe_token(std::string_view t) noexcept {
 
 }  // namespace detail
 
-/// Staff are requests carrying one of the configured tokens, either as
-/// `Authorization: Bearer <token>` or as the cookie `cookie_name` (default
-/// `srl_staff`), which the dashboard's sign-in form sets. Query strings are never
-/// consulted (they end up in logs and Referer headers).
-/// Tokens must be 8 to 512 visible ASCII characters without `" , ; \`.
+/// Staff are requests carrying one of the configured tokens as
+/// `Authorization: Bearer <token>` (a Prometheus scrape, a script), or a session of
+/// the dashboard's sign-in form, where the token is typed once and the cookie then
+/// holds a random session id (the dashboard checks it). A cookie holding the token
+/// itself is not staff, and query strings are never consulted (they end up in logs
+/// and Referer headers). Tokens must be 8 to 512 visible ASCII characters without
+/// `" , ; \`.
 /// Thread safety: immutable after construction; safe to share between threads.
 class staff_token_authorizer {
 public:
-    explicit staff_token_authorizer(std::vector<std::string> tokens,
-                                    std::string cookie_name = "srl_staff")
-        : tokens_(std::move(tokens)), cookie_name_(std::move(cookie_name)) {
+    explicit staff_token_authorizer(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {
         if (tokens_.empty())
             throw config_error("staff_token_authorizer: at least one staff token is required");
         for (const auto& t : tokens_) {
@@ -140,15 +128,10 @@ public:
                     "staff_token_authorizer: a staff token may only hold visible ASCII characters "
                     "other than '\"', ',', ';' and '\\'");
         }
-        if (cookie_name_.empty() || !detail::is_cookie_safe_token(cookie_name_) ||
-            cookie_name_.find('=') != std::string::npos)
-            throw config_error("staff_token_authorizer: invalid cookie name '" + cookie_name_ +
-                               "'");
     }
 
-    explicit staff_token_authorizer(std::string token, std::string cookie_name = "srl_staff")
-        : staff_token_authorizer(std::vector<std::string>{std::move(token)},
-                                 std::move(cookie_name)) {}
+    explicit staff_token_authorizer(std::string token)
+        : staff_token_authorizer(std::vector<std::string>{std::move(token)}) {}
 
     /// True when `token` equals one of the staff tokens. Every token is compared,
     /// each in constant time, whatever the outcome.
@@ -168,16 +151,11 @@ public:
             if (!smart_ratelimit::detail::iequals(v.substr(0, sp), "bearer")) continue;
             ok |= accepts_token(smart_ratelimit::detail::trim(v.substr(sp + 1)));
         }
-        detail::for_each_cookie(h, cookie_name_,
-                                [&](std::string_view value) { ok |= accepts_token(value); });
         return ok;
     }
 
-    std::string_view cookie_name() const noexcept { return cookie_name_; }
-
 private:
     std::vector<std::string> tokens_;
-    std::string cookie_name_;
 };
 
 static_assert(dashboard_authorizer<deny_all>);

@@ -1,10 +1,12 @@
 // smart_ratelimit/beast/dashboard_options.hpp
-// The settings of the staff dashboard (`dashboard_options`: mount prefix, sign-in
-// cookie, live refresh, the health and metrics callables) and the `?days=` rule
-// shared by every windowed endpoint (`parse_days`). Standard headers only.
+// The settings of the staff dashboard (`dashboard_options`: mount prefix, the
+// sign-in's sessions, cookies and throttle, live refresh, the health and metrics
+// callables) and the `?days=` rule shared by every windowed endpoint (`parse_days`).
+// Standard headers and core headers only.
 #pragma once
 
 #include <smart_ratelimit/health.hpp>
+#include <smart_ratelimit/keys/cidr.hpp>
 
 #include <charconv>
 #include <chrono>
@@ -24,11 +26,28 @@ namespace smart_ratelimit::beast {
 struct dashboard_options {
     /// Where the endpoints are mounted; must start and end with '/'.
     std::string prefix = "/ratelimit/";
-    /// Adds `Secure` to the sign-in cookie: set it when the dashboard is reached over HTTPS.
+
+    // The sign-in form (with a token_sign_in_authorizer such as staff_token_authorizer).
+
+    /// The session cookie's name; the form's CSRF cookie is `<session_cookie>_csrf`.
+    std::string session_cookie = "srl_staff";
+    /// Adds `Secure` to the cookies: set it when the dashboard is reached over HTTPS.
     bool secure_cookie = false;
-    /// Lifetime of the sign-in cookie.
+    /// Lifetime of a session, however busy, and its cookie's Max-Age.
     std::chrono::seconds cookie_max_age{std::chrono::hours{8}};
-    /// Largest sign-in form body accepted.
+    /// A session unused this long ends; zero (the default): sessions end only at
+    /// cookie_max_age or sign-out.
+    std::chrono::seconds session_idle_timeout{0};
+    /// Most sessions alive at once; signing in beyond it ends the least recently used.
+    std::size_t max_sessions = 1000;
+    /// Sign-in attempts per client address (a rate, see parse_rate: "5/m", "20/h"),
+    /// counted over a sliding window; a correct token gives its attempt back. Beyond
+    /// it every attempt, a correct token included, gets 429 with Retry-After.
+    std::string sign_in_rate = "5/m";
+    /// Proxies whose X-Forwarded-For names the client of a sign-in attempt (as in
+    /// middleware_options); empty: the socket peer is the client.
+    cidr_list trusted_proxies;
+    /// Largest sign-in or sign-out form body accepted.
     std::size_t max_form_bytes = 4096;
 
     /// The page redraws its chart from `dashboard/timeline.json` every

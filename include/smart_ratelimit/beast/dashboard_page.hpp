@@ -1,7 +1,7 @@
 // smart_ratelimit/beast/dashboard_page.hpp
 // The dashboard's HTML: `dashboard_context` (everything a page template may show,
 // with link helpers that query-encode for you), the default page renderer, and the
-// sign-in form. A user replaces the page by passing any callable
+// sign-in form (with its CSRF field). A user replaces the page by passing any callable
 // `std::string(const dashboard_context&)` as the dashboard's Renderer. The offender
 // drill-down page is in beast/offender_page.hpp.
 #pragma once
@@ -32,7 +32,8 @@ struct dashboard_context {
     std::vector<rule_hits> rules;          // at most 20
     std::vector<traffic_bucket> timeline;  // oldest first
     std::string_view style_nonce;          // CSP nonce for an inline <style> element
-    std::string_view sign_out_url;         // empty when the authorizer has no sign-in form
+    std::string_view sign_out_url;         // empty unless the request came with a sign-in session
+    std::string_view csrf_token;  // the session's CSRF token: a sign-out form posts it as `csrf`
     std::string_view
         script_nonce;  // CSP nonce for the live refresh <script src>; empty: live refresh off
     long long live_refresh_ms = 0;  // the refresh interval; 0: live refresh off
@@ -214,6 +215,8 @@ struct default_dashboard_page {
         if (!c.sign_out_url.empty()) {
             s += " <form method=\"post\" action=\"";
             append_html_escaped(s, c.sign_out_url);
+            s += "\"><input type=\"hidden\" name=\"csrf\" value=\"";
+            append_html_escaped(s, c.csrf_token);
             s += "\"><button type=\"submit\">Sign out</button></form>";
         }
         s += "</footer>";
@@ -229,12 +232,16 @@ struct default_dashboard_page {
     }
 };
 
-/// The sign-in form: one password field named `token`, posted to `action`.
-inline std::string render_sign_in_page(std::string_view action, std::string_view nonce) {
+/// The sign-in form: one password field named `token` and the hidden `csrf` field
+/// holding `csrf_token` (the value of the form's CSRF cookie), posted to `action`.
+inline std::string render_sign_in_page(std::string_view action, std::string_view nonce,
+                                       std::string_view csrf_token) {
     std::string s;
     detail::append_page_head(s, "Sign in: rate limiting dashboard", nonce);
     s += "<body><h1>Rate limiting dashboard</h1><form method=\"post\" action=\"";
     detail::append_html_escaped(s, action);
+    s += "\"><input type=\"hidden\" name=\"csrf\" value=\"";
+    detail::append_html_escaped(s, csrf_token);
     s += "\"><label for=\"token\">Staff token</label> "
          "<input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" "
          "required> "

@@ -1,14 +1,15 @@
 // smart_ratelimit/beast/detail/dashboard_http.hpp
 // Request-side helpers of the dashboard: decoding form and query components,
 // reading one parameter, and the per-response CSP nonce from the operating
-// system's randomness. Standard headers only.
+// system's CSPRNG. Standard and POSIX headers only.
 #pragma once
 
+#include <smart_ratelimit/beast/detail/os_random.hpp>
 #include <smart_ratelimit/detail/text.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 
@@ -34,19 +35,19 @@ inline std::optional<std::string> form_param(std::string_view query, std::string
     return std::nullopt;
 }
 
-/// A base64url nonce from 16 bytes of the operating system's randomness.
+/// A base64url nonce of 120 random bits (20 characters) from the operating system's
+/// CSPRNG.
 inline std::string make_nonce() {
     static constexpr char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    thread_local std::random_device rd;
+    unsigned char bytes[15];
+    os_random(bytes, sizeof bytes);
     std::string out;
-    out.reserve(24);
-    for (int i = 0; i < 4; ++i) {
-        std::uint32_t v = rd();
-        for (int j = 0; j < 5; ++j) {
-            out += alphabet[v & 63u];
-            v >>= 6;
-        }
+    out.reserve(20);
+    for (std::size_t i = 0; i < sizeof bytes; i += 3) {
+        const std::uint32_t v =
+            (std::uint32_t{bytes[i]} << 16) | (std::uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
+        for (int shift = 18; shift >= 0; shift -= 6) out += alphabet[(v >> shift) & 63u];
     }
     return out;
 }

@@ -1,7 +1,7 @@
 // smart_ratelimit/beast/impl/dashboard.hpp
 // The member bodies of beast::dashboard (included at the bottom of
-// beast/dashboard.hpp): routing, authorization, the security headers, and each
-// endpoint's response.
+// beast/dashboard.hpp): routing, authorization, the security headers, the sign-in
+// (sessions, CSRF, throttle) and each endpoint's response.
 #pragma once
 
 #include <smart_ratelimit/analytics/csv.hpp>
@@ -10,14 +10,26 @@
 #include <smart_ratelimit/beast/traffic_timeline.hpp>
 #include <smart_ratelimit/error.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace smart_ratelimit::beast {
 
 namespace detail {
+
+/// Lifetime of the sign-in form's CSRF cookie: an hour to fill the form in.
+inline constexpr long long csrf_cookie_max_age = 3600;
+
+/// Client addresses the sign-in throttle remembers; beyond it, those that have
+/// been quiet longest are forgotten first (in_memory_storage's eviction).
+inline constexpr std::size_t sign_in_clients_tracked = 65536;
 
 /// True when `c` may appear in a mount prefix or the metrics path.
 constexpr bool is_path_char(char c) noexcept {
@@ -29,9 +41,10 @@ constexpr bool is_path_char(char c) noexcept {
 }  // namespace detail
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-dashboard<Source, Authorizer, Renderer>::dashboard(Source source, Authorizer authorizer,
-                                                   dashboard_options options, Renderer renderer)
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+dashboard<Source, Authorizer, Renderer, Clock>::dashboard(Source source, Authorizer authorizer,
+                                                          dashboard_options options,
+                                                          Renderer renderer, Clock clock)
     : source_(std::move(source)),
       authorizer_(std::move(authorizer)),
       renderer_(std::move(renderer)),
@@ -56,30 +69,66 @@ dashboard<Source, Authorizer, Renderer>::dashboard(Source source, Authorizer aut
     if (options_.live_refresh && options_.live_refresh_interval < std::chrono::milliseconds{100})
         throw config_error("dashboard: live_refresh_interval must be at least 100 ms, got " +
                            std::to_string(options_.live_refresh_interval.count()) + " ms");
+    if constexpr (token_sign_in_authorizer<Authorizer>) {
+        const auto& c = options_.session_cookie;
+        if (c.empty() || !detail::is_cookie_safe_token(c) || c.find('=') != std::string::npos)
+            throw config_error("dashboard: invalid session_cookie name '" + c + "'");
+        try {
+            (void)parse_rate(options_.sign_in_rate);
+        } catch (const config_error& e) {
+            throw config_error(std::string("dashboard: sign_in_rate: ") + e.what());
+        }
+        sign_in_ = std::make_unique<sign_in_state>(options_, clock);
+    }
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::handle(const request_type& req) const
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+dashboard<Source, Authorizer, Renderer, Clock>::sign_in_state::sign_in_state(
+    const dashboard_options& o, const Clock& clock)
+    : sessions(staff_session_options{o.max_sessions, o.cookie_max_age, o.session_idle_timeout},
+               clock),
+      throttle(
+          fixed_key("unknown"),
+          std::vector<rule_config>{{"staff_sign_in", o.sign_in_rate, "sliding_window"}},
+          limiter_options{},
+          in_memory_storage<sliding_window>(in_memory_options{detail::sign_in_clients_tracked}),
+          null_sink{}, clock) {}
+
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::handle(const request_type& req,
+                                                            const ip_address& peer) const
+    -> response_type {
+    return answer(req, &peer);
+}
+
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::handle(const request_type& req) const
+    -> response_type {
+    return answer(req, nullptr);
+}
+
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::answer(const request_type& req,
+                                                            const ip_address* peer) const
     -> response_type {
     try {
         const route r = route_of(req.target());
         if (r == route::none) return text(req, http::status::not_found, "Not Found");
-        if constexpr (token_sign_in_authorizer<Authorizer>) {
-            if (r == route::sign_in) return sign_in(req);
-            if (r == route::sign_out) return sign_out(req);
-        } else {
-            if (r == route::sign_in || r == route::sign_out)
+        if (r == route::sign_in || r == route::sign_out) {
+            if constexpr (token_sign_in_authorizer<Authorizer>)
+                return r == route::sign_in ? sign_in(req, peer) : sign_out(req);
+            else
                 return text(req, http::status::not_found, "Not Found");
         }
         if (r == route::health) return health(req);
-        if (!authorizer_.is_staff(req.base())) return forbidden(req);
-        if (req.method() != http::verb::get) {
-            auto res = text(req, http::status::method_not_allowed, "Method Not Allowed");
-            res.set(http::field::allow, "GET");
-            return res;
-        }
-        return dispatch_route(req, r);
+        const caller who = caller_of(req);
+        if (!who.staff) return forbidden(req);
+        if (req.method() != http::verb::get) return method_not_allowed(req, "GET");
+        return dispatch_route(req, r, who);
     } catch (...) {
         // The authorizer, the data source or a callable failed: no detail leaves.
         return unavailable(req);
@@ -87,18 +136,55 @@ auto dashboard<Source, Authorizer, Renderer>::handle(const request_type& req) co
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::caller_of(const request_type& req) const
+    -> caller {
+    if constexpr (token_sign_in_authorizer<Authorizer>) {
+        std::optional<std::string> csrf;
+        detail::for_each_cookie(req, options_.session_cookie, [&](std::string_view id) {
+            if (!csrf) csrf = sign_in_->sessions.find(id);
+        });
+        if (csrf) return {true, std::move(*csrf)};
+    }
+    return {static_cast<bool>(authorizer_.is_staff(req.base())), {}};
+}
+
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
 template <class Executor, class CompletionToken>
-auto dashboard<Source, Authorizer, Renderer>::async_handle(const Executor& work, request_type req,
-                                                           CompletionToken&& token) const {
+auto dashboard<Source, Authorizer, Renderer, Clock>::async_handle(const Executor& work,
+                                                                  request_type req,
+                                                                  const ip_address& peer,
+                                                                  CompletionToken&& token) const {
+    return async_answer(work, std::move(req), peer, std::forward<CompletionToken>(token));
+}
+
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+template <class Executor, class CompletionToken>
+auto dashboard<Source, Authorizer, Renderer, Clock>::async_handle(const Executor& work,
+                                                                  request_type req,
+                                                                  CompletionToken&& token) const {
+    return async_answer(work, std::move(req), std::nullopt, std::forward<CompletionToken>(token));
+}
+
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+template <class Executor, class CompletionToken>
+auto dashboard<Source, Authorizer, Renderer, Clock>::async_answer(const Executor& work,
+                                                                  request_type req,
+                                                                  std::optional<ip_address> peer,
+                                                                  CompletionToken&& token) const {
     return boost::asio::async_initiate<CompletionToken,
                                        void(boost::system::error_code, response_type)>(
-        [this, work](auto handler, request_type req) {
+        [this, work, peer](auto handler, request_type req) {
             // No answer (nullopt) when even the 503 could not be built, or `work`
             // refused the job: then a bare 503.
-            auto fn = [this, req = std::move(req)]() noexcept -> std::optional<response_type> {
+            auto fn = [this, peer,
+                       req = std::move(req)]() noexcept -> std::optional<response_type> {
+                // answer() catches by itself; this is for what escapes it.
                 try {
-                    return handle(req);  // catches by itself; this is for what escapes it
+                    return answer(req, peer ? &*peer : nullptr);
                 } catch (...) {
                     try {
                         return unavailable(req);
@@ -120,9 +206,9 @@ auto dashboard<Source, Authorizer, Renderer>::async_handle(const Executor& work,
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::route_of(std::string_view target) const noexcept
-    -> route {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::route_of(
+    std::string_view target) const noexcept -> route {
     std::string_view path = detail::path_of_target(target);
     if (options_.metrics && !options_.metrics_path.empty() && path == options_.metrics_path)
         return route::metrics;
@@ -142,10 +228,10 @@ auto dashboard<Source, Authorizer, Renderer>::route_of(std::string_view target) 
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-void dashboard<Source, Authorizer, Renderer>::secure(response_type& res,
-                                                     std::string_view style_nonce,
-                                                     std::string_view script_nonce) {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+void dashboard<Source, Authorizer, Renderer, Clock>::secure(response_type& res,
+                                                            std::string_view style_nonce,
+                                                            std::string_view script_nonce) {
     std::string csp = "default-src 'none'; ";
     if (!style_nonce.empty()) {
         csp += "style-src 'nonce-";
@@ -168,11 +254,13 @@ void dashboard<Source, Authorizer, Renderer>::secure(response_type& res,
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::make(const request_type& req, http::status status,
-                                                   std::string_view type, std::string body,
-                                                   std::string_view style_nonce,
-                                                   std::string_view script_nonce) -> response_type {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::make(const request_type& req,
+                                                          http::status status,
+                                                          std::string_view type, std::string body,
+                                                          std::string_view style_nonce,
+                                                          std::string_view script_nonce)
+    -> response_type {
     response_type res{status, req.version()};
     res.set(http::field::content_type, type);
     secure(res, style_nonce, script_nonce);
@@ -183,29 +271,62 @@ auto dashboard<Source, Authorizer, Renderer>::make(const request_type& req, http
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::text(const request_type& req, http::status status,
-                                                   std::string_view body) -> response_type {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::text(const request_type& req,
+                                                          http::status status,
+                                                          std::string_view body) -> response_type {
     return make(req, status, "text/plain; charset=utf-8", std::string(body));
 }
 
 /// The one answer for anonymous and non-staff requests alike.
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::forbidden(const request_type& req) -> response_type {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::forbidden(const request_type& req)
+    -> response_type {
     return text(req, http::status::forbidden, "Forbidden");
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::unavailable(const request_type& req)
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::unavailable(const request_type& req)
     -> response_type {
     return text(req, http::status::service_unavailable, "Service Unavailable");
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::dispatch_route(const request_type& req, route r) const
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::method_not_allowed(const request_type& req,
+                                                                        std::string_view allow)
+    -> response_type {
+    auto res = text(req, http::status::method_not_allowed, "Method Not Allowed");
+    res.set(http::field::allow, allow);
+    return res;
+}
+
+/// A Set-Cookie value: HttpOnly and SameSite=Strict always, Secure when configured.
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+std::string dashboard<Source, Authorizer, Renderer, Clock>::cookie(std::string_view name,
+                                                                   std::string_view value,
+                                                                   std::string_view path,
+                                                                   long long max_age) const {
+    std::string c(name);
+    c += '=';
+    c += value;
+    c += "; Path=";
+    c += path;
+    c += "; Max-Age=";
+    c += std::to_string(max_age);
+    c += "; HttpOnly; SameSite=Strict";
+    if (options_.secure_cookie) c += "; Secure";
+    return c;
+}
+
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::dispatch_route(const request_type& req,
+                                                                    route r,
+                                                                    const caller& who) const
     -> response_type {
     if (r == route::live_js)
         return make(req, http::status::ok, "text/javascript",
@@ -220,7 +341,7 @@ auto dashboard<Source, Authorizer, Renderer>::dispatch_route(const request_type&
     const event_time now = event_clock_now();
     switch (r) {
         case route::page:
-            return page(req, days, now);
+            return page(req, days, now, who);
         case route::csv:
             return csv(req, days, now);
         case route::offender:
@@ -235,13 +356,14 @@ auto dashboard<Source, Authorizer, Renderer>::dispatch_route(const request_type&
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::page(const request_type& req, int days,
-                                                   event_time now) const -> response_type {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::page(const request_type& req, int days,
+                                                          event_time now, const caller& who) const
+    -> response_type {
     const std::string nonce = detail::make_nonce();
     const std::string script_nonce = options_.live_refresh ? detail::make_nonce() : std::string{};
-    const std::string sign_out_url =
-        token_sign_in_authorizer<Authorizer> ? url("signout") : std::string{};
+    // The sign-out form only for a session: a bearer token has nothing to sign out of.
+    const std::string sign_out_url = who.csrf_token.empty() ? std::string{} : url("signout");
     dashboard_context c;
     c.prefix = options_.prefix;
     c.days = days;
@@ -253,6 +375,7 @@ auto dashboard<Source, Authorizer, Renderer>::page(const request_type& req, int 
     c.timeline = source_.timeline(days, default_timeline_width(days), now);
     c.style_nonce = nonce;
     c.sign_out_url = sign_out_url;
+    c.csrf_token = who.csrf_token;
     c.script_nonce = script_nonce;
     c.live_refresh_ms =
         options_.live_refresh ? static_cast<long long>(options_.live_refresh_interval.count()) : 0;
@@ -261,9 +384,9 @@ auto dashboard<Source, Authorizer, Renderer>::page(const request_type& req, int 
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::csv(const request_type& req, int days,
-                                                  event_time now) const -> response_type {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::csv(const request_type& req, int days,
+                                                         event_time now) const -> response_type {
     auto res = make(req, http::status::ok, "text/csv; charset=utf-8",
                     format_offenders_csv(source_.top_offenders(days, 1000, now)));
     res.set(http::field::content_disposition,
@@ -272,10 +395,11 @@ auto dashboard<Source, Authorizer, Renderer>::csv(const request_type& req, int d
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::drill_down(const request_type& req,
-                                                         std::string_view query, int days,
-                                                         event_time now) const -> response_type {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::drill_down(const request_type& req,
+                                                                std::string_view query, int days,
+                                                                event_time now) const
+    -> response_type {
     const auto key = detail::form_param(query, "key");
     if (!key || key->empty())
         return make(req, http::status::bad_request, "application/json",
@@ -285,10 +409,11 @@ auto dashboard<Source, Authorizer, Renderer>::drill_down(const request_type& req
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::offender_html(const request_type& req,
-                                                            std::string_view query, int days,
-                                                            event_time now) const -> response_type {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::offender_html(const request_type& req,
+                                                                   std::string_view query, int days,
+                                                                   event_time now) const
+    -> response_type {
     const std::string nonce = detail::make_nonce();
     const auto key = detail::form_param(query, "key");
     if (!key || key->empty())
@@ -312,27 +437,24 @@ auto dashboard<Source, Authorizer, Renderer>::offender_html(const request_type& 
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::timeline_json(const request_type& req, int days,
-                                                            event_time now) const -> response_type {
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::timeline_json(const request_type& req,
+                                                                   int days, event_time now) const
+    -> response_type {
     const auto width = default_timeline_width(days);
     return make(req, http::status::ok, "application/json",
                 format_timeline_json(days, width, source_.timeline(days, width, now)));
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::health(const request_type& req) const
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::health(const request_type& req) const
     -> response_type {
-    if (req.method() != http::verb::get) {
-        auto res = text(req, http::status::method_not_allowed, "Method Not Allowed");
-        res.set(http::field::allow, "GET");
-        return res;
-    }
+    if (req.method() != http::verb::get) return method_not_allowed(req, "GET");
     // A failing authorizer must not fail the probe: the caller is then anonymous.
     bool staff = false;
     try {
-        staff = authorizer_.is_staff(req.base());
+        staff = caller_of(req).staff;
     } catch (...) {
         staff = false;
     }
@@ -359,57 +481,103 @@ auto dashboard<Source, Authorizer, Renderer>::health(const request_type& req) co
                 std::move(body));
 }
 
+/// GET signin: the form, with the double-submit CSRF token in a hidden field and in a
+/// cookie scoped to the form's path (a well-formed one the browser has is reused, so
+/// that two open forms both work).
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::sign_in(const request_type& req) const
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::sign_in_form(const request_type& req) const
     -> response_type {
-    if (req.method() == http::verb::get) {
-        const std::string nonce = detail::make_nonce();
-        return make(req, http::status::ok, "text/html; charset=utf-8",
-                    render_sign_in_page(url("signin"), nonce), nonce);
-    }
-    if (req.method() != http::verb::post) {
-        auto res = text(req, http::status::method_not_allowed, "Method Not Allowed");
-        res.set(http::field::allow, "GET, POST");
-        return res;
-    }
-    if (req.body().size() > options_.max_form_bytes) return forbidden(req);
-    const auto token = detail::form_param(req.body(), "token");
-    if (!token || !authorizer_.accepts_token(*token)) return forbidden(req);
-    response_type res =
-        make(req, http::status::see_other, "text/plain; charset=utf-8", "See Other");
-    res.set(http::field::location, url("dashboard/"));
-    std::string cookie(authorizer_.cookie_name());
-    cookie += '=';
-    cookie += *token;  // accepted, hence cookie-safe
-    cookie += "; Path=";
-    cookie += options_.prefix;
-    cookie += "; Max-Age=";
-    cookie += std::to_string(options_.cookie_max_age.count());
-    cookie += "; HttpOnly; SameSite=Strict";
-    if (options_.secure_cookie) cookie += "; Secure";
-    res.set(http::field::set_cookie, cookie);
+    const std::string name = csrf_cookie_name();
+    std::string csrf;
+    detail::for_each_cookie(req, name, [&](std::string_view v) {
+        if (csrf.empty() && detail::is_lower_hex(v, sessions_type::csrf_token_size)) csrf.assign(v);
+    });
+    if (csrf.empty()) csrf = detail::random_hex(sessions_type::csrf_token_size / 2);
+    const std::string nonce = detail::make_nonce();
+    auto res = make(req, http::status::ok, "text/html; charset=utf-8",
+                    render_sign_in_page(url("signin"), nonce, csrf), nonce);
+    res.set(http::field::set_cookie,
+            cookie(name, csrf, url("signin"), detail::csrf_cookie_max_age));
     return res;
 }
 
 template <dashboard_data_source Source, dashboard_authorizer Authorizer,
-          dashboard_renderer Renderer>
-auto dashboard<Source, Authorizer, Renderer>::sign_out(const request_type& req) const
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::sign_in(const request_type& req,
+                                                             const ip_address* peer) const
     -> response_type {
-    if (req.method() != http::verb::post) {
-        auto res = text(req, http::status::method_not_allowed, "Method Not Allowed");
-        res.set(http::field::allow, "POST");
+    if (req.method() == http::verb::get) return sign_in_form(req);
+    if (req.method() != http::verb::post) return method_not_allowed(req, "GET, POST");
+    if (req.body().size() > options_.max_form_bytes) return forbidden(req);
+
+    // CSRF first: a request that a foreign page made the browser send never counts.
+    const auto csrf = detail::form_param(req.body(), "csrf");
+    if (!csrf || !detail::is_lower_hex(*csrf, sessions_type::csrf_token_size))
+        return forbidden(req);
+    bool same = false;
+    detail::for_each_cookie(req, csrf_cookie_name(), [&](std::string_view v) {
+        same |= detail::constant_time_equals(v, *csrf);
+    });
+    if (!same) return forbidden(req);
+
+    // Then the throttle: the attempt is counted before the token is looked at, so
+    // concurrent guesses cannot overtake the count; a correct token gives it back.
+    throttle_type& throttle = sign_in_->throttle;
+    const std::string client = peer != nullptr ? smart_ratelimit::ip_key(request_view::resolve(
+                                                     req.base(), *peer, options_.trusted_proxies))
+                                               : std::string("unknown");
+    const verdict v = throttle.check_key(client);
+    if (!v.allowed()) {
+        auto res = text(req, http::status::too_many_requests, "Too Many Requests");
+        const auto wait = std::chrono::ceil<std::chrono::seconds>(
+            std::min(v.retry_after(), throttle.rules().front().algorithm.period()));
+        res.set(http::field::retry_after, std::to_string(std::max<long long>(1, wait.count())));
         return res;
+    }
+    const auto token = detail::form_param(req.body(), "token");
+    if (!token || !authorizer_.accepts_token(*token)) return forbidden(req);
+    throttle.storage().release(v[0].key.view(), throttle.rules().front().algorithm,
+                               throttle.clock().now(), 1);
+
+    const staff_session s = sign_in_->sessions.create();
+    response_type res =
+        make(req, http::status::see_other, "text/plain; charset=utf-8", "See Other");
+    res.set(http::field::location, url("dashboard/"));
+    res.insert(http::field::set_cookie,
+               cookie(options_.session_cookie, s.id, options_.prefix,
+                      static_cast<long long>(options_.cookie_max_age.count())));
+    res.insert(http::field::set_cookie, cookie(csrf_cookie_name(), "", url("signin"), 0));
+    return res;
+}
+
+/// POST signout: revokes the session named by the cookie when the form carries its
+/// CSRF token (403 otherwise, the session untouched); without a live session there
+/// is nothing to revoke, and the cookie is cleared all the same.
+template <dashboard_data_source Source, dashboard_authorizer Authorizer,
+          dashboard_renderer Renderer, smart_ratelimit::clock Clock>
+auto dashboard<Source, Authorizer, Renderer, Clock>::sign_out(const request_type& req) const
+    -> response_type {
+    if (req.method() != http::verb::post) return method_not_allowed(req, "POST");
+    if (req.body().size() > options_.max_form_bytes) return forbidden(req);
+    sessions_type& sessions = sign_in_->sessions;
+    std::string id;
+    std::optional<std::string> session_csrf;
+    detail::for_each_cookie(req, options_.session_cookie, [&](std::string_view v) {
+        if (session_csrf) return;
+        session_csrf = sessions.find(v);
+        if (session_csrf) id.assign(v);
+    });
+    if (session_csrf) {
+        const auto csrf = detail::form_param(req.body(), "csrf");
+        if (!csrf || csrf->empty() || !detail::constant_time_equals(*csrf, *session_csrf))
+            return forbidden(req);
+        sessions.revoke(id);
     }
     response_type res =
         make(req, http::status::see_other, "text/plain; charset=utf-8", "See Other");
     res.set(http::field::location, url("signin"));
-    std::string cookie(authorizer_.cookie_name());
-    cookie += "=; Path=";
-    cookie += options_.prefix;
-    cookie += "; Max-Age=0; HttpOnly; SameSite=Strict";
-    if (options_.secure_cookie) cookie += "; Secure";
-    res.set(http::field::set_cookie, cookie);
+    res.set(http::field::set_cookie, cookie(options_.session_cookie, "", options_.prefix, 0));
     return res;
 }
 
