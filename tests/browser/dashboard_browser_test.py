@@ -4,11 +4,12 @@
 Starts examples/demo_server on 127.0.0.1 (a free port, a fresh SQLite file), sends
 traffic that gets keys blocked (one with a hostile user id), then drives headless
 Chromium through chromedriver (W3C WebDriver over HTTP, standard library only):
-the dashboard refuses an anonymous browser, the sign-in form sets the cookie, and
-the rendered page has its tables, the SVG chart, the stylesheet allowed by the CSP,
+the dashboard refuses an anonymous browser, the sign-in form (with its CSRF field)
+sets a session cookie that is not the token, and the rendered page has its tables, the SVG chart, the stylesheet allowed by the CSP,
 only the dashboard's own live-refresh script, which redraws the chart from
 timeline.json (a short interval here); an offender link opens the HTML drill-down,
-which links to the JSON; and no console error or CSP violation anywhere. Also the
+which links to the JSON; signing out ends the session on the server (its cookie
+replayed is refused); and no console error or CSP violation anywhere. Also the
 health endpoint with and without the staff token. Saves screenshots.
 Every process it starts is stopped by its own PID.
 
@@ -125,6 +126,9 @@ class WebDriver:
         with open(path, "wb") as f:
             f.write(base64.b64decode(self.call("GET", self.s("/screenshot"))))
 
+    def cookies(self):
+        return self.call("GET", self.s("/cookie"))
+
     def browser_log(self):
         return self.call("POST", self.s("/se/log"), {"type": "browser"})
 
@@ -220,6 +224,13 @@ def main():
         check(wd.url() == base + "/ratelimit/dashboard/", "signing in redirects to the dashboard")
         cookie_visible = wd.run("return document.cookie;")
         check(cookie_visible == "", "the staff cookie is HttpOnly (invisible to scripts)")
+        session = [c for c in wd.cookies() if c.get("name") == "srl_staff"]
+        check(len(session) == 1 and session[0]["value"] != TOKEN and TOKEN not in session[0]["value"]
+              and len(session[0]["value"]) == 48 and session[0].get("httpOnly") is True
+              and session[0].get("sameSite") == "Strict",
+              "the cookie is a random session id, HttpOnly and SameSite=Strict, not the token (%s)"
+              % {k: v for k, v in (session[0].items() if session else []) if k != "value"})
+        session_id = session[0]["value"]
 
         check(wd.run("return document.title;") == "Rate limiting dashboard", "the dashboard title")
         rows = wd.find("table#offenders tbody tr")
@@ -292,6 +303,14 @@ def main():
         detail = json.loads(body)
         check(detail["key"] == "rule:items:user:" + HOSTILE and detail["blocked"] == 3, "the JSON drill-down in the browser")
         check(wd.run("return document.querySelectorAll('script').length;") == 0, "the JSON is not executed")
+
+        # Signing out ends the session on the server, not only in this browser.
+        wd.go(base + "/ratelimit/dashboard/")
+        wd.click(wd.find("footer form button[type=submit]")[0])
+        check(wait_for(lambda: wd.url() == base + "/ratelimit/signin"), "signing out returns to the sign-in form")
+        check(not [c for c in wd.cookies() if c.get("name") == "srl_staff"], "the browser dropped the session cookie")
+        status, _ = http("GET", base + "/ratelimit/dashboard/", {"Cookie": "srl_staff=" + session_id})
+        check(status == 403, "the session's cookie replayed after sign-out is refused (%d)" % status)
 
         logs = wd.browser_log()
         bad = [e for e in logs if e.get("level") == "SEVERE" or "Content Security Policy" in e.get("message", "")]
