@@ -83,9 +83,18 @@ using webhook_type = srl::no_webhook_sender;
 webhook_type make_webhook(const srl::settings&) { return {}; }
 #endif
 
-/// The cool-down memory: the database table when a cool-down is configured.
+/// The cool-down memory: the database table when a cool-down is configured. Keys
+/// are claimed in it before sending, so several nodes running this command from
+/// cron at once alert each key once.
 struct cli_alert_log {
     std::optional<srl::soci::sql_alert_log> sql;
+
+    srl::alert_claim claim(std::string_view key, srl::event_time at, srl::event_time since) {
+        return sql ? sql->claim(key, at, since) : srl::alert_claim{true, std::nullopt};
+    }
+    void release(std::string_view key, srl::event_time at, std::optional<srl::event_time> prev) {
+        if (sql) sql->release(key, at, prev);
+    }
 
     std::optional<srl::event_time> last_alerted(std::string_view key) {
         return sql ? sql->last_alerted(key) : std::nullopt;

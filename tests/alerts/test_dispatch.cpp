@@ -7,7 +7,11 @@
 
 #include <smart_ratelimit/alerts.hpp>
 
+#include <latch>
+#include <optional>
+#include <set>
 #include <stdexcept>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -288,6 +292,102 @@ TEST_CASE("a run where every channel failed is not remembered by the cool-down",
     ch.fail_post = false;
     CHECK(srl::send_offender_alerts(ev, req, m, w, log).channels[1].sent);
     CHECK(log.last_alerted("ip:1") == now);
+}
+
+TEST_CASE("a failed run gives its claims back: the earlier alert time stays", "[alerts]") {
+    std::vector<srl::event> ev;
+    add_blocked(ev, "ip:1", 7);
+    recording_channels ch;
+    recording_mailer m{&ch};
+    recording_webhook w{&ch};
+    srl::memory_alert_log log;
+    auto req = request(3);
+    req.cooldown = 60min;
+    REQUIRE(srl::send_offender_alerts(ev, req, m, w, log).ok());
+    ch.fail_mail = ch.fail_post = true;
+    req.now = now + 2h;
+    CHECK_FALSE(srl::send_offender_alerts(ev, req, m, w, log).ok());
+    CHECK(log.last_alerted("ip:1") == now);  // not now + 2h: nothing went out
+    ch.fail_post = false;
+    CHECK(srl::send_offender_alerts(ev, req, m, w, log).channels[1].sent);
+    CHECK(log.last_alerted("ip:1") == now + 2h);
+}
+
+TEST_CASE("runs sharing a claiming log at once alert each key once", "[alerts]") {
+    std::vector<srl::event> ev;
+    for (int k = 0; k < 60; ++k) add_blocked(ev, "ip:" + std::to_string(k), 3 + k % 5);
+    constexpr int runs = 4;
+    // Every run has looked at every key before any run sends or records: the worst
+    // interleaving of runs that read and then write.
+    struct gated_log {
+        srl::memory_alert_log* inner;
+        std::latch* gate;
+        int looked = 0;
+        void looked_at_one() {
+            if (++looked == 60) gate->arrive_and_wait();
+        }
+        std::optional<srl::event_time> last_alerted(std::string_view k) {
+            auto r = inner->last_alerted(k);
+            looked_at_one();
+            return r;
+        }
+        void record(std::string_view k, srl::event_time at) { inner->record(k, at); }
+        srl::alert_claim claim(std::string_view k, srl::event_time at, srl::event_time since) {
+            auto r = inner->claim(k, at, since);
+            looked_at_one();
+            return r;
+        }
+        void release(std::string_view k, srl::event_time at, std::optional<srl::event_time> p) {
+            inner->release(k, at, p);
+        }
+    };
+    srl::memory_alert_log shared;
+    std::latch gate(runs);
+    auto req = request(3);
+    req.cooldown = 5min;
+    req.limit = 100;
+    std::vector<recording_channels> ch(runs);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < runs; ++i)
+        threads.emplace_back([&, i] {
+            recording_mailer m{&ch[i]};
+            recording_webhook w{&ch[i]};
+            gated_log log{&shared, &gate};
+            (void)srl::send_offender_alerts(ev, req, m, w, log);
+        });
+    for (auto& t : threads) t.join();
+    std::multiset<std::string> alerted;
+    for (const auto& c : ch)
+        for (const auto& [url, body] : c.posts)
+            for (int k = 0; k < 60; ++k)
+                if (body.find("\"ip:" + std::to_string(k) + "\"") != std::string::npos)
+                    alerted.insert("ip:" + std::to_string(k));
+    CHECK(alerted.size() == 60);
+    for (int k = 0; k < 60; ++k) CHECK(alerted.count("ip:" + std::to_string(k)) == 1);
+}
+
+TEST_CASE("a log that cannot claim still gets the cool-down by reading and recording", "[alerts]") {
+    struct read_record_log {
+        srl::memory_alert_log inner;
+        std::optional<srl::event_time> last_alerted(std::string_view k) {
+            return inner.last_alerted(k);
+        }
+        void record(std::string_view k, srl::event_time at) { inner.record(k, at); }
+    };
+    static_assert(srl::alert_log<read_record_log> && !srl::claiming_alert_log<read_record_log>);
+    std::vector<srl::event> ev;
+    add_blocked(ev, "ip:1", 7);
+    recording_channels ch;
+    recording_mailer m{&ch};
+    recording_webhook w{&ch};
+    read_record_log log;
+    auto req = request(3);
+    req.cooldown = 15min;
+    CHECK(keys_of(srl::send_offender_alerts(ev, req, m, w, log)).size() == 1);
+    CHECK(log.last_alerted("ip:1") == now);
+    const auto again = srl::send_offender_alerts(ev, req, m, w, log);
+    CHECK(again.offenders.empty());
+    CHECK(again.suppressed == 1);
 }
 
 TEST_CASE("the dispatcher keeps its policies as members reachable by role", "[alerts]") {

@@ -6,6 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include <smart_ratelimit/alerts.hpp>
 #include <smart_ratelimit/soci/alert_log.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
@@ -71,7 +75,58 @@ void exercise_alert_log(const std::string& url) {
     CHECK(log.last_alerted("ip:2") == now);
 }
 
+/// claim and release, then several connections claiming the same keys at once:
+/// exactly one wins each.
+void exercise_claims(const std::string& url) {
+    ssoci::event_store store(url);
+    const std::vector<ssoci::migration_set> sets{ssoci::alert_log_migrations};
+    store.migrate(sets);
+    const srl::event_time t0 =
+        srl::event_time(std::chrono::sys_days(std::chrono::year(2026) / 3 / 14).time_since_epoch());
+    ssoci::sql_alert_log log(store);
+    auto c = log.claim("ip:1", t0, t0 - 1h);
+    CHECK((c.won && !c.previous));
+    c = log.claim("ip:1", t0 + 30min, t0 - 30min);  // alerted at t0, inside the cool-down
+    CHECK_FALSE(c.won);
+    CHECK(c.previous == t0);
+    c = log.claim("ip:1", t0 + 2h, t0 + 1h);  // past it
+    CHECK((c.won && c.previous == t0));
+    log.release("ip:1", t0 + 2h, t0);  // that run sent nothing
+    CHECK(log.last_alerted("ip:1") == t0);
+    log.release("ip:1", t0 + 5h, std::nullopt);  // not the holder: no effect
+    CHECK(log.last_alerted("ip:1") == t0);
+    REQUIRE(log.claim("ip:new", t0, t0).won);
+    log.release("ip:new", t0, std::nullopt);
+    CHECK_FALSE(log.last_alerted("ip:new").has_value());
+
+    constexpr int claimers = 4, keys = 40;
+    std::vector<int> wins(keys, 0);
+    std::mutex m;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < claimers; ++i)
+        threads.emplace_back([&, i] {
+            ssoci::sql_alert_log own(store);  // its own connection, as another node
+            for (int k = 0; k < keys; ++k) {
+                const auto key = "race:" + std::to_string((k + i * 7) % keys);
+                if (own.claim(key, t0 + std::chrono::microseconds(i), t0 - 1h).won) {
+                    std::lock_guard lock(m);
+                    ++wins[(k + i * 7) % keys];
+                }
+            }
+        });
+    for (auto& t : threads) t.join();
+    for (int k = 0; k < keys; ++k) CHECK(wins[k] == 1);
+}
+
 }  // namespace
+
+TEST_CASE("SQL alert log claims: one winner per key among connections, released on failure",
+          "[alerts][soci]") {
+    srl_test::temp_dir dir;
+    exercise_claims("sqlite:///" + (dir.path() / "claims.db").string());
+    srl_test::pg_database db("alertclaims");
+    if (db) exercise_claims(db.url());
+}
 
 TEST_CASE("the SQL alert log remembers alerted keys on SQLite", "[alerts][soci]") {
     srl_test::temp_dir dir;

@@ -3,6 +3,7 @@
 // event log, the aiosmtpd receiver and a Beast HTTP receiver on 127.0.0.1. The dry
 // run, the summary line, settings from file/environment/flags, the cool-down
 // across runs, and every exit code (0, 1, 64, 69, 78).
+#include "support/event_store_support.hpp"
 #include "support/receivers.hpp"
 
 #include <smart_ratelimit/settings.hpp>
@@ -12,7 +13,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifndef SRL_TOOL_PATH
@@ -216,6 +219,53 @@ TEST_CASE("the cool-down is remembered in the database across runs", "[alerts][c
     env2.back() = "RATELIMIT_ALERT_COOLDOWN_MINUTES=0";
     r = run_cli(dir, {"alerts"}, env2);
     CHECK(r.out == "alerts: 3 offender(s) >= 3 blocked in 1 day(s); webhook sent\n");
+}
+
+/// Three nodes run `alerts` from cron in the same minute against one shared event
+/// log: every key is alerted once, by whichever node claimed it.
+void three_nodes_alert_once(const std::string& db) {
+    REQUIRE(run_cli(temp_dir{}, {"migrate", "--database", db}).code == 0);
+    srl::soci::event_store store(db);
+    const auto now = srl::event_clock_now();
+    std::vector<srl::event> ev;
+    for (int k = 0; k < 30; ++k)
+        for (int i = 0; i < 3 + k % 4; ++i)
+            ev.push_back(srl::make_event(now - 1h, "ip:10.9.0." + std::to_string(k), "/login",
+                                         "POST", false, 11, 10));
+    REQUIRE(store.write_batch(ev).written == ev.size());
+    http_receiver http(200);
+    const std::vector<std::string> env{
+        "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
+        "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000",
+        "RATELIMIT_ALERT_COOLDOWN_MINUTES=60"};
+    std::vector<temp_dir> nodes(3);
+    std::vector<cli_result> results(3);
+    std::vector<std::thread> cron;
+    for (std::size_t n = 0; n < nodes.size(); ++n)
+        cron.emplace_back([&, n] { results[n] = run_cli(nodes[n], {"alerts"}, env); });
+    for (auto& t : cron) t.join();
+    int alerted = 0;
+    for (const auto& r : results) {
+        INFO(r.out << r.err);
+        CHECK(r.code == 0);
+    }
+    std::map<std::string, int> sent;
+    for (const auto& req : http.requests())
+        for (int k = 0; k < 30; ++k) {
+            const auto key = "\"ip:10.9.0." + std::to_string(k) + "\"";
+            if (req.body.find(key) != std::string::npos) ++sent[key];
+        }
+    for (const auto& [key, times] : sent) alerted += times;
+    CHECK(sent.size() == 30);
+    CHECK(alerted == 30);
+}
+
+TEST_CASE("three nodes running alerts at once alert each key once (SQLite file, PostgreSQL)",
+          "[alerts][cli]") {
+    temp_dir dir;
+    three_nodes_alert_once("sqlite:///" + (dir.path() / "shared.db").string());
+    srl_test::pg_database pg("alerts_nodes");
+    if (pg) three_nodes_alert_once(pg.url());
 }
 
 TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, for node_exporter",

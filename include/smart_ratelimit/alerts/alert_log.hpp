@@ -30,6 +30,27 @@ concept alert_log = requires(L& l, std::string_view key, event_time at) {
     l.record(key, at);
 };
 
+/// What claim() found: whether this caller won the key, and the key's time before.
+struct alert_claim {
+    bool won = false;
+    std::optional<event_time> previous;
+};
+
+/// claiming_alert_log: an alert_log that several processes may share (several
+/// nodes running `smart-ratelimit alerts` from cron in the same minute). The
+/// dispatcher claims each key before sending, so every key is alerted once.
+///
+/// | expression                 | type          | meaning                                      |
+/// |----------------------------|---------------|----------------------------------------------|
+/// | `l.claim(key, at, since)`  | `alert_claim` | atomically: when `key` was never alerted or last alerted before `since`, records `at` and wins |
+/// | `l.release(key, at, prev)` | (ignored)     | undoes a won claim whose sending failed: back to `prev` (none: forgotten), unless someone claimed since |
+template <class L>
+concept claiming_alert_log = alert_log<L> &&
+    requires(L& l, std::string_view key, event_time at, std::optional<event_time> prev) {
+    { l.claim(key, at, at) } -> std::same_as<alert_claim>;
+    l.release(key, at, prev);
+};
+
 /// Remembers nothing: every run alerts every offender.
 struct no_alert_log {
     std::optional<event_time> last_alerted(std::string_view) const { return std::nullopt; }
@@ -56,12 +77,35 @@ public:
             it->second = at;
     }
 
+    alert_claim claim(std::string_view key, event_time at, event_time since) {
+        std::lock_guard lock(mutex_);
+        const auto it = last_.find(key);
+        if (it == last_.end()) {
+            last_.emplace(std::string(key), at);
+            return {true, std::nullopt};
+        }
+        if (it->second >= since) return {false, it->second};
+        const event_time previous = it->second;
+        it->second = at;
+        return {true, previous};
+    }
+
+    void release(std::string_view key, event_time at, std::optional<event_time> previous) {
+        std::lock_guard lock(mutex_);
+        const auto it = last_.find(key);
+        if (it == last_.end() || it->second != at) return;  // claimed again since
+        if (previous)
+            it->second = *previous;
+        else
+            last_.erase(it);
+    }
+
 private:
     mutable std::mutex mutex_;
     std::map<std::string, event_time, std::less<>> last_;
 };
 
 static_assert(alert_log<no_alert_log>);
-static_assert(alert_log<memory_alert_log>);
+static_assert(claiming_alert_log<memory_alert_log>);
 
 }  // namespace smart_ratelimit

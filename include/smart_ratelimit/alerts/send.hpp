@@ -131,19 +131,34 @@ public:
     alert_result deliver(std::vector<offender> offenders, const alert_request& req) noexcept {
         if (req.threshold <= 0) return alert_result{};
         alert_result r = enabled_result(req);
+        const event_time now = req.now ? *req.now : event_clock_now();
+        struct claimed {
+            std::string key;
+            std::optional<event_time> previous;
+        };
+        std::vector<claimed> claims;  // won by this run, released unless sent
         try {
-            const event_time now = req.now ? *req.now : event_clock_now();
             if (req.cooldown.count() > 0) {
                 r.cooldown = true;
                 const event_time since =
                     now - std::chrono::duration_cast<std::chrono::microseconds>(req.cooldown);
                 std::vector<offender> fresh;
                 for (auto& o : offenders) {
-                    const auto last = log_.last_alerted(o.key);
-                    if (last && *last >= since)
-                        ++r.suppressed;
-                    else
+                    bool alert = false;
+                    if constexpr (claiming_alert_log<Log>) {
+                        // Claimed before sending: of several nodes running at once,
+                        // exactly one wins each key.
+                        const alert_claim c = log_.claim(o.key, now, since);
+                        alert = c.won;
+                        if (c.won) claims.push_back({o.key, c.previous});
+                    } else {
+                        const auto last = log_.last_alerted(o.key);
+                        alert = !last || *last < since;
+                    }
+                    if (alert)
                         fresh.push_back(std::move(o));
+                    else
+                        ++r.suppressed;
                 }
                 offenders = std::move(fresh);
             }
@@ -180,10 +195,24 @@ public:
                 any_sent = any_sent || st.ok;
                 r.channels.push_back(std::move(c));
             }
-            if (any_sent && r.cooldown)
-                for (const auto& o : r.offenders) log_.record(o.key, now);
+            if (any_sent && r.cooldown) {
+                if constexpr (!claiming_alert_log<Log>)
+                    for (const auto& o : r.offenders) log_.record(o.key, now);
+                claims.clear();  // recorded when claimed
+            }
         } catch (...) {
             r.error = detail::describe_exception(std::current_exception());
+        }
+        // Nothing went out: give the claims back, so the next run tries again.
+        if constexpr (claiming_alert_log<Log>) {
+            for (const auto& c : claims) {
+                try {
+                    log_.release(c.key, now, c.previous);
+                } catch (...) {
+                    if (r.error.empty())
+                        r.error = detail::describe_exception(std::current_exception());
+                }
+            }
         }
         return r;
     }
