@@ -4,8 +4,8 @@
 // every decision logged to SQL through the async sink and the SOCI event store,
 // the staff dashboard under /ratelimit/ (its chart refreshing itself), a health
 // probe at /ratelimit/health and Prometheus metrics at /metrics (staff: a bearer
-// token). Prints its URLs and a staff token. `--help` lists the flags; the settings
-// files and variables are read as everywhere else.
+// token). Prints its URLs, and the staff token when it made one up. `--help` lists
+// the flags; the settings files and variables are read as everywhere else.
 #include <smart_ratelimit/beast/dashboard.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
@@ -449,8 +449,8 @@ struct server {
             std::size_t n = 0;
             std::string_view out;  // a small answer written here, sent below
             if (dash != nullptr && dash->matches(req.target())) {
-                auto res =
-                    co_await dash->async_handle(work.get_executor(), std::move(req), use_task);
+                auto res = co_await dash->async_handle(work.get_executor(), std::move(req), peer,
+                                                       use_task);
                 keep = res.keep_alive();
                 std::tie(wec, n) = co_await http::async_write(socket, res, use_task_tuple);
             } else if (mw != nullptr) {
@@ -582,6 +582,7 @@ int run(const options& opt) {
     if (dopt.live_refresh)
         dopt.live_refresh_interval = std::chrono::milliseconds(opt.live_refresh_ms);
     dopt.metrics = [&metrics] { return metrics.scrape(); };
+    dopt.trusted_proxies = mo.trusted_proxies;  // sign-in attempts are throttled per client
     dopt.health = [&sink, &write_errors_seen, logging, url = s.database_url] {
         srl::soci::database_check_options dbo;
         dbo.timeout = std::chrono::seconds(2);
@@ -638,7 +639,8 @@ int run(const options& opt) {
         std::printf("health:    http://%s:%u/ratelimit/health\n", host.c_str(), port);
         std::printf("metrics:   http://%s:%u/metrics (Authorization: Bearer <staff token>)\n",
                     host.c_str(), port);
-        std::printf("staff token: %s\n", token.c_str());
+        // A token given with --staff-token is never echoed (logs keep stdout).
+        if (!opt.staff_token) std::printf("staff token: %s\n", token.c_str());
     }
     std::fflush(stdout);
 
