@@ -165,10 +165,10 @@ public:
         }
     }
 
-    /// The Redis key(s) holding `key`'s state under algorithm `a`: the first one
-    /// always; the sliding log also has a second.
+    /// The Redis key holding `key`'s state under algorithm `a`; the sliding log also
+    /// has this key followed by ":n" (its totals) and ":c" (its index).
     std::string redis_key(std::string_view key, const A& a) const {
-        return make_key(key, script_of(a), false);
+        return make_key(key, script_of(a));
     }
 
     /// Loads every script now (SCRIPT LOAD); throws storage_error when Redis is unreachable.
@@ -216,7 +216,8 @@ private:
     static script_id id_of(const token_bucket&) noexcept { return script_id::token_bucket; }
     static script_id id_of(const leaky_bucket&) noexcept { return script_id::leaky_bucket; }
 
-    std::string make_key(std::string_view key, script_id id, bool second) const {
+    // The first key of a decision, or with `extra` (":n", ":c") one of the sliding log's others.
+    std::string make_key(std::string_view key, script_id id, std::string_view extra = {}) const {
         std::string k;
         k.reserve(impl_->opts.prefix.size() + key.size() + 8);
         k += impl_->opts.prefix;
@@ -224,7 +225,7 @@ private:
         k += key;
         k += '}';
         k += script_suffix(id);
-        if (second) k += ":n";
+        k += extra;
         return k;
     }
 
@@ -257,9 +258,9 @@ private:
                          std::uint64_t cost, op o) const {
         const script_id id = script_of(a);
         command_args args;
-        const bool two = id == script_id::sliding_window;
-        args << "EVALSHA" << sha1 << (two ? "2" : "1") << make_key(key, id, false);
-        if (two) args << make_key(key, id, true);
+        const bool log = id == script_id::sliding_window;
+        args << "EVALSHA" << sha1 << (log ? "3" : "1") << make_key(key, id);
+        if (log) args << make_key(key, id, ":n") << make_key(key, id, ":c");
         const auto period_us = static_cast<unsigned long long>(
             std::chrono::duration_cast<std::chrono::microseconds>(a.period()).count());
         args << static_cast<unsigned long long>(o) << static_cast<unsigned long long>(a.limit())

@@ -68,47 +68,92 @@ end
 return out(0, 1, c, reset(c), math.max(1, w + period - now))
 )lua";
 
-// Exact sliding log: sorted set KEYS[1] of "seq:units" scored by admission time,
-// hash KEYS[2] {t = units in the window, s = sequence}.
+// Exact sliding log. KEYS[1]: sorted set of "seq:units" scored by admission time
+// (the log); KEYS[2]: hash {t = units in the log, s = sequence, c = units ever
+// admitted, v = "s:t" as this script last wrote them}; KEYS[3]: the same members
+// scored by the running total of units up to and including each one (the index), so
+// "the entry where the oldest `need` units end" is one ZRANGEBYSCORE ... LIMIT 0 1.
+// Admission times never decrease (an admission is stamped no earlier than the newest
+// entry), so expiry removes a prefix of both sets. A denial costs O(log n); trimming
+// costs O(log n + removed). The log and hash are the previous script's layout: that
+// script still reads and writes them correctly, and a write of its (or an expired
+// index) shows as v ~= s:t or as the two sets' sizes differing, on which the index is
+// rebuilt from the log once (O(n)); so is an index whose totals near 2^53, where
+// doubles stop counting units exactly.
 inline constexpr std::string_view sliding_window_body = R"lua(
-local zk, hk = KEYS[1], KEYS[2]
+local zk, hk, ck = KEYS[1], KEYS[2], KEYS[3]
 local cutoff = now - period
 local function units(m) return tonumber(string.match(m, ':(%d+)$')) end
-local total = tonumber(redis.call('HGET', hk, 't') or '0')
-local old = redis.call('ZRANGEBYSCORE', zk, '-inf', n(cutoff))
-for i = 1, #old do total = total - units(old[i]) end
-if total < 0 then total = 0 end
+local h = redis.call('HMGET', hk, 't', 's', 'c', 'v')
+local t, seq, c = tonumber(h[1] or '0'), tonumber(h[2] or '0'), tonumber(h[3] or '0')
+local size = redis.call('ZCARD', zk)
+local function stamp() return n(seq) .. ':' .. n(t) end
+local function ttls() ttl(zk, period); ttl(hk, period); ttl(ck, period) end
+if size ~= redis.call('ZCARD', ck) or (size > 0 and (h[4] ~= stamp() or c > 1e15)) then
+  redis.call('DEL', ck)
+  local e = redis.call('ZRANGE', zk, 0, -1)
+  local batch = {}
+  c = 0
+  for i = 1, #e do
+    c = c + units(e[i])
+    seq = math.max(seq, tonumber(string.match(e[i], '^(%d+):')))
+    batch[#batch + 1] = n(c); batch[#batch + 1] = e[i]
+    if #batch == 1000 or i == #e then redis.call('ZADD', ck, unpack(batch)); batch = {} end
+  end
+  t = c
+  redis.call('HSET', hk, 't', n(t), 's', n(seq), 'c', n(c), 'v', stamp()); ttls()
+end
+-- the expired entries are the first `gone` of both sets; the window holds c minus
+-- the running total at the last of them
+local gone = redis.call('ZCOUNT', zk, '-inf', n(cutoff))
+local total = t
+if gone > 0 then total = c - tonumber(redis.call('ZRANGE', ck, gone - 1, gone - 1, 'WITHSCORES')[2]) end
+local function newest()
+  local r = redis.call('ZRANGE', zk, -1, -1, 'WITHSCORES')
+  if #r == 0 then return nil end
+  return tonumber(r[2])
+end
 local function reset()
-  local r = redis.call('ZREVRANGE', zk, 0, 0, 'WITHSCORES')
-  if #r == 0 or tonumber(r[2]) <= cutoff then return 0 end
-  return tonumber(r[2]) + period - now
+  local at = newest()
+  if at == nil or at <= cutoff then return 0 end
+  return at + period - now
 end
 local function save()
-  if #old > 0 then redis.call('ZREMRANGEBYSCORE', zk, '-inf', n(cutoff)) end
-  redis.call('HSET', hk, 't', n(total)); ttl(zk, period); ttl(hk, period)
+  if gone > 0 then
+    redis.call('ZREMRANGEBYRANK', zk, 0, gone - 1); redis.call('ZREMRANGEBYRANK', ck, 0, gone - 1)
+    gone = 0
+  end
+  t = total
+  redis.call('HSET', hk, 't', n(t), 's', n(seq), 'c', n(c), 'v', stamp()); ttls()
 end
 if mode == 2 then
+  -- the newest units go back first
   local left = cost
-  local e = redis.call('ZREVRANGEBYSCORE', zk, '+inf', '(' .. n(cutoff), 'WITHSCORES')
-  local i = 1
-  while left > 0 and i < #e do
-    local u = units(e[i])
+  while left > 0 and total > 0 do
+    local e = redis.call('ZRANGE', ck, -1, -1)
+    local m = e[1]
+    local u = units(m)
     local take = math.min(left, u)
-    redis.call('ZREM', zk, e[i])
-    if take < u then redis.call('ZADD', zk, e[i + 1], string.match(e[i], '^(%d+):') .. ':' .. n(u - take)) end
-    total = total - take; left = left - take; i = i + 2
+    local at = redis.call('ZSCORE', zk, m)
+    redis.call('ZREM', zk, m); redis.call('ZREM', ck, m)
+    if take < u then
+      local rest = string.match(m, '^(%d+):') .. ':' .. n(u - take)
+      redis.call('ZADD', zk, at, rest); redis.call('ZADD', ck, n(c - take), rest)
+    end
+    c = c - take; total = total - take; left = left - take
   end
-  if total < 0 then total = 0 end
-  if left < cost or #old > 0 then save() end
+  if left < cost or gone > 0 then save() end
   return out(1, 1, total, reset(), 0)
 end
 if cost > limit then return out(0, 0, total, reset(), -1) end
 if cost <= limit - total then
   if mode == 0 then
     if cost > 0 then
-      local seq = redis.call('HINCRBY', hk, 's', 1)
-      redis.call('ZADD', zk, n(now), n(seq) .. ':' .. n(cost))
-      total = total + cost
+      local at = newest()
+      if at == nil or at < now then at = now end
+      seq = seq + 1; c = c + cost; total = total + cost
+      local m = n(seq) .. ':' .. n(cost)
+      redis.call('ZADD', zk, n(at), m); redis.call('ZADD', ck, n(c), m)
     end
     save()
     return out(1, 1, total, period, 0)
@@ -117,15 +162,13 @@ if cost <= limit - total then
   if cost > 0 then return out(1, 1, total + cost, period, 0) end
   return out(1, 1, total, reset(), 0)
 end
-local need = total - (limit - cost)
-local e = redis.call('ZRANGEBYSCORE', zk, '(' .. n(cutoff), '+inf', 'WITHSCORES')
-local freed, at = 0, now
-for i = 1, #e, 2 do
-  freed = freed + units(e[i]); at = tonumber(e[i + 1])
-  if freed >= need then break end
-end
+-- denied: wait until the oldest units up to the one that makes room have expired,
+-- i.e. for the first entry whose running total reaches c - (limit - cost)
+local e = redis.call('ZRANGEBYSCORE', ck, n(c - (limit - cost)), '+inf', 'LIMIT', 0, 1)
+local at = now
+if #e > 0 then at = tonumber(redis.call('ZSCORE', zk, e[1])) end
 local r = reset()
-if mode == 0 and #old > 0 then save() end
+if mode == 0 and gone > 0 then save() end
 return out(0, 1, total, r, math.max(1, at + period - now))
 )lua";
 
