@@ -2,12 +2,15 @@
 // The SQL state storage on SQLite (a private file per test) and on the shared
 // PostgreSQL server (a key prefix per test): the storage contract for every
 // algorithm, exactness under threads and under several processes, the database
-// clock, the limiter's all-or-nothing over it, and cleanup_state.
+// clock, the limiter's all-or-nothing over it, cleanup_state, and the exact sliding
+// window's cost of a denial (rows and steps, counted) and rows from before its index.
 #include <catch2/catch.hpp>
 
 #include "../support/storage_contract.hpp"
 #include "../support/test_env.hpp"
+#include "sql_state_work.hpp"
 
+#include <smart_ratelimit/algorithms/sliding_window.hpp>
 #include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/soci/state_storage.hpp>
@@ -395,4 +398,130 @@ TEST_CASE("sql state: resilient_storage applies its failure policy over the SQL 
     CHECK(up.acquire("k", a, 0ns, 1).allowed);
     CHECK_FALSE(up.acquire("k", a, 0ns, 1).allowed);
     CHECK(up.stats().successes == 3);
+}
+
+// ---- the exact sliding window: cost of a denial, rows from before the index ----------
+
+namespace {
+
+// `n` one-unit rows for the stored key `key` as an older writer leaves them (no
+// cum_units), `step` nanoseconds apart, the newest `newest_ago` before the database's now.
+void insert_legacy_rows(soci::session& sql, ssql::dialect d, const std::string& key, long long n,
+                        long long step, long long newest_ago, long long period) {
+    const long long first = ssql::detail::database_now_ns(sql, d) - newest_ago - (n - 1) * step;
+    sql << "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < :n)"
+           " INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns)"
+           " SELECT :k, CAST(:f AS BIGINT) + i * CAST(:st AS BIGINT), 1,"
+           " CAST(:f AS BIGINT) + i * CAST(:st AS BIGINT) + CAST(:p AS BIGINT) FROM s",
+        soci::use(n, "n"), soci::use(key, "k"), soci::use(first, "f"), soci::use(step, "st"),
+        soci::use(period, "p");
+}
+
+}  // namespace
+
+TEST_CASE("sql state: a denied sliding-window request reads as much at limit 20,000 as at 10",
+          "[sql_state][sliding_window][cost]") {
+    on_each_database("swcost", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<srl::any_algorithm>(url, prefix);
+        const auto u = ssql::parse_database_url(url);
+        auto sql = ssql::open_session(u);
+        const auto denial_at = [&](long long limit, std::uint64_t cost) {
+            const srl::rate r{static_cast<std::uint64_t>(limit), 1h};
+            const std::string key = "k" + std::to_string(limit) + ":" + std::to_string(cost);
+            insert_legacy_rows(*sql, u.kind, prefix + key, limit, 1000, 60'000'000'000LL,
+                               3'600'000'000'000LL);
+            // The first decision after the upgrade indexes the older rows (once).
+            REQUIRE_FALSE(s.acquire(key, srl::any_algorithm("sliding_window", r), 0ns, 1).allowed);
+            const auto w = srl_test::count_decision(
+                *sql, u.kind, prefix + key, srl::sliding_window(r), cost, srl::storage_op::acquire);
+            REQUIRE_FALSE(w.result.allowed);
+            CHECK(w.result.count == static_cast<std::uint64_t>(limit));
+            CHECK(w.result.retry_after > 0ns);
+            return w;
+        };
+        for (const std::uint64_t cost : {1u, 7u}) {
+            const auto small = denial_at(10, cost);
+            const auto big = denial_at(20'000, cost);
+            INFO("cost " << cost << ": limit 10 " << small.rows << " rows, " << small.steps
+                         << " steps; limit 20,000 " << big.rows << " rows, " << big.steps
+                         << " steps");
+            CHECK(big.rows == small.rows);
+            CHECK(big.rows <= 8);
+            CHECK(big.steps == small.steps);
+        }
+    });
+}
+
+TEST_CASE(
+    "sql state: a denied sliding-window request waits as long as the in-memory algorithm "
+    "says, on rows written before the upgrade too",
+    "[sql_state][sliding_window][upgrade]") {
+    on_each_database("swwait", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<srl::any_algorithm>(url, prefix);
+        const srl::rate r{14, 1h};
+        const srl::any_algorithm a("sliding_window", r);
+        const srl::sliding_window memory(r);
+        srl::sliding_window::state_type state;
+        const auto t0 = std::chrono::nanoseconds(1000h);
+        const auto now = std::chrono::nanoseconds(s.database_now_ns());
+        auto sql = ssql::open_session(ssql::parse_database_url(url));
+        // Rows as the previous version wrote them (no cum_units): one already out of
+        // the window, then 14 units over the last 50 minutes.
+        struct entry {
+            std::chrono::minutes ago;
+            long long units;
+        };
+        const entry log[] = {{70min, 2}, {50min, 3}, {40min, 1},
+                             {30min, 4}, {20min, 1}, {10min, 5}};
+        const std::string key = prefix + "w";
+        for (const auto& e : log) {
+            const long long at = (now - e.ago).count(), expires = (now - e.ago + 1h).count();
+            *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns)"
+                    " VALUES (:k, :a, :u, :e)",
+                soci::use(key), soci::use(at), soci::use(e.units), soci::use(expires);
+            REQUIRE(
+                memory.try_acquire(state, t0 - e.ago, static_cast<std::uint64_t>(e.units)).allowed);
+        }
+        const auto same = [&](const srl::outcome& got, const srl::outcome& want) {
+            CHECK(got.allowed == want.allowed);
+            CHECK(got.retryable == want.retryable);
+            CHECK(got.count == want.count);
+            CHECK(got.remaining == want.remaining);
+            // The database's clock moved on by the time of the call: milliseconds.
+            if (want.retry_after == srl::never) {
+                CHECK(got.retry_after == srl::never);
+            } else {
+                CHECK(got.retry_after <= want.retry_after);
+                CHECK(got.retry_after > want.retry_after - 2s);
+            }
+            CHECK(got.reset_after <= want.reset_after);
+            CHECK(got.reset_after > want.reset_after - 2s);
+        };
+        // Peek reads the older rows as they are; the first acquire indexes them.
+        for (const std::uint64_t cost : {1u, 5u, 14u, 15u}) {
+            INFO("peek, cost " << cost);
+            same(s.peek("w", a, 0ns, cost), memory.peek(state, t0, cost));
+        }
+        for (const std::uint64_t cost : {1u, 2u, 4u, 5u, 9u, 10u, 14u, 15u}) {
+            INFO("acquire, cost " << cost);
+            same(s.acquire("w", a, 0ns, cost), memory.peek(state, t0, cost));
+        }
+        // A previous-version process still running admits a unit (a row without
+        // cum_units) after three units are released: both count it.
+        s.release("w", a, 0ns, 3);
+        memory.release(state, t0, 3);
+        *sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns)"
+                " VALUES (:k, :a, 1, :e)",
+            soci::use(key), soci::use(now.count()), soci::use((now + 1h).count());
+        REQUIRE(memory.try_acquire(state, t0, 1).allowed);
+        for (const std::uint64_t cost : {1u, 2u, 3u}) {
+            INFO("after a row without cum_units, cost " << cost);
+            same(s.peek("w", a, 0ns, cost), memory.peek(state, t0, cost));
+        }
+        const auto o = s.acquire("w", a, 0ns, 2);
+        REQUIRE(memory.try_acquire(state, t0, 2).allowed);
+        CHECK(o.allowed);
+        CHECK(o.count == 14);
+        same(s.acquire("w", a, 0ns, 1), memory.peek(state, t0, 1));
+    });
 }

@@ -110,7 +110,7 @@ TEST_CASE("health is 0 on a migrated SQLite database and prints one summary line
     CHECK(r.status == 0);
     CHECK(r.out.rfind("health: ok | database ok: ", 0) == 0);
     CHECK(contains(r.out, "migrations ok: current: events v3, analytics v"));
-    CHECK(contains(r.out, "state v1"));
+    CHECK(contains(r.out, "state v2"));
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
     CHECK(r.err.empty());
 
@@ -161,7 +161,7 @@ TEST_CASE("health is 1 on an un-migrated SQLite file and names every set behind"
     CHECK(r.status == 1);
     CHECK(r.out.rfind("health: unhealthy | database ok: ", 0) == 0);
     CHECK(contains(r.out, "migrations FAILED: behind: events v0 < v3, analytics v0 < v"));
-    CHECK(contains(r.out, "alerts v0 < v1, state v0 < v1 (run migrate)"));
+    CHECK(contains(r.out, "alerts v0 < v1, state v0 < v2 (run migrate)"));
 }
 
 TEST_CASE("health is 1 when one migration set is behind and 0 when one is newer than the build",
@@ -177,7 +177,7 @@ TEST_CASE("health is 1 when one migration set is behind and 0 when one is newer 
     INFO(r.out << r.err);
     CHECK(r.status == 1);
     CHECK(contains(r.out,
-                   "migrations FAILED: behind: state v0 < v1 (run migrate); current: events v3"));
+                   "migrations FAILED: behind: state v0 < v2 (run migrate); current: events v3"));
 
     REQUIRE(run_tool({"migrate", "--database", url}, dir.path()).status == 0);
     {

@@ -194,52 +194,6 @@ inline void store_state(::soci::session& sql, const std::string& key, const leak
         ::soci::use(updated);
 }
 
-// ---- ratelimit_sliding_entry: one row per admitted request ----
-
-inline bool load_state(::soci::session& sql, const std::string& key, const sliding_window& a,
-                       sliding_window::state_type& s, std::int64_t now) {
-    long long at = 0, units = 0;
-    long long cut = sat_add(now, -a.period().count());
-    ::soci::statement st =
-        (sql.prepare << "SELECT at_ns, units FROM ratelimit_sliding_entry"
-                        " WHERE key = :k AND at_ns > :c ORDER BY at_ns, id",
-         ::soci::into(at), ::soci::into(units), ::soci::use(key), ::soci::use(cut));
-    st.execute();
-    while (st.fetch()) {
-        s.log.push_back({at, to_u64(units)});
-        s.total += to_u64(units);
-    }
-    if (s.log.empty()) return false;
-    s.last = now;
-    return true;
-}
-inline void store_state(::soci::session& sql, const std::string& key, const sliding_window& a,
-                        const sliding_window::state_type& before,
-                        const sliding_window::state_type& s, std::int64_t now) {
-    const long long period = a.period().count();
-    long long cut = sat_add(now, -period);
-    if (s.total > before.total) {
-        // An admission: one new row; expired rows of this key go at the same time.
-        long long at = now, units = to_ll(s.total - before.total), expires = sat_add(now, period);
-        sql << "DELETE FROM ratelimit_sliding_entry WHERE key = :k AND at_ns <= :c",
-            ::soci::use(key), ::soci::use(cut);
-        sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, "
-               ":a, :u, :e)",
-            ::soci::use(key), ::soci::use(at), ::soci::use(units), ::soci::use(expires);
-        return;
-    }
-    if (s.total == before.total) return;
-    // A release: rewrite the key's live log.
-    sql << "DELETE FROM ratelimit_sliding_entry WHERE key = :k", ::soci::use(key);
-    for (std::size_t i = s.head; i < s.log.size(); ++i) {
-        long long at = s.log[i].at, units = to_ll(s.log[i].units),
-                  expires = sat_add(s.log[i].at, period);
-        sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns) VALUES (:k, "
-               ":a, :u, :e)",
-            ::soci::use(key), ::soci::use(at), ::soci::use(units), ::soci::use(expires);
-    }
-}
-
 /// One decision inside an open transaction: load, run the algorithm, write back.
 template <class Alg>
 outcome decide(::soci::session& sql, const std::string& key, const Alg& a, std::int64_t now,
@@ -257,6 +211,179 @@ outcome decide(::soci::session& sql, const std::string& key, const Alg& a, std::
     }
     const outcome out = a.try_acquire(s, n, cost);
     if (out.allowed) store_state(sql, key, a, before, s, now);
+    return out;
+}
+
+// ---- ratelimit_sliding_entry: one row per admission instant ----
+//
+// Each row carries cum_units, its key's running total of units up to and including
+// it. Within a key, admission order is time order: an admission is stamped no earlier
+// than the key's newest row, and one at the newest row's instant adds to that row. So,
+// with C the newest row's running total:
+//   units in the window = C - (cum_units - units) of the first row with at_ns > cutoff;
+//   a denied request waits until the first row with cum_units >= C - (limit - cost)
+//   leaves the window (the oldest units up to that row make room).
+// Each is one index probe whatever the number of rows, so a denial costs O(log n).
+// Rows an older version wrote have cum_units NULL: peek reads such a key row by row as
+// before; acquire and release first fill in its running totals (one UPDATE, O(n) once).
+
+/// What the bounded queries tell about a key's window.
+struct sliding_summary {
+    bool legacy = false;          ///< a row without cum_units exists
+    bool any = false;             ///< the key has a row with cum_units
+    long long total_ever = 0;     ///< C: the newest row's running total
+    long long newest_at = 0;      ///< the newest row's instant
+    bool in_window = false;       ///< a row is inside the window
+    long long before_window = 0;  ///< the running total before the window's first row
+    bool wait_found = false;      ///< a row has cum_units >= C - room
+    long long wait_at = 0, wait_cum = 0;
+};
+
+/// One statement, so one snapshot (a peek takes no lock): the newest row, the
+/// window's first row, the row whose expiry frees `room` units, and whether a row
+/// lacks its running total.
+inline sliding_summary load_sliding(::soci::session& sql, const std::string& key, long long cut,
+                                    long long room) {
+    sliding_summary r;
+    long long legacy = 0;
+    ::soci::indicator c_ind = ::soci::i_null, at_ind = ::soci::i_null, b_ind = ::soci::i_null,
+                      w_ind = ::soci::i_null, wc_ind = ::soci::i_null;
+    sql << "WITH n AS (SELECT cum_units AS c, at_ns AS at FROM ratelimit_sliding_entry"
+           " WHERE key = :k AND cum_units IS NOT NULL ORDER BY cum_units DESC LIMIT 1),"
+           " w AS (SELECT at_ns, cum_units FROM ratelimit_sliding_entry WHERE key = :k"
+           " AND cum_units >= (SELECT c FROM n) - :room ORDER BY cum_units LIMIT 1)"
+           " SELECT (SELECT c FROM n), (SELECT at FROM n),"
+           " (SELECT cum_units - units FROM ratelimit_sliding_entry WHERE key = :k"
+           " AND at_ns > :cut ORDER BY at_ns, cum_units LIMIT 1),"
+           " (SELECT at_ns FROM w), (SELECT cum_units FROM w),"
+           " CASE WHEN EXISTS (SELECT 1 FROM ratelimit_sliding_entry WHERE key = :k"
+           " AND cum_units IS NULL) THEN 1 ELSE 0 END",
+        ::soci::into(r.total_ever, c_ind), ::soci::into(r.newest_at, at_ind),
+        ::soci::into(r.before_window, b_ind), ::soci::into(r.wait_at, w_ind),
+        ::soci::into(r.wait_cum, wc_ind), ::soci::into(legacy), ::soci::use(key, "k"),
+        ::soci::use(room, "room"), ::soci::use(cut, "cut");
+    r.legacy = legacy != 0;
+    r.any = c_ind == ::soci::i_ok && at_ind == ::soci::i_ok;
+    r.in_window = r.any && b_ind == ::soci::i_ok;
+    r.wait_found = r.any && w_ind == ::soci::i_ok && wc_ind == ::soci::i_ok;
+    return r;
+}
+
+/// Fills in the running totals of every row of `key`, in time order: rows written by
+/// an older version (before the upgrade, or by one still running during it).
+inline void index_sliding_rows(::soci::session& sql, const std::string& key) {
+    sql << "UPDATE ratelimit_sliding_entry SET cum_units = r.cum FROM (SELECT id, SUM(units)"
+           " OVER (ORDER BY at_ns, id) AS cum FROM ratelimit_sliding_entry WHERE key = :k) AS r"
+           " WHERE ratelimit_sliding_entry.id = r.id",
+        ::soci::use(key, "k");
+}
+
+/// Every live row of `key` as a log, read the way the storage did before the running
+/// totals: what peek does on a key that still has rows without them.
+inline bool load_state(::soci::session& sql, const std::string& key, const sliding_window& a,
+                       sliding_window::state_type& s, std::int64_t now) {
+    long long at = 0, units = 0;
+    long long cut = sat_add(now, -a.period().count());
+    ::soci::statement st =
+        (sql.prepare << "SELECT at_ns, units FROM ratelimit_sliding_entry"
+                        " WHERE key = :k AND at_ns > :c ORDER BY at_ns, id",
+         ::soci::into(at), ::soci::into(units), ::soci::use(key), ::soci::use(cut));
+    st.execute();
+    while (st.fetch()) {
+        s.log.push_back({at, to_u64(units)});
+        s.total += to_u64(units);
+    }
+    if (s.log.empty()) return false;
+    s.last = now;
+    return true;
+}
+
+/// A log of at most two entries on which the algorithm decides as on the key's whole
+/// log: the same units in the window and the same newest entry (reset_after); when the
+/// row that ends a denial's wait is inside the window, the oldest units up to it form
+/// the first entry (evaluate() waits for the first entry where the freed units reach
+/// `need`, which is that row).
+inline sliding_window::state_type sliding_state(const sliding_summary& r, std::int64_t now) {
+    sliding_window::state_type s;
+    s.last = now;
+    if (!r.in_window) return s;
+    const long long total = r.total_ever - r.before_window;
+    if (r.wait_found && r.wait_cum > r.before_window && r.wait_cum < r.total_ever) {
+        s.log.push_back({r.wait_at, to_u64(r.wait_cum - r.before_window)});
+        s.log.push_back({r.newest_at, to_u64(r.total_ever - r.wait_cum)});
+    } else {
+        s.log.push_back({r.newest_at, to_u64(total)});
+    }
+    s.total = to_u64(total);
+    return s;
+}
+
+/// Gives back up to `cost` of the newest units in the window, newest row first.
+inline void release_sliding(::soci::session& sql, const std::string& key, long long cut,
+                            std::uint64_t cost) {
+    long long left = to_ll(cost);
+    while (left > 0) {
+        long long id = 0, at = 0, units = 0;
+        ::soci::indicator ind = ::soci::i_null;
+        sql << "SELECT id, at_ns, units FROM ratelimit_sliding_entry WHERE key = :k"
+               " AND cum_units IS NOT NULL ORDER BY cum_units DESC LIMIT 1",
+            ::soci::into(id, ind), ::soci::into(at), ::soci::into(units), ::soci::use(key);
+        if (!sql.got_data() || ind != ::soci::i_ok || at <= cut) return;
+        const long long take = left < units ? left : units;
+        if (take == units) {
+            sql << "DELETE FROM ratelimit_sliding_entry WHERE id = :i", ::soci::use(id);
+        } else {
+            sql << "UPDATE ratelimit_sliding_entry SET units = units - :t,"
+                   " cum_units = cum_units - :t WHERE id = :i",
+                ::soci::use(take, "t"), ::soci::use(id, "i");
+        }
+        left -= take;
+    }
+}
+
+/// The exact sliding window's decision: O(log n) whatever the number of rows, once
+/// every row of the key carries its running total.
+inline outcome decide(::soci::session& sql, const std::string& key, const sliding_window& a,
+                      std::int64_t now, std::uint64_t cost, storage_op o) {
+    const long long period = a.period().count();
+    const long long cut = sat_add(now, -period);
+    const long long room = cost <= a.limit() ? to_ll(a.limit() - cost) : 0;
+    const std::chrono::nanoseconds n(now);
+    sliding_summary r = load_sliding(sql, key, cut, room);
+    if (r.legacy) {
+        if (o == storage_op::peek) {
+            sliding_window::state_type s;
+            load_state(sql, key, a, s, now);
+            return a.peek(s, n, cost);
+        }
+        index_sliding_rows(sql, key);
+        r = load_sliding(sql, key, cut, room);
+    }
+    if (o == storage_op::release) {
+        release_sliding(sql, key, cut, cost);
+        return outcome{};
+    }
+    auto s = sliding_state(r, now);
+    if (o == storage_op::peek) return a.peek(s, n, cost);
+    const outcome out = a.try_acquire(s, n, cost);
+    if (!out.allowed || cost == 0) return out;
+    // An admission: the key's expired rows go, then a new row, or more units on the
+    // newest row when that one is not older than now.
+    long long units = to_ll(cost), c = sat_add(r.any ? r.total_ever : 0, units);
+    sql << "DELETE FROM ratelimit_sliding_entry WHERE key = :k AND at_ns <= :c", ::soci::use(key),
+        ::soci::use(cut);
+    if (r.any && r.newest_at >= now) {
+        long long newest = r.total_ever;
+        sql << "UPDATE ratelimit_sliding_entry SET units = units + :u, cum_units = :c"
+               " WHERE key = :k AND cum_units = :n",
+            ::soci::use(units, "u"), ::soci::use(c, "c"), ::soci::use(key, "k"),
+            ::soci::use(newest, "n");
+        return out;
+    }
+    long long at = now, expires = sat_add(now, period);
+    sql << "INSERT INTO ratelimit_sliding_entry (key, at_ns, units, expires_at_ns, cum_units)"
+           " VALUES (:k, :a, :u, :e, :c)",
+        ::soci::use(key), ::soci::use(at), ::soci::use(units), ::soci::use(expires), ::soci::use(c);
     return out;
 }
 
