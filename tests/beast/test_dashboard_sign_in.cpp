@@ -378,6 +378,29 @@ TEST_CASE("the sign-in throttle rate is configurable and follows trusted proxies
     CHECK(sign_in(dash, staff_token, proxy, client_a).result_int() == 303);
 }
 
+TEST_CASE("without the socket peer, every sign-in attempt shares one budget",
+          "[beast][dashboard][sign-in]") {
+    srl::ring_buffer_sink_mt sink(10);
+    srl::manual_clock clock;
+    const manual_dashboard dash(ring_source(sink), sb::staff_token_authorizer(staff_token), {}, {},
+                                clock);
+    auto attempt = [&](const std::string& token, const std::string& client) {
+        const srl_test::header_list xff{{"X-Forwarded-For", client}};
+        const auto form = dash.handle(request(http::verb::get, "/ratelimit/signin", xff));
+        const std::string csrf = hidden_field(form.body(), "csrf");
+        return dash
+            .handle(request(http::verb::post, "/ratelimit/signin",
+                            {{"X-Forwarded-For", client}, {"Cookie", "srl_staff_csrf=" + csrf}},
+                            "token=" + token + "&csrf=" + csrf))
+            .result_int();
+    };
+    for (int i = 0; i < 5; ++i)
+        CHECK(attempt("wrong-token-123", "203.0.113." + std::to_string(i)) == 403);
+    CHECK(attempt(staff_token, "198.51.100.7") == 429);
+    // With the peer, a client has its own budget.
+    CHECK(sign_in(dash, staff_token, address("198.51.100.7")).result_int() == 303);
+}
+
 TEST_CASE("over the socket, throttled clients are told apart through a trusted proxy",
           "[beast][dashboard][sign-in]") {
     srl::ring_buffer_sink_mt sink(10);
