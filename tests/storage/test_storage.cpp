@@ -1,6 +1,6 @@
 // tests/storage/test_storage.cpp
 // In-memory storage: the state_store interface, the key bound with idle-first then
-// LRU eviction, key churn far beyond the bound, the per-process seed, two threads
+// LRU eviction (over-limit keys last: test_key_flooding.cpp), key churn far beyond the bound, the per-process seed, two threads
 // creating the same new key, the short-key copy and compare, and saturating idle times.
 #include <catch2/catch.hpp>
 
@@ -91,11 +91,12 @@ TEST_CASE("a full shard evicts an idle key before a least recently used one", "[
     CHECK_FALSE(s.acquire("old-but-active", hourly, t0 + 2s, 1).allowed);  // state kept
 
     // No idle key left: the least recently used one goes ("recent" was used before "new"
-    // and "old-but-active" was touched just now).
+    // and "old-but-active" was touched just now). Each has spent its quota of one, so
+    // it counts as an over-limit eviction: the shard held no key with quota left.
     REQUIRE(s.acquire("newer", hourly, t0 + 3s, 1).allowed);
     st = s.stats();
     CHECK(st.keys == 3);
-    CHECK(st.evictions_lru == 1);
+    CHECK(st.evictions_over_limit == 1);
     CHECK(s.visit("recent", [](const auto* p) { return p == nullptr; }));
     CHECK_FALSE(s.visit("old-but-active", [](const auto* p) { return p == nullptr; }));
 }

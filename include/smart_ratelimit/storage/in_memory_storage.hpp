@@ -1,8 +1,9 @@
 // smart_ratelimit/storage/in_memory_storage.hpp
-// Bounded, sharded in-process storage of algorithm states. Keys hash with a
-// per-process random seed to one of a power-of-two number of shards, each a hash map
-// under its own mutex; a full shard evicts an idle key first (one whose state is as
-// good as fresh), else a least recently used one (CLOCK, the second-chance LRU).
+// Bounded, sharded in-process storage of algorithm states. Keys hash with per-process
+// secrets to one of a power-of-two number of shards, each a hash map under its own
+// mutex; a full shard evicts an idle key first (one whose state is as good as fresh),
+// else a least recently used one (CLOCK, the second-chance LRU), and a key over its
+// limit only when the shard holds nothing else.
 #pragma once
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
@@ -36,6 +37,8 @@ struct in_memory_options {
     /// Number of shards, rounded down to a power of two and to at most max_keys / 16.
     std::size_t shards = 64;
     /// Hash seed; 0 draws a random one (the default: attackers cannot aim at a shard).
+    /// The hash's mixing constants come from it, and with 0 the strong fallback's key
+    /// is drawn separately; a fixed seed makes all of them reproducible (for tests).
     std::uint64_t seed = 0;
     /// How many least recently used keys a full shard inspects for an idle one.
     std::size_t eviction_scan = 8;
@@ -46,7 +49,15 @@ struct in_memory_stats {
     std::size_t keys = 0;
     std::uint64_t evictions_idle = 0;  ///< evicted keys whose state was as good as fresh
     std::uint64_t evictions_lru = 0;   ///< evicted keys that still held quota (LRU)
-    std::uint64_t evictions() const noexcept { return evictions_idle + evictions_lru; }
+    /// Evicted keys that had spent their whole quota (the shard held no other kind).
+    std::uint64_t evictions_over_limit = 0;
+    /// Shards whose table switched to SipHash-1-3 after a probe longer than the cap.
+    std::size_t strong_hash_shards = 0;
+    /// The longest table probe of any shard (slots past a key's home slot).
+    std::size_t longest_probe = 0;
+    std::uint64_t evictions() const noexcept {
+        return evictions_idle + evictions_lru + evictions_over_limit;
+    }
 };
 
 /// In-memory storage for algorithm states (a storage_backend and a state_store).
@@ -57,7 +68,12 @@ struct in_memory_stats {
 /// usual approximation of least-recently-used: keys sit in insertion order, a lookup
 /// only sets a "referenced" bit (no list surgery, so no extra cache misses on the hot
 /// path), and eviction gives referenced keys a second chance before taking the oldest
-/// unreferenced one.
+/// unreferenced one. A key whose last decision left it no quota (over its limit) sits
+/// in a second list and is evicted only when the shard holds no other key: a flood of
+/// fresh keys cannot reset a blocked client's quota.
+/// Hash flooding: the key hash is keyed by secrets drawn per storage, and a shard whose
+/// table probes past a cap rehashes with SipHash-1-3, so lookups stay short even if
+/// the fast hash were beaten.
 /// Thread safety: every member is safe to call concurrently when Mutex is a real
 /// mutex (the default); with null_mutex (in_memory_storage_st) one thread at a time.
 template <algorithm Algorithm = any_algorithm, class Mutex = std::mutex>
@@ -79,11 +95,18 @@ public:
         per_shard_ = opts_.max_keys / n;
         if (opts_.seed == 0) {
             std::random_device rd;
-            opts_.seed = detail::mix64((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
-                                       reinterpret_cast<std::uintptr_t>(this));
+            const auto draw = [&rd] {
+                return detail::mix64((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+            };
+            opts_.seed = draw() ^ reinterpret_cast<std::uintptr_t>(this);
+            secret_ = detail::make_hash_secret(opts_.seed);
+            secret_.sip[0] = draw();  // 128 bits of their own, not derived from the seed
+            secret_.sip[1] = draw();
+        } else {
+            secret_ = detail::make_hash_secret(opts_.seed);
         }
-        mixed_seed_ = detail::mix_seed(opts_.seed);
         shards_ = std::make_unique<shard[]>(n);
+        for (std::size_t i = 0; i < n; ++i) shards_[i].table = table_type(secret_.sip);
     }
 
     in_memory_storage(const in_memory_storage&) = delete;
@@ -98,9 +121,16 @@ public:
         const std::uint64_t h = hash(key);
         shard& sh = shard_for(h);
         std::lock_guard<Mutex> lock(sh.mutex);
-        entry& e = find_or_insert(sh, key, h, now.count(), nullptr);
+        node* n = find_or_insert(sh, key, h, now.count(), nullptr);
+        entry& e = n->value;
         const outcome o = a.try_acquire(e.state, now, cost);
         e.idle_at = detail::sat_add(now.count(), o.reset_after.count());
+        const bool over = o.remaining == 0;
+        if (over != e.over_limit) {  // moves between the shard's two eviction lists
+            unlink(sh, n);
+            e.over_limit = over;
+            push_front(sh, n);
+        }
         return o;
     }
 
@@ -132,7 +162,7 @@ public:
         const std::uint64_t h = hash(key);
         shard& sh = shard_for(h);
         std::lock_guard<Mutex> lock(sh.mutex);
-        entry& e = find_or_insert(sh, key, h, sh.latest, &init);
+        entry& e = find_or_insert(sh, key, h, sh.latest, &init)->value;
         e.idle_at = std::numeric_limits<std::int64_t>::max();
         return std::invoke(std::forward<Fn>(fn), e.state);
     }
@@ -177,6 +207,10 @@ public:
             s.keys += shards_[i].table.size();
             s.evictions_idle += shards_[i].evictions_idle;
             s.evictions_lru += shards_[i].evictions_lru;
+            s.evictions_over_limit += shards_[i].evictions_over_limit;
+            if (shards_[i].table.strong()) ++s.strong_hash_shards;
+            if (shards_[i].table.longest_probe() > s.longest_probe)
+                s.longest_probe = shards_[i].table.longest_probe();
         }
         return s;
     }
@@ -189,22 +223,30 @@ private:
     struct entry {
         state_type state{};
         std::int64_t idle_at = std::numeric_limits<std::int64_t>::max();
+        bool over_limit = false;  // no quota left at the last decision: in the `over` list
     };
     using table_type = detail::key_table<entry>;
     using node = typename table_type::node;
 
+    // An eviction list: keys in insertion order (or moved to the head by CLOCK).
+    struct list {
+        node* head = nullptr;  // most recently inserted (or given a second chance)
+        node* tail = nullptr;  // oldest
+    };
+
     struct alignas(64) shard {
         mutable Mutex mutex;
         table_type table;
-        node* head = nullptr;  // most recently inserted (or given a second chance)
-        node* tail = nullptr;  // oldest
+        list keys;  // keys with quota left (or touched only through update)
+        list over;  // keys over their limit, in the order they got there
         std::int64_t latest = std::numeric_limits<std::int64_t>::min();
         std::uint64_t evictions_idle = 0;
         std::uint64_t evictions_lru = 0;
+        std::uint64_t evictions_over_limit = 0;
     };
 
     std::uint64_t hash(std::string_view key) const noexcept {
-        return detail::hash_bytes_mixed(key, mixed_seed_);  // == hash_bytes(key, seed)
+        return detail::keyed_hash(key, secret_);
     }
     shard& shard_for(std::uint64_t h) noexcept {
         return shards_[shard_bits_ == 0 ? 0 : static_cast<std::size_t>(h >> (64 - shard_bits_))];
@@ -213,66 +255,83 @@ private:
         return shards_[shard_bits_ == 0 ? 0 : static_cast<std::size_t>(h >> (64 - shard_bits_))];
     }
 
+    static list& list_of(shard& sh, const node* n) noexcept {
+        return n->value.over_limit ? sh.over : sh.keys;
+    }
     static void unlink(shard& sh, node* n) noexcept {
+        list& l = list_of(sh, n);
         if (n->prev)
             n->prev->next = n->next;
         else
-            sh.head = n->next;
+            l.head = n->next;
         if (n->next)
             n->next->prev = n->prev;
         else
-            sh.tail = n->prev;
+            l.tail = n->prev;
         n->prev = n->next = nullptr;
     }
     static void push_front(shard& sh, node* n) noexcept {
+        list& l = list_of(sh, n);
         n->prev = nullptr;
-        n->next = sh.head;
-        if (sh.head) sh.head->prev = n;
-        sh.head = n;
-        if (!sh.tail) sh.tail = n;
+        n->next = l.head;
+        if (l.head) l.head->prev = n;
+        l.head = n;
+        if (!l.tail) l.tail = n;
     }
 
-    void evict(shard& sh, node* victim, bool idle) {
-        if (idle)
-            ++sh.evictions_idle;
-        else
-            ++sh.evictions_lru;
+    void evict(shard& sh, node* victim, std::uint64_t shard::*counter) {
+        ++(sh.*counter);
         unlink(sh, victim);
         sh.table.erase(victim);
     }
 
-    void evict_one(shard& sh, std::int64_t now) {
-        node* n = sh.tail;
-        for (std::size_t i = 0; n != nullptr && i < opts_.eviction_scan; ++i, n = n->prev) {
-            if (n->value.idle_at <= now) return evict(sh, n, true);
-        }
-        // CLOCK: referenced keys go back to the head with the bit cleared; the first
-        // unreferenced one from the tail is evicted. Bounded by the shard size.
+    // The first idle key among the `eviction_scan` oldest of `l`, or nullptr.
+    node* idle_near_tail(const list& l, std::int64_t now) const noexcept {
+        node* n = l.tail;
+        for (std::size_t i = 0; n != nullptr && i < opts_.eviction_scan; ++i, n = n->prev)
+            if (n->value.idle_at <= now) return n;
+        return nullptr;
+    }
+
+    // CLOCK over `l`: referenced keys go back to the head with the bit cleared; returns
+    // the first unreferenced one from the tail (after l's length, the tail), or nullptr.
+    static node* clock_victim(shard& sh, list& l) noexcept {
         const std::size_t limit = sh.table.size();
-        for (std::size_t step = 0; sh.tail != nullptr; ++step) {
-            node* t = sh.tail;
-            if (!t->referenced || step >= limit) return evict(sh, t, false);
+        for (std::size_t step = 0; l.tail != nullptr; ++step) {
+            node* t = l.tail;
+            if (!t->referenced || step >= limit) return t;
             t->referenced = false;
             unlink(sh, t);
             push_front(sh, t);
         }
+        return nullptr;
     }
 
-    entry& find_or_insert(shard& sh, std::string_view key, std::uint64_t h, std::int64_t now,
-                          const state_type* init) {
+    // In order: an idle key (over-limit keys first: the oldest of them are the likeliest
+    // to have recovered), a key with quota left, and only when the shard holds nothing
+    // else, a key over its limit; least recently used first (CLOCK) in both lists.
+    void evict_one(shard& sh, std::int64_t now) {
+        if (node* n = idle_near_tail(sh.over, now)) return evict(sh, n, &shard::evictions_idle);
+        if (node* n = idle_near_tail(sh.keys, now)) return evict(sh, n, &shard::evictions_idle);
+        if (node* n = clock_victim(sh, sh.keys)) return evict(sh, n, &shard::evictions_lru);
+        if (node* n = clock_victim(sh, sh.over)) return evict(sh, n, &shard::evictions_over_limit);
+    }
+
+    node* find_or_insert(shard& sh, std::string_view key, std::uint64_t h, std::int64_t now,
+                         const state_type* init) {
         if (now > sh.latest) sh.latest = now;
         if (node* n = sh.table.find(key, h)) {
             n->referenced = true;
-            return n->value;
+            return n;
         }
         if (sh.table.size() >= per_shard_) evict_one(sh, sh.latest);
         node* n = init ? sh.table.insert(key, h, entry{*init}) : sh.table.insert(key, h);
         push_front(sh, n);
-        return n->value;
+        return n;
     }
 
     in_memory_options opts_;
-    std::uint64_t mixed_seed_ = 0;  // detail::mix_seed(opts_.seed), hoisted off the hot path
+    detail::hash_secret secret_;  // every secret of the key hashes, drawn per storage
     unsigned shard_bits_ = 0;
     std::size_t per_shard_ = 1;
     std::unique_ptr<shard[]> shards_;
