@@ -239,35 +239,64 @@ struct sliding_summary {
     long long wait_at = 0, wait_cum = 0;
 };
 
-/// One statement, so one snapshot (a peek takes no lock): the newest row, the
-/// window's first row, the row whose expiry frees `room` units, and whether a row
-/// lacks its running total.
-inline sliding_summary load_sliding(::soci::session& sql, const std::string& key, long long cut,
-                                    long long room) {
-    sliding_summary r;
-    long long legacy = 0;
-    ::soci::indicator c_ind = ::soci::i_null, at_ind = ::soci::i_null, b_ind = ::soci::i_null,
-                      w_ind = ::soci::i_null, wc_ind = ::soci::i_null;
-    sql << "WITH n AS (SELECT cum_units AS c, at_ns AS at FROM ratelimit_sliding_entry"
-           " WHERE key = :k AND cum_units IS NOT NULL ORDER BY cum_units DESC LIMIT 1),"
-           " w AS (SELECT at_ns, cum_units FROM ratelimit_sliding_entry WHERE key = :k"
-           " AND cum_units >= (SELECT c FROM n) - :room ORDER BY cum_units LIMIT 1)"
-           " SELECT (SELECT c FROM n), (SELECT at FROM n),"
-           " (SELECT cum_units - units FROM ratelimit_sliding_entry WHERE key = :k"
-           " AND at_ns > :cut ORDER BY at_ns, cum_units LIMIT 1),"
-           " (SELECT at_ns FROM w), (SELECT cum_units FROM w),"
-           " CASE WHEN EXISTS (SELECT 1 FROM ratelimit_sliding_entry WHERE key = :k"
-           " AND cum_units IS NULL) THEN 1 ELSE 0 END",
-        ::soci::into(r.total_ever, c_ind), ::soci::into(r.newest_at, at_ind),
-        ::soci::into(r.before_window, b_ind), ::soci::into(r.wait_at, w_ind),
-        ::soci::into(r.wait_cum, wc_ind), ::soci::into(legacy), ::soci::use(key, "k"),
-        ::soci::use(room, "room"), ::soci::use(cut, "cut");
-    r.legacy = legacy != 0;
-    r.any = c_ind == ::soci::i_ok && at_ind == ::soci::i_ok;
-    r.in_window = r.any && b_ind == ::soci::i_ok;
-    r.wait_found = r.any && w_ind == ::soci::i_ok && wc_ind == ::soci::i_ok;
-    return r;
-}
+/// The query behind sliding_summary. One statement, so one snapshot (a peek takes no
+/// lock): the newest row, the window's first row, the row whose expiry frees `room`
+/// units, and whether a row lacks its running total.
+inline constexpr std::string_view sliding_summary_sql =
+    "WITH n AS (SELECT cum_units AS c, at_ns AS at FROM ratelimit_sliding_entry"
+    " WHERE key = :k AND cum_units IS NOT NULL ORDER BY cum_units DESC LIMIT 1),"
+    " w AS (SELECT at_ns, cum_units FROM ratelimit_sliding_entry WHERE key = :k"
+    " AND cum_units >= (SELECT c FROM n) - :room ORDER BY cum_units LIMIT 1)"
+    " SELECT (SELECT c FROM n), (SELECT at FROM n),"
+    " (SELECT cum_units - units FROM ratelimit_sliding_entry WHERE key = :k"
+    " AND at_ns > :cut ORDER BY at_ns, cum_units LIMIT 1),"
+    " (SELECT at_ns FROM w), (SELECT cum_units FROM w),"
+    " CASE WHEN EXISTS (SELECT 1 FROM ratelimit_sliding_entry WHERE key = :k"
+    " AND cum_units IS NULL) THEN 1 ELSE 0 END";
+
+/// sliding_summary_sql prepared once on a session and run for each decision: SQLite
+/// compiles it and PostgreSQL plans it once (compiling it cost SQLite more than reading
+/// a ten-row window). Must be destroyed before its session.
+/// Thread safety: one thread at a time, as its session.
+class sliding_queries {
+public:
+    explicit sliding_queries(::soci::session& sql)
+        : st_((sql.prepare << std::string(sliding_summary_sql), ::soci::into(c_, c_ind_),
+               ::soci::into(at_, at_ind_), ::soci::into(before_, before_ind_),
+               ::soci::into(wait_at_, wait_at_ind_), ::soci::into(wait_cum_, wait_cum_ind_),
+               ::soci::into(legacy_), ::soci::use(key_, "k"), ::soci::use(room_, "room"),
+               ::soci::use(cut_, "cut"))) {}
+
+    sliding_summary summary(const std::string& key, long long cut, long long room) {
+        key_ = key;
+        cut_ = cut;
+        room_ = room;
+        st_.execute(true);
+        sliding_summary r;
+        r.legacy = legacy_ != 0;
+        r.any = c_ind_ == ::soci::i_ok && at_ind_ == ::soci::i_ok;
+        r.total_ever = c_;
+        r.newest_at = at_;
+        r.in_window = r.any && before_ind_ == ::soci::i_ok;
+        r.before_window = before_;
+        r.wait_found = r.any && wait_at_ind_ == ::soci::i_ok && wait_cum_ind_ == ::soci::i_ok;
+        r.wait_at = wait_at_;
+        r.wait_cum = wait_cum_;
+        // Past the one row: a SQLite statement left on a row keeps its read snapshot
+        // after COMMIT, and the session's next BEGIN IMMEDIATE fails as busy.
+        st_.fetch();
+        return r;
+    }
+
+private:
+    std::string key_;
+    long long cut_ = 0, room_ = 0;
+    long long c_ = 0, at_ = 0, before_ = 0, wait_at_ = 0, wait_cum_ = 0, legacy_ = 0;
+    ::soci::indicator c_ind_ = ::soci::i_null, at_ind_ = ::soci::i_null,
+                      before_ind_ = ::soci::i_null, wait_at_ind_ = ::soci::i_null,
+                      wait_cum_ind_ = ::soci::i_null;
+    ::soci::statement st_;
+};
 
 /// Fills in the running totals of every row of `key`, in time order: rows written by
 /// an older version (before the upgrade, or by one still running during it).
@@ -342,14 +371,14 @@ inline void release_sliding(::soci::session& sql, const std::string& key, long l
 }
 
 /// The exact sliding window's decision: O(log n) whatever the number of rows, once
-/// every row of the key carries its running total.
-inline outcome decide(::soci::session& sql, const std::string& key, const sliding_window& a,
-                      std::int64_t now, std::uint64_t cost, storage_op o) {
+/// every row of the key carries its running total. `q` was prepared on `sql`.
+inline outcome decide(::soci::session& sql, sliding_queries& q, const std::string& key,
+                      const sliding_window& a, std::int64_t now, std::uint64_t cost, storage_op o) {
     const long long period = a.period().count();
     const long long cut = sat_add(now, -period);
     const long long room = cost <= a.limit() ? to_ll(a.limit() - cost) : 0;
     const std::chrono::nanoseconds n(now);
-    sliding_summary r = load_sliding(sql, key, cut, room);
+    sliding_summary r = q.summary(key, cut, room);
     if (r.legacy) {
         if (o == storage_op::peek) {
             sliding_window::state_type s;
@@ -357,7 +386,7 @@ inline outcome decide(::soci::session& sql, const std::string& key, const slidin
             return a.peek(s, n, cost);
         }
         index_sliding_rows(sql, key);
-        r = load_sliding(sql, key, cut, room);
+        r = q.summary(key, cut, room);
     }
     if (o == storage_op::release) {
         release_sliding(sql, key, cut, cost);
@@ -385,6 +414,13 @@ inline outcome decide(::soci::session& sql, const std::string& key, const slidin
            " VALUES (:k, :a, :u, :e, :c)",
         ::soci::use(key), ::soci::use(at), ::soci::use(units), ::soci::use(expires), ::soci::use(c);
     return out;
+}
+
+/// The same, preparing the query for this one decision.
+inline outcome decide(::soci::session& sql, const std::string& key, const sliding_window& a,
+                      std::int64_t now, std::uint64_t cost, storage_op o) {
+    sliding_queries q(sql);
+    return decide(sql, q, key, a, now, cost, o);
 }
 
 /// Rows of one table `cleanup` would delete: the WHERE clause and its bound time.
@@ -435,12 +471,12 @@ public:
     /// Throws storage_error when the database is unreachable.
     std::int64_t database_now_ns() {
         return with_session(
-            [&](::soci::session& sql) { return detail::database_now_ns(sql, dialect_of()); });
+            [&](pooled& p) { return detail::database_now_ns(*p.sql, dialect_of()); });
     }
 
     /// True when the state tables exist at their latest version; storage_error when unreachable.
     bool schema_current() {
-        return with_session([&](::soci::session& sql) { return state_schema_current(sql); });
+        return with_session([&](pooled& p) { return state_schema_current(*p.sql); });
     }
 
     sql_state_stats stats() const noexcept {
@@ -454,13 +490,19 @@ public:
     const sql_state_options& options() const noexcept { return impl_->opts; }
 
 private:
+    // A session of the pool and the statements prepared on it (destroyed first).
+    struct pooled {
+        std::unique_ptr<::soci::session> sql;
+        std::unique_ptr<detail::sliding_queries> sliding;  // on its first sliding decision
+    };
+
     struct impl {
         impl(database_url u, sql_state_options o) : url(std::move(u)), opts(std::move(o)) {}
         database_url url;
         sql_state_options opts;
         std::mutex m;
         std::condition_variable cv;
-        std::vector<std::unique_ptr<::soci::session>> idle;
+        std::vector<std::unique_ptr<pooled>> idle;
         std::size_t open = 0;
         std::atomic<std::uint64_t> decisions{0}, errors{0}, connects{0};
     };
@@ -470,8 +512,8 @@ private:
     // Borrows a session (opening one when below the cap), runs f, returns it; a
     // session that failed is closed rather than returned.
     template <class F>
-    auto with_session(F&& f) -> decltype(f(std::declval<::soci::session&>())) {
-        std::unique_ptr<::soci::session> s;
+    auto with_session(F&& f) -> decltype(f(std::declval<pooled&>())) {
+        std::unique_ptr<pooled> s;
         {
             std::unique_lock<std::mutex> lock(impl_->m);
             impl_->cv.wait(lock, [&] {
@@ -495,7 +537,8 @@ private:
         };
         try {
             if (!s) {
-                s = open_session(impl_->url);
+                s = std::make_unique<pooled>();
+                s->sql = open_session(impl_->url);
                 impl_->connects.fetch_add(1, std::memory_order_relaxed);
             }
             if constexpr (std::is_void_v<decltype(f(*s))>) {
@@ -533,7 +576,8 @@ private:
         detail::append_storable_key(k, impl_->opts.key_prefix);
         detail::append_storable_key(k, key);
         const dialect d = dialect_of();
-        return with_session([&](::soci::session& sql) {
+        return with_session([&](pooled& p) {
+            ::soci::session& sql = *p.sql;
             long long now_us = 0;
             if (d == dialect::sqlite) {
                 sql << (o == storage_op::peek ? "BEGIN" : "BEGIN IMMEDIATE");
@@ -551,13 +595,19 @@ private:
                     sql << "SELECT " + std::string(detail::now_micros_sql(d)), ::soci::into(now_us);
                 }
                 const std::int64_t now = static_cast<std::int64_t>(now_us) * 1000;
+                const auto decide = [&](const auto& alg) {
+                    if constexpr (std::is_same_v<std::decay_t<decltype(alg)>, sliding_window>) {
+                        if (!p.sliding) p.sliding = std::make_unique<detail::sliding_queries>(sql);
+                        return detail::decide(sql, *p.sliding, k, alg, now, cost, o);
+                    } else {
+                        return detail::decide(sql, k, alg, now, cost, o);
+                    }
+                };
                 outcome out;
                 if constexpr (std::is_same_v<A, any_algorithm>) {
-                    out = std::visit(
-                        [&](const auto& alg) { return detail::decide(sql, k, alg, now, cost, o); },
-                        a.get());
+                    out = std::visit(decide, a.get());
                 } else {
-                    out = detail::decide(sql, k, a, now, cost, o);
+                    out = decide(a);
                 }
                 sql << "COMMIT";
                 return out;
