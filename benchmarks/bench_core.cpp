@@ -7,22 +7,40 @@
 // Benchmark names (Google Benchmark appends "/threads:N"):
 //   core/clock/steady, core/clock/coarse                 one clock read
 //   core/algorithm/<name>                                try_acquire on a local state
-//   core/hot_key/{now_passed,steady_clock,coarse_clock}  one key, limiter.check
+//   core/hot_key/{now_passed,steady_clock,coarse_clock}  one key, limiter.check (mostly
+//                                                        denied: 1,000,000/s)
+//   core/hot_key_allow/{now_passed,steady_clock,coarse_clock}  one key at 10^9/s: every
+//                                                        decision admits
+//   core/floor/{steady_clock,coarse_clock}               the floor of one decision: a
+//                                                        clock read and one CAS on a
+//                                                        preallocated 64-bit slot (GCRA)
+//   core/memory/keys_1m                                  heap bytes per stored key
 //   core/keys_100k/{now_passed,steady_clock,coarse_clock}
 //   core/keys_1m/{now_passed,steady_clock,coarse_clock}
+//   core/hash/{keyed,siphash13}/<bytes>                  one key hash
+//   core/hash_flood/{random,colliding}                   300 keys built to collide under
+//                                                        the public-constant hash, or random
+//                                                        keys of the same length; storage
 #include <benchmark/benchmark.h>
 
 #include "bench_keys.hpp"
 
 #include <smart_ratelimit/smart_ratelimit.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace srl = smart_ratelimit;
 
@@ -35,14 +53,15 @@ template <class Clock>
 using bench_limiter = srl::limiter<view_key, srl::in_memory_storage<>, srl::null_sink, Clock>;
 
 constexpr const char* bench_rate = "1000000/s";
+constexpr const char* allow_rate = "1000000000/s";  // far above any thread's attempts
 
 template <class Clock>
-std::unique_ptr<bench_limiter<Clock>> make_limiter(std::size_t max_keys) {
+std::unique_ptr<bench_limiter<Clock>> make_limiter(std::size_t max_keys, const char* rate) {
     srl::in_memory_options o;
     o.max_keys = max_keys;
     o.shards = 64;
     return std::make_unique<bench_limiter<Clock>>(
-        view_key{}, std::vector<srl::rule_config>{{"", bench_rate, "token_bucket"}},
+        view_key{}, std::vector<srl::rule_config>{{"", rate, "token_bucket"}},
         srl::limiter_options{}, srl::in_memory_storage<>(o));
 }
 
@@ -51,21 +70,27 @@ enum class clock_mode { now_passed, steady, coarse };
 // One limiter per (mode, working set), shared by the threads of a run and warmed up
 // (every key present) before timing.
 template <class Clock>
-bench_limiter<Clock>& shared_limiter(std::size_t nkeys) {
+bench_limiter<Clock>& shared_limiter(std::size_t nkeys, const char* rate) {
+    struct made {
+        std::size_t keys;
+        const char* rate;
+        std::unique_ptr<bench_limiter<Clock>> limiter;
+    };
     static std::mutex m;
-    static std::vector<std::pair<std::size_t, std::unique_ptr<bench_limiter<Clock>>>> all;
+    static std::vector<made> all;
     std::lock_guard<std::mutex> lock(m);
-    for (auto& [n, l] : all)
-        if (n == nkeys) return *l;
-    auto l = make_limiter<Clock>(nkeys * 2 + 1024);
+    for (auto& x : all)
+        if (x.keys == nkeys && x.rate == rate) return *x.limiter;
+    auto l = make_limiter<Clock>(nkeys * 2 + 1024, rate);
     for (const auto& k : keys(nkeys)) (void)l->check(k);
-    all.emplace_back(nkeys, std::move(l));
-    return *all.back().second;
+    all.push_back(made{nkeys, rate, std::move(l)});
+    return *all.back().limiter;
 }
 
 template <class Clock>
-void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode) {
-    auto& lim = shared_limiter<Clock>(nkeys);
+void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode,
+                 const char* rate = bench_rate) {
+    auto& lim = shared_limiter<Clock>(nkeys, rate);
     const auto& ks = keys(nkeys);
     // Walk the keys in a scattered order, each thread from its own offset.
     std::size_t i = static_cast<std::size_t>(state.thread_index()) * (nkeys / 2 + 1);
@@ -83,6 +108,55 @@ void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode) {
     state.SetItemsProcessed(state.iterations());
     state.counters["allowed_ratio"] =
         benchmark::Counter(static_cast<double>(allowed), benchmark::Counter::kAvgIterations);
+}
+
+// The floor of a decision on one key: read the clock, then admit with one CAS on a
+// preallocated slot holding a GCRA theoretical arrival time (1,000,000/s, burst
+// 1,000,000), as a limiter would with no lookup, no key and no result to build.
+template <class Clock>
+void bm_floor(benchmark::State& state) {
+    static std::atomic<std::int64_t> tat{0};
+    constexpr std::int64_t interval = 1000, burst = 1'000'000'000;  // ns
+    const Clock clock;
+    std::uint64_t allowed = 0;
+    for (auto _ : state) {
+        const std::int64_t now = clock.now().count();
+        std::int64_t t = tat.load(std::memory_order_relaxed);
+        for (;;) {
+            const std::int64_t next = (t > now ? t : now) + interval;
+            if (next - now > burst) break;  // denied: nothing written
+            if (tat.compare_exchange_weak(t, next, std::memory_order_relaxed)) {
+                ++allowed;
+                break;
+            }
+        }
+    }
+    state.counters["allowed_ratio"] =
+        benchmark::Counter(static_cast<double>(allowed), benchmark::Counter::kAvgIterations);
+}
+
+std::size_t heap_in_use() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    return mallinfo2().uordblks;
+#else
+    return 0;
+#endif
+}
+
+// Heap bytes per key of a limiter holding 1M keys ("user:<n>", 13-14 bytes each).
+void bm_memory(benchmark::State& state) {
+    const auto& ks = keys(1'000'000);
+    double per_key = 0, key_bytes = 0;
+    for (const auto& k : ks) key_bytes += static_cast<double>(k.size());
+    key_bytes /= static_cast<double>(ks.size());
+    for (auto _ : state) {
+        const std::size_t before = heap_in_use();
+        auto l = make_limiter<srl::steady_clock>(ks.size(), bench_rate);
+        for (const auto& k : ks) (void)l->check(k);
+        per_key = static_cast<double>(heap_in_use() - before) / static_cast<double>(ks.size());
+    }
+    state.counters["bytes_per_key"] = per_key;
+    state.counters["key_bytes"] = key_bytes;
 }
 
 template <class Clock>
@@ -103,6 +177,98 @@ void bm_algorithm(benchmark::State& state) {
     }
 }
 
+// One key hash of an `n`-byte key: the storage's fast keyed hash or SipHash-1-3.
+template <bool Strong>
+void bm_hash(benchmark::State& state, std::size_t n) {
+    const srl::detail::hash_secret k = srl::detail::make_hash_secret(42);
+    std::string key(n, 'k');
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(key.data());
+        benchmark::DoNotOptimize(Strong ? srl::detail::strong_hash(key, k)
+                                        : srl::detail::keyed_hash(key, k));
+    }
+}
+
+// The 300 keys of the security review's hash_collision_poc.py (finding H3), built the
+// same way as tests/storage/test_key_flooding.cpp builds them: one hash_bytes value for
+// every seed; or `count` random keys of the same length.
+std::vector<std::string> flood_keys(std::size_t count, bool colliding) {
+    namespace d = srl::detail;
+    std::uint64_t rng = 1;
+    const auto next = [&rng] {
+        rng += 0x9e3779b97f4a7c15ull;
+        return d::mix64(rng);
+    };
+    const auto word = [](std::uint64_t w) {
+        std::string s(8, '\0');
+        std::memcpy(s.data(), &w, 8);
+        return s;
+    };
+    const auto header_safe = [](std::uint64_t w) {
+        for (int i = 0; i < 8; ++i) {
+            const auto c = static_cast<unsigned char>(w >> (8 * i));
+            if (c < 0x20 || c == 0x7f) return false;
+        }
+        return true;
+    };
+    std::vector<std::string> keys;
+    std::string prefix = "rule:api:header:X-Api-Key:";
+    prefix.append(48 - prefix.size(), 'a');
+    if (!colliding) {
+        for (std::size_t i = 0; i < count; ++i) {
+            std::string k = prefix;
+            while (k.size() < 184) k += static_cast<char>(0x21 + next() % 94);
+            keys.push_back(std::move(k));
+        }
+        return keys;
+    }
+    const std::uint64_t p2 = d::public_mix[2], p3 = d::public_mix[3];
+    d::uint128 big = 1;
+    std::vector<std::uint64_t> used;
+    for (const std::uint64_t q : {2,  3,  5,  7,  11, 13, 17, 19, 23, 29, 31, 37,  41, 43,
+                                  47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103}) {
+        if (big * q >= d::uint128{1} << 126) break;
+        big *= q;
+        used.push_back(q);
+    }
+    const auto hi = static_cast<std::uint64_t>(big >> 64);
+    std::set<std::uint64_t> seen;
+    while (keys.size() < count) {
+        d::uint128 x = 1;
+        for (const std::uint64_t q : used)
+            if (next() & 1) x *= q;
+        const d::uint128 y = big / x;
+        if (x <= hi || x > ~std::uint64_t{0} || y <= hi || y > ~std::uint64_t{0}) continue;
+        const auto x64 = static_cast<std::uint64_t>(x), y64 = static_cast<std::uint64_t>(y);
+        if (!seen.insert(x64).second || !header_safe(x64 ^ p2) || !header_safe(y64)) continue;
+        std::string k = prefix + std::string(16, 'b') + word(p2) + std::string(8, 'c') + word(p3) +
+                        std::string(8, 'd') + std::string(16, 'e') + word(x64 ^ p2) + word(y64) +
+                        std::string(16, 'f');
+        for (int i = 0; i < 10; ++i) k += "tail";
+        keys.push_back(std::move(k));
+    }
+    return keys;
+}
+
+// Decisions on 300 stored keys of one kind in a default-sized storage, `now` passed in.
+void bm_hash_flood(benchmark::State& state, bool colliding) {
+    static const std::vector<std::string> random = flood_keys(300, false);
+    static const std::vector<std::string> evil = flood_keys(300, true);
+    const std::vector<std::string>& keys = colliding ? evil : random;
+    srl::in_memory_storage<srl::token_bucket> storage;
+    const srl::token_bucket tb(srl::parse_rate(bench_rate));
+    std::chrono::nanoseconds now = std::chrono::seconds(1000);
+    for (const auto& k : keys) (void)storage.acquire(k, tb, now, 1);
+    std::size_t i = 0;
+    for (auto _ : state) {
+        now += std::chrono::nanoseconds(50);
+        benchmark::DoNotOptimize(storage.acquire(keys[i], tb, now, 1));
+        i = i + 7 < keys.size() ? i + 7 : i + 7 - keys.size();
+    }
+    state.counters["strong_shards"] = static_cast<double>(storage.stats().strong_hash_shards);
+    state.counters["longest_probe"] = static_cast<double>(storage.stats().longest_probe);
+}
+
 void register_all() {
     benchmark::RegisterBenchmark("core/clock/steady", bm_clock<srl::steady_clock>);
     benchmark::RegisterBenchmark("core/clock/coarse", bm_clock<srl::coarse_steady_clock>);
@@ -113,38 +279,65 @@ void register_all() {
                                  bm_algorithm<srl::sliding_window_approx>);
     benchmark::RegisterBenchmark("core/algorithm/token_bucket", bm_algorithm<srl::token_bucket>);
     benchmark::RegisterBenchmark("core/algorithm/leaky_bucket", bm_algorithm<srl::leaky_bucket>);
+    for (const std::size_t n : {16, 48, 184}) {
+        const std::string sz = std::to_string(n);
+        benchmark::RegisterBenchmark(("core/hash/keyed/" + sz).c_str(),
+                                     [n](benchmark::State& st) { bm_hash<false>(st, n); });
+        benchmark::RegisterBenchmark(("core/hash/siphash13/" + sz).c_str(),
+                                     [n](benchmark::State& st) { bm_hash<true>(st, n); });
+    }
+    benchmark::RegisterBenchmark("core/hash_flood/random",
+                                 [](benchmark::State& st) { bm_hash_flood(st, false); });
+    benchmark::RegisterBenchmark("core/hash_flood/colliding",
+                                 [](benchmark::State& st) { bm_hash_flood(st, true); });
 
     struct set {
         const char* name;
         std::size_t keys;
+        const char* rate;
     };
-    for (const set s : {set{"hot_key", 1}, set{"keys_100k", 100'000}, set{"keys_1m", 1'000'000}}) {
+    for (const set s :
+         {set{"hot_key", 1, bench_rate}, set{"hot_key_allow", 1, allow_rate},
+          set{"keys_100k", 100'000, bench_rate}, set{"keys_1m", 1'000'000, bench_rate}}) {
         const std::size_t n = s.keys;
+        const char* r = s.rate;
         const std::string base = std::string("core/") + s.name + "/";
         benchmark::RegisterBenchmark((base + "now_passed").c_str(),
-                                     [n](benchmark::State& st) {
+                                     [n, r](benchmark::State& st) {
                                          run_limiter<srl::steady_clock>(st, n,
-                                                                        clock_mode::now_passed);
+                                                                        clock_mode::now_passed, r);
                                      })
             ->Threads(1)
             ->Threads(2)
             ->UseRealTime();
         benchmark::RegisterBenchmark((base + "steady_clock").c_str(),
-                                     [n](benchmark::State& st) {
-                                         run_limiter<srl::steady_clock>(st, n, clock_mode::steady);
+                                     [n, r](benchmark::State& st) {
+                                         run_limiter<srl::steady_clock>(st, n, clock_mode::steady,
+                                                                        r);
                                      })
             ->Threads(1)
             ->Threads(2)
             ->UseRealTime();
         benchmark::RegisterBenchmark((base + "coarse_clock").c_str(),
-                                     [n](benchmark::State& st) {
-                                         run_limiter<srl::coarse_steady_clock>(st, n,
-                                                                               clock_mode::coarse);
+                                     [n, r](benchmark::State& st) {
+                                         run_limiter<srl::coarse_steady_clock>(
+                                             st, n, clock_mode::coarse, r);
                                      })
             ->Threads(1)
             ->Threads(2)
             ->UseRealTime();
     }
+    benchmark::RegisterBenchmark("core/floor/steady_clock", bm_floor<srl::steady_clock>)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("core/floor/coarse_clock", bm_floor<srl::coarse_steady_clock>)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("core/memory/keys_1m", bm_memory)
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace

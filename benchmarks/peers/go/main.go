@@ -1,9 +1,12 @@
 // Peer benchmark: golang.org/x/time/rate, the limiter Go services use in process.
-// Measures ns per Allow() for one hot key and for a prebuilt read-only map of
-// 100k limiters (lookup by string key + Allow), with 1 and 2 goroutines, at the
-// rate bench_core uses (1,000,000/s, burst 1,000,000). Each result is one JSON
-// object per line: wall time divided by the total number of calls across
-// goroutines (Google Benchmark's real_time convention) and the share admitted.
+// Measures ns per Allow() for one hot key (mostly denied at 1,000,000/s, and an
+// allow-heavy one at 10^9/s) and for a prebuilt read-only map of 100k limiters
+// (lookup by string key + Allow), with 1 and 2 goroutines, at the rate bench_core
+// uses (burst 1,000,000); each case also with the time passed in (AllowN(now, 1),
+// peer "go_passed"). The heap is collected before every case, so no case pays for
+// another's garbage. Each result is one JSON object per line: wall time divided by
+// the total number of calls across goroutines (Google Benchmark's real_time
+// convention) and the share admitted.
 package main
 
 import (
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -27,7 +31,6 @@ type result struct {
 	Allowed  int64   `json:"allowed"`
 	Duration float64 `json:"seconds"`
 }
-
 
 func keyName(i int) string {
 	return fmt.Sprintf("ip:10.%d.%d.%d", (i>>16)&255, (i>>8)&255, i&255)
@@ -74,16 +77,35 @@ func main() {
 	}
 	newLimiter := func() *rate.Limiter { return rate.NewLimiter(rate.Limit(*perSecond), *burst) }
 
-	hot := newLimiter()
-	single := func(_ int, n int) int64 {
-		var ok int64
-		for i := 0; i < n; i++ {
-			if hot.Allow() {
-				ok++
-			}
-		}
-		return ok
+	// Time passed in: each goroutine keeps its own clock, 50 ns per call (as bench_core).
+	clocks := make([]time.Time, 2*8) // padded, one per goroutine
+	for w := 0; w < 2; w++ {
+		clocks[w*8] = time.Now()
 	}
+	tick := func(w int) time.Time {
+		clocks[w*8] = clocks[w*8].Add(50 * time.Nanosecond)
+		return clocks[w*8]
+	}
+
+	oneKey := func(l *rate.Limiter, passed bool) func(int, int) int64 {
+		return func(w int, n int) int64 {
+			var ok int64
+			for i := 0; i < n; i++ {
+				var allowed bool
+				if passed {
+					allowed = l.AllowN(tick(w), 1)
+				} else {
+					allowed = l.Allow()
+				}
+				if allowed {
+					ok++
+				}
+			}
+			return ok
+		}
+	}
+	hot := newLimiter()
+	hotAllow := rate.NewLimiter(rate.Limit(1e9), *burst)
 
 	names := make([]string, *keys)
 	limiters := make(map[string]*rate.Limiter, *keys)
@@ -101,33 +123,55 @@ func main() {
 		}
 	}
 	pos := make([]int, 2*16) // one padded cursor per goroutine
-	many := func(w int, n int) int64 {
-		var ok int64
-		order := orders[w]
-		p := pos[w*16]
-		for i := 0; i < n; i++ {
-			if limiters[order[p]].Allow() {
-				ok++
+	many := func(passed bool) func(int, int) int64 {
+		return func(w int, n int) int64 {
+			var ok int64
+			order := orders[w]
+			p := pos[w*16]
+			for i := 0; i < n; i++ {
+				var allowed bool
+				if passed {
+					allowed = limiters[order[p]].AllowN(tick(w), 1)
+				} else {
+					allowed = limiters[order[p]].Allow()
+				}
+				if allowed {
+					ok++
+				}
+				p++
+				if p == len(order) {
+					p = 0
+				}
 			}
-			p++
-			if p == len(order) {
-				p = 0
-			}
+			pos[w*16] = p
+			return ok
 		}
-		pos[w*16] = p
-		return ok
 	}
 
 	enc := json.NewEncoder(os.Stdout)
 	for _, c := range []struct {
-		name string
-		body func(int, int) int64
-	}{{"single_key", single}, {"keys_100k", many}} {
+		name   string
+		passed bool
+		body   func(int, int) int64
+	}{
+		{"single_key", false, oneKey(hot, false)},
+		{"single_key", true, oneKey(hot, true)},
+		{"single_key_allow", false, oneKey(hotAllow, false)},
+		{"single_key_allow", true, oneKey(hotAllow, true)},
+		{"keys_100k", false, many(false)},
+		{"keys_100k", true, many(true)},
+	} {
+		peer := "go"
+		if c.passed {
+			peer = "go_passed"
+		}
 		for _, threads := range []int{1, 2} {
+			runtime.GC() // this case pays for no garbage of the previous one
 			run(threads, *warmup, c.body)
+			runtime.GC()
 			ops, allowed, wall := run(threads, *seconds, c.body)
 			_ = enc.Encode(result{
-				Peer: "go", Case: c.name, Threads: threads,
+				Peer: peer, Case: c.name, Threads: threads,
 				NsPerOp: float64(wall.Nanoseconds()) / float64(ops),
 				Ops:     ops, Allowed: allowed, Duration: wall.Seconds(),
 			})
