@@ -1,9 +1,11 @@
 // smart_ratelimit/redis.hpp
 // The Redis adapter (target smart_ratelimit::redis, needs hiredis): the URL parser,
-// connections and the bounded pool, the Lua scripts and redis_storage. The
+// connections and the bounded pool, the Lua scripts, redis_storage and the Redis
+// Cluster layer. The
 // Asio-friendly async_acquire lives in redis/async.hpp (needs Boost.Asio too).
 #pragma once
 
+#include <smart_ratelimit/redis/cluster.hpp>
 #include <smart_ratelimit/redis/connection.hpp>
 #include <smart_ratelimit/redis/connection_pool.hpp>
 #include <smart_ratelimit/redis/redis_storage.hpp>

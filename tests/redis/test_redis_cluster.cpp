@@ -5,21 +5,31 @@
 // is followed (MOVED, the map read again), and a slot halfway through a migration is
 // followed for the keys already moved (ASK).
 #include "support/redis_cluster.hpp"
+#include "support/storage_contract.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/redis/cluster.hpp>
+#include <smart_ratelimit/redis/redis_storage.hpp>
+#include <smart_ratelimit/rule.hpp>
 
+#include <atomic>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace srl = smart_ratelimit;
 namespace sr = smart_ratelimit::redis;
+namespace contract = srl_test::contract;
+using namespace std::chrono_literals;
 
 namespace {
 
 sr::cluster_options quick_options() {
     sr::cluster_options o;
+    o.max_redirections = 60;  // TRYAGAIN waits up to about 2.5 s for a test's migration
     o.node.conn.connect_timeout = std::chrono::milliseconds(1000);
     o.node.conn.command_timeout = std::chrono::milliseconds(1000);
     o.node.max_connections = 4;
@@ -142,16 +152,128 @@ TEST_CASE(
               return c.run(cmd({"GET", b_key}));
           })) == "B");
     CHECK(pool.redirections() == before + 1);  // one of the two keys had moved: one ASK
+    // Both keys at once while they are split: TRYAGAIN until the migration ends.
+    std::string both;
+    std::thread mget([&] {
+        const auto r = pool.run(mslot, [&](sr::connection& c) {
+            return c.run(cmd({"MGET", a_key, b_key}));
+        });
+        both = r->type == REDIS_REPLY_ARRAY && r->elements == 2
+                   ? std::string(r->element[0]->str, r->element[0]->len) +
+                         std::string(r->element[1]->str, r->element[1]->len)
+                   : "unexpected: " + std::to_string(r->type);
+    });
+    while (pool.redirections() < before + 2) std::this_thread::yield();  // a TRYAGAIN seen
     cluster.finish_move();
+    mget.join();
+    CHECK(both == "AB");
     CHECK(text_of(pool.run(mslot, [&](sr::connection& c) {
               return c.run(cmd({"GET", b_key}));
           })) == "B");
 }
 
-TEST_CASE("a cluster pool with no reachable seed is a storage_error", "[redis][cluster]") {
+TEST_CASE("a cluster with no reachable seed fails each call with a storage_error",
+          "[redis][cluster]") {
     const int port = srl_test::free_port();
-    CHECK_THROWS_AS(
-        sr::cluster_pool(quick_options(), sr::parse_redis_cluster_url("redis-cluster://127.0.0.1:" +
-                                                                      std::to_string(port))),
-        srl::storage_error);
+    sr::cluster_pool pool(
+        quick_options(),
+        sr::parse_redis_cluster_url("redis-cluster://127.0.0.1:" + std::to_string(port)));
+    CHECK_THROWS_WITH(pool.run(0, [](sr::connection& c) { return c.run(cmd({"PING"})); }),
+                      Catch::Contains("no node answered CLUSTER SLOTS"));
+    CHECK_THROWS_AS(pool.refresh(), srl::storage_error);
+}
+
+namespace {
+
+srl_test::redis_cluster& shared_cluster() {
+    static srl_test::redis_cluster c;
+    return c;
+}
+
+std::string unique_prefix() {  // one counter for every algorithm's storage
+    static std::atomic<int> n{0};
+    return "test:" + std::to_string(::getpid()) + ":" + std::to_string(n++) + ":";
+}
+
+template <class A>
+sr::basic_redis_storage<A> cluster_storage() {
+    auto o = sr::redis_options_from_url(shared_cluster().url(), 2000ms, 2000ms, 4);
+    o.prefix = unique_prefix();
+    o.errors = sr::on_error::raise;
+    return sr::basic_redis_storage<A>(o);
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("redis cluster: the storage contract holds with keys on every node",
+                        "[redis][cluster][storage][contract]", contract::all_combos) {
+    auto s1 = cluster_storage<typename TestType::algorithm_type>();
+    contract::admits_exactly_its_limit<TestType>(s1);
+    auto s2 = cluster_storage<typename TestType::algorithm_type>();
+    contract::keys_are_independent<TestType>(s2);
+    auto s3 = cluster_storage<typename TestType::algorithm_type>();
+    contract::count_plus_remaining_is_the_limit<TestType>(s3);
+}
+
+TEMPLATE_LIST_TEST_CASE("redis cluster: eight threads on one key at limit 10 admit exactly 10",
+                        "[redis][cluster][storage][concurrency]", contract::dynamic_combos) {
+    auto s = cluster_storage<srl::any_algorithm>();
+    contract::eight_threads_admit_exactly_ten<TestType>(s, 5);
+}
+
+TEST_CASE(
+    "redis cluster: a hot key's slot resharded twice under load is admitted exactly its "
+    "limit",
+    "[redis][cluster][storage][concurrency]") {
+    for (const char* name : {"fixed_window", "sliding_window", "token_bucket"}) {
+        INFO(name);
+        srl_test::redis_cluster cluster;
+        auto o = sr::redis_options_from_url(cluster.url(), 2000ms, 2000ms, 4);
+        o.errors = sr::on_error::raise;
+        sr::redis_storage s(o);
+        const auto a = srl::make_algorithm<srl::any_algorithm>(name, srl::rate{300, 1h});
+        const std::string key = "hot";
+        const int slot = sr::hash_slot(s.redis_key(key, a));
+        std::atomic<int> admitted{0}, attempts{0}, errors{0};
+        std::atomic<bool> stop{false};
+        std::mutex error_mutex;
+        std::string last_error;
+        std::vector<std::thread> load;
+        for (int t = 0; t < 4; ++t)
+            load.emplace_back([&] {
+                while (!stop.load()) {
+                    try {
+                        if (s.acquire(key, a, 0ns, 1).allowed) admitted.fetch_add(1);
+                    } catch (const srl::storage_error& e) {
+                        errors.fetch_add(1);
+                        std::lock_guard lock(error_mutex);
+                        last_error = e.what();
+                    }
+                    attempts.fetch_add(1);
+                }
+            });
+        auto wait_for = [&](auto done) {
+            const auto deadline = std::chrono::steady_clock::now() + 60s;
+            while (!done() && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::yield();
+            return done();
+        };
+        CHECK(wait_for([&] { return admitted.load() >= 100; }));
+        const std::size_t first = cluster.owner(slot);
+        cluster.move_slot(slot, (first + 1) % cluster.size());
+        CHECK(wait_for([&] { return admitted.load() >= 200; }));
+        // Halfway: every key of the decision moved, the slot not yet handed over, so
+        // each call is answered by the importing node after an ASK.
+        cluster.move_slot(slot, (first + 2) % cluster.size(), /*halfway=*/true, 3);
+        const int at_halfway = attempts.load();
+        CHECK(wait_for([&] { return attempts.load() >= at_halfway + 50; }));
+        cluster.finish_move();
+        CHECK(wait_for([&] { return admitted.load() >= 300 && attempts.load() >= 1500; }));
+        stop = true;
+        for (auto& t : load) t.join();
+        CHECK(admitted.load() == 300);
+        INFO("last error: " << last_error);
+        CHECK(errors.load() == 0);
+        CHECK(s.cluster_of()->redirections() >= 2);
+    }
 }

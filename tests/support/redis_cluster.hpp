@@ -130,9 +130,13 @@ public:
     }
     void finish_move() {
         migrate_keys(std::size_t(-1));
-        const std::string s = std::to_string(slot_);
+        // As redis-cli does: the new owner first, then the old, then the others.
+        const std::string s = std::to_string(slot_), target = id(to_);
+        expect_ok(command(to_, {"CLUSTER", "SETSLOT", s, "NODE", target}));
+        expect_ok(command(from_, {"CLUSTER", "SETSLOT", s, "NODE", target}));
         for (std::size_t i = 0; i < nodes_.size(); ++i)
-            expect_ok(command(i, {"CLUSTER", "SETSLOT", s, "NODE", id(to_)}));
+            if (i != to_ && i != from_)
+                expect_ok(command(i, {"CLUSTER", "SETSLOT", s, "NODE", target}));
     }
 
 private:

@@ -6,9 +6,11 @@
 // node named) redirections. hiredis 0.14 has no cluster support of its own.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,6 +19,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <smart_ratelimit/error.hpp>
@@ -138,7 +141,7 @@ inline std::vector<redis_url> parse_redis_cluster_url(std::string_view text) {
 /// many redirections one command may follow.
 struct cluster_options {
     pool_options node;
-    int max_redirections = 5;
+    int max_redirections = 16;
 };
 
 /// The pool of a Redis Cluster: one connection_pool per node, the slot map, and
@@ -146,21 +149,22 @@ struct cluster_options {
 /// Thread safety: every member may be called from any thread.
 class cluster_pool {
 public:
-    /// Reads the slot map from the first seed that answers; throws storage_error when
-    /// none does, config_error on bad options.
+    /// Knows the seeds; connects and reads the slot map on the first run() (so a
+    /// cluster that is down at start fails calls, not construction). Throws
+    /// config_error on bad options.
     cluster_pool(cluster_options o, const std::vector<redis_url>& seeds) : opts_(std::move(o)) {
         if (seeds.empty()) throw config_error("a Redis Cluster needs at least one seed node");
         if (opts_.max_redirections < 1)
             throw config_error("a Redis Cluster client must follow at least one redirection");
         owner_.fill(-1);
         for (const auto& s : seeds) node_index(s.host, s.port);
-        refresh();
     }
 
     /// Runs `f(connection&)` (which sends one command and returns its reply) on the
     /// node owning `slot`; on MOVED reads the slot map again and retries, on ASK
-    /// sends ASKING and the command to the node named. Other replies (errors
-    /// included) are returned. Throws storage_error when a node fails or the
+    /// sends ASKING and the command to the node named, on TRYAGAIN (several keys of a
+    /// slot in the middle of a migration) waits 2, 4, 8... ms (at most 50) and retries. Other
+    /// replies (errors included) are returned. Throws storage_error when a node fails or the
     /// redirections do not end.
     template <class F>
     reply_ptr run(std::uint16_t slot, F&& f) {
@@ -178,7 +182,15 @@ public:
             }
             reply_ptr r = f(*lease);
             if (r->type != REDIS_REPLY_ERROR) return r;
-            const auto to = parse_redirection(std::string_view(r->str, r->len));
+            const std::string_view error(r->str, r->len);
+            if (error.substr(0, 8) == "TRYAGAIN") {
+                // A call on several keys of a slot whose keys are half moved: the
+                // migration finishes within milliseconds.
+                redirections_.fetch_add(1, std::memory_order_relaxed);
+                std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2 << hop, 50)));
+                continue;
+            }
+            const auto to = parse_redirection(error);
             if (!to) return r;
             redirections_.fetch_add(1, std::memory_order_relaxed);
             if (to->ask) {
@@ -186,6 +198,10 @@ public:
             } else {
                 ask_node = -1;
                 learn(to->slot, node_index(to->host, to->port));
+                // While a slot changes hands the nodes may disagree for a moment and
+                // send each other's MOVED: the second time, wait as for TRYAGAIN.
+                if (hop > 0)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2 << hop, 50)));
                 refresh_quietly();  // a MOVED usually means more slots moved
             }
         }
@@ -213,6 +229,12 @@ public:
             }
         }
         throw storage_error("Redis Cluster: no node answered CLUSTER SLOTS: " + why);
+    }
+
+    /// Calls `f(connection_pool&)` for every node known so far.
+    template <class F>
+    void for_each_node(F&& f) {
+        for (std::size_t i = 0; i < node_count(); ++i) f(pool_of(static_cast<int>(i)));
     }
 
     /// The pool of the node owning `slot` (the one run() starts with).

@@ -3,7 +3,9 @@
 // script in Redis (EVALSHA, re-loaded transparently on NOSCRIPT), on the server's
 // clock, over a bounded connection pool. Keys are `<prefix>{<key>}:<alg>`, so the
 // hash tag puts every key of one decision in one cluster slot. Batches of decisions
-// go out in one pipeline (acquire_many).
+// go out in one pipeline (acquire_many). With `redis-cluster://` seeds it runs on a
+// Redis Cluster (redis/cluster.hpp): each decision on the node owning its key's
+// slot, MOVED and ASK followed.
 #pragma once
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
@@ -12,6 +14,7 @@
 #include <smart_ratelimit/detail/text.hpp>
 #include <smart_ratelimit/detail/utf8.hpp>
 #include <smart_ratelimit/error.hpp>
+#include <smart_ratelimit/redis/cluster.hpp>
 #include <smart_ratelimit/redis/connection_pool.hpp>
 #include <smart_ratelimit/redis/redis_url.hpp>
 #include <smart_ratelimit/redis/scripts.hpp>
@@ -39,20 +42,32 @@ using smart_ratelimit::on_error;
 
 /// Settings of a Redis storage.
 struct redis_storage_options {
+    /// The server and its connections; on a cluster, each node's connections (the
+    /// host and port come from the cluster's slot map, the credentials from here).
     pool_options pool;
+    /// The seed nodes of a Redis Cluster; empty for a single server.
+    std::vector<redis_url> cluster;
+    /// Redirections one call may follow on a cluster.
+    int max_redirections = 16;
     /// Put in front of every key; must not contain '{' or '}'.
     std::string prefix = "srl:";
     on_error errors = on_error::degrade;
 };
 
-/// Parses `url` (redis://...) into storage options with the given timeouts.
+/// Parses `url` (`redis://...`, or `redis-cluster://host:port,...` for a cluster)
+/// into storage options with the given timeouts (max_connections: per node).
 inline redis_storage_options redis_options_from_url(
     std::string_view url,
     std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(1000),
     std::chrono::milliseconds command_timeout = std::chrono::milliseconds(500),
     std::size_t max_connections = 8) {
     redis_storage_options o;
-    o.pool.conn.url = parse_redis_url(url);
+    if (is_redis_cluster_url(url)) {
+        o.cluster = parse_redis_cluster_url(url);
+        o.pool.conn.url = o.cluster.front();
+    } else {
+        o.pool.conn.url = parse_redis_url(url);
+    }
     o.pool.conn.connect_timeout = connect_timeout;
     o.pool.conn.command_timeout = command_timeout;
     o.pool.max_connections = max_connections;
@@ -171,10 +186,17 @@ public:
         return make_key(key, script_of(a));
     }
 
-    /// Loads every script now (SCRIPT LOAD); throws storage_error when Redis is unreachable.
+    /// Loads every script now (SCRIPT LOAD; on every node of a cluster); throws
+    /// storage_error when Redis is unreachable.
     void load_scripts() {
-        auto c = impl_->pool.acquire();
-        for (int i = 0; i < script_count; ++i) load(*c, static_cast<script_id>(i));
+        auto load_all = [&](connection_pool& p) {
+            auto c = p.acquire();
+            for (int i = 0; i < script_count; ++i) load(*c, static_cast<script_id>(i));
+        };
+        if (cluster_pool* cl = cluster_of())
+            cl->for_each_node(load_all);
+        else
+            load_all(impl_->pool);
     }
 
     redis_storage_stats stats() const noexcept {
@@ -183,11 +205,14 @@ public:
         s.errors = impl_->errors.load(std::memory_order_relaxed);
         s.script_loads = impl_->loads.load(std::memory_order_relaxed);
         s.noscript_retries = impl_->noscript.load(std::memory_order_relaxed);
-        s.connects = impl_->pool.connects();
+        s.connects = impl_->cluster ? impl_->cluster->connects() : impl_->pool.connects();
         return s;
     }
     const redis_storage_options& options() const noexcept { return impl_->opts; }
+    /// The single server's pool (unused on a cluster).
     connection_pool& pool() noexcept { return impl_->pool; }
+    /// The cluster's pools and slot map; null for a single server.
+    cluster_pool* cluster_of() noexcept { return impl_->cluster.get(); }
 
     /// The script that runs algorithm `a`.
     static script_id script_of(const A& a) noexcept {
@@ -200,9 +225,16 @@ public:
 
 private:
     struct impl {
-        explicit impl(redis_storage_options o) : opts(std::move(o)), pool(opts.pool) {}
+        explicit impl(redis_storage_options o) : opts(std::move(o)), pool(opts.pool) {
+            // A cluster reads its slot map when the first call needs it (a cluster
+            // that is down at start degrades calls, like a single server).
+            if (!opts.cluster.empty())
+                cluster = std::make_unique<cluster_pool>(
+                    cluster_options{opts.pool, opts.max_redirections}, opts.cluster);
+        }
         redis_storage_options opts;
         connection_pool pool;
+        std::unique_ptr<cluster_pool> cluster;
         std::mutex sha_mutex;
         std::array<std::string, script_count> shas;
         std::atomic<std::uint64_t> decisions{0}, errors{0}, loads{0}, noscript{0};
@@ -284,20 +316,37 @@ private:
     }
 
     outcome run_one(std::string_view key, const A& a, std::uint64_t cost, op o) {
-        auto c = impl_->pool.acquire();
         const script_id id = script_of(a);
-        reply_ptr r = c->run(evalsha(sha(*c, id), key, a, cost, o));
-        if (is_noscript(*r)) {
-            impl_->noscript.fetch_add(1, std::memory_order_relaxed);
-            r = c->run(evalsha(load(*c, id), key, a, cost, o));
+        // One script call on `c`, loading the script there when it answers NOSCRIPT.
+        auto call = [&](connection& c) {
+            reply_ptr r = c.run(evalsha(sha(c, id), key, a, cost, o));
+            if (is_noscript(*r)) {
+                impl_->noscript.fetch_add(1, std::memory_order_relaxed);
+                r = c.run(evalsha(load(c, id), key, a, cost, o));
+            }
+            return r;
+        };
+        outcome out;
+        if (impl_->cluster) {
+            // The slot of the whole Redis key: its hash tag is the first {...} in it.
+            const reply_ptr r = impl_->cluster->run(hash_slot(make_key(key, id)), call);
+            out = detail::script_outcome(*r, "cluster");
+        } else {
+            auto c = impl_->pool.acquire();
+            const reply_ptr r = call(*c);
+            out = detail::script_outcome(*r, c->url());
         }
-        outcome out = detail::script_outcome(*r, c->url());
         impl_->decisions.fetch_add(1, std::memory_order_relaxed);
         return out;
     }
 
     void run_batch(std::span<const request> reqs, std::span<outcome> out) {
         if (reqs.empty()) return;
+        if (impl_->cluster) {  // the keys live on different nodes: one call each
+            for (std::size_t i = 0; i < reqs.size(); ++i)
+                out[i] = run_one(reqs[i].key, *reqs[i].algorithm, reqs[i].cost, reqs[i].operation);
+            return;
+        }
         auto c = impl_->pool.acquire();
         std::array<std::string, script_count> shas;
         for (const auto& q : reqs) {
