@@ -137,7 +137,8 @@ void bm_floor(benchmark::State& state) {
 
 std::size_t heap_in_use() {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-    return mallinfo2().uordblks;
+    const struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;  // large blocks (a shard's slot array) are mmapped
 #else
     return 0;
 #endif
