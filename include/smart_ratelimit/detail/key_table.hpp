@@ -41,8 +41,8 @@ public:
     /// stops trusting the fast hash. The load stays at most 1/2, so random keys rarely
     /// probe far: filling the default store (64 shards of 15,625 keys) with 10^6 keys
     /// eight times gave longest probes of 28 to 44, and each further slot is about 0.8
-    /// times as likely, so 96 is reached by chance about once in 10^7 fills, while 97
-    /// keys sharing one hash reach it at once.
+    /// times as likely, so random keys reach 96 in about one fill of 10^6 (that shard
+    /// then merely hashes slower), while 97 keys sharing one hash reach it at once.
     static constexpr std::size_t default_probe_cap = 96;
 
     key_table() = default;
