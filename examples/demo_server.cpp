@@ -5,9 +5,13 @@
 // the staff dashboard under /ratelimit/ (its chart refreshing itself), a health
 // probe at /ratelimit/health and Prometheus metrics at /metrics (staff: a bearer
 // token). Prints its URLs, and the staff token when it made one up. `--help` lists
-// the flags; the settings files and variables are read as everywhere else.
+// the flags; the settings files and variables are read as everywhere else. Safe to
+// copy: every connection has read, idle and write deadlines, header and body limits
+// answered with 431/413, the open connections a cap, and accept backs off when
+// descriptors run out.
 #include <smart_ratelimit/beast/dashboard.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
+#include <smart_ratelimit/beast/server_limits.hpp>
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/limiter.hpp>
@@ -25,6 +29,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -43,6 +48,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -131,6 +137,7 @@ struct options {
     int threads = 1;
     bool migrate = false;
     long live_refresh_ms = 30000;  // 0: off
+    sb::server_limits limits;      // timeouts, header and body limits, connection cap
 };
 
 [[noreturn]] void usage(int code) {
@@ -153,13 +160,33 @@ struct options {
         "  --items-rate RATE     rate of GET /api/items per user or IP. Default 100/m\n"
         "  --mode full|limit|none  benchmark modes: limiter and logging / limiter only / no "
         "limiter\n"
-        "  --threads N           I/O threads. Default 1\n"
+        "  --threads N           I/O threads, each its own event loop. Default 1\n"
+        "  --read-timeout S      seconds for a whole request from its first byte (else 408). "
+        "Default 10\n"
+        "  --idle-timeout S      seconds a kept-alive connection may wait for a request. Default "
+        "30\n"
+        "  --write-timeout S     seconds to write one answer. Default 10\n"
+        "  --max-connections N   open connections at most (then accepting waits). Default 10000,\n"
+        "                        or the descriptor limit (ulimit -n) less 64 when lower\n"
         "  --live-refresh-ms N   the dashboard chart refreshes itself every N ms (0: off, else >= "
         "100). Default 30000\n"
         "  --migrate             create or update the event tables before serving (as "
-        "`smart-ratelimit migrate`)\n",
+        "`smart-ratelimit migrate`)\n"
+        "A header over 8 KiB is answered 431, a body over 64 KiB 413, a malformed request 400.\n",
         code == 0 ? stdout : stderr);
     std::exit(code);
+}
+
+/// A timeout flag's value: seconds, fractions allowed, 0.01 to 86400.
+std::chrono::milliseconds seconds_flag(std::string_view flag, const std::string& v) {
+    char* end = nullptr;
+    const double s = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !(s >= 0.01 && s <= 86'400)) {
+        std::fprintf(stderr, "demo_server: %.*s: expected seconds (0.01..86400), got '%s'\n",
+                     static_cast<int>(flag.size()), flag.data(), v.c_str());
+        std::exit(64);
+    }
+    return std::chrono::milliseconds(static_cast<long long>(s * 1000 + 0.5));
 }
 
 options parse_args(int argc, char** argv) {
@@ -238,6 +265,23 @@ options parse_args(int argc, char** argv) {
                 std::exit(64);
             }
             o.live_refresh_ms = ms;
+        } else if (a == "--read-timeout")
+            o.limits.read_timeout = seconds_flag(a, value(i));
+        else if (a == "--idle-timeout")
+            o.limits.idle_timeout = seconds_flag(a, value(i));
+        else if (a == "--write-timeout")
+            o.limits.write_timeout = seconds_flag(a, value(i));
+        else if (a == "--max-connections") {
+            const std::string v = value(i);
+            char* end = nullptr;
+            const long n = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || n < 1 || n > 1'000'000) {
+                std::fprintf(stderr,
+                             "demo_server: --max-connections: expected 1..1000000, got '%s'\n",
+                             v.c_str());
+                std::exit(64);
+            }
+            o.limits.max_connections = static_cast<std::size_t>(n);
         } else if (a == "--migrate")
             o.migrate = true;
         else {
@@ -370,11 +414,72 @@ using task = asio::awaitable<T, io_executor>;
 constexpr asio::use_awaitable_t<io_executor> use_task;
 constexpr auto use_task_tuple = asio::as_tuple(use_task);
 
+using deadline_type = sb::connection_deadline<socket_type>;
+using pause_timer =
+    asio::basic_waitable_timer<std::chrono::steady_clock,
+                               asio::wait_traits<std::chrono::steady_clock>, io_executor>;
+
+/// The open connections against the cap (--max-connections), shared by the acceptor
+/// and every I/O thread. The acceptor stops at the cap; the connection that brings the
+/// count below it wakes the acceptor's pause.
+/// Thread safety: opened(), full() and closed() from any thread; the pause is touched
+/// on the acceptor's thread only (closed() posts there).
+class connection_count {
+public:
+    explicit connection_count(std::size_t max) : max_(max) {}
+    /// The acceptor's executor, before the first connection.
+    void attach(io_executor acceptor) { acceptor_.emplace(acceptor); }
+
+    bool full() const noexcept { return open_.load(std::memory_order_relaxed) >= max_; }
+    void opened() noexcept { open_.fetch_add(1, std::memory_order_relaxed); }
+    void closed() {
+        if (open_.fetch_sub(1, std::memory_order_relaxed) >= max_ &&
+            !stopped_.load(std::memory_order_relaxed) && acceptor_)
+            asio::post(*acceptor_, [this] {
+                if (pausing_ != nullptr) pausing_->cancel();
+            });
+    }
+    /// Waits on `t` (the acceptor's) for `d` or until a connection ends.
+    task<> pause(pause_timer& t, std::chrono::milliseconds d) {
+        pausing_ = &t;
+        t.expires_after(d);
+        co_await t.async_wait(use_task_tuple);
+        pausing_ = nullptr;
+    }
+    /// No more wake-ups: the I/O threads have ended (call before destroying the
+    /// io_contexts, whose connections then close).
+    void stop() noexcept { stopped_ = true; }
+
+private:
+    const std::size_t max_;
+    std::optional<io_executor> acceptor_;
+    std::atomic<std::size_t> open_{0};
+    std::atomic<bool> stopped_{false};
+    pause_timer* pausing_ = nullptr;
+};
+
+/// The JSON body of an answer to a request that is refused or ends badly.
+std::string_view refusal_body(http::status s) {
+    switch (s) {
+        case http::status::bad_request:
+            return "{\"error\":\"bad request\"}";
+        case http::status::request_timeout:
+            return "{\"error\":\"request timeout\"}";
+        case http::status::payload_too_large:
+            return "{\"error\":\"body too large\"}";
+        case http::status::request_header_fields_too_large:
+            return "{\"error\":\"header too large\"}";
+        default:
+            return "{\"error\":\"refused\"}";
+    }
+}
+
 struct server {
     const options& opt;
     demo_middleware* mw;         // null in mode none
     const demo_dashboard* dash;  // null in mode none
     asio::thread_pool& work;
+    connection_count& connections;
 
     // Reading a request is what http::async_read does, minus its composed
     // operations' bookkeeping on every request: feed the parser what is buffered
@@ -420,43 +525,117 @@ struct server {
         return ec ? 0 : sent;
     }
 
+    /// Sends `out`: what fits now, the rest within the write timeout. False when the
+    /// connection failed or timed out.
+    task<bool> send(socket_type& socket, deadline_type& deadline, std::string_view out) {
+        boost::system::error_code ec;
+        const std::size_t sent = send_now(socket, out, ec);
+        if (!ec && sent < out.size()) {
+            deadline.expires_after(opt.limits.write_timeout);
+            std::size_t n = 0;
+            std::tie(ec, n) =
+                co_await asio::async_write(socket, asio::buffer(out.substr(sent)), use_task_tuple);
+            if (deadline.expired()) co_return false;
+        }
+        co_return !ec;
+    }
+
+    /// Answers a request that will not be served with `status` (Connection: close),
+    /// then, with `linger`, reads and drops what the client still sends for a moment:
+    /// closing on unread bytes would reset the connection, and the client could lose
+    /// the answer before reading it.
+    task<> refuse(socket_type& socket, deadline_type& deadline, boost::beast::flat_buffer& buffer,
+                  std::string& wire, http::status status, bool linger) {
+        const auto out =
+            write_answer(wire, 11, false, answer{status, refusal_body(status)}, nullptr);
+        if (!co_await send(socket, deadline, out)) co_return;
+        boost::system::error_code ec;
+        socket.shutdown(tcp::socket::shutdown_send, ec);
+        if (ec || !linger) co_return;
+        deadline.expires_after(std::min(opt.limits.read_timeout, std::chrono::milliseconds(2000)));
+        for (std::size_t dropped = 0; dropped < 1024 * 1024;) {
+            buffer.clear();
+            auto [rec, got] =
+                co_await socket.async_read_some(buffer.prepare(65536), use_task_tuple);
+            if (rec || deadline.expired()) break;
+            dropped += got;
+        }
+    }
+
     task<> session(socket_type socket) {
-        // At most a header (8 KiB by default) and a read's worth of bytes are buffered.
+        // Counted at the accept; the count drops when the socket is closed, below.
+        struct counted {
+            connection_count& c;
+            ~counted() { c.closed(); }
+        } const count{connections};
+        const sb::server_limits& limits = opt.limits;
+        // The first request must arrive within the read timeout of the accept.
+        deadline_type deadline(socket);
+        deadline.expires_after(limits.read_timeout);
+        // At most a header (8 KiB) and a read's worth of bytes are buffered.
         boost::beast::flat_buffer buffer(128 * 1024);
         std::string wire;
         boost::system::error_code peer_error;
         const auto endpoint = socket.remote_endpoint(peer_error);
         if (peer_error) co_return;  // already gone
         const srl::ip_address peer = sb::to_ip_address(endpoint.address());
+        socket.set_option(tcp::no_delay(true), peer_error);
         socket.non_blocking(true);  // for send_now()
-        for (;;) {
+        for (bool first = true;; first = false) {
             http::request_parser<http::string_body> p;
-            p.body_limit(64 * 1024);
+            p.header_limit(limits.header_limit);
+            p.body_limit(limits.body_limit);
             boost::system::error_code ec;
+            // Before a request's first byte the idle timeout runs, from it the read
+            // timeout. A request read whole (most are) costs one clock read here.
+            bool started = first, idle = false;
             while (!feed(buffer, p, ec)) {
+                if (!started && (buffer.size() != 0 || p.got_some())) {
+                    started = true;
+                    deadline.expires_after(limits.read_timeout);
+                } else if (!started && !idle) {
+                    idle = true;
+                    deadline.expires_after(limits.idle_timeout);
+                }
                 auto [rec, got] = co_await socket.async_read_some(
                     buffer.prepare(boost::beast::read_size(buffer, 65536)), use_task_tuple);
+                if (deadline.expired()) {
+                    ec = asio::error::timed_out;
+                    break;
+                }
                 if (rec) {
                     ec = read_failed(p, rec);
                     break;
                 }
                 buffer.commit(got);
             }
-            if (ec) break;  // a closed connection or a malformed request: hang up
+            if (ec) {
+                // A request over a limit, malformed or too slow is answered before the
+                // connection is closed; a client that left, or was idle, is not.
+                if (ec == asio::error::timed_out) {
+                    if (buffer.size() != 0 || p.got_some())
+                        co_await refuse(socket, deadline, buffer, wire,
+                                        http::status::request_timeout, false);
+                } else if (const auto status = sb::refusal_status(ec)) {
+                    co_await refuse(socket, deadline, buffer, wire, *status, true);
+                }
+                break;
+            }
             http::request<http::string_body> req = p.release();
             bool keep = req.keep_alive();
-            boost::system::error_code wec;
-            std::size_t n = 0;
             std::string_view out;  // a small answer written here, sent below
             if (dash != nullptr && dash->matches(req.target())) {
+                deadline.expires_never();  // the dashboard's queries are the server's time
                 auto res = co_await dash->async_handle(work.get_executor(), std::move(req), peer,
                                                        use_task);
                 keep = res.keep_alive();
-                std::tie(wec, n) = co_await http::async_write(socket, res, use_task_tuple);
+                deadline.expires_after(limits.write_timeout);
+                auto [wec, n] = co_await http::async_write(socket, res, use_task_tuple);
+                if (wec || deadline.expired()) break;
             } else if (mw != nullptr) {
                 // The limiters keep their state in memory, so checking never blocks:
                 // decide on the I/O thread. (A SQL or Redis storage would use
-                // mw->async_handle with a work executor instead.)
+                // mw->async_check with a work executor instead.)
                 // (check and append_fields are mw->handle minus Beast's response objects.)
                 const sb::limit_result r = mw->check(req, peer);
                 if (r.allowed()) {
@@ -469,27 +648,38 @@ struct server {
             } else {
                 out = write_answer(wire, req.version(), keep, app(req), nullptr);
             }
-            if (!out.empty()) {
-                const std::size_t sent = send_now(socket, out, wec);
-                if (!wec && sent < out.size())
-                    std::tie(wec, n) = co_await asio::async_write(
-                        socket, asio::buffer(out.substr(sent)), use_task_tuple);
-            }
-            if (wec || !keep) break;
+            if (!out.empty() && !co_await send(socket, deadline, out)) break;
+            if (!keep) break;
         }
         boost::system::error_code ignored;
         socket.shutdown(tcp::socket::shutdown_send, ignored);
+        socket.close(ignored);
     }
 
-    task<> listen(acceptor_type& acceptor) {
+    /// Accepts connections and deals them to the I/O threads' io_contexts in turn.
+    /// At the connection cap it waits for one to end; when accepting fails for want
+    /// of descriptors or memory it pauses (the pending connection stays queued, and
+    /// retrying at once would fail again and again at full CPU).
+    task<> listen(acceptor_type& acceptor, std::span<asio::io_context* const> io) {
+        pause_timer pause(acceptor.get_executor());
+        std::size_t next = 0;
         for (;;) {
-            auto [ec, socket] = co_await acceptor.async_accept(use_task_tuple);
+            if (connections.full()) {
+                co_await connections.pause(pause, std::chrono::seconds(1));
+                if (!acceptor.is_open()) co_return;
+                continue;
+            }
+            asio::io_context& ctx = *io[next];
+            next = next + 1 == io.size() ? 0 : next + 1;
+            auto [ec, socket] = co_await acceptor.async_accept(ctx.get_executor(), use_task_tuple);
             if (ec) {
                 if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-                continue;  // e.g. too many open files: keep serving
+                if (sb::accept_needs_backoff(ec))
+                    co_await connections.pause(pause, opt.limits.accept_backoff);
+                continue;
             }
-            socket.set_option(tcp::no_delay(true));
-            asio::co_spawn(acceptor.get_executor(), session(std::move(socket)), asio::detached);
+            connections.opened();
+            asio::co_spawn(ctx, session(std::move(socket)), asio::detached);
         }
     }
 };
@@ -603,10 +793,28 @@ int run(const options& opt) {
     const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff),
                               std::move(dopt)};
 
-    // One I/O thread: no other thread touches the sockets (completions from the
-    // work pool are posted), so the reactor can skip its per-socket locks.
-    asio::io_context ioc(opt.threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO : opt.threads);
-    asio::thread_pool work(2);
+    asio::thread_pool work(2);  // the dashboard's queries
+    // Declared before the io_contexts: their connections, destroyed with them, count down.
+    connection_count connections(opt.limits.max_connections);
+    server srv{.opt = opt,
+               .mw = limiting ? &mw : nullptr,
+               .dash = limiting ? &dash : nullptr,
+               .work = work,
+               .connections = connections};
+
+    // One io_context per I/O thread, each connection on one of them, so a connection's
+    // socket and deadline are only ever touched by one thread and need no strand. With
+    // one thread no other thread touches the sockets (completions from the work pool
+    // are posted), so the reactor can also skip its per-socket locks; with more, the
+    // acceptor registers each socket with another thread's reactor, which needs them.
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    for (int i = 0; i < opt.threads; ++i)
+        contexts.push_back(std::make_unique<asio::io_context>(
+            opt.threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO : 1));
+    std::vector<asio::io_context*> io;
+    for (auto& c : contexts) io.push_back(c.get());
+    asio::io_context& ioc = *contexts.front();  // the acceptor's and the signals'
+    connections.attach(ioc.get_executor());
     acceptor_type acceptor(ioc.get_executor());
     const tcp::endpoint ep(asio::ip::make_address(opt.address), opt.port);
     acceptor.open(ep.protocol());
@@ -615,14 +823,13 @@ int run(const options& opt) {
     acceptor.listen(asio::socket_base::max_listen_connections);
     const unsigned short port = acceptor.local_endpoint().port();
 
-    server srv{opt, limiting ? &mw : nullptr, limiting ? &dash : nullptr, work};
-    asio::co_spawn(ioc, srv.listen(acceptor), asio::detached);
+    asio::co_spawn(ioc, srv.listen(acceptor, io), asio::detached);
 
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int) {
         boost::system::error_code ignored;
         acceptor.close(ignored);
-        ioc.stop();
+        for (auto* c : io) c->stop();
     });
 
     const std::string host = ep.address().is_v6() ? "[" + opt.address + "]" : opt.address;
@@ -645,10 +852,15 @@ int run(const options& opt) {
     std::fflush(stdout);
 
     std::vector<std::thread> threads;
-    for (int i = 1; i < opt.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+    for (std::size_t i = 1; i < io.size(); ++i)
+        threads.emplace_back([c = io[i]] {
+            const auto busy = asio::make_work_guard(*c);  // until stop(): connections come later
+            c->run();
+        });
     ioc.run();
     for (auto& t : threads) t.join();
     work.join();
+    connections.stop();  // the io_contexts' connections are destroyed with them, below
 
     if (sink) {
         sink->stop();  // flushes the queue

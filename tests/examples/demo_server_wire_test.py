@@ -5,9 +5,10 @@ The demo server feeds Beast's parser by hand and writes its small answers straig
 to the socket (limit_result::append_fields), so this checks the bytes over a raw
 loopback socket: status lines and fields of allowed, limited and unlimited answers,
 Content-Length against the body, persistence for HTTP/1.0 and 1.1, pipelined
-requests and bodies split across reads, the 429, and connections that end early
-or send garbage. Starts the server on 127.0.0.1 (a free port, a fresh SQLite file)
-and stops it by its own PID.
+requests and bodies split across reads, the 429, connections that end early, and
+requests that are malformed (400) or over the header (431) or body (413) limit.
+Starts the server on 127.0.0.1 (a free port, a fresh SQLite file) and stops it by
+its own PID.
 
 usage: demo_server_wire_test.py --server PATH
 Exit codes: 0 pass, 1 fail.
@@ -189,24 +190,35 @@ def run(port):
           "%d pipelined requests read late all get their whole answer" % count)
     c.close()
 
-    # Bad input: the connection is dropped, nothing is answered, the server lives on.
-    for what, data in [
-            ("garbage", b"GARBAGE\r\n\r\n"),
-            ("a request cut off in its header", b"GET /api/items HTTP/1.1\r\nHost"),
-            ("a body shorter than its Content-Length", b"POST /api/login HTTP/1.1\r\nContent-Length: 9\r\n\r\nab"),
-            ("a header over the parser's limit", b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"),
-            ("a body over 64 KiB", b"POST /api/login HTTP/1.1\r\nContent-Length: 70000\r\n\r\n" + b"a" * 70000)]:
+    # Bad input: a malformed request or one over a limit is answered (400, 431, 413)
+    # and the connection closed; a request cut off by the client's close is not
+    # answered. The server lives on.
+    for what, data, expect in [
+            ("garbage", b"GARBAGE\r\n\r\n", 400),
+            ("a request cut off in its header", b"GET /api/items HTTP/1.1\r\nHost", None),
+            ("a body shorter than its Content-Length",
+             b"POST /api/login HTTP/1.1\r\nContent-Length: 9\r\n\r\nab", None),
+            ("a header over 8 KiB", b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+            ("a body over 64 KiB (announced)", b"POST /api/login HTTP/1.1\r\nContent-Length: 70000\r\n\r\n", 413),
+            ("a body over 64 KiB (sent)",
+             b"POST /api/login HTTP/1.1\r\nContent-Length: 70000\r\n\r\n" + b"a" * 70000, 413)]:
         c = Conn(port)
         try:
             c.send(data)
             c.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the server may hang up before everything is sent
-        try:
-            got = c.sock.recv(100)
-        except ConnectionResetError:
-            got = b""
-        check(got == b"", "%s: the connection is closed without an answer" % what)
+        if expect is None:
+            try:
+                got = c.sock.recv(100)
+            except ConnectionResetError:
+                got = b""
+            check(got == b"", "%s: the connection is closed without an answer" % what)
+        else:
+            status, _, _, fields, body = c.response()
+            check(status == expect and field(fields, "Connection") == "close" and body.startswith(b'{"error":'),
+                  "%s: answered %d with Connection: close and a JSON body" % (what, expect))
+            check(c.closed(), "%s: and the connection is closed" % what)
         c.close()
     c = Conn(port)
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -18,14 +18,15 @@ def check(cond, what):
     print("ok   " + what)
 
 
-def start_demo_server(server, work, token, *extra):
+def start_demo_server(server, work, token, *extra, preexec_fn=None, name="server"):
     """Starts `server` with its events in `work`/events.db; returns (process, base URL
-    without a trailing slash). Raises Failure, with the server's output, when it does
-    not report that it listens."""
-    log = open(os.path.join(work, "server.log"), "w+")
+    without a trailing slash). Its output goes to `work`/<name>.log; `preexec_fn` runs
+    in the child before the server (e.g. to lower a resource limit). Raises Failure,
+    with the server's output, when it does not report that it listens."""
+    log = open(os.path.join(work, name + ".log"), "w+")
     proc = subprocess.Popen([server, "--port", "0", "--address", "127.0.0.1", "--database",
                              "sqlite:///" + work + "/events.db", "--migrate", "--staff-token", token, *extra],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
     base = None
     for _ in range(300):
         log.seek(0)
