@@ -1,11 +1,13 @@
 // tests/integration/test_peek_agreement.cpp
 // peek agrees across storages: after N acquires on a key, the in-memory storage
 // (the core algorithms' own peek), the Redis storage (Lua scripts, private
-// redis-server) and the SQL state storage (SQLite file) report the same allowed,
-// count and remaining for every built-in algorithm.
+// redis-server) and the SQL state storage (a SQLite file, and PostgreSQL when
+// scripts/test-servers.sh started one) report the same allowed, count and remaining
+// for every built-in algorithm.
 #include <catch2/catch.hpp>
 
 #include "support/redis_server.hpp"
+#include "support/test_env.hpp"
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/redis.hpp>
@@ -14,6 +16,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <unistd.h>
 
@@ -48,6 +51,16 @@ TEST_CASE(
     ssql::sql_state_options so;
     so.errors = ssql::on_error::raise;
     ssql::sql_state_storage sql(url, so);
+    std::optional<ssql::sql_state_storage> pg;
+    if (const auto pg_url = srl_test::postgres_url()) {
+        const auto u = ssql::parse_database_url(*pg_url);
+        auto session = ssql::open_session(u);
+        const ssql::migration_set sets[] = {ssql::state_migrations};
+        ssql::migrate(*session, u.kind, sets);
+        ssql::sql_state_options po = so;
+        po.key_prefix = "peek-agreement:" + std::to_string(::getpid()) + ":";
+        pg.emplace(*pg_url, po);
+    }
     srl::in_memory_storage<> memory;
 
     // A long period, so the few milliseconds the servers' clocks move between calls
@@ -64,6 +77,7 @@ TEST_CASE(
                     REQUIRE(memory.acquire(key, a, now, 1).allowed);
                     REQUIRE(redis.acquire(key, a, now, 1).allowed);
                     REQUIRE(sql.acquire(key, a, now, 1).allowed);
+                    if (pg) REQUIRE(pg->acquire(key, a, now, 1).allowed);
                 }
                 const auto m = memory.peek(key, a, now, cost);
                 const auto r = redis.peek(key, a, now, cost);
@@ -78,6 +92,15 @@ TEST_CASE(
                 CHECK(q.allowed == m.allowed);
                 CHECK(q.count == m.count);
                 CHECK(q.remaining == m.remaining);
+                if (pg) {
+                    const auto g = pg->peek(key, a, now, cost);
+                    INFO("postgresql {" << g.allowed << ", " << g.count << ", " << g.remaining
+                                        << "}");
+                    CHECK(g.allowed == m.allowed);
+                    CHECK(g.count == m.count);
+                    CHECK(g.remaining == m.remaining);
+                    CHECK(pg->acquire(key, a, now, cost).allowed == m.allowed);
+                }
                 // And peek consumed nothing: the next acquire sees the same state.
                 CHECK(memory.acquire(key, a, now, cost).allowed == m.allowed);
                 CHECK(redis.acquire(key, a, now, cost).allowed == m.allowed);
