@@ -525,8 +525,17 @@ struct server {
         return ec ? 0 : sent;
     }
 
+    /// Resets the connection (SO_LINGER 0): what the client did not read is dropped.
+    /// Closed gracefully instead, its unsent answers would keep the kernel trying to
+    /// deliver them to a client that does not read, and keep that client's writes waiting.
+    static void reset(socket_type& socket) {
+        boost::system::error_code ignored;
+        socket.set_option(asio::socket_base::linger(true, 0), ignored);
+        socket.close(ignored);
+    }
+
     /// Sends `out`: what fits now, the rest within the write timeout. False when the
-    /// connection failed or timed out.
+    /// connection failed or timed out (then it is reset).
     task<bool> send(socket_type& socket, deadline_type& deadline, std::string_view out) {
         boost::system::error_code ec;
         const std::size_t sent = send_now(socket, out, ec);
@@ -535,7 +544,10 @@ struct server {
             std::size_t n = 0;
             std::tie(ec, n) =
                 co_await asio::async_write(socket, asio::buffer(out.substr(sent)), use_task_tuple);
-            if (deadline.expired()) co_return false;
+            if (deadline.expired()) {
+                reset(socket);
+                co_return false;
+            }
         }
         co_return !ec;
     }
@@ -631,6 +643,7 @@ struct server {
                 keep = res.keep_alive();
                 deadline.expires_after(limits.write_timeout);
                 auto [wec, n] = co_await http::async_write(socket, res, use_task_tuple);
+                if (deadline.expired()) reset(socket);
                 if (wec || deadline.expired()) break;
             } else if (mw != nullptr) {
                 // The limiters keep their state in memory, so checking never blocks:
