@@ -8,7 +8,8 @@
 // the flags; the settings files and variables are read as everywhere else. Safe to
 // copy: every connection has read, idle and write deadlines, header and body limits
 // answered with 431/413, the open connections a cap, and accept backs off when
-// descriptors run out.
+// descriptors run out. With --store redis:// or SQL the limiters share their counts
+// with every process naming the same store, checked off the I/O threads.
 #include <smart_ratelimit/beast/dashboard.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
 #include <smart_ratelimit/beast/server_limits.hpp>
@@ -16,11 +17,13 @@
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/metrics.hpp>
+#include <smart_ratelimit/redis/redis_storage.hpp>
 #include <smart_ratelimit/settings.hpp>
 #include <smart_ratelimit/sinks/async_sink.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
 #include <smart_ratelimit/soci/event_store.hpp>
 #include <smart_ratelimit/soci/health.hpp>
+#include <smart_ratelimit/soci/state_storage.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -52,6 +55,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
 namespace srl = smart_ratelimit;
@@ -75,11 +79,54 @@ struct sink_ref {
     }
 };
 
+/// Where the limiters keep their counts (--store): this process's memory, decided on
+/// the I/O thread, or Redis or SQL, shared by every process naming the same store and
+/// decided on the work pool (each decision is a round trip). Copies of a Redis or
+/// SQL storage share its connections.
+class demo_store {
+public:
+    using algorithm_type = srl::any_algorithm;
+
+    demo_store() = default;  // memory
+    explicit demo_store(srl::redis::redis_storage s) : s_(std::move(s)) {}
+    explicit demo_store(srl::soci::sql_state_storage s) : s_(std::move(s)) {}
+
+    srl::outcome acquire(std::string_view key, const algorithm_type& a,
+                         std::chrono::nanoseconds now, std::uint64_t cost) {
+        return std::visit([&](auto& s) { return s.acquire(key, a, now, cost); }, s_);
+    }
+    srl::outcome peek(std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
+                      std::uint64_t cost) {
+        return std::visit([&](auto& s) { return s.peek(key, a, now, cost); }, s_);
+    }
+    void release(std::string_view key, const algorithm_type& a, std::chrono::nanoseconds now,
+                 std::uint64_t cost) {
+        std::visit([&](auto& s) { s.release(key, a, now, cost); }, s_);
+    }
+
+private:
+    std::variant<srl::in_memory_storage<>, srl::redis::redis_storage, srl::soci::sql_state_storage>
+        s_;
+};
+
+enum class store_kind { memory, redis, sql };
+
+/// What --store names, or nullopt for none of the three.
+std::optional<store_kind> store_kind_of(std::string_view url) {
+    if (url == "memory") return store_kind::memory;
+    if (srl::redis::is_redis_url(url) || srl::redis::is_redis_cluster_url(url))
+        return store_kind::redis;
+    if (url.starts_with("postgresql://") || url.starts_with("postgres://") ||
+        url.starts_with("sqlite://"))
+        return store_kind::sql;
+    return std::nullopt;
+}
+
 // Per-minute limits need no nanosecond clock: the coarse one (a scheduler tick,
 // a few ms) is read in a tenth of the time. Every limiter counts its decisions in
 // one shared decision_metrics (a handle), which /metrics exports.
-using demo_limiter = srl::limiter<sb::request_key, srl::in_memory_storage<>, sink_ref,
-                                  srl::coarse_steady_clock, srl::metrics::decision_metrics>;
+using demo_limiter = srl::limiter<sb::request_key, demo_store, sink_ref, srl::coarse_steady_clock,
+                                  srl::metrics::decision_metrics>;
 
 /// A registry entry removed when this goes out of scope: declared after what the
 /// collector reads, so it is removed before that is destroyed.
@@ -137,7 +184,9 @@ struct options {
     int threads = 1;
     bool migrate = false;
     long live_refresh_ms = 30000;  // 0: off
-    sb::server_limits limits;      // timeouts, header and body limits, connection cap
+    std::string store = "memory";
+    store_kind store_type = store_kind::memory;
+    sb::server_limits limits;  // timeouts, header and body limits, connection cap
 };
 
 [[noreturn]] void usage(int code) {
@@ -161,6 +210,10 @@ struct options {
         "  --mode full|limit|none  benchmark modes: limiter and logging / limiter only / no "
         "limiter\n"
         "  --threads N           I/O threads, each its own event loop. Default 1\n"
+        "  --store URL           the limiters' counts: memory (default), redis://host:port[/db],\n"
+        "                        postgresql://... or sqlite:///file (shared by every server using "
+        "it,\n"
+        "                        decided on a thread pool; --migrate creates the SQL tables)\n"
         "  --read-timeout S      seconds for a whole request from its first byte (else 408). "
         "Default 10\n"
         "  --idle-timeout S      seconds a kept-alive connection may wait for a request. Default "
@@ -265,6 +318,17 @@ options parse_args(int argc, char** argv) {
                 std::exit(64);
             }
             o.live_refresh_ms = ms;
+        } else if (a == "--store") {
+            o.store = value(i);
+            const auto kind = store_kind_of(o.store);
+            if (!kind) {
+                std::fprintf(stderr,
+                             "demo_server: --store: expected memory, redis://..., "
+                             "postgresql://... or sqlite://..., got '%s'\n",
+                             srl::soci::detail::redact_url(o.store).c_str());
+                std::exit(64);
+            }
+            o.store_type = *kind;
         } else if (a == "--read-timeout")
             o.limits.read_timeout = seconds_flag(a, value(i));
         else if (a == "--idle-timeout")
@@ -479,6 +543,7 @@ struct server {
     demo_middleware* mw;         // null in mode none
     const demo_dashboard* dash;  // null in mode none
     asio::thread_pool& work;
+    bool decide_on_work;  // a remote store: the middleware's async path, on `work`
     connection_count& connections;
 
     // Reading a request is what http::async_read does, minus its composed
@@ -646,11 +711,17 @@ struct server {
                 if (deadline.expired()) reset(socket);
                 if (wec || deadline.expired()) break;
             } else if (mw != nullptr) {
-                // The limiters keep their state in memory, so checking never blocks:
-                // decide on the I/O thread. (A SQL or Redis storage would use
-                // mw->async_check with a work executor instead.)
+                // In memory, checking never blocks: decide on the I/O thread. A Redis or
+                // SQL store is a round trip: decide on the work pool (the middleware's
+                // async path), the connection waiting without a deadline meanwhile (the
+                // store's own timeouts bound it); a check that could not run is the 503
+                // in the result.
                 // (check and append_fields are mw->handle minus Beast's response objects.)
-                const sb::limit_result r = mw->check(req, peer);
+                if (decide_on_work) deadline.expires_never();
+                const sb::limit_result r =
+                    decide_on_work
+                        ? std::get<1>(co_await mw->async_check(req, peer, use_task_tuple))
+                        : mw->check(req, peer);
                 if (r.allowed()) {
                     out = write_answer(wire, req.version(), keep, app(req), &r);
                 } else {
@@ -720,10 +791,29 @@ int run(const options& opt) {
     sb::middleware_options mo = sb::middleware_options_from(s);
     mo.log_events = logging;
     const srl::limiter_options lo = srl::limiter_options_from(s);
+    // A shared store: one pool of connections for every limiter (copies share it);
+    // no connection is opened yet. Memory: each limiter its own table.
+    std::optional<srl::redis::redis_storage> redis_state;
+    std::optional<srl::soci::sql_state_storage> sql_state;
+    constexpr std::size_t store_connections = 8;  // also the work pool's threads
+    if (opt.store_type == store_kind::redis)
+        redis_state.emplace(
+            srl::redis::redis_options_from_url(opt.store, std::chrono::milliseconds(1000),
+                                               std::chrono::milliseconds(500), store_connections));
+    else if (opt.store_type == store_kind::sql) {
+        srl::soci::sql_state_options so;
+        so.max_connections = store_connections;
+        sql_state.emplace(opt.store, so);
+    }
+    const auto state = [&]() -> demo_store {
+        if (redis_state) return demo_store(*redis_state);
+        if (sql_state) return demo_store(*sql_state);
+        return demo_store();
+    };
     const srl::metrics::decision_metrics decisions;
-    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, {}, sink_ref{}, {},
-                       decisions);
-    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, {},
+    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, state(), sink_ref{},
+                       {}, decisions);
+    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, state(),
                        sink_ref{}, {}, decisions);
     std::unique_ptr<demo_limiter> fallback;
     demo_middleware mw(mo);
@@ -732,7 +822,7 @@ int run(const options& opt) {
     if (!s.default_limit.empty()) {
         fallback = std::make_unique<demo_limiter>(
             sb::request_key::ip(), std::vector<srl::rule_config>{{"default", s.default_limit}}, lo,
-            srl::in_memory_storage<>{}, sink_ref{}, srl::coarse_steady_clock{}, decisions);
+            state(), sink_ref{}, srl::coarse_steady_clock{}, decisions);
         mw.add(*fallback, sb::route{"/api/", {}, 1});
     }
 
@@ -751,6 +841,22 @@ int run(const options& opt) {
                      "`smart-ratelimit migrate --database <url>` or pass --migrate\n",
                      srl::soci::detail::redact_url(s.database_url).c_str());
         return 78;
+    }
+    // The limiters' store: reachable, its scripts loaded or its tables current.
+    if (redis_state) redis_state->load_scripts();
+    if (sql_state) {
+        if (opt.migrate) {
+            const srl::soci::migration_set sets[] = {srl::soci::state_migrations};
+            srl::soci::migrate(*srl::soci::open_session(sql_state->url()), sql_state->url().kind,
+                               sets);
+        }
+        if (!sql_state->schema_current()) {
+            std::fprintf(stderr,
+                         "demo_server: the state tables of %s are missing or old: run "
+                         "`smart-ratelimit migrate --database <url>` or pass --migrate\n",
+                         sql_state->url().redacted().c_str());
+            return 78;
+        }
     }
     std::unique_ptr<store_sink> sink;
     if (logging) {
@@ -806,13 +912,17 @@ int run(const options& opt) {
     const demo_dashboard dash{sb::soci_event_store_source{store}, std::move(staff),
                               std::move(dopt)};
 
-    asio::thread_pool work(2);  // the dashboard's queries
+    // The dashboard's queries, and the decisions of a shared store, run on this pool.
+    asio::thread_pool work(opt.store_type == store_kind::memory ? 2 : store_connections);
+    const bool decide_on_work = opt.store_type != store_kind::memory;
+    if (decide_on_work) mw.set_work_executor(work.get_executor());
     // Declared before the io_contexts: their connections, destroyed with them, count down.
     connection_count connections(opt.limits.max_connections);
     server srv{.opt = opt,
                .mw = limiting ? &mw : nullptr,
                .dash = limiting ? &dash : nullptr,
                .work = work,
+               .decide_on_work = decide_on_work,
                .connections = connections};
 
     // One io_context per I/O thread, each connection on one of them, so a connection's
@@ -847,12 +957,14 @@ int run(const options& opt) {
 
     const std::string host = ep.address().is_v6() ? "[" + opt.address + "]" : opt.address;
     std::printf(
-        "demo_server: listening on http://%s:%u/ (mode %s, event logging %s, database %s)\n",
+        "demo_server: listening on http://%s:%u/ (mode %s, event logging %s, database %s, "
+        "store %s)\n",
         host.c_str(), port,
         opt.run_mode == mode::full    ? "full"
         : opt.run_mode == mode::limit ? "limit"
                                       : "none",
-        logging ? "on" : "off", srl::soci::detail::redact_url(s.database_url).c_str());
+        logging ? "on" : "off", srl::soci::detail::redact_url(s.database_url).c_str(),
+        srl::soci::detail::redact_url(opt.store).c_str());
     if (limiting) {
         std::printf("dashboard: http://%s:%u/ratelimit/dashboard/\n", host.c_str(), port);
         std::printf("sign in:   http://%s:%u/ratelimit/signin\n", host.c_str(), port);
