@@ -31,6 +31,7 @@ public:
         node* next = nullptr;  // towards the tail (oldest)
         std::uint32_t key_size = 0;
         bool referenced = false;
+        std::uint8_t list = 0;  // which of the owner's eviction lists holds the node
         V value;
 
         const char* key_bytes() const noexcept { return reinterpret_cast<const char*>(this + 1); }
@@ -104,8 +105,8 @@ public:
     node* insert(std::string_view key, std::uint64_t fast, Args&&... args) {
         if ((size_ + 1) * 2 > capacity()) grow();
         void* mem = allocate(sizeof(node) + key.size());
-        node* n = ::new (mem)
-            node{table_hash(key, fast), nullptr, nullptr, 0, false, V(std::forward<Args>(args)...)};
+        node* n = ::new (mem) node{table_hash(key, fast),         nullptr, nullptr, 0, false, 0,
+                                   V(std::forward<Args>(args)...)};
         n->key_size = static_cast<std::uint32_t>(key.size());
         copy_bytes(reinterpret_cast<char*>(n + 1), key.data(), key.size());
         const std::size_t probe = place(slots_.get(), mask_, n);

@@ -126,9 +126,9 @@ public:
         const outcome o = a.try_acquire(e.state, now, cost);
         e.idle_at = detail::sat_add(now.count(), o.reset_after.count());
         const bool over = o.remaining == 0;
-        if (over != e.over_limit) {  // moves between the shard's two eviction lists
+        if (over != (n->list == over_list)) {  // moves between the shard's eviction lists
             unlink(sh, n);
-            e.over_limit = over;
+            n->list = over ? over_list : keys_list;
             push_front(sh, n);
         }
         return o;
@@ -223,10 +223,13 @@ private:
     struct entry {
         state_type state{};
         std::int64_t idle_at = std::numeric_limits<std::int64_t>::max();
-        bool over_limit = false;  // no quota left at the last decision: in the `over` list
     };
     using table_type = detail::key_table<entry>;
     using node = typename table_type::node;
+
+    // The eviction list a node is in (node::list): keys_list for keys with quota left,
+    // over_list for keys whose last decision left no quota.
+    static constexpr std::uint8_t keys_list = 0, over_list = 1;
 
     // An eviction list: keys in insertion order (or moved to the head by CLOCK).
     struct list {
@@ -256,7 +259,7 @@ private:
     }
 
     static list& list_of(shard& sh, const node* n) noexcept {
-        return n->value.over_limit ? sh.over : sh.keys;
+        return n->list == over_list ? sh.over : sh.keys;
     }
     static void unlink(shard& sh, node* n) noexcept {
         list& l = list_of(sh, n);
