@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that building, testing, benchmarking and the
 # demo need. Idempotent: when every package is already present it returns at once
-# without touching apt. Usage: scripts/install-deps.sh [--with-bench] [--with-browser]
+# without touching apt.
+# Usage: scripts/install-deps.sh [--with-bench] [--with-browser] [--with-soak] [--with-cluster]
 set -euo pipefail
 
 packages=(
@@ -18,6 +19,8 @@ for arg in "$@"; do
   case "$arg" in
     --with-bench) packages+=(wrk nginx golang-go golang-golang-x-time-dev libguava-java default-jdk-headless) ;;
     --with-browser) packages+=(chromium chromium-driver) ;;
+    --with-soak) packages+=(wrk) ;;
+    --with-cluster) packages+=(wrk nginx) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done
