@@ -174,7 +174,7 @@ TEST_CASE("a connection's deadline moved later postpones it, moved earlier bring
         const auto r = read_once(p.ioc, p.server);
         CHECK_FALSE(r.ec);
         CHECK_FALSE(d.expired());
-        CHECK(r.took >= 100ms);
+        CHECK(r.took >= 60ms);  // not cut off at the first deadline (20 ms)
     }
     SECTION("earlier: the read is cancelled at the earlier deadline") {
         d.expires_after(10s);
@@ -204,5 +204,5 @@ TEST_CASE("a connection's deadline destroyed before it passes leaves the socket 
     write_later(p.client, writer, 100ms);
     const auto r = read_once(p.ioc, p.server);
     CHECK_FALSE(r.ec);
-    CHECK(r.took >= 100ms);
+    CHECK(r.took >= 60ms);  // not cut off at the first deadline (20 ms)
 }
