@@ -36,6 +36,19 @@ std::vector<event> sample_history() {
     return v;
 }
 
+/// When a PostgreSQL server is available: `exported` imported into a fresh database
+/// there exports back byte for byte.
+void check_postgres_round_trip(const temp_dir& dir, const std::string& exported,
+                               const std::string& tag) {
+    pg_database pg(tag);
+    if (!pg) return;
+    REQUIRE(run_cli(dir, {"migrate", "--database", pg.url()}).code == 0);
+    CHECK(run_cli(dir, {"import", "--database", pg.url()}, exported).code == 0);
+    const auto r = run_cli(dir, {"export", "--database", pg.url()});
+    CHECK(r.code == 0);
+    CHECK(r.out == exported);
+}
+
 }  // namespace
 
 TEST_CASE("cli: migrate is idempotent and prints one summary line", "[cli][soci]") {
@@ -140,15 +153,7 @@ TEST_CASE("cli: export then import into a fresh database gives identical JSON li
     CHECK(lines(r.out) == 3);
 
     // And through PostgreSQL when a server is available.
-    pg_database pg("cli");
-    if (pg) {
-        REQUIRE(run_cli(dir, {"migrate", "--database", pg.url()}).code == 0);
-        r = run_cli(dir, {"import", "--database", pg.url()}, exported);
-        CHECK(r.code == 0);
-        r = run_cli(dir, {"export", "--database", pg.url()});
-        CHECK(r.code == 0);
-        CHECK(r.out == exported);
-    }
+    check_postgres_round_trip(dir, exported, "cli");
 }
 
 TEST_CASE("cli: import reports bad lines by number and keeps the good ones", "[cli][soci]") {
@@ -336,13 +341,5 @@ TEST_CASE("cli: random events of hostile bytes survive export, import and export
     REQUIRE(r.code == 0);
     CHECK(r.out == exported);
 
-    pg_database pg("cli_property");
-    if (pg) {
-        REQUIRE(run_cli(dir, {"migrate", "--database", pg.url()}).code == 0);
-        r = run_cli(dir, {"import", "--database", pg.url()}, exported);
-        CHECK(r.code == 0);
-        r = run_cli(dir, {"export", "--database", pg.url()});
-        CHECK(r.code == 0);
-        CHECK(r.out == exported);
-    }
+    check_postgres_round_trip(dir, exported, "cli_property");
 }

@@ -237,9 +237,6 @@ public:
         for (std::size_t i = 0; i < node_count(); ++i) f(pool_of(static_cast<int>(i)));
     }
 
-    /// The pool of the node owning `slot` (the one run() starts with).
-    connection_pool& pool_for_slot(std::uint16_t slot) { return pool_of(owner_of(slot)); }
-
     std::size_t node_count() const {
         std::shared_lock lock(mutex_);
         return nodes_.size();

@@ -71,7 +71,8 @@ public:
 
     alert_claim claim(std::string_view key, event_time at, event_time since) {
         // Read, then write only if the row still holds what was read: a race with
-        // another claimer makes one of the two writes change no row.
+        // another claimer makes one of the two writes change no row (read again: a
+        // release may also have removed the row in between).
         for (int attempt = 0; attempt < 3; ++attempt) {
             const auto previous = last_alerted(key);
             if (previous && *previous >= since) return {false, previous};
@@ -82,8 +83,8 @@ public:
                 st.execute(true);
                 if (st.get_affected_rows() == 1) return {true, previous};
             } catch (const ::soci::soci_error& e) {
-                // Two first claims at once: one INSERT wins, the other reports a
-                // conflict on engines without DO NOTHING; read again.
+                // A write that failed (a busy SQLite file, a lock timeout): read
+                // again; the third failure is reported.
                 if (attempt == 2) throw storage_error(std::string("alert log: ") + e.what());
             }
         }
