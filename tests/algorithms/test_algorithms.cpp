@@ -131,3 +131,25 @@ TEST_CASE("any_algorithm selects by name and rejects unknown names", "[algorithm
     CHECK_FALSE(fw.try_acquire(st, t0, 1).allowed);
     CHECK(tb.try_acquire(st, t0, 2).allowed);
 }
+
+// A state filled under a higher limit (a rule lowered by new settings over the same
+// storage) is over the new limit: every algorithm denies and reports nothing remaining,
+// rather than wrapping `limit - count` around to a huge number of units left.
+TEMPLATE_TEST_CASE("a state already over a lowered limit is denied", "[algorithm]",
+                   srl::fixed_window, srl::sliding_window, srl::sliding_window_approx,
+                   srl::token_bucket, srl::leaky_bucket) {
+    const TestType high(srl::rate{10, 10s});
+    const TestType low(srl::rate{4, 10s});
+    typename TestType::state_type s;
+    for (int i = 0; i < 10; ++i) REQUIRE(high.try_acquire(s, t0 + 1s, 1).allowed);
+
+    const auto seen = low.peek(s, t0 + 1s, 1);
+    CHECK_FALSE(seen.allowed);
+    CHECK(seen.remaining == 0);
+    const auto d = low.try_acquire(s, t0 + 1s, 1);
+    CHECK_FALSE(d.allowed);
+    CHECK(d.retryable);
+    CHECK(d.remaining == 0);
+    CHECK(d.retry_after > 0ns);
+    CHECK_FALSE(low.try_acquire(s, t0 + 1s, 4).allowed);
+}

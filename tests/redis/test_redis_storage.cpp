@@ -104,6 +104,12 @@ TEMPLATE_LIST_TEST_CASE(
     contract::admits_exactly_its_limit<TestType>(s);
 }
 
+TEMPLATE_LIST_TEST_CASE("redis: a key over a lowered limit is denied", "[redis][storage][contract]",
+                        all_combos) {
+    auto s = make_storage<typename TestType::algorithm_type>("lowered");
+    contract::lowered_limit_denies_a_full_key<TestType>(s);
+}
+
 TEMPLATE_LIST_TEST_CASE(
     "redis: cost counts several units and a cost above the limit is never retryable",
     "[redis][storage][contract]", all_combos) {

@@ -112,6 +112,14 @@ TEMPLATE_LIST_TEST_CASE(
     });
 }
 
+TEMPLATE_LIST_TEST_CASE("sql state: a key over a lowered limit is denied",
+                        "[sql_state][storage][contract]", all_combos) {
+    on_each_database("lowered", [](const std::string& url, const std::string& prefix) {
+        auto s = make_storage<typename TestType::algorithm_type>(url, prefix);
+        contract::lowered_limit_denies_a_full_key<TestType>(s);
+    });
+}
+
 TEMPLATE_LIST_TEST_CASE(
     "sql state: cost counts several units and a cost above the limit is never retryable",
     "[sql_state][storage][contract]", all_combos) {

@@ -48,6 +48,12 @@ TEMPLATE_LIST_TEST_CASE(
     contract::admits_exactly_its_limit<TestType>(s);
 }
 
+TEMPLATE_LIST_TEST_CASE("in memory: a key over a lowered limit is denied",
+                        "[algorithm][storage][contract]", all_combos) {
+    auto s = TestType::make_storage();
+    contract::lowered_limit_denies_a_full_key<TestType>(s);
+}
+
 TEMPLATE_LIST_TEST_CASE(
     "in memory: cost counts several units and a cost above the limit is never retryable",
     "[algorithm][storage][contract]", all_combos) {

@@ -73,6 +73,23 @@ void admits_exactly_its_limit(Storage& s) {
     CHECK(denied.retry_after <= (Combo::approx ? 2h : 1h));
 }
 
+/// A key filled under a higher limit and then decided under a lower one (a rule
+/// lowered by new settings over the same store) is over the new limit: denied,
+/// retryable, nothing remaining, never admitted by a wrapped-around remainder.
+template <class Combo, class Storage>
+void lowered_limit_denies_a_full_key(Storage& s) {
+    const auto high = Combo::make(srl::rate{10, 1h});
+    const auto low = Combo::make(srl::rate{4, 1h});
+    for (int i = 0; i < 10; ++i) REQUIRE(s.acquire("k", high, 0ns, 1).allowed);
+    CHECK_FALSE(s.peek("k", low, 0ns, 1).allowed);
+    const auto o = s.acquire("k", low, 0ns, 1);
+    CHECK_FALSE(o.allowed);
+    CHECK(o.retryable);
+    CHECK(o.remaining == 0);
+    CHECK(o.retry_after > 0ns);
+    CHECK_FALSE(s.acquire("k", low, 0ns, 4).allowed);
+}
+
 /// A cost takes several units; a cost above the limit is never retryable and
 /// consumes nothing; hostile and long keys are keys like any other.
 template <class Combo, class Storage>

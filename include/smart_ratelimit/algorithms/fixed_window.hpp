@@ -75,13 +75,13 @@ private:
     outcome evaluate(const state_type& s, std::int64_t now, std::uint64_t cost) const noexcept {
         outcome o;
         o.count = s.count;
-        o.remaining = rate_.limit - s.count;
+        o.remaining = detail::headroom(rate_.limit, s.count);
         o.reset_after = reset_after(s, now);
         if (cost > rate_.limit) {
             o.allowed = false;
             o.retryable = false;
             o.retry_after = never;
-        } else if (cost <= rate_.limit - s.count) {
+        } else if (cost <= detail::headroom(rate_.limit, s.count)) {
             o.allowed = true;
         } else {
             o.allowed = false;

@@ -125,7 +125,7 @@ private:
         }
         outcome o;
         o.count = total;
-        o.remaining = rate_.limit - total;
+        o.remaining = detail::headroom(rate_.limit, total);
         o.reset_after = first < s.log.size()
                             ? detail::positive_diff(s.log.back().at - shift + p(), now)
                             : std::chrono::nanoseconds(0);
@@ -133,7 +133,7 @@ private:
             o.allowed = false;
             o.retryable = false;
             o.retry_after = never;
-        } else if (cost <= rate_.limit - total) {
+        } else if (cost <= detail::headroom(rate_.limit, total)) {
             o.allowed = true;
         } else {
             // Wait until enough of the oldest units have left the window.

@@ -46,7 +46,7 @@ public:
             o.allowed = false;
             o.retryable = false;
             o.retry_after = never;
-        } else if (cost <= rate_.limit - est) {
+        } else if (cost <= detail::headroom(rate_.limit, est)) {
             o.allowed = true;
             s.current += cost;
         } else {
@@ -54,7 +54,7 @@ public:
             o.retry_after = retry_after(s, n, cost);
         }
         o.count = o.allowed ? est + cost : est;
-        o.remaining = rate_.limit - o.count;
+        o.remaining = detail::headroom(rate_.limit, o.count);
         o.reset_after = reset_after(s, n);
         return o;
     }

@@ -38,7 +38,7 @@ public:
                         std::uint64_t cost) const noexcept {
         refill(s, now.count());
         outcome o;
-        const std::uint64_t tokens = rate_.limit - s.used;
+        const std::uint64_t tokens = detail::headroom(rate_.limit, s.used);
         if (cost > rate_.limit) {
             o.allowed = false;
             o.retryable = false;
@@ -51,7 +51,7 @@ public:
             o.retry_after = time_to_refill(s, s.used - (rate_.limit - cost));
         }
         o.count = s.used;
-        o.remaining = rate_.limit - s.used;
+        o.remaining = detail::headroom(rate_.limit, s.used);
         o.reset_after = time_to_refill(s, s.used);
         return o;
     }

@@ -24,6 +24,13 @@ inline std::int64_t align_down(std::int64_t now, std::int64_t period) noexcept {
     return now - r;
 }
 
+/// The units left under `limit` with `used` taken. A state filled under a higher limit
+/// (a rule lowered over the same storage) can hold more than `limit`: none are left
+/// then, rather than `limit - used` wrapped around.
+inline constexpr std::uint64_t headroom(std::uint64_t limit, std::uint64_t used) noexcept {
+    return used < limit ? limit - used : 0;
+}
+
 inline uint128 mul(std::uint64_t a, std::uint64_t b) noexcept {
     return static_cast<uint128>(a) * b;
 }
