@@ -15,6 +15,7 @@
 #include <smart_ratelimit/beast/server_limits.hpp>
 #include <smart_ratelimit/beast/soci_dashboard_source.hpp>
 #include <smart_ratelimit/clock.hpp>
+#include <smart_ratelimit/health_checks.hpp>
 #include <smart_ratelimit/limiter.hpp>
 #include <smart_ratelimit/metrics.hpp>
 #include <smart_ratelimit/redis/redis_storage.hpp>
@@ -25,6 +26,7 @@
 #include <smart_ratelimit/soci/health.hpp>
 #include <smart_ratelimit/soci/state_storage.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
+#include <smart_ratelimit/storage/resilient_storage.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -79,17 +81,24 @@ struct sink_ref {
     }
 };
 
+// A remote store behind a circuit breaker with a bounded wait (resilient_storage):
+// while the store is down or frozen a decision waits at most --store-timeout, and once
+// five in a row have failed none waits at all until a probe succeeds. The limiters'
+// failure policy (RATELIMIT_FAIL_OPEN) decides whether such a request passes.
+using guarded_redis = srl::resilient_storage<srl::redis::redis_storage>;
+using guarded_sql = srl::resilient_storage<srl::soci::sql_state_storage>;
+
 /// Where the limiters keep their counts (--store): this process's memory, decided on
 /// the I/O thread, or Redis or SQL, shared by every process naming the same store and
 /// decided on the work pool (each decision is a round trip). Copies of a Redis or
-/// SQL storage share its connections.
+/// SQL storage share its connections and its breaker.
 class demo_store {
 public:
     using algorithm_type = srl::any_algorithm;
 
     demo_store() = default;  // memory
-    explicit demo_store(srl::redis::redis_storage s) : s_(std::move(s)) {}
-    explicit demo_store(srl::soci::sql_state_storage s) : s_(std::move(s)) {}
+    explicit demo_store(guarded_redis s) : s_(std::move(s)) {}
+    explicit demo_store(guarded_sql s) : s_(std::move(s)) {}
 
     srl::outcome acquire(std::string_view key, const algorithm_type& a,
                          std::chrono::nanoseconds now, std::uint64_t cost) {
@@ -105,8 +114,7 @@ public:
     }
 
 private:
-    std::variant<srl::in_memory_storage<>, srl::redis::redis_storage, srl::soci::sql_state_storage>
-        s_;
+    std::variant<srl::in_memory_storage<>, guarded_redis, guarded_sql> s_;
 };
 
 enum class store_kind { memory, redis, sql };
@@ -186,6 +194,7 @@ struct options {
     long live_refresh_ms = 30000;  // 0: off
     std::string store = "memory";
     store_kind store_type = store_kind::memory;
+    std::chrono::milliseconds store_timeout{250};
     sb::server_limits limits;  // timeouts, header and body limits, connection cap
 };
 
@@ -214,6 +223,10 @@ struct options {
         "                        postgresql://... or sqlite:///file (shared by every server using "
         "it,\n"
         "                        decided on a thread pool; --migrate creates the SQL tables)\n"
+        "  --store-timeout S     the longest a decision waits for a remote store (then the "
+        "failure\n"
+        "                        policy answers; five failures in a row stop the waiting). "
+        "Default 0.25\n"
         "  --read-timeout S      seconds for a whole request from its first byte (else 408). "
         "Default 10\n"
         "  --idle-timeout S      seconds a kept-alive connection may wait for a request. Default "
@@ -329,7 +342,9 @@ options parse_args(int argc, char** argv) {
                 std::exit(64);
             }
             o.store_type = *kind;
-        } else if (a == "--read-timeout")
+        } else if (a == "--store-timeout")
+            o.store_timeout = seconds_flag(a, value(i));
+        else if (a == "--read-timeout")
             o.limits.read_timeout = seconds_flag(a, value(i));
         else if (a == "--idle-timeout")
             o.limits.idle_timeout = seconds_flag(a, value(i));
@@ -799,18 +814,28 @@ int run(const options& opt) {
     std::optional<srl::redis::redis_storage> redis_state;
     std::optional<srl::soci::sql_state_storage> sql_state;
     constexpr std::size_t store_connections = 8;  // also the work pool's threads
-    if (opt.store_type == store_kind::redis)
-        redis_state.emplace(
+    if (opt.store_type == store_kind::redis) {
+        auto ro =
             srl::redis::redis_options_from_url(opt.store, std::chrono::milliseconds(1000),
-                                               std::chrono::milliseconds(500), store_connections));
-    else if (opt.store_type == store_kind::sql) {
+                                               std::chrono::milliseconds(500), store_connections);
+        ro.errors = srl::on_error::raise;  // the breaker sees every failure
+        redis_state.emplace(std::move(ro));
+    } else if (opt.store_type == store_kind::sql) {
         srl::soci::sql_state_options so;
         so.max_connections = store_connections;
+        so.errors = srl::on_error::raise;
         sql_state.emplace(opt.store, so);
     }
+    srl::resilience_options guard;
+    guard.timeout = opt.store_timeout;
+    guard.wait_workers = store_connections;
+    std::optional<guarded_redis> guarded_redis_state;
+    std::optional<guarded_sql> guarded_sql_state;
+    if (redis_state) guarded_redis_state.emplace(*redis_state, guard);
+    if (sql_state) guarded_sql_state.emplace(*sql_state, guard);
     const auto state = [&]() -> demo_store {
-        if (redis_state) return demo_store(*redis_state);
-        if (sql_state) return demo_store(*sql_state);
+        if (guarded_redis_state) return demo_store(*guarded_redis_state);
+        if (guarded_sql_state) return demo_store(*guarded_sql_state);
         return demo_store();
     };
     const srl::metrics::decision_metrics decisions;
@@ -883,6 +908,20 @@ int run(const options& opt) {
         }));
     std::optional<scoped_collector> sink_metrics;
     if (sink) sink_metrics.emplace(metrics, metrics.add(srl::metrics::event_sink_metrics(*sink)));
+    // The remote store's breaker and failures (a copy shares them).
+    std::optional<scoped_collector> store_metrics;
+    if (guarded_redis_state)
+        store_metrics.emplace(
+            metrics, metrics.add(srl::metrics::storage_metrics("redis", *guarded_redis_state)));
+    if (guarded_sql_state)
+        store_metrics.emplace(
+            metrics, metrics.add(srl::metrics::storage_metrics("sql", *guarded_sql_state)));
+    // The remote store's breaker in the health probe: unhealthy while it is not closed.
+    std::function<srl::health_check()> store_check;
+    if (guarded_redis_state)
+        store_check = [g = *guarded_redis_state] { return srl::check_breaker("breaker:store", g); };
+    if (guarded_sql_state)
+        store_check = [g = *guarded_sql_state] { return srl::check_breaker("breaker:store", g); };
     // The health probe: the database reachable with its event and analytics tables
     // current, and the event writer running, unhealthy while writes fail (events
     // dropped for write errors since the previous probe).
@@ -895,10 +934,14 @@ int run(const options& opt) {
         dopt.live_refresh_interval = std::chrono::milliseconds(opt.live_refresh_ms);
     dopt.metrics = [&metrics] { return metrics.scrape(); };
     dopt.trusted_proxies = mo.trusted_proxies;  // sign-in attempts are throttled per client
-    dopt.health = [&sink, &write_errors_seen, logging, url = s.database_url] {
+    dopt.health = [&sink, &write_errors_seen, &store_check, logging, url = s.database_url] {
         srl::soci::database_check_options dbo;
         dbo.timeout = std::chrono::seconds(2);
         srl::health_report r = srl::soci::check_database(url, health_sets, dbo);
+        if (store_check) {
+            srl::health_check c = store_check();
+            r.add(std::move(c.name), c.ok, std::move(c.detail));
+        }
         if (!logging || !sink) return r.add("event_writer", true, "event logging is off");
         if (!sink->running()) return r.add("event_writer", false, "stopped");
         const auto st = sink->stats();

@@ -14,7 +14,10 @@ sqlite, redis, postgresql
 unresponsive a Redis that loads the scripts but never answers a decision (a fake on
              loopback): while a limited request waits for it, another connection is
              served at once, so the I/O thread is not the one waiting; the limited
-             request then gets the 503 of a store that could not decide.
+             request then gets the 503 of a store that could not decide. After five
+             such failures the store's breaker opens: requests are answered 503 without
+             reaching Redis, the health probe says `breaker:store` is open and
+             /metrics shows the breaker's state and the failures.
 
 Starts each server on 127.0.0.1 (a free port, a fresh SQLite file for events) and
 stops it by its own PID.
@@ -139,7 +142,8 @@ def case_postgresql(server, work):
 
 class FrozenRedis:
     """A Redis on loopback that answers SCRIPT LOAD (with the script's SHA-1), PING and
-    anything else with OK, but never a script call: `called` is set when one arrives."""
+    anything else with OK, but never a script call: `called` is set when one arrives,
+    `calls` counts them."""
 
     def __init__(self):
         self.listener = socket.socket()
@@ -147,6 +151,8 @@ class FrozenRedis:
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.called = threading.Event()
+        self.calls = 0
+        self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -173,6 +179,8 @@ class FrozenRedis:
                     sha = hashlib.sha1(args[2]).hexdigest().encode()
                     conn.sendall(b"$40\r\n" + sha + b"\r\n")
                 elif name in (b"EVALSHA", b"EVAL"):
+                    with self.lock:
+                        self.calls += 1
                     self.called.set()  # and no answer, ever
                 elif name == b"PING":
                     conn.sendall(b"+PONG\r\n")
@@ -207,6 +215,43 @@ def case_unresponsive(server, work):
               "%.2f s later)" % (time.monotonic() - t0))
         limited.close()
         other.close()
+
+        def limited_request():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(b"GET /api/items HTTP/1.1\r\nHost: x\r\nX-Demo-User: frozen\r\n\r\n")
+                return c.recv(4096)
+
+        answers = [limited_request() for _ in range(6)]
+        check(all(a.startswith(b"HTTP/1.1 503 ") for a in answers), "six more limited requests: 503 each")
+        with redis.lock:
+            reached = redis.calls
+        check(reached <= 5, "the breaker opened after five failures in a row (%d decisions reached Redis)"
+              % reached)
+        t0 = time.monotonic()
+        answers = [limited_request() for _ in range(3)]
+        took = time.monotonic() - t0
+        with redis.lock:
+            later = redis.calls
+        check(all(a.startswith(b"HTTP/1.1 503 ") for a in answers) and later == reached,
+              "while it is open, requests are answered 503 without reaching Redis (3 in %.3f s)" % took)
+        def staff_get(path):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           "Authorization: Bearer %s\r\n\r\n" % (path, TOKEN)).encode())
+                answer = b""
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return answer
+                    answer += chunk
+
+        health = staff_get("/ratelimit/health")
+        check(health.startswith(b"HTTP/1.1 503 ") and b'"name":"breaker:store","ok":false,"detail":"open"' in health,
+              "the health probe reports the store's breaker open: " + health.split(b"\r\n\r\n", 1)[-1][:300].decode())
+        metrics = staff_get("/metrics")
+        check(b'smart_ratelimit_storage_breaker_state{storage="redis"} 2' in metrics
+              and re.search(rb'smart_ratelimit_storage_errors_total\{storage="redis",kind="[a-z_]+"\} [1-9]', metrics),
+              "/metrics shows the open breaker and the failures")
     finally:
         stop(proc, signal.SIGKILL)
         redis.close()
