@@ -51,7 +51,8 @@ constexpr std::string_view usage_alerts =
     "RATELIMIT_ALERT_COOLDOWN_MINUTES, a key alerted within that many minutes is\n"
     "skipped (remembered in ratelimit_alert_log; run `smart-ratelimit migrate`).\n"
     "--dry-run lists the offenders and sends nothing (and never creates a missing\n"
-    "SQLite file: exit 69). --json prints the result object.\n"
+    "SQLite file: exit 69). --json prints the result object (with --dry-run: its\n"
+    "offenders and no channel).\n"
     "--metrics-file PATH writes smart_ratelimit_alerts_sent_total{channel,result}\n"
     "(this run's alerts added to the counts already in PATH),\n"
     "smart_ratelimit_alerts_last_run_timestamp_seconds and smart_ratelimit_build_info\n"
@@ -206,6 +207,15 @@ int run_alerts(args_view args) {
         auto offenders =
             srl::soci::find_alertable_offenders(store, req.threshold, days, limit, now);
 
+        if (dry_run && json) {  // the result object of a run with no channel
+            srl::alert_result r;
+            r.enabled = true;
+            r.threshold = req.threshold;
+            r.days = days;
+            r.offenders = std::move(offenders);
+            print_summary(srl::to_json(r));
+            return int{exit_ok};
+        }
         if (dry_run) {
             std::string out = std::to_string(offenders.size()) +
                               " offender(s) >= " + std::to_string(req.threshold) + " blocked in " +

@@ -110,6 +110,13 @@ TEST_CASE("alerts --dry-run lists the offenders with the configured threshold an
           "  evil\\r\\nkey: 3\n"
           "  ip:198.51.100.7: 3\n"
           "  ip:192.0.2.1: 2\n");
+    r = run_cli(dir, {"alerts", "--dry-run", "--json"}, env);
+    CHECK(r.code == 0);
+    CHECK(r.out ==
+          "{\"enabled\": true, \"threshold\": 3, \"days\": 1, \"offenders\": ["
+          "{\"key\": \"ip:203.0.113.5\", \"blocked_count\": 5}, "
+          "{\"key\": \"evil\\r\\nkey\", \"blocked_count\": 3}, "
+          "{\"key\": \"ip:198.51.100.7\", \"blocked_count\": 3}], \"channels\": {}}\n");
     CHECK(smtp.count() == 0);
     CHECK(http.requests().empty());
 }
