@@ -1,7 +1,8 @@
 // smart_ratelimit/beast.hpp
 // The Boost.Beast adapter (target smart_ratelimit::beast): HTTP key extractors,
 // the rate-limit response fields, the middleware for synchronous, callback and
-// coroutine servers, the asynchronous check for blocking storage, and the staff
+// coroutine servers, the asynchronous check for blocking storage, the limits that keep
+// a server's connections from being held open (server_limits), and the staff
 // dashboard. Not part of the core umbrella: it needs Boost.Beast and Boost.Asio.
 // The webhook client (OpenSSL) and the SOCI dashboard source have their own headers.
 #pragma once
@@ -13,6 +14,7 @@
 #include <smart_ratelimit/beast/keys.hpp>
 #include <smart_ratelimit/beast/middleware.hpp>
 #include <smart_ratelimit/beast/request_handler.hpp>
+#include <smart_ratelimit/beast/server_limits.hpp>
 #include <smart_ratelimit/beast/authorizer.hpp>
 #include <smart_ratelimit/beast/dashboard_source.hpp>
 #include <smart_ratelimit/beast/dashboard_page.hpp>
