@@ -3,7 +3,7 @@
 # under wrk load from 10,000 client addresses, while PostgreSQL and Redis are killed
 # and frozen in turn, SMTP refuses and the webhook hangs (scripts/soak.py says what
 # it checks). Prints each check and a JSON summary; exits 0 only when all hold.
-# Usage: scripts/soak.sh [--minutes N] [--keep]   (default 10 minutes; at least 1.5)
+# Usage: scripts/soak.sh [--minutes N] [--keep]   (default 10 minutes; at least 2)
 # Environment: SMART_RATELIMIT_BENCH_BUILD_DIR (build-demo, the demo's Release build
 # shared with demo.sh and bench-http.sh), SMART_RATELIMIT_JOBS (2).
 set -euo pipefail
