@@ -3,13 +3,15 @@
 // each engine's own ceiling in the same run: the raw sqlite3 C API (one prepared
 // INSERT, one transaction per batch) and raw libpq COPY of pre-formatted rows.
 // scripts/bench-ingest.sh runs it (PostgreSQL from scripts/test-servers.sh) and
-// prints our rate as a ratio of the ceiling.
+// prints our rate as a ratio of the ceiling; scripts/bench-scale.sh runs three writers
+// at once into one database (BM_postgresql_shared_async_sink).
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -242,6 +244,16 @@ void BM_postgresql_async_sink(benchmark::State& state) {
     run_through_sink(state, db.url);
 }
 
+// One of several nodes writing into one shared event log (SMART_RATELIMIT_BENCH_PG_SHARED_URL,
+// migrated beforehand with `bench_event_store --migrate URL`): scripts/bench-scale.sh
+// starts three at once and compares their sum with one raw COPY writer.
+void BM_postgresql_shared_async_sink(benchmark::State& state) {
+    const char* url = std::getenv("SMART_RATELIMIT_BENCH_PG_SHARED_URL");
+    if (url == nullptr || *url == '\0')
+        return state.SkipWithError("SMART_RATELIMIT_BENCH_PG_SHARED_URL is not set");
+    run_through_sink(state, url);
+}
+
 }  // namespace
 
 // One iteration = 200k rows into a fresh, indexed table; repetitions give a median.
@@ -275,5 +287,20 @@ BENCHMARK(BM_postgresql_async_sink)
     ->Repetitions(3)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_postgresql_shared_async_sink)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
-BENCHMARK_MAIN();
+// `bench_event_store --migrate URL` creates the event log in URL and exits.
+int main(int argc, char** argv) {
+    if (argc == 3 && std::strcmp(argv[1], "--migrate") == 0) {
+        ssoci::event_store(argv[2]).migrate();
+        return 0;
+    }
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

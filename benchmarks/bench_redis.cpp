@@ -1,8 +1,10 @@
 // benchmarks/bench_redis.cpp
 // Decisions per second of the Redis storage against a local redis-server: one
 // connection, a pool under several threads, and pipelined batches. The URL comes
-// from SMART_RATELIMIT_BENCH_REDIS_URL. scripts/bench-redis.sh runs redis-benchmark
-// on the same EVALSHA in the same session and prints the ratios.
+// from SMART_RATELIMIT_BENCH_REDIS_URL (redis:// or redis-cluster://), the key from
+// SMART_RATELIMIT_BENCH_REDIS_KEY (default "k"; the Redis key is bench:{<key>}:fw).
+// scripts/bench-redis.sh and scripts/bench-scale.sh run redis-benchmark on the same
+// EVALSHA in the same session and print the ratios.
 // `bench_redis --print-script` prints the fixed-window script (for SCRIPT LOAD).
 #include <benchmark/benchmark.h>
 
@@ -27,6 +29,14 @@ const srl::any_algorithm& algorithm() {
     return a;
 }
 
+const std::string& key() {
+    static const std::string k = [] {
+        const char* v = std::getenv("SMART_RATELIMIT_BENCH_REDIS_KEY");
+        return std::string(v != nullptr && *v != '\0' ? v : "k");
+    }();
+    return k;
+}
+
 rds::redis_storage make_storage(std::size_t connections) {
     const char* url = std::getenv("SMART_RATELIMIT_BENCH_REDIS_URL");
     auto o = rds::redis_options_from_url(url != nullptr ? url : "redis://127.0.0.1:6379", 2000ms,
@@ -41,7 +51,7 @@ rds::redis_storage make_storage(std::size_t connections) {
 // Sequential decisions on one connection: one round trip each.
 void BM_redis_one_connection(benchmark::State& state) {
     auto s = make_storage(1);
-    for (auto _ : state) benchmark::DoNotOptimize(s.acquire("k", algorithm(), 0ns, 1));
+    for (auto _ : state) benchmark::DoNotOptimize(s.acquire(key(), algorithm(), 0ns, 1));
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_redis_one_connection)->UseRealTime();
@@ -51,7 +61,7 @@ void BM_redis_pooled(benchmark::State& state) {
     static std::unique_ptr<rds::redis_storage> shared;
     if (state.thread_index() == 0) shared = std::make_unique<rds::redis_storage>(make_storage(8));
     // The benchmark library starts every thread's loop together (a barrier), after setup.
-    for (auto _ : state) benchmark::DoNotOptimize(shared->acquire("k", algorithm(), 0ns, 1));
+    for (auto _ : state) benchmark::DoNotOptimize(shared->acquire(key(), algorithm(), 0ns, 1));
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_redis_pooled)->Threads(4)->UseRealTime();
@@ -60,7 +70,7 @@ BENCHMARK(BM_redis_pooled)->Threads(4)->UseRealTime();
 void BM_redis_pipelined(benchmark::State& state) {
     auto s = make_storage(1);
     const auto n = static_cast<std::size_t>(state.range(0));
-    std::vector<rds::redis_storage::request> reqs(n, {"k", &algorithm(), 1, rds::op::acquire});
+    std::vector<rds::redis_storage::request> reqs(n, {key(), &algorithm(), 1, rds::op::acquire});
     std::vector<srl::outcome> out(n);
     for (auto _ : state) {
         s.acquire_many(reqs, out);
