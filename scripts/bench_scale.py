@@ -11,7 +11,8 @@ times interleaved; the rate of a side is the sum of its three, best round.
 
 PostgreSQL ingest: ours is three bench_event_store processes at once
 (BM_postgresql_shared_async_sink: 200k events each through async_sink<event_store>)
-into one fresh database; the rate is 600k over the slowest one's time. Ceiling: one
+into one fresh database; the rate is 600k over the slowest one's time, and every row
+is counted in the table afterwards (with its size on disk per row). Ceiling: one
 raw libpq COPY writer of the same 200k rows into a fresh database
 (BM_postgresql_ceiling_raw_copy). Best of --rounds each.
 
@@ -99,8 +100,8 @@ def redis_ours(bench, url, keys, seconds):
 
 
 def psql(pg, sql, db="postgres"):
-    subprocess.run([f"{pg.bin}/psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "srl", "-d", db, "-v",
-                    "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
+    return subprocess.run([f"{pg.bin}/psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "srl", "-d", db, "-v",
+                           "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True, text=True).stdout
 
 
 def ingest_ceiling(bench, pg):
@@ -126,10 +127,14 @@ def ingest_ours(bench, pg, round_no):
         b = json.loads(out)["benchmarks"][0]
         if p.returncode != 0 or b.get("error_occurred"):
             raise SystemExit("bench-scale: a writer failed: " + b.get("error_message", ""))
-        rows += int(b["items_per_second"] * b["real_time"] / 1000)
+        rows += round(b["items_per_second"] * b["real_time"] / 1000)
         slowest = max(slowest, b["real_time"] / 1000)  # ms -> s
+    count, size = psql(pg, "SELECT count(*), pg_total_relation_size('ratelimit_event') FROM ratelimit_event",
+                       db=name).strip().split("|")
+    if int(count) != rows:
+        raise SystemExit(f"bench-scale: {rows} events written, {count} in the table")
     psql(pg, f"DROP DATABASE {name} WITH (FORCE)")
-    return rows / slowest
+    return rows / slowest, int(size) / int(count)
 
 
 def main():
@@ -163,11 +168,12 @@ def main():
         rc.stop()
 
         pg.start()
-        ours_i, ceil_i = 0.0, 0.0
+        ours_i, ceil_i, row_bytes = 0.0, 0.0, 0.0
         for r in range(1, a.rounds + 1):
             log(f"round {r} of {a.rounds}: one raw COPY writer, then three async_sink writers")
             ceil_i = max(ceil_i, ingest_ceiling(bench_events, pg))
-            ours_i = max(ours_i, ingest_ours(bench_events, pg, r))
+            rate, row_bytes = ingest_ours(bench_events, pg, r)
+            ours_i = max(ours_i, rate)
     finally:
         rc.stop()
         pg.stop()
@@ -183,9 +189,11 @@ def main():
         ratio = ours / ceil if ceil else 0.0
         ok = ok and ratio >= GOAL
         print(f"{name:52} {ours:10.0f} {ceil:10.0f} {ratio:6.2f}  {how}  {'met' if ratio >= GOAL else 'NOT met'}")
+    print(f"event log: {row_bytes:.0f} bytes per row on disk (table and its indexes, PostgreSQL)")
     print(f"machine: {os.cpu_count()} cores, load average {load} after the run")
     print(json.dumps({"redis_ours": round(ours_r), "redis_ceiling": round(ceil_r),
-                      "ingest_ours": round(ours_i), "ingest_ceiling": round(ceil_i), "goals_met": ok}))
+                      "ingest_ours": round(ours_i), "ingest_ceiling": round(ceil_i),
+                      "row_bytes": round(row_bytes), "goals_met": ok}))
     return 0 if ok else 1
 
 
