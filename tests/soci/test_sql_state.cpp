@@ -440,6 +440,12 @@ TEST_CASE("sql state: a denied sliding-window request reads as much at limit 20,
                                3'600'000'000'000LL);
             // The first decision after the upgrade indexes the older rows (once).
             REQUIRE_FALSE(s.acquire(key, srl::any_algorithm("sliding_window", r), 0ns, 1).allowed);
+            // What autovacuum does after that UPDATE. Statistics an autoanalyze took while
+            // the rows lacked their running totals make PostgreSQL's planner check for
+            // such rows with a sequential scan (it read every row of the table once in a
+            // slow run); the cost measured here is the steady state's.
+            if (u.kind == ssql::dialect::postgresql)
+                *sql << "VACUUM ANALYZE ratelimit_sliding_entry";
             const auto w = srl_test::count_decision(
                 *sql, u.kind, prefix + key, srl::sliding_window(r), cost, srl::storage_op::acquire);
             REQUIRE_FALSE(w.result.allowed);
@@ -453,9 +459,14 @@ TEST_CASE("sql state: a denied sliding-window request reads as much at limit 20,
             INFO("cost " << cost << ": limit 10 " << small.rows << " rows, " << small.steps
                          << " steps; limit 20,000 " << big.rows << " rows, " << big.steps
                          << " steps");
-            CHECK(big.rows == small.rows);
+            // SQLite's plans do not depend on statistics: the same rows and steps. With
+            // current statistics PostgreSQL reads a table of a few dozen rows whole (the
+            // cheaper plan at limit 10), so there the bound is the fixed one at 20,000.
+            if (u.kind == ssql::dialect::sqlite) {
+                CHECK(big.rows == small.rows);
+                CHECK(big.steps == small.steps);
+            }
             CHECK(big.rows <= 8);
-            CHECK(big.steps == small.steps);
         }
     });
 }
