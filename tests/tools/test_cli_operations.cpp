@@ -189,7 +189,7 @@ TEST_CASE("migrate --status on a missing, a fresh and a migrated database", "[to
     std::ofstream(file).close();
     r = run_cli(dir, {"migrate", "--status"}, "", env_url(url));
     CHECK(r.code == 1);
-    CHECK(r.out.find("  events     applied v0, latest v3  pending\n") != std::string::npos);
+    CHECK(r.out.find("  events     applied v0, latest v4  pending\n") != std::string::npos);
     CHECK(r.out.find("  state      applied v0, latest v2  pending\n") != std::string::npos);
     CHECK(r.out.find("migrate: 4 migration set(s) pending in " + url +
                      ": run `smart-ratelimit migrate`") != std::string::npos);
@@ -199,7 +199,7 @@ TEST_CASE("migrate --status on a missing, a fresh and a migrated database", "[to
     REQUIRE(run_cli(dir, {"migrate", "--database", url}).code == 0);
     r = run_cli(dir, {"migrate", "--status", "--database", url});
     CHECK(r.code == 0);
-    CHECK(r.out.find("  events     applied v3, latest v3  current\n") == 0);
+    CHECK(r.out.find("  events     applied v4, latest v4  current\n") == 0);
     CHECK(r.out.find("analytics  applied v") != std::string::npos);
     CHECK(r.out.find("alerts     applied v1, latest v1  current\n") != std::string::npos);
     CHECK(r.out.find("pending") == std::string::npos);
@@ -212,7 +212,7 @@ TEST_CASE("migrate --status on a missing, a fresh and a migrated database", "[to
     if (pg) {
         r = run_cli(dir, {"migrate", "--status", "--database", pg.url()});
         CHECK(r.code == 1);
-        CHECK(r.out.find("events     applied v0, latest v3  pending") != std::string::npos);
+        CHECK(r.out.find("events     applied v0, latest v4  pending") != std::string::npos);
         REQUIRE(run_cli(dir, {"migrate", "--database", pg.url()}).code == 0);
         r = run_cli(dir, {"migrate", "--status"}, "", env_url(pg.url()));
         CHECK(r.code == 0);

@@ -109,7 +109,7 @@ TEST_CASE("health is 0 on a migrated SQLite database and prints one summary line
     INFO(r.out << r.err);
     CHECK(r.status == 0);
     CHECK(r.out.rfind("health: ok | database ok: ", 0) == 0);
-    CHECK(contains(r.out, "migrations ok: current: events v3, analytics v"));
+    CHECK(contains(r.out, "migrations ok: current: events v4, analytics v"));
     CHECK(contains(r.out, "state v2"));
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
     CHECK(r.err.empty());
@@ -177,7 +177,7 @@ TEST_CASE("health is 1 when one migration set is behind and 0 when one is newer 
     INFO(r.out << r.err);
     CHECK(r.status == 1);
     CHECK(contains(r.out,
-                   "migrations FAILED: behind: state v0 < v2 (run migrate); current: events v3"));
+                   "migrations FAILED: behind: state v0 < v2 (run migrate); current: events v4"));
 
     REQUIRE(run_tool({"migrate", "--database", url}, dir.path()).status == 0);
     {
@@ -232,7 +232,7 @@ TEST_CASE("health on PostgreSQL is 0 after migrate", "[tools][health][postgresql
     const auto r = run_tool({"health", "--database", *pg}, dir.path());
     INFO(r.out << r.err);
     CHECK(r.status == 0);
-    CHECK(contains(r.out, "migrations ok: current: events v3"));
+    CHECK(contains(r.out, "migrations ok: current: events v4"));
     const auto json = run_tool({"health", "--json"}, dir.path(), {"RATELIMIT_DATABASE_URL=" + *pg});
     CHECK(json.status == 0);
     CHECK(parse_report(json.out).status == "ok");

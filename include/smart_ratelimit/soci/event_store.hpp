@@ -51,6 +51,14 @@ struct event_store_options {
     std::chrono::milliseconds write_timeout{10'000};
 };
 
+/// What cleanup() removed. On PostgreSQL (events v4) the days wholly older than
+/// the cutoff go as whole partitions and only the boundary day is deleted row by
+/// row; elsewhere partitions_dropped is 0.
+struct cleanup_result {
+    std::int64_t deleted = 0;             ///< events removed, those in dropped partitions included
+    std::int64_t partitions_dropped = 0;  ///< whole-day partitions dropped
+};
+
 /// The SOCI event store. Construction parses the URL (config_error on a bad one)
 /// and never connects: the writer connects on its first batch and reconnects by
 /// itself after a failure, so a database that is down at start costs only the
@@ -71,6 +79,10 @@ struct event_store_options {
 ///   registered (migrations/events.hpp, version 2: e.g. the rollups, updated once per batch
 ///   rather than by a trigger per row); PostgreSQL: one COPY ... FROM STDIN per
 ///   batch (the PGconn of the SOCI session);
+/// - PostgreSQL (events v4): a row whose UTC day has no partition yet makes the
+///   writer create the batch's days (ratelimit_event_partition, safe when writers
+///   on several machines race for the same day) and send the batch again, once; the
+///   writer's role then needs the CREATE privilege on the schema;
 /// - when a batch fails and the table still answers, it is bisected so the rows
 ///   that fail alone are `invalid` and the others are written; at the first store
 ///   failure (connection lost, table missing) that row and every later one are
@@ -110,12 +122,20 @@ public:
         return soci::open_session(state_->url);
     }
 
-    /// Applies the event log migrations and then `extra` sets; returns what ran.
+    /// How many days after today (UTC) migrate() creates partitions for ahead.
+    static constexpr int partition_days_ahead = 7;
+
+    /// Applies the event log migrations and then `extra` sets; returns what ran. On
+    /// PostgreSQL it then creates the partitions of today .. today +
+    /// partition_days_ahead (UTC) that are missing, every time it runs, so a daily
+    /// `migrate` keeps the writer from ever creating one itself.
     std::vector<applied_migration> migrate(std::span<const migration_set> extra = {}) const {
         auto sql = open_session();
         std::vector<migration_set> sets{event_log_migrations};
         sets.insert(sets.end(), extra.begin(), extra.end());
-        return soci::migrate(*sql, sql_dialect(), sets);
+        auto applied = soci::migrate(*sql, sql_dialect(), sets);
+        if (sql_dialect() == dialect::postgresql) create_partitions_ahead(*sql);
+        return applied;
     }
 
     /// True when the event log schema is at the latest version this code knows.
@@ -139,10 +159,19 @@ public:
     std::int64_t count(const event_query& q = {}) const;
 
     /// Deletes events with timestamp < now - older_than_days * 24h (strict), at most
-    /// `batch_size` rows per statement, one short transaction each; returns the
-    /// number deleted. Throws config_error when batch_size <= 0 or older_than_days
-    /// < 0, storage_error when the database fails (rows deleted so far stay deleted).
-    std::int64_t cleanup_old(int older_than_days, int batch_size, event_time now) const;
+    /// `batch_size` rows per statement, one short transaction each. On a PostgreSQL
+    /// table partitioned by day (events v4) it first drops every partition wholly
+    /// older than the cutoff (at most 30 per transaction, each under an exclusive
+    /// lock on ratelimit_event) and corrects the rollups in the same transaction,
+    /// since a dropped partition fires no trigger; only the cutoff's own day is then
+    /// deleted by batches. Throws config_error when batch_size <= 0 or
+    /// older_than_days < 0, storage_error when the database fails (what was removed
+    /// so far stays removed).
+    cleanup_result cleanup(int older_than_days, int batch_size, event_time now) const;
+    /// cleanup(...).deleted: the number of events removed.
+    std::int64_t cleanup_old(int older_than_days, int batch_size, event_time now) const {
+        return cleanup(older_than_days, batch_size, now).deleted;
+    }
     std::int64_t cleanup_old(int older_than_days = 30, int batch_size = 1000) const {
         return cleanup_old(older_than_days, batch_size,
                            std::chrono::time_point_cast<std::chrono::microseconds>(
@@ -187,6 +216,10 @@ private:
     void write_rows(std::span<const event* const> rows);        // throws on any failure
     void write_sqlite(std::span<const event* const> rows);      // detail/sqlite_writer.hpp
     void write_postgresql(std::span<const event* const> rows);  // detail/pg_copy_writer.hpp
+    void create_partitions(PGconn* pg, std::span<const event* const> rows);
+    static void create_partitions_ahead(::soci::session& sql);
+    static void drop_old_partitions(::soci::session& sql, std::int64_t before_day,
+                                    cleanup_result& r);
     // Writes rows[...] with bisection; returns false at the first store failure,
     // with `done` set to how many rows were resolved (written or invalid) before it.
     bool write_bisect(std::span<const event* const> rows, batch_result& r,

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <soci/postgresql/soci-postgresql.h>
 
@@ -58,10 +59,20 @@ inline void append_int(std::string& out, std::int64_t v) {
     out.append(p, end);
 }
 
+/// Thrown by pg_copy_writer when the server rejected the COPY with check_violation
+/// (23514): a row whose day has no partition yet (events v4), or a CHECK
+/// constraint. The caller creates the batch's partitions and retries once; a
+/// second one is a rejected row. `message` is the server's (not yet last_error:
+/// a retry that succeeds leaves no error behind).
+struct copy_check_violation {
+    std::string message;
+};
+
 /// Writes batches by COPY. Errors: store_failure when the store failed (COPY not
 /// started, connection lost; `broken` when the server did not answer by the
-/// deadline), another exception when the server rejected a row; `last_error` gets
-/// the message. The connection must be in non-blocking mode (PQsetnonblocking).
+/// deadline), copy_check_violation (above), another exception when the server
+/// rejected a row; `last_error` gets the message. The connection must be in
+/// non-blocking mode (PQsetnonblocking).
 class pg_copy_writer {
 public:
     void write(PGconn* pg, std::span<const event* const> rows, std::string& last_error,
@@ -123,18 +134,31 @@ public:
         }
         check(pg_flush(pg, deadline));
         bool rejected = false;
+        bool check_violation = false;
+        std::string message;
         for (;;) {
             check(pg_next_result(pg, deadline, &res));
             if (res == nullptr) break;
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
                 rejected = true;
-                note_error(last_error, PQresultErrorMessage(res));
+                const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                check_violation = state != nullptr && std::string_view(state) == "23514";
+                try {
+                    message = PQresultErrorMessage(res);
+                } catch (...) {}
             }
             PQclear(res);
         }
         if (!filled) throw std::bad_alloc();
-        if (sent != 1 || ended != 1 || PQstatus(pg) != CONNECTION_OK) throw store_failure{};
-        if (rejected) throw std::runtime_error("row rejected");
+        if (sent != 1 || ended != 1 || PQstatus(pg) != CONNECTION_OK) {
+            if (rejected) note_error(last_error, message);
+            throw store_failure{};
+        }
+        if (check_violation) throw copy_check_violation{std::move(message)};
+        if (rejected) {
+            note_error(last_error, message);
+            throw std::runtime_error("row rejected");
+        }
     }
 
 private:

@@ -1,23 +1,28 @@
 // smart_ratelimit/soci/impl/event_store.hpp
 // The out-of-line bodies of event_store (included only at the bottom of
 // soci/event_store.hpp): connecting, the batch write with bisection over the
-// dialect's writer, count and cleanup_old.
+// dialect's writer (creating missing day partitions on PostgreSQL), count and
+// cleanup, which drops whole day partitions where it can.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <soci/soci.h>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <smart_ratelimit/soci/detail/partitions.hpp>
 #include <smart_ratelimit/soci/detail/pg_wait.hpp>
 #include <smart_ratelimit/soci/detail/sanitize.hpp>
 #include <smart_ratelimit/soci/detail/sql_time.hpp>
@@ -118,12 +123,79 @@ inline void event_store::write_sqlite(std::span<const event* const> rows) {
 }
 
 inline void event_store::write_postgresql(std::span<const event* const> rows) {
+    PGconn* pg = pg_connection(*state_->conn);
     try {
-        state_->copy.write(pg_connection(*state_->conn), rows, state_->last_error,
-                           state_->options.write_timeout);
+        try {
+            state_->copy.write(pg, rows, state_->last_error, state_->options.write_timeout);
+        } catch (const detail::copy_check_violation&) {
+            // Most likely a day without its partition: create the batch's days, then
+            // send the batch once more (nothing of the first COPY was written).
+            create_partitions(pg, rows);
+            state_->copy.write(pg, rows, state_->last_error, state_->options.write_timeout);
+        }
+    } catch (const detail::copy_check_violation& v) {
+        // A CHECK constraint, or a day the table cannot hold.
+        detail::note_error(state_->last_error, v.message);
+        throw std::runtime_error("row rejected");
     } catch (const detail::store_failure& f) {
         if (f.broken) drop_connection();  // mid-command: unusable
         throw;
+    }
+}
+
+// The partitions of the rows' UTC days that are missing, at most 32 days per
+// statement (one transaction each, so the creation lock and the new tables' locks
+// are held only for it), each statement within write_timeout: a batch of imported
+// history may need hundreds. Throws store_failure when the server fails (no CREATE
+// privilege, no answer) and copy_check_violation when the database has no
+// partitions (no ratelimit_event_partition: before events v4).
+inline void event_store::create_partitions(PGconn* pg, std::span<const event* const> rows) {
+    constexpr std::size_t days_per_statement = 32;
+    std::vector<std::int64_t> days;
+    days.reserve(rows.size());
+    for (const event* e : rows) days.push_back(detail::utc_day(e->timestamp));
+    std::sort(days.begin(), days.end());
+    days.erase(std::unique(days.begin(), days.end()), days.end());
+    for (std::size_t from = 0; from < days.size(); from += days_per_statement) {
+        std::string text = "SELECT ratelimit_event_partition(CAST(d AS date)) FROM unnest(CAST('{";
+        for (std::size_t i = from; i < std::min(days.size(), from + days_per_statement); ++i)
+            text += detail::day_text(days[i]) + ",";
+        text.back() = '}';
+        text += "' AS text[])) AS d";
+        PGresult* res = nullptr;
+        const auto w =
+            detail::pg_exec(pg, text.c_str(),
+                            std::chrono::steady_clock::now() + state_->options.write_timeout, &res);
+        const bool ok =
+            w == detail::pg_wait::ready && res != nullptr && PQresultStatus(res) == PGRES_TUPLES_OK;
+        const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+        const bool no_function = state != nullptr && std::string_view(state) == "42883";
+        if (!ok)
+            detail::note_error(state_->last_error,
+                               res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+        PQclear(res);
+        if (ok) continue;
+        if (w != detail::pg_wait::ready) throw detail::store_failure{true};
+        if (no_function) throw detail::copy_check_violation{state_->last_error};
+        throw detail::store_failure{};
+    }
+}
+
+inline void event_store::create_partitions_ahead(::soci::session& sql) {
+    try {
+        int partitioned = 0;
+        sql << "SELECT COUNT(*) FROM pg_partitioned_table"
+               " WHERE partrelid = to_regclass('ratelimit_event')",
+            ::soci::into(partitioned);
+        if (partitioned == 0) return;
+        int created = 0;
+        sql << "SELECT COUNT(*) FROM generate_series(0, " + std::to_string(partition_days_ahead) +
+                   ") AS i WHERE ratelimit_event_partition(CAST(timezone('UTC', now()) AS date) + "
+                   "i)",
+            ::soci::into(created);
+    } catch (const ::soci::soci_error& e) {
+        throw storage_error(std::string("migrate: creating the partitions ahead failed: ") +
+                            e.what());
     }
 }
 
@@ -245,8 +317,83 @@ inline std::int64_t event_store::count(const event_query& q) const {
     return n;
 }
 
-inline std::int64_t event_store::cleanup_old(int older_than_days, int batch_size,
-                                             event_time now) const {
+// Drops the day partitions wholly before day `before_day`, at most 30 per
+// transaction, correcting the rollups (when the analytics migration created them)
+// in the same transaction. The exclusive lock on the parent comes first, the order
+// every writer and reader takes its locks in, and the list is read under it, so two
+// cleanups at once never drop or subtract the same day twice.
+inline void event_store::drop_old_partitions(::soci::session& sql, std::int64_t before_day,
+                                             cleanup_result& r) {
+    const std::string bound = detail::partition_name(before_day);
+    for (;;) {
+        ::soci::transaction tx(sql);
+        sql << "LOCK TABLE ratelimit_event IN ACCESS EXCLUSIVE MODE";
+        std::vector<std::string> names;
+        std::string days = "{";
+        {
+            const ::soci::rowset<std::string> rs =
+                (sql.prepare << "SELECT CAST(c.relname AS text) FROM pg_inherits i"
+                                " JOIN pg_class c ON c.oid = i.inhrelid"
+                                " WHERE i.inhparent = to_regclass('ratelimit_event')"
+                                " AND c.relname ~ '^ratelimit_event_p[0-9]{8}$'"
+                                " AND CAST(c.relname AS text) < :bound ORDER BY 1 LIMIT 30",
+                 ::soci::use(bound, "bound"));
+            for (const auto& name : rs) {
+                const auto day = detail::partition_day(name);
+                if (!day) continue;
+                names.push_back(name);
+                days += (days.size() > 1 ? "," : "") + std::to_string(*day);
+            }
+        }
+        days += "}";
+        if (names.empty()) {
+            tx.commit();
+            return;
+        }
+        std::int64_t rows = 0;
+        for (const auto& name : names) {
+            long long n = 0;
+            sql << "SELECT COUNT(*) FROM \"" + name + "\"", ::soci::into(n);
+            rows += n;
+        }
+        int hour = 0, rule_hour = 0, span = 0, key_hour = 0, key_day = 0;
+        sql << "SELECT CAST(to_regclass('ratelimit_rollup_hour') IS NOT NULL AS int),"
+               " CAST(to_regclass('ratelimit_rollup_rule_hour') IS NOT NULL AS int),"
+               " CAST(to_regclass('ratelimit_rollup_key_span') IS NOT NULL AS int),"
+               " CAST(to_regclass('ratelimit_rollup_key_hour') IS NOT NULL AS int),"
+               " CAST(to_regclass('ratelimit_rollup_key_day') IS NOT NULL AS int)",
+            ::soci::into(hour), ::soci::into(rule_hour), ::soci::into(span), ::soci::into(key_hour),
+            ::soci::into(key_day);
+        const std::string by_hour(detail::dropped_hours);
+        if (hour) sql << "DELETE FROM ratelimit_rollup_hour r" + by_hour, ::soci::use(days, "days");
+        if (rule_hour)
+            sql << "DELETE FROM ratelimit_rollup_rule_hour r" + by_hour, ::soci::use(days, "days");
+        if (key_hour)
+            sql << "DELETE FROM ratelimit_rollup_key_hour r" + by_hour, ::soci::use(days, "days");
+        if (key_day)
+            sql << "DELETE FROM ratelimit_rollup_key_day WHERE day = ANY(CAST(:days AS bigint[]))",
+                ::soci::use(days, "days");
+        if (span) {
+            const std::string groups(detail::dropped_span_groups);
+            const std::string match(detail::dropped_span_match);
+            sql << "UPDATE ratelimit_rollup_key_span r SET blocked = r.blocked - g.n FROM " +
+                       groups + match,
+                ::soci::use(days, "days");
+            sql << "DELETE FROM ratelimit_rollup_key_span r USING " + groups + match +
+                       " AND r.blocked <= 0",
+                ::soci::use(days, "days");
+        }
+        std::string drop = "DROP TABLE ";
+        for (const auto& name : names) drop += (drop.size() > 11 ? ", \"" : "\"") + name + "\"";
+        sql << drop;
+        tx.commit();
+        r.deleted += rows;
+        r.partitions_dropped += static_cast<std::int64_t>(names.size());
+    }
+}
+
+inline cleanup_result event_store::cleanup(int older_than_days, int batch_size,
+                                           event_time now) const {
     if (batch_size <= 0)
         throw config_error("cleanup_old: batch_size must be > 0, got " +
                            std::to_string(batch_size));
@@ -256,28 +403,45 @@ inline std::int64_t event_store::cleanup_old(int older_than_days, int batch_size
     const dialect d = sql_dialect();
     const event_time cutoff = now - std::chrono::hours{24} * older_than_days;
     const std::string cutoff_value = time_value(d, cutoff);
-    if (cutoff <= detail::min_event_time) return 0;
+    cleanup_result r;
+    if (cutoff <= detail::min_event_time) return r;
     auto sql = open_session();
-    const std::string text =
-        "DELETE FROM ratelimit_event WHERE id IN (SELECT id FROM ratelimit_event"
-        " WHERE timestamp < " +
-        time_param(d, ":cutoff") + " LIMIT " + std::to_string(batch_size) + ")";
-    std::int64_t total = 0;
+    const std::string select_ids = "SELECT id FROM ratelimit_event WHERE timestamp < " +
+                                   time_param(d, ":cutoff") + " LIMIT " +
+                                   std::to_string(batch_size);
+    std::string text = "DELETE FROM ratelimit_event WHERE id IN (" + select_ids + ")";
     try {
+        int partitioned = 0;
+        if (d == dialect::postgresql)
+            *sql << "SELECT COUNT(*) FROM pg_partitioned_table"
+                    " WHERE partrelid = to_regclass('ratelimit_event')",
+                ::soci::into(partitioned);
+        if (partitioned != 0) {
+            drop_old_partitions(*sql, detail::utc_day(cutoff), r);
+            // id alone is indexed in no partition: the timestamp prunes to the old ones.
+            text = "DELETE FROM ratelimit_event WHERE timestamp < " + time_param(d, ":before") +
+                   " AND id IN (" + select_ids + ")";
+        }
         for (;;) {
             ::soci::transaction tx(*sql);
-            ::soci::statement st = (sql->prepare << text, ::soci::use(cutoff_value, "cutoff"));
+            ::soci::statement st =
+                partitioned != 0
+                    ? ::soci::statement((sql->prepare << text, ::soci::use(cutoff_value, "before"),
+                                         ::soci::use(cutoff_value, "cutoff")))
+                    : ::soci::statement(
+                          (sql->prepare << text, ::soci::use(cutoff_value, "cutoff")));
             st.execute(true);
             const long long n = st.get_affected_rows();
             tx.commit();
-            total += n;
+            r.deleted += n;
             if (n < batch_size) break;
         }
     } catch (const ::soci::soci_error& e) {
-        throw storage_error("cleanup_old failed after deleting " + std::to_string(total) +
-                            " rows: " + e.what());
+        throw storage_error("cleanup_old failed after deleting " + std::to_string(r.deleted) +
+                            " rows (" + std::to_string(r.partitions_dropped) +
+                            " partition(s) dropped): " + e.what());
     }
-    return total;
+    return r;
 }
 
 }  // namespace smart_ratelimit::soci
