@@ -1,6 +1,7 @@
 // tools/cmd_cleanup_events.cpp
 // `smart-ratelimit cleanup-events`: the retention job for the event log. Deletes
-// events older than N days in short batches and prints one line; meant for cron.
+// events older than N days (on PostgreSQL whole day partitions are dropped, the
+// cutoff's day deleted in short batches) and prints one line; meant for cron.
 // `--dry-run` counts what would go and deletes nothing. It never touches the
 // rate-limit state tables (that is `cleanup`).
 #include "cli_common.hpp"
@@ -21,6 +22,10 @@ constexpr std::string_view usage_cleanup_events =
     "\n"
     "Deletes events with timestamp < now - N days (default 30), at most\n"
     "--batch-size rows per transaction (default 1000), and prints how many.\n"
+    "On PostgreSQL, where the table is partitioned by UTC day, every day wholly\n"
+    "older than the cutoff is dropped as a whole partition (the rollups corrected\n"
+    "in the same transaction) and only the cutoff's own day is deleted in batches;\n"
+    "the line then also says how many partitions were dropped.\n"
     "--dry-run counts the events that would be deleted and deletes nothing (a\n"
     "missing SQLite file is then an error, exit 69, and is not created).\n"
     "Example crontab line:\n"
@@ -56,8 +61,15 @@ int run_cleanup_events(args_view args) {
                           " event(s)" + tail);
             return int{exit_ok};
         }
-        const auto deleted = store.cleanup_old(static_cast<int>(days), static_cast<int>(batch));
-        print_summary("cleanup-events: deleted " + std::to_string(deleted) + " event(s)" + tail);
+        const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now());
+        const auto r = store.cleanup(static_cast<int>(days), static_cast<int>(batch), now);
+        const std::string dropped =
+            store.sql_dialect() == srl::soci::dialect::postgresql
+                ? " (" + std::to_string(r.partitions_dropped) + " day partition(s) dropped)"
+                : "";
+        print_summary("cleanup-events: deleted " + std::to_string(r.deleted) + " event(s)" +
+                      dropped + tail);
         return int{exit_ok};
     });
 }

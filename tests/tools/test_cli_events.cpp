@@ -63,7 +63,7 @@ TEST_CASE("cli: migrate is idempotent and prints one summary line", "[cli][soci]
                      "smart_ratelimit.db"));  // the default: a file in the working directory
     r = run_cli(dir, {"migrate"});
     CHECK(r.code == 0);
-    CHECK(r.out.find("migrate: schema up to date (events v3") == 0);
+    CHECK(r.out.find("migrate: schema up to date (events v4") == 0);
 
     const std::string url = dir.sqlite_url("other.db");
     r = run_cli(dir, {"migrate"}, "", "RATELIMIT_DATABASE_URL=" + shell_quote(url));
@@ -265,6 +265,24 @@ TEST_CASE("cli: cleanup-events deletes old events in batches and prints the coun
     CHECK(r.code == 0);
     CHECK(r.out.find("deleted 0 event(s) older than 30 day(s) (batch size 1000)") !=
           std::string::npos);
+}
+
+TEST_CASE("cli: cleanup-events on PostgreSQL drops whole days and says how many",
+          "[cli][soci][partitions]") {
+    temp_dir dir;
+    pg_database pg("cli_cleanup");
+    if (!pg) return;
+    REQUIRE(run_cli(dir, {"migrate", "--database", pg.url()}).code == 0);
+    ssoci::event_store store(pg.url());
+    write_aged_events(store, 10, 2);  // the old ones on one day, 40 days ago
+    auto r = run_cli(dir, {"cleanup-events", "--older-than-days", "30", "--database", pg.url()});
+    CHECK(r.code == 0);
+    CHECK(r.out.find("cleanup-events: deleted 10 event(s) (1 day partition(s) dropped) older than "
+                     "30 day(s) (batch size 1000) from postgresql://") == 0);
+    CHECK(store.count() == 2);
+    r = run_cli(dir, {"cleanup-events", "--database", pg.url()});
+    CHECK(r.code == 0);
+    CHECK(r.out.find("deleted 0 event(s) (0 day partition(s) dropped)") != std::string::npos);
 }
 
 TEST_CASE("cli: random events of hostile bytes survive export, import and export unchanged",
