@@ -160,7 +160,7 @@ TEST_CASE("health is 1 on an un-migrated SQLite file and names every set behind"
     INFO(r.out << r.err);
     CHECK(r.status == 1);
     CHECK(r.out.rfind("health: unhealthy | database ok: ", 0) == 0);
-    CHECK(contains(r.out, "migrations FAILED: behind: events v0 < v3, analytics v0 < v"));
+    CHECK(contains(r.out, "migrations FAILED: behind: events v0 < v4, analytics v0 < v"));
     CHECK(contains(r.out, "alerts v0 < v1, state v0 < v2 (run migrate)"));
 }
 
@@ -188,7 +188,7 @@ TEST_CASE("health is 1 when one migration set is behind and 0 when one is newer 
     r = run_tool({"health", "--database", url}, dir.path());
     CHECK(r.status == 0);
     CHECK(contains(r.out,
-                   "migrations ok: newer than this build: events v99 > v3; current: analytics v"));
+                   "migrations ok: newer than this build: events v99 > v4; current: analytics v"));
 }
 
 TEST_CASE("health is 69 for a missing SQLite file and never creates it", "[tools][health]") {
