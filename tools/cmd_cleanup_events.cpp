@@ -26,7 +26,8 @@ constexpr std::string_view usage_cleanup_events =
     "older than the cutoff is dropped as a whole partition (the rollups corrected\n"
     "in the same transaction) and only the cutoff's own day is deleted in batches;\n"
     "the line then also says how many partitions were dropped.\n"
-    "--dry-run counts the events that would be deleted and deletes nothing (a\n"
+    "--dry-run counts the events that would be deleted (on PostgreSQL, and names\n"
+    "the day partitions that would be dropped) and deletes nothing (a\n"
     "missing SQLite file is then an error, exit 69, and is not created).\n"
     "Example crontab line:\n"
     "  0 3 * * * smart-ratelimit cleanup-events --older-than-days 30 >> "
@@ -57,8 +58,19 @@ int run_cleanup_events(args_view args) {
                 q.until = cutoff - std::chrono::microseconds{1};
                 n = store.count(q);
             }
+            // On PostgreSQL: which of them would go as whole day partitions.
+            const auto days_dropped = store.droppable_partitions(static_cast<int>(days), now);
+            std::string dropped;
+            if (store.sql_dialect() == srl::soci::dialect::postgresql) {
+                dropped = " (" + std::to_string(days_dropped.size()) + " day partition(s)";
+                if (!days_dropped.empty())
+                    dropped += days_dropped.size() == 1
+                                   ? ": " + days_dropped.front()
+                                   : ": " + days_dropped.front() + " .. " + days_dropped.back();
+                dropped += ")";
+            }
             print_summary("cleanup-events: dry run, would delete " + std::to_string(n) +
-                          " event(s)" + tail);
+                          " event(s)" + dropped + tail);
             return int{exit_ok};
         }
         const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(

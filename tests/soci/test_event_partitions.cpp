@@ -359,3 +359,86 @@ TEST_CASE("PostgreSQL: a writer role with INSERT alone keeps its grants and crea
     CHECK(writer.count() == 2);
     CHECK(has(partitions(*sql), "ratelimit_event_p21500305"));
 }
+
+TEST_CASE("PostgreSQL: only the writer roles may create partitions", "[soci][partitions]") {
+    pg_database db("part_execute");
+    if (!db) return;
+    ssoci::event_store owner(db.url());
+    auto sql = owner.open_session();
+    const std::string writer = "srl_w_" + random_suffix(), reader = "srl_r_" + random_suffix();
+    *sql << "CREATE ROLE " + writer + " LOGIN";
+    *sql << "CREATE ROLE " + reader + " LOGIN";
+    struct drop_roles {
+        soci::session& sql;
+        std::vector<std::string> roles;
+        ~drop_roles() {
+            for (const auto& role : roles) try {
+                    sql << "DROP OWNED BY " + role;
+                    sql << "DROP ROLE " + role;
+                } catch (...) {}
+        }
+    } guard{*sql, {writer, reader}};
+    {
+        const ssoci::migration_set v3{ssoci::event_log_migrations.component,
+                                      ssoci::event_log_migrations.steps.first(3)};
+        ssoci::migrate(*sql, owner.sql_dialect(), std::span(&v3, 1));
+    }
+    *sql << "GRANT SELECT, INSERT ON ratelimit_event TO " + writer;
+    *sql << "GRANT SELECT ON ratelimit_event TO " + reader;
+    REQUIRE(owner.migrate().size() == 1);
+    const auto may_execute = [&](const std::string& role) {
+        int yes = 0;
+        *sql << "SELECT CAST(has_function_privilege('" + role +
+                    "', 'ratelimit_event_partition(date)', 'EXECUTE') AS int)",
+            soci::into(yes);
+        return yes != 0;
+    };
+    CHECK(may_execute(writer));
+    CHECK_FALSE(may_execute(reader));
+    int public_may = 1;
+    *sql << "SELECT COUNT(*) FROM pg_proc p, aclexplode(p.proacl) a"
+            " WHERE p.proname = 'ratelimit_event_partition' AND a.grantee = 0",
+        soci::into(public_may);
+    CHECK(public_may == 0);
+    // A reader cannot create tables through the function.
+    std::string url = db.url();
+    url = "postgresql://" + reader + url.substr(url.find('@'));
+    auto as_reader = ssoci::open_session(ssoci::parse_database_url(url));
+    CHECK_THROWS_WITH(*as_reader << "SELECT ratelimit_event_partition(DATE '2150-01-01')",
+                      Catch::Contains("permission denied"));
+    CHECK_FALSE(has(partitions(*sql), "ratelimit_event_p21500101"));
+}
+
+TEST_CASE("PostgreSQL: cleanup waits a bounded time for a table another session holds",
+          "[soci][partitions][retention]") {
+    pg_database db("part_lock");
+    if (!db) return;
+    CHECK_THROWS_AS(
+        ssoci::event_store(db.url(), {.cleanup_lock_timeout = std::chrono::milliseconds{0}}),
+        srl::config_error);
+    ssoci::event_store store(db.url(), {.cleanup_lock_timeout = std::chrono::milliseconds{50}});
+    store.migrate();
+    const event_time now = test_now;
+    std::vector<event> in;
+    for (int d = 1; d <= 5; ++d) in.push_back(at(now - std::chrono::hours{24} * d * 10));
+    REQUIRE(store.write_batch(in).written == in.size());
+    const auto before = partitions(*store.open_session());
+
+    // A reader inside an open transaction holds ratelimit_event (ACCESS SHARE).
+    auto holder = store.open_session();
+    soci::transaction tx(*holder);
+    long long n = 0;
+    *holder << "SELECT COUNT(*) FROM ratelimit_event", soci::into(n);
+    REQUIRE(n == 5);
+    CHECK_THROWS_WITH(store.cleanup(15, 1000, now),
+                      Catch::Contains("stayed locked by another session") &&
+                          Catch::Contains("3 waits of 50 ms") &&
+                          Catch::Contains("dropped 0 day partition(s)"));
+    CHECK(partitions(*store.open_session()) == before);
+    CHECK(store.count() == 5);
+    tx.commit();  // released: the same cleanup now goes through
+    const auto r = store.cleanup(15, 1000, now);
+    CHECK(r.partitions_dropped == 4);
+    CHECK(r.deleted == 4);
+    CHECK(store.count() == 1);
+}

@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <smart_ratelimit/soci/detail/partitions.hpp>
 #include <smart_ratelimit/version.hpp>
 
 #include <cstdlib>
@@ -164,8 +165,18 @@ TEST_CASE("cleanup-events --dry-run reports the count and deletes nothing",
         write_aged_events(pg_store, 10, 2);
         r = run_cli(dir, {"cleanup-events", "--dry-run"}, "", env_url(pg.url()));
         CHECK(r.code == 0);
-        CHECK(r.out.find("dry run, would delete 10 event(s)") != std::string::npos);
+        // The old events' day goes as a whole partition, named; nothing is dropped.
+        const auto old_day =
+            ssoci::detail::utc_day(std::chrono::time_point_cast<std::chrono::microseconds>(
+                std::chrono::system_clock::now() - std::chrono::hours{24 * 40}));
+        const std::string old_partition = ssoci::detail::partition_name(old_day);
+        CHECK(r.out.find("dry run, would delete 10 event(s) (1 day partition(s): " + old_partition +
+                         ") older than") != std::string::npos);
         CHECK(pg_store.count() == 12);
+        CHECK(pg_store.droppable_partitions(30,
+                                            std::chrono::time_point_cast<std::chrono::microseconds>(
+                                                std::chrono::system_clock::now())) ==
+              std::vector<std::string>{old_partition});
     }
 }
 

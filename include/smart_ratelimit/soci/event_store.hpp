@@ -49,6 +49,11 @@ struct event_store_options {
     /// no longer than this. Also the writer session's statement_timeout. SQLite
     /// waits up to its busy timeout (10 s) for a lock.
     std::chrono::milliseconds write_timeout{10'000};
+    /// PostgreSQL (events v4): how long cleanup waits for the exclusive lock that
+    /// dropping day partitions takes. While it waits, every writer and reader queues
+    /// behind it, so the wait is short; cleanup tries three times, then fails with a
+    /// storage_error naming the lock and drops nothing more.
+    std::chrono::milliseconds cleanup_lock_timeout{2'000};
 };
 
 /// What cleanup() removed. On PostgreSQL (events v4) the days wholly older than
@@ -81,8 +86,9 @@ struct cleanup_result {
 ///   batch (the PGconn of the SOCI session);
 /// - PostgreSQL (events v4): a row whose UTC day has no partition yet makes the
 ///   writer create the batch's days (ratelimit_event_partition, safe when writers
-///   on several machines race for the same day) and send the batch again, once; the
-///   writer's role then needs the CREATE privilege on the schema;
+///   on several machines race for the same day) and sends the batch again, once; the
+///   writer's role needs EXECUTE on that function (migrate gives it to the roles that
+///   hold INSERT on ratelimit_event);
 /// - when a batch fails and the table still answers, it is bisected so the rows
 ///   that fail alone are `invalid` and the others are written; at the first store
 ///   failure (connection lost, table missing) that row and every later one are
@@ -106,6 +112,9 @@ public:
         if (options.write_timeout.count() <= 0)
             throw config_error("event_store: write_timeout must be positive, got " +
                                std::to_string(options.write_timeout.count()) + " ms");
+        if (options.cleanup_lock_timeout.count() <= 0)
+            throw config_error("event_store: cleanup_lock_timeout must be positive, got " +
+                               std::to_string(options.cleanup_lock_timeout.count()) + " ms");
         state_->url = std::move(url);
         state_->options = options;
     }
@@ -168,6 +177,9 @@ public:
     /// older_than_days < 0, storage_error when the database fails (what was removed
     /// so far stays removed).
     cleanup_result cleanup(int older_than_days, int batch_size, event_time now) const;
+    /// The day partitions cleanup(older_than_days, ..., now) would drop, oldest first
+    /// (PostgreSQL, events v4; empty elsewhere). For dry runs.
+    std::vector<std::string> droppable_partitions(int older_than_days, event_time now) const;
     /// cleanup(...).deleted: the number of events removed.
     std::int64_t cleanup_old(int older_than_days, int batch_size, event_time now) const {
         return cleanup(older_than_days, batch_size, now).deleted;
@@ -218,8 +230,10 @@ private:
     void write_postgresql(std::span<const event* const> rows);  // detail/pg_copy_writer.hpp
     void create_partitions(PGconn* pg, std::span<const event* const> rows);
     static void create_partitions_ahead(::soci::session& sql);
-    static void drop_old_partitions(::soci::session& sql, std::int64_t before_day,
-                                    cleanup_result& r);
+    static std::vector<std::string> old_partitions(::soci::session& sql, std::int64_t before_day,
+                                                   int limit);
+    void drop_old_partitions(::soci::session& sql, std::int64_t before_day,
+                             cleanup_result& r) const;
     // Writes rows[...] with bisection; returns false at the first store failure,
     // with `done` set to how many rows were resolved (written or invalid) before it.
     bool write_bisect(std::span<const event* const> rows, batch_result& r,

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <algorithm>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <soci/soci.h>
@@ -181,13 +183,20 @@ inline void event_store::create_partitions(PGconn* pg, std::span<const event* co
     }
 }
 
+namespace detail {
+/// True when ratelimit_event is a partitioned table (PostgreSQL, events v4).
+inline bool is_partitioned_event_log(::soci::session& sql) {
+    int partitioned = 0;
+    sql << "SELECT COUNT(*) FROM pg_partitioned_table"
+           " WHERE partrelid = to_regclass('ratelimit_event')",
+        ::soci::into(partitioned);
+    return partitioned != 0;
+}
+}  // namespace detail
+
 inline void event_store::create_partitions_ahead(::soci::session& sql) {
     try {
-        int partitioned = 0;
-        sql << "SELECT COUNT(*) FROM pg_partitioned_table"
-               " WHERE partrelid = to_regclass('ratelimit_event')",
-            ::soci::into(partitioned);
-        if (partitioned == 0) return;
+        if (!detail::is_partitioned_event_log(sql)) return;
         int created = 0;
         sql << "SELECT COUNT(*) FROM generate_series(0, " + std::to_string(partition_days_ahead) +
                    ") AS i WHERE ratelimit_event_partition(CAST(timezone('UTC', now()) AS date) + "
@@ -317,41 +326,80 @@ inline std::int64_t event_store::count(const event_query& q) const {
     return n;
 }
 
+// The day partitions of ratelimit_event wholly before day `before_day`, oldest
+// first, at most `limit`. Partitions not named by the scheme are never listed.
+inline std::vector<std::string> event_store::old_partitions(::soci::session& sql,
+                                                            std::int64_t before_day, int limit) {
+    const std::string bound = detail::partition_name(before_day);
+    std::vector<std::string> names;
+    const ::soci::rowset<std::string> rs =
+        (sql.prepare << "SELECT CAST(c.relname AS text) FROM pg_inherits i"
+                        " JOIN pg_class c ON c.oid = i.inhrelid"
+                        " WHERE i.inhparent = to_regclass('ratelimit_event')"
+                        " AND c.relname ~ '^ratelimit_event_p[0-9]{8}$'"
+                        " AND CAST(c.relname AS text) < :bound ORDER BY 1 LIMIT " +
+                            std::to_string(limit),
+         ::soci::use(bound, "bound"));
+    for (const auto& name : rs)
+        if (detail::partition_day(name)) names.push_back(name);
+    return names;
+}
+
+inline std::vector<std::string> event_store::droppable_partitions(int older_than_days,
+                                                                  event_time now) const {
+    if (older_than_days < 0)
+        throw config_error("cleanup_old: older_than_days must be >= 0, got " +
+                           std::to_string(older_than_days));
+    const event_time cutoff = now - std::chrono::hours{24} * older_than_days;
+    if (sql_dialect() != dialect::postgresql || cutoff <= detail::min_event_time) return {};
+    try {
+        auto sql = open_session();
+        if (!detail::is_partitioned_event_log(*sql)) return {};
+        return old_partitions(*sql, detail::utc_day(cutoff), std::numeric_limits<int>::max());
+    } catch (const ::soci::soci_error& e) {
+        throw storage_error(std::string("listing the event log's old partitions failed: ") +
+                            e.what());
+    }
+}
+
 // Drops the day partitions wholly before day `before_day`, at most 30 per
 // transaction, correcting the rollups (when the analytics migration created them)
 // in the same transaction. The exclusive lock on the parent comes first, the order
 // every writer and reader takes its locks in, and the list is read under it, so two
-// cleanups at once never drop or subtract the same day twice.
+// cleanups at once never drop or subtract the same day twice. The lock is waited for
+// at most cleanup_lock_timeout, three times: every session that asks for the table
+// meanwhile queues behind the request, so a long query holding it must not make the
+// writers wait as long.
 inline void event_store::drop_old_partitions(::soci::session& sql, std::int64_t before_day,
-                                             cleanup_result& r) {
-    const std::string bound = detail::partition_name(before_day);
-    const std::string list =
-        "SELECT CAST(c.relname AS text) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = to_regclass('ratelimit_event')"
-        " AND c.relname ~ '^ratelimit_event_p[0-9]{8}$'"
-        " AND CAST(c.relname AS text) < :bound ORDER BY 1 LIMIT 30";
-    {
-        // Nothing to drop (the usual daily run): no lock at all.
-        std::string first;
-        ::soci::indicator ind = ::soci::i_null;
-        sql << list, ::soci::into(first, ind), ::soci::use(bound, "bound");
-        if (!sql.got_data()) return;
-    }
-    for (;;) {
+                                             cleanup_result& r) const {
+    constexpr int per_transaction = 30;
+    constexpr int lock_attempts = 3;
+    if (old_partitions(sql, before_day, 1).empty()) return;  // the usual daily run: no lock
+    const std::string lock_timeout =
+        "SET LOCAL lock_timeout = " + std::to_string(state_->options.cleanup_lock_timeout.count());
+    for (int failed_locks = 0;;) {
         ::soci::transaction tx(sql);
-        sql << "LOCK TABLE ratelimit_event IN ACCESS EXCLUSIVE MODE";
-        std::vector<std::string> names;
-        std::string days = "{";
-        {
-            const ::soci::rowset<std::string> rs =
-                (sql.prepare << list, ::soci::use(bound, "bound"));
-            for (const auto& name : rs) {
-                const auto day = detail::partition_day(name);
-                if (!day) continue;
-                names.push_back(name);
-                days += (days.size() > 1 ? "," : "") + std::to_string(*day);
-            }
+        sql << lock_timeout;
+        try {
+            sql << "LOCK TABLE ratelimit_event IN ACCESS EXCLUSIVE MODE";
+        } catch (const ::soci::postgresql_soci_error& e) {
+            if (e.sqlstate() != "55P03") throw;
+            tx.rollback();
+            if (++failed_locks == lock_attempts)
+                throw storage_error(
+                    "cleanup: ratelimit_event stayed locked by another session (a long query "
+                    "or an open transaction) for " +
+                    std::to_string(lock_attempts) + " waits of " +
+                    std::to_string(state_->options.cleanup_lock_timeout.count()) + " ms; dropped " +
+                    std::to_string(r.partitions_dropped) +
+                    " day partition(s) so far, run it again later");
+            std::this_thread::sleep_for(std::chrono::milliseconds{100});  // let the queue drain
+            continue;
         }
+        const std::vector<std::string> names = old_partitions(sql, before_day, per_transaction);
+        std::string days = "{";
+        for (const auto& name : names)
+            days += (days.size() > 1 ? "," : "") + std::to_string(*detail::partition_day(name));
         days += "}";
         if (names.empty()) {
             tx.commit();
@@ -427,12 +475,8 @@ inline cleanup_result event_store::cleanup(int older_than_days, int batch_size,
                                    std::to_string(batch_size);
     std::string text = "DELETE FROM ratelimit_event WHERE id IN (" + select_ids + ")";
     try {
-        int partitioned = 0;
-        if (d == dialect::postgresql)
-            *sql << "SELECT COUNT(*) FROM pg_partitioned_table"
-                    " WHERE partrelid = to_regclass('ratelimit_event')",
-                ::soci::into(partitioned);
-        if (partitioned != 0) {
+        const bool partitioned = d == dialect::postgresql && detail::is_partitioned_event_log(*sql);
+        if (partitioned) {
             drop_old_partitions(*sql, detail::utc_day(cutoff), r);
             // id alone is indexed in no partition: the timestamp prunes to the old ones.
             text = "DELETE FROM ratelimit_event WHERE timestamp < " + time_param(d, ":before") +
@@ -441,7 +485,7 @@ inline cleanup_result event_store::cleanup(int older_than_days, int batch_size,
         for (;;) {
             ::soci::transaction tx(*sql);
             ::soci::statement st =
-                partitioned != 0
+                partitioned
                     ? ::soci::statement((sql->prepare << text, ::soci::use(cutoff_value, "before"),
                                          ::soci::use(cutoff_value, "cutoff")))
                     : ::soci::statement(

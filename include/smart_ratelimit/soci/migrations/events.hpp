@@ -65,7 +65,8 @@ inline constexpr sql_text v3 =
 /// serializes them, and a creation that still collides (a catalog read that missed
 /// the other's commit) counts as "already there". Creating a partition takes the
 /// parent's owner: the function runs as its owner (the role that migrated), on the
-/// search_path of that migration, so a writer role needs no more than INSERT.
+/// search_path of that migration. Running as the owner, it is not for everyone:
+/// execute_grants below gives it to the roles that may write events.
 inline constexpr sql_text partition_function =
     "CREATE OR REPLACE FUNCTION ratelimit_event_partition(day date) RETURNS boolean"
     " LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $f$"
@@ -82,6 +83,24 @@ inline constexpr sql_text partition_function =
     " END;"
     " RETURN true;"
     " END $f$";
+
+/// Who may call ratelimit_event_partition: not PUBLIC (a function that runs as the
+/// table's owner would let any role that can connect create tables), but every role
+/// that holds INSERT on ratelimit_event when the migration runs (PUBLIC when PUBLIC
+/// does). A writer role given INSERT later needs its own GRANT EXECUTE.
+inline constexpr sql_text execute_grants =
+    "REVOKE ALL ON FUNCTION ratelimit_event_partition(date) FROM PUBLIC;"
+    "DO $g$"
+    " DECLARE r text;"
+    " BEGIN"
+    " FOR r IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'"
+    "  ELSE quote_ident(pg_get_userbyid(a.grantee)) END"
+    "  FROM pg_class c, aclexplode(c.relacl) a"
+    "  WHERE c.oid = to_regclass('ratelimit_event') AND a.grantee <> c.relowner"
+    "  AND a.privilege_type = 'INSERT' LOOP"
+    "  EXECUTE 'GRANT EXECUTE ON FUNCTION ratelimit_event_partition(date) TO ' || r;"
+    " END LOOP;"
+    " END $g$";
 
 /// Version 4 on PostgreSQL: ratelimit_event becomes PARTITION BY RANGE (timestamp),
 /// one partition per UTC day, rewritten once under an exclusive lock (a no-op when it
@@ -154,7 +173,8 @@ inline constexpr auto v4_postgresql =
     " FOR i IN 1 .. coalesce(array_length(grants, 1), 0) LOOP"
     "  EXECUTE grants[i];"
     " END LOOP;"
-    " END $d$";
+    " END $d$;" +
+    execute_grants;
 
 }  // namespace detail::events_sql
 
