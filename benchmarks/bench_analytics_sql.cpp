@@ -9,7 +9,9 @@
 // benchmark creates and drops its own database there), --reuse (keep a SQLite file
 // that already has N rows), --pg-db=NAME (use and keep that PostgreSQL database,
 // reusing its rows when it has N, instead of a fresh one dropped at exit),
-// --no-sqlite (PostgreSQL only).
+// --no-sqlite (PostgreSQL only), --retention (after the benchmarks, on a PostgreSQL
+// log partitioned by day: the batch delete of one day against dropping the other
+// days' partitions; it removes the rows, so a kept database is generated again).
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include <smart_ratelimit/soci/analytics.hpp>
+#include <smart_ratelimit/soci/detail/partitions.hpp>
 
 namespace srl = smart_ratelimit;
 namespace sq = smart_ratelimit::soci;
@@ -43,6 +46,7 @@ std::string pg_url, pg_name;
 bool reuse = false;
 std::string pg_keep;  // --pg-db: a database kept between runs
 bool with_sqlite = true;
+bool retention = false;  // --retention: measure drop vs delete after the benchmarks
 
 struct backend {
     std::string name;
@@ -90,6 +94,11 @@ void generate(backend& b) {
         sql << "PRAGMA synchronous=NORMAL";
     } else {
         sql << "SET maintenance_work_mem = '512MB'";
+        // A log partitioned by day (events v4) holds only the days with a partition.
+        if (sq::detail::is_partitioned_event_log(sql))
+            for (auto day = sq::detail::utc_day(bench_now - std::chrono::hours{24 * 31});
+                 day <= sq::detail::utc_day(bench_now); ++day)
+                sql << "SELECT ratelimit_event_partition(DATE '" + sq::detail::day_text(day) + "')";
         sql << "INSERT INTO ratelimit_event (timestamp, key, rule_name, path, method, allowed, "
                "count, \"limit\")"
                " SELECT timestamptz 'epoch' + (CAST(:now AS BIGINT) - i * (CAST(:span AS BIGINT) / "
@@ -251,6 +260,54 @@ void register_ingest() {
     }
 }
 
+// Retention on the PostgreSQL log partitioned by day (--retention; destructive, run
+// after the benchmarks): cleanup of the oldest day with the cutoff inside it, so every
+// row goes by the batch delete (1000 per statement, the rollups corrected by their
+// triggers), then cleanup of every later day but today, which drops whole partitions.
+// Prints both and the ratio of deleting the dropped rows at the measured delete rate
+// to dropping them.
+int measure_retention(backend& b) {
+    auto& sql = *b.session;
+    if (!sq::detail::is_partitioned_event_log(sql)) {
+        std::fprintf(stderr, "retention: %s is not partitioned by day\n", b.name.c_str());
+        return 1;
+    }
+    using std::chrono::microseconds;
+    const auto start_of = [](std::int64_t day) {
+        return srl::event_time{std::chrono::duration_cast<microseconds>(
+            std::chrono::sys_days{std::chrono::days{day}}.time_since_epoch())};
+    };
+    const auto first_day = sq::detail::utc_day(bench_now - microseconds{span_us});
+    const auto today = sq::detail::utc_day(bench_now);
+    const std::int64_t before = b.store->count();
+    auto t0 = std::chrono::steady_clock::now();
+    const auto deleted = b.store->cleanup(0, 1000, start_of(first_day + 1) - microseconds{1});
+    const double delete_s = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    const auto dropped = b.store->cleanup(0, 1000, start_of(today));
+    const double drop_s = seconds_since(t0);
+    const std::int64_t after = b.store->count();
+    const double delete_rate = static_cast<double>(deleted.deleted) / delete_s;
+    const double delete_same_s = static_cast<double>(dropped.deleted) / delete_rate;
+    std::printf("retention: %lld rows before, %lld after\n", static_cast<long long>(before),
+                static_cast<long long>(after));
+    std::printf(
+        "retention: batch delete: %lld rows (one day) in %.2f s = %.0f rows/s "
+        "(%lld partitions dropped)\n",
+        static_cast<long long>(deleted.deleted), delete_s, delete_rate,
+        static_cast<long long>(deleted.partitions_dropped));
+    std::printf("retention: drop: %lld rows in %lld day partitions in %.3f s\n",
+                static_cast<long long>(dropped.deleted),
+                static_cast<long long>(dropped.partitions_dropped), drop_s);
+    std::printf(
+        "retention: deleting those %lld rows at that rate: %.0f s; dropping is %.0fx "
+        "faster (goal >= 100x)\n",
+        static_cast<long long>(dropped.deleted), delete_same_s, delete_same_s / drop_s);
+    const bool consistent = before - after == deleted.deleted + dropped.deleted;
+    if (!consistent) std::printf("retention: MISMATCH: removed rows != rows reported\n");
+    return consistent ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -266,6 +323,8 @@ int main(int argc, char** argv) {
             pg_base = std::string(a.substr(5));
         else if (a == "--reuse")
             reuse = true;
+        else if (a == "--retention")
+            retention = true;
         else if (a == "--no-sqlite")
             with_sqlite = false;
         else if (a.rfind("--pg-db=", 0) == 0)
@@ -320,6 +379,10 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("rows", std::to_string(rows));
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
+    int status = 0;
+    if (retention)
+        for (auto& b : backends)
+            if (b.store->sql_dialect() == sq::dialect::postgresql) status = measure_retention(b);
     for (auto& b : backends) b.session.reset();
     if (!pg_name.empty()) {
         try {
@@ -328,5 +391,5 @@ int main(int argc, char** argv) {
             *admin << "DROP DATABASE IF EXISTS " + pg_ingest_name + " WITH (FORCE)";
         } catch (...) {}
     }
-    return 0;
+    return status;
 }
