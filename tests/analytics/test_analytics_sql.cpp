@@ -20,6 +20,7 @@
 
 #include <smart_ratelimit/analytics/format.hpp>
 #include <smart_ratelimit/soci/analytics.hpp>
+#include <smart_ratelimit/soci/detail/partitions.hpp>
 
 using namespace srl_test;
 namespace sq = smart_ratelimit::soci;
@@ -248,32 +249,42 @@ TEST_CASE("SQL: a cleanup that drops whole days leaves the rollups of the rows l
         store.migrate(std::span(&sq::analytics_migrations, 1));
         const std::vector<int> edges{1, 7, 20, 30};
         auto events = random_events(47, 4000, test_now, edges);
+        // One day without events has no partition on PostgreSQL: the days dropped
+        // around it are two runs, each with its own ends.
+        const auto gap_day = sq::detail::utc_day(test_now - 24h * 23);
+        std::erase_if(events, [&](const srl::event& e) {
+            return sq::detail::utc_day(e.timestamp) == gap_day;
+        });
         write_all(store, events);
-        // A cutoff off every day and span boundary: on PostgreSQL the days before it go
-        // as whole partitions and spans of 16, 64 and 256 hours straddle it.
-        const auto now = test_now + 5h + 17min + 3us;
-        const auto r = store.cleanup(20, 333, now);
-        const auto cutoff = now - 24h * 20;
-        const auto removed =
-            std::erase_if(events, [&](const srl::event& e) { return e.timestamp < cutoff; });
-        CHECK(r.deleted == static_cast<std::int64_t>(removed));
-        if (store.sql_dialect() == sq::dialect::postgresql)
-            CHECK(r.partitions_dropped >= 20);
-        else
-            CHECK(r.partitions_dropped == 0);
-        check_same(store, events, true);
-        // Row by row, the rollups are those of a database that only ever held the rows left.
-        temp_dir dir;
-        std::unique_ptr<pg_database> pg;
-        std::string fresh_url = dir.sqlite_url("fresh.db");
-        if (store.sql_dialect() == sq::dialect::postgresql) {
-            pg = std::make_unique<pg_database>();
-            fresh_url = pg->url;
+        // Cutoffs off every day and span boundary: on PostgreSQL the days before them go
+        // as whole partitions and spans of 16, 64 and 256 hours straddle the ends; the
+        // second cleanup starts where the first left spans half corrected.
+        for (const auto [days, now] :
+             {std::pair{25, test_now + 5h + 17min + 3us}, std::pair{20, test_now + 9h + 41min}}) {
+            const auto r = store.cleanup(days, 333, now);
+            const auto cutoff = now - 24h * days;
+            const auto removed =
+                std::erase_if(events, [&](const srl::event& e) { return e.timestamp < cutoff; });
+            CHECK(r.deleted == static_cast<std::int64_t>(removed));
+            if (store.sql_dialect() == sq::dialect::postgresql)
+                CHECK(r.partitions_dropped >= 4);
+            else
+                CHECK(r.partitions_dropped == 0);
+            check_same(store, events, true);
+            // Row by row, the rollups are those of a database that only ever held the
+            // rows left.
+            temp_dir dir;
+            std::unique_ptr<pg_database> pg;
+            std::string fresh_url = dir.sqlite_url("fresh.db");
+            if (store.sql_dialect() == sq::dialect::postgresql) {
+                pg = std::make_unique<pg_database>();
+                fresh_url = pg->url;
+            }
+            sq::event_store fresh(fresh_url);
+            fresh.migrate(std::span(&sq::analytics_migrations, 1));
+            write_all(fresh, events);
+            CHECK(rollups_by_key(*store.open_session()) == rollups_by_key(*fresh.open_session()));
         }
-        sq::event_store fresh(fresh_url);
-        fresh.migrate(std::span(&sq::analytics_migrations, 1));
-        write_all(fresh, events);
-        CHECK(rollups_by_key(*store.open_session()) == rollups_by_key(*fresh.open_session()));
     });
 }
 

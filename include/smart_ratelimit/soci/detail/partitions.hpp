@@ -1,7 +1,6 @@
 // smart_ratelimit/soci/detail/partitions.hpp
-// The PostgreSQL event log's day partitions (events v4): UTC day numbers, the
-// partition names ratelimit_event_pYYYYMMDD, and the rollup corrections that
-// dropping whole days needs, since a dropped partition fires no trigger.
+// The PostgreSQL event log's day partitions (events v4): UTC day numbers and the
+// partition names ratelimit_event_pYYYYMMDD.
 #pragma once
 
 #include <chrono>
@@ -59,32 +58,5 @@ inline std::optional<std::int64_t> partition_day(std::string_view name) {
     if (!ymd.ok()) return std::nullopt;
     return std::chrono::sys_days{ymd}.time_since_epoch().count();
 }
-
-// ---- the rollups of dropped days ----------------------------------------------------
-//
-// :days binds the dropped days as a bigint[] literal ("{20000,20001}"). Hours and
-// days align, so the hour, rule-hour (and analytics v1's key-hour and key-day) rows
-// of a dropped day go whole. Key spans of 4^level hours do not all align with days:
-// every span loses exactly the level-0 counts (per key per hour) of the dropped hours
-// inside it, which is what the DELETE trigger would subtract, then spans that reach
-// zero go (the level-0 rows of the dropped hours among them).
-
-/// (hour = the rollup table's hour column) inside a dropped day.
-inline constexpr std::string_view dropped_hours =
-    " USING unnest(CAST(:days AS bigint[])) AS dd(day)"
-    " WHERE r.hour >= dd.day * 24 AND r.hour < dd.day * 24 + 24";
-
-/// The spans of every level over the level-0 rows of the dropped hours: columns lv,
-/// b (bucket), key_id and n (the blocked count to subtract).
-inline constexpr std::string_view dropped_span_groups =
-    "(SELECT l AS lv, s.bucket >> (2 * l) AS b, s.key_id, CAST(SUM(s.blocked) AS bigint) AS n"
-    " FROM ratelimit_rollup_key_span s"
-    " JOIN unnest(CAST(:days AS bigint[])) AS dd(day)"
-    "  ON s.bucket >= dd.day * 24 AND s.bucket < dd.day * 24 + 24"
-    " CROSS JOIN generate_series(0, 4) AS l"
-    " WHERE s.level = 0 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3) g";
-
-inline constexpr std::string_view dropped_span_match =
-    " WHERE r.level = g.lv AND r.bucket = g.b AND r.key_id = g.key_id";
 
 }  // namespace smart_ratelimit::soci::detail

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <soci/soci.h>
@@ -326,6 +327,65 @@ inline std::int64_t event_store::count(const event_query& q) const {
     return n;
 }
 
+namespace detail {
+
+/// Which rollup tables a database has (the analytics migrations' versions differ).
+struct rollup_tables {
+    bool hour = false, rule_hour = false, key_hour = false, key_day = false, key_span = false;
+};
+
+/// Removes the hours [lo, hi) from the rollups, as the DELETE triggers would for
+/// every row of them (the rows go with their partitions, which fires no trigger). The
+/// hour-keyed counters of those hours, and every key span wholly inside them, are
+/// deleted by range on their keys; a span reaching over an end of the range (spans of
+/// 16, 64 and 256 hours do not align with days) loses the per-key hour counts of the
+/// hours it shares with the range, at most two spans per level and key. So the cost
+/// grows with the keys at the range's two ends, not with the rows or spans inside.
+inline void forget_hours(::soci::session& sql, std::int64_t lo, std::int64_t hi, rollup_tables t) {
+    const auto range = [&](const char* table, const char* column, long long a, long long b) {
+        sql << std::string("DELETE FROM ") + table + " WHERE " + column + " >= :a AND " + column +
+                   " < :b",
+            ::soci::use(a, "a"), ::soci::use(b, "b");
+    };
+    if (t.hour) range("ratelimit_rollup_hour", "hour", lo, hi);
+    if (t.rule_hour) range("ratelimit_rollup_rule_hour", "hour", lo, hi);
+    if (t.key_hour) range("ratelimit_rollup_key_hour", "hour", lo, hi);
+    if (t.key_day) range("ratelimit_rollup_key_day", "day", lo / 24, hi / 24);
+    if (!t.key_span) return;
+    constexpr int levels = 5;  // spans of 4^level hours; level 0 is one hour per key
+    for (int level = 1; level < levels; ++level) {
+        const int shift = 2 * level;
+        for (const std::int64_t b : {lo >> shift, (hi - 1) >> shift}) {
+            const std::int64_t from = b << shift, to = (b + 1) << shift;
+            if (from >= lo && to <= hi) continue;  // wholly inside: deleted below
+            const long long a = std::max(lo, from), z = std::min(hi, to), span = b;
+            const int lv = level;
+            sql << "UPDATE ratelimit_rollup_key_span r SET blocked = r.blocked - g.n"
+                   " FROM (SELECT key_id, SUM(blocked) AS n FROM ratelimit_rollup_key_span"
+                   "  WHERE level = 0 AND bucket >= :a AND bucket < :z GROUP BY key_id) g"
+                   " WHERE r.level = :lv AND r.bucket = :b AND r.key_id = g.key_id",
+                ::soci::use(a, "a"), ::soci::use(z, "z"), ::soci::use(lv, "lv"),
+                ::soci::use(span, "b");
+            sql << "DELETE FROM ratelimit_rollup_key_span"
+                   " WHERE level = :lv AND bucket = :b AND blocked <= 0",
+                ::soci::use(lv, "lv"), ::soci::use(span, "b");
+            if ((lo >> shift) == ((hi - 1) >> shift)) break;  // one span holds the range
+        }
+    }
+    for (int level = 0; level < levels; ++level) {
+        const int shift = 2 * level;
+        const std::int64_t size = std::int64_t{1} << shift;
+        const long long first = (lo + size - 1) >> shift, end = hi >> shift;  // wholly inside
+        if (first >= end) continue;
+        const int lv = level;
+        sql << "DELETE FROM ratelimit_rollup_key_span WHERE level = :lv AND bucket >= :a"
+               " AND bucket < :b",
+            ::soci::use(lv, "lv"), ::soci::use(first, "a"), ::soci::use(end, "b");
+    }
+}
+
+}  // namespace detail
+
 // The day partitions of ratelimit_event wholly before day `before_day`, oldest
 // first, at most `limit`. Partitions not named by the scheme are never listed.
 inline std::vector<std::string> event_store::old_partitions(::soci::session& sql,
@@ -397,10 +457,6 @@ inline void event_store::drop_old_partitions(::soci::session& sql, std::int64_t 
             continue;
         }
         const std::vector<std::string> names = old_partitions(sql, before_day, per_transaction);
-        std::string days = "{";
-        for (const auto& name : names)
-            days += (days.size() > 1 ? "," : "") + std::to_string(*detail::partition_day(name));
-        days += "}";
         if (names.empty()) {
             tx.commit();
             return;
@@ -413,14 +469,27 @@ inline void event_store::drop_old_partitions(::soci::session& sql, std::int64_t 
                " CAST(to_regclass('ratelimit_rollup_key_day') IS NOT NULL AS int)",
             ::soci::into(hour), ::soci::into(rule_hour), ::soci::into(span), ::soci::into(key_hour),
             ::soci::into(key_day);
+        // The dropped days as runs of consecutive days: [first, last + 1) in hours.
+        std::vector<std::pair<std::int64_t, std::int64_t>> runs;
+        for (const auto& name : names) {
+            const std::int64_t day = *detail::partition_day(name);
+            if (!runs.empty() && runs.back().second == day * 24)
+                runs.back().second += 24;
+            else
+                runs.emplace_back(day * 24, day * 24 + 24);
+        }
         // The rows dropped: the hour counters of the dropped days hold every event of
         // them (exact, and no scan under the lock); without rollups, counted.
         long long rows = 0;
         if (hour) {
-            sql << "SELECT CAST(COALESCE(SUM(r.total), 0) AS bigint) FROM ratelimit_rollup_hour r"
-                   " JOIN unnest(CAST(:days AS bigint[])) AS dd(day)"
-                   " ON r.hour >= dd.day * 24 AND r.hour < dd.day * 24 + 24",
-                ::soci::into(rows), ::soci::use(days, "days");
+            for (const auto& run : runs) {
+                const long long lo = run.first, hi = run.second;
+                long long n = 0;
+                sql << "SELECT CAST(COALESCE(SUM(total), 0) AS bigint) FROM ratelimit_rollup_hour"
+                       " WHERE hour >= :lo AND hour < :hi",
+                    ::soci::into(n), ::soci::use(lo, "lo"), ::soci::use(hi, "hi");
+                rows += n;
+            }
         } else {
             for (const auto& name : names) {
                 long long n = 0;
@@ -428,25 +497,13 @@ inline void event_store::drop_old_partitions(::soci::session& sql, std::int64_t 
                 rows += n;
             }
         }
-        const std::string by_hour(detail::dropped_hours);
-        if (hour) sql << "DELETE FROM ratelimit_rollup_hour r" + by_hour, ::soci::use(days, "days");
-        if (rule_hour)
-            sql << "DELETE FROM ratelimit_rollup_rule_hour r" + by_hour, ::soci::use(days, "days");
-        if (key_hour)
-            sql << "DELETE FROM ratelimit_rollup_key_hour r" + by_hour, ::soci::use(days, "days");
-        if (key_day)
-            sql << "DELETE FROM ratelimit_rollup_key_day WHERE day = ANY(CAST(:days AS bigint[]))",
-                ::soci::use(days, "days");
-        if (span) {
-            const std::string groups(detail::dropped_span_groups);
-            const std::string match(detail::dropped_span_match);
-            sql << "UPDATE ratelimit_rollup_key_span r SET blocked = r.blocked - g.n FROM " +
-                       groups + match,
-                ::soci::use(days, "days");
-            sql << "DELETE FROM ratelimit_rollup_key_span r USING " + groups + match +
-                       " AND r.blocked <= 0",
-                ::soci::use(days, "days");
-        }
+        for (const auto& [lo, hi] : runs)
+            detail::forget_hours(sql, lo, hi,
+                                 {.hour = hour != 0,
+                                  .rule_hour = rule_hour != 0,
+                                  .key_hour = key_hour != 0,
+                                  .key_day = key_day != 0,
+                                  .key_span = span != 0});
         std::string drop = "DROP TABLE ";
         for (const auto& name : names) drop += (drop.size() > 11 ? ", \"" : "\"") + name + "\"";
         sql << drop;
