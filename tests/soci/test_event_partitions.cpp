@@ -116,6 +116,11 @@ TEST_CASE("PostgreSQL: migrate partitions the event log by UTC day and creates a
     *sql << "SELECT COUNT(*) FROM pg_indexes WHERE tablename = :t", soci::into(indexes),
         soci::use(names.front());
     CHECK(indexes == 5);
+    // A key's drill-down reads its rows from the (key, timestamp) index alone.
+    std::string by_key;
+    *sql << "SELECT pg_get_indexdef(to_regclass('ratelimit_event_key_timestamp_idx'))",
+        soci::into(by_key);
+    CHECK_THAT(by_key, Catch::EndsWith("(key, \"timestamp\") INCLUDE (allowed, outcome, path)"));
 }
 
 TEST_CASE("PostgreSQL: the writer creates the partition of any day it meets, past or future",

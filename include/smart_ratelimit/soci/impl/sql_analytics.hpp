@@ -173,53 +173,52 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
     const window_plan::raw_range r{start, end.value_or(start), !end.has_value()};
     const bool outcomes = detail::outcome_column_ready(sql);
     {
+        // One pass over the key's rows in the window (the (key, timestamp) index, which
+        // on PostgreSQL carries allowed, outcome and path: an index-only scan), grouped
+        // by path: the totals are the groups' sums, the paths those with blocked rows.
         bound_query q(kind);
-        const std::string text =
-            "SELECT COUNT(*), CAST(COALESCE(SUM(" + q.blocked_int() +
-            "), 0) AS BIGINT), CAST(COALESCE(SUM(" + detail::degraded_int(kind, outcomes) +
-            "), 0) AS BIGINT), " + time_column_micros(kind, "MIN(timestamp)") + ", " +
-            time_column_micros(kind, "MAX(timestamp)") +
-            " FROM ratelimit_event WHERE key = " + q.text(key) + " AND " + q.raw_condition(r);
-        long long total = 0, blocked = 0, degraded = 0, first = 0, last = 0;
-        ::soci::indicator first_ind = ::soci::i_null, last_ind = ::soci::i_null;
-        q.run(
-            sql, text,
-            [&](::soci::statement& st) {
-                st.exchange(::soci::into(total));
-                st.exchange(::soci::into(blocked));
-                st.exchange(::soci::into(degraded));
-                st.exchange(::soci::into(first, first_ind));
-                st.exchange(::soci::into(last, last_ind));
-            },
-            [] {});
-        d.total = total;
-        d.blocked = blocked;
-        d.degraded = degraded;
-        d.allowed = total - blocked - degraded;
-        d.block_rate = total == 0 ? 0.0 : static_cast<double>(blocked) / static_cast<double>(total);
-        if (total == 0) return d;
-        if (first_ind == ::soci::i_ok) d.first_seen = event_time{std::chrono::microseconds{first}};
-        if (last_ind == ::soci::i_ok) d.last_seen = event_time{std::chrono::microseconds{last}};
-    }
-    if (d.blocked > 0) {
-        bound_query q(kind);
-        const std::string text =
-            "SELECT path, COUNT(*) AS c FROM ratelimit_event WHERE key = " + q.text(key) + " AND " +
-            q.blocked() + " AND " + q.raw_condition(r) + " GROUP BY path ORDER BY c DESC, path" +
-            q.collate() + " ASC LIMIT " +
-            q.integer(static_cast<std::int64_t>(offender_detail_max_paths));
+        const std::string text = "SELECT path, COUNT(*), CAST(SUM(" + q.blocked_int() +
+                                 ") AS BIGINT), CAST(SUM(" + detail::degraded_int(kind, outcomes) +
+                                 ") AS BIGINT), " + time_column_micros(kind, "MIN(timestamp)") +
+                                 ", " + time_column_micros(kind, "MAX(timestamp)") +
+                                 " FROM ratelimit_event WHERE key = " + q.text(key) + " AND " +
+                                 q.raw_condition(r) + " GROUP BY path";
         std::string path;
         ::soci::indicator path_ind = ::soci::i_ok;
-        long long n = 0;
+        long long total = 0, blocked = 0, degraded = 0, first = 0, last = 0;
+        std::optional<long long> first_seen, last_seen;
+        std::vector<path_count> paths;
         q.run(
             sql, text,
             [&](::soci::statement& st) {
                 st.exchange(::soci::into(path, path_ind));
-                st.exchange(::soci::into(n));
+                st.exchange(::soci::into(total));
+                st.exchange(::soci::into(blocked));
+                st.exchange(::soci::into(degraded));
+                st.exchange(::soci::into(first));
+                st.exchange(::soci::into(last));
             },
             [&] {
-                d.by_path.push_back(path_count{path_ind == ::soci::i_ok ? path : std::string(), n});
+                d.total += total;
+                d.blocked += blocked;
+                d.degraded += degraded;
+                first_seen = std::min(first_seen.value_or(first), first);
+                last_seen = std::max(last_seen.value_or(last), last);
+                if (blocked > 0)
+                    paths.push_back(
+                        path_count{path_ind == ::soci::i_ok ? path : std::string(), blocked});
             });
+        d.allowed = d.total - d.blocked - d.degraded;
+        d.block_rate =
+            d.total == 0 ? 0.0 : static_cast<double>(d.blocked) / static_cast<double>(d.total);
+        if (d.total == 0) return d;
+        d.first_seen = event_time{std::chrono::microseconds{*first_seen}};
+        d.last_seen = event_time{std::chrono::microseconds{*last_seen}};
+        // As the in-memory drill-down: by count, then path in byte order, the first 20.
+        smart_ratelimit::detail::analytics::top_k(
+            paths, offender_detail_max_paths, [](const path_count& p) { return p.blocked_count; },
+            [](const path_count& p) -> const std::string& { return p.path; });
+        d.by_path = std::move(paths);
     }
     if (recent > 0) {
         bound_query q(kind);

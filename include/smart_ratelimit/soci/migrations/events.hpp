@@ -106,9 +106,11 @@ inline constexpr sql_text execute_grants =
 /// one partition per UTC day, rewritten once under an exclusive lock (a no-op when it
 /// is partitioned already). The primary key becomes (id, timestamp), as a partitioned
 /// table requires; the identity continues from the old sequence; every index comes
-/// back under its name; the grants on the old table are given again; and the
-/// triggers on the old table (the rollups', when the analytics migration ran first)
-/// are re-created, by their own definitions, on the new one. The rows keep their
+/// back under its name (the (key, timestamp) one now carrying allowed, outcome and
+/// path, so a key's drill-down reads no table rows); the grants on the old table
+/// are given again; and the triggers on the old table (the rollups', when the
+/// analytics migration ran first) are re-created, by their own definitions, on the
+/// new one. The rows keep their
 /// ids; moving them fires no trigger, so the rollups that already count them stay right.
 inline constexpr auto v4_postgresql =
     partition_function +
@@ -163,7 +165,8 @@ inline constexpr auto v4_postgresql =
     " PERFORM setval(pg_get_serial_sequence('ratelimit_event', 'id'), seq_last, seq_called);"
     " ALTER TABLE ratelimit_event ADD PRIMARY KEY (id, timestamp);"
     " CREATE INDEX ratelimit_event_timestamp_idx ON ratelimit_event (timestamp);"
-    " CREATE INDEX ratelimit_event_key_timestamp_idx ON ratelimit_event (key, timestamp);"
+    " CREATE INDEX ratelimit_event_key_timestamp_idx ON ratelimit_event (key, timestamp)"
+    "  INCLUDE (allowed, outcome, path);"
     " CREATE INDEX ratelimit_event_allowed_timestamp_idx ON ratelimit_event (allowed, timestamp);"
     " CREATE INDEX ratelimit_event_degraded_timestamp_idx ON ratelimit_event (timestamp)"
     "  WHERE outcome = 'degraded';"
