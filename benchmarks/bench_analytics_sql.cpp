@@ -52,7 +52,8 @@ struct backend {
     std::string name;
     std::unique_ptr<sq::event_store> store;
     std::unique_ptr<::soci::session> session;
-    std::string heavy_key;  // the top offender, for the drill-down
+    std::string heavy_key;   // the top offender, for the drill-down
+    std::string median_key;  // the median offender (by blocked events), for the drill-down
 };
 std::vector<backend> backends;
 
@@ -151,6 +152,8 @@ void prepare(backend& b) {
     sq::sql_analytics a{*b.session, b.store->sql_dialect(), true};
     const auto top = a.top_offenders_at(30, 1, bench_now);
     b.heavy_key = top.empty() ? "ip:none" : top.front().key;
+    const auto all = a.top_offenders_at(30, 1'000'000, bench_now);
+    b.median_key = all.empty() ? "ip:none" : all[all.size() / 2].key;
 }
 
 sq::sql_analytics analytics(backend& b, bool rollups) {
@@ -199,6 +202,10 @@ void register_all() {
             reg("offender_detail_30d", [](backend& x, bool r) {
                 benchmark::DoNotOptimize(
                     analytics(x, r).offender_detail_at(x.heavy_key, 30, 50, bench_now));
+            });
+            reg("offender_detail_median_30d", [](backend& x, bool r) {
+                benchmark::DoNotOptimize(
+                    analytics(x, r).offender_detail_at(x.median_key, 30, 50, bench_now));
             });
             reg("alertable_offenders_1d", [](backend& x, bool r) {
                 auto top = analytics(x, r).top_offenders_at(1, 100, bench_now);

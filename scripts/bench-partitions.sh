@@ -3,7 +3,8 @@
 # 30-day log of --rows events (default 50M, ~15 GB on disk with its indexes and
 # rollups; generating it takes most of the run), then
 #  - the dashboard's queries for 30 days through the rollups (goal: < 1 s),
-#  - one offender's 30-day drill-down (goal: < 50 ms),
+#  - one offender's 30-day drill-down (goal: < 50 ms), for the median offender and
+#    for the top one (the key with the most events),
 #  - retention: the batch delete of the oldest day (1000 rows per statement, the
 #    rollups corrected by their triggers, as before partitioning) against dropping
 #    the 29 later days' partitions; prints the ratio (goal: >= 100x).
@@ -29,7 +30,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 echo "== generating $rows events over 30 days in PostgreSQL, partitioned by day" >&2
 scripts/test-servers.sh "$build/benchmarks/bench_analytics_sql" --rows="$rows" --no-sqlite \
-  --retention --benchmark_filter='^sql/postgresql/rollup/(dashboard_30d|offender_detail_30d)/' \
+  --retention --benchmark_filter='^sql/postgresql/rollup/(dashboard_30d|offender_detail_30d|offender_detail_median_30d)/' \
   --benchmark_out="$out/sql.json" --benchmark_out_format=json >"$out/retention.txt"
 
 python3 - "$out" "$rows" <<'PY'
@@ -41,12 +42,14 @@ def ms(fn):
         if k.startswith(f"sql/postgresql/rollup/{fn}/"):
             return b["real_time"]
     sys.exit(f"bench-partitions: no result for {fn}")
-dash, detail = ms("dashboard_30d"), ms("offender_detail_30d")
+dash, detail, median = ms("dashboard_30d"), ms("offender_detail_30d"), ms("offender_detail_median_30d")
 print(f"PostgreSQL, {rows:,} events over 30 days, partitioned by day (wall time)")
 print(f"  dashboard (today + 30-day summary, top 20 offenders, top 20 rules): {dash:.1f} ms "
       f"(goal < 1000 ms) {'ok' if dash < 1000 else 'MISSED'}")
-print(f"  one offender's 30-day drill-down: {detail:.2f} ms (goal < 50 ms) "
-      f"{'ok' if detail < 50 else 'MISSED'}")
+print(f"  one offender's 30-day drill-down, the median offender: {median:.2f} ms (goal < 50 ms) "
+      f"{'ok' if median < 50 else 'MISSED'}")
+print(f"  the same for the top offender (the most events of any key): {detail:.2f} ms "
+      f"(goal < 50 ms) {'ok' if detail < 50 else 'MISSED'}")
 for line in open(os.path.join(out, "retention.txt")):
     if line.startswith("retention:"):
         print("  " + line.rstrip())
