@@ -170,8 +170,8 @@ public:
     /// Deletes events with timestamp < now - older_than_days * 24h (strict), at most
     /// `batch_size` rows per statement, one short transaction each. On a PostgreSQL
     /// table partitioned by day (events v4) it first drops every partition wholly
-    /// older than the cutoff (at most 30 per transaction, each under an exclusive
-    /// lock on ratelimit_event) and corrects the rollups in the same transaction,
+    /// older than the cutoff (one per transaction, under an exclusive lock on
+    /// ratelimit_event) and corrects the rollups in the same transaction,
     /// since a dropped partition fires no trigger; only the cutoff's own day is then
     /// deleted by batches. Throws config_error when batch_size <= 0 or
     /// older_than_days < 0, storage_error when the database fails (what was removed
