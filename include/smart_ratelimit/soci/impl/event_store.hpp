@@ -424,11 +424,12 @@ inline std::vector<std::string> event_store::droppable_partitions(int older_than
 
 // Drops the day partitions wholly before day `before_day`, one per transaction,
 // correcting the rollups (when the analytics migration created them) in the same
-// transaction: the exclusive lock is held for one day's work (about 0.8 s for a day
-// of 1.6M events with rollups here), never for a backlog of days, so writers wait
-// less than their write_timeout whatever the backlog. The exclusive lock on the parent comes first, the order
-// every writer and reader takes its locks in, and the list is read under it, so two
-// cleanups at once never drop or subtract the same day twice. The lock is waited for
+// transaction: the exclusive lock is held for one day's work (about 5 s for a day of
+// 1.6M events with rollups in bench-partitions), never for a backlog of days, so
+// writers wait less than their write_timeout whatever the backlog. The exclusive
+// lock on the parent comes first, the order every writer and reader takes its locks
+// in, and the list is read under it, so two cleanups at once never drop or subtract
+// the same day twice. The lock is waited for
 // at most cleanup_lock_timeout, three times: every session that asks for the table
 // meanwhile queues behind the request, so a long query holding it must not make the
 // writers wait as long.
