@@ -23,8 +23,9 @@ constexpr std::string_view usage_cleanup_events =
     "Deletes events with timestamp < now - N days (default 30), at most\n"
     "--batch-size rows per transaction (default 1000), and prints how many.\n"
     "On PostgreSQL, where the table is partitioned by UTC day, every day wholly\n"
-    "older than the cutoff is dropped as a whole partition (the rollups corrected\n"
-    "in the same transaction) and only the cutoff's own day is deleted in batches;\n"
+    "older than the cutoff is dropped as a whole partition (detached under a short\n"
+    "lock, then its rollups corrected and dropped without blocking writers) and only the cutoff's "
+    "own day is deleted in batches;\n"
     "the line then also says how many partitions were dropped.\n"
     "--dry-run counts the events that would be deleted (on PostgreSQL, and names\n"
     "the day partitions that would be dropped) and deletes nothing (a\n"
@@ -46,11 +47,11 @@ int run_cleanup_events(args_view args) {
         const auto store = open_event_store(a);
         const std::string tail = " older than " + std::to_string(days) + " day(s) (batch size " +
                                  std::to_string(batch) + ") from " + store.url().redacted();
+        const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now());
         if (a.has("--dry-run")) {
             // The same set cleanup_old deletes: timestamp < cutoff, which on microsecond
             // timestamps is the inclusive window ending 1 us before the cutoff.
-            const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(
-                std::chrono::system_clock::now());
             const srl::event_time cutoff = now - std::chrono::hours{24} * days;
             std::int64_t n = 0;
             if (cutoff > srl::soci::detail::min_event_time) {  // as cleanup_old: nothing is older
@@ -73,8 +74,6 @@ int run_cleanup_events(args_view args) {
                           " event(s)" + dropped + tail);
             return int{exit_ok};
         }
-        const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(
-            std::chrono::system_clock::now());
         const auto r = store.cleanup(static_cast<int>(days), static_cast<int>(batch), now);
         const std::string dropped =
             store.sql_dialect() == srl::soci::dialect::postgresql

@@ -259,10 +259,20 @@ TEST_CASE("SQL: a cleanup that drops whole days leaves the rollups of the rows l
         // Cutoffs off every day and span boundary: on PostgreSQL the days before them go
         // as whole partitions and spans of 16, 64 and 256 hours straddle the ends; the
         // second cleanup starts where the first left spans half corrected.
-        for (const auto [days, now] :
+        for (const auto& [days, now] :
              {std::pair{25, test_now + 5h + 17min + 3us}, std::pair{20, test_now + 9h + 41min}}) {
-            const auto r = store.cleanup(days, 333, now);
             const auto cutoff = now - 24h * days;
+            if (store.sql_dialect() == sq::dialect::postgresql && days == 20) {
+                // A cleanup killed between detaching a day and finishing it left it
+                // detached, rollups uncorrected: this cleanup finishes it first.
+                auto sql = store.open_session();
+                const std::int64_t day = sq::detail::utc_day(cutoff) - 1;
+                *sql << "ALTER TABLE ratelimit_event DETACH PARTITION " +
+                            sq::detail::partition_name(day);
+                *sql << "ALTER TABLE " + sq::detail::partition_name(day) + " RENAME TO " +
+                            sq::detail::detached_partition_name(day);
+            }
+            const auto r = store.cleanup(days, 333, now);
             const auto removed =
                 std::erase_if(events, [&](const srl::event& e) { return e.timestamp < cutoff; });
             CHECK(r.deleted == static_cast<std::int64_t>(removed));

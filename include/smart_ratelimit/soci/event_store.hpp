@@ -170,10 +170,12 @@ public:
     /// Deletes events with timestamp < now - older_than_days * 24h (strict), at most
     /// `batch_size` rows per statement, one short transaction each. On a PostgreSQL
     /// table partitioned by day (events v4) it first drops every partition wholly
-    /// older than the cutoff (one per transaction, under an exclusive lock on
-    /// ratelimit_event) and corrects the rollups in the same transaction,
-    /// since a dropped partition fires no trigger; only the cutoff's own day is then
-    /// deleted by batches. Throws config_error when batch_size <= 0 or
+    /// older than the cutoff and corrects the rollups, since a dropped partition
+    /// fires no trigger: the days are detached under a short exclusive lock on
+    /// ratelimit_event (catalog changes only, at most 32 days per transaction), then
+    /// their rollups are corrected and they are dropped in one transaction that no
+    /// writer waits for. Only the cutoff's own day is then deleted by batches. Days a
+    /// cleanup detached but did not finish (it was killed) are finished by the next. Throws config_error when batch_size <= 0 or
     /// older_than_days < 0, storage_error when the database fails (what was removed
     /// so far stays removed).
     cleanup_result cleanup(int older_than_days, int batch_size, event_time now) const;
@@ -234,6 +236,11 @@ private:
                                                    int limit);
     void drop_old_partitions(::soci::session& sql, std::int64_t before_day,
                              cleanup_result& r) const;
+    bool detach_old_partitions(::soci::session& sql, std::int64_t before_day,
+                               const cleanup_result& r) const;
+    // now - older_than_days days; config_error when older_than_days < 0.
+    static event_time cleanup_cutoff(int older_than_days, event_time now);
+    static void finish_detached(::soci::session& sql, cleanup_result& r);
     // Writes rows[...] with bisection; returns false at the first store failure,
     // with `done` set to how many rows were resolved (written or invalid) before it.
     bool write_bisect(std::span<const event* const> rows, batch_result& r,

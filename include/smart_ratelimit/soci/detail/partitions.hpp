@@ -40,9 +40,17 @@ inline std::string partition_name(std::int64_t day) {
     return "ratelimit_event_p" + day_text(day, "");
 }
 
-/// The day of a partition name, nullopt when `name` is not ratelimit_event_pYYYYMMDD.
-inline std::optional<std::int64_t> partition_day(std::string_view name) {
-    constexpr std::string_view prefix = "ratelimit_event_p";
+/// The name cleanup gives day `day`'s partition once it has detached it, until the
+/// transaction that corrects the rollups drops it.
+inline std::string detached_partition_name(std::int64_t day) {
+    return "ratelimit_event_gone_p" + day_text(day, "");
+}
+
+/// The day of a partition name, nullopt when `name` is not `prefix` followed by
+/// YYYYMMDD (ratelimit_event_pYYYYMMDD by default; ratelimit_event_gone_p for the
+/// detached ones).
+inline std::optional<std::int64_t> partition_day(std::string_view name,
+                                                 std::string_view prefix = "ratelimit_event_p") {
     if (name.size() != prefix.size() + 8 || !name.starts_with(prefix)) return std::nullopt;
     int digits[8];
     for (std::size_t i = 0; i < 8; ++i) {

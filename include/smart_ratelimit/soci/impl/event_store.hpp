@@ -334,54 +334,78 @@ struct rollup_tables {
     bool hour = false, rule_hour = false, key_hour = false, key_day = false, key_span = false;
 };
 
-/// Removes the hours [lo, hi) from the rollups, as the DELETE triggers would for
+/// The hours [first, second) of one run of consecutive dropped days.
+using hour_run = std::pair<std::int64_t, std::int64_t>;
+
+/// Removes the hours of `runs` from the rollups, as the DELETE triggers would for
 /// every row of them (the rows go with their partitions, which fires no trigger). The
-/// hour-keyed counters of those hours, and every key span wholly inside them, are
-/// deleted by range on their keys; a span reaching over an end of the range (spans of
-/// 16, 64 and 256 hours do not align with days) loses the per-key hour counts of the
-/// hours it shares with the range, at most two spans per level and key. So the cost
-/// grows with the keys at the range's two ends, not with the rows or spans inside.
-inline void forget_hours(::soci::session& sql, std::int64_t lo, std::int64_t hi, rollup_tables t) {
+/// hour-keyed counters of those hours, and every key span wholly inside a run, are
+/// deleted by range on their keys; a span reaching over an end of a run (spans of 16,
+/// 64 and 256 hours do not align with days) loses the per-key hour counts of the
+/// hours it shares with the run, at most two spans per level and key. So the cost
+/// grows with the keys at the runs' ends, not with the rows or spans inside.
+///
+/// Writers run meanwhile (the partitions are detached already) and their triggers
+/// update the spans of the current hour, which can be a span reaching over a run's
+/// end when the retention is short. Those spans are therefore updated last: their
+/// shares are read into a temporary table first, while the hour counts are still
+/// there, then everything inside the runs is deleted, and only then are the shares
+/// subtracted, so the spans' row locks are held for one statement and the commit.
+inline void forget_hours(::soci::session& sql, std::span<const hour_run> runs, rollup_tables t) {
+    constexpr int levels = 5;  // spans of 4^level hours; level 0 is one hour per key
+    if (t.key_span) {
+        sql << "CREATE TEMPORARY TABLE ratelimit_span_share (level int NOT NULL,"
+               " bucket bigint NOT NULL, key_id bigint NOT NULL, blocked bigint NOT NULL)"
+               " ON COMMIT DROP";
+        for (const auto& [lo, hi] : runs) {
+            for (int level = 1; level < levels; ++level) {
+                const int shift = 2 * level;
+                for (const std::int64_t b : {lo >> shift, (hi - 1) >> shift}) {
+                    const std::int64_t from = b << shift, to = (b + 1) << shift;
+                    if (from >= lo && to <= hi) continue;  // wholly inside: deleted below
+                    const long long a = std::max(lo, from), z = std::min(hi, to), span = b;
+                    const int lv = level;
+                    sql << "INSERT INTO ratelimit_span_share (level, bucket, key_id, blocked)"
+                           " SELECT :lv, :b, key_id, SUM(blocked) FROM ratelimit_rollup_key_span"
+                           " WHERE level = 0 AND bucket >= :a AND bucket < :z GROUP BY key_id",
+                        ::soci::use(lv, "lv"), ::soci::use(span, "b"), ::soci::use(a, "a"),
+                        ::soci::use(z, "z");
+                    if ((lo >> shift) == ((hi - 1) >> shift)) break;  // one span holds the run
+                }
+            }
+        }
+    }
     const auto range = [&](const char* table, const char* column, long long a, long long b) {
         sql << std::string("DELETE FROM ") + table + " WHERE " + column + " >= :a AND " + column +
                    " < :b",
             ::soci::use(a, "a"), ::soci::use(b, "b");
     };
-    if (t.hour) range("ratelimit_rollup_hour", "hour", lo, hi);
-    if (t.rule_hour) range("ratelimit_rollup_rule_hour", "hour", lo, hi);
-    if (t.key_hour) range("ratelimit_rollup_key_hour", "hour", lo, hi);
-    if (t.key_day) range("ratelimit_rollup_key_day", "day", lo / 24, hi / 24);
-    if (!t.key_span) return;
-    constexpr int levels = 5;  // spans of 4^level hours; level 0 is one hour per key
-    for (int level = 1; level < levels; ++level) {
-        const int shift = 2 * level;
-        for (const std::int64_t b : {lo >> shift, (hi - 1) >> shift}) {
-            const std::int64_t from = b << shift, to = (b + 1) << shift;
-            if (from >= lo && to <= hi) continue;  // wholly inside: deleted below
-            const long long a = std::max(lo, from), z = std::min(hi, to), span = b;
+    for (const auto& [lo, hi] : runs) {
+        if (t.hour) range("ratelimit_rollup_hour", "hour", lo, hi);
+        if (t.rule_hour) range("ratelimit_rollup_rule_hour", "hour", lo, hi);
+        if (t.key_hour) range("ratelimit_rollup_key_hour", "hour", lo, hi);
+        if (t.key_day) range("ratelimit_rollup_key_day", "day", lo / 24, hi / 24);
+        if (!t.key_span) continue;
+        for (int level = 0; level < levels; ++level) {
+            const int shift = 2 * level;
+            const std::int64_t size = std::int64_t{1} << shift;
+            const long long first = (lo + size - 1) >> shift, end = hi >> shift;  // wholly inside
+            if (first >= end) continue;
             const int lv = level;
-            sql << "UPDATE ratelimit_rollup_key_span r SET blocked = r.blocked - g.n"
-                   " FROM (SELECT key_id, SUM(blocked) AS n FROM ratelimit_rollup_key_span"
-                   "  WHERE level = 0 AND bucket >= :a AND bucket < :z GROUP BY key_id) g"
-                   " WHERE r.level = :lv AND r.bucket = :b AND r.key_id = g.key_id",
-                ::soci::use(a, "a"), ::soci::use(z, "z"), ::soci::use(lv, "lv"),
-                ::soci::use(span, "b");
-            sql << "DELETE FROM ratelimit_rollup_key_span"
-                   " WHERE level = :lv AND bucket = :b AND blocked <= 0",
-                ::soci::use(lv, "lv"), ::soci::use(span, "b");
-            if ((lo >> shift) == ((hi - 1) >> shift)) break;  // one span holds the range
+            sql << "DELETE FROM ratelimit_rollup_key_span WHERE level = :lv AND bucket >= :a"
+                   " AND bucket < :b",
+                ::soci::use(lv, "lv"), ::soci::use(first, "a"), ::soci::use(end, "b");
         }
     }
-    for (int level = 0; level < levels; ++level) {
-        const int shift = 2 * level;
-        const std::int64_t size = std::int64_t{1} << shift;
-        const long long first = (lo + size - 1) >> shift, end = hi >> shift;  // wholly inside
-        if (first >= end) continue;
-        const int lv = level;
-        sql << "DELETE FROM ratelimit_rollup_key_span WHERE level = :lv AND bucket >= :a"
-               " AND bucket < :b",
-            ::soci::use(lv, "lv"), ::soci::use(first, "a"), ::soci::use(end, "b");
-    }
+    if (!t.key_span) return;
+    // Two runs may reach into the same span: their shares add up.
+    sql << "UPDATE ratelimit_rollup_key_span r SET blocked = r.blocked - s.blocked"
+           " FROM (SELECT level, bucket, key_id, SUM(blocked) AS blocked"
+           "  FROM ratelimit_span_share GROUP BY level, bucket, key_id) s"
+           " WHERE r.level = s.level AND r.bucket = s.bucket AND r.key_id = s.key_id";
+    sql << "DELETE FROM ratelimit_rollup_key_span r USING"
+           " (SELECT DISTINCT level, bucket FROM ratelimit_span_share) s"
+           " WHERE r.level = s.level AND r.bucket = s.bucket AND r.blocked <= 0";
 }
 
 }  // namespace detail
@@ -405,12 +429,16 @@ inline std::vector<std::string> event_store::old_partitions(::soci::session& sql
     return names;
 }
 
-inline std::vector<std::string> event_store::droppable_partitions(int older_than_days,
-                                                                  event_time now) const {
+inline event_time event_store::cleanup_cutoff(int older_than_days, event_time now) {
     if (older_than_days < 0)
         throw config_error("cleanup_old: older_than_days must be >= 0, got " +
                            std::to_string(older_than_days));
-    const event_time cutoff = now - std::chrono::hours{24} * older_than_days;
+    return now - std::chrono::hours{24} * older_than_days;
+}
+
+inline std::vector<std::string> event_store::droppable_partitions(int older_than_days,
+                                                                  event_time now) const {
+    const event_time cutoff = cleanup_cutoff(older_than_days, now);
     if (sql_dialect() != dialect::postgresql || cutoff <= detail::min_event_time) return {};
     try {
         auto sql = open_session();
@@ -422,26 +450,46 @@ inline std::vector<std::string> event_store::droppable_partitions(int older_than
     }
 }
 
-// Drops the day partitions wholly before day `before_day`, one per transaction,
-// correcting the rollups (when the analytics migration created them) in the same
-// transaction: the exclusive lock is held for one day's work (about 5 s for a day of
-// 1.6M events with rollups in bench-partitions), never for a backlog of days, so
-// writers wait less than their write_timeout whatever the backlog. The exclusive
-// lock on the parent comes first, the order every writer and reader takes its locks
-// in, and the list is read under it, so two cleanups at once never drop or subtract
-// the same day twice. The lock is waited for
-// at most cleanup_lock_timeout, three times: every session that asks for the table
+namespace detail {
+/// Serializes cleanups (detaching and finishing), whatever the process: a
+/// transaction-scoped advisory lock. Writers never take it.
+inline void lock_cleanup(::soci::session& sql) {
+    int taken = 0;
+    sql << "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(7305218042361938944)) AS l",
+        ::soci::into(taken);
+}
+}  // namespace detail
+
+// Drops the day partitions wholly before day `before_day` in two steps, so that the
+// exclusive lock on ratelimit_event is held only for catalog changes:
+//   1. detach: under that lock, at most 32 days per transaction are detached and
+//      renamed ratelimit_event_gone_pYYYYMMDD (milliseconds a day, whatever the rows);
+//   2. finish: one transaction, without the parent's lock while writers go on,
+//      corrects the rollups for all the detached days at once (the spans reaching
+//      over a run's ends only once per run, not once per day) and drops them.
+// A detached day is either in a gone table or gone with its rollups corrected: a
+// cleanup interrupted between the steps leaves gone tables, which the next cleanup
+// finishes first. Both steps take an advisory lock first, so two cleanups at once
+// never detach or subtract the same day twice. The parent's lock is waited for at
+// most cleanup_lock_timeout, three times: every session that asks for the table
 // meanwhile queues behind the request, so a long query holding it must not make the
 // writers wait as long.
 inline void event_store::drop_old_partitions(::soci::session& sql, std::int64_t before_day,
                                              cleanup_result& r) const {
-    constexpr int per_transaction = 1;
+    finish_detached(sql, r);
+    while (detach_old_partitions(sql, before_day, r)) finish_detached(sql, r);
+}
+
+inline bool event_store::detach_old_partitions(::soci::session& sql, std::int64_t before_day,
+                                               const cleanup_result& r) const {
+    constexpr int per_transaction = 32;
     constexpr int lock_attempts = 3;
-    if (old_partitions(sql, before_day, 1).empty()) return;  // the usual daily run: no lock
+    if (old_partitions(sql, before_day, 1).empty()) return false;  // the usual daily run
     const std::string lock_timeout =
         "SET LOCAL lock_timeout = " + std::to_string(state_->options.cleanup_lock_timeout.count());
     for (int failed_locks = 0;;) {
         ::soci::transaction tx(sql);
+        detail::lock_cleanup(sql);  // unbounded: it waits for another cleanup only
         sql << lock_timeout;
         try {
             sql << "LOCK TABLE ratelimit_event IN ACCESS EXCLUSIVE MODE";
@@ -459,61 +507,83 @@ inline void event_store::drop_old_partitions(::soci::session& sql, std::int64_t 
             std::this_thread::sleep_for(std::chrono::milliseconds{100});  // let the queue drain
             continue;
         }
+        // Read under the lock: the list another cleanup left is current.
         const std::vector<std::string> names = old_partitions(sql, before_day, per_transaction);
-        if (names.empty()) {
-            tx.commit();
-            return;
-        }
-        int hour = 0, rule_hour = 0, span = 0, key_hour = 0, key_day = 0;
-        sql << "SELECT CAST(to_regclass('ratelimit_rollup_hour') IS NOT NULL AS int),"
-               " CAST(to_regclass('ratelimit_rollup_rule_hour') IS NOT NULL AS int),"
-               " CAST(to_regclass('ratelimit_rollup_key_span') IS NOT NULL AS int),"
-               " CAST(to_regclass('ratelimit_rollup_key_hour') IS NOT NULL AS int),"
-               " CAST(to_regclass('ratelimit_rollup_key_day') IS NOT NULL AS int)",
-            ::soci::into(hour), ::soci::into(rule_hour), ::soci::into(span), ::soci::into(key_hour),
-            ::soci::into(key_day);
-        // The dropped days as runs of consecutive days: [first, last + 1) in hours.
-        std::vector<std::pair<std::int64_t, std::int64_t>> runs;
         for (const auto& name : names) {
-            const std::int64_t day = *detail::partition_day(name);
-            if (!runs.empty() && runs.back().second == day * 24)
-                runs.back().second += 24;
-            else
-                runs.emplace_back(day * 24, day * 24 + 24);
+            sql << "ALTER TABLE ratelimit_event DETACH PARTITION \"" + name + "\"";
+            sql << "ALTER TABLE \"" + name + "\" RENAME TO \"" +
+                       detail::detached_partition_name(*detail::partition_day(name)) + "\"";
         }
-        // The rows dropped: the hour counters of the dropped days hold every event of
-        // them (exact, and no scan under the lock); without rollups, counted.
-        long long rows = 0;
-        if (hour) {
-            for (const auto& run : runs) {
-                const long long lo = run.first, hi = run.second;
-                long long n = 0;
-                sql << "SELECT CAST(COALESCE(SUM(total), 0) AS bigint) FROM ratelimit_rollup_hour"
-                       " WHERE hour >= :lo AND hour < :hi",
-                    ::soci::into(n), ::soci::use(lo, "lo"), ::soci::use(hi, "hi");
-                rows += n;
-            }
-        } else {
-            for (const auto& name : names) {
-                long long n = 0;
-                sql << "SELECT COUNT(*) FROM \"" + name + "\"", ::soci::into(n);
-                rows += n;
-            }
-        }
-        for (const auto& [lo, hi] : runs)
-            detail::forget_hours(sql, lo, hi,
-                                 {.hour = hour != 0,
-                                  .rule_hour = rule_hour != 0,
-                                  .key_hour = key_hour != 0,
-                                  .key_day = key_day != 0,
-                                  .key_span = span != 0});
-        std::string drop = "DROP TABLE ";
-        for (const auto& name : names) drop += (drop.size() > 11 ? ", \"" : "\"") + name + "\"";
-        sql << drop;
         tx.commit();
-        r.deleted += rows;
-        r.partitions_dropped += static_cast<std::int64_t>(names.size());
+        return !names.empty();
     }
+}
+
+inline void event_store::finish_detached(::soci::session& sql, cleanup_result& r) {
+    ::soci::transaction tx(sql);
+    detail::lock_cleanup(sql);
+    std::vector<std::string> names;
+    {
+        const ::soci::rowset<std::string> rs =
+            (sql.prepare << "SELECT CAST(relname AS text) FROM pg_class"
+                            " WHERE relkind = 'r' AND relname ~ '^ratelimit_event_gone_p[0-9]{8}$'"
+                            " AND relnamespace = (SELECT relnamespace FROM pg_class"
+                            "  WHERE oid = to_regclass('ratelimit_event')) ORDER BY 1");
+        for (const auto& name : rs)
+            if (detail::partition_day(name, "ratelimit_event_gone_p")) names.push_back(name);
+    }
+    if (names.empty()) {
+        tx.commit();
+        return;
+    }
+    int hour = 0, rule_hour = 0, span = 0, key_hour = 0, key_day = 0;
+    sql << "SELECT CAST(to_regclass('ratelimit_rollup_hour') IS NOT NULL AS int),"
+           " CAST(to_regclass('ratelimit_rollup_rule_hour') IS NOT NULL AS int),"
+           " CAST(to_regclass('ratelimit_rollup_key_span') IS NOT NULL AS int),"
+           " CAST(to_regclass('ratelimit_rollup_key_hour') IS NOT NULL AS int),"
+           " CAST(to_regclass('ratelimit_rollup_key_day') IS NOT NULL AS int)",
+        ::soci::into(hour), ::soci::into(rule_hour), ::soci::into(span), ::soci::into(key_hour),
+        ::soci::into(key_day);
+    // The detached days as runs of consecutive days, in hours.
+    std::vector<detail::hour_run> runs;
+    for (const auto& name : names) {
+        const std::int64_t day = *detail::partition_day(name, "ratelimit_event_gone_p");
+        if (!runs.empty() && runs.back().second == day * 24)
+            runs.back().second += 24;
+        else
+            runs.emplace_back(day * 24, day * 24 + 24);
+    }
+    // The rows dropped: the hour counters of the days hold every event of them
+    // (exact, and no scan); without rollups, counted.
+    long long rows = 0;
+    if (hour) {
+        for (const auto& run : runs) {
+            const long long lo = run.first, hi = run.second;
+            long long n = 0;
+            sql << "SELECT CAST(COALESCE(SUM(total), 0) AS bigint) FROM ratelimit_rollup_hour"
+                   " WHERE hour >= :lo AND hour < :hi",
+                ::soci::into(n), ::soci::use(lo, "lo"), ::soci::use(hi, "hi");
+            rows += n;
+        }
+    } else {
+        for (const auto& name : names) {
+            long long n = 0;
+            sql << "SELECT COUNT(*) FROM \"" + name + "\"", ::soci::into(n);
+            rows += n;
+        }
+    }
+    detail::forget_hours(sql, runs,
+                         {.hour = hour != 0,
+                          .rule_hour = rule_hour != 0,
+                          .key_hour = key_hour != 0,
+                          .key_day = key_day != 0,
+                          .key_span = span != 0});
+    std::string drop = "DROP TABLE ";
+    for (const auto& name : names) drop += (drop.size() > 11 ? ", \"" : "\"") + name + "\"";
+    sql << drop;
+    tx.commit();
+    r.deleted += rows;
+    r.partitions_dropped += static_cast<std::int64_t>(names.size());
 }
 
 inline cleanup_result event_store::cleanup(int older_than_days, int batch_size,
@@ -521,11 +591,8 @@ inline cleanup_result event_store::cleanup(int older_than_days, int batch_size,
     if (batch_size <= 0)
         throw config_error("cleanup_old: batch_size must be > 0, got " +
                            std::to_string(batch_size));
-    if (older_than_days < 0)
-        throw config_error("cleanup_old: older_than_days must be >= 0, got " +
-                           std::to_string(older_than_days));
+    const event_time cutoff = cleanup_cutoff(older_than_days, now);
     const dialect d = sql_dialect();
-    const event_time cutoff = now - std::chrono::hours{24} * older_than_days;
     const std::string cutoff_value = time_value(d, cutoff);
     cleanup_result r;
     if (cutoff <= detail::min_event_time) return r;
