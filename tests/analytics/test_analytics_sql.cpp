@@ -375,6 +375,8 @@ TEST_CASE("SQL: bad arguments and missing tables are clear errors", "[analytics]
         CHECK_THROWS_WITH(sq::get_top_offenders(store, 7, 10, test_now),
                           Catch::Contains("ratelimit_event"));
         CHECK_THROWS_AS(sq::migrate_analytics(store), srl::storage_error);
+        CHECK_THROWS_WITH(sq::get_offender_detail(store, "k", 7, 5, test_now),
+                          Catch::Contains("ratelimit_event"));
         store.migrate();
         CHECK_THROWS_AS(sq::get_top_offenders(store, 7, -1, test_now), std::invalid_argument);
         CHECK_THROWS_AS(sq::get_rule_hit_counts(store, 7, -1, test_now), std::invalid_argument);
@@ -392,6 +394,37 @@ TEST_CASE("SQL: bad arguments and missing tables are clear errors", "[analytics]
             CHECK(sq::get_traffic_summary(store, 0, test_now + 1us).total == 0);
         }
     });
+}
+
+TEST_CASE("SQL: a drill-down leaves the session's settings and transaction as they were",
+          "[analytics][soci]") {
+    pg_database db;
+    if (db.url.empty()) return;
+    sq::event_store store(db.url);
+    store.migrate();
+    const std::vector<srl::event> events{ev(test_now - 1h, "k", false), ev(test_now, "k", true)};
+    write_all(store, events);
+    auto sql = store.open_session();
+    const auto workers = [&] {
+        std::string v;
+        *sql << "SHOW max_parallel_workers_per_gather", soci::into(v);
+        return v;
+    };
+    const std::string before = workers();
+    REQUIRE(before != "0");
+    sq::sql_analytics a{*sql, store.sql_dialect()};
+    // Run in a snapshot of its own, planned without parallel workers...
+    CHECK(a.offender_detail_at("k", 7, 5, test_now) ==
+          srl::get_offender_detail(events, "k", 7, 5, test_now));
+    CHECK(workers() == before);
+    // ...or in the caller's transaction, which it neither ends nor changes.
+    soci::transaction tx(*sql);
+    *sql << "SET LOCAL max_parallel_workers_per_gather = 1";
+    CHECK(a.offender_detail_at("k", 7, 5, test_now) ==
+          srl::get_offender_detail(events, "k", 7, 5, test_now));
+    CHECK(workers() == "1");
+    tx.rollback();
+    CHECK(workers() == before);
 }
 
 TEST_CASE("SQL: an unreachable database is a storage_error", "[analytics][soci]") {

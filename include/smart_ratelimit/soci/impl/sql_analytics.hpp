@@ -171,7 +171,10 @@ inline offender_detail sql_analytics::offender_detail_at(std::string_view key, i
     const event_time start = window_start(now, days);
     if (window_empty(start, end)) return d;
     const window_plan::raw_range r{start, end.value_or(start), !end.has_value()};
-    const bool outcomes = detail::outcome_column_ready(sql);
+    const bool outcomes = detail::outcome_column_ready(sql);  // may fail: before the snapshot
+    // Both statements read one key's index range, in one snapshot (the totals and the
+    // recent events agree) and without parallel workers.
+    read_snapshot snapshot(sql, kind, snapshot_plans::serial);
     {
         // One pass over the key's rows in the window (the (key, timestamp) index, which
         // on PostgreSQL carries allowed, outcome and path: an index-only scan), grouped
