@@ -16,6 +16,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <smart_ratelimit/soci/analytics.hpp>
@@ -293,10 +296,28 @@ int measure_retention(backend& b) {
     auto t0 = std::chrono::steady_clock::now();
     const auto deleted = b.store->cleanup(0, 1000, start_of(first_day + 1) - microseconds{1});
     const double delete_s = seconds_since(t0);
+    // A writer beside the drop, one row per batch, 5 ms apart: how long the drop makes
+    // a writer wait (the exclusive lock is taken only to detach the days).
+    std::atomic<bool> dropping{true};
+    std::vector<double> waits_ms;
+    std::thread writer([&] {
+        sq::event_store w(b.store->url().original);
+        const std::vector<srl::event> row{
+            srl::make_event(bench_now, "ip:writer", "/probe", "GET", true, 1, 10)};
+        while (dropping.load()) {
+            const auto w0 = std::chrono::steady_clock::now();
+            if (w.write_batch(row).written != 1) break;
+            waits_ms.push_back(seconds_since(w0) * 1000.0);
+            std::this_thread::sleep_for(std::chrono::milliseconds{5});
+        }
+    });
     t0 = std::chrono::steady_clock::now();
     const auto dropped = b.store->cleanup(0, 1000, start_of(today));
     const double drop_s = seconds_since(t0);
-    const std::int64_t after = b.store->count();
+    dropping = false;
+    writer.join();
+    const auto written_beside = static_cast<std::int64_t>(waits_ms.size());
+    const std::int64_t after = b.store->count() - written_beside;
     const double delete_rate = static_cast<double>(deleted.deleted) / delete_s;
     const double delete_same_s = static_cast<double>(dropped.deleted) / delete_rate;
     std::printf("retention: %lld rows before, %lld after\n", static_cast<long long>(before),
@@ -313,7 +334,17 @@ int measure_retention(backend& b) {
         "retention: deleting those %lld rows at that rate: %.0f s; dropping is %.0fx "
         "faster (goal >= 100x)\n",
         static_cast<long long>(dropped.deleted), delete_same_s, delete_same_s / drop_s);
-    const bool consistent = before - after == deleted.deleted + dropped.deleted;
+    std::sort(waits_ms.begin(), waits_ms.end());
+    if (!waits_ms.empty())
+        std::printf(
+            "retention: a writer beside the drop: %lld batches of one row, median %.1f ms, "
+            "longest %.1f ms\n",
+            static_cast<long long>(written_beside), waits_ms[waits_ms.size() / 2],
+            waits_ms.back());
+    else
+        std::printf("retention: MISMATCH: the writer beside the drop wrote nothing\n");
+    const bool consistent =
+        !waits_ms.empty() && before - after == deleted.deleted + dropped.deleted;
     if (!consistent) std::printf("retention: MISMATCH: removed rows != rows reported\n");
     return consistent ? 0 : 1;
 }
