@@ -278,7 +278,7 @@ void register_ingest() {
 // row goes by the batch delete (1000 per statement, the rollups corrected by their
 // triggers), then cleanup of every later day but today, which drops whole partitions.
 // Prints both and the ratio of deleting the dropped rows at the measured delete rate
-// to dropping them.
+// to dropping them, and how long a writer beside the drop waited for its rows.
 int measure_retention(backend& b) {
     auto& sql = *b.session;
     if (!sq::detail::is_partitioned_event_log(sql)) {
