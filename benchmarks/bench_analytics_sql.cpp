@@ -339,8 +339,7 @@ int measure_retention(backend& b) {
         std::printf(
             "retention: a writer beside the drop: %lld batches of one row, median %.1f ms, "
             "longest %.1f ms\n",
-            static_cast<long long>(written_beside), waits_ms[waits_ms.size() / 2],
-            waits_ms.back());
+            static_cast<long long>(written_beside), waits_ms[waits_ms.size() / 2], waits_ms.back());
     else
         std::printf("retention: MISMATCH: the writer beside the drop wrote nothing\n");
     const bool consistent =
