@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/analytics_support.hpp"
+#include "support/killed_cleanup.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_env.hpp"
 
@@ -265,12 +266,7 @@ TEST_CASE("SQL: a cleanup that drops whole days leaves the rollups of the rows l
             if (store.sql_dialect() == sq::dialect::postgresql && days == 20) {
                 // A cleanup killed between detaching a day and finishing it left it
                 // detached, rollups uncorrected: this cleanup finishes it first.
-                auto sql = store.open_session();
-                const std::int64_t day = sq::detail::utc_day(cutoff) - 1;
-                *sql << "ALTER TABLE ratelimit_event DETACH PARTITION " +
-                            sq::detail::partition_name(day);
-                *sql << "ALTER TABLE " + sq::detail::partition_name(day) + " RENAME TO " +
-                            sq::detail::detached_partition_name(day);
+                detach_as_killed_cleanup(*store.open_session(), sq::detail::utc_day(cutoff) - 1);
             }
             const auto r = store.cleanup(days, 333, now);
             const auto removed =

@@ -5,6 +5,7 @@
 // dropping whole days while deleting only inside the cutoff's day.
 #include "support/analytics_support.hpp"
 #include "support/event_store_support.hpp"
+#include "support/killed_cleanup.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -431,12 +432,8 @@ TEST_CASE("PostgreSQL: cleanup waits a bounded time for a table another session 
         // A cleanup killed after detaching the oldest day left it detached. Finishing
         // it needs no lock on ratelimit_event, so the next cleanup does it even while
         // the table is held.
-        auto sql = store.open_session();
-        const auto oldest = ssoci::detail::utc_day(now - std::chrono::hours{24} * 50);
-        *sql << "ALTER TABLE ratelimit_event DETACH PARTITION " +
-                    ssoci::detail::partition_name(oldest);
-        *sql << "ALTER TABLE " + ssoci::detail::partition_name(oldest) + " RENAME TO " +
-                    ssoci::detail::detached_partition_name(oldest);
+        detach_as_killed_cleanup(*store.open_session(),
+                                 ssoci::detail::utc_day(now - std::chrono::hours{24} * 50));
     }
     const auto before = partitions(*store.open_session());
 

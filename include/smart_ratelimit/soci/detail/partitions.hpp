@@ -35,22 +35,26 @@ inline std::string day_text(std::int64_t day, std::string_view separator = "-") 
     return out;
 }
 
+/// Day partitions are named a prefix and the day as YYYYMMDD: `partition_prefix` while
+/// attached to ratelimit_event, `detached_prefix` once cleanup has detached them, until
+/// the transaction that corrects the rollups drops them.
+inline constexpr std::string_view partition_prefix = "ratelimit_event_p";
+inline constexpr std::string_view detached_prefix = "ratelimit_event_gone_p";
+
 /// The partition that holds day `day`.
 inline std::string partition_name(std::int64_t day) {
-    return "ratelimit_event_p" + day_text(day, "");
+    return std::string(partition_prefix) + day_text(day, "");
 }
 
-/// The name cleanup gives day `day`'s partition once it has detached it, until the
-/// transaction that corrects the rollups drops it.
+/// The name cleanup gives day `day`'s partition once it has detached it.
 inline std::string detached_partition_name(std::int64_t day) {
-    return "ratelimit_event_gone_p" + day_text(day, "");
+    return std::string(detached_prefix) + day_text(day, "");
 }
 
 /// The day of a partition name, nullopt when `name` is not `prefix` followed by
-/// YYYYMMDD (ratelimit_event_pYYYYMMDD by default; ratelimit_event_gone_p for the
-/// detached ones).
+/// YYYYMMDD.
 inline std::optional<std::int64_t> partition_day(std::string_view name,
-                                                 std::string_view prefix = "ratelimit_event_p") {
+                                                 std::string_view prefix = partition_prefix) {
     if (name.size() != prefix.size() + 8 || !name.starts_with(prefix)) return std::nullopt;
     int digits[8];
     for (std::size_t i = 0; i < 8; ++i) {

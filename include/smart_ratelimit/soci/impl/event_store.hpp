@@ -420,8 +420,10 @@ inline std::vector<std::string> event_store::old_partitions(::soci::session& sql
         (sql.prepare << "SELECT CAST(c.relname AS text) FROM pg_inherits i"
                         " JOIN pg_class c ON c.oid = i.inhrelid"
                         " WHERE i.inhparent = to_regclass('ratelimit_event')"
-                        " AND c.relname ~ '^ratelimit_event_p[0-9]{8}$'"
-                        " AND CAST(c.relname AS text) < :bound ORDER BY 1 LIMIT " +
+                        " AND c.relname ~ '^" +
+                            std::string(detail::partition_prefix) +
+                            "[0-9]{8}$'"
+                            " AND CAST(c.relname AS text) < :bound ORDER BY 1 LIMIT " +
                             std::to_string(limit),
          ::soci::use(bound, "bound"));
     for (const auto& name : rs)
@@ -522,17 +524,20 @@ inline bool event_store::detach_old_partitions(::soci::session& sql, std::int64_
 inline void event_store::finish_detached(::soci::session& sql, cleanup_result& r) {
     ::soci::transaction tx(sql);
     detail::lock_cleanup(sql);
-    std::vector<std::string> names;
+    std::vector<std::pair<std::string, std::int64_t>> gone;  // (table, day), oldest first
     {
         const ::soci::rowset<std::string> rs =
             (sql.prepare << "SELECT CAST(relname AS text) FROM pg_class"
-                            " WHERE relkind = 'r' AND relname ~ '^ratelimit_event_gone_p[0-9]{8}$'"
-                            " AND relnamespace = (SELECT relnamespace FROM pg_class"
-                            "  WHERE oid = to_regclass('ratelimit_event')) ORDER BY 1");
+                            " WHERE relkind = 'r' AND relname ~ '^" +
+                                std::string(detail::detached_prefix) +
+                                "[0-9]{8}$'"
+                                " AND relnamespace = (SELECT relnamespace FROM pg_class"
+                                "  WHERE oid = to_regclass('ratelimit_event')) ORDER BY 1");
         for (const auto& name : rs)
-            if (detail::partition_day(name, "ratelimit_event_gone_p")) names.push_back(name);
+            if (const auto day = detail::partition_day(name, detail::detached_prefix))
+                gone.emplace_back(name, *day);
     }
-    if (names.empty()) {
+    if (gone.empty()) {
         tx.commit();
         return;
     }
@@ -546,8 +551,7 @@ inline void event_store::finish_detached(::soci::session& sql, cleanup_result& r
         ::soci::into(key_day);
     // The detached days as runs of consecutive days, in hours.
     std::vector<detail::hour_run> runs;
-    for (const auto& name : names) {
-        const std::int64_t day = *detail::partition_day(name, "ratelimit_event_gone_p");
+    for (const auto& [name, day] : gone) {
         if (!runs.empty() && runs.back().second == day * 24)
             runs.back().second += 24;
         else
@@ -566,7 +570,7 @@ inline void event_store::finish_detached(::soci::session& sql, cleanup_result& r
             rows += n;
         }
     } else {
-        for (const auto& name : names) {
+        for (const auto& [name, day] : gone) {
             long long n = 0;
             sql << "SELECT COUNT(*) FROM \"" + name + "\"", ::soci::into(n);
             rows += n;
@@ -579,11 +583,11 @@ inline void event_store::finish_detached(::soci::session& sql, cleanup_result& r
                           .key_day = key_day != 0,
                           .key_span = span != 0});
     std::string drop = "DROP TABLE ";
-    for (const auto& name : names) drop += (drop.size() > 11 ? ", \"" : "\"") + name + "\"";
+    for (const auto& [name, day] : gone) drop += (drop.size() > 11 ? ", \"" : "\"") + name + "\"";
     sql << drop;
     tx.commit();
     r.deleted += rows;
-    r.partitions_dropped += static_cast<std::int64_t>(names.size());
+    r.partitions_dropped += static_cast<std::int64_t>(gone.size());
 }
 
 inline cleanup_result event_store::cleanup(int older_than_days, int batch_size,
