@@ -9,7 +9,7 @@
 //   metrics/hot_key/{off,on}      one key, limiter.check
 //   metrics/keys_100k/{off,on}    100k keys walked in a scattered order
 //   metrics/*/control             the same with a ~1 ns observer that shares nothing
-//   metrics/observer_only         time_next() + on_decision() alone (no limiter)
+//   metrics/observer_only         on_decision(rule, d, timer) alone (no limiter)
 //   metrics/scrape_1000_rules     registry.scrape() of decision_metrics with 1,000 rules
 #include <benchmark/benchmark.h>
 
@@ -125,15 +125,17 @@ void run_limiter(benchmark::State& state, std::size_t nkeys) {
     state.SetItemsProcessed(state.iterations());
 }
 
-// The observer alone, as the limiter calls it for a one-rule request.
+// The observer alone, as the limiter calls it for a one-rule request: the bound rule
+// and a timer on the decision's start.
 void bm_observer(benchmark::State& state) {
     const m::decision_metrics& dm = shared_metrics();
-    const std::string rule = "api";
+    const auto rule = dm.bind("api");
+    const srl::steady_clock clock;
     srl::decision d;
-    d.rule = rule;
+    d.rule = "api";
     for (auto _ : state) {
-        const bool timed = dm.time_next();
-        dm.on_decision(d, timed ? std::chrono::nanoseconds(100) : srl::not_timed);
+        const srl::decision_timer timer(clock, std::chrono::nanoseconds(100));
+        dm.on_decision(rule, d, timer);
         benchmark::ClobberMemory();
     }
 }

@@ -2,8 +2,8 @@
 # The cost of metrics on the request path: runs bench_metrics (Google Benchmark,
 # Release) once, its cases interleaved at random over --repetitions rounds, and prints
 # for 1 and 2 threads the in-memory limiter's ns per decision with null_observer and
-# with decision_metrics (medians, CPU and wall time), the ratio on/off against the 1.05
-# goal (judged on CPU time), the same ratio for a control observer that does ~1 ns of
+# with decision_metrics (medians, CPU time), the ratio on/off against the 1.05 goal
+# (paired by repetition round), the same ratio for a control observer that does ~1 ns of
 # work and shares nothing, the observer's own cost, and the time of one scrape of
 # 1,000 rules against the 5 ms goal.
 # Usage: scripts/bench-metrics.sh [--repetitions N] [--seconds S]
@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-repetitions=7
-seconds=0.3
+repetitions=15
+seconds=0.2
 while (($#)); do
   case $1 in
     --repetitions) repetitions=$2; shift 2 ;;
@@ -38,42 +38,55 @@ trap 'rm -rf "$out"' EXIT
 echo "== running ($repetitions interleaved repetitions)" >&2
 "$build/benchmarks/bench_metrics" --benchmark_format=json --benchmark_min_time="$seconds" \
   --benchmark_repetitions="$repetitions" --benchmark_enable_random_interleaving=true \
-  --benchmark_report_aggregates_only=true >"$out/run.json"
+  >"$out/run.json"
 
 python3 - "$out/run.json" <<'PY'
-import json, sys
-runs = {}
+import json, statistics, sys
+reps = {}  # run name -> {repetition: (cpu ns, wall ns)}
 for b in json.load(open(sys.argv[1]))["benchmarks"]:
-    if b.get("aggregate_name") != "median":
+    if b.get("run_type") != "iteration":
         continue
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6}[b["time_unit"]]
-    runs[b["run_name"]] = (b["cpu_time"] * scale, b["real_time"] * scale)
-print(f"{'case':12} {'threads':>7} {'off cpu':>8} {'on cpu':>8} {'ratio':>6} {'goal':>12} {'control':>8} {'off wall':>9} {'on wall':>8} {'ratio':>6}")
+    reps.setdefault(b["run_name"], {})[b["repetition_index"]] = (b["cpu_time"] * scale,
+                                                                 b["real_time"] * scale)
+def median(name, i):
+    r = reps.get(name)
+    return statistics.median(v[i] for v in r.values()) if r else None
+def paired(a, b, i):
+    # The median over rounds of a's time / b's time in the same round: each round runs
+    # every case once, in a random order, so the two shared the machine's state.
+    ra, rb = reps.get(a), reps.get(b)
+    if not ra or not rb:
+        return None
+    return statistics.median(ra[k][i] / rb[k][i] for k in ra if k in rb)
+print(f"{'case':12} {'threads':>7} {'off cpu':>8} {'on cpu':>8} {'on/off':>7} {'goal':>12}"
+      f" {'control/off':>11} {'wall on/off':>11}")
 for case in ("hot_key", "keys_100k"):
     for t in (1, 2):
-        off = runs.get(f"metrics/{case}/off/real_time/threads:{t}")
-        on = runs.get(f"metrics/{case}/on/real_time/threads:{t}")
-        control = runs.get(f"metrics/{case}/control/real_time/threads:{t}")
-        if off is None or on is None:
+        name = lambda v: f"metrics/{case}/{v}/real_time/threads:{t}"
+        if name("off") not in reps or name("on") not in reps:
             continue
-        r = on[0] / off[0]
-        rw = on[1] / off[1]
-        rc = f"{control[0] / off[0]:.3f}" if control else "-"
+        r = paired(name("on"), name("off"), 0)
+        rc = paired(name("control"), name("off"), 0)
         goal = "<=1.05 " + ("met" if r <= 1.05 else "MISSED")
-        print(f"{case:12} {t:>7} {off[0]:>8.1f} {on[0]:>8.1f} {r:>6.3f} {goal:>12} {rc:>8} {off[1]:>9.1f} {on[1]:>8.1f} {rw:>6.3f}")
+        print(f"{case:12} {t:>7} {median(name('off'), 0):>8.1f} {median(name('on'), 0):>8.1f}"
+              f" {r:>7.3f} {goal:>12} {'-' if rc is None else f'{rc:.3f}':>11}"
+              f" {paired(name('on'), name('off'), 1):>11.3f}")
 for t in (1, 2):
-    o = runs.get(f"metrics/observer_only/real_time/threads:{t}")
+    o = median(f"metrics/observer_only/real_time/threads:{t}", 0)
     if o is not None:
-        print(f"observer alone (time_next + on_decision), {t} thread(s): {o[0]:.2f} ns cpu")
-scrape = runs.get("metrics/scrape_1000_rules")
+        print(f"observer alone (on_decision with a timer), {t} thread(s): {o:.2f} ns cpu")
+scrape = median("metrics/scrape_1000_rules", 1)
 if scrape is not None:
-    ms = scrape[1] / 1e6
+    ms = scrape / 1e6
     print(f"scrape of 1,000 rules: {ms:.2f} ms (goal < 5 ms: {'met' if ms < 5 else 'MISSED'})")
-print("Medians of interleaved repetitions, ns per decision per thread (limiter.check with a steady"
-      " clock read, token bucket, in-memory storage). off: null_observer; on: decision_metrics with"
-      " the default time_every; control: a ~1 ns observer that shares nothing, cpu ratio to off"
-      " (what any work after the decision costs: on one key from 2 threads it shifts the hand-over"
-      " of the key's lock, so compare the on ratio with it). cpu: CPU time of the checking thread (the cost to the request; the"
-      " goal is judged on it); wall: elapsed time, which also counts waiting for a core or the"
-      " key's lock (large when other work shares the machine: compare the load average).")
+print("ns per decision per thread (limiter.check with a steady clock read, token bucket, in-memory"
+      " storage): medians of the repetitions, CPU time of the checking thread (the cost to the"
+      " request). off: null_observer; on: decision_metrics with the default time_every; control: a"
+      " ~1 ns observer that shares nothing (what any work after the decision costs: on one key from"
+      " 2 threads it shifts the hand-over of the key's lock, so compare the on ratio with it)."
+      " Ratios are paired: each repetition round runs every case once in a random order, and the"
+      " ratio is the median over rounds of the two cases' times in the same round, so drift in the"
+      " machine's speed between rounds cancels. The goal is judged on CPU time; the wall ratio also"
+      " counts waiting for a core or the key's lock.")
 PY

@@ -103,19 +103,19 @@ public:
     template <request_for<KeyExtractor> Request>
     verdict check(const Request& req, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
-        return decide<false>(std::string_view(key), clock_.now(), cost, nullptr);
+        return decide<false>(std::string_view(key), clock_.now(), true, cost, nullptr);
     }
 
     /// Decides on `req` at time `now` (no clock read). Writes no event.
     template <request_for<KeyExtractor> Request>
     verdict check_at(const Request& req, std::chrono::nanoseconds now, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
-        return decide<false>(std::string_view(key), now, cost, nullptr);
+        return decide<false>(std::string_view(key), now, false, cost, nullptr);
     }
 
     /// Decides on an already extracted inner key (e.g. "user:42"). Writes no event.
     verdict check_key(std::string_view inner_key, std::uint64_t cost = 1) {
-        return decide<false>(inner_key, clock_.now(), cost, nullptr);
+        return decide<false>(inner_key, clock_.now(), true, cost, nullptr);
     }
 
     /// Decides on `req` and writes one event per rule decision to the sink (stamped
@@ -123,13 +123,13 @@ public:
     template <request_for<KeyExtractor> Request>
     verdict check_and_record(const Request& req, const request_info& info, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
-        return decide<true>(std::string_view(key), clock_.now(), cost, &info);
+        return decide<true>(std::string_view(key), clock_.now(), true, cost, &info);
     }
 
     /// check_and_record on an already extracted inner key ("" = the fallback key).
     verdict check_key_and_record(std::string_view inner_key, const request_info& info,
                                  std::uint64_t cost = 1) {
-        return decide<true>(inner_key, clock_.now(), cost, &info);
+        return decide<true>(inner_key, clock_.now(), true, cost, &info);
     }
 
     const KeyExtractor& key_extractor() const noexcept { return key_extractor_; }
@@ -172,13 +172,7 @@ public:
     /// As above, for the decision of rule `rule_index` (as passed to make_decision).
     void observe(std::size_t rule_index, const decision& d,
                  std::chrono::nanoseconds elapsed) noexcept {
-        if constexpr (detail::observes_decisions<Observer>) {
-            try {
-                bindings_.notify(observer_, rule_index, d, elapsed);
-            } catch (...) {
-                sink_failures_.fetch_add(1, std::memory_order_relaxed);
-            }
-        }
+        if constexpr (detail::observes_decisions<Observer>) notify(rule_index, d, elapsed);
     }
 
     /// True when the observer asks to time the next decision (see observer.hpp).
@@ -216,6 +210,16 @@ private:
         }
         if (options_.fallback_key.empty())
             throw config_error("limiter_options::fallback_key must not be empty");
+    }
+
+    // T: std::chrono::nanoseconds or decision_timer.
+    template <class T>
+    void notify(std::size_t rule_index, const decision& d, const T& elapsed) noexcept {
+        try {
+            bindings_.notify(observer_, rule_index, d, elapsed);
+        } catch (...) {
+            sink_failures_.fetch_add(1, std::memory_order_relaxed);
+        }
     }
 
     void cache_limits() noexcept {
@@ -265,14 +269,16 @@ private:
         }
     }
 
+    // `clocked`: `now` was just read from clock_ (check, not check_at).
     template <bool Record>
-    verdict decide(std::string_view inner, std::chrono::nanoseconds now, std::uint64_t cost,
-                   const request_info* info) {
+    verdict decide(std::string_view inner, std::chrono::nanoseconds now, bool clocked,
+                   std::uint64_t cost, const request_info* info) {
         if (inner.empty())
             inner = (info != nullptr && !info->fallback_key.empty())
                         ? info->fallback_key
                         : std::string_view(options_.fallback_key);
-        const bool timed = time_next();
+        constexpr bool lazy = detail::times_lazily<Observer>;
+        const bool timed = !lazy && time_next();
         const auto start = timed ? clock_.now() : std::chrono::nanoseconds{0};
         verdict v;
         if (rules_.size() == 1) {
@@ -284,9 +290,15 @@ private:
             decide_all(v, inner, now, cost);
         }
         if constexpr (detail::observes_decisions<Observer>) {
-            const auto elapsed = timed ? clock_.now() - start : not_timed;
             const auto ds = v.decisions();
-            for (std::size_t i = 0; i < ds.size(); ++i) observe(i, ds[i], elapsed);
+            if constexpr (lazy) {
+                const decision_timer timer =
+                    clocked ? decision_timer(clock_, now) : decision_timer();
+                for (std::size_t i = 0; i < ds.size(); ++i) notify(i, ds[i], timer);
+            } else {
+                const auto elapsed = timed ? clock_.now() - start : not_timed;
+                for (std::size_t i = 0; i < ds.size(); ++i) notify(i, ds[i], elapsed);
+            }
         }
         if constexpr (Record) record(v, *info);
         return v;

@@ -19,16 +19,52 @@ namespace smart_ratelimit {
 /// The `elapsed` passed to an observer when the decision was not timed.
 inline constexpr std::chrono::nanoseconds not_timed{-1};
 
+/// The time a request's decision has taken, read from the limiter's clock only when
+/// asked. Passed to observers that accept it (see `o.on_decision(d, timer)` below), so
+/// that an observer which times a sample of requests decides after the fact and costs
+/// the others nothing: the limiter's own start-of-decision clock read is the start.
+/// Untimed (elapsed() is not_timed) for decisions at a caller's time (check_at).
+/// Valid only during the on_decision call it is passed to.
+class decision_timer {
+public:
+    /// An untimed decision.
+    constexpr decision_timer() noexcept = default;
+
+    /// A decision that started at `start` on `c` (anything with `now()` returning
+    /// std::chrono::nanoseconds); `c` must outlive the timer.
+    template <class Clock>
+    decision_timer(const Clock& c, std::chrono::nanoseconds start) noexcept
+        : read_(&read<Clock>), clock_(&c), start_(start) {}
+
+    /// The time since the decision started (one clock read), or not_timed.
+    std::chrono::nanoseconds elapsed() const {
+        return read_ == nullptr ? not_timed : read_(clock_) - start_;
+    }
+
+private:
+    template <class Clock>
+    static std::chrono::nanoseconds read(const void* c) {
+        return static_cast<const Clock*>(c)->now();
+    }
+
+    std::chrono::nanoseconds (*read_)(const void*) = nullptr;
+    const void* clock_ = nullptr;
+    std::chrono::nanoseconds start_{0};
+};
+
 /// observer: hears the decisions of a limiter.
 ///
 /// | expression                | type | meaning                                           |
 /// |---------------------------|------|---------------------------------------------------|
 /// | `o.on_decision(d, t)`     | any  | once per rule decision of a request, after the request is decided and before its events are recorded; `t` is how long deciding the whole request took (store round trips included), or `not_timed` |
 /// | `o.time_next()`           | `bool` | optional: asked before each request is decided; `true` makes the limiter read its clock again afterwards and pass the time taken. Without it nothing is timed (no extra clock read). |
+/// | `o.on_decision(d, timer)` | any  | optional (with bind: `o.on_decision(h, d, timer)`): when present, the limiter calls it instead of `o.on_decision(d, t)` for the decisions it makes itself, and never asks time_next(); `timer.elapsed()` reads the clock and gives the time taken so far. For observers that time a sample: one per-thread lookup per decision instead of two. |
 /// | `o.bind(name)`            | `H`  | optional: called once per rule, in rule order, when a limiter is built. The limiter then calls `o.on_decision(h, d, t)` with that rule's `h` instead of `o.on_decision(d, t)`, so the observer resolves a rule's name once, not per decision (a Prometheus client's bound child). `H` is a small regular type. |
 ///
 /// `o` is an O&, `d` a const decision& (its outcome is `d.kind()`, its rule `d.rule`,
-/// its key `d.key`), `t` std::chrono::nanoseconds. An observer that throws never
+/// its key `d.key`), `t` std::chrono::nanoseconds, `timer` a const decision_timer&.
+/// Decisions made outside the limiter's check (limiter::observe, which the HTTP
+/// middleware uses across several limiters) always reach `o.on_decision(d, t)`. An observer that throws never
 /// changes a decision: the limiter catches and counts it with the sink failures.
 /// The limiter's clock times the decision: a manual clock gives 0 unless advanced.
 /// Thread safety: called concurrently from every thread that checks requests.
@@ -64,10 +100,12 @@ template <class O>
 inline constexpr bool observes_decisions = !discards_decisions<O>;
 
 // What a limiter keeps per rule for its observer: the bound handles, or nothing.
+// T: std::chrono::nanoseconds or decision_timer.
 template <class O>
 struct rule_bindings {
     void bind(O&, std::size_t, std::string_view) {}
-    void notify(O& o, std::size_t, const decision& d, std::chrono::nanoseconds t) {
+    template <class T>
+    void notify(O& o, std::size_t, const decision& d, const T& t) {
         o.on_decision(d, t);
     }
 };
@@ -78,10 +116,21 @@ struct rule_bindings<O> {
     handle handles[verdict::max_rules] = {};
 
     void bind(O& o, std::size_t rule, std::string_view name) { handles[rule] = o.bind(name); }
-    void notify(O& o, std::size_t rule, const decision& d, std::chrono::nanoseconds t) {
+    template <class T>
+    void notify(O& o, std::size_t rule, const decision& d, const T& t) {
         o.on_decision(handles[rule], d, t);
     }
 };
+
+// The observer takes a decision_timer, in the form the limiter calls (bound or not).
+template <class O>
+concept times_lazily = (bound_observer<O> &&
+                        requires(O & o, std::string_view name, const decision& d,
+                                 const decision_timer& t) { o.on_decision(o.bind(name), d, t); }) ||
+                       (!bound_observer<O> &&
+                        requires(O & o, const decision& d, const decision_timer& t) {
+                            o.on_decision(d, t);
+                        });
 
 template <class O>
 bool wants_timing(O& o) noexcept {

@@ -257,6 +257,29 @@ struct binding_observer {
     }
 };
 
+// Takes the decision's timer: reads it after moving the shared manual clock by `step`,
+// so the time it hears is the step exactly when the timer starts at the decision's
+// clock read and reads the clock only when asked. Also has the other forms, which the
+// limiter must not use for the decisions it makes itself.
+struct timer_observer {
+    struct state {
+        std::vector<std::chrono::nanoseconds> heard;
+        std::vector<std::chrono::nanoseconds> plain;  // the on_decision(d, t) form
+        int asked = 0;
+        bool throws = false;
+    };
+    std::shared_ptr<state> s = std::make_shared<state>();
+    srl::manual_clock clock;
+    std::chrono::nanoseconds step{0};
+    bool time_next() { return ++s->asked > 0; }
+    void on_decision(const srl::decision&, const srl::decision_timer& t) {
+        if (s->throws) throw std::runtime_error("observer");
+        clock.advance(step);
+        s->heard.push_back(t.elapsed());
+    }
+    void on_decision(const srl::decision&, std::chrono::nanoseconds t) { s->plain.push_back(t); }
+};
+
 }  // namespace
 
 static_assert(srl::observer<counting_observer>);
@@ -283,6 +306,32 @@ TEST_CASE("the observer hears every rule decision with its outcome, timed when i
     CHECK(s.asked == 4);
     CHECK(s.timed == 4);  // requests 1 and 3, two rules each
     CHECK(s.untimed == 4);
+}
+
+TEST_CASE("an observer that takes the timer reads it on demand, from the decision's start",
+          "[limiter][observer]") {
+    static_assert(srl::detail::times_lazily<timer_observer>);
+    static_assert(!srl::detail::times_lazily<counting_observer>);
+    srl::manual_clock clock;
+    timer_observer obs{.clock = clock, .step = 7ms};
+    srl::limiter<key_of, srl::in_memory_storage<>, srl::null_sink, srl::manual_clock,
+                 timer_observer>
+        lim(key_of{}, {{"a", "1/m"}, {"b", "5/m"}}, {}, {}, {}, clock, obs);
+    CHECK(lim.check_key("u").allowed());
+    // Each rule's read is 7 ms after the previous one: the start is the decision's time.
+    CHECK(obs.s->heard == std::vector<std::chrono::nanoseconds>{7ms, 14ms});
+    obs.s->heard.clear();
+    CHECK(lim.check_at(std::string_view("u"), clock.now()).blocked());
+    CHECK(obs.s->heard == std::vector{srl::not_timed, srl::not_timed});  // a caller's time
+    CHECK(obs.s->asked == 0);                                            // time_next is not asked
+    CHECK(obs.s->plain.empty());  // nor the plain form called
+    srl::decision d;              // decisions made outside check: the plain form
+    lim.make_decision(d, 0, srl::outcome{.allowed = true});
+    lim.observe(d, srl::not_timed);
+    CHECK(obs.s->plain == std::vector{srl::not_timed});
+    obs.s->throws = true;  // a throwing timer observer is caught and counted
+    CHECK(lim.check_key("v").allowed());
+    CHECK(lim.sink_failures() == 2);
 }
 
 TEST_CASE("a throwing observer changes no decision and is counted", "[limiter][observer]") {

@@ -2,7 +2,7 @@
 // decision_metrics as a limiter observer: every outcome counted (degraded and
 // shadow_blocked included), exact totals merged across threads, several limiters on
 // one set of counters, 1,000 rules, a rule name reused at another address, and the
-// timing sample rate.
+// timing sample rate (decisions at a caller's time untimed).
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/metrics.hpp>
@@ -165,6 +165,15 @@ TEST_CASE("decision_metrics times one request in time_every per thread", "[metri
     // A manual clock that does not move times every request at 0 s: the first bucket.
     CHECK(every.duration().snapshot().counts.front() == 100);
     CHECK(m::decision_metrics{}.time_every() == 256);
+    // Decisions at a caller's time (check_at) are counted but never timed.
+    for (int i = 0; i < 5; ++i) (void)a->check_at(std::string("k"), 1000s);
+    CHECK(every.duration().snapshot().count() == 100);
+    CHECK(total(every, "r") == 105);
+    // A limiter with two rules times one rule decision in time_every.
+    m::decision_metrics two(m::decision_metrics_options{.time_every = 4});
+    auto c = make({{"x", "1000/s", "token_bucket"}, {"y", "1000/s", "token_bucket"}}, two);
+    for (int i = 0; i < 10; ++i) (void)c->check_key("k");
+    CHECK(two.duration().snapshot().count() == 5);  // 20 rule decisions: the 1st, 5th, ...
 }
 
 TEST_CASE("decision_metrics keeps 1,000 rules of 125 limiters apart", "[metrics]") {

@@ -12,6 +12,7 @@
 #include <smart_ratelimit/metrics/detail/per_thread.hpp>
 #include <smart_ratelimit/metrics/exposition.hpp>
 #include <smart_ratelimit/metrics/histogram.hpp>
+#include <smart_ratelimit/observer.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -30,14 +31,15 @@ namespace smart_ratelimit::metrics {
 
 /// Settings of decision_metrics.
 struct decision_metrics_options {
-    /// Time one request in this many, per thread (1 = every request). Timing costs two
-    /// extra clock reads (about 20 ns each on a VM) and a histogram update: at 1 it would
-    /// add over half again to a hot-key in-memory decision (about 65 ns). The default
-    /// amortizes that to about 0.2 ns, so the whole observer costs about 3 ns, within 5%
-    /// of that decision (bench_metrics, scripts/bench-metrics.sh). With N > 1 the
-    /// histogram is a sample: its _count is about 1/N of the requests
-    /// (smart_ratelimit_decisions_total counts them all). Storages that make a round
-    /// trip (Redis, SQL) should use 1: there the clock reads are noise.
+    /// Time one rule decision in this many, per thread (1 = every one). Timing costs one
+    /// extra clock read (about 20 ns on a VM; the start is the limiter's own read) and
+    /// a histogram update: at 1 it would add a third to a hot-key in-memory decision
+    /// (about 60 ns). The default amortizes that to under 0.1 ns, so the whole observer
+    /// costs about 1.5 ns, within 5% of that decision (bench_metrics,
+    /// scripts/bench-metrics.sh). With N > 1 the histogram is a sample: its _count is
+    /// about 1/N of the rule decisions (smart_ratelimit_decisions_total counts them
+    /// all). Storages that make a round trip (Redis, SQL) should use 1: there the clock
+    /// read is noise.
     std::uint32_t time_every = 256;
     /// Upper bounds (seconds) of the duration histogram.
     std::vector<double> duration_buckets = latency_buckets();
@@ -55,15 +57,16 @@ concept has_rules = requires(const L& l) {
 ///   rule name ("" for the unnamed rule), `outcome` one of allowed, blocked,
 ///   shadow_blocked, degraded. Each known rule reports all four outcomes.
 /// - `smart_ratelimit_decision_duration_seconds`: the time the limiter took to decide
-///   a timed request (time_next() asks for one in `time_every` per thread), observed
-///   once per rule decision of that request (a request under two rules counts twice).
+///   a request, observed for one rule decision in `time_every` per thread (read from
+///   the limiter's decision_timer; decisions at a caller's time are not timed).
 ///
 /// | expression               | type            | meaning                                   |
 /// |--------------------------|-----------------|-------------------------------------------|
 /// | `m.bind(name)`           | `rule_slot`     | the rule's series (created if new); a limiter binds its rules when built |
+/// | `m.on_decision(r, d, timer)` | `void`      | what a limiter calls: counts d under (rule r, d.kind()); one call in `time_every` per thread observes timer.elapsed() |
 /// | `m.on_decision(r, d, t)` | `void`          | counts d under (rule r, d.kind()); observes t unless not_timed |
 /// | `m.on_decision(d, t)`    | `void`          | the same, the rule found by d.rule's name   |
-/// | `m.time_next()`          | `bool`          | true once every `time_every` calls on this thread |
+/// | `m.time_next()`          | `bool`          | true once every `time_every` calls on this thread (for observers that wrap this one and time with `t`) |
 /// | `m.add_rule(name)`       | `void`          | makes a rule's series exist before its first decision |
 /// | `m.add_rules(lim)`       | `void`          | add_rule for each of a limiter's rules     |
 /// | `m.count(rule, kind)`    | `std::uint64_t` | decisions counted so far (sums every thread) |
@@ -87,10 +90,10 @@ public:
     static constexpr std::size_t max_rules = 16384;
 
     explicit decision_metrics(decision_metrics_options o = {})
-        : s_(std::make_shared<state>(std::move(o))), pool_(s_->pool.get()) {}
+        : s_(std::make_shared<state>(std::move(o))), pool_(s_->pool.get()), pool_id_(pool_->id()) {}
 
     bool time_next() const {
-        cells& c = pool_->local();
+        cells& c = pool_->local(pool_id_);
         if (c.countdown > 1) {
             --c.countdown;
             return false;
@@ -108,14 +111,27 @@ public:
     rule_slot bind(std::string_view rule) const { return {s_->find_or_add(rule)}; }
 
     void on_decision(rule_slot rule, const decision& d, std::chrono::nanoseconds elapsed) const {
-        cells& c = pool_->local();
+        cells& c = pool_->local(pool_id_);
         detail::owner_add(c.counter(rule.index * kinds + static_cast<std::uint32_t>(d.kind())), 1);
         if (elapsed.count() >= 0) [[unlikely]]
             observe(elapsed);
     }
 
+    /// The form a limiter calls: counts d and, once every time_every calls on this
+    /// thread, reads the timer (the thread's cells are found once for both).
+    void on_decision(rule_slot rule, const decision& d, const decision_timer& timer) const {
+        cells& c = pool_->local(pool_id_);
+        detail::owner_add(c.counter(rule.index * kinds + static_cast<std::uint32_t>(d.kind())), 1);
+        if (c.countdown > 1) [[likely]] {
+            --c.countdown;
+            return;
+        }
+        c.countdown = s_->every;
+        observe(timer);
+    }
+
     void on_decision(const decision& d, std::chrono::nanoseconds elapsed) const {
-        cells& c = pool_->local();
+        cells& c = pool_->local(pool_id_);
         const std::uint32_t slot = c.slot_of(d.rule, *s_);
         detail::owner_add(c.counter(slot * kinds + static_cast<std::uint32_t>(d.kind())), 1);
         if (elapsed.count() >= 0) [[unlikely]]
@@ -185,6 +201,11 @@ private:
         s_->duration.observe(elapsed);
     }
 
+    [[gnu::noinline]] void observe(const decision_timer& timer) const {
+        const std::chrono::nanoseconds elapsed = timer.elapsed();
+        if (elapsed.count() >= 0) s_->duration.observe(elapsed);
+    }
+
     static constexpr std::uint32_t kinds = 4;  // outcome_kind: allowed .. degraded
     static constexpr std::size_t chunk_cells = 256;
     static constexpr std::size_t max_chunks = max_rules * kinds / chunk_cells;
@@ -230,14 +251,17 @@ private:
 
     // One thread's cells.
     struct cells {
-        explicit cells(std::size_t) : table(16) {}
+        explicit cells(std::size_t) : table(16) { chunks[0].store(&first); }
         cells(const cells&) = delete;
         cells& operator=(const cells&) = delete;
         ~cells() {
-            for (auto& c : chunks) delete c.load(std::memory_order_relaxed);
+            for (std::size_t k = 1; k < max_chunks; ++k)
+                delete chunks[k].load(std::memory_order_relaxed);
         }
 
         std::atomic<std::uint64_t>& counter(std::size_t idx) {
+            if (idx < chunk_cells) [[likely]]
+                return first.v[idx];  // the first 64 rules: no pointer to follow
             chunk* ch = chunks[idx / chunk_cells].load(std::memory_order_relaxed);
             if (ch == nullptr) [[unlikely]]
                 ch = add_chunk(idx / chunk_cells);
@@ -285,7 +309,8 @@ private:
         std::vector<entry> table;
         std::size_t used = 0;
         std::uint32_t countdown = 0;
-        // Read by scrapes.
+        // Read by scrapes. chunks[0] is `first`; the others are allocated on first use.
+        chunk first;
         std::atomic<chunk*> chunks[max_chunks] = {};
 
     private:
@@ -338,6 +363,7 @@ private:
 
     std::shared_ptr<state> s_;
     detail::cell_pool<cells>* pool_;
+    std::uint64_t pool_id_;
 };
 
 }  // namespace smart_ratelimit::metrics

@@ -62,12 +62,18 @@ public:
     explicit cell_pool(std::size_t arg = 0) : arg_(arg) {}
 
     /// The calling thread's block.
-    Block& local() {
-        fast_entry& f = thread_fast[id_ % fast_entries];
-        if (f.id == id_) [[likely]]
+    Block& local() { return local(id_); }
+
+    /// The same, given id(): a hot path that keeps the id beside its pool pointer
+    /// saves loading it through the pointer.
+    Block& local(std::uint64_t id) {
+        fast_entry& f = thread_fast[id % fast_entries];
+        if (f.id == id) [[likely]]
             return *static_cast<Block*>(f.block);
         return local_slow(f);
     }
+
+    std::uint64_t id() const noexcept { return id_; }
 
     /// Calls f(const Block&) for every block ever handed out (the scrape).
     template <class F>
