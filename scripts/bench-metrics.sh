@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-repetitions=15
-seconds=0.2
+repetitions=21
+seconds=0.25
 while (($#)); do
   case $1 in
     --repetitions) repetitions=$2; shift 2 ;;
