@@ -28,7 +28,8 @@ constexpr std::string_view usage_cleanup_events =
     "own day is deleted in batches;\n"
     "the line then also says how many partitions were dropped.\n"
     "--dry-run counts the events that would be deleted (on PostgreSQL, and names\n"
-    "the day partitions that would be dropped) and deletes nothing (a\n"
+    "the day partitions that would be dropped, with any an interrupted cleanup left\n"
+    "detached, ratelimit_event_gone_p*) and deletes nothing (a\n"
     "missing SQLite file is then an error, exit 69, and is not created).\n"
     "Example crontab line:\n"
     "  0 3 * * * smart-ratelimit cleanup-events --older-than-days 30 >> "
@@ -59,6 +60,7 @@ int run_cleanup_events(args_view args) {
                 q.until = cutoff - std::chrono::microseconds{1};
                 n = store.count(q);
             }
+            n += store.detached_events();  // a killed cleanup's days: the next one drops them
             // On PostgreSQL: which of them would go as whole day partitions.
             const auto days_dropped = store.droppable_partitions(static_cast<int>(days), now);
             std::string dropped;

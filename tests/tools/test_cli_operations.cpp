@@ -6,6 +6,7 @@
 // export. SQLite files live in temporary directories; PostgreSQL is used when
 // SMART_RATELIMIT_TEST_PG_URL is set.
 #include "support/event_store_support.hpp"
+#include "support/killed_cleanup.hpp"
 
 #include "support/cli_runner.hpp"
 
@@ -177,6 +178,22 @@ TEST_CASE("cleanup-events --dry-run reports the count and deletes nothing",
                                             std::chrono::time_point_cast<std::chrono::microseconds>(
                                                 std::chrono::system_clock::now())) ==
               std::vector<std::string>{old_partition});
+
+        // A cleanup killed between its two steps left the day detached: its events are
+        // no longer in the table but still counted, the table named as it is now.
+        detach_as_killed_cleanup(*pg_store.open_session(), old_day);
+        CHECK(pg_store.count() == 2);
+        CHECK(pg_store.detached_events() == 10);
+        r = run_cli(dir, {"cleanup-events", "--dry-run"}, "", env_url(pg.url()));
+        CHECK(r.out.find("dry run, would delete 10 event(s) (1 day partition(s): " +
+                         ssoci::detail::detached_partition_name(old_day) + ") older than") !=
+              std::string::npos);
+        // The real run finishes it and counts its rows.
+        r = run_cli(dir, {"cleanup-events"}, "", env_url(pg.url()));
+        CHECK(r.code == 0);
+        CHECK(r.out.find("cleanup-events: deleted 10 event(s) (1 day partition(s) dropped)") == 0);
+        CHECK(pg_store.detached_events() == 0);
+        CHECK(pg_store.count() == 2);
     }
 }
 

@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <soci/soci.h>
@@ -180,8 +181,13 @@ public:
     /// so far stays removed).
     cleanup_result cleanup(int older_than_days, int batch_size, event_time now) const;
     /// The day partitions cleanup(older_than_days, ..., now) would drop, oldest first
-    /// (PostgreSQL, events v4; empty elsewhere). For dry runs.
+    /// (PostgreSQL, events v4; empty elsewhere): first those a killed cleanup left
+    /// detached (ratelimit_event_gone_pYYYYMMDD), then the attached ones. For dry runs.
     std::vector<std::string> droppable_partitions(int older_than_days, event_time now) const;
+    /// The events in day partitions a killed cleanup left detached: no longer in
+    /// ratelimit_event (count() misses them), counted as deleted by the next cleanup,
+    /// which drops them whatever its older_than_days. 0 on SQLite. For dry runs.
+    std::int64_t detached_events() const;
     /// cleanup(...).deleted: the number of events removed.
     std::int64_t cleanup_old(int older_than_days, int batch_size, event_time now) const {
         return cleanup(older_than_days, batch_size, now).deleted;
@@ -241,6 +247,8 @@ private:
     // now - older_than_days days; config_error when older_than_days < 0.
     static event_time cleanup_cutoff(int older_than_days, event_time now);
     static void finish_detached(::soci::session& sql, cleanup_result& r);
+    // The tables of detached days, with their days, oldest first.
+    static std::vector<std::pair<std::string, std::int64_t>> detached_tables(::soci::session& sql);
     // Writes rows[...] with bisection; returns false at the first store failure,
     // with `done` set to how many rows were resolved (written or invalid) before it.
     bool write_bisect(std::span<const event* const> rows, batch_result& r,

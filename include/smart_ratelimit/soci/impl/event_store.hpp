@@ -445,11 +445,49 @@ inline std::vector<std::string> event_store::droppable_partitions(int older_than
     try {
         auto sql = open_session();
         if (!detail::is_partitioned_event_log(*sql)) return {};
-        return old_partitions(*sql, detail::utc_day(cutoff), std::numeric_limits<int>::max());
+        std::vector<std::string> names;
+        for (auto& [name, day] : detached_tables(*sql)) names.push_back(std::move(name));
+        for (auto& name :
+             old_partitions(*sql, detail::utc_day(cutoff), std::numeric_limits<int>::max()))
+            names.push_back(std::move(name));
+        return names;
     } catch (const ::soci::soci_error& e) {
         throw storage_error(std::string("listing the event log's old partitions failed: ") +
                             e.what());
     }
+}
+
+inline std::int64_t event_store::detached_events() const {
+    if (sql_dialect() != dialect::postgresql) return 0;
+    try {
+        auto sql = open_session();
+        long long rows = 0;
+        for (const auto& [name, day] : detached_tables(*sql)) {
+            long long n = 0;
+            *sql << "SELECT COUNT(*) FROM \"" + name + "\"", ::soci::into(n);
+            rows += n;
+        }
+        return rows;
+    } catch (const ::soci::soci_error& e) {
+        throw storage_error(std::string("counting the events of detached partitions failed: ") +
+                            e.what());
+    }
+}
+
+inline std::vector<std::pair<std::string, std::int64_t>> event_store::detached_tables(
+    ::soci::session& sql) {
+    std::vector<std::pair<std::string, std::int64_t>> gone;
+    const ::soci::rowset<std::string> rs =
+        (sql.prepare << "SELECT CAST(relname AS text) FROM pg_class"
+                        " WHERE relkind = 'r' AND relname ~ '^" +
+                            std::string(detail::detached_prefix) +
+                            "[0-9]{8}$'"
+                            " AND relnamespace = (SELECT relnamespace FROM pg_class"
+                            "  WHERE oid = to_regclass('ratelimit_event')) ORDER BY 1");
+    for (const auto& name : rs)
+        if (const auto day = detail::partition_day(name, detail::detached_prefix))
+            gone.emplace_back(name, *day);
+    return gone;
 }
 
 namespace detail {
@@ -524,19 +562,7 @@ inline bool event_store::detach_old_partitions(::soci::session& sql, std::int64_
 inline void event_store::finish_detached(::soci::session& sql, cleanup_result& r) {
     ::soci::transaction tx(sql);
     detail::lock_cleanup(sql);
-    std::vector<std::pair<std::string, std::int64_t>> gone;  // (table, day), oldest first
-    {
-        const ::soci::rowset<std::string> rs =
-            (sql.prepare << "SELECT CAST(relname AS text) FROM pg_class"
-                            " WHERE relkind = 'r' AND relname ~ '^" +
-                                std::string(detail::detached_prefix) +
-                                "[0-9]{8}$'"
-                                " AND relnamespace = (SELECT relnamespace FROM pg_class"
-                                "  WHERE oid = to_regclass('ratelimit_event')) ORDER BY 1");
-        for (const auto& name : rs)
-            if (const auto day = detail::partition_day(name, detail::detached_prefix))
-                gone.emplace_back(name, *day);
-    }
+    const auto gone = detached_tables(sql);  // under the lock: no other cleanup is finishing them
     if (gone.empty()) {
         tx.commit();
         return;
