@@ -1,10 +1,12 @@
 // tests/support/cli_runner.hpp
 // Runs the built smart-ratelimit program (SRL_TOOL_PATH, defined by the test
 // target) as a user runs it: in a working directory, with given stdin and extra
-// environment, the settings variables cleared; returns the exit code, stdout and stderr.
+// environment, every settings variable cleared; returns the exit code, stdout and stderr.
 #pragma once
 
 #include "support/temp_dir.hpp"
+
+#include <smart_ratelimit/settings.hpp>
 
 #include <sys/wait.h>
 
@@ -47,17 +49,18 @@ inline std::string slurp(const std::filesystem::path& p) {
     return ss.str();
 }
 
-/// Runs the program in `cwd` with `args`, `input` on stdin and `env` prefixed
-/// (e.g. "RATELIMIT_DATABASE_URL=..."); RATELIMIT_DATABASE_URL and
-/// RATELIMIT_SETTINGS are cleared first.
+/// Runs the program in `cwd` with `args`, `input` on stdin and `env` (entries
+/// "NAME=value") in the environment; every settings variable (RATELIMIT_SETTINGS and
+/// each RATELIMIT_* setting) is cleared first, so only `env` speaks.
 inline cli_result run_cli(const temp_dir& cwd, const std::vector<std::string>& args,
-                          const std::string& input = "", const std::string& env = "") {
+                          const std::string& input = "", const std::vector<std::string>& env = {}) {
     const auto in = cwd.path() / "stdin.txt", out = cwd.path() / "stdout.txt",
                err = cwd.path() / "stderr.txt";
     std::ofstream(in, std::ios::binary) << input;
-    std::string cmd = "cd " + shell_quote(cwd.path().string()) +
-                      " && env -u RATELIMIT_DATABASE_URL -u RATELIMIT_SETTINGS " + env + " " +
-                      shell_quote(SRL_TOOL_PATH);
+    std::string cmd = "cd " + shell_quote(cwd.path().string()) + " && env -u RATELIMIT_SETTINGS";
+    for (const auto name : smart_ratelimit::setting_names) cmd += " -u " + std::string(name);
+    for (const auto& e : env) cmd += " " + shell_quote(e);
+    cmd += " " + shell_quote(SRL_TOOL_PATH);
     for (const auto& a : args) cmd += " " + shell_quote(a);
     cmd += " <" + shell_quote(in.string()) + " >" + shell_quote(out.string()) + " 2>" +
            shell_quote(err.string());

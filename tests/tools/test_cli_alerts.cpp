@@ -3,6 +3,7 @@
 // event log, the aiosmtpd receiver and a Beast HTTP receiver on 127.0.0.1. The dry
 // run, the summary line, settings from file/environment/flags, the cool-down
 // across runs, and every exit code (0, 1, 64, 69, 78).
+#include "support/cli_runner.hpp"
 #include "support/event_store_support.hpp"
 #include "support/receivers.hpp"
 
@@ -18,46 +19,14 @@
 #include <thread>
 #include <vector>
 
-#ifndef SRL_TOOL_PATH
-#error "SRL_TOOL_PATH must name the smart-ratelimit binary"
-#endif
-
 namespace srl = smart_ratelimit;
 using namespace srl_alerts_test;
+using srl_test::cli_result;
+using srl_test::run_cli;
+using srl_test::shell_quote;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct cli_result {
-    int code;
-    std::string out;
-    std::string err;
-};
-
-std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (const char c : s) {
-        if (c == '\'')
-            q += "'\\''";
-        else
-            q += c;
-    }
-    return q + "'";
-}
-
-/// Runs the program in `cwd` with only `env` among the settings variables.
-cli_result run_cli(const temp_dir& cwd, const std::vector<std::string>& args,
-                   const std::vector<std::string>& env = {}) {
-    std::string cmd = "cd " + quote(cwd.path().string()) + " && env -u RATELIMIT_SETTINGS";
-    for (const auto name : srl::setting_names) cmd += " -u " + std::string(name);
-    for (const auto& e : env) cmd += " " + quote(e);
-    cmd += " " + quote(SRL_TOOL_PATH);
-    for (const auto& a : args) cmd += " " + quote(a);
-    const auto out = cwd.path() / "stdout.txt", err = cwd.path() / "stderr.txt";
-    cmd += " </dev/null >" + quote(out.string()) + " 2>" + quote(err.string());
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out), read_file(err)};
-}
 
 /// A migrated SQLite event log in `dir` holding blocked events from the last hour:
 /// ip:203.0.113.5 x5, ip:198.51.100.7 x3, "evil\r\nkey" x3, ip:192.0.2.1 x2, and
@@ -94,14 +63,14 @@ TEST_CASE("alerts --dry-run lists the offenders with the configured threshold an
         "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
         "RATELIMIT_ALERT_EMAILS=ops@example.com", "RATELIMIT_SMTP_URL=" + smtp.url(),
         "RATELIMIT_ALERT_WEBHOOK=" + http.url()};
-    auto r = run_cli(dir, {"alerts", "--dry-run"}, env);
+    auto r = run_cli(dir, {"alerts", "--dry-run"}, "", env);
     CHECK(r.code == 0);
     CHECK(r.out ==
           "3 offender(s) >= 3 blocked in 1 day(s):\n"
           "  ip:203.0.113.5: 5\n"
           "  evil\\r\\nkey: 3\n"
           "  ip:198.51.100.7: 3\n");
-    r = run_cli(dir, {"alerts", "--dry-run", "--threshold", "2", "--days", "3"}, env);
+    r = run_cli(dir, {"alerts", "--dry-run", "--threshold", "2", "--days", "3"}, "", env);
     CHECK(r.code == 0);
     CHECK(r.out ==
           "5 offender(s) >= 2 blocked in 3 day(s):\n"
@@ -110,7 +79,7 @@ TEST_CASE("alerts --dry-run lists the offenders with the configured threshold an
           "  evil\\r\\nkey: 3\n"
           "  ip:198.51.100.7: 3\n"
           "  ip:192.0.2.1: 2\n");
-    r = run_cli(dir, {"alerts", "--dry-run", "--json"}, env);
+    r = run_cli(dir, {"alerts", "--dry-run", "--json"}, "", env);
     CHECK(r.code == 0);
     CHECK(r.out ==
           "{\"enabled\": true, \"threshold\": 3, \"days\": 1, \"offenders\": ["
@@ -138,7 +107,7 @@ TEST_CASE("alerts sends e-mail and webhook and prints one summary line", "[alert
         "RATELIMIT_SMTP_URL=" + smtp.url(),
         "RATELIMIT_ALERT_WEBHOOK=" + http.url(),
         "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
-    const auto r = run_cli(dir, {"alerts"}, env);
+    const auto r = run_cli(dir, {"alerts"}, "", env);
     CHECK(r.err == "");
     CHECK(r.code == 0);
     CHECK(r.out ==
@@ -159,12 +128,12 @@ TEST_CASE("alerts sends e-mail and webhook and prints one summary line", "[alert
     // A flag beats the environment, which beats the file.
     auto env2 = env;
     env2.push_back("RATELIMIT_ALERT_THRESHOLD=1000");
-    auto r2 = run_cli(dir, {"alerts", "--json"}, env2);
+    auto r2 = run_cli(dir, {"alerts", "--json"}, "", env2);
     CHECK(r2.code == 0);
     CHECK(r2.out ==
           "{\"enabled\": true, \"threshold\": 1000, \"days\": 1, \"offenders\": [], \"channels\": "
           "{}}\n");
-    r2 = run_cli(dir, {"alerts", "--threshold", "5", "--limit", "1"}, env2);
+    r2 = run_cli(dir, {"alerts", "--threshold", "5", "--limit", "1"}, "", env2);
     CHECK(r2.code == 0);
     CHECK(r2.out ==
           "alerts: 1 offender(s) >= 5 blocked in 1 day(s); email sent to 2 recipient(s); webhook "
@@ -183,13 +152,13 @@ TEST_CASE("a failed channel makes alerts exit 1 after sending the other", "[aler
         "RATELIMIT_SMTP_URL=smtp://127.0.0.1:" + std::to_string(refused_port()),
         "RATELIMIT_ALERT_WEBHOOK=" + http.url(),
         "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
-    const auto r = run_cli(dir, {"alerts", "--json"}, env);
+    const auto r = run_cli(dir, {"alerts", "--json"}, "", env);
     CHECK(r.code == 1);
     CHECK(r.out.find("\"email\": {\"sent\": false, \"error\": \"SMTP: ") != std::string::npos);
     CHECK(r.out.find("\"webhook\": {\"sent\": true, \"url\": \"" + http.url() + "\"}") !=
           std::string::npos);
     CHECK(http.requests().size() == 1);
-    const auto r2 = run_cli(dir, {"alerts"}, env);
+    const auto r2 = run_cli(dir, {"alerts"}, "", env);
     CHECK(r2.code == 1);
     CHECK(r2.out.rfind("alerts: 3 offender(s) >= 3 blocked in 1 day(s); email FAILED: SMTP: ", 0) ==
           0);
@@ -204,16 +173,16 @@ TEST_CASE("the cool-down is remembered in the database across runs", "[alerts][c
         "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
         "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000",
         "RATELIMIT_ALERT_COOLDOWN_MINUTES=60"};
-    auto r = run_cli(dir, {"alerts"}, env);
+    auto r = run_cli(dir, {"alerts"}, "", env);
     CHECK(r.code == 0);
     CHECK(r.out ==
           "alerts: 3 offender(s) >= 3 blocked in 1 day(s) (0 in cool-down); webhook sent\n");
-    r = run_cli(dir, {"alerts"}, env);
+    r = run_cli(dir, {"alerts"}, "", env);
     CHECK(r.code == 0);
     CHECK(r.out ==
           "alerts: 0 offender(s) >= 3 blocked in 1 day(s) (3 in cool-down); nothing to send\n");
     // A lower threshold brings in a key never alerted: only that one goes out.
-    r = run_cli(dir, {"alerts", "--threshold", "2"}, env);
+    r = run_cli(dir, {"alerts", "--threshold", "2"}, "", env);
     CHECK(r.out ==
           "alerts: 1 offender(s) >= 2 blocked in 1 day(s) (3 in cool-down); webhook sent\n");
     const auto reqs = http.requests();
@@ -224,7 +193,7 @@ TEST_CASE("the cool-down is remembered in the database across runs", "[alerts][c
     // Without the cool-down everybody is alerted again.
     auto env2 = env;
     env2.back() = "RATELIMIT_ALERT_COOLDOWN_MINUTES=0";
-    r = run_cli(dir, {"alerts"}, env2);
+    r = run_cli(dir, {"alerts"}, "", env2);
     CHECK(r.out == "alerts: 3 offender(s) >= 3 blocked in 1 day(s); webhook sent\n");
 }
 
@@ -249,7 +218,7 @@ void three_nodes_alert_once(const std::string& db) {
     std::vector<cli_result> results(3);
     std::vector<std::thread> cron;
     for (std::size_t n = 0; n < nodes.size(); ++n)
-        cron.emplace_back([&, n] { results[n] = run_cli(nodes[n], {"alerts"}, env); });
+        cron.emplace_back([&, n] { results[n] = run_cli(nodes[n], {"alerts"}, "", env); });
     for (auto& t : cron) t.join();
     int alerted = 0;
     for (const auto& r : results) {
@@ -285,7 +254,7 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
         return text.find("\n" + line + "\n") != std::string::npos;
     };
     // Disabled: the file still says the job ran, with every count at zero.
-    auto r = run_cli(dir, {"alerts", "--metrics-file", file}, {"RATELIMIT_DATABASE_URL=" + db});
+    auto r = run_cli(dir, {"alerts", "--metrics-file", file}, "", {"RATELIMIT_DATABASE_URL=" + db});
     CHECK(r.code == 0);
     std::string text = read_file(file);
     CHECK(text.rfind("# HELP smart_ratelimit_alerts_sent_total ", 0) == 0);
@@ -301,7 +270,7 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
         "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
         "RATELIMIT_ALERT_WEBHOOK=" + http.url(), "RATELIMIT_ALERT_TIMEOUT_MS=30000"};
     for (int run = 1; run <= 2; ++run) {
-        r = run_cli(dir, {"alerts", "--metrics-file", file, "--quiet"}, env);
+        r = run_cli(dir, {"alerts", "--metrics-file", file, "--quiet"}, "", env);
         CHECK(r.code == 0);
         CHECK(r.out == "");
     }
@@ -319,7 +288,7 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
     const std::vector<std::string> bad{
         "RATELIMIT_DATABASE_URL=" + db, "RATELIMIT_ALERT_THRESHOLD=3",
         "RATELIMIT_ALERT_WEBHOOK=http://127.0.0.1:1/", "RATELIMIT_ALERT_TIMEOUT_MS=2000"};
-    r = run_cli(dir, {"alerts", "--metrics-file", file}, bad);
+    r = run_cli(dir, {"alerts", "--metrics-file", file}, "", bad);
     CHECK(r.code == 1);
     text = read_file(file);
     CHECK(has(text, "smart_ratelimit_alerts_sent_total{channel=\"webhook\",result=\"failed\"} 1"));
@@ -329,13 +298,13 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
     if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
         const auto out = (dir.path() / "promtool.txt").string();
         const int status = std::system(
-            ("promtool check metrics < " + quote(file) + " > " + quote(out) + " 2>&1").c_str());
+            ("promtool check metrics < " + shell_quote(file) + " > " + shell_quote(out) + " 2>&1").c_str());
         CHECK(status == 0);
         CHECK(read_file(out) == "");
     }
 
     // A directory that does not exist: exit 1 with a message naming the file.
-    r = run_cli(dir, {"alerts", "--metrics-file", (dir.path() / "no" / "such.prom").string()},
+    r = run_cli(dir, {"alerts", "--metrics-file", (dir.path() / "no" / "such.prom").string()}, "",
                 {"RATELIMIT_DATABASE_URL=" + db});
     CHECK(r.code == 1);
     CHECK(r.err.find("cannot write the metrics file") != std::string::npos);
@@ -362,10 +331,10 @@ TEST_CASE("alerts exit codes: disabled, bad arguments, bad settings, unreachable
     CHECK(r.code == 0);
     CHECK(r.out.rfind("usage: smart-ratelimit alerts", 0) == 0);
 
-    r = run_cli(dir, {"alerts"}, {"RATELIMIT_ALERT_THRESHOLD=lots"});
+    r = run_cli(dir, {"alerts"}, "", {"RATELIMIT_ALERT_THRESHOLD=lots"});
     CHECK(r.code == 78);
     CHECK(r.err.find("RATELIMIT_ALERT_THRESHOLD") != std::string::npos);
-    r = run_cli(dir, {"alerts", "--threshold", "1"}, {"RATELIMIT_ALERT_WEBHOOK=gopher://x"});
+    r = run_cli(dir, {"alerts", "--threshold", "1"}, "", {"RATELIMIT_ALERT_WEBHOOK=gopher://x"});
     CHECK(r.code == 78);
     CHECK(r.err.find("RATELIMIT_ALERT_WEBHOOK") != std::string::npos);
     r = run_cli(dir, {"alerts", "--settings", (dir.path() / "missing.json").string()});

@@ -66,11 +66,11 @@ TEST_CASE("cli: migrate is idempotent and prints one summary line", "[cli][soci]
     CHECK(r.out.find("migrate: schema up to date (events v4") == 0);
 
     const std::string url = dir.sqlite_url("other.db");
-    r = run_cli(dir, {"migrate"}, "", "RATELIMIT_DATABASE_URL=" + shell_quote(url));
+    r = run_cli(dir, {"migrate"}, "", {"RATELIMIT_DATABASE_URL=" + url});
     CHECK(r.code == 0);
     CHECK(ssoci::event_store(url).schema_current());
     r = run_cli(dir, {"migrate", "--database", dir.sqlite_url("flag.db")}, "",
-                "RATELIMIT_DATABASE_URL=" + shell_quote(url));
+                {"RATELIMIT_DATABASE_URL=" + url});
     CHECK(r.code == 0);
     CHECK(fs::exists(dir.path() / "flag.db"));
 }
@@ -84,7 +84,7 @@ TEST_CASE("cli: exit codes name the failure", "[cli][soci]") {
     auto r = run_cli(dir, {"export", "--database", "mysql://u@h/db"});
     CHECK(r.code == 64);
     CHECK(r.err.find("mysql://u@h/db") != std::string::npos);
-    r = run_cli(dir, {"migrate"}, "", "RATELIMIT_DATABASE_URL=sqlite:/nope");
+    r = run_cli(dir, {"migrate"}, "", {"RATELIMIT_DATABASE_URL=sqlite:/nope"});
     CHECK(r.code == 78);
     CHECK(r.err.find("RATELIMIT_DATABASE_URL") != std::string::npos);
     r = run_cli(dir, {"migrate", "--database",

@@ -24,7 +24,9 @@ namespace ssoci = smart_ratelimit::soci;
 
 namespace {
 
-std::string env_url(const std::string& url) { return "RATELIMIT_DATABASE_URL=" + shell_quote(url); }
+std::vector<std::string> env_url(const std::string& url) {
+    return {"RATELIMIT_DATABASE_URL=" + url};
+}
 
 std::string trimmed(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
