@@ -298,7 +298,8 @@ TEST_CASE("alerts --metrics-file leaves the alerts sent, counted across runs, fo
     if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
         const auto out = (dir.path() / "promtool.txt").string();
         const int status = std::system(
-            ("promtool check metrics < " + shell_quote(file) + " > " + shell_quote(out) + " 2>&1").c_str());
+            ("promtool check metrics < " + shell_quote(file) + " > " + shell_quote(out) + " 2>&1")
+                .c_str());
         CHECK(status == 0);
         CHECK(read_file(out) == "");
     }
