@@ -64,8 +64,9 @@ private:
 /// `o` is an O&, `d` a const decision& (its outcome is `d.kind()`, its rule `d.rule`,
 /// its key `d.key`), `t` std::chrono::nanoseconds, `timer` a const decision_timer&.
 /// Decisions made outside the limiter's check (limiter::observe, which the HTTP
-/// middleware uses across several limiters) always reach `o.on_decision(d, t)`. An observer that throws never
-/// changes a decision: the limiter catches and counts it with the sink failures.
+/// middleware uses across several limiters) always reach `o.on_decision(d, t)`.
+/// An observer that throws never changes a decision: the limiter catches and counts
+/// it with the sink failures.
 /// The limiter's clock times the decision: a manual clock gives 0 unless advanced.
 /// Thread safety: called concurrently from every thread that checks requests.
 /// Breaker changes and dropped events are not the limiter's: they reach observers

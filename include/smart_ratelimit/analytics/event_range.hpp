@@ -20,9 +20,9 @@ namespace smart_ratelimit {
 /// Reads the fields the analytics need from an event-like value.
 ///
 /// For types shaped like `event` (`event_shaped`: members `e.timestamp`, `e.key`,
-/// `e.rule_name`, `e.path`, `e.method`, `e.allowed`, `e.count`, `e.limit`) the default reads them, so
-/// `event` and any struct with those members work as they are. Specialize it for
-/// a type with other names or representations:
+/// `e.rule_name`, `e.path`, `e.method`, `e.allowed`, `e.count`, `e.limit`) the default
+/// reads them, so `event` and any struct with those members work as they are.
+/// Specialize it for a type with other names or representations:
 ///
 /// | expression                       | type (convertible to)  | meaning                        |
 /// |----------------------------------|------------------------|--------------------------------|

@@ -37,7 +37,8 @@
 
 namespace smart_ratelimit::redis {
 
-/// What a Redis storage does when Redis fails on the request path (storage/failure_policy.hpp): degrade or raise.
+/// What a Redis storage does when Redis fails on the request path
+/// (storage/failure_policy.hpp): degrade or raise.
 using smart_ratelimit::on_error;
 
 /// Settings of a Redis storage.

@@ -176,9 +176,9 @@ public:
     /// ratelimit_event (catalog changes only, at most 32 days per transaction), then
     /// their rollups are corrected and they are dropped in one transaction that no
     /// writer waits for. Only the cutoff's own day is then deleted by batches. Days a
-    /// cleanup detached but did not finish (it was killed) are finished by the next. Throws config_error when batch_size <= 0 or
-    /// older_than_days < 0, storage_error when the database fails (what was removed
-    /// so far stays removed).
+    /// cleanup detached but did not finish (it was killed) are finished by the next.
+    /// Throws config_error when batch_size <= 0 or older_than_days < 0, storage_error
+    /// when the database fails (what was removed so far stays removed).
     cleanup_result cleanup(int older_than_days, int batch_size, event_time now) const;
     /// The day partitions cleanup(older_than_days, ..., now) would drop, oldest first
     /// (PostgreSQL, events v4; empty elsewhere): first those a killed cleanup left
