@@ -2,6 +2,8 @@
 // The Beast middleware in a few lines: POST /api/login limited to 3 per minute per
 // client IP under the rule `login`, checked in process (no socket) so the responses
 // can be printed: three 200s carrying RateLimit fields, then a 429 with Retry-After.
+// The rule is a sliding window: a fixed window's edge, aligned to the clock, could
+// fall between the four requests and start the count again.
 // In a server, pass the socket's peer address and write the returned message.
 #include <smart_ratelimit/beast.hpp>
 #include <smart_ratelimit/limiter.hpp>
@@ -27,7 +29,7 @@ static http::response<http::string_body> app(const http::request<http::string_bo
 }
 
 int main() {
-    http_limiter login(sb::request_key::ip(), {{"login", "3/m"}});
+    http_limiter login(sb::request_key::ip(), {{"login", "3/m", "sliding_window"}});
 
     sb::middleware_options options;
     options.trusted_proxies = srl::cidr_list::parse("10.0.0.0/8");  // our load balancer

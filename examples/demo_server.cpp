@@ -214,8 +214,9 @@ struct options {
         "  --trusted-proxies L   RATELIMIT_TRUSTED_PROXIES, comma-separated CIDRs\n"
         "  --default-limit RATE  RATELIMIT_DEFAULT_LIMIT: a per-IP rule `default` on every /api/ "
         "path\n"
-        "  --login-rate RATE     rate of POST /api/login per IP. Default 5/m\n"
-        "  --items-rate RATE     rate of GET /api/items per user or IP. Default 100/m\n"
+        "  --login-rate RATE     rate of POST /api/login per IP (a sliding window). Default 5/m\n"
+        "  --items-rate RATE     rate of GET /api/items per user or IP (a sliding window). "
+        "Default 100/m\n"
         "  --mode full|limit|none  benchmark modes: limiter and logging / limiter only / no "
         "limiter\n"
         "  --threads N           I/O threads, each its own event loop. Default 1\n"
@@ -839,10 +840,12 @@ int run(const options& opt) {
         return demo_store();
     };
     const srl::metrics::decision_metrics decisions;
-    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate}}, lo, state(), sink_ref{},
-                       {}, decisions);
-    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate}}, lo, state(),
-                       sink_ref{}, {}, decisions);
+    // Sliding windows: a count never starts again at a window edge aligned to the clock,
+    // so N requests within a minute meet the limit whenever they are sent.
+    demo_limiter login(sb::request_key::ip(), {{"login", opt.login_rate, "sliding_window"}}, lo,
+                       state(), sink_ref{}, {}, decisions);
+    demo_limiter items(sb::request_key::user_or_ip(), {{"items", opt.items_rate, "sliding_window"}},
+                       lo, state(), sink_ref{}, {}, decisions);
     std::unique_ptr<demo_limiter> fallback;
     demo_middleware mw(mo);
     mw.add(login, sb::route{"/api/login", {http::verb::post}, 1});
