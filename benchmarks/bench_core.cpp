@@ -1,8 +1,8 @@
 // benchmarks/bench_core.cpp
-// ns per decision of the core limiter (in-memory storage, token bucket chosen at run
-// time, as a user configures it): one hot key, 100k and 1M-key working sets, 1 and 2
-// threads, with the clock read included or `now` passed in; plus the clock reads and
-// the bare algorithms. Names are stable; scripts/bench-core.sh compares them to peers.
+// ns per decision of the core limiter (concurrent_storage with a token bucket; the
+// sharded in_memory_storage with the algorithm chosen at run time under core/sharded/):
+// one hot key, 100k and 1M-key working sets, 1 and 2 threads, with the clock read
+// included or `now` passed in; plus the clock reads and the bare algorithms. Names are stable; scripts/bench-core.sh compares them to peers.
 //
 // Benchmark names (Google Benchmark appends "/threads:N"):
 //   core/clock/steady, core/clock/coarse                 one clock read
@@ -17,6 +17,7 @@
 //   core/memory/keys_1m                                  heap bytes per stored key
 //   core/keys_100k/{now_passed,steady_clock,coarse_clock}
 //   core/keys_1m/{now_passed,steady_clock,coarse_clock}
+//   core/sharded/<set>/{now_passed,steady_clock}        the same on in_memory_storage<>
 //   core/hash/{keyed,siphash13}/<bytes>                  one key hash
 //   core/hash_flood/{random,colliding}                   300 keys built to collide under
 //                                                        the public-constant hash, or random
@@ -49,48 +50,55 @@ namespace {
 using srl_bench::keys;
 using srl_bench::view_key;
 
-template <class Clock>
-using bench_limiter = srl::limiter<view_key, srl::in_memory_storage<>, srl::null_sink, Clock>;
+// The limiter measured against peers: lock-free decisions on a token bucket. The
+// sharded, mutex-guarded in_memory_storage with the algorithm chosen at run time is
+// measured beside it under core/sharded/.
+using concurrent = srl::concurrent_storage<srl::token_bucket>;
+using sharded = srl::in_memory_storage<>;
+
+template <class Clock, class Storage = concurrent>
+using bench_limiter = srl::limiter<view_key, Storage, srl::null_sink, Clock>;
 
 constexpr const char* bench_rate = "1000000/s";
 constexpr const char* allow_rate = "1000000000/s";  // far above any thread's attempts
 
-template <class Clock>
-std::unique_ptr<bench_limiter<Clock>> make_limiter(std::size_t max_keys, const char* rate) {
+template <class Clock, class Storage = concurrent>
+std::unique_ptr<bench_limiter<Clock, Storage>> make_limiter(std::size_t max_keys,
+                                                            const char* rate) {
     srl::in_memory_options o;
     o.max_keys = max_keys;
     o.shards = 64;
-    return std::make_unique<bench_limiter<Clock>>(
+    return std::make_unique<bench_limiter<Clock, Storage>>(
         view_key{}, std::vector<srl::rule_config>{{"", rate, "token_bucket"}},
-        srl::limiter_options{}, srl::in_memory_storage<>(o));
+        srl::limiter_options{}, Storage(o));
 }
 
 enum class clock_mode { now_passed, steady, coarse };
 
 // One limiter per (mode, working set), shared by the threads of a run and warmed up
 // (every key present) before timing.
-template <class Clock>
-bench_limiter<Clock>& shared_limiter(std::size_t nkeys, const char* rate) {
+template <class Clock, class Storage>
+bench_limiter<Clock, Storage>& shared_limiter(std::size_t nkeys, const char* rate) {
     struct made {
         std::size_t keys;
         const char* rate;
-        std::unique_ptr<bench_limiter<Clock>> limiter;
+        std::unique_ptr<bench_limiter<Clock, Storage>> limiter;
     };
     static std::mutex m;
     static std::vector<made> all;
     std::lock_guard<std::mutex> lock(m);
     for (auto& x : all)
         if (x.keys == nkeys && x.rate == rate) return *x.limiter;
-    auto l = make_limiter<Clock>(nkeys * 2 + 1024, rate);
+    auto l = make_limiter<Clock, Storage>(nkeys * 2 + 1024, rate);
     for (const auto& k : keys(nkeys)) (void)l->check(k);
     all.push_back(made{nkeys, rate, std::move(l)});
     return *all.back().limiter;
 }
 
-template <class Clock>
+template <class Clock, class Storage = concurrent>
 void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode,
                  const char* rate = bench_rate) {
-    auto& lim = shared_limiter<Clock>(nkeys, rate);
+    auto& lim = shared_limiter<Clock, Storage>(nkeys, rate);
     const auto& ks = keys(nkeys);
     // Walk the keys in a scattered order, each thread from its own offset.
     std::size_t i = static_cast<std::size_t>(state.thread_index()) * (nkeys / 2 + 1);
@@ -256,7 +264,7 @@ void bm_hash_flood(benchmark::State& state, bool colliding) {
     static const std::vector<std::string> random = flood_keys(300, false);
     static const std::vector<std::string> evil = flood_keys(300, true);
     const std::vector<std::string>& keys = colliding ? evil : random;
-    srl::in_memory_storage<srl::token_bucket> storage;
+    concurrent storage;
     const srl::token_bucket tb(srl::parse_rate(bench_rate));
     std::chrono::nanoseconds now = std::chrono::seconds(1000);
     for (const auto& k : keys) (void)storage.acquire(k, tb, now, 1);
@@ -303,6 +311,7 @@ void register_all() {
         const std::size_t n = s.keys;
         const char* r = s.rate;
         const std::string base = std::string("core/") + s.name + "/";
+        const std::string sharded_base = std::string("core/sharded/") + s.name + "/";
         benchmark::RegisterBenchmark((base + "now_passed").c_str(),
                                      [n, r](benchmark::State& st) {
                                          run_limiter<srl::steady_clock>(st, n,
@@ -323,6 +332,22 @@ void register_all() {
                                      [n, r](benchmark::State& st) {
                                          run_limiter<srl::coarse_steady_clock>(
                                              st, n, clock_mode::coarse, r);
+                                     })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark((sharded_base + "now_passed").c_str(),
+                                     [n, r](benchmark::State& st) {
+                                         run_limiter<srl::steady_clock, sharded>(
+                                             st, n, clock_mode::now_passed, r);
+                                     })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark((sharded_base + "steady_clock").c_str(),
+                                     [n, r](benchmark::State& st) {
+                                         run_limiter<srl::steady_clock, sharded>(
+                                             st, n, clock_mode::steady, r);
                                      })
             ->Threads(1)
             ->Threads(2)

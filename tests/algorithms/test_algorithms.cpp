@@ -56,6 +56,40 @@ TEST_CASE("token bucket refills one token per interval without drift", "[algorit
     static_assert(std::is_trivially_copyable_v<srl::token_bucket::state_type>);
 }
 
+TEST_CASE(
+    "token bucket: a denial writes nothing, and a clock read that lost a race to "
+    "another thread's refills nothing twice",
+    "[algorithm]") {
+    const srl::token_bucket a(srl::rate{2, 1s});  // one token every 500 ms
+    srl::token_bucket::state_type s;
+    REQUIRE(a.try_acquire(s, t0, 1).allowed);
+    REQUIRE(a.try_acquire(s, t0 + 100ms, 1).allowed);
+    const auto at = [](const srl::token_bucket::state_type& x) { return x.last; };
+    REQUIRE(at(s) == (t0 + 100ms).count());
+    // A denial later on leaves the state as it was (its refill is recomputed next time).
+    const srl::token_bucket::state_type before = s;
+    const auto d = a.try_acquire(s, t0 + 300ms, 1);
+    CHECK_FALSE(d.allowed);
+    CHECK(d.retry_after == 200ms);
+    CHECK(at(s) == at(before));
+    CHECK(s.used == before.used);
+    CHECK(s.credit == before.credit);
+    // 300 us behind the state's time: no rebase (that would refill 300 us twice), and
+    // the wait counts from the state's time.
+    const auto late = a.try_acquire(s, t0 + 100ms - 300us, 1);
+    CHECK_FALSE(late.allowed);
+    CHECK(late.retry_after == 400ms + 300us);
+    CHECK(at(s) == at(before));
+    // From the state's time (t0 + 100 ms, with 100 ms of refill carried): exactly one
+    // token by t0 + 500 ms, not a second one for the late read's 300 us.
+    CHECK(a.try_acquire(s, t0 + 500ms, 1).allowed);
+    CHECK_FALSE(a.try_acquire(s, t0 + 500ms, 1).allowed);
+    // Further back than the window: a clock step, rebased (test_storage_contract.cpp).
+    const auto stepped = a.try_acquire(s, t0 + 500ms - 2ms, 1);
+    CHECK_FALSE(stepped.allowed);
+    CHECK(at(s) == (t0 + 498ms).count());
+}
+
 TEST_CASE("leaky bucket (GCRA) spaces requests at period / limit after a burst", "[algorithm]") {
     const srl::leaky_bucket a(srl::rate{4, 1s});
     srl::leaky_bucket::state_type s;

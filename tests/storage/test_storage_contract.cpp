@@ -1,12 +1,14 @@
 // tests/storage/test_storage_contract.cpp
-// The storage contract (support/storage_contract.hpp) over the in-memory storage:
-// every algorithm, as a static type and through any_algorithm, with std::mutex and
-// with null_mutex; the manual-clock cases too, since this storage decides on the
-// `now` it is given. What only the in-memory storage does is in test_storage.cpp.
+// The storage contract (support/storage_contract.hpp) over both in-memory storages
+// (in_memory_storage and concurrent_storage): every algorithm, as a static type and
+// through any_algorithm, with std::mutex and with null_mutex; the manual-clock cases
+// too, since these storages decide on the `now` they are given. What only one of them
+// does is in test_storage.cpp and test_concurrent_storage.cpp.
 #include <catch2/catch.hpp>
 
 #include "support/storage_contract.hpp"
 
+#include <smart_ratelimit/storage/concurrent_storage.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
 #include <mutex>
@@ -19,10 +21,10 @@ namespace manual = srl_test::contract::manual_clock;
 
 namespace {
 
-// A contract combo (the algorithm, static or by name) over in_memory_storage<_, Mutex>.
-template <class Combo, class Mutex>
+// A contract combo (the algorithm, static or by name) over Storage<_, Mutex>.
+template <class Combo, template <class, class> class Storage, class Mutex>
 struct in_memory : Combo {
-    using storage_type = srl::in_memory_storage<typename Combo::algorithm_type, Mutex>;
+    using storage_type = Storage<typename Combo::algorithm_type, Mutex>;
 
     static storage_type make_storage() {
         srl::in_memory_options o;
@@ -32,12 +34,21 @@ struct in_memory : Combo {
     }
 };
 
-template <class Mutex, class... Combo>
-std::tuple<in_memory<Combo, Mutex>...> over(std::tuple<Combo...>);
+template <template <class, class> class Storage, class Mutex, class... Combo>
+std::tuple<in_memory<Combo, Storage, Mutex>...> over(std::tuple<Combo...>);
 
-using locked_combos = decltype(over<std::mutex>(contract::all_combos{}));
+template <class A, class M>
+using sharded = srl::in_memory_storage<A, M>;
+template <class A, class M>
+using concurrent = srl::concurrent_storage<A, M>;
+
+// Both in-memory storages, with a real mutex (threads may insert at once) and without.
+using locked_combos =
+    decltype(std::tuple_cat(over<sharded, std::mutex>(contract::all_combos{}),
+                            over<concurrent, std::mutex>(contract::all_combos{})));
 using all_combos =
-    decltype(std::tuple_cat(locked_combos{}, over<srl::null_mutex>(contract::all_combos{})));
+    decltype(std::tuple_cat(locked_combos{}, over<sharded, srl::null_mutex>(contract::all_combos{}),
+                            over<concurrent, srl::null_mutex>(contract::all_combos{})));
 
 }  // namespace
 

@@ -16,11 +16,17 @@ namespace smart_ratelimit {
 
 /// Token bucket with capacity limit() and one token every period()/limit().
 /// A new key starts full. A backwards clock step refills nothing and drains nothing;
-/// a forward jump of any size refills at most to capacity.
+/// a forward jump of any size refills at most to capacity. A `now` at most
+/// `reorder_window` behind the state's time is a decision whose clock read lost a race
+/// with another thread's, not a clock step: it refills nothing, moves nothing back
+/// (rebasing would refill that span twice), and its waits count from the state's time.
 /// Thread safety: immutable; the caller serializes access to a state.
 class token_bucket {
 public:
     static constexpr std::string_view algorithm_name = "token_bucket";
+    /// How far behind the state's time a `now` may be and still count as a race
+    /// between threads' clock reads rather than a step of the clock (1 ms).
+    static constexpr std::int64_t reorder_window = 1'000'000;
 
     struct state_type {
         std::int64_t last = detail::fresh_time;  // time of the last refill
@@ -34,25 +40,36 @@ public:
     std::chrono::nanoseconds period() const noexcept { return rate_.period; }
     std::string_view name() const noexcept { return algorithm_name; }
 
+    /// A denial leaves `s` as it was (refilling later gives the same tokens), unless
+    /// the clock stepped back: so a storage may skip writing a state nothing changed.
     outcome try_acquire(state_type& s, std::chrono::nanoseconds now,
                         std::uint64_t cost) const noexcept {
-        refill(s, now.count());
+        state_type r = s;
+        refill(r, now.count());
         outcome o;
-        const std::uint64_t tokens = detail::headroom(rate_.limit, s.used);
+        const std::uint64_t tokens = detail::headroom(rate_.limit, r.used);
         if (cost > rate_.limit) {
             o.allowed = false;
             o.retryable = false;
             o.retry_after = never;
         } else if (cost <= tokens) {
             o.allowed = true;
-            s.used += cost;
+            r.used += cost;
         } else {
             o.allowed = false;
-            o.retry_after = time_to_refill(s, s.used - (rate_.limit - cost));
+            o.retry_after = time_to_refill(r, r.used - (rate_.limit - cost));
         }
-        o.count = s.used;
-        o.remaining = detail::headroom(rate_.limit, s.used);
-        o.reset_after = time_to_refill(s, s.used);
+        o.count = r.used;
+        o.remaining = detail::headroom(rate_.limit, r.used);
+        o.reset_after = time_to_refill(r, r.used);
+        if (r.last > now.count()) {  // a reordered read: the waits start at r.last
+            const std::int64_t lag = r.last - now.count();
+            o.reset_after = std::chrono::nanoseconds(detail::sat_add(o.reset_after.count(), lag));
+            if (!o.allowed && o.retry_after != never)
+                o.retry_after =
+                    std::chrono::nanoseconds(detail::sat_add(o.retry_after.count(), lag));
+        }
+        if (o.allowed || r.last < s.last) s = r;  // a denial writes only a rebase
         return o;
     }
 
@@ -70,8 +87,12 @@ public:
 
 private:
     void refill(state_type& s, std::int64_t now) const noexcept {
-        if (s.last == detail::fresh_time || now <= s.last) {
-            s.last = now;  // new key, or the clock stepped back: rebase, keep the tokens
+        if (s.last == detail::fresh_time) {
+            s.last = now;  // new key
+            return;
+        }
+        if (now <= s.last) {  // the clock stepped back (rebase, keep the tokens) or a race
+            if (static_cast<detail::int128>(s.last) - now > reorder_window) s.last = now;
             return;
         }
         if (s.used == 0) {

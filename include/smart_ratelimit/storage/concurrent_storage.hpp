@@ -1,0 +1,631 @@
+// smart_ratelimit/storage/concurrent_storage.hpp
+// Bounded in-process storage whose decisions take no lock. Keys hash with per-storage
+// secrets to shards, each an open-addressing table of one-word slots (a 16-bit
+// fingerprint beside the node pointer) that readers probe without locking; only
+// inserting a key and evicting one lock the shard. A decision on a stored key reads
+// its state under a seqlock and, when the state changes, publishes it with one
+// compare-and-swap on the key's version word; a decision that changes nothing (a
+// token-bucket or fixed-window denial) writes nothing, so threads that hammer one
+// key share its cache line instead of bouncing it.
+#pragma once
+
+#include <smart_ratelimit/algorithms/any_algorithm.hpp>
+#include <smart_ratelimit/concepts.hpp>
+#include <smart_ratelimit/decision.hpp>
+#include <smart_ratelimit/detail/concurrent_node.hpp>
+#include <smart_ratelimit/detail/hash.hpp>
+#include <smart_ratelimit/detail/time_math.hpp>
+#include <smart_ratelimit/storage/in_memory_storage.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <random>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace smart_ratelimit {
+
+/// In-memory storage for algorithm states whose decisions on stored keys are lock-free.
+///
+/// Same options, bound and statistics as in_memory_storage, different machinery:
+/// - Lookup: each shard's table has a fixed capacity of at least twice its share of
+///   max_keys (so a probe stays short), allocated zeroed and touched only as keys
+///   arrive. A slot is one 64-bit word: a 16-bit fingerprint of the key's hash and a
+///   48-bit node pointer (x86-64 and AArch64 user addresses). Readers take no lock; a
+///   reader that misses (or races with an eviction) retries under the shard's lock,
+///   so a miss is never taken for an absent key.
+/// - State: a trivially copyable state (every built-in algorithm but the exact
+///   sliding window) is copied out under the key's seqlock, decided on, and written
+///   back with one compare-and-swap when it changed; a concurrent writer makes the
+///   decision start again. Other states (the exact sliding window, any_algorithm)
+///   are decided under the key's own spin lock, the same CAS, held for the
+///   algorithm's few nanoseconds, never across a call that can block.
+/// - Eviction (under the shard's lock), when a shard is full: a clock hand sweeps the
+///   table from where it stopped, taking the first idle key (its state as good as
+///   fresh) among at least `eviction_scan` keys, else the first key with quota left
+///   that was not used since the hand last passed (CLOCK), and a key over its limit
+///   only when the shard holds nothing else. So a flood of fresh keys cannot reset a
+///   blocked client's quota.
+/// - Memory: nodes are reused within their key-size class and returned to the heap
+///   only with the storage (a lock-free reader may still be looking at an evicted
+///   node); each class keeps at most as many nodes as the shard ever held at once.
+/// - Hash flooding: the keys hash with secrets drawn per storage, and a shard whose
+///   placement probes past key_table's cap rehashes with SipHash-1-3 for good.
+/// Thread safety: every member may be called concurrently. The Mutex guards inserts
+/// and evictions; null_mutex makes those single-threaded.
+template <algorithm Algorithm, class Mutex = std::mutex>
+class concurrent_storage {
+public:
+    using algorithm_type = Algorithm;
+    using state_type = typename Algorithm::state_type;
+    using mutex_type = Mutex;
+
+    /// The longest placement probe before a shard switches to SipHash-1-3.
+    static constexpr std::size_t probe_cap = detail::key_table<int>::default_probe_cap;
+
+    concurrent_storage() : concurrent_storage(in_memory_options{}) {}
+    explicit concurrent_storage(in_memory_options o) : opts_(o) {
+        static_assert(sizeof(void*) == 8, "concurrent_storage packs 48-bit pointers");
+        if (opts_.max_keys == 0) opts_.max_keys = 1;
+        std::size_t n = 1;
+        while (n * 2 <= opts_.shards && n * 2 * 16 <= opts_.max_keys) n *= 2;
+        while ((std::size_t{1} << shard_bits_) < n) ++shard_bits_;
+        per_shard_ = opts_.max_keys / n;
+        std::size_t cap = 16;
+        while (cap < 2 * per_shard_) cap *= 2;
+        mask_ = cap - 1;
+        if (opts_.seed == 0) {
+            std::random_device rd;
+            const auto draw = [&rd] {
+                return detail::mix64((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+            };
+            opts_.seed = draw() ^ reinterpret_cast<std::uintptr_t>(this);
+            secret_ = detail::make_hash_secret(opts_.seed);
+            secret_.sip[0] = draw();
+            secret_.sip[1] = draw();
+        } else {
+            secret_ = detail::make_hash_secret(opts_.seed);
+        }
+        shards_ = std::make_unique<shard[]>(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            shards_[i].slots.reset(static_cast<std::uint64_t*>(std::calloc(cap, 8)));
+            if (!shards_[i].slots) throw std::bad_alloc();
+        }
+    }
+
+    concurrent_storage(const concurrent_storage&) = delete;
+    concurrent_storage& operator=(const concurrent_storage&) = delete;
+    concurrent_storage(concurrent_storage&&) noexcept = default;
+    concurrent_storage& operator=(concurrent_storage&& o) noexcept {
+        if (this != &o) {
+            free_all();
+            opts_ = o.opts_;
+            secret_ = o.secret_;
+            shard_bits_ = o.shard_bits_;
+            per_shard_ = o.per_shard_;
+            mask_ = o.mask_;
+            shards_ = std::move(o.shards_);
+        }
+        return *this;
+    }
+    ~concurrent_storage() { free_all(); }
+
+    // ---- storage_backend -------------------------------------------------------------
+
+    outcome acquire(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
+                    std::uint64_t cost) {
+        return write(
+            key, now.count(), [&](state_type& s) { return a.try_acquire(s, now, cost); },
+            [&](node& n, const outcome& o) {
+                n.idle_at.store(detail::sat_add(now.count(), o.reset_after.count()),
+                                std::memory_order_relaxed);
+                n.over.store(o.remaining == 0 ? 1 : 0, std::memory_order_relaxed);
+            });
+    }
+
+    outcome peek(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
+                 std::uint64_t cost) {
+        return read(key, [&](const state_type* s) {
+            return a.peek(s == nullptr ? state_type{} : *s, now, cost);
+        });
+    }
+
+    void release(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
+                 std::uint64_t cost) {
+        const std::uint64_t h = hash(key);
+        if (!lookup(shard_for(h), key, h).n) return;  // absent: nothing to give back
+        write(
+            key, now.count(),
+            [&](state_type& s) {
+                a.release(s, now, cost);
+                return 0;
+            },
+            [](node&, int) {});
+    }
+
+    // ---- state_store -----------------------------------------------------------------
+
+    /// Inserts `init` when `key` is absent, then returns fn(state&), run while the key
+    /// is locked. States touched this way are never considered idle (only LRU-evicted).
+    /// fn's result is returned by value.
+    template <class Fn>
+    auto update(std::string_view key, const state_type& init, Fn&& fn)
+        -> std::decay_t<std::invoke_result_t<Fn&, state_type&>> {
+        const std::uint64_t h = hash(key);
+        shard& sh = shard_for(h);
+        for (;;) {
+            found f = lookup(sh, key, h);
+            if (!f.n) f = lookup_or_insert(sh, key, h, std::numeric_limits<std::int64_t>::min(), &init);
+            if ((f.version & node::locked) || !try_lock(f)) {
+                pause();
+                continue;
+            }
+            std::atomic_thread_fence(std::memory_order_release);
+            node& n = *f.n;
+            touch(n);
+            n.idle_at.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_relaxed);
+            unlock_guard guard{n, f.version};
+            if constexpr (optimistic) {
+                typename cell_type::image img;
+                n.cell.load(img);
+                state_type s = cell_type::decode(img);
+                struct write_back {  // also when fn throws after changing the copy
+                    node& n;
+                    const state_type& s;
+                    ~write_back() {
+                        typename cell_type::image out;
+                        cell_type::encode(s, out);
+                        n.cell.store(out);
+                    }
+                } back{n, s};
+                return std::invoke(fn, s);
+            } else {
+                return std::invoke(fn, n.cell.state);
+            }
+        }
+    }
+
+    /// Returns fn(const state_type*) on a consistent copy of the key's state (or the
+    /// state itself, under the key's lock, for states that cannot be copied racily);
+    /// nullptr when `key` is absent.
+    template <class Fn>
+    decltype(auto) visit(std::string_view key, Fn&& fn) const {
+        return const_cast<concurrent_storage*>(this)->read(key, std::forward<Fn>(fn));
+    }
+
+    /// Removes `key`; returns whether it was present.
+    bool erase(std::string_view key) {
+        const std::uint64_t h = hash(key);
+        shard& sh = shard_for(h);
+        std::lock_guard<Mutex> lock(sh.mutex);
+        const found f = lookup(sh, key, h);
+        if (!f.n) return false;
+        kill(sh, f.n);
+        return true;
+    }
+
+    /// Number of stored keys (a snapshot).
+    std::size_t size() const {
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            std::lock_guard<Mutex> lock(shards_[i].mutex);
+            n += shards_[i].size;
+        }
+        return n;
+    }
+
+    in_memory_stats stats() const {
+        in_memory_stats s;
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            const shard& sh = shards_[i];
+            std::lock_guard<Mutex> lock(sh.mutex);
+            s.keys += sh.size;
+            s.evictions_idle += sh.evictions_idle;
+            s.evictions_lru += sh.evictions_lru;
+            s.evictions_over_limit += sh.evictions_over_limit;
+            if (sh.strong.load(std::memory_order_relaxed)) ++s.strong_hash_shards;
+            if (sh.longest_probe > s.longest_probe) s.longest_probe = sh.longest_probe;
+        }
+        return s;
+    }
+
+    std::size_t shard_count() const noexcept { return std::size_t{1} << shard_bits_; }
+    std::size_t max_keys() const noexcept { return per_shard_ * shard_count(); }
+    const in_memory_options& options() const noexcept { return opts_; }
+
+private:
+    using node = detail::concurrent_node<state_type>;
+    using cell_type = typename node::cell_type;
+    static constexpr bool optimistic = cell_type::optimistic;
+    static constexpr std::uint64_t pointer_bits = 48;
+    static constexpr std::uint64_t pointer_mask = (std::uint64_t{1} << pointer_bits) - 1;
+
+    struct free_slots {
+        void operator()(std::uint64_t* p) const noexcept { std::free(p); }
+    };
+
+    struct alignas(64) shard {
+        // Read by every lookup (kept apart from what inserts write).
+        std::unique_ptr<std::uint64_t[], free_slots> slots;
+        std::atomic<bool> strong{false};  // the table hashes with SipHash-1-3
+        // Written under the mutex.
+        alignas(64) mutable Mutex mutex;
+        std::size_t size = 0;
+        std::size_t hand = 0;  // the eviction clock's position in the table
+        std::size_t longest_probe = 0;
+        std::int64_t latest = std::numeric_limits<std::int64_t>::min();
+        std::vector<std::vector<node*>> free;  // dead nodes by key class
+        std::uint64_t evictions_idle = 0;
+        std::uint64_t evictions_lru = 0;
+        std::uint64_t evictions_over_limit = 0;
+    };
+
+    struct found {
+        node* n = nullptr;
+        std::uint64_t version = 0;
+    };
+
+    static void pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+        _mm_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+    }
+
+    std::uint64_t hash(std::string_view key) const noexcept {
+        return detail::keyed_hash(key, secret_);
+    }
+    shard& shard_for(std::uint64_t h) const noexcept {
+        return shards_[shard_bits_ == 0 ? 0 : static_cast<std::size_t>(h >> (64 - shard_bits_))];
+    }
+    std::uint64_t table_hash(const shard& sh, std::string_view key, std::uint64_t h) const noexcept {
+        return sh.strong.load(std::memory_order_acquire) ? detail::strong_hash(key, secret_) : h;
+    }
+    static std::atomic_ref<std::uint64_t> slot(const shard& sh, std::size_t i) noexcept {
+        return std::atomic_ref<std::uint64_t>(sh.slots[i]);
+    }
+    static std::uint64_t fingerprint(std::uint64_t th) noexcept { return (th >> 32) & 0xffff; }
+    static node* node_of(std::uint64_t word) noexcept {
+        return reinterpret_cast<node*>(static_cast<std::uintptr_t>(word & pointer_mask));
+    }
+
+    // The live node holding `key`, with the version at which its key matched; {} on a
+    // miss. Without the shard's lock a miss may be a race; with it, it is exact.
+    found lookup(const shard& sh, std::string_view key, std::uint64_t h) const noexcept {
+        const std::uint64_t th = table_hash(sh, key, h);
+        const std::uint64_t fp = fingerprint(th);
+        for (std::size_t i = th & mask_, probes = 0; probes <= mask_; i = (i + 1) & mask_, ++probes) {
+            const std::uint64_t w = slot(sh, i).load(std::memory_order_acquire);
+            if (w == 0) return {};
+            if ((w >> pointer_bits) != fp) continue;
+            node* n = node_of(w);
+            const std::uint64_t v = n->version.load(std::memory_order_acquire);
+            if ((v & node::dead) == 0 && n->holds(key)) return {n, v};
+        }
+        return {};
+    }
+
+    // The key's node, inserting it (with `init`, or a fresh state) when absent.
+    found lookup_or_insert(shard& sh, std::string_view key, std::uint64_t h, std::int64_t now,
+                           const state_type* init) {
+        std::lock_guard<Mutex> lock(sh.mutex);
+        if (now > sh.latest) sh.latest = now;
+        if (const found f = lookup(sh, key, h); f.n) return f;
+        if (sh.size >= per_shard_) evict_one(sh);
+        node* n = take_node(sh, detail::key_class(key.size()));
+        n->set_key(key);
+        if constexpr (optimistic) {
+            typename cell_type::image img;
+            cell_type::encode(init ? *init : state_type{}, img);
+            n->cell.store(img);
+        } else {
+            n->cell.state = init ? *init : state_type{};
+        }
+        n->idle_at.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_relaxed);
+        n->over.store(0, std::memory_order_relaxed);
+        n->referenced.store(0, std::memory_order_relaxed);
+        const std::uint64_t v = (n->version.load(std::memory_order_relaxed) | 3) + 1;
+        n->version.store(v, std::memory_order_release);
+        n->table_hash = table_hash(sh, key, h);
+        const std::size_t probe = place(sh, n);
+        ++sh.size;
+        if (probe > sh.longest_probe) sh.longest_probe = probe;
+        if (probe > probe_cap && !sh.strong.load(std::memory_order_relaxed)) go_strong(sh);
+        return {n, v};
+    }
+
+    node* take_node(shard& sh, std::size_t cls) {
+        if (cls < sh.free.size() && !sh.free[cls].empty()) {
+            node* n = sh.free[cls].back();
+            sh.free[cls].pop_back();
+            return n;
+        }
+        if (sh.free.size() <= cls) sh.free.resize(cls + 1);
+        sh.free[cls].reserve(sh.free[cls].size() + 1);  // kill() must not throw
+        node* n = node::allocate(cls);
+        if (reinterpret_cast<std::uintptr_t>(n) >> pointer_bits) {
+            node::free(n);
+            throw std::bad_alloc();  // an address that does not fit a slot
+        }
+        return n;
+    }
+
+    // Stores `n` in the first free slot from its home; returns the probe length.
+    std::size_t place(shard& sh, node* n) noexcept {
+        const std::uint64_t th = n->table_hash;
+        std::size_t i = th & mask_, probe = 0;
+        while (slot(sh, i).load(std::memory_order_relaxed) != 0) {
+            i = (i + 1) & mask_;
+            ++probe;
+        }
+        slot(sh, i).store((fingerprint(th) << pointer_bits) | reinterpret_cast<std::uintptr_t>(n),
+                          std::memory_order_release);
+        return probe;
+    }
+
+    // Marks `n` dead (waiting out a writer that holds it), removes its slot and keeps
+    // it for reuse. Under the shard's lock.
+    void kill(shard& sh, node* n) noexcept {
+        std::uint64_t v = n->version.load(std::memory_order_relaxed);
+        for (;;) {
+            if (v & node::locked) {
+                pause();
+                v = n->version.load(std::memory_order_relaxed);
+            } else if (n->version.compare_exchange_weak(v, (v + node::step) | node::dead,
+                                                        std::memory_order_acquire)) {
+                break;
+            }
+        }
+        std::size_t i = n->table_hash & mask_;
+        while (node_of(slot(sh, i).load(std::memory_order_relaxed)) != n) i = (i + 1) & mask_;
+        // Backward-shift deletion; a reader that misses a moved key retries locked.
+        for (std::size_t j = i;;) {
+            j = (j + 1) & mask_;
+            const std::uint64_t w = slot(sh, j).load(std::memory_order_relaxed);
+            if (w == 0) break;
+            const std::size_t k = node_of(w)->table_hash & mask_;
+            const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+            if (stays) continue;
+            slot(sh, i).store(w, std::memory_order_release);
+            i = j;
+        }
+        slot(sh, i).store(0, std::memory_order_release);
+        --sh.size;
+        if constexpr (!optimistic) n->cell.state = state_type{};  // frees what it holds
+        sh.free[n->size_class].push_back(n);  // capacity reserved when allocated
+    }
+
+    // The victim's order: an idle key, then an unreferenced key with quota left
+    // (CLOCK), then any key with quota left, and a key over its limit only when the
+    // shard holds nothing else.
+    void evict_one(shard& sh) noexcept {
+        node* idle = nullptr;
+        node* unreferenced = nullptr;
+        node* quota = nullptr;
+        node* over = nullptr;
+        std::size_t seen = 0;
+        for (std::size_t step = 0; step <= 2 * mask_ + 1; ++step) {
+            const std::size_t i = sh.hand++ & mask_;
+            const std::uint64_t w = slot(sh, i).load(std::memory_order_relaxed);
+            if (w == 0) continue;
+            node* n = node_of(w);
+            ++seen;
+            const bool is_over = n->over.load(std::memory_order_relaxed) != 0;
+            if (n->idle_at.load(std::memory_order_relaxed) <= sh.latest) {
+                idle = n;
+                break;
+            }
+            if (is_over) {
+                if (!over) over = n;
+            } else if (n->referenced.load(std::memory_order_relaxed) != 0) {
+                n->referenced.store(0, std::memory_order_relaxed);
+                if (!quota) quota = n;
+            } else if (!unreferenced) {
+                unreferenced = n;
+            }
+            if (unreferenced && seen >= opts_.eviction_scan) break;
+            if (seen >= 2 * sh.size + 1) break;  // every key twice: no better victim
+        }
+        if (idle) {
+            ++sh.evictions_idle;
+            kill(sh, idle);
+        } else if (node* n = unreferenced ? unreferenced : quota) {
+            ++sh.evictions_lru;
+            kill(sh, n);
+        } else if (over) {
+            ++sh.evictions_over_limit;
+            kill(sh, over);
+        }
+    }
+
+    // Too many keys shared a probe sequence: rehash the shard with SipHash-1-3. Readers
+    // meanwhile miss and retry under the lock.
+    void go_strong(shard& sh) {
+        std::vector<node*> nodes;
+        nodes.reserve(sh.size);
+        for (std::size_t i = 0; i <= mask_; ++i)
+            if (const std::uint64_t w = slot(sh, i).load(std::memory_order_relaxed))
+                nodes.push_back(node_of(w));
+        sh.strong.store(true, std::memory_order_release);
+        for (std::size_t i = 0; i <= mask_; ++i) slot(sh, i).store(0, std::memory_order_relaxed);
+        std::size_t longest = 0;
+        for (node* n : nodes) {
+            n->table_hash = detail::strong_hash(n->key(), secret_);
+            const std::size_t probe = place(sh, n);
+            if (probe > longest) longest = probe;
+        }
+        sh.longest_probe = longest;
+    }
+
+    void touch(node& n) noexcept {
+        if (n.referenced.load(std::memory_order_relaxed) == 0)
+            n.referenced.store(1, std::memory_order_relaxed);
+    }
+
+    // Locks the key's node: CAS from the version `f` saw to the same version locked.
+    static bool try_lock(const found& f) noexcept {
+        std::uint64_t expected = f.version;
+        return f.n->version.compare_exchange_strong(expected, f.version | node::locked,
+                                                    std::memory_order_acquire,
+                                                    std::memory_order_relaxed);
+    }
+
+    // Decides with op(state&) -> R as one atomic step on the key's state, inserting the
+    // key with a fresh state when absent; mark(node&, r) records the eviction hints
+    // with every write. An optimistic state is first decided on a copy and written back
+    // with one CAS only when op changed it (op must be a pure function of the state, as
+    // algorithms are). If another writer got in between, the retry locks the key first,
+    // so contention costs a wait, not repeated work; other states are always decided
+    // locked.
+    template <class Op, class Mark>
+    auto write(std::string_view key, std::int64_t now, Op&& op, Mark&& mark) {
+        const std::uint64_t h = hash(key);
+        shard& sh = shard_for(h);
+        bool contended = !optimistic;
+        for (;;) {
+            found f = lookup(sh, key, h);
+            if (!f.n) f = lookup_or_insert(sh, key, h, now, nullptr);
+            if (f.version & node::locked) {
+                pause();
+                continue;
+            }
+            node& n = *f.n;
+            if constexpr (optimistic) {
+                typename cell_type::image before, after;
+                if (!contended) {
+                    n.cell.load(before);
+                    std::atomic_thread_fence(std::memory_order_acquire);
+                    if (n.version.load(std::memory_order_relaxed) != f.version) {
+                        contended = true;
+                        continue;
+                    }
+                    state_type s = cell_type::decode(before);
+                    const auto r = op(s);
+                    cell_type::encode(s, after);
+                    touch(n);
+                    if (std::memcmp(before, after, sizeof before) == 0) return r;  // reads only
+                    if (!try_lock(f)) {
+                        contended = true;
+                        continue;
+                    }
+                    std::atomic_thread_fence(std::memory_order_release);
+                    n.cell.store(after);
+                    mark(n, r);
+                    n.version.store(f.version + node::step, std::memory_order_release);
+                    return r;
+                }
+                if (!try_lock(f)) continue;
+                std::atomic_thread_fence(std::memory_order_release);
+                touch(n);
+                n.cell.load(before);
+                state_type s = cell_type::decode(before);
+                const auto r = op(s);
+                cell_type::encode(s, after);
+                const bool changed = std::memcmp(before, after, sizeof before) != 0;
+                if (changed) {
+                    n.cell.store(after);
+                    mark(n, r);
+                }
+                n.version.store(changed ? f.version + node::step : f.version,
+                                std::memory_order_release);
+                return r;
+            } else {
+                if (!try_lock(f)) continue;
+                touch(n);
+                unlock_guard guard{n, f.version};
+                const auto r = op(n.cell.state);
+                mark(n, r);
+                return r;
+            }
+        }
+    }
+
+    // Publishes the next version when a locked write ends (also when op throws).
+    struct unlock_guard {
+        node& n;
+        std::uint64_t version;
+        ~unlock_guard() { n.version.store(version + node::step, std::memory_order_release); }
+    };
+
+    // fn(const state_type*) on a consistent view of the key's state, nullptr if absent.
+    template <class Fn>
+    decltype(auto) read(std::string_view key, Fn&& fn) {
+        const std::uint64_t h = hash(key);
+        shard& sh = shard_for(h);
+        for (;;) {
+            found f = lookup(sh, key, h);
+            if (!f.n) {
+                std::unique_lock<Mutex> lock(sh.mutex);
+                f = lookup(sh, key, h);
+                if (!f.n) return std::invoke(fn, static_cast<const state_type*>(nullptr));
+            }
+            if (f.version & node::locked) {
+                pause();
+                continue;
+            }
+            node& n = *f.n;
+            if constexpr (optimistic) {
+                typename cell_type::image img;
+                n.cell.load(img);
+                std::atomic_thread_fence(std::memory_order_acquire);
+                if (n.version.load(std::memory_order_relaxed) != f.version) continue;
+                const state_type s = cell_type::decode(img);
+                return std::invoke(fn, &s);
+            } else {
+                std::uint64_t expected = f.version;
+                if (!n.version.compare_exchange_strong(expected, f.version | node::locked,
+                                                       std::memory_order_acquire,
+                                                       std::memory_order_relaxed))
+                    continue;
+                struct restore {  // nothing changed: the same version again
+                    node& n;
+                    std::uint64_t v;
+                    ~restore() { n.version.store(v, std::memory_order_release); }
+                } guard{n, f.version};
+                return std::invoke(fn, static_cast<const state_type*>(&n.cell.state));
+            }
+        }
+    }
+
+    void free_all() noexcept {
+        if (!shards_) return;
+        for (std::size_t s = 0; s < shard_count(); ++s) {
+            shard& sh = shards_[s];
+            for (std::size_t i = 0; sh.slots && i <= mask_; ++i)
+                if (const std::uint64_t w = sh.slots[i]) node::free(node_of(w));
+            for (auto& list : sh.free)
+                for (node* n : list) node::free(n);
+            sh.free.clear();
+        }
+        shards_.reset();
+    }
+
+    in_memory_options opts_;
+    detail::hash_secret secret_;
+    unsigned shard_bits_ = 0;
+    std::size_t per_shard_ = 1;
+    std::size_t mask_ = 15;
+    std::unique_ptr<shard[]> shards_;
+};
+
+/// Single-threaded inserts (decisions still atomic, lookups lock-free).
+template <algorithm Algorithm>
+using concurrent_storage_st = concurrent_storage<Algorithm, null_mutex>;
+
+}  // namespace smart_ratelimit

@@ -1,0 +1,215 @@
+// tests/storage/test_concurrent_storage.cpp
+// What concurrent_storage does beyond the storage contract (test_storage_contract.cpp
+// runs that on it): exact admissions when eight threads insert and decide on many keys
+// at once, for every algorithm, and while other threads churn keys through a full
+// shard; denials that write nothing; the key bound and the eviction order (idle, then
+// least recently used, over-limit keys last, even under a million fresh keys); the
+// state_store interface; keys that collide under the public-constant hash; and every
+// key-size class.
+#include <catch2/catch.hpp>
+
+#include <smart_ratelimit/algorithms/any_algorithm.hpp>
+#include <smart_ratelimit/storage/concurrent_storage.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace srl = smart_ratelimit;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::chrono::nanoseconds t0 = 864000s;
+
+srl::in_memory_options opts(std::size_t max_keys, std::size_t shards) {
+    srl::in_memory_options o;
+    o.max_keys = max_keys;
+    o.shards = shards;
+    return o;
+}
+
+template <class Fn>
+void on_threads(int n, Fn fn) {
+    std::atomic<int> ready{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < n; ++t)
+        ts.emplace_back([&, t] {
+            ready.fetch_add(1);
+            while (ready.load() < n) {}
+            fn(t);
+        });
+    for (auto& t : ts) t.join();
+}
+
+}  // namespace
+
+TEST_CASE("concurrent: eight threads inserting and deciding on 64 keys admit exactly the limit "
+          "of each, for every algorithm",
+          "[storage][concurrency]") {
+    for (const auto name : srl::any_algorithm::names) {
+        INFO(name);
+        srl::concurrent_storage<srl::any_algorithm> s(opts(10'000, 8));
+        const srl::any_algorithm a(name, srl::rate{25, 1h});
+        constexpr int keys = 64;
+        std::atomic<int> units[keys] = {};
+        on_threads(8, [&](int t) {
+            for (int round = 0; round < 40; ++round)
+                for (int k = 0; k < keys; ++k) {
+                    const int key = (k + t * 7) % keys;  // threads meet on every key
+                    const std::uint64_t cost = 1 + (round + t) % 2;
+                    if (s.acquire("k" + std::to_string(key), a, t0, cost).allowed)
+                        units[key].fetch_add(static_cast<int>(cost));
+                }
+        });
+        // Costs of 1 and 2 against 25 units, 320 attempts per key: each key's 25 units
+        // are spent exactly once.
+        for (int k = 0; k < keys; ++k) CHECK(units[k].load() == 25);
+        CHECK(s.size() == keys);
+    }
+}
+
+TEST_CASE("concurrent: a blocked key stays blocked while seven threads churn a full shard",
+          "[storage][concurrency]") {
+    srl::concurrent_storage<srl::token_bucket> s(opts(64, 1));
+    const srl::token_bucket login(srl::rate{10, 1h});
+    const srl::token_bucket api(srl::rate{1000, 1min});
+    for (int i = 0; i < 10; ++i) REQUIRE(s.acquire("login:victim", login, t0, 1).allowed);
+    std::atomic<int> admitted{0};
+    std::atomic<bool> churning{true};
+    on_threads(8, [&](int t) {
+        if (t == 0) {
+            while (churning.load())
+                if (s.acquire("login:victim", login, t0, 1).allowed) admitted.fetch_add(1);
+            return;
+        }
+        for (int i = 0; i < 20'000; ++i)
+            s.acquire("ip:" + std::to_string(t) + "." + std::to_string(i), api, t0 + 1s, 1);
+        if (t == 1) churning.store(false);
+    });
+    CHECK(admitted.load() == 0);
+    CHECK(s.stats().evictions_over_limit == 0);
+    CHECK(s.stats().evictions() > 100'000);
+    CHECK_FALSE(s.acquire("login:victim", login, t0 + 2s, 1).allowed);
+}
+
+TEST_CASE("concurrent: a denial that changes nothing writes nothing", "[storage]") {
+    srl::concurrent_storage<srl::token_bucket> s(opts(100, 1));
+    const srl::token_bucket tb(srl::rate{2, 1s});
+    REQUIRE(s.acquire("k", tb, t0, 1).allowed);
+    REQUIRE(s.acquire("k", tb, t0, 1).allowed);
+    const auto state = [&] {
+        return s.visit("k", [](const srl::token_bucket::state_type* p) { return *p; });
+    };
+    const auto before = state();
+    const srl::outcome d = s.acquire("k", tb, t0 + 100ms, 1);
+    CHECK_FALSE(d.allowed);
+    CHECK(d.retry_after == 400ms);
+    const auto after = state();
+    CHECK(after.last == before.last);  // the refill is not written back
+    CHECK(after.used == before.used);
+    // The refill still counts: at t0 + 500ms one token is back.
+    CHECK(s.acquire("k", tb, t0 + 500ms, 1).allowed);
+    CHECK_FALSE(s.acquire("k", tb, t0 + 500ms, 1).allowed);
+}
+
+TEST_CASE("concurrent: update and visit, the state_store interface", "[storage]") {
+    srl::concurrent_storage<srl::fixed_window> s(opts(100, 4));
+    srl::fixed_window::state_type init;
+    init.count = 5;
+    CHECK(s.update("k", init, [](auto& st) { return ++st.count; }) == 6);
+    CHECK(s.update("k", init, [](auto& st) { return ++st.count; }) == 7);
+    CHECK(s.visit("k", [](const auto* st) { return st ? st->count : 0; }) == 7);
+    CHECK(s.visit("absent", [](const auto* st) { return st == nullptr; }));
+    // A callback that throws after changing the state leaves the key usable.
+    CHECK_THROWS_AS(s.update("k", init,
+                             [](auto& st) -> int {
+                                 st.count = 100;
+                                 throw std::runtime_error("boom");
+                             }),
+                    std::runtime_error);
+    CHECK(s.update("k", init, [](auto& st) { return st.count; }) == 100);
+    CHECK(s.erase("k"));
+    CHECK_FALSE(s.erase("k"));
+    CHECK(s.size() == 0);
+
+    // The exact sliding window's state (a log) is kept under the key's lock.
+    srl::concurrent_storage<srl::sliding_window> logs(opts(100, 4));
+    const srl::sliding_window sw(srl::rate{3, 1s});
+    for (int i = 0; i < 3; ++i) REQUIRE(logs.acquire("k", sw, t0 + i * 1ms, 1).allowed);
+    CHECK_FALSE(logs.acquire("k", sw, t0 + 5ms, 1).allowed);
+    CHECK(logs.visit("k", [](const auto* st) { return st->total; }) == 3);
+    CHECK(logs.acquire("k", sw, t0 + 1s, 1).allowed);
+}
+
+TEST_CASE("concurrent: a full shard evicts an idle key, then the least recently used, and "
+          "a key over its limit last",
+          "[storage]") {
+    srl::concurrent_storage_st<srl::any_algorithm> s(opts(3, 1));
+    const srl::any_algorithm hourly("fixed_window", srl::rate{2, 1h});
+    const srl::any_algorithm once("fixed_window", srl::rate{1, 1h});
+    const srl::any_algorithm per_second("fixed_window", srl::rate{2, 1s});
+    REQUIRE(s.acquire("blocked", once, t0, 1).allowed);
+    REQUIRE(s.acquire("idle-soon", per_second, t0, 1).allowed);
+    REQUIRE(s.acquire("active", hourly, t0, 1).allowed);
+    REQUIRE(s.acquire("new", hourly, t0 + 2s, 1).allowed);
+    CHECK(s.stats().evictions_idle == 1);
+    CHECK(s.visit("idle-soon", [](const auto* p) { return p == nullptr; }));
+    // No idle key: one with quota left goes ("active" or "new"), never "blocked".
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(s.acquire("fresh" + std::to_string(i), hourly, t0 + 3s, 1).allowed);
+    const srl::in_memory_stats st = s.stats();
+    CHECK(st.keys == 3);
+    CHECK(st.evictions_lru == 20);
+    CHECK(st.evictions_over_limit == 0);
+    CHECK_FALSE(s.acquire("blocked", once, t0 + 4s, 1).allowed);
+    // A shard of keys over their limit: a newcomer takes one of them.
+    srl::concurrent_storage_st<srl::fixed_window> full(opts(2, 1));
+    const srl::fixed_window one(srl::rate{1, 1h});
+    for (const char* k : {"a", "b", "c"}) REQUIRE(full.acquire(k, one, t0, 1).allowed);
+    CHECK(full.stats().evictions_over_limit == 1);
+    CHECK(full.size() == 2);
+}
+
+TEST_CASE("concurrent: a million fresh keys cannot evict a key that is over its limit",
+          "[storage]") {
+    srl::concurrent_storage_st<srl::token_bucket> s(opts(4096, 4));
+    const srl::token_bucket login(srl::rate{5, 1h});
+    const srl::token_bucket api(srl::rate{100, 1min});
+    for (int i = 0; i < 5; ++i) REQUIRE(s.acquire("login:victim", login, t0, 1).allowed);
+    REQUIRE_FALSE(s.acquire("login:victim", login, t0, 1).allowed);
+    char buf[32];
+    for (int i = 0; i < 1'000'000; ++i) {
+        const int n =
+            std::snprintf(buf, sizeof buf, "ip:10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        s.acquire(std::string_view(buf, static_cast<std::size_t>(n)), api,
+                  t0 + std::chrono::microseconds(i), 1);
+    }
+    const srl::in_memory_stats st = s.stats();
+    CHECK(st.evictions() >= 1'000'000 - 4096);
+    CHECK(st.evictions_over_limit == 0);
+    CHECK(st.keys <= 4096);
+    CHECK(st.longest_probe < srl::concurrent_storage_st<srl::token_bucket>::probe_cap);
+    CHECK_FALSE(s.acquire("login:victim", login, t0 + 1s, 1).allowed);
+}
+
+TEST_CASE("concurrent: keys of every size class are stored apart and found again", "[storage]") {
+    srl::concurrent_storage<srl::fixed_window> s(opts(10'000, 4));
+    const srl::fixed_window one(srl::rate{1, 1h});
+    std::vector<std::string> keys{""};
+    for (std::size_t n = 1; n <= 600; n += (n < 140 ? 1 : 37)) {
+        keys.push_back(std::string(n, 'k'));
+        keys.push_back(std::string(n - 1, 'k') + 'x');  // differs in the last byte only
+    }
+    for (const auto& k : keys) REQUIRE(s.acquire(k, one, t0, 1).allowed);
+    for (const auto& k : keys) CHECK_FALSE(s.acquire(k, one, t0, 1).allowed);
+    // Evicted nodes are reused within their class: erase all and insert again.
+    for (const auto& k : keys) REQUIRE(s.erase(k));
+    for (const auto& k : keys) REQUIRE(s.acquire(k, one, t0, 1).allowed);
+    CHECK(s.size() == keys.size());
+}
