@@ -49,9 +49,10 @@ void on_threads(int n, Fn fn) {
 
 }  // namespace
 
-TEST_CASE("concurrent: eight threads inserting and deciding on 64 keys admit exactly the limit "
-          "of each, for every algorithm",
-          "[storage][concurrency]") {
+TEST_CASE(
+    "concurrent: eight threads inserting and deciding on 64 keys admit exactly the limit "
+    "of each, for every algorithm",
+    "[storage][concurrency]") {
     for (const auto name : srl::any_algorithm::names) {
         INFO(name);
         srl::concurrent_storage<srl::any_algorithm> s(opts(10'000, 8));
@@ -147,9 +148,10 @@ TEST_CASE("concurrent: update and visit, the state_store interface", "[storage]"
     CHECK(logs.acquire("k", sw, t0 + 1s, 1).allowed);
 }
 
-TEST_CASE("concurrent: a full shard evicts an idle key, then the least recently used, and "
-          "a key over its limit last",
-          "[storage]") {
+TEST_CASE(
+    "concurrent: a full shard evicts an idle key, then the least recently used, and "
+    "a key over its limit last",
+    "[storage]") {
     srl::concurrent_storage_st<srl::any_algorithm> s(opts(3, 1));
     const srl::any_algorithm hourly("fixed_window", srl::rate{2, 1h});
     const srl::any_algorithm once("fixed_window", srl::rate{1, 1h});

@@ -101,7 +101,8 @@ struct concurrent_node {
         void* mem = ::operator new(sizeof(concurrent_node) + words * 8);
         auto* n = ::new (mem) concurrent_node();
         n->size_class = static_cast<std::uint16_t>(cls);
-        for (std::size_t i = 0; i < words; ++i) ::new (&n->key_words()[i]) std::atomic<std::uint64_t>(0);
+        for (std::size_t i = 0; i < words; ++i)
+            ::new (&n->key_words()[i]) std::atomic<std::uint64_t>(0);
         return n;
     }
     static void free(concurrent_node* n) noexcept {
@@ -112,7 +113,8 @@ struct concurrent_node {
     /// Writes `key` (which must fit the class); the tail word is zero-padded.
     void set_key(std::string_view key) noexcept {
         const std::size_t words = class_words(size_class);
-        for (std::size_t i = 0; i < words; ++i) key_words()[i].store(word_of(key, i), std::memory_order_relaxed);
+        for (std::size_t i = 0; i < words; ++i)
+            key_words()[i].store(word_of(key, i), std::memory_order_relaxed);
         key_size.store(static_cast<std::uint32_t>(key.size()), std::memory_order_relaxed);
     }
 
@@ -152,13 +154,27 @@ struct concurrent_node {
     static std::uint64_t tail_word(const char* p, std::size_t n) noexcept {
         std::uint64_t w = 0;
         switch (n) {  // fixed-size copies: no call to memcpy on the lookup path
-            case 7: std::memcpy(&w, p, 7); break;
-            case 6: std::memcpy(&w, p, 6); break;
-            case 5: std::memcpy(&w, p, 5); break;
-            case 4: std::memcpy(&w, p, 4); break;
-            case 3: std::memcpy(&w, p, 3); break;
-            case 2: std::memcpy(&w, p, 2); break;
-            default: std::memcpy(&w, p, 1); break;
+            case 7:
+                std::memcpy(&w, p, 7);
+                break;
+            case 6:
+                std::memcpy(&w, p, 6);
+                break;
+            case 5:
+                std::memcpy(&w, p, 5);
+                break;
+            case 4:
+                std::memcpy(&w, p, 4);
+                break;
+            case 3:
+                std::memcpy(&w, p, 3);
+                break;
+            case 2:
+                std::memcpy(&w, p, 2);
+                break;
+            default:
+                std::memcpy(&w, p, 1);
+                break;
         }
         return w;
     }

@@ -170,7 +170,8 @@ public:
         shard& sh = shard_for(h);
         for (;;) {
             found f = lookup(sh, key, h);
-            if (!f.n) f = lookup_or_insert(sh, key, h, std::numeric_limits<std::int64_t>::min(), &init);
+            if (!f.n)
+                f = lookup_or_insert(sh, key, h, std::numeric_limits<std::int64_t>::min(), &init);
             if ((f.version & node::locked) || !try_lock(f)) {
                 pause();
                 continue;
@@ -288,13 +289,29 @@ private:
 #endif
     }
 
+    // Exponential back-off between attempts on a contended key: the writer that holds
+    // the line gets to finish instead of having it pulled away by every retry.
+    struct backoff {
+        unsigned spins = 1;
+        void operator()() noexcept {
+            for (unsigned i = 0; i < spins; ++i) pause();
+            if (spins < 64) spins *= 2;
+        }
+    };
+
+    // Waits while `n` is locked by a writer (reading only its version).
+    static void wait_unlocked(const node& n, backoff& wait) noexcept {
+        while (n.version.load(std::memory_order_relaxed) & node::locked) wait();
+    }
+
     std::uint64_t hash(std::string_view key) const noexcept {
         return detail::keyed_hash(key, secret_);
     }
     shard& shard_for(std::uint64_t h) const noexcept {
         return shards_[shard_bits_ == 0 ? 0 : static_cast<std::size_t>(h >> (64 - shard_bits_))];
     }
-    std::uint64_t table_hash(const shard& sh, std::string_view key, std::uint64_t h) const noexcept {
+    std::uint64_t table_hash(const shard& sh, std::string_view key,
+                             std::uint64_t h) const noexcept {
         return sh.strong.load(std::memory_order_acquire) ? detail::strong_hash(key, secret_) : h;
     }
     static std::atomic_ref<std::uint64_t> slot(const shard& sh, std::size_t i) noexcept {
@@ -310,7 +327,8 @@ private:
     found lookup(const shard& sh, std::string_view key, std::uint64_t h) const noexcept {
         const std::uint64_t th = table_hash(sh, key, h);
         const std::uint64_t fp = fingerprint(th);
-        for (std::size_t i = th & mask_, probes = 0; probes <= mask_; i = (i + 1) & mask_, ++probes) {
+        for (std::size_t i = th & mask_, probes = 0; probes <= mask_;
+             i = (i + 1) & mask_, ++probes) {
             const std::uint64_t w = slot(sh, i).load(std::memory_order_acquire);
             if (w == 0) return {};
             if ((w >> pointer_bits) != fp) continue;
@@ -498,11 +516,12 @@ private:
         const std::uint64_t h = hash(key);
         shard& sh = shard_for(h);
         bool contended = !optimistic;
+        backoff wait;
         for (;;) {
             found f = lookup(sh, key, h);
             if (!f.n) f = lookup_or_insert(sh, key, h, now, nullptr);
             if (f.version & node::locked) {
-                pause();
+                wait_unlocked(*f.n, wait);
                 continue;
             }
             node& n = *f.n;
@@ -522,6 +541,7 @@ private:
                     if (std::memcmp(before, after, sizeof before) == 0) return r;  // reads only
                     if (!try_lock(f)) {
                         contended = true;
+                        wait();
                         continue;
                     }
                     std::atomic_thread_fence(std::memory_order_release);
@@ -530,7 +550,10 @@ private:
                     n.version.store(f.version + node::step, std::memory_order_release);
                     return r;
                 }
-                if (!try_lock(f)) continue;
+                if (!try_lock(f)) {
+                    wait();
+                    continue;
+                }
                 std::atomic_thread_fence(std::memory_order_release);
                 touch(n);
                 n.cell.load(before);
@@ -546,7 +569,10 @@ private:
                                 std::memory_order_release);
                 return r;
             } else {
-                if (!try_lock(f)) continue;
+                if (!try_lock(f)) {
+                    wait();
+                    continue;
+                }
                 touch(n);
                 unlock_guard guard{n, f.version};
                 const auto r = op(n.cell.state);
