@@ -4,8 +4,8 @@
 // at once, for every algorithm, and while other threads churn keys through a full
 // shard; denials that write nothing; the key bound and the eviction order (idle, then
 // least recently used, over-limit keys last, even under a million fresh keys); the
-// state_store interface; keys that collide under the public-constant hash; and every
-// key-size class.
+// state_store interface; shards switching to SipHash while other threads decide; and
+// every key-size class.
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
@@ -196,8 +196,39 @@ TEST_CASE("concurrent: a million fresh keys cannot evict a key that is over its 
     CHECK(st.evictions() >= 1'000'000 - 4096);
     CHECK(st.evictions_over_limit == 0);
     CHECK(st.keys <= 4096);
-    CHECK(st.longest_probe < srl::concurrent_storage_st<srl::token_bucket>::probe_cap);
+    CHECK(st.longest_probe < srl::concurrent_storage_st<srl::token_bucket>::default_probe_cap);
     CHECK_FALSE(s.acquire("login:victim", login, t0 + 1s, 1).allowed);
+}
+
+TEST_CASE("concurrent: shards switch to siphash while other threads decide, and lose no key",
+          "[storage][concurrency][hash]") {
+    // A probe cap of 1 makes the switch happen within the first few dozen inserts of a
+    // shard, while three threads keep deciding on keys inserted before.
+    srl::concurrent_storage<srl::fixed_window> s(opts(4096, 4), 1);
+    const srl::fixed_window five(srl::rate{5, 1h});
+    std::vector<std::string> old_keys;
+    for (int i = 0; i < 8; ++i) old_keys.push_back("old:" + std::to_string(i));
+    for (const auto& k : old_keys) REQUIRE(s.acquire(k, five, t0, 1).allowed);
+    std::atomic<int> admitted{0};
+    std::atomic<bool> inserting{true};
+    on_threads(4, [&](int t) {
+        if (t == 0) {
+            for (int i = 0; i < 2000; ++i) s.acquire("new:" + std::to_string(i), five, t0, 1);
+            inserting.store(false);
+            return;
+        }
+        while (inserting.load())
+            for (const auto& k : old_keys)
+                if (s.acquire(k, five, t0, 1).allowed) admitted.fetch_add(1);
+    });
+    CHECK(admitted.load() == 8 * 4);  // each old key had 4 units left, none more
+    const srl::in_memory_stats st = s.stats();
+    CHECK(st.strong_hash_shards == 4);
+    CHECK(st.keys == 2008);
+    for (const auto& k : old_keys) CHECK_FALSE(s.acquire(k, five, t0, 1).allowed);
+    for (int i = 0; i < 2000; ++i)
+        CHECK(s.visit("new:" + std::to_string(i), [](const auto* p) { return p ? p->count : 0; }) ==
+              1);
 }
 
 TEST_CASE("concurrent: keys of every size class are stored apart and found again", "[storage]") {

@@ -75,11 +75,14 @@ public:
     using state_type = typename Algorithm::state_type;
     using mutex_type = Mutex;
 
-    /// The longest placement probe before a shard switches to SipHash-1-3.
-    static constexpr std::size_t probe_cap = detail::key_table<int>::default_probe_cap;
+    /// The longest placement probe before a shard switches to SipHash-1-3 (the same
+    /// cap as in_memory_storage's tables; see key_table).
+    static constexpr std::size_t default_probe_cap = detail::key_table<int>::default_probe_cap;
 
     concurrent_storage() : concurrent_storage(in_memory_options{}) {}
-    explicit concurrent_storage(in_memory_options o) : opts_(o) {
+    /// `probe_cap`: as default_probe_cap (a smaller cap switches sooner: for tests).
+    explicit concurrent_storage(in_memory_options o, std::size_t probe_cap = default_probe_cap)
+        : opts_(o), probe_cap_(probe_cap) {
         static_assert(sizeof(void*) == 8, "concurrent_storage packs 48-bit pointers");
         if (opts_.max_keys == 0) opts_.max_keys = 1;
         std::size_t n = 1;
@@ -115,6 +118,7 @@ public:
         if (this != &o) {
             free_all();
             opts_ = o.opts_;
+            probe_cap_ = o.probe_cap_;
             secret_ = o.secret_;
             shard_bits_ = o.shard_bits_;
             per_shard_ = o.per_shard_;
@@ -364,7 +368,7 @@ private:
         const std::size_t probe = place(sh, n);
         ++sh.size;
         if (probe > sh.longest_probe) sh.longest_probe = probe;
-        if (probe > probe_cap && !sh.strong.load(std::memory_order_relaxed)) go_strong(sh);
+        if (probe > probe_cap_ && !sh.strong.load(std::memory_order_relaxed)) go_strong(sh);
         return {n, v};
     }
 
@@ -643,6 +647,7 @@ private:
     }
 
     in_memory_options opts_;
+    std::size_t probe_cap_ = default_probe_cap;
     detail::hash_secret secret_;
     unsigned shard_bits_ = 0;
     std::size_t per_shard_ = 1;
