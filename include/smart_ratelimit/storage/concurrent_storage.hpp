@@ -17,6 +17,7 @@
 #include <smart_ratelimit/detail/time_math.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -152,7 +153,11 @@ public:
     void release(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
                  std::uint64_t cost) {
         const std::uint64_t h = hash(key);
-        if (!lookup(shard_for(h), key, h).n) return;  // absent: nothing to give back
+        shard& sh = shard_for(h);
+        if (!lookup(sh, key, h).n) {  // a miss may be a race: ask again under the lock
+            std::lock_guard<Mutex> lock(sh.mutex);
+            if (!lookup(sh, key, h).n) return;  // absent: nothing to give back
+        }
         write(
             key, now.count(),
             [&](state_type& s) {
@@ -275,6 +280,7 @@ private:
         std::size_t longest_probe = 0;
         std::int64_t latest = std::numeric_limits<std::int64_t>::min();
         std::vector<std::vector<node*>> free;  // dead nodes by key class
+        std::vector<std::size_t> nodes;        // nodes ever allocated, by key class
         std::uint64_t evictions_idle = 0;
         std::uint64_t evictions_lru = 0;
         std::uint64_t evictions_over_limit = 0;
@@ -378,13 +384,20 @@ private:
             sh.free[cls].pop_back();
             return n;
         }
-        if (sh.free.size() <= cls) sh.free.resize(cls + 1);
-        sh.free[cls].reserve(sh.free[cls].size() + 1);  // kill() must not throw
+        if (sh.free.size() <= cls) {
+            sh.free.resize(cls + 1);
+            sh.nodes.resize(cls + 1);
+        }
+        // Room in the free list for every node of the class: kill() must not throw.
+        std::vector<node*>& list = sh.free[cls];
+        const std::size_t nodes = sh.nodes[cls] + 1;
+        if (list.capacity() < nodes) list.reserve(std::max(nodes, 2 * list.capacity()));
         node* n = node::allocate(cls);
         if (reinterpret_cast<std::uintptr_t>(n) >> pointer_bits) {
             node::free(n);
             throw std::bad_alloc();  // an address that does not fit a slot
         }
+        ++sh.nodes[cls];
         return n;
     }
 
