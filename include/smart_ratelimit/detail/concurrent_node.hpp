@@ -79,7 +79,8 @@ struct concurrent_node {
     std::atomic<std::uint64_t> version{dead};
     /// When the key's state becomes as good as fresh (eviction prefers such keys).
     std::atomic<std::int64_t> idle_at{std::numeric_limits<std::int64_t>::max()};
-    std::uint64_t table_hash = 0;  // under the shard's lock only
+    // Under the shard's lock only: the table hash, or in a dead node the next free one.
+    std::uint64_t table_hash = 0;
     std::atomic<std::uint32_t> key_size{0};
     std::atomic<std::uint8_t> referenced{0};  // CLOCK's second-chance bit
     std::atomic<std::uint8_t> over{0};        // the last write left no quota

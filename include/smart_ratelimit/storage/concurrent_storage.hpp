@@ -279,8 +279,7 @@ private:
         std::size_t hand = 0;  // the eviction clock's position in the table
         std::size_t longest_probe = 0;
         std::int64_t latest = std::numeric_limits<std::int64_t>::min();
-        std::vector<std::vector<node*>> free;  // dead nodes by key class
-        std::vector<std::size_t> nodes;        // nodes ever allocated, by key class
+        std::vector<node*> free;  // heads of the dead nodes' lists, by key class
         std::uint64_t evictions_idle = 0;
         std::uint64_t evictions_lru = 0;
         std::uint64_t evictions_over_limit = 0;
@@ -378,26 +377,20 @@ private:
         return {n, v};
     }
 
+    // A dead node of key class `cls` from the shard's free list, else a new one. Free
+    // nodes are chained through their table_hash, which only the shard's lock guards.
     node* take_node(shard& sh, std::size_t cls) {
-        if (cls < sh.free.size() && !sh.free[cls].empty()) {
-            node* n = sh.free[cls].back();
-            sh.free[cls].pop_back();
+        if (cls < sh.free.size() && sh.free[cls] != nullptr) {
+            node* n = sh.free[cls];
+            sh.free[cls] = reinterpret_cast<node*>(static_cast<std::uintptr_t>(n->table_hash));
             return n;
         }
-        if (sh.free.size() <= cls) {
-            sh.free.resize(cls + 1);
-            sh.nodes.resize(cls + 1);
-        }
-        // Room in the free list for every node of the class: kill() must not throw.
-        std::vector<node*>& list = sh.free[cls];
-        const std::size_t nodes = sh.nodes[cls] + 1;
-        if (list.capacity() < nodes) list.reserve(std::max(nodes, 2 * list.capacity()));
+        if (sh.free.size() <= cls) sh.free.resize(cls + 1, nullptr);  // kill() needs the head
         node* n = node::allocate(cls);
         if (reinterpret_cast<std::uintptr_t>(n) >> pointer_bits) {
             node::free(n);
             throw std::bad_alloc();  // an address that does not fit a slot
         }
-        ++sh.nodes[cls];
         return n;
     }
 
@@ -443,7 +436,8 @@ private:
         slot(sh, i).store(0, std::memory_order_release);
         --sh.size;
         if constexpr (!optimistic) n->cell.state = state_type{};  // frees what it holds
-        sh.free[n->size_class].push_back(n);  // capacity reserved when allocated
+        n->table_hash = reinterpret_cast<std::uintptr_t>(sh.free[n->size_class]);
+        sh.free[n->size_class] = n;
     }
 
     // The victim's order: an idle key, then an unreferenced key with quota left
@@ -652,8 +646,13 @@ private:
             shard& sh = shards_[s];
             for (std::size_t i = 0; sh.slots && i <= mask_; ++i)
                 if (const std::uint64_t w = sh.slots[i]) node::free(node_of(w));
-            for (auto& list : sh.free)
-                for (node* n : list) node::free(n);
+            for (node* n : sh.free)
+                while (n != nullptr) {
+                    node* next =
+                        reinterpret_cast<node*>(static_cast<std::uintptr_t>(n->table_hash));
+                    node::free(n);
+                    n = next;
+                }
             sh.free.clear();
         }
         shards_.reset();
