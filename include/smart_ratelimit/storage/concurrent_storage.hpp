@@ -52,10 +52,11 @@ namespace smart_ratelimit {
 ///   so a miss is never taken for an absent key.
 /// - State: a trivially copyable state (every built-in algorithm but the exact
 ///   sliding window) is copied out under the key's seqlock, decided on, and written
-///   back with one compare-and-swap when it changed; a concurrent writer makes the
-///   decision start again. Other states (the exact sliding window, any_algorithm)
-///   are decided under the key's own spin lock, the same CAS, held for the
-///   algorithm's few nanoseconds, never across a call that can block.
+///   back with one compare-and-swap when it changed; after losing to a concurrent
+///   writer, the retry backs off and locks the key first. Other states (the exact
+///   sliding window, any_algorithm) are decided under the key's own spin lock, the
+///   same CAS, held for the algorithm's few nanoseconds, never across a call that
+///   can block.
 /// - Eviction (under the shard's lock), when a shard is full: a clock hand sweeps the
 ///   table from where it stopped, taking the first idle key (its state as good as
 ///   fresh) among at least `eviction_scan` keys, else the first key with quota left
