@@ -86,26 +86,13 @@ public:
     explicit concurrent_storage(in_memory_options o, std::size_t probe_cap = default_probe_cap)
         : opts_(o), probe_cap_(probe_cap) {
         static_assert(sizeof(void*) == 8, "concurrent_storage packs 48-bit pointers");
-        if (opts_.max_keys == 0) opts_.max_keys = 1;
-        std::size_t n = 1;
-        while (n * 2 <= opts_.shards && n * 2 * 16 <= opts_.max_keys) n *= 2;
-        while ((std::size_t{1} << shard_bits_) < n) ++shard_bits_;
-        per_shard_ = opts_.max_keys / n;
+        const detail::storage_layout layout = detail::layout_storage(opts_, this, secret_);
+        shard_bits_ = layout.shard_bits;
+        per_shard_ = layout.per_shard;
+        const std::size_t n = shard_count();
         std::size_t cap = 16;
         while (cap < 2 * per_shard_) cap *= 2;
         mask_ = cap - 1;
-        if (opts_.seed == 0) {
-            std::random_device rd;
-            const auto draw = [&rd] {
-                return detail::mix64((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
-            };
-            opts_.seed = draw() ^ reinterpret_cast<std::uintptr_t>(this);
-            secret_ = detail::make_hash_secret(opts_.seed);
-            secret_.sip[0] = draw();
-            secret_.sip[1] = draw();
-        } else {
-            secret_ = detail::make_hash_secret(opts_.seed);
-        }
         shards_ = std::make_unique<shard[]>(n);
         for (std::size_t i = 0; i < n; ++i) {
             shards_[i].slots.reset(static_cast<std::uint64_t*>(std::calloc(cap, 8)));

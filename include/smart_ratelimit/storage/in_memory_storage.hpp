@@ -60,6 +60,43 @@ struct in_memory_stats {
     }
 };
 
+namespace detail {
+
+/// How an in-memory storage splits its key bound over shards.
+struct storage_layout {
+    unsigned shard_bits = 0;    ///< log2 of the number of shards
+    std::size_t per_shard = 1;  ///< each shard's share of max_keys
+};
+
+/// The shard layout of `o` and the storage's hash secrets, shared by the in-memory
+/// storages. The shard count is a power of two, at most `o.shards`, and small enough
+/// that each shard holds at least 16 keys (so small bounds are not eaten by hash
+/// imbalance). With `o.seed == 0` the seed is drawn from std::random_device (and
+/// `salt`, the storage's address) and written back, and the SipHash key gets 128 bits
+/// of its own; a fixed seed derives every secret reproducibly. `o.max_keys == 0`
+/// becomes 1.
+inline storage_layout layout_storage(in_memory_options& o, const void* salt, hash_secret& secret) {
+    if (o.max_keys == 0) o.max_keys = 1;
+    std::size_t n = 1;
+    while (n * 2 <= o.shards && n * 2 * 16 <= o.max_keys) n *= 2;
+    storage_layout l;
+    while ((std::size_t{1} << l.shard_bits) < n) ++l.shard_bits;
+    l.per_shard = o.max_keys / n;
+    if (o.seed == 0) {
+        std::random_device rd;
+        const auto draw = [&rd] { return mix64((static_cast<std::uint64_t>(rd()) << 32) ^ rd()); };
+        o.seed = draw() ^ reinterpret_cast<std::uintptr_t>(salt);
+        secret = make_hash_secret(o.seed);
+        secret.sip[0] = draw();  // 128 bits of their own, not derived from the seed
+        secret.sip[1] = draw();
+    } else {
+        secret = make_hash_secret(o.seed);
+    }
+    return l;
+}
+
+}  // namespace detail
+
 /// In-memory storage for algorithm states (a storage_backend and a state_store).
 /// Lookups of existing keys do not allocate (heterogeneous lookup by string_view).
 /// A key becomes idle once its last decision's reset_after has passed; such keys go
@@ -85,26 +122,10 @@ public:
 
     in_memory_storage() : in_memory_storage(in_memory_options{}) {}
     explicit in_memory_storage(in_memory_options o) : opts_(o) {
-        if (opts_.max_keys == 0) opts_.max_keys = 1;
-        // Power of two, at most `shards`, and small enough that each shard holds at
-        // least 16 keys (so small bounds are not eaten by hash imbalance).
-        std::size_t n = 1;
-        while (n * 2 <= opts_.shards && n * 2 * 16 <= opts_.max_keys) n *= 2;
-        shard_bits_ = 0;
-        while ((std::size_t{1} << shard_bits_) < n) ++shard_bits_;
-        per_shard_ = opts_.max_keys / n;
-        if (opts_.seed == 0) {
-            std::random_device rd;
-            const auto draw = [&rd] {
-                return detail::mix64((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
-            };
-            opts_.seed = draw() ^ reinterpret_cast<std::uintptr_t>(this);
-            secret_ = detail::make_hash_secret(opts_.seed);
-            secret_.sip[0] = draw();  // 128 bits of their own, not derived from the seed
-            secret_.sip[1] = draw();
-        } else {
-            secret_ = detail::make_hash_secret(opts_.seed);
-        }
+        const detail::storage_layout layout = detail::layout_storage(opts_, this, secret_);
+        shard_bits_ = layout.shard_bits;
+        per_shard_ = layout.per_shard;
+        const std::size_t n = shard_count();
         shards_ = std::make_unique<shard[]>(n);
         for (std::size_t i = 0; i < n; ++i) shards_[i].table = table_type(secret_.sip);
     }
