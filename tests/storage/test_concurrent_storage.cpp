@@ -3,9 +3,9 @@
 // runs that on it): exact admissions when eight threads insert and decide on many keys
 // at once, for every algorithm, and while other threads churn keys through a full
 // shard; denials that write nothing; the key bound and the eviction order (idle, then
-// least recently used, over-limit keys last, even under a million fresh keys); the
-// state_store interface; shards switching to SipHash while other threads decide; and
-// every key-size class.
+// least recently used, over-limit keys last; the million-key flood is in
+// test_key_flooding.cpp); the state_store interface; shards switching to SipHash
+// while other threads decide; and every key-size class.
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
@@ -14,7 +14,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -176,28 +175,6 @@ TEST_CASE(
     for (const char* k : {"a", "b", "c"}) REQUIRE(full.acquire(k, one, t0, 1).allowed);
     CHECK(full.stats().evictions_over_limit == 1);
     CHECK(full.size() == 2);
-}
-
-TEST_CASE("concurrent: a million fresh keys cannot evict a key that is over its limit",
-          "[storage]") {
-    srl::concurrent_storage_st<srl::token_bucket> s(opts(4096, 4));
-    const srl::token_bucket login(srl::rate{5, 1h});
-    const srl::token_bucket api(srl::rate{100, 1min});
-    for (int i = 0; i < 5; ++i) REQUIRE(s.acquire("login:victim", login, t0, 1).allowed);
-    REQUIRE_FALSE(s.acquire("login:victim", login, t0, 1).allowed);
-    char buf[32];
-    for (int i = 0; i < 1'000'000; ++i) {
-        const int n =
-            std::snprintf(buf, sizeof buf, "ip:10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        s.acquire(std::string_view(buf, static_cast<std::size_t>(n)), api,
-                  t0 + std::chrono::microseconds(i), 1);
-    }
-    const srl::in_memory_stats st = s.stats();
-    CHECK(st.evictions() >= 1'000'000 - 4096);
-    CHECK(st.evictions_over_limit == 0);
-    CHECK(st.keys <= 4096);
-    CHECK(st.longest_probe < srl::concurrent_storage_st<srl::token_bucket>::default_probe_cap);
-    CHECK_FALSE(s.acquire("login:victim", login, t0 + 1s, 1).allowed);
 }
 
 TEST_CASE("concurrent: shards switch to siphash while other threads decide, and lose no key",

@@ -3,12 +3,14 @@
 // paper's vectors, keys built to collide for every seed of the public-constant hash
 // (as scripts in the security review build them) stay separate states with short
 // probes, a table fed one slot switches to SipHash, random keys never reach the probe
-// cap, and a flood of a million fresh keys cannot evict a key that is over its limit.
+// cap, and a flood of a million fresh keys cannot evict a key that is over its limit
+// (in both in-memory storages).
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/detail/hash.hpp>
 #include <smart_ratelimit/detail/key_table.hpp>
+#include <smart_ratelimit/storage/concurrent_storage.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
 #include <chrono>
@@ -215,11 +217,13 @@ TEST_CASE("random keys never reach the probe cap", "[storage][hash]") {
     CHECK(st.longest_probe < detail::key_table<int>::default_probe_cap);
 }
 
-TEST_CASE("a million fresh keys cannot evict a key that is over its limit", "[storage]") {
+TEMPLATE_TEST_CASE("a million fresh keys cannot evict a key that is over its limit", "[storage]",
+                   srl::in_memory_storage_st<srl::any_algorithm>,
+                   srl::concurrent_storage_st<srl::any_algorithm>) {
     srl::in_memory_options o;
     o.max_keys = 4096;
     o.shards = 4;
-    srl::in_memory_storage_st<srl::any_algorithm> s(o);
+    TestType s(o);
     const srl::any_algorithm login("token_bucket", srl::rate{5, 1h});
     const srl::any_algorithm api("token_bucket", srl::rate{100, 1min});
     for (int i = 0; i < 5; ++i) REQUIRE(s.acquire("login:victim", login, t0, 1).allowed);
@@ -236,6 +240,8 @@ TEST_CASE("a million fresh keys cannot evict a key that is over its limit", "[st
     const srl::in_memory_stats st = s.stats();
     CHECK(st.evictions() >= 1'000'000 - 4096);
     CHECK(st.evictions_over_limit == 0);
+    CHECK(st.keys <= 4096);
+    CHECK(st.longest_probe < detail::key_table<int>::default_probe_cap);
     const srl::outcome after = s.acquire("login:victim", login, t0 + 1s, 1);
     CHECK_FALSE(after.allowed);
     CHECK(after.remaining == 0);
