@@ -4,8 +4,9 @@
 // at once, for every algorithm, and while other threads churn keys through a full
 // shard; denials that write nothing; the key bound and the eviction order (idle, then
 // least recently used, over-limit keys last; the million-key flood is in
-// test_key_flooding.cpp); the state_store interface; shards switching to SipHash
-// while other threads decide; and every key-size class.
+// test_key_flooding.cpp) and when a key turns idle; the state_store interface; shards
+// switching to SipHash while other threads decide; every key-size class, the longest
+// key and the node's size.
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
@@ -14,6 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -222,4 +225,74 @@ TEST_CASE("concurrent: keys of every size class are stored apart and found again
     for (const auto& k : keys) REQUIRE(s.erase(k));
     for (const auto& k : keys) REQUIRE(s.acquire(k, one, t0, 1).allowed);
     CHECK(s.size() == keys.size());
+}
+
+TEST_CASE("concurrent: a key of up to 65,535 bytes is stored, a longer one refused", "[storage]") {
+    srl::concurrent_storage<srl::fixed_window> s(opts(100, 1));
+    const srl::fixed_window one(srl::rate{1, 1h});
+    REQUIRE(s.acquire("kept", one, t0, 1).allowed);
+    const std::string longest(65'535, 'k');
+    REQUIRE(s.acquire(longest, one, t0, 1).allowed);
+    CHECK_FALSE(s.acquire(longest, one, t0, 1).allowed);
+    const std::string too_long(65'536, 'k');
+    CHECK_THROWS_WITH(s.acquire(too_long, one, t0, 1), Catch::Contains("65535 bytes"));
+    CHECK_THROWS_AS(s.update(too_long, {}, [](auto&) { return 0; }), std::length_error);
+    // Nothing was stored or lost.
+    CHECK(s.visit(too_long, [](const auto* p) { return p == nullptr; }));
+    CHECK(s.size() == 2);
+    CHECK_FALSE(s.acquire("kept", one, t0, 1).allowed);
+}
+
+TEST_CASE(
+    "concurrent: a key turns idle no sooner than its state is as good as fresh, and at "
+    "most 67 ms later",
+    "[storage]") {
+    // "a" (1/s) is as good as fresh at t0 + 1s; "b" (1/h) not for an hour. A newcomer
+    // at time `at` in the full shard evicts "a" as idle, or someone by recency.
+    const auto evicts_idle = [](std::chrono::nanoseconds at) {
+        srl::concurrent_storage_st<srl::fixed_window> s(opts(2, 1));
+        REQUIRE(s.acquire("a", srl::fixed_window(srl::rate{1, 1s}), t0, 1).allowed);
+        REQUIRE(s.acquire("b", srl::fixed_window(srl::rate{1, 1h}), t0, 1).allowed);
+        (void)s.acquire("c", srl::fixed_window(srl::rate{1, 1h}), at, 1);
+        return s.stats().evictions_idle == 1;
+    };
+    CHECK_FALSE(evicts_idle(t0 + 1s - 1ns));
+    CHECK(evicts_idle(t0 + 1s + 67'108'864ns));
+    CHECK(evicts_idle(t0 + 2s));
+}
+
+TEST_CASE(
+    "concurrent: a node's idle time compares across negative times, a year ahead, and "
+    "never",
+    "[storage]") {
+    using node = srl::detail::concurrent_node<srl::token_bucket::state_type>;
+    const std::int64_t tick = std::int64_t{1} << node::tick_shift;
+    const auto node_marked = [](std::int64_t now, std::int64_t idle_at) {
+        auto n = std::make_unique<node>();
+        n->mark(now, idle_at, false);
+        return n;
+    };
+    const std::int64_t s = 1'000'000'000;
+    auto neg = node_marked(-5 * s, -4 * s);
+    CHECK_FALSE(neg->idle(-4 * s - 1));
+    CHECK(neg->idle(-4 * s + tick));
+    const std::int64_t year = 366 * 86'400 * s;
+    auto ahead = node_marked(7 * s, 7 * s + year);
+    CHECK_FALSE(ahead->idle(7 * s));
+    CHECK_FALSE(ahead->idle(7 * s + year - 1));
+    CHECK(ahead->idle(7 * s + year + tick));
+    auto never = node_marked(7 * s, std::numeric_limits<std::int64_t>::max());
+    CHECK_FALSE(never->idle(7 * s + 4 * year));
+    CHECK_FALSE(never->idle(std::numeric_limits<std::int64_t>::max()));
+    never->mark(7 * s, 8 * s, true);  // a later decision makes it an ordinary key again
+    CHECK(never->over());
+    CHECK(never->idle(9 * s));
+    never->pin();
+    CHECK_FALSE(never->idle(9 * s));
+}
+
+TEST_CASE("concurrent: a token-bucket key of up to 16 bytes takes a 56-byte node", "[storage]") {
+    using node = srl::detail::concurrent_node<srl::token_bucket::state_type>;
+    CHECK(node::bytes(srl::detail::key_class(16)) == 56);
+    CHECK(node::bytes(srl::detail::key_class(17)) == 64);
 }

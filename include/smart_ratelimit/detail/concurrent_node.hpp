@@ -3,7 +3,8 @@
 // without the shard's lock is an atomic word, so a lookup that races with an eviction
 // reads stale words, never torn or freed memory: nodes are recycled within their
 // shard's size class and freed only with the storage. The version word is a seqlock
-// and, with its low bit, the key's own write lock.
+// and, with its low bit, the key's own write lock. A node is a 16-byte header, the
+// state and the key's words: 56 bytes for a token bucket and a key of up to 16 bytes.
 #pragma once
 
 #include <atomic>
@@ -12,7 +13,6 @@
 #include <cstring>
 #include <limits>
 #include <new>
-#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -76,15 +76,23 @@ struct concurrent_node {
     // every publication adds 4, so a reader that saw v and sees v again saw no change.
     static constexpr std::uint64_t locked = 1, dead = 2, step = 4;
 
+    /// The longest key a node holds.
+    static constexpr std::size_t max_key_size = std::numeric_limits<std::uint16_t>::max();
+
+    /// Idle times are kept in ticks of 2^26 ns (67 ms), rounded up, as 32 bits that
+    /// wrap: enough to compare times up to 4.5 years apart (a rate's period is at most
+    /// a year). A key becomes idle for eviction at most one tick late, never early.
+    static constexpr int tick_shift = 26;
+    /// An idle time further ahead than this (2.2 years) is "never".
+    static constexpr std::int64_t max_idle_ahead = std::int64_t{1} << (tick_shift + 30);
+    // flags: the last write left no quota; the state is never idle.
+    static constexpr std::uint8_t over_flag = 1, pinned_flag = 2;
+
     std::atomic<std::uint64_t> version{dead};
-    /// When the key's state becomes as good as fresh (eviction prefers such keys).
-    std::atomic<std::int64_t> idle_at{std::numeric_limits<std::int64_t>::max()};
-    // Under the shard's lock only: the table hash, or in a dead node the next free one.
-    std::uint64_t table_hash = 0;
-    std::atomic<std::uint32_t> key_size{0};
+    std::atomic<std::uint32_t> idle_tick{0};  // see idle(); meaningless when pinned
+    std::atomic<std::uint16_t> key_size{0};   // also gives the node's size class
     std::atomic<std::uint8_t> referenced{0};  // CLOCK's second-chance bit
-    std::atomic<std::uint8_t> over{0};        // the last write left no quota
-    std::uint16_t size_class = 0;             // immutable
+    std::atomic<std::uint8_t> flags{pinned_flag};
     cell_type cell;
 
     std::atomic<std::uint64_t>* key_words() noexcept {
@@ -94,29 +102,71 @@ struct concurrent_node {
         return reinterpret_cast<const std::atomic<std::uint64_t>*>(this + 1);
     }
 
-    /// A node of `cls` with its key words; dead until published.
-    static concurrent_node* allocate(std::size_t cls) {
-        static_assert(alignof(concurrent_node) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-        static_assert(sizeof(concurrent_node) % 8 == 0);
-        const std::size_t words = class_words(cls);
-        void* mem = ::operator new(sizeof(concurrent_node) + words * 8);
+    /// The bytes a node of `cls` takes, key words included (a multiple of 8).
+    static std::size_t bytes(std::size_t cls) noexcept {
+        static_assert(alignof(concurrent_node) <= 8 && sizeof(concurrent_node) % 8 == 0);
+        return sizeof(concurrent_node) + class_words(cls) * 8;
+    }
+
+    /// Builds a node for keys of `key_size` bytes in `mem` (bytes(key_class(key_size))
+    /// bytes, 8-aligned); dead until published. Destroy it with destroy(); the memory
+    /// stays the caller's.
+    static concurrent_node* create(void* mem, std::size_t key_size) noexcept {
         auto* n = ::new (mem) concurrent_node();
-        n->size_class = static_cast<std::uint16_t>(cls);
-        for (std::size_t i = 0; i < words; ++i)
+        n->key_size.store(static_cast<std::uint16_t>(key_size), std::memory_order_relaxed);
+        for (std::size_t i = 0; i < class_words(key_class(key_size)); ++i)
             ::new (&n->key_words()[i]) std::atomic<std::uint64_t>(0);
         return n;
     }
-    static void free(concurrent_node* n) noexcept {
-        n->~concurrent_node();
-        ::operator delete(static_cast<void*>(n));
+    static void destroy(concurrent_node* n) noexcept { n->~concurrent_node(); }
+
+    /// The size class of the key the node holds or last held.
+    std::size_t size_class() const noexcept {
+        return key_class(key_size.load(std::memory_order_relaxed));
+    }
+
+    /// The next free node, in a dead node (under the shard's lock): kept in its first
+    /// key word, which a racing reader may compare with a key but never matches while
+    /// the node is dead.
+    concurrent_node* next_free() const noexcept {
+        return reinterpret_cast<concurrent_node*>(
+            static_cast<std::uintptr_t>(key_words()[0].load(std::memory_order_relaxed)));
+    }
+    void set_next_free(concurrent_node* next) noexcept {
+        key_words()[0].store(reinterpret_cast<std::uintptr_t>(next), std::memory_order_relaxed);
+    }
+
+    /// Records the outcome of a write at `now`: the state is as good as fresh from
+    /// `idle_at` on, and `over` when it left no quota.
+    void mark(std::int64_t now, std::int64_t idle_at, bool over) noexcept {
+        const bool never =
+            idle_at > now && static_cast<std::uint64_t>(idle_at) - static_cast<std::uint64_t>(now) >
+                                 static_cast<std::uint64_t>(max_idle_ahead);
+        idle_tick.store(tick_up(idle_at), std::memory_order_relaxed);
+        flags.store(static_cast<std::uint8_t>((over ? over_flag : 0) | (never ? pinned_flag : 0)),
+                    std::memory_order_relaxed);
+    }
+    /// Never idle (a state written by other means than a decision).
+    void pin() noexcept { flags.store(pinned_flag, std::memory_order_relaxed); }
+
+    bool over() const noexcept { return flags.load(std::memory_order_relaxed) & over_flag; }
+    /// Whether the state is as good as fresh at `now`.
+    bool idle(std::int64_t now) const noexcept {
+        if (flags.load(std::memory_order_relaxed) & pinned_flag) return false;
+        const auto now_tick = static_cast<std::uint32_t>(now >> tick_shift);
+        return static_cast<std::int32_t>(now_tick - idle_tick.load(std::memory_order_relaxed)) >= 0;
+    }
+    static std::uint32_t tick_up(std::int64_t t) noexcept {
+        constexpr std::int64_t part = (std::int64_t{1} << tick_shift) - 1;
+        return static_cast<std::uint32_t>((t >> tick_shift) + ((t & part) != 0 ? 1 : 0));
     }
 
     /// Writes `key` (which must fit the class); the tail word is zero-padded.
     void set_key(std::string_view key) noexcept {
-        const std::size_t words = class_words(size_class);
+        const std::size_t words = class_words(size_class());
         for (std::size_t i = 0; i < words; ++i)
             key_words()[i].store(word_of(key, i), std::memory_order_relaxed);
-        key_size.store(static_cast<std::uint32_t>(key.size()), std::memory_order_relaxed);
+        key_size.store(static_cast<std::uint16_t>(key.size()), std::memory_order_relaxed);
     }
 
     /// Whether the node holds `key` (a racy read: valid only if the version is unchanged).
@@ -131,14 +181,10 @@ struct concurrent_node {
         return i == n || w->load(std::memory_order_relaxed) == tail_word(p + i, n - i);
     }
 
-    /// The stored key (under the shard's lock).
-    std::string key() const {
-        std::string out(key_size.load(std::memory_order_relaxed), '\0');
-        for (std::size_t i = 0; i * 8 < out.size(); ++i) {
-            const std::uint64_t w = key_words()[i].load(std::memory_order_relaxed);
-            std::memcpy(out.data() + i * 8, &w, out.size() - i * 8 < 8 ? out.size() - i * 8 : 8);
-        }
-        return out;
+    /// The stored key, in place (under the shard's lock, where no one writes it).
+    std::string_view key_view() const noexcept {
+        return {reinterpret_cast<const char*>(key_words()),
+                key_size.load(std::memory_order_relaxed)};
     }
 
     static std::uint64_t word_of(std::string_view key, std::size_t i) noexcept {

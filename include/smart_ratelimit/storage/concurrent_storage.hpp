@@ -30,6 +30,8 @@
 #include <mutex>
 #include <new>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -44,9 +46,9 @@ namespace smart_ratelimit {
 /// In-memory storage for algorithm states whose decisions on stored keys are lock-free.
 ///
 /// Same options, bound and statistics as in_memory_storage, different machinery:
-/// - Lookup: each shard's table has a fixed capacity of at least twice its share of
-///   max_keys (so a probe stays short), allocated zeroed and touched only as keys
-///   arrive. A slot is one 64-bit word: a 16-bit fingerprint of the key's hash and a
+/// - Lookup: each shard's table has a fixed capacity of twice its share of max_keys
+///   (a full shard is half loaded, so a probe stays short), allocated zeroed and
+///   touched only as keys arrive. A slot is one 64-bit word: a 16-bit fingerprint of the key's hash and a
 ///   48-bit node pointer (x86-64 and AArch64 user addresses). Readers take no lock; a
 ///   reader that misses (or races with an eviction) retries under the shard's lock,
 ///   so a miss is never taken for an absent key.
@@ -59,13 +61,17 @@ namespace smart_ratelimit {
 ///   can block.
 /// - Eviction (under the shard's lock), when a shard is full: a clock hand sweeps the
 ///   table from where it stopped, taking the first idle key (its state as good as
-///   fresh) among at least `eviction_scan` keys, else the first key with quota left
+///   fresh; idle times are kept to 67 ms, rounded up, so a key turns idle late, never
+///   early) among at least `eviction_scan` keys, else the first key with quota left
 ///   that was not used since the hand last passed (CLOCK), and a key over its limit
 ///   only when the shard holds nothing else. So a flood of fresh keys cannot reset a
 ///   blocked client's quota.
-/// - Memory: nodes are reused within their key-size class and returned to the heap
-///   only with the storage (a lock-free reader may still be looking at an evicted
-///   node); each class keeps at most as many nodes as the shard ever held at once.
+/// - Memory: nodes are carved from per-shard blocks (no allocator header per key), reused
+///   within their key-size class, and returned to the heap only with the storage (a
+///   lock-free reader may still be looking at an evicted node); each class keeps at
+///   most as many nodes as the shard ever held at once. A token-bucket key of up to
+///   16 bytes costs 56 bytes of node and 16 of table. Keys are at most 65,535 bytes
+///   (longer ones throw std::length_error; the limiter's keys are at most 255).
 /// - Hash flooding: the keys hash with secrets drawn per storage, and a shard whose
 ///   placement probes past key_table's cap rehashes with SipHash-1-3 for good.
 /// Thread safety: every member may be called concurrently. The Mutex guards inserts
@@ -90,12 +96,12 @@ public:
         shard_bits_ = layout.shard_bits;
         per_shard_ = layout.per_shard;
         const std::size_t n = shard_count();
-        std::size_t cap = 16;
-        while (cap < 2 * per_shard_) cap *= 2;
-        mask_ = cap - 1;
+        capacity_ = std::max<std::size_t>(16, 2 * per_shard_);
+        if (capacity_ > std::numeric_limits<std::uint32_t>::max())
+            throw std::length_error("concurrent_storage: too many keys per shard");
         shards_ = std::make_unique<shard[]>(n);
         for (std::size_t i = 0; i < n; ++i) {
-            shards_[i].slots.reset(static_cast<std::uint64_t*>(std::calloc(cap, 8)));
+            shards_[i].slots.reset(static_cast<std::uint64_t*>(std::calloc(capacity_, 8)));
             if (!shards_[i].slots) throw std::bad_alloc();
         }
     }
@@ -111,7 +117,7 @@ public:
             secret_ = o.secret_;
             shard_bits_ = o.shard_bits_;
             per_shard_ = o.per_shard_;
-            mask_ = o.mask_;
+            capacity_ = o.capacity_;
             shards_ = std::move(o.shards_);
         }
         return *this;
@@ -125,9 +131,8 @@ public:
         return write(
             key, now.count(), [&](state_type& s) { return a.try_acquire(s, now, cost); },
             [&](node& n, const outcome& o) {
-                n.idle_at.store(detail::sat_add(now.count(), o.reset_after.count()),
-                                std::memory_order_relaxed);
-                n.over.store(o.remaining == 0 ? 1 : 0, std::memory_order_relaxed);
+                n.mark(now.count(), detail::sat_add(now.count(), o.reset_after.count()),
+                       o.remaining == 0);
             });
     }
 
@@ -176,7 +181,7 @@ public:
             std::atomic_thread_fence(std::memory_order_release);
             node& n = *f.n;
             touch(n);
-            n.idle_at.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_relaxed);
+            n.pin();
             unlock_guard guard{n, f.version};
             if constexpr (optimistic) {
                 typename cell_type::image img;
@@ -267,7 +272,10 @@ private:
         std::size_t hand = 0;  // the eviction clock's position in the table
         std::size_t longest_probe = 0;
         std::int64_t latest = std::numeric_limits<std::int64_t>::min();
-        std::vector<node*> free;  // heads of the dead nodes' lists, by key class
+        std::vector<node*> free;    // heads of the dead nodes' lists, by key class
+        std::vector<void*> blocks;  // where the nodes live
+        char* block_next = nullptr;
+        char* block_end = nullptr;
         std::uint64_t evictions_idle = 0;
         std::uint64_t evictions_lru = 0;
         std::uint64_t evictions_over_limit = 0;
@@ -318,14 +326,25 @@ private:
     static node* node_of(std::uint64_t word) noexcept {
         return reinterpret_cast<node*>(static_cast<std::uintptr_t>(word & pointer_mask));
     }
+    // The first slot a table hash probes (its low 32 bits scaled to the capacity) and
+    // the next one.
+    std::size_t home(std::uint64_t th) const noexcept {
+        return static_cast<std::size_t>(((th & 0xffffffffu) * capacity_) >> 32);
+    }
+    std::size_t next(std::size_t i) const noexcept { return i + 1 == capacity_ ? 0 : i + 1; }
+    // The table hash of a stored node (under the shard's lock).
+    std::uint64_t table_hash(const shard& sh, const node* n) const noexcept {
+        const std::string_view key = n->key_view();
+        return sh.strong.load(std::memory_order_relaxed) ? detail::strong_hash(key, secret_)
+                                                         : hash(key);
+    }
 
     // The live node holding `key`, with the version at which its key matched; {} on a
     // miss. Without the shard's lock a miss may be a race; with it, it is exact.
     found lookup(const shard& sh, std::string_view key, std::uint64_t h) const noexcept {
         const std::uint64_t th = table_hash(sh, key, h);
         const std::uint64_t fp = fingerprint(th);
-        for (std::size_t i = th & mask_, probes = 0; probes <= mask_;
-             i = (i + 1) & mask_, ++probes) {
+        for (std::size_t i = home(th), probes = 0; probes < capacity_; i = next(i), ++probes) {
             const std::uint64_t w = slot(sh, i).load(std::memory_order_acquire);
             if (w == 0) return {};
             if ((w >> pointer_bits) != fp) continue;
@@ -342,8 +361,11 @@ private:
         std::lock_guard<Mutex> lock(sh.mutex);
         if (now > sh.latest) sh.latest = now;
         if (const found f = lookup(sh, key, h); f.n) return f;
+        if (key.size() > node::max_key_size)
+            throw std::length_error("concurrent_storage: a key is longer than " +
+                                    std::to_string(node::max_key_size) + " bytes");
         if (sh.size >= per_shard_) evict_one(sh);
-        node* n = take_node(sh, detail::key_class(key.size()));
+        node* n = take_node(sh, key.size());
         n->set_key(key);
         if constexpr (optimistic) {
             typename cell_type::image img;
@@ -352,42 +374,59 @@ private:
         } else {
             n->cell.state = init ? *init : state_type{};
         }
-        n->idle_at.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_relaxed);
-        n->over.store(0, std::memory_order_relaxed);
+        n->pin();
         n->referenced.store(0, std::memory_order_relaxed);
         const std::uint64_t v = (n->version.load(std::memory_order_relaxed) | 3) + 1;
         n->version.store(v, std::memory_order_release);
-        n->table_hash = table_hash(sh, key, h);
-        const std::size_t probe = place(sh, n);
+        const std::size_t probe = place(sh, n, table_hash(sh, key, h));
         ++sh.size;
         if (probe > sh.longest_probe) sh.longest_probe = probe;
         if (probe > probe_cap_ && !sh.strong.load(std::memory_order_relaxed)) go_strong(sh);
         return {n, v};
     }
 
-    // A dead node of key class `cls` from the shard's free list, else a new one. Free
-    // nodes are chained through their table_hash, which only the shard's lock guards.
-    node* take_node(shard& sh, std::size_t cls) {
+    // A dead node of the class of `key_size`-byte keys from the shard's free list,
+    // else a new one.
+    node* take_node(shard& sh, std::size_t key_size) {
+        const std::size_t cls = detail::key_class(key_size);
         if (cls < sh.free.size() && sh.free[cls] != nullptr) {
             node* n = sh.free[cls];
-            sh.free[cls] = reinterpret_cast<node*>(static_cast<std::uintptr_t>(n->table_hash));
+            sh.free[cls] = n->next_free();
             return n;
         }
         if (sh.free.size() <= cls) sh.free.resize(cls + 1, nullptr);  // kill() needs the head
-        node* n = node::allocate(cls);
-        if (reinterpret_cast<std::uintptr_t>(n) >> pointer_bits) {
-            node::free(n);
-            throw std::bad_alloc();  // an address that does not fit a slot
-        }
-        return n;
+        return node::create(carve(sh, node::bytes(cls)), key_size);
     }
 
-    // Stores `n` in the first free slot from its home; returns the probe length.
-    std::size_t place(shard& sh, node* n) noexcept {
-        const std::uint64_t th = n->table_hash;
-        std::size_t i = th & mask_, probe = 0;
+    // `bytes` (a multiple of 8) from the shard's current block, starting a new block
+    // (twice the last one, 1 KiB to 64 KiB, or `bytes` if larger) when it is used up.
+    void* carve(shard& sh, std::size_t bytes) {
+        if (static_cast<std::size_t>(sh.block_end - sh.block_next) < bytes) {
+            std::size_t size = std::size_t{1024} << std::min<std::size_t>(sh.blocks.size(), 6);
+            if (size < bytes) size = bytes;
+            sh.blocks.reserve(sh.blocks.size() + 1);
+            void* block = std::malloc(size);
+            if (block == nullptr) throw std::bad_alloc();
+            if (reinterpret_cast<std::uintptr_t>(block) + size >
+                (std::uintptr_t{1} << pointer_bits)) {
+                std::free(block);
+                throw std::bad_alloc();  // addresses that do not fit a slot
+            }
+            sh.blocks.push_back(block);
+            sh.block_next = static_cast<char*>(block);
+            sh.block_end = sh.block_next + size;
+        }
+        void* p = sh.block_next;
+        sh.block_next += bytes;
+        return p;
+    }
+
+    // Stores `n` in the first free slot from the home of its table hash `th`; returns
+    // the probe length.
+    std::size_t place(shard& sh, node* n, std::uint64_t th) noexcept {
+        std::size_t i = home(th), probe = 0;
         while (slot(sh, i).load(std::memory_order_relaxed) != 0) {
-            i = (i + 1) & mask_;
+            i = next(i);
             ++probe;
         }
         slot(sh, i).store((fingerprint(th) << pointer_bits) | reinterpret_cast<std::uintptr_t>(n),
@@ -408,14 +447,14 @@ private:
                 break;
             }
         }
-        std::size_t i = n->table_hash & mask_;
-        while (node_of(slot(sh, i).load(std::memory_order_relaxed)) != n) i = (i + 1) & mask_;
+        std::size_t i = home(table_hash(sh, n));
+        while (node_of(slot(sh, i).load(std::memory_order_relaxed)) != n) i = next(i);
         // Backward-shift deletion; a reader that misses a moved key retries locked.
         for (std::size_t j = i;;) {
-            j = (j + 1) & mask_;
+            j = next(j);
             const std::uint64_t w = slot(sh, j).load(std::memory_order_relaxed);
             if (w == 0) break;
-            const std::size_t k = node_of(w)->table_hash & mask_;
+            const std::size_t k = home(table_hash(sh, node_of(w)));
             const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
             if (stays) continue;
             slot(sh, i).store(w, std::memory_order_release);
@@ -424,8 +463,8 @@ private:
         slot(sh, i).store(0, std::memory_order_release);
         --sh.size;
         if constexpr (!optimistic) n->cell.state = state_type{};  // frees what it holds
-        n->table_hash = reinterpret_cast<std::uintptr_t>(sh.free[n->size_class]);
-        sh.free[n->size_class] = n;
+        n->set_next_free(sh.free[n->size_class()]);
+        sh.free[n->size_class()] = n;
     }
 
     // The victim's order: an idle key, then an unreferenced key with quota left
@@ -437,14 +476,15 @@ private:
         node* quota = nullptr;
         node* over = nullptr;
         std::size_t seen = 0;
-        for (std::size_t step = 0; step <= 2 * mask_ + 1; ++step) {
-            const std::size_t i = sh.hand++ & mask_;
+        for (std::size_t step = 0; step < 2 * capacity_; ++step) {
+            const std::size_t i = sh.hand;
+            sh.hand = next(i);
             const std::uint64_t w = slot(sh, i).load(std::memory_order_relaxed);
             if (w == 0) continue;
             node* n = node_of(w);
             ++seen;
-            const bool is_over = n->over.load(std::memory_order_relaxed) != 0;
-            if (n->idle_at.load(std::memory_order_relaxed) <= sh.latest) {
+            const bool is_over = n->over();
+            if (n->idle(sh.latest)) {
                 idle = n;
                 break;
             }
@@ -476,15 +516,14 @@ private:
     void go_strong(shard& sh) {
         std::vector<node*> nodes;
         nodes.reserve(sh.size);
-        for (std::size_t i = 0; i <= mask_; ++i)
+        for (std::size_t i = 0; i < capacity_; ++i)
             if (const std::uint64_t w = slot(sh, i).load(std::memory_order_relaxed))
                 nodes.push_back(node_of(w));
         sh.strong.store(true, std::memory_order_release);
-        for (std::size_t i = 0; i <= mask_; ++i) slot(sh, i).store(0, std::memory_order_relaxed);
+        for (std::size_t i = 0; i < capacity_; ++i) slot(sh, i).store(0, std::memory_order_relaxed);
         std::size_t longest = 0;
         for (node* n : nodes) {
-            n->table_hash = detail::strong_hash(n->key(), secret_);
-            const std::size_t probe = place(sh, n);
+            const std::size_t probe = place(sh, n, table_hash(sh, n));
             if (probe > longest) longest = probe;
         }
         sh.longest_probe = longest;
@@ -632,16 +671,17 @@ private:
         if (!shards_) return;
         for (std::size_t s = 0; s < shard_count(); ++s) {
             shard& sh = shards_[s];
-            for (std::size_t i = 0; sh.slots && i <= mask_; ++i)
-                if (const std::uint64_t w = sh.slots[i]) node::free(node_of(w));
+            for (std::size_t i = 0; sh.slots && i < capacity_; ++i)
+                if (const std::uint64_t w = sh.slots[i]) node::destroy(node_of(w));
             for (node* n : sh.free)
                 while (n != nullptr) {
-                    node* next =
-                        reinterpret_cast<node*>(static_cast<std::uintptr_t>(n->table_hash));
-                    node::free(n);
-                    n = next;
+                    node* following = n->next_free();
+                    node::destroy(n);
+                    n = following;
                 }
             sh.free.clear();
+            for (void* block : sh.blocks) std::free(block);
+            sh.blocks.clear();
         }
         shards_.reset();
     }
@@ -651,7 +691,7 @@ private:
     detail::hash_secret secret_;
     unsigned shard_bits_ = 0;
     std::size_t per_shard_ = 1;
-    std::size_t mask_ = 15;
+    std::size_t capacity_ = 16;  // slots per shard
     std::unique_ptr<shard[]> shards_;
 };
 
