@@ -49,6 +49,7 @@ namespace {
 
 using srl_bench::keys;
 using srl_bench::view_key;
+using srl_bench::walk;
 
 // The limiter measured against peers: lock-free decisions on a token bucket. The
 // sharded, mutex-guarded in_memory_storage with the algorithm chosen at run time is
@@ -100,14 +101,14 @@ void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode,
                  const char* rate = bench_rate) {
     auto& lim = shared_limiter<Clock, Storage>(nkeys, rate);
     const auto& ks = keys(nkeys);
-    // Walk the keys in a scattered order, each thread from its own offset.
-    std::size_t i = static_cast<std::size_t>(state.thread_index()) * (nkeys / 2 + 1);
+    const auto& order = walk(nkeys, state.thread_index());
+    std::size_t i = 0;
     const Clock clock;
     std::chrono::nanoseconds now = clock.now();
     std::uint64_t allowed = 0;
     for (auto _ : state) {
-        const std::string& k = ks[nkeys == 1 ? 0 : i % nkeys];
-        i += 7919;
+        const std::string& k = ks[order[i]];
+        if (++i == nkeys) i = 0;
         if (mode == clock_mode::now_passed) now += std::chrono::nanoseconds(50);
         const srl::verdict v = mode == clock_mode::now_passed ? lim.check_at(k, now) : lim.check(k);
         allowed += v.allowed() ? 1 : 0;
@@ -156,6 +157,7 @@ std::size_t heap_in_use() {
 void bm_memory(benchmark::State& state) {
     const auto& ks = keys(1'000'000);
     double per_key = 0, key_bytes = 0;
+    srl::in_memory_stats stats;
     for (const auto& k : ks) key_bytes += static_cast<double>(k.size());
     key_bytes /= static_cast<double>(ks.size());
     for (auto _ : state) {
@@ -163,9 +165,14 @@ void bm_memory(benchmark::State& state) {
         auto l = make_limiter<srl::steady_clock>(ks.size(), bench_rate);
         for (const auto& k : ks) (void)l->check(k);
         per_key = static_cast<double>(heap_in_use() - before) / static_cast<double>(ks.size());
+        stats = l->storage().stats();
     }
     state.counters["bytes_per_key"] = per_key;
     state.counters["key_bytes"] = key_bytes;
+    // A full table: how long the probes got, and whether random keys ever made a shard
+    // give up on the fast hash (they should not).
+    state.counters["longest_probe"] = static_cast<double>(stats.longest_probe);
+    state.counters["strong_shards"] = static_cast<double>(stats.strong_hash_shards);
 }
 
 template <class Clock>
