@@ -7,7 +7,9 @@
 // state and the key's words: 56 bytes for a token bucket and a key of up to 16 bytes.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -47,25 +49,50 @@ template <class State>
 struct state_cell<State, true> {
     static constexpr bool optimistic = true;
     static constexpr std::size_t words = (sizeof(State) + 7) / 8;
-    using image = std::uint64_t[words];
+    /// The state as words, passed by value: kept in registers, so that no load of a
+    /// copy spans two narrower stores (a store-forwarding stall costs more than the
+    /// rest of a decision's copy and compare).
+    using image = std::array<std::uint64_t, words>;
 
     std::atomic<std::uint64_t> word[words] = {};
 
-    void load(image& out) const noexcept {
+    image load() const noexcept {
+        image out;
         for (std::size_t i = 0; i < words; ++i) out[i] = word[i].load(std::memory_order_relaxed);
+        return out;
     }
     void store(const image& in) noexcept {
         for (std::size_t i = 0; i < words; ++i) word[i].store(in[i], std::memory_order_relaxed);
     }
     static State decode(const image& in) noexcept {
         State s;
-        std::memcpy(&s, in, sizeof(State));
+        if constexpr (exact) {  // word by word: one 8-byte store each, read back as such
+            for (std::size_t i = 0; i < words; ++i)
+                std::memcpy(reinterpret_cast<unsigned char*>(&s) + 8 * i, &in[i], 8);
+        } else {
+            std::memcpy(&s, in.data(), sizeof(State));
+        }
         return s;
     }
-    static void encode(const State& s, image& out) noexcept {
-        std::memset(out, 0, sizeof out);
-        std::memcpy(out, &s, sizeof(State));
+    static image encode(const State& s) noexcept {
+        if constexpr (exact) {
+            return std::bit_cast<image>(s);
+        } else {
+            image out{};
+            std::memcpy(out.data(), &s, sizeof(State));
+            return out;
+        }
     }
+    static bool same(const image& a, const image& b) noexcept {
+        bool eq = true;
+        for (std::size_t i = 0; i < words; ++i) eq &= a[i] == b[i];
+        return eq;
+    }
+
+private:
+    // The state is its words, with no padding whose bits a copy leaves unspecified.
+    static constexpr bool exact =
+        sizeof(State) == sizeof(image) && std::has_unique_object_representations_v<State>;
 };
 
 template <class State>
@@ -197,33 +224,20 @@ struct concurrent_node {
         std::memcpy(&w, p, 8);
         return w;
     }
-    // The last 1-7 bytes of a key as a zero-padded word (as memcpy into a zeroed word).
+    // The last 1-7 bytes of a key as a zero-padded word (as memcpy into a zeroed
+    // word), built in a register from two overlapping loads: a word assembled from
+    // narrower stores on the stack would stall the load that reads it back.
     static std::uint64_t tail_word(const char* p, std::size_t n) noexcept {
-        std::uint64_t w = 0;
-        switch (n) {  // fixed-size copies: no call to memcpy on the lookup path
-            case 7:
-                std::memcpy(&w, p, 7);
-                break;
-            case 6:
-                std::memcpy(&w, p, 6);
-                break;
-            case 5:
-                std::memcpy(&w, p, 5);
-                break;
-            case 4:
-                std::memcpy(&w, p, 4);
-                break;
-            case 3:
-                std::memcpy(&w, p, 3);
-                break;
-            case 2:
-                std::memcpy(&w, p, 2);
-                break;
-            default:
-                std::memcpy(&w, p, 1);
-                break;
+        if (n >= 4) {
+            std::uint32_t lo, hi;
+            std::memcpy(&lo, p, 4);
+            std::memcpy(&hi, p + n - 4, 4);
+            return lo | (std::uint64_t{hi} << (8 * (n - 4)));  // the overlap agrees
         }
-        return w;
+        const auto byte = [p](std::size_t i) {
+            return std::uint64_t{static_cast<unsigned char>(p[i])};
+        };
+        return byte(0) | (byte(n >> 1) << (8 * (n >> 1))) | (byte(n - 1) << (8 * (n - 1)));
     }
 };
 

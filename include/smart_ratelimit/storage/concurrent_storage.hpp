@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -92,6 +93,8 @@ public:
     explicit concurrent_storage(in_memory_options o, std::size_t probe_cap = default_probe_cap)
         : opts_(o), probe_cap_(probe_cap) {
         static_assert(sizeof(void*) == 8, "concurrent_storage packs 48-bit pointers");
+        static_assert(std::endian::native == std::endian::little,
+                      "concurrent_storage keeps keys as little-endian words");
         const detail::storage_layout layout = detail::layout_storage(opts_, this, secret_);
         shard_bits_ = layout.shard_bits;
         per_shard_ = layout.per_shard;
@@ -184,17 +187,11 @@ public:
             n.pin();
             unlock_guard guard{n, f.version};
             if constexpr (optimistic) {
-                typename cell_type::image img;
-                n.cell.load(img);
-                state_type s = cell_type::decode(img);
+                state_type s = cell_type::decode(n.cell.load());
                 struct write_back {  // also when fn throws after changing the copy
                     node& n;
                     const state_type& s;
-                    ~write_back() {
-                        typename cell_type::image out;
-                        cell_type::encode(s, out);
-                        n.cell.store(out);
-                    }
+                    ~write_back() { n.cell.store(cell_type::encode(s)); }
                 } back{n, s};
                 return std::invoke(fn, s);
             } else {
@@ -368,9 +365,7 @@ private:
         node* n = take_node(sh, key.size());
         n->set_key(key);
         if constexpr (optimistic) {
-            typename cell_type::image img;
-            cell_type::encode(init ? *init : state_type{}, img);
-            n->cell.store(img);
+            n->cell.store(cell_type::encode(init ? *init : state_type{}));
         } else {
             n->cell.state = init ? *init : state_type{};
         }
@@ -555,6 +550,9 @@ private:
         shard& sh = shard_for(h);
         bool contended = !optimistic;
         backoff wait;
+        // One result, returned from every path: built in the caller's slot, not copied
+        // there (a copy of a just-written outcome stalls on store forwarding).
+        std::invoke_result_t<Op&, state_type&> r{};
         for (;;) {
             found f = lookup(sh, key, h);
             if (!f.n) f = lookup_or_insert(sh, key, h, now, nullptr);
@@ -564,19 +562,18 @@ private:
             }
             node& n = *f.n;
             if constexpr (optimistic) {
-                typename cell_type::image before, after;
                 if (!contended) {
-                    n.cell.load(before);
+                    const auto before = n.cell.load();
                     std::atomic_thread_fence(std::memory_order_acquire);
                     if (n.version.load(std::memory_order_relaxed) != f.version) {
                         contended = true;
                         continue;
                     }
                     state_type s = cell_type::decode(before);
-                    const auto r = op(s);
-                    cell_type::encode(s, after);
+                    r = op(s);
+                    const auto after = cell_type::encode(s);
                     touch(n);
-                    if (std::memcmp(before, after, sizeof before) == 0) return r;  // reads only
+                    if (cell_type::same(before, after)) return r;  // reads only
                     if (!try_lock(f)) {
                         contended = true;
                         wait();
@@ -594,11 +591,11 @@ private:
                 }
                 std::atomic_thread_fence(std::memory_order_release);
                 touch(n);
-                n.cell.load(before);
+                const auto before = n.cell.load();
                 state_type s = cell_type::decode(before);
-                const auto r = op(s);
-                cell_type::encode(s, after);
-                const bool changed = std::memcmp(before, after, sizeof before) != 0;
+                r = op(s);
+                const auto after = cell_type::encode(s);
+                const bool changed = !cell_type::same(before, after);
                 if (changed) {
                     n.cell.store(after);
                     mark(n, r);
@@ -613,7 +610,7 @@ private:
                 }
                 touch(n);
                 unlock_guard guard{n, f.version};
-                const auto r = op(n.cell.state);
+                r = op(n.cell.state);
                 mark(n, r);
                 return r;
             }
@@ -645,8 +642,7 @@ private:
             }
             node& n = *f.n;
             if constexpr (optimistic) {
-                typename cell_type::image img;
-                n.cell.load(img);
+                const auto img = n.cell.load();
                 std::atomic_thread_fence(std::memory_order_acquire);
                 if (n.version.load(std::memory_order_relaxed) != f.version) continue;
                 const state_type s = cell_type::decode(img);
