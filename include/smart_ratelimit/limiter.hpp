@@ -285,7 +285,12 @@ private:
             const rule_type& r = rules_.front();
             decision& d = v.emplace_back();
             format_key(d.key, r.name, inner);
-            fill(d, r, acquire_one(d, r, now, cost));
+            // The unnamed rule's key is the inner key itself: the storage hashes the
+            // caller's bytes, not the copy just written (wide loads of freshly stored
+            // narrow bytes wait for the stores to retire).
+            const std::string_view key =
+                r.name.empty() && inner.size() <= max_key_size ? inner : d.key.view();
+            fill(d, r, guarded([&] { return storage_.acquire(key, r.algorithm, now, cost); }));
         } else {
             decide_all(v, inner, now, cost);
         }
