@@ -5,18 +5,18 @@
 // included or `now` passed in; plus the clock reads and the bare algorithms. Names are stable; scripts/bench-core.sh compares them to peers.
 //
 // Benchmark names (Google Benchmark appends "/threads:N"):
-//   core/clock/steady, core/clock/coarse                 one clock read
+//   core/clock/{steady,coarse,tsc}                       one clock read
 //   core/algorithm/<name>                                try_acquire on a local state
-//   core/hot_key/{now_passed,steady_clock,coarse_clock}  one key, limiter.check (mostly
+//   core/hot_key/{now_passed,steady_clock,coarse_clock,tsc_clock}  one key, limiter.check (mostly
 //                                                        denied: 1,000,000/s)
-//   core/hot_key_allow/{now_passed,steady_clock,coarse_clock}  one key at 10^9/s: every
+//   core/hot_key_allow/{now_passed,steady_clock,coarse_clock,tsc_clock}  one key at 10^9/s: every
 //                                                        decision admits
-//   core/floor/{steady_clock,coarse_clock}               the floor of one decision: a
+//   core/floor/{steady_clock,coarse_clock,tsc_clock}     the floor of one decision: a
 //                                                        clock read and one CAS on a
 //                                                        preallocated 64-bit slot (GCRA)
 //   core/memory/keys_1m                                  heap bytes per stored key
-//   core/keys_100k/{now_passed,steady_clock,coarse_clock}
-//   core/keys_1m/{now_passed,steady_clock,coarse_clock}
+//   core/keys_100k/{now_passed,steady_clock,coarse_clock,tsc_clock}
+//   core/keys_1m/{now_passed,steady_clock,coarse_clock,tsc_clock}
 //   core/sharded/<set>/{now_passed,steady_clock}        the same on in_memory_storage<>
 //   core/hash/{keyed,siphash13}/<bytes>                  one key hash
 //   core/hash_flood/{random,colliding}                   300 keys built to collide under
@@ -74,7 +74,7 @@ std::unique_ptr<bench_limiter<Clock, Storage>> make_limiter(std::size_t max_keys
         srl::limiter_options{}, Storage(o));
 }
 
-enum class clock_mode { now_passed, steady, coarse };
+enum class clock_mode { now_passed, clocked };
 
 // One limiter per (mode, working set), shared by the threads of a run and warmed up
 // (every key present) before timing.
@@ -288,6 +288,7 @@ void bm_hash_flood(benchmark::State& state, bool colliding) {
 void register_all() {
     benchmark::RegisterBenchmark("core/clock/steady", bm_clock<srl::steady_clock>);
     benchmark::RegisterBenchmark("core/clock/coarse", bm_clock<srl::coarse_steady_clock>);
+    benchmark::RegisterBenchmark("core/clock/tsc", bm_clock<srl::tsc_clock>);
     benchmark::RegisterBenchmark("core/algorithm/fixed_window", bm_algorithm<srl::fixed_window>);
     benchmark::RegisterBenchmark("core/algorithm/sliding_window",
                                  bm_algorithm<srl::sliding_window>);
@@ -329,7 +330,7 @@ void register_all() {
             ->UseRealTime();
         benchmark::RegisterBenchmark((base + "steady_clock").c_str(),
                                      [n, r](benchmark::State& st) {
-                                         run_limiter<srl::steady_clock>(st, n, clock_mode::steady,
+                                         run_limiter<srl::steady_clock>(st, n, clock_mode::clocked,
                                                                         r);
                                      })
             ->Threads(1)
@@ -338,7 +339,14 @@ void register_all() {
         benchmark::RegisterBenchmark((base + "coarse_clock").c_str(),
                                      [n, r](benchmark::State& st) {
                                          run_limiter<srl::coarse_steady_clock>(
-                                             st, n, clock_mode::coarse, r);
+                                             st, n, clock_mode::clocked, r);
+                                     })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark((base + "tsc_clock").c_str(),
+                                     [n, r](benchmark::State& st) {
+                                         run_limiter<srl::tsc_clock>(st, n, clock_mode::clocked, r);
                                      })
             ->Threads(1)
             ->Threads(2)
@@ -354,7 +362,7 @@ void register_all() {
         benchmark::RegisterBenchmark((sharded_base + "steady_clock").c_str(),
                                      [n, r](benchmark::State& st) {
                                          run_limiter<srl::steady_clock, sharded>(
-                                             st, n, clock_mode::steady, r);
+                                             st, n, clock_mode::clocked, r);
                                      })
             ->Threads(1)
             ->Threads(2)
@@ -365,6 +373,10 @@ void register_all() {
         ->Threads(2)
         ->UseRealTime();
     benchmark::RegisterBenchmark("core/floor/coarse_clock", bm_floor<srl::coarse_steady_clock>)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("core/floor/tsc_clock", bm_floor<srl::tsc_clock>)
         ->Threads(1)
         ->Threads(2)
         ->UseRealTime();

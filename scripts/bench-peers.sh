@@ -4,8 +4,8 @@
 # in the same session. Prints one table (case, threads, ns per decision and allowed
 # share for ours with each clock, the floor and each peer), then every goal of issue 17
 # with its ratio from this one run and whether it is met. --json FILE keeps one line
-# per measurement: peer (ours, ours_coarse, ours_passed, floor, floor_coarse, go,
-# go_passed, guava), case (single_key, single_key_allow, keys_100k, memory_1m),
+# per measurement: peer (ours, ours_coarse, ours_tsc, ours_passed, floor, floor_coarse,
+# floor_tsc, go, go_passed, guava), case (single_key, single_key_allow, keys_100k, memory_1m),
 # threads, ns_per_op, allowed_share.
 # Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
 # the best round counts, which damps noise from other work on the machine.
@@ -55,10 +55,10 @@ javac -d "$peers/java" -cp "$guava_jar" benchmarks/peers/java/GuavaPeer.java
 # with a burst of 1,000,000 (single_key: mostly denied; keys_100k: always admitted) or
 # of 10^9/s (single_key_allow: every decision admits): the clock read inside the
 # decision, as Allow()/tryAcquire() do, with the precise steady clock (the default, and
-# what the goals are about) and the coarse one, and with the time passed in (no clock
-# read: what is left is lookup and coherence). Plus the floor (a clock read and one CAS
+# what the goals are about), the coarse one and the TSC one, and with the time passed
+# in (no clock read: what is left is lookup and coherence). Plus the floor (a clock read and one CAS
 # on a preallocated slot) and the heap bytes per key at 1M keys.
-ours_filter='^core/((hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|now_passed)|floor/|memory/)'
+ours_filter='^core/((hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|floor/|memory/)'
 
 results=$peers/results.jsonl
 : >"$results"
@@ -71,7 +71,8 @@ for ((r = 1; r <= rounds; r++)); do
 import json, sys
 cases = {"hot_key": "single_key", "hot_key_allow": "single_key_allow", "keys_100k": "keys_100k",
          "floor": "single_key"}
-clocks = {"steady_clock": "", "coarse_clock": "_coarse", "now_passed": "_passed"}
+clocks = {"steady_clock": "", "coarse_clock": "_coarse", "tsc_clock": "_tsc",
+          "now_passed": "_passed"}
 for b in json.load(open(sys.argv[1]))["benchmarks"]:
     if b.get("run_type", "iteration") != "iteration":
         continue
@@ -131,8 +132,9 @@ def share(case, threads, peer):
 
 fmt = lambda v: f"{v:8.1f}" if v is not None else f"{'-':>8}"
 pct = lambda v: f"{100 * v:4.0f}%" if v is not None else f"{'-':>5}"
-cols = [("ours", "ours"), ("coarse", "ours_coarse"), ("passed", "ours_passed"),
-        ("floor", "floor"), ("floor/c", "floor_coarse"), ("Go", "go"),
+cols = [("ours", "ours"), ("coarse", "ours_coarse"), ("tsc", "ours_tsc"),
+        ("passed", "ours_passed"), ("floor", "floor"), ("floor/c", "floor_coarse"),
+        ("floor/t", "floor_tsc"), ("Go", "go"),
         ("Go pass", "go_passed"), ("Guava", "guava")]
 print()
 print("ns per decision (best round), and below each the share of decisions admitted")
@@ -153,6 +155,7 @@ def ratio(a, b):
 
 goals = [
     ("one key, 1 thread: ours / best peer", ratio(ns("single_key", 1, "ours"), best_peer("single_key", 1)), 1.0),
+    ("one key, 1 thread, TSC clock: ours / best peer", ratio(ns("single_key", 1, "ours_tsc"), best_peer("single_key", 1)), 0.9),
     ("one key, 1 thread, coarse clock: ours / best peer", ratio(ns("single_key", 1, "ours_coarse"), best_peer("single_key", 1)), 0.6),
     ("one key, 2 threads, mostly denied: ours / best peer", ratio(ns("single_key", 2, "ours"), best_peer("single_key", 2)), 0.5),
     ("one key: ours 2 threads / ours 1 thread", ratio(ns("single_key", 2, "ours"), ns("single_key", 1, "ours")), 0.6),

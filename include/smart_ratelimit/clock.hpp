@@ -2,7 +2,9 @@
 // Clock policies. A clock gives `now()`, nanoseconds since an arbitrary epoch, for
 // limiting, and `wall_now()`, the UTC time stamped on events. steady_clock is the
 // default; coarse_steady_clock trades resolution (a few ms) for a cheaper read;
-// manual_clock is set and advanced by hand, for tests and simulations.
+// tsc_clock reads the CPU's time-stamp counter (full resolution, half the cost of a
+// precise read, where the counter is invariant); manual_clock is set and advanced by
+// hand, for tests and simulations.
 #pragma once
 
 #include <smart_ratelimit/event.hpp>
@@ -10,8 +12,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <thread>
 #include <time.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#endif
 
 namespace smart_ratelimit {
 
@@ -64,6 +73,108 @@ struct coarse_steady_clock {
     }
     event_time wall_now() const noexcept { return system_wall_now(); }
     event_time wall_now_coarse() const noexcept { return system_wall_now_coarse(); }
+};
+
+namespace detail {
+
+/// How tsc_clock turns counter ticks into steady_clock nanoseconds: measured once per
+/// process (see calibrated_tsc).
+struct tsc_scale {
+    bool usable = false;            // an invariant counter was found and measured
+    std::uint64_t tsc0 = 0;         // a counter reading...
+    std::int64_t ns0 = 0;           // ...and the steady time it was read at
+    std::uint64_t ns_per_tick = 0;  // 32.32 fixed point
+};
+
+#if defined(__x86_64__)
+/// Whether the time-stamp counter ticks at a constant rate in every power state
+/// (CPUID 8000_0007h, EDX bit 8), so that ticks measure time.
+inline bool invariant_tsc() noexcept {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000007u) return false;
+    __get_cpuid(0x80000007u, &a, &b, &c, &d);
+    return (d & (1u << 8)) != 0;
+}
+
+/// A counter reading paired with the steady time at it: the middle of the tightest of
+/// a few steady reads bracketing a counter read.
+inline void tsc_sample(std::uint64_t& tsc, std::int64_t& ns) noexcept {
+    std::int64_t width = std::numeric_limits<std::int64_t>::max();
+    for (int i = 0; i < 8; ++i) {
+        const std::int64_t before = steady_clock{}.now().count();
+        const std::uint64_t t = __rdtsc();
+        const std::int64_t after = steady_clock{}.now().count();
+        if (after - before < width) {
+            width = after - before;
+            tsc = t;
+            ns = before + (after - before) / 2;
+        }
+    }
+}
+#endif
+
+/// The process's tsc_scale, measured on first use: two samples 20 ms apart (the first
+/// tsc_clock constructed waits for them), so the rate is right to a few parts per
+/// million. Not usable (tsc_clock then reads steady_clock) off x86-64 or without an
+/// invariant counter.
+inline const tsc_scale& calibrated_tsc() {
+    static const tsc_scale scale = [] {
+        tsc_scale s;
+#if defined(__x86_64__)
+        if (!invariant_tsc()) return s;
+        std::uint64_t t0 = 0, t1 = 0;
+        std::int64_t n0 = 0, n1 = 0;
+        tsc_sample(t0, n0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        tsc_sample(t1, n1);
+        if (t1 <= t0 || n1 <= n0) return s;
+        __extension__ typedef unsigned __int128 u128;
+        s.ns_per_tick = static_cast<std::uint64_t>((static_cast<u128>(n1 - n0) << 32) / (t1 - t0));
+        s.tsc0 = t1;
+        s.ns0 = n1;
+        s.usable = s.ns_per_tick != 0;
+#endif
+        return s;
+    }();
+    return scale;
+}
+
+}  // namespace detail
+
+/// A monotonic clock read from the CPU's time-stamp counter: on x86-64 with an
+/// invariant counter, rdtsc and a multiply (compare core/clock/tsc with
+/// core/clock/steady in bench_core), on steady_clock's time line. Its rate is measured against
+/// steady_clock once per process, when the first tsc_clock is constructed (which takes
+/// 20 ms), to a few parts per million: a one-hour window may come out milliseconds
+/// long or short, and the two clocks drift apart by that much per hour, so do not mix
+/// their times in one storage. The counter must be synchronized across cores (the
+/// kernel checks at boot; a virtual machine's hypervisor must pass an invariant
+/// counter); where there is none, now() reads steady_clock.
+/// Thread safety: safe from any thread.
+struct tsc_clock {
+    tsc_clock() : scale_(&detail::calibrated_tsc()) {}
+
+    std::chrono::nanoseconds now() const noexcept {
+#if defined(__x86_64__)
+        if (scale_->usable) {
+            __extension__ typedef __int128 i128;
+            // Signed: another core's counter may read a little behind tsc0.
+            const auto ticks = static_cast<std::int64_t>(__rdtsc() - scale_->tsc0);
+            const auto ns = static_cast<std::int64_t>(
+                (static_cast<i128>(ticks) * static_cast<i128>(scale_->ns_per_tick)) >> 32);
+            return std::chrono::nanoseconds(scale_->ns0 + ns);
+        }
+#endif
+        return steady_clock{}.now();
+    }
+    event_time wall_now() const noexcept { return system_wall_now(); }
+    event_time wall_now_coarse() const noexcept { return system_wall_now_coarse(); }
+
+    /// Whether now() reads the counter (else steady_clock).
+    bool reads_counter() const noexcept { return scale_->usable; }
+
+private:
+    const detail::tsc_scale* scale_;
 };
 
 /// A clock that moves only when told to. Copies share one time line, so a test
