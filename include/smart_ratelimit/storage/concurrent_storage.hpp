@@ -49,8 +49,10 @@ namespace smart_ratelimit {
 /// Same options, bound and statistics as in_memory_storage, different machinery:
 /// - Lookup: each shard's table has a fixed capacity of twice its share of max_keys
 ///   (a full shard is half loaded, so a probe stays short), allocated zeroed and
-///   touched only as keys arrive. A slot is one 64-bit word: a 16-bit fingerprint of the key's hash and a
-///   48-bit node pointer (x86-64 and AArch64 user addresses). Readers take no lock; a
+///   touched only as keys arrive. A slot is one 64-bit word: a 16-bit fingerprint of
+///   the key's hash and a 48-bit node pointer (x86-64 and AArch64 user addresses). The
+///   probe starts where the hash's low 32 bits, scaled to the capacity, point (so the
+///   capacity need not be a power of two). Readers take no lock; a
 ///   reader that misses (or races with an eviction) retries under the shard's lock,
 ///   so a miss is never taken for an absent key.
 /// - State: a trivially copyable state (every built-in algorithm but the exact
