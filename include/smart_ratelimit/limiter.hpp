@@ -256,9 +256,9 @@ private:
         }
     }
 
-    outcome acquire_one(const decision& d, const rule_type& r, std::chrono::nanoseconds now,
+    outcome acquire_one(std::string_view key, const rule_type& r, std::chrono::nanoseconds now,
                         std::uint64_t cost) noexcept {
-        return guarded([&] { return storage_.acquire(d.key.view(), r.algorithm, now, cost); });
+        return guarded([&] { return storage_.acquire(key, r.algorithm, now, cost); });
     }
 
     void release_one(const decision& d, const rule_type& r, std::chrono::nanoseconds now,
@@ -290,7 +290,7 @@ private:
             // narrow bytes wait for the stores to retire).
             const std::string_view key =
                 r.name.empty() && inner.size() <= max_key_size ? inner : d.key.view();
-            fill(d, r, guarded([&] { return storage_.acquire(key, r.algorithm, now, cost); }));
+            fill(d, r, acquire_one(key, r, now, cost));
         } else {
             decide_all(v, inner, now, cost);
         }
@@ -328,7 +328,7 @@ private:
         for (std::size_t i = 0; i < rules_.size(); ++i) {
             // A denying shadow rule and a degraded rule (failing open) consume nothing.
             if (!ds[i].allowed || ds[i].degraded) continue;
-            fill(ds[i], rules_[i], acquire_one(ds[i], rules_[i], now, cost));
+            fill(ds[i], rules_[i], acquire_one(ds[i].key.view(), rules_[i], now, cost));
             acquired[i] = ds[i].allowed && !ds[i].degraded;
             if (ds[i].rejects()) {
                 for (std::size_t j = 0; j < i; ++j)
