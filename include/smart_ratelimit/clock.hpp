@@ -7,6 +7,7 @@
 // hand, for tests and simulations.
 #pragma once
 
+#include <smart_ratelimit/detail/time_math.hpp>
 #include <smart_ratelimit/event.hpp>
 
 #include <atomic>
@@ -128,8 +129,8 @@ inline const tsc_scale& calibrated_tsc() {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         tsc_sample(t1, n1);
         if (t1 <= t0 || n1 <= n0) return s;
-        __extension__ typedef unsigned __int128 u128;
-        s.ns_per_tick = static_cast<std::uint64_t>((static_cast<u128>(n1 - n0) << 32) / (t1 - t0));
+        s.ns_per_tick =
+            static_cast<std::uint64_t>((static_cast<uint128>(n1 - n0) << 32) / (t1 - t0));
         s.tsc0 = t1;
         s.ns0 = n1;
         s.usable = s.ns_per_tick != 0;
@@ -157,11 +158,11 @@ struct tsc_clock {
     std::chrono::nanoseconds now() const noexcept {
 #if defined(__x86_64__)
         if (scale_->usable) {
-            __extension__ typedef __int128 i128;
+            using detail::int128;
             // Signed: another core's counter may read a little behind tsc0.
             const auto ticks = static_cast<std::int64_t>(__rdtsc() - scale_->tsc0);
             const auto ns = static_cast<std::int64_t>(
-                (static_cast<i128>(ticks) * static_cast<i128>(scale_->ns_per_tick)) >> 32);
+                (static_cast<int128>(ticks) * static_cast<int128>(scale_->ns_per_tick)) >> 32);
             return std::chrono::nanoseconds(scale_->ns0 + ns);
         }
 #endif
