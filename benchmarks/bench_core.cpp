@@ -2,7 +2,8 @@
 // ns per decision of the core limiter (concurrent_storage with a token bucket; the
 // sharded in_memory_storage with the algorithm chosen at run time under core/sharded/):
 // one hot key, 100k and 1M-key working sets, 1 and 2 threads, with the clock read
-// included or `now` passed in; plus the clock reads and the bare algorithms. Names are stable; scripts/bench-core.sh compares them to peers.
+// included or `now` passed in; plus the clock reads and the bare algorithms. Names are
+// stable: scripts/bench-peers.sh picks its rows by them.
 //
 // Benchmark names (Google Benchmark appends "/threads:N"):
 //   core/clock/{steady,coarse,tsc}                       one clock read
