@@ -117,19 +117,19 @@ void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode,
     for (auto _ : state) {
         const std::string& k = ks[order[i]];
         if (++i == nkeys) i = 0;
-        srl::verdict v;
-        if (mode == clock_mode::now_passed) {
-            if (++local == batch) {
-                local = 0;
-                if (state.thread_index() == 0)
-                    published.store(published.load(std::memory_order_relaxed) + step * batch,
-                                    std::memory_order_relaxed);
-            }
-            const std::int64_t now = published.load(std::memory_order_relaxed) + step * local;
-            v = lim.check_at(k, std::chrono::nanoseconds(now));
-        } else {
-            v = lim.check(k);
+        if (mode == clock_mode::now_passed && ++local == batch) {
+            local = 0;
+            if (state.thread_index() == 0)
+                published.store(published.load(std::memory_order_relaxed) + step * batch,
+                                std::memory_order_relaxed);
         }
+        // Built in place, as `auto v = lim.check(k)` is: assigning a verdict to an
+        // existing one copies its decisions.
+        const srl::verdict v =
+            mode == clock_mode::now_passed
+                ? lim.check_at(k, std::chrono::nanoseconds(
+                                      published.load(std::memory_order_relaxed) + step * local))
+                : lim.check(k);
         allowed += v.allowed() ? 1 : 0;
         benchmark::DoNotOptimize(v);
     }
