@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <type_traits>
 
@@ -88,6 +89,123 @@ TEST_CASE(
     const auto stepped = a.try_acquire(s, t0 + 500ms - 2ms, 1);
     CHECK_FALSE(stepped.allowed);
     CHECK(at(s) == (t0 + 498ms).count());
+}
+
+namespace {
+
+// The token bucket's arithmetic written plainly, in 128 bits with no shortcut: the
+// model its fast paths (no division before a whole token; one division when a token is
+// a whole number of ns) must agree with on every output and every state.
+struct token_model {
+    std::uint64_t limit;
+    std::uint64_t period;
+    using state = srl::token_bucket::state_type;
+    using u128 = srl::detail::uint128;
+
+    static nanoseconds ns(u128 v) {
+        const u128 max = INT64_MAX;
+        return nanoseconds(static_cast<std::int64_t>(v > max ? max : v));
+    }
+    void refill(state& s, std::int64_t now) const {
+        if (s.last == srl::detail::fresh_time) {
+            s.last = now;
+            return;
+        }
+        if (now <= s.last) {
+            if (static_cast<srl::detail::int128>(s.last) - now > srl::token_bucket::reorder_window)
+                s.last = now;
+            return;
+        }
+        const u128 elapsed = static_cast<u128>(static_cast<srl::detail::int128>(now) - s.last);
+        const u128 c = (elapsed < period ? elapsed : period) * limit + s.credit;
+        const u128 added = c / period;
+        if (s.used == 0 || added >= s.used) {
+            s.used = 0;
+            s.credit = 0;
+        } else {
+            s.used -= static_cast<std::uint64_t>(added);
+            s.credit = static_cast<std::uint64_t>(c % period);
+        }
+        s.last = now;
+    }
+    nanoseconds until(const state& s, std::uint64_t n) const {
+        if (n == 0) return nanoseconds(0);
+        const u128 need = static_cast<u128>(n) * period - s.credit;
+        return ns((need + limit - 1) / limit);
+    }
+    srl::outcome try_acquire(state& s, std::int64_t now, std::uint64_t cost) const {
+        state r = s;
+        refill(r, now);
+        srl::outcome o;
+        const std::uint64_t tokens = r.used < limit ? limit - r.used : 0;
+        if (cost > limit) {
+            o.allowed = false;
+            o.retryable = false;
+            o.retry_after = srl::never;
+        } else if (cost <= tokens) {
+            o.allowed = true;
+            r.used += cost;
+        } else {
+            o.allowed = false;
+            o.retry_after = until(r, r.used - (limit - cost));
+        }
+        o.count = r.used;
+        o.remaining = r.used < limit ? limit - r.used : 0;
+        o.reset_after = until(r, r.used);
+        if (r.last > now) {
+            const std::int64_t lag = r.last - now;
+            o.reset_after = nanoseconds(srl::detail::sat_add(o.reset_after.count(), lag));
+            if (!o.allowed && o.retry_after != srl::never)
+                o.retry_after = nanoseconds(srl::detail::sat_add(o.retry_after.count(), lag));
+        }
+        if (o.allowed || r.last < s.last) s = r;
+        return o;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("token bucket agrees with its plain arithmetic on random decisions", "[algorithm]") {
+    // Whole ns per token (1000, 500 ms, 12 s, 1 ns) and not (333333333.3, 142857142.8,
+    // 31536000000000000 / 999999937), each hammered with steps that cross and miss
+    // token boundaries, reordered reads, steps back and jumps ahead.
+    const srl::rate rates[] = {{1'000'000, 1s},          {2, 1s},       {5, 1min},
+                               {1'000'000'000, 1s},      {3, 1s},       {7, 1s},
+                               {999'999'937, 365 * 24h}, {1, 365 * 24h}};
+    std::mt19937_64 rng(20261205);
+    for (const srl::rate r : rates) {
+        CAPTURE(r.limit, r.period.count());
+        const srl::token_bucket a(r);
+        const token_model m{r.limit, static_cast<std::uint64_t>(r.period.count())};
+        const auto interval = static_cast<std::int64_t>(r.period.count() / r.limit) + 1;
+        srl::token_bucket::state_type s, ms;
+        std::int64_t now = t0.count();
+        for (int i = 0; i < 20000; ++i) {
+            switch (rng() % 16) {
+                case 0:  // a clock read that lost a race (within reorder_window)
+                    now -= static_cast<std::int64_t>(rng() % 1'000'000);
+                    break;
+                case 1:  // a step back, mostly longer than reorder_window
+                    now -= static_cast<std::int64_t>(rng() % 5'000'000'000);
+                    break;
+                case 2:  // a period or more: a full bucket
+                    now += r.period.count() + static_cast<std::int64_t>(rng() % 1000);
+                    break;
+                default:
+                    now += static_cast<std::int64_t>(rng() % (2 * interval));
+                    break;
+            }
+            if (now > INT64_MAX / 4) now = t0.count();  // the year-long rates run far
+            const std::uint64_t cost = rng() % 64 == 0 ? r.limit + 1 : 1 + rng() % 3;
+            CAPTURE(i, now, cost);
+            const srl::outcome got = a.try_acquire(s, nanoseconds(now), cost);
+            const srl::outcome want = m.try_acquire(ms, now, cost);
+            REQUIRE(got == want);
+            REQUIRE(s.last == ms.last);
+            REQUIRE(s.used == ms.used);
+            REQUIRE(s.credit == ms.credit);
+        }
+    }
 }
 
 TEST_CASE("leaky bucket (GCRA) spaces requests at period / limit after a burst", "[algorithm]") {

@@ -1,7 +1,10 @@
 // smart_ratelimit/algorithms/token_bucket.hpp
 // Token bucket: `limit` tokens of capacity, refilled continuously at limit/period.
 // Refill is exact integer arithmetic (the fractional token is carried), so there is
-// no drift however the clock is sampled. 24 bytes of state.
+// no drift however the clock is sampled. 24 bytes of state. A decision divides once
+// for its waits (up to twice when a token is not a whole number of nanoseconds, as it
+// is for 1,000,000/s), and once more only when a whole token has refilled since the
+// state's time.
 #pragma once
 
 #include <smart_ratelimit/decision.hpp>
@@ -34,7 +37,11 @@ public:
         std::uint64_t credit = 0;                // partial token, in ns*limit units (< period)
     };
 
-    explicit token_bucket(rate r) noexcept : rate_(r) {}
+    explicit token_bucket(rate r) noexcept
+        : rate_(r),
+          interval_(r.limit != 0 && r.period.count() % static_cast<std::int64_t>(r.limit) == 0
+                        ? static_cast<std::uint64_t>(r.period.count()) / r.limit
+                        : 0) {}
 
     std::uint64_t limit() const noexcept { return rate_.limit; }
     std::chrono::nanoseconds period() const noexcept { return rate_.period; }
@@ -48,6 +55,7 @@ public:
         refill(r, now.count());
         outcome o;
         const std::uint64_t tokens = detail::headroom(rate_.limit, r.used);
+        const refill_clock until(*this, r);
         if (cost > rate_.limit) {
             o.allowed = false;
             o.retryable = false;
@@ -57,11 +65,11 @@ public:
             r.used += cost;
         } else {
             o.allowed = false;
-            o.retry_after = time_to_refill(r, r.used - (rate_.limit - cost));
+            o.retry_after = until(r.used - (rate_.limit - cost));
         }
         o.count = r.used;
         o.remaining = detail::headroom(rate_.limit, r.used);
-        o.reset_after = time_to_refill(r, r.used);
+        o.reset_after = until(r.used);
         if (r.last > now.count()) {  // a reordered read: the waits start at r.last
             const std::int64_t lag = r.last - now.count();
             o.reset_after = std::chrono::nanoseconds(detail::sat_add(o.reset_after.count(), lag));
@@ -105,6 +113,11 @@ private:
         // elapsed may be up to 2^64; cap it at one period, which already refills fully.
         const std::uint64_t e = elapsed < pp ? elapsed : pp;
         const detail::uint128 c = detail::mul(e, rate_.limit) + s.credit;
+        s.last = now;
+        if (c < pp) {  // no whole token yet (a hot key's usual case): no division
+            s.credit = static_cast<std::uint64_t>(c);
+            return;
+        }
         const detail::quot_rem added = detail::divmod(c, pp);
         if (added.quot >= s.used) {
             s.used = 0;
@@ -113,19 +126,32 @@ private:
             s.used -= static_cast<std::uint64_t>(added.quot);
             s.credit = added.rem;
         }
-        s.last = now;
     }
 
-    // Time until `tokens` more tokens have been refilled.
-    std::chrono::nanoseconds time_to_refill(const state_type& s,
-                                            std::uint64_t tokens) const noexcept {
-        if (tokens == 0) return std::chrono::nanoseconds(0);
-        const auto pp = static_cast<std::uint64_t>(rate_.period.count());
-        const detail::uint128 need = detail::mul(tokens, pp) - s.credit;
-        return detail::to_ns(detail::ceil_div(need, rate_.limit));
-    }
+    // The time until n more tokens have been refilled into a refilled state:
+    // ceil((n * period - credit) / limit). With a whole number of ns per token
+    // (interval_), that is n * interval_ - floor(credit / limit), and the one division
+    // is shared by every n asked about (a denial asks twice).
+    class refill_clock {
+    public:
+        refill_clock(const token_bucket& a, const state_type& s) noexcept
+            : a_(a), credit_(s.credit), whole_(a.interval_ != 0 ? s.credit / a.limit() : 0) {}
+
+        std::chrono::nanoseconds operator()(std::uint64_t n) const noexcept {
+            if (n == 0) return std::chrono::nanoseconds(0);
+            if (a_.interval_ != 0) return detail::to_ns(detail::mul(n, a_.interval_) - whole_);
+            const auto pp = static_cast<std::uint64_t>(a_.rate_.period.count());
+            return detail::to_ns(detail::ceil_div(detail::mul(n, pp) - credit_, a_.limit()));
+        }
+
+    private:
+        const token_bucket& a_;
+        std::uint64_t credit_;
+        std::uint64_t whole_;
+    };
 
     rate rate_;
+    std::uint64_t interval_;  // period / limit when whole ns, else 0
 };
 
 }  // namespace smart_ratelimit
