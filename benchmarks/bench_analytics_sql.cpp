@@ -386,6 +386,7 @@ int main(int argc, char** argv) {
             backends.push_back({"sqlite",
                                 std::make_unique<sq::event_store>("sqlite:///" + sqlite_path),
                                 nullptr,
+                                {},
                                 {}});
         if (!pg_base.empty()) {
             pg_name =
@@ -397,7 +398,7 @@ int main(int argc, char** argv) {
             if (exists == 0) *admin << "CREATE DATABASE " + pg_name;
             pg_url = pg_base.substr(0, pg_base.rfind('/') + 1) + pg_name;
             backends.push_back(
-                {"postgresql", std::make_unique<sq::event_store>(pg_url), nullptr, {}});
+                {"postgresql", std::make_unique<sq::event_store>(pg_url), nullptr, {}, {}});
             pg_ingest_name = pg_name + "_ingest";
             *admin << "DROP DATABASE IF EXISTS " + pg_ingest_name + " WITH (FORCE)";
             *admin << "CREATE DATABASE " + pg_ingest_name;
