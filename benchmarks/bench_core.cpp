@@ -8,6 +8,8 @@
 // Benchmark names (Google Benchmark appends "/threads:N"):
 //   core/clock/{steady,coarse,tsc}                       one clock read
 //   core/algorithm/<name>                                try_acquire on a local state
+//   core/storage/hot_key                                 concurrent_storage::acquire on
+//                                                        one key, `now` passed in
 //   core/hot_key/{now_passed,steady_clock,coarse_clock,tsc_clock}  one key, limiter.check (mostly
 //                                                        denied: 1,000,000/s)
 //   core/hot_key_allow/{now_passed,steady_clock,coarse_clock,tsc_clock}  one key at 10^9/s: every
@@ -212,6 +214,27 @@ void bm_algorithm(benchmark::State& state) {
     }
 }
 
+// The storage alone on one key, `now` passed in (1,000,000/s, mostly denied): what the
+// limiter's hot_key/now_passed row costs without the limiter's own work around it.
+void bm_storage_hot_key(benchmark::State& state) {
+    srl::in_memory_options o;
+    o.shards = 64;
+    concurrent storage(o);
+    const srl::token_bucket tb(srl::parse_rate(bench_rate));
+    const std::string key = keys(1).front();
+    std::chrono::nanoseconds now = std::chrono::seconds(1000);
+    (void)storage.acquire(key, tb, now, tb.limit());  // the burst spent, as the limiter rows'
+    std::uint64_t allowed = 0;
+    for (auto _ : state) {
+        now += std::chrono::nanoseconds(50);
+        const srl::outcome out = storage.acquire(key, tb, now, 1);
+        allowed += out.allowed ? 1 : 0;
+        benchmark::DoNotOptimize(out);
+    }
+    state.counters["allowed_ratio"] =
+        benchmark::Counter(static_cast<double>(allowed), benchmark::Counter::kAvgIterations);
+}
+
 // One key hash of an `n`-byte key: the storage's fast keyed hash or SipHash-1-3.
 template <bool Strong>
 void bm_hash(benchmark::State& state, std::size_t n) {
@@ -315,6 +338,7 @@ void register_all() {
                                  bm_algorithm<srl::sliding_window_approx>);
     benchmark::RegisterBenchmark("core/algorithm/token_bucket", bm_algorithm<srl::token_bucket>);
     benchmark::RegisterBenchmark("core/algorithm/leaky_bucket", bm_algorithm<srl::leaky_bucket>);
+    benchmark::RegisterBenchmark("core/storage/hot_key", bm_storage_hot_key);
     for (const std::size_t n : {16, 48, 184}) {
         const std::string sz = std::to_string(n);
         benchmark::RegisterBenchmark(("core/hash/keyed/" + sz).c_str(),
