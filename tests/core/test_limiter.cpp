@@ -324,6 +324,57 @@ TEST_CASE("verdict picks the binding decision and the longest wait", "[limiter]"
     CHECK(copy[2].retry_after == 3s);
 }
 
+TEST_CASE("a copied verdict keeps every field and key of every decision", "[limiter]") {
+    const auto fill = [](srl::decision& d, int i, std::string_view key) {
+        d.allowed = i % 2 == 0;
+        d.shadow = i == 1;
+        d.retryable = i != 2;
+        d.degraded = i == 3;
+        d.limit = 100 + static_cast<std::uint64_t>(i);
+        d.remaining = 50 + static_cast<std::uint64_t>(i);
+        d.count = 7 + static_cast<std::uint64_t>(i);
+        d.reset_after = std::chrono::seconds(i + 1);
+        d.retry_after = std::chrono::milliseconds(i + 10);
+        d.rule = i == 0 ? "login" : "burst";
+        d.key.assign(key);
+    };
+    const auto same = [](const srl::verdict& a, const srl::verdict& b) {
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            CAPTURE(i);
+            CHECK(a[i].allowed == b[i].allowed);
+            CHECK(a[i].shadow == b[i].shadow);
+            CHECK(a[i].retryable == b[i].retryable);
+            CHECK(a[i].degraded == b[i].degraded);
+            CHECK(a[i].limit == b[i].limit);
+            CHECK(a[i].remaining == b[i].remaining);
+            CHECK(a[i].count == b[i].count);
+            CHECK(a[i].reset_after == b[i].reset_after);
+            CHECK(a[i].retry_after == b[i].retry_after);
+            CHECK(a[i].rule == b[i].rule);
+            CHECK(a[i].key == b[i].key);
+        }
+    };
+    const std::string longest(srl::max_key_size, 'k');
+    srl::verdict v;
+    fill(v.emplace_back(), 0, "rule:login:ip:203.0.113.5");
+    fill(v.emplace_back(), 1, "");
+    fill(v.emplace_back(), 2, longest);
+    fill(v.emplace_back(), 3, "u");
+    const srl::verdict copy = v;
+    same(copy, v);
+    // Assigned over a verdict with more decisions and longer keys: nothing of the old
+    // one shows through.
+    srl::verdict over;
+    for (int i = 0; i < 6; ++i) fill(over.emplace_back(), 5, longest);
+    over = v;
+    same(over, v);
+    CHECK(over[3].key.view() == "u");
+    const srl::verdict& alias = over;
+    over = alias;  // assigned to itself: unchanged
+    same(over, v);
+}
+
 TEST_CASE("a limiter can hold its sink by reference, built from rule configurations",
           "[limiter][sink]") {
     srl_test::recording_sink sink;
