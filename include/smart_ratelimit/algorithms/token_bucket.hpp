@@ -2,8 +2,8 @@
 // Token bucket: `limit` tokens of capacity, refilled continuously at limit/period.
 // Refill is exact integer arithmetic (the fractional token is carried), so there is
 // no drift however the clock is sampled. 24 bytes of state. A decision divides once
-// for its waits (up to twice when a token is not a whole number of nanoseconds, as it
-// is for 1,000,000/s), and once more only when a whole token has refilled since the
+// for its waits when a token is a whole number of nanoseconds (1,000,000/s: 1,000 ns),
+// up to twice otherwise, and once more only when a whole token has refilled since the
 // state's time.
 #pragma once
 
@@ -55,7 +55,7 @@ public:
         refill(r, now.count());
         outcome o;
         const std::uint64_t tokens = detail::headroom(rate_.limit, r.used);
-        const refill_clock until(*this, r);
+        const time_to_refill until(*this, r);
         if (cost > rate_.limit) {
             o.allowed = false;
             o.retryable = false;
@@ -132,9 +132,9 @@ private:
     // ceil((n * period - credit) / limit). With a whole number of ns per token
     // (interval_), that is n * interval_ - floor(credit / limit), and the one division
     // is shared by every n asked about (a denial asks twice).
-    class refill_clock {
+    class time_to_refill {
     public:
-        refill_clock(const token_bucket& a, const state_type& s) noexcept
+        time_to_refill(const token_bucket& a, const state_type& s) noexcept
             : a_(a), credit_(s.credit), whole_(a.interval_ != 0 ? s.credit / a.limit() : 0) {}
 
         std::chrono::nanoseconds operator()(std::uint64_t n) const noexcept {
