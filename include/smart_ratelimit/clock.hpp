@@ -92,7 +92,8 @@ struct tsc_scale {
 /// (CPUID 8000_0007h, EDX bit 8), so that ticks measure time.
 inline bool invariant_tsc() noexcept {
     unsigned a = 0, b = 0, c = 0, d = 0;
-    if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000007u) return false;
+    // GCC's cpuid.h returns unsigned, Clang's int: compare as unsigned for both.
+    if (static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr)) < 0x80000007u) return false;
     __get_cpuid(0x80000007u, &a, &b, &c, &d);
     return (d & (1u << 8)) != 0;
 }
