@@ -65,12 +65,6 @@ public:
         size_ = static_cast<std::uint16_t>(std::min(n, max_key_size));
     }
 
-    /// Copies `other`'s key: its used bytes only, not the whole buffer.
-    void copy_from(const key_buffer& other) noexcept {
-        size_ = other.size_;
-        if (size_ != 0) std::memcpy(data_, other.data_, size_);
-    }
-
     std::string_view view() const noexcept { return {data_, size_}; }
     operator std::string_view() const noexcept { return view(); }
     std::size_t size() const noexcept { return size_; }
@@ -211,7 +205,7 @@ private:
         for (std::size_t i = 0; i < size_; ++i) {
             decision* d = ::new (storage_ + i * sizeof(decision)) decision;
             std::memcpy(static_cast<void*>(d), &other.data()[i], offsetof(decision, key));
-            d->key.copy_from(other.data()[i].key);
+            d->key.assign(other.data()[i].key.view());
         }
     }
 
