@@ -9,7 +9,6 @@
 
 #include <array>
 #include <atomic>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -75,8 +74,11 @@ struct state_cell<State, true> {
         return s;
     }
     static image encode(const State& s) noexcept {
-        if constexpr (exact) {
-            return std::bit_cast<image>(s);
+        if constexpr (exact) {  // word by word too: a wider load would span two stores
+            image out;
+            for (std::size_t i = 0; i < words; ++i)
+                std::memcpy(&out[i], reinterpret_cast<const unsigned char*>(&s) + 8 * i, 8);
+            return out;
         } else {
             image out{};
             std::memcpy(out.data(), &s, sizeof(State));

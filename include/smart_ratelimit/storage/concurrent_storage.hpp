@@ -553,8 +553,13 @@ private:
         bool contended = !optimistic;
         backoff wait;
         // One result, returned from every path: built in the caller's slot, not copied
-        // there (a copy of a just-written outcome stalls on store forwarding).
-        std::invoke_result_t<Op&, state_type&> r{};
+        // there (a copy of a just-written outcome stalls on store forwarding). op's
+        // result is placed into it, not assigned: an assignment would copy it from a
+        // temporary, the same stall again.
+        using result = std::invoke_result_t<Op&, state_type&>;
+        static_assert(std::is_trivially_destructible_v<result>);
+        result r{};
+        const auto decide = [&](state_type& s) { ::new (static_cast<void*>(&r)) result(op(s)); };
         for (;;) {
             found f = lookup(sh, key, h);
             if (!f.n) f = lookup_or_insert(sh, key, h, now, nullptr);
@@ -572,7 +577,7 @@ private:
                         continue;
                     }
                     state_type s = cell_type::decode(before);
-                    r = op(s);
+                    decide(s);
                     const auto after = cell_type::encode(s);
                     touch(n);
                     if (cell_type::same(before, after)) return r;  // reads only
@@ -595,7 +600,7 @@ private:
                 touch(n);
                 const auto before = n.cell.load();
                 state_type s = cell_type::decode(before);
-                r = op(s);
+                decide(s);
                 const auto after = cell_type::encode(s);
                 const bool changed = !cell_type::same(before, after);
                 if (changed) {
@@ -612,7 +617,7 @@ private:
                 }
                 touch(n);
                 unlock_guard guard{n, f.version};
-                r = op(n.cell.state);
+                decide(n.cell.state);
                 mark(n, r);
                 return r;
             }
