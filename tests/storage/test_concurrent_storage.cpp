@@ -6,7 +6,8 @@
 // least recently used, over-limit keys last; the million-key flood is in
 // test_key_flooding.cpp) and when a key turns idle; the state_store interface; shards
 // switching to SipHash while other threads decide; every key-size class, the longest
-// key and the node's size.
+// key and the node's size; the node a thread remembers answering only for its own key
+// in its own storage.
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
@@ -17,9 +18,11 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace srl = smart_ratelimit;
@@ -289,6 +292,58 @@ TEST_CASE(
     CHECK(never->idle(9 * s));
     never->pin();
     CHECK_FALSE(never->idle(9 * s));
+}
+
+TEST_CASE(
+    "concurrent: the node a thread decided on last answers only for its key, in its "
+    "storage, while that storage has it",
+    "[storage]") {
+    using storage = srl::concurrent_storage<srl::fixed_window>;
+    const srl::fixed_window once(srl::rate{1, 1h});
+    const auto spent = [&](storage& s, const char* key) {
+        return !s.acquire(key, once, t0, 1).allowed;
+    };
+
+    // Two storages of one type: a key has a state in each.
+    storage a(opts(100, 1)), b(opts(100, 1));
+    REQUIRE_FALSE(spent(a, "k"));
+    CHECK_FALSE(spent(b, "k"));
+    CHECK(spent(a, "k"));
+    CHECK_FALSE(spent(a, "j"));  // same length and node class, decided right after "k"
+    CHECK(spent(b, "k"));
+    REQUIRE(a.erase("k"));
+    CHECK_FALSE(spent(a, "k"));
+
+    // "k" evicted by an insert that does not decide, its node reused for "x" (spent):
+    // "k" starts fresh.
+    storage full(opts(1, 1));
+    REQUIRE_FALSE(spent(full, "k"));
+    srl::fixed_window::state_type used;
+    used.window_start = t0.count();
+    used.count = 1;
+    full.update("x", used, [](auto&) { return 0; });
+    REQUIRE(full.stats().evictions() == 1);
+    CHECK_FALSE(spent(full, "k"));
+
+    // Moved: the nodes go with their storage; the ones a storage had before it was
+    // assigned to are gone.
+    storage source(opts(100, 1)), target(opts(100, 1));
+    REQUIRE_FALSE(spent(source, "k"));
+    REQUIRE_FALSE(spent(target, "fresh in source"));
+    target = std::move(source);
+    CHECK_FALSE(spent(target, "fresh in source"));
+    CHECK(spent(target, "k"));
+    storage moved(std::move(target));
+    CHECK(spent(moved, "k"));
+    CHECK(spent(moved, "fresh in source"));
+
+    // Destroyed, and another storage built in its place.
+    std::optional<storage> place;
+    place.emplace(opts(100, 1));
+    REQUIRE_FALSE(spent(*place, "k"));
+    place.reset();
+    place.emplace(opts(100, 1));
+    CHECK_FALSE(spent(*place, "k"));
 }
 
 TEST_CASE("concurrent: a token-bucket key of up to 16 bytes takes a 56-byte node", "[storage]") {

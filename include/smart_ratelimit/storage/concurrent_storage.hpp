@@ -54,7 +54,12 @@ namespace smart_ratelimit {
 ///   probe starts where the hash's low 32 bits, scaled to the capacity, point (so the
 ///   capacity need not be a power of two). Readers take no lock; a
 ///   reader that misses (or races with an eviction) retries under the shard's lock,
-///   so a miss is never taken for an absent key.
+///   so a miss is never taken for an absent key. Each thread remembers the node it
+///   last decided on (one per storage type), and a decision on that key again (a hot
+///   client, or a rule whose key is the same for every request) skips the hash and the
+///   probe; a decision on any other key pays one key comparison for trying it.
+///   (A thread_local: in code built with -fPIC for a shared library, reaching it costs
+///   a call.)
 /// - State: a trivially copyable state (every built-in algorithm but the exact
 ///   sliding window) is copied out under the key's seqlock, decided on, and written
 ///   back with one compare-and-swap when it changed; after losing to a concurrent
@@ -124,6 +129,7 @@ public:
             per_shard_ = o.per_shard_;
             capacity_ = o.capacity_;
             shards_ = std::move(o.shards_);
+            id_ = std::move(o.id_);  // this storage's old nodes are gone with its old id
         }
         return *this;
     }
@@ -546,10 +552,56 @@ private:
     // algorithms are). If another writer got in between, the retry locks the key first,
     // so contention costs a wait, not repeated work; other states are always decided
     // locked.
-    template <class Op, class Mark>
-    auto write(std::string_view key, std::int64_t now, Op&& op, Mark&& mark) {
+    // Which storage a thread's remembered node belongs to: a number no other storage
+    // of this type has had or will have in the process. A move hands it on with the
+    // nodes; the moved-from storage, and one whose nodes were freed, take a new one.
+    class identity {
+    public:
+        identity() noexcept = default;
+        identity(identity&& o) noexcept : value_(std::exchange(o.value_, next())) {}
+        identity& operator=(identity&& o) noexcept {
+            if (this != &o) value_ = std::exchange(o.value_, next());
+            return *this;
+        }
+        std::uint64_t value() const noexcept { return value_; }
+
+    private:
+        static std::uint64_t next() noexcept {
+            static std::atomic<std::uint64_t> last{0};
+            return last.fetch_add(1, std::memory_order_relaxed) + 1;
+        }
+        std::uint64_t value_ = next();
+    };
+
+    // The node of the key this thread last decided on, in the storage `owner`.
+    struct recent_node {
+        std::uint64_t owner = 0;
+        node* n = nullptr;
+    };
+    static inline thread_local recent_node recent_{};
+
+    // The key's node, inserting it when absent. The node this thread decided on last
+    // is tried first (a hot key, or a rule with one key for every request, decides
+    // without hashing or probing): it is dereferenced only when it is this storage's
+    // (nodes live as long as their storage), and taken only when it is live and holds
+    // `key`, the test a probe makes of every candidate.
+    found locate(std::string_view key, std::int64_t now) {
+        recent_node& last = recent_;
+        if (last.owner == id_.value()) {
+            node* n = last.n;
+            const std::uint64_t v = n->version.load(std::memory_order_acquire);
+            if ((v & node::dead) == 0 && n->holds(key)) return {n, v};
+        }
         const std::uint64_t h = hash(key);
         shard& sh = shard_for(h);
+        found f = lookup(sh, key, h);
+        if (!f.n) f = lookup_or_insert(sh, key, h, now, nullptr);
+        last = {id_.value(), f.n};
+        return f;
+    }
+
+    template <class Op, class Mark>
+    auto write(std::string_view key, std::int64_t now, Op&& op, Mark&& mark) {
         bool contended = !optimistic;
         backoff wait;
         // One result, returned from every path: built in the caller's slot, not copied
@@ -561,8 +613,7 @@ private:
         result r{};
         const auto decide = [&](state_type& s) { ::new (static_cast<void*>(&r)) result(op(s)); };
         for (;;) {
-            found f = lookup(sh, key, h);
-            if (!f.n) f = lookup_or_insert(sh, key, h, now, nullptr);
+            const found f = locate(key, now);
             if (f.version & node::locked) {
                 wait_unlocked(*f.n, wait);
                 continue;
@@ -696,6 +747,7 @@ private:
     std::size_t per_shard_ = 1;
     std::size_t capacity_ = 16;  // slots per shard
     std::unique_ptr<shard[]> shards_;
+    identity id_;
 };
 
 /// Single-threaded inserts (decisions still atomic, lookups lock-free).
