@@ -545,13 +545,6 @@ private:
                                                     std::memory_order_relaxed);
     }
 
-    // Decides with op(state&) -> R as one atomic step on the key's state, inserting the
-    // key with a fresh state when absent; mark(node&, r) records the eviction hints
-    // with every write. An optimistic state is first decided on a copy and written back
-    // with one CAS only when op changed it (op must be a pure function of the state, as
-    // algorithms are). If another writer got in between, the retry locks the key first,
-    // so contention costs a wait, not repeated work; other states are always decided
-    // locked.
     // Which storage a thread's remembered node belongs to: a number no other storage
     // of this type has had or will have in the process. A move hands it on with the
     // nodes; the moved-from storage, and one whose nodes were freed, take a new one.
@@ -600,6 +593,13 @@ private:
         return f;
     }
 
+    // Decides with op(state&) -> R as one atomic step on the key's state, inserting the
+    // key with a fresh state when absent; mark(node&, r) records the eviction hints
+    // with every write. An optimistic state is first decided on a copy and written back
+    // with one CAS only when op changed it (op must be a pure function of the state, as
+    // algorithms are). If another writer got in between, the retry locks the key first,
+    // so contention costs a wait, not repeated work; other states are always decided
+    // locked.
     template <class Op, class Mark>
     auto write(std::string_view key, std::int64_t now, Op&& op, Mark&& mark) {
         bool contended = !optimistic;
