@@ -62,8 +62,10 @@ namespace smart_ratelimit {
 ///   a call.)
 /// - State: a trivially copyable state (every built-in algorithm but the exact
 ///   sliding window) is copied out under the key's seqlock, decided on, and written
-///   back with one compare-and-swap when it changed; after losing to a concurrent
-///   writer, the retry backs off and locks the key first. Other states (the exact
+///   back with one compare-and-swap when it changed. A decision that lost a race with
+///   a concurrent writer backs off and decides once more on the new state without the
+///   lock (the winner's write most often leaves a state that denies, and a denial
+///   writes nothing); a second loss locks the key first. Other states (the exact
 ///   sliding window, any_algorithm) are decided under the key's own spin lock, the
 ///   same CAS, held for the algorithm's few nanoseconds, never across a call that
 ///   can block.
@@ -298,6 +300,10 @@ private:
         asm volatile("yield");
 #endif
     }
+
+    // A decision that has lost this many races to other writers locks the key for its
+    // next attempt.
+    static constexpr unsigned losses_before_locking = 2;
 
     // Exponential back-off between attempts on a contended key: the writer that holds
     // the line gets to finish instead of having it pulled away by every retry.
@@ -597,12 +603,15 @@ private:
     // key with a fresh state when absent; mark(node&, r) records the eviction hints
     // with every write. An optimistic state is first decided on a copy and written back
     // with one CAS only when op changed it (op must be a pure function of the state, as
-    // algorithms are). If another writer got in between, the retry locks the key first,
-    // so contention costs a wait, not repeated work; other states are always decided
-    // locked.
+    // algorithms are). If another writer got in between, the decision is made once more
+    // on its state, still unlocked: on a hot key that is most often a denial, which
+    // writes nothing, where locking would write the key's line twice more while the
+    // other cores read it. A second loss locks the key first, so contention costs a
+    // wait, not repeated work. Other states are always decided locked.
     template <class Op, class Mark>
     auto write(std::string_view key, std::int64_t now, Op&& op, Mark&& mark) {
         bool contended = !optimistic;
+        unsigned lost = 0;  // races lost to other writers
         backoff wait;
         // One result, returned from every path: built in the caller's slot, not copied
         // there (a copy of a just-written outcome stalls on store forwarding). op's
@@ -624,7 +633,7 @@ private:
                     const auto before = n.cell.load();
                     std::atomic_thread_fence(std::memory_order_acquire);
                     if (n.version.load(std::memory_order_relaxed) != f.version) {
-                        contended = true;
+                        contended = true;  // a write came between the two reads
                         continue;
                     }
                     state_type s = cell_type::decode(before);
@@ -632,8 +641,10 @@ private:
                     const auto after = cell_type::encode(s);
                     touch(n);
                     if (cell_type::same(before, after)) return r;  // reads only
-                    if (!try_lock(f)) {
-                        contended = true;
+                    // Test before the CAS: a CAS bound to fail would still take the
+                    // line from the winner in the middle of its write.
+                    if (n.version.load(std::memory_order_relaxed) != f.version || !try_lock(f)) {
+                        contended = ++lost >= losses_before_locking;
                         wait();
                         continue;
                     }
