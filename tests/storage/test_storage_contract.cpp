@@ -109,6 +109,15 @@ TEMPLATE_LIST_TEST_CASE("in memory: eight threads on one key at limit 10 admit e
     contract::eight_threads_admit_exactly_ten<TestType>(s, 50);
 }
 
+TEMPLATE_LIST_TEST_CASE(
+    "in memory: eight threads racing on one key at limit 2000 admit exactly 2000",
+    "[algorithm][storage][contract][concurrency]", locked_combos) {
+    // Thousands of admissions contended from the first: decisions that lose a race to
+    // another writer and decide again, locked or not, each count once.
+    auto s = TestType::make_storage();
+    contract::eight_threads_admit_exactly<TestType>(s, 2000, 1000);
+}
+
 // ---- on the caller's clock -----------------------------------------------------------
 
 TEMPLATE_LIST_TEST_CASE("in memory: waiting retry_after is enough and one nanosecond less is not",

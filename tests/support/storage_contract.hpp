@@ -196,19 +196,32 @@ void waiting_retry_after_is_enough(Storage& s) {
     CHECK(s.acquire("k", a, 0ns, 1).allowed);
 }
 
-/// Eight threads, `per_thread` acquires each, on one key at limit 10: exactly 10 pass.
+/// Eight threads, `per_thread` acquires each, on one key at limit `limit`, started
+/// together (each waits for all eight before its first acquire, so they race from the
+/// first decision on): exactly `limit` pass.
 template <class Combo, class Storage>
-void eight_threads_admit_exactly_ten(Storage& s, int per_thread) {
-    const auto a = Combo::make(srl::rate{10, 1h});
-    std::atomic<int> allowed{0};
+void eight_threads_admit_exactly(Storage& s, std::uint64_t limit, int per_thread) {
+    const auto a = Combo::make(srl::rate{limit, 1h});
+    std::atomic<int> ready{0};
+    std::atomic<std::uint64_t> allowed{0};
     std::vector<std::thread> ts;
     for (int t = 0; t < 8; ++t)
         ts.emplace_back([&] {
+            ready.fetch_add(1);
+            while (ready.load() < 8) std::this_thread::yield();
+            std::uint64_t mine = 0;
             for (int i = 0; i < per_thread; ++i)
-                if (s.acquire("hot", a, 0ns, 1).allowed) allowed.fetch_add(1);
+                mine += s.acquire("hot", a, 0ns, 1).allowed ? 1 : 0;
+            allowed.fetch_add(mine);
         });
     for (auto& t : ts) t.join();
-    CHECK(allowed.load() == 10);
+    CHECK(allowed.load() == limit);
+}
+
+/// Eight threads, `per_thread` acquires each, on one key at limit 10: exactly 10 pass.
+template <class Combo, class Storage>
+void eight_threads_admit_exactly_ten(Storage& s, int per_thread) {
+    eight_threads_admit_exactly<Combo>(s, 10, per_thread);
 }
 
 // ---- on a manual clock ----------------------------------------------------------------
