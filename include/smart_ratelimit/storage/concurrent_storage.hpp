@@ -603,11 +603,13 @@ private:
     // key with a fresh state when absent; mark(node&, r) records the eviction hints
     // with every write. An optimistic state is first decided on a copy and written back
     // with one CAS only when op changed it (op must be a pure function of the state, as
-    // algorithms are). If another writer got in between, the decision is made once more
-    // on its state, still unlocked: on a hot key that is most often a denial, which
-    // writes nothing, where locking would write the key's line twice more while the
-    // other cores read it. A second loss locks the key first, so contention costs a
-    // wait, not repeated work. Other states are always decided locked.
+    // algorithms are). If another writer got in before its CAS, the decision is made
+    // once more on that writer's state, still unlocked: on a hot key that is most often
+    // a denial, which writes nothing, where locking would write the key's line twice
+    // more while the other cores read it. A second loss, or a write seen between the
+    // two reads of the version (a state caught mid-write), locks the key first, so
+    // contention costs a wait, not repeated work. Other states are always decided
+    // locked.
     template <class Op, class Mark>
     auto write(std::string_view key, std::int64_t now, Op&& op, Mark&& mark) {
         bool contended = !optimistic;
