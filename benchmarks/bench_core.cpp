@@ -172,8 +172,9 @@ void bm_floor(benchmark::State& state) {
 // must), read the clock, and admit with one CAS on a GCRA word in that key's own
 // preallocated cache line (1,000,000/s, burst 1,000,000, as bench_rate). The line is
 // indexed by the key's number rather than found by its bytes, but its address waits
-// for them, as a lookup's does: one miss for the key and one for its state, with no
-// hash, no probe and no key comparison. The threads walk the keys as run_limiter's do.
+// for them, as a lookup's does, and the next decision waits for this one: one miss
+// for the key and one for its state, with no hash, no probe and no key comparison.
+// The threads walk the keys as run_limiter's do.
 template <class Clock>
 void bm_floor_keys(benchmark::State& state, std::size_t nkeys) {
     struct alignas(64) line {
@@ -196,9 +197,13 @@ void bm_floor_keys(benchmark::State& state, std::size_t nkeys) {
         std::uint64_t last8 = 0;  // keys are ASCII: the top bit is 0, the index unchanged
         std::memcpy(&last8, k.data() + k.size() - 8, 8);
         std::atomic<std::int64_t>& tat = lines[order[i] + (last8 >> 63)].tat;
-        if (++i == nkeys) i = 0;
         const std::int64_t now = clock.now().count();
         std::int64_t t = tat.load(std::memory_order_relaxed);
+        // The next key waits for this one's state (t >= 0, so the step is 1): a loop
+        // this short would otherwise start the next key's misses while this one's are
+        // outstanding, which a real decision, hundreds of instructions long, cannot.
+        i += 1 + static_cast<std::size_t>(static_cast<std::uint64_t>(t) >> 63);
+        if (i >= nkeys) i = 0;
         for (;;) {
             const std::int64_t next = (t > now ? t : now) + interval;
             if (next - now > burst) break;

@@ -57,8 +57,9 @@ javac -d "$peers/java" -cp "$guava_jar" benchmarks/peers/java/GuavaPeer.java
 # decision, as Allow()/tryAcquire() do, with the precise steady clock (the default, and
 # what the goals are about), the coarse one and the TSC one, and with the time passed
 # in (no clock read: what is left is lookup and coherence). Plus the floor (a clock
-# read and one CAS on a preallocated slot; among 100k keys, the key read first and
-# each key's slot in its own line) and the heap bytes per key at 1M keys.
+# read and one CAS on a preallocated slot; among 100k keys, the key read first, each
+# key's slot in its own line, and each decision waiting for the one before) and the
+# heap bytes per key at 1M keys.
 ours_filter='^core/((hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|floor(_100k)?/|memory/)'
 
 results=$peers/results.jsonl
@@ -154,30 +155,27 @@ def best_peer(case, threads):
 def ratio(a, b):
     return a / b if a is not None and b else None
 
+def vs_peers(case, threads, peer):
+    return ratio(ns(case, threads, peer), best_peer(case, threads))
+
 # Each goal with the same ratio for the floor beside it: where the floor itself misses
 # a goal, no limiter can meet it on this machine.
 goals = [
     ("one key, 1 thread: ours / best peer",
-     ratio(ns("single_key", 1, "ours"), best_peer("single_key", 1)),
-     ratio(ns("single_key", 1, "floor"), best_peer("single_key", 1)), 1.0),
+     vs_peers("single_key", 1, "ours"), vs_peers("single_key", 1, "floor"), 1.0),
     ("one key, 1 thread, TSC clock: ours / best peer",
-     ratio(ns("single_key", 1, "ours_tsc"), best_peer("single_key", 1)),
-     ratio(ns("single_key", 1, "floor_tsc"), best_peer("single_key", 1)), 0.9),
+     vs_peers("single_key", 1, "ours_tsc"), vs_peers("single_key", 1, "floor_tsc"), 0.9),
     ("one key, 1 thread, coarse clock: ours / best peer",
-     ratio(ns("single_key", 1, "ours_coarse"), best_peer("single_key", 1)),
-     ratio(ns("single_key", 1, "floor_coarse"), best_peer("single_key", 1)), 0.6),
+     vs_peers("single_key", 1, "ours_coarse"), vs_peers("single_key", 1, "floor_coarse"), 0.6),
     ("one key, 2 threads, mostly denied: ours / best peer",
-     ratio(ns("single_key", 2, "ours"), best_peer("single_key", 2)),
-     ratio(ns("single_key", 2, "floor"), best_peer("single_key", 2)), 0.5),
+     vs_peers("single_key", 2, "ours"), vs_peers("single_key", 2, "floor"), 0.5),
     ("one key: ours 2 threads / ours 1 thread",
      ratio(ns("single_key", 2, "ours"), ns("single_key", 1, "ours")),
      ratio(ns("single_key", 2, "floor"), ns("single_key", 1, "floor")), 0.6),
     ("100k keys, 1 thread: ours / best peer",
-     ratio(ns("keys_100k", 1, "ours"), best_peer("keys_100k", 1)),
-     ratio(ns("keys_100k", 1, "floor"), best_peer("keys_100k", 1)), 0.6),
+     vs_peers("keys_100k", 1, "ours"), vs_peers("keys_100k", 1, "floor"), 0.6),
     ("100k keys, 2 threads: ours / best peer",
-     ratio(ns("keys_100k", 2, "ours"), best_peer("keys_100k", 2)),
-     ratio(ns("keys_100k", 2, "floor"), best_peer("keys_100k", 2)), 0.75),
+     vs_peers("keys_100k", 2, "ours"), vs_peers("keys_100k", 2, "floor"), 0.75),
 ]
 if memory and memory.get("bytes_per_key") is not None:
     budget = 64 + memory["key_bytes"]
@@ -201,8 +199,9 @@ print("best of the rounds. single_key: 1,000,000/s with a burst of 1,000,000, mo
 print("once the burst is spent; single_key_allow: 10^9/s, every call admitted; keys_100k:")
 print("1,000,000/s per key, always admitted. 'passed' rows take the time as an argument")
 print("(no clock read); 'floor' is a clock read plus one CAS on a preallocated slot (for")
-print("keys_100k, the key read first and one slot per key, in its own line); the 'floor'")
-print("column of the goals is the same ratio with the floor in place of ours.")
+print("keys_100k, the key read first, one slot per key in its own line, and each decision")
+print("waiting for the one before); the goals' 'floor' column is the same ratio with the")
+print("floor in place of ours.")
 print("Peers get a prebuilt read-only map (no insertion, no eviction, no lock on the map);")
 print("ours runs the full limiter: key formatting, keyed sharded bounded storage, decision.")
 load = max(float(sys.argv[2]), float(sys.argv[3]))
