@@ -43,6 +43,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #if defined(__GLIBC__)
@@ -180,11 +181,16 @@ void bm_floor_keys(benchmark::State& state, std::size_t nkeys) {
     struct alignas(64) line {
         std::atomic<std::int64_t> tat{0};
     };
+    // One set of lines per working-set size, shared by the threads of a run.
     static std::mutex m;
-    static std::unique_ptr<line[]> lines;  // shared by the threads of a run
+    static std::vector<std::pair<std::size_t, std::unique_ptr<line[]>>> all;
+    line* lines = nullptr;
     {
         std::lock_guard<std::mutex> lock(m);
-        if (!lines) lines = std::make_unique<line[]>(nkeys);
+        for (auto& [n, l] : all)
+            if (n == nkeys) lines = l.get();
+        if (lines == nullptr)
+            lines = all.emplace_back(nkeys, std::make_unique<line[]>(nkeys)).second.get();
     }
     const auto& ks = keys(nkeys);
     const auto& order = walk(nkeys, state.thread_index());
