@@ -19,6 +19,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def redis_is_ours(proc, port, seconds=10):
+    """Waits until the redis-server on `port` reports `proc`'s PID (True), or `proc`
+    exits first (False: a free port was taken before it bound; try others)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        info = subprocess.run(["redis-cli", "-p", str(port), "info", "server"], capture_output=True,
+                              text=True).stdout
+        if f"process_id:{proc.pid}\r" in info or f"process_id:{proc.pid}\n" in info:
+            return True
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise SystemExit(f"redis-server did not answer on port {port}")
+
+
 def children_of(pid):
     out = []
     for d in os.listdir("/proc"):
@@ -120,16 +137,22 @@ class Redis(Process):
         self.dir = work
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
+        self.started = False
 
     def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).returncode == 0:
+        """Starts on its port; the first start moves to another if that one was taken."""
+        for _ in range(5):
+            self.proc = subprocess.Popen(
+                ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                 "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if redis_is_ours(self.proc, self.port):
+                self.started = True
                 return
-            time.sleep(0.05)
-        raise SystemExit("soak: Redis did not start")
+            if self.started:
+                break
+            self.port = free_port()
+            self.url = f"redis://127.0.0.1:{self.port}"
+        raise SystemExit(f"Redis could not start on port {self.port}")
 
     def stop(self):
         self.thaw()
@@ -156,17 +179,25 @@ class RedisCluster:
         self.url = "redis-cluster://" + ",".join(f"127.0.0.1:{p}" for p, _ in self.nodes)
 
     def start(self):
-        for port, bus in self.nodes:
-            self.procs.append(subprocess.Popen(
-                ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled", "yes",
-                 "--cluster-port", str(bus), "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
-                 "--save", "", "--appendonly", "no", "--dir", self.dir],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for port, _ in self.nodes:
-            for _ in range(100):
-                if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0:
+        for i, (port, bus) in enumerate(self.nodes):
+            for _ in range(5):
+                proc = subprocess.Popen(
+                    ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled", "yes",
+                     "--cluster-port", str(bus), "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
+                     "--save", "", "--appendonly", "no", "--dir", self.dir],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                if redis_is_ours(proc, port):
                     break
-                time.sleep(0.05)
+                used = {p for n in self.nodes for p in n}
+                port, bus = free_port(), free_port()
+                while port in used or bus in used or bus == port:
+                    port, bus = free_port(), free_port()
+                self.nodes[i] = (port, bus)
+            else:
+                self.stop()
+                raise SystemExit("redis-server (cluster) exited at start on 5 pairs of free ports")
+            self.procs.append(proc)
+        self.url = "redis-cluster://" + ",".join(f"127.0.0.1:{p}" for p, _ in self.nodes)
         subprocess.run(["redis-cli", "--cluster", "create"] + [f"127.0.0.1:{p}" for p, _ in self.nodes]
                        + ["--cluster-yes"], check=True, capture_output=True)
         deadline = time.monotonic() + 30

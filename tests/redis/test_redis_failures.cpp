@@ -3,7 +3,8 @@
 // (then restarted on the same port) and frozen with SIGSTOP (then SIGCONT). Every
 // request gets its policy's answer within the timeout, the breaker opens, and
 // service recovers by itself once the server is back. The breaker's open period runs
-// on a manual clock; only the command timeouts are real time.
+// on a manual clock; only the command timeouts are real time. And the test servers'
+// guard against a port another test took first.
 #include <catch2/catch.hpp>
 
 #include "support/redis_server.hpp"
@@ -11,7 +12,10 @@
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/redis.hpp>
 
+#include <stdlib.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -128,4 +132,23 @@ TEST_CASE("redis frozen: every request is degraded, none waits past the timeout"
     CHECK(degraded == 6);
     s.server.thaw();
     s.recover();
+}
+
+TEST_CASE("test servers: a redis-server whose port another server holds is not taken for ours",
+          "[redis][support]") {
+    // What a port race between tests looks like: our child cannot bind and exits,
+    // while the port answers as someone else's server.
+    srl_test::redis_server other;
+    char tmpl[] = "/tmp/srl-redis-race.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    const std::string dir = tmpl;
+    const pid_t ours =
+        srl_test::start_redis_child({"redis-server", "--bind", "127.0.0.1", "--port",
+                                     std::to_string(other.port()), "--save", "", "--dir", dir},
+                                    other.port(), dir + "/redis.log");
+    CHECK(ours == -1);
+    CHECK(srl_test::redis_process_id(other.port()) == other.pid());
+    CHECK(srl_test::tail_of(dir + "/redis.log").find("Address already in use") !=
+          std::string::npos);
+    std::system(("rm -rf '" + dir + "'").c_str());
 }

@@ -5,14 +5,13 @@
 // node, read node ids and move one slot from its owner to another node (the steps
 // `redis-cli --cluster reshard` takes: IMPORTING, MIGRATING, MIGRATE, SETSLOT NODE),
 // optionally stopping halfway (the slot migrating: clients get ASK). Every process is
-// stopped by its own PID.
+// stopped by its own PID, also when the cluster fails to form.
 #pragma once
 
 #include "support/free_port.hpp"
+#include "support/redis_process.hpp"
 
 #include <hiredis/hiredis.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -23,8 +22,6 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
-
 namespace srl_test {
 
 class redis_cluster {
@@ -33,26 +30,25 @@ public:
         char tmpl[] = "/tmp/srl-cluster.XXXXXX";
         if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
         dir_ = tmpl;
-        for (int i = 0; i < masters; ++i) {
-            node n;
-            n.port = free_port();
-            n.bus = free_port();
-            while (n.bus == n.port) n.bus = free_port();
-            nodes_.push_back(n);
+        try {
+            for (int i = 0; i < masters; ++i) nodes_.push_back(start_node());
+            std::vector<std::string> create{"redis-cli", "--cluster", "create"};
+            for (const auto& n : nodes_) create.push_back("127.0.0.1:" + std::to_string(n.port));
+            create.push_back("--cluster-yes");
+            const std::string log = dir_ + "/create.log";
+            if (run(create, log) != 0)
+                throw std::runtime_error("redis-cli --cluster create failed:" + tail_of(log));
+            wait_until_ok();
+        } catch (...) {
+            stop_all();
+            std::system(("rm -rf '" + dir_ + "'").c_str());
+            throw;
         }
-        for (auto& n : nodes_) start(n);
-        std::vector<std::string> create{"redis-cli", "--cluster", "create"};
-        for (const auto& n : nodes_) create.push_back("127.0.0.1:" + std::to_string(n.port));
-        create.push_back("--cluster-yes");
-        if (run(create, dir_ + "/create.log") != 0)
-            throw std::runtime_error("redis-cli --cluster create failed; see " + dir_ +
-                                     "/create.log");
-        wait_until_ok();
     }
     redis_cluster(const redis_cluster&) = delete;
     redis_cluster& operator=(const redis_cluster&) = delete;
     ~redis_cluster() {
-        for (auto& n : nodes_) stop(n);
+        stop_all();
         std::system(("rm -rf '" + dir_ + "'").c_str());
     }
 
@@ -186,58 +182,56 @@ private:
     }
 
     static redisContext* connect(int port) {
-        timeval tv{2, 0};
-        redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
-        if (c == nullptr || c->err != 0) {
-            if (c != nullptr) redisFree(c);
-            return nullptr;
-        }
-        redisSetTimeout(c, tv);
-        return c;
+        return redis_connect(port, std::chrono::milliseconds(2000));
     }
 
-    void start(node& n) {
-        const std::string p = std::to_string(n.port);
-        std::vector<std::string> args{"redis-server",
-                                      "--bind",
-                                      "127.0.0.1",
-                                      "--port",
-                                      p,
-                                      "--cluster-enabled",
-                                      "yes",
-                                      "--cluster-port",
-                                      std::to_string(n.bus),
-                                      "--cluster-config-file",
-                                      dir_ + "/nodes-" + p + ".conf",
-                                      "--cluster-node-timeout",
-                                      "2000",
-                                      "--save",
-                                      "",
-                                      "--appendonly",
-                                      "no",
-                                      "--dir",
-                                      dir_,
-                                      "--logfile",
-                                      dir_ + "/redis-" + p + ".log",
-                                      "--daemonize",
-                                      "no"};
-        n.pid = spawn(args);
-        for (int i = 0; i < 200; ++i) {
-            if (redisContext* c = connect(n.port)) {
-                redisFree(c);
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    /// A master on fresh ports (other ports if a test beside this one takes one
+    /// first), confirmed to be our child; its log in the cluster's directory.
+    node start_node() {
+        for (int attempt = 0; attempt < 5; ++attempt) {
+            node n;
+            n.port = unused_port();
+            n.bus = unused_port();
+            const std::string p = std::to_string(n.port);
+            n.pid = start_redis_child({"redis-server",
+                                       "--bind",
+                                       "127.0.0.1",
+                                       "--port",
+                                       p,
+                                       "--cluster-enabled",
+                                       "yes",
+                                       "--cluster-port",
+                                       std::to_string(n.bus),
+                                       "--cluster-config-file",
+                                       dir_ + "/nodes-" + p + ".conf",
+                                       "--cluster-node-timeout",
+                                       "2000",
+                                       "--save",
+                                       "",
+                                       "--appendonly",
+                                       "no",
+                                       "--dir",
+                                       dir_,
+                                       "--daemonize",
+                                       "no"},
+                                      n.port, dir_ + "/redis-" + p + ".log");
+            if (n.pid > 0) return n;
         }
-        throw std::runtime_error("redis-server (cluster) did not start on port " + p);
+        throw std::runtime_error("redis-server (cluster) exited at start on 5 pairs of free ports");
     }
 
-    static void stop(node& n) {
-        if (n.pid <= 0) return;
-        ::kill(n.pid, SIGKILL);
-        int st = 0;
-        ::waitpid(n.pid, &st, 0);
-        n.pid = -1;
+    /// A free port that no node of this cluster uses (as client or bus port).
+    int unused_port() const {
+        for (;;) {
+            const int p = free_port();
+            bool used = false;
+            for (const auto& n : nodes_) used = used || n.port == p || n.bus == p;
+            if (!used) return p;
+        }
+    }
+
+    void stop_all() {
+        for (auto& n : nodes_) kill_and_reap(n.pid);
     }
 
     void wait_until_ok() const {
@@ -250,16 +244,6 @@ private:
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
         throw std::runtime_error("the cluster did not reach cluster_state:ok in 30 s");
-    }
-
-    static pid_t spawn(std::vector<std::string> args) {
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        pid_t pid = -1;
-        if (::posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
-            throw std::runtime_error("cannot start " + args[0]);
-        return pid;
     }
 
     /// Runs argv to completion, output to `log`; its exit status.

@@ -1,34 +1,38 @@
 // tests/support/redis_server.hpp
 // A private redis-server for one test: started on a free 127.0.0.1 port in a
-// temporary directory, stopped by its own PID. It can be killed, frozen (SIGSTOP),
-// thawed (SIGCONT) and restarted on the same port, for the failure scenarios.
+// temporary directory (its log there too), stopped by its own PID. It can be
+// killed, frozen (SIGSTOP), thawed (SIGCONT) and restarted on the same port, for the
+// failure scenarios.
 #pragma once
 
 #include "support/free_port.hpp"
+#include "support/redis_process.hpp"
 
 #include <hiredis/hiredis.h>
+#include <signal.h>
 
-#include <csignal>
+#include <chrono>
 #include <cstdlib>
-#include <spawn.h>
 #include <stdexcept>
 #include <string>
-#include <sys/wait.h>
-#include <thread>
-#include <unistd.h>
 #include <vector>
-
-extern char** environ;
 
 namespace srl_test {
 
 class redis_server {
 public:
-    redis_server() : port_(free_port()) {
+    /// Starts on a free port (other ports if a test beside this one takes it first).
+    redis_server() {
         char tmpl[] = "/tmp/srl-redis.XXXXXX";
         if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
         dir_ = tmpl;
-        start();
+        for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
+            port_ = free_port();
+            pid_ = start_redis_child(args(), port_, log());
+        }
+        if (pid_ <= 0)
+            throw std::runtime_error("redis-server exited at start on 5 free ports; its output:" +
+                                     tail_of(log()));
     }
     redis_server(const redis_server&) = delete;
     redis_server& operator=(const redis_server&) = delete;
@@ -41,72 +45,34 @@ public:
     pid_t pid() const noexcept { return pid_; }
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 
-    /// Starts the server (again, on the same port) and waits until it answers PING.
+    /// Starts the server again on the same port (after kill()) and waits until it
+    /// answers as this process.
     void start() {
-        const std::string port = std::to_string(port_);
-        std::vector<std::string> args{
-            "redis-server", "--bind",    "127.0.0.1",         "--port",      port,
-            "--save",       "",          "--appendonly",      "no",          "--dir",
-            dir_,           "--logfile", dir_ + "/redis.log", "--daemonize", "no"};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        if (::posix_spawnp(&pid_, "redis-server", nullptr, nullptr, argv.data(), environ) != 0)
-            throw std::runtime_error("cannot start redis-server");
-        for (int i = 0; i < 200; ++i) {
-            if (ping()) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(25));
-        }
-        throw std::runtime_error("redis-server did not answer on port " + port);
+        pid_ = start_redis_child(args(), port_, log());
+        if (pid_ <= 0)
+            throw std::runtime_error("redis-server could not start again on port " +
+                                     std::to_string(port_) + "; its output:" + tail_of(log()));
     }
 
-    /// SIGKILL and reap.
-    void kill() {
-        if (pid_ <= 0) return;
-        if (frozen_) ::kill(pid_, SIGCONT);
-        ::kill(pid_, SIGKILL);
-        int st = 0;
-        ::waitpid(pid_, &st, 0);
-        pid_ = -1;
-        frozen_ = false;
-    }
-    void freeze() {
-        ::kill(pid_, SIGSTOP);
-        frozen_ = true;
-    }
-    void thaw() {
-        ::kill(pid_, SIGCONT);
-        frozen_ = false;
-    }
+    /// SIGKILL (thawed first) and reap.
+    void kill() { kill_and_reap(pid_); }
+    void freeze() { ::kill(pid_, SIGSTOP); }
+    void thaw() { ::kill(pid_, SIGCONT); }
 
     /// A direct connection for inspecting the server (SCAN, TTL, SCRIPT FLUSH).
-    redisContext* connect() const {
-        timeval tv{1, 0};
-        redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
-        if (c == nullptr || c->err != 0) {
-            if (c != nullptr) redisFree(c);
-            return nullptr;
-        }
-        redisSetTimeout(c, tv);
-        return c;
-    }
-
-    /// Runs a command on a fresh connection; returns the reply's integer or -1000 on error.
-    bool ping() const {
-        redisContext* c = connect();
-        if (c == nullptr) return false;
-        auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
-        const bool ok = r != nullptr && r->type == REDIS_REPLY_STATUS;
-        if (r != nullptr) freeReplyObject(r);
-        redisFree(c);
-        return ok;
-    }
+    redisContext* connect() const { return redis_connect(port_, std::chrono::milliseconds(1000)); }
 
 private:
-    int port_;
+    std::vector<std::string> args() const {
+        return {
+            "redis-server", "--bind", "127.0.0.1", "--port", std::to_string(port_), "--save", "",
+            "--appendonly", "no",     "--dir",     dir_,     "--daemonize",         "no"};
+    }
+    std::string log() const { return dir_ + "/redis.log"; }
+
+    int port_ = 0;
     std::string dir_;
     pid_t pid_ = -1;
-    bool frozen_ = false;
 };
 
 }  // namespace srl_test
