@@ -5,7 +5,8 @@
 // starts again: every call gets its policy's answer, the breaker opens, and service
 // recovers with state intact. Also frozen mid-run (SIGSTOP to the postmaster and
 // each of its children) under resilient_storage's
-// bounded-wait mode: every call is answered by the policy within the timeout.
+// bounded-wait mode: every call is answered by the policy within the timeout. And
+// the private server moves off a port another test took first.
 #include <catch2/catch.hpp>
 
 #include "support/private_postgres.hpp"
@@ -145,4 +146,22 @@ TEST_CASE(
         CHECK(p.allowed);
         CHECK(p.count >= 4);  // the two healthy acquires, the probe, and this peek's unit
     }
+}
+
+TEST_CASE("test servers: a private PostgreSQL whose port another server holds moves to a free one",
+          "[soci][postgres][support]") {
+    // What a port race between tests looks like: ours cannot bind and exits, while the
+    // port answers as someone else's server.
+    private_postgres other;
+    if (!start_with_state_tables(other)) return;
+    private_postgres ours(other.port());
+    ours.start();
+    CHECK(ours.port() != other.port());
+    CHECK(ours.running());
+    ours.create_database("mine");  // on our own server: `other` has no such database
+    auto sql = ssql::open_session(ssql::parse_database_url(ours.url("mine")));
+    int one = 0;
+    *sql << "select 1", ::soci::into(one);
+    CHECK(one == 1);
+    CHECK_THROWS(ssql::open_session(ssql::parse_database_url(other.url("mine"))));
 }

@@ -37,7 +37,8 @@ namespace srl_test {
 class private_postgres {
 public:
     /// Runs initdb (user srl, trust authentication); the server is not started yet.
-    private_postgres() {
+    /// It will listen on `port`, or on a free port when 0.
+    explicit private_postgres(int port = 0) {
         const auto bin = env("SMART_RATELIMIT_TEST_PG_BIN");
         if (!bin) return;
         bin_ = *bin;
@@ -56,7 +57,7 @@ public:
                             "-E", "UTF8", "--locale=C.UTF-8"},
                            as_postgres_, dir_ + "/initdb.log");
         if (rc != 0) FAIL("initdb failed with status " << rc << "; see " << dir_ << "/initdb.log");
-        port_ = free_port();
+        port_ = port != 0 ? port : free_port();
     }
     ~private_postgres() {
         if (dir_.empty()) return;
@@ -80,26 +81,21 @@ public:
     }
 
     /// Starts the server (again: same port, same data) and waits until it accepts
-    /// connections (up to a minute on a busy machine).
+    /// connections (up to a minute on a busy machine). The first start moves to
+    /// another free port when the server exits at once: a test beside this one took
+    /// the port first.
     void start() {
         REQUIRE(*this);
         REQUIRE(pid_ <= 0);
-        pid_ = spawn({bin_ + "/postgres", "-D", dir_ + "/data", "-p", std::to_string(port_), "-c",
-                      "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir_, "-c",
-                      "fsync=off"},
-                     as_postgres_, dir_ + "/pg.log");
-        REQUIRE(pid_ > 0);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (std::chrono::steady_clock::now() < deadline) {
-            if (ready()) return;
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                FAIL("postgres exited during start-up; see " << dir_ << "/pg.log");
+        for (int attempt = 0; attempt < 5; ++attempt) {
+            if (try_start()) {
+                started_ = true;
+                return;
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            if (started_) break;
+            port_ = free_port();
         }
-        FAIL("postgres did not start within 60 s; see " << dir_ << "/pg.log");
+        FAIL("postgres exited during start-up; see " << dir_ << "/pg.log");
     }
 
     /// Creates a database (the server must be running).
@@ -165,9 +161,35 @@ public:
     bool frozen() const noexcept { return postmaster_frozen_; }
 
 private:
+    /// Starts postgres on port_; true once it accepts connections, false when it
+    /// exited first.
+    bool try_start() {
+        pid_ = spawn({bin_ + "/postgres", "-D", dir_ + "/data", "-p", std::to_string(port_), "-c",
+                      "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir_, "-c",
+                      "fsync=off"},
+                     as_postgres_, dir_ + "/pg.log");
+        REQUIRE(pid_ > 0);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (ready()) return true;
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        kill();
+        FAIL("postgres did not start within 60 s; see " << dir_ << "/pg.log");
+        return false;
+    }
+
+    /// Ready when it answers on the socket in our own directory: only our server can
+    /// (on the TCP port, another test's server might), and ours listens there only
+    /// once it has bound its TCP port too.
     bool ready() const {
-        return run({bin_ + "/pg_isready", "-q", "-h", "127.0.0.1", "-p", std::to_string(port_)},
-                   false, "/dev/null") == 0;
+        return run({bin_ + "/pg_isready", "-q", "-h", dir_, "-p", std::to_string(port_)}, false,
+                   "/dev/null") == 0;
     }
 
     bool reap(std::chrono::seconds limit) {
@@ -245,6 +267,7 @@ private:
     pid_t pid_ = -1;
     std::vector<pid_t> frozen_;
     bool postmaster_frozen_ = false;
+    bool started_ = false;  // once started, start() keeps the port (a restart)
 };
 
 /// Thaws a frozen server when the scope ends, before any storage that is stuck on it
