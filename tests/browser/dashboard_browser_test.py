@@ -195,16 +195,27 @@ def main():
               "staff health lists the database, migrations and event writer checks (%s)" % body)
 
         # The browser.
-        dport = free_port()
-        driver_proc = subprocess.Popen([CHROMEDRIVER, "--port=%d" % dport, "--allowed-ips=127.0.0.1"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wd = WebDriver(dport)
-        for _ in range(100):
-            try:
-                wd.call("GET", "/status", timeout=5)
+        # A free port can be taken by a test beside this one before chromedriver binds
+        # it: then the driver exits, and the next attempt takes another port.
+        for _ in range(5):
+            dport = free_port()
+            driver_proc = subprocess.Popen([CHROMEDRIVER, "--port=%d" % dport, "--allowed-ips=127.0.0.1"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wd = WebDriver(dport)
+            ready = False
+            for _ in range(100):
+                if driver_proc.poll() is not None:
+                    break
+                try:
+                    wd.call("GET", "/status", timeout=5)
+                    ready = driver_proc.poll() is None
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            if ready:
                 break
-            except Exception:
-                time.sleep(0.1)
+            stop(driver_proc, signal.SIGKILL)
+        check(ready, "chromedriver answers on a free port")
         wd.start(os.path.join(work, "profile"))
 
         wd.go(base + "/ratelimit/dashboard/")

@@ -88,6 +88,34 @@ def query(port, expr):
         conn.close()
 
 
+def start_prometheus(binary, config, work):
+    """Prometheus on a free port, ready; (process, port, log). A free port can be taken
+    by a test beside this one before Prometheus binds it: then it exits, and the next
+    attempt takes another port."""
+    log = open(os.path.join(work, "prometheus.log"), "w+")
+    for _ in range(5):
+        port = free_port()
+        prom = subprocess.Popen([binary, "--config.file=" + config,
+                                 "--storage.tsdb.path=" + os.path.join(work, "tsdb"),
+                                 "--web.listen-address=127.0.0.1:%d" % port],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=work)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and prom.poll() is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("GET", "/-/ready")
+                if conn.getresponse().status == 200 and prom.poll() is None:
+                    return prom, port, log
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.2)
+        stop(prom, signal.SIGKILL)
+    log.seek(0)
+    raise Failure("Prometheus did not start on 5 free ports; its log:\n" + log.read()[-3000:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -110,12 +138,7 @@ def main():
         config = os.path.join(work, "prometheus.yml")
         with open(config, "w") as f:
             f.write(CONFIG.format(token=TOKEN, port=demo_port))
-        prom_port = free_port()
-        prom_log = open(os.path.join(work, "prometheus.log"), "w+")
-        prom = subprocess.Popen([a.prometheus, "--config.file=" + config,
-                                 "--storage.tsdb.path=" + os.path.join(work, "tsdb"),
-                                 "--web.listen-address=127.0.0.1:%d" % prom_port],
-                                stdout=prom_log, stderr=subprocess.STDOUT, cwd=work)
+        prom, prom_port, prom_log = start_prometheus(a.prometheus, config, work)
 
         got, up, deadline = None, None, time.monotonic() + 30
         while time.monotonic() < deadline and prom.poll() is None:
