@@ -6,9 +6,11 @@
 # with its ratio from this one run, the floor's ratio beside it, and whether it is met.
 # --json FILE keeps one line per measurement: peer (ours, ours_coarse, ours_tsc,
 # ours_passed, floor, floor_coarse, floor_tsc, go, go_passed, guava), case (single_key,
-# single_key_allow, keys_100k, memory_1m), threads, ns_per_op, allowed_share.
+# single_key_allow, keys_100k, memory_1m), threads, ns_per_op, allowed_share, round.
 # Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
-# the best round counts, which damps noise from other work on the machine.
+# the best round counts, which damps noise from other work on the machine; beside
+# each goal's ratio of the best times, the median of the ratios taken within each
+# round (ours and the peers measured minutes apart at most) shows how steady it was.
 # Usage: scripts/bench-peers.sh [--rounds N] [--seconds S] [--json FILE]
 # SMART_RATELIMIT_BENCH_CORE=<binary> uses an already built bench_core.
 set -euo pipefail
@@ -62,6 +64,15 @@ javac -d "$peers/java" -cp "$guava_jar" benchmarks/peers/java/GuavaPeer.java
 # heap bytes per key at 1M keys.
 ours_filter='^core/((hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|floor(_100k)?/|memory/)'
 
+# A peer's output lines, with the admitted share and the round added.
+peer_lines='
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    r["allowed_share"] = r["allowed"] / r["ops"] if r.get("ops") else None
+    r["round"] = int(sys.argv[1])
+    print(json.dumps(r))'
+
 results=$peers/results.jsonl
 : >"$results"
 load_before=$(cut -d' ' -f1 /proc/loadavg)
@@ -69,7 +80,7 @@ for ((r = 1; r <= rounds; r++)); do
   echo "== round $r of $rounds" >&2
   "$bench_core" --benchmark_filter="$ours_filter" --benchmark_format=json \
     --benchmark_min_time="$seconds" >"$peers/ours-$r.json"
-  python3 - "$peers/ours-$r.json" >>"$results" <<'PY'
+  python3 - "$peers/ours-$r.json" "$r" >>"$results" <<'PY'
 import json, sys
 cases = {"hot_key": "single_key", "hot_key_allow": "single_key_allow", "keys_100k": "keys_100k",
          "floor": "single_key", "floor_100k": "keys_100k"}
@@ -84,34 +95,25 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     if parts[1] == "memory":
         print(json.dumps({"peer": "ours", "case": "memory_1m", "threads": threads,
                           "ns_per_op": None, "bytes_per_key": b.get("bytes_per_key"),
-                          "key_bytes": b.get("key_bytes"), "name": name}))
+                          "key_bytes": b.get("key_bytes"), "name": name,
+                          "round": int(sys.argv[2])}))
         continue
     unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
     peer = ("floor" if parts[1].startswith("floor") else "ours") + clocks[parts[2]]
     print(json.dumps({"peer": peer, "case": cases[parts[1]], "threads": threads,
                       "ns_per_op": b["real_time"] * unit, "name": name,
-                      "allowed_share": b.get("allowed_ratio")}))
+                      "allowed_share": b.get("allowed_ratio"), "round": int(sys.argv[2])}))
 PY
   "$peers/go-peer" -seconds "$seconds" -rate 1e6 -burst 1000000 |
-    python3 -c '
-import json, sys
-for line in sys.stdin:
-    r = json.loads(line)
-    r["allowed_share"] = r["allowed"] / r["ops"] if r.get("ops") else None
-    print(json.dumps(r))' >>"$results"
+    python3 -c "$peer_lines" "$r" >>"$results"
   java -cp "$peers/java:$guava_jar" GuavaPeer --seconds "$seconds" --warmup 1 --rate 1e6 |
-    python3 -c '
-import json, sys
-for line in sys.stdin:
-    r = json.loads(line)
-    r["allowed_share"] = r["allowed"] / r["ops"] if r.get("ops") else None
-    print(json.dumps(r))' >>"$results"
+    python3 -c "$peer_lines" "$r" >>"$results"
 done
 
 [[ -n $json_out ]] && cp "$results" "$json_out"
 python3 - "$results" "$load_before" "$(cut -d' ' -f1 /proc/loadavg)" "$(nproc)" <<'PY'
-import json, sys
-best, memory = {}, None
+import json, statistics, sys
+best, memory, by_round = {}, None, {}
 for line in open(sys.argv[1]):
     line = line.strip()
     if not line:
@@ -123,9 +125,10 @@ for line in open(sys.argv[1]):
     k = (r["case"], r["threads"], r["peer"])
     if k not in best or r["ns_per_op"] < best[k]["ns_per_op"]:
         best[k] = r
+    by_round.setdefault(r.get("round", 1), {})[k] = r
 
-def ns(case, threads, peer):
-    r = best.get((case, threads, peer))
+def ns(case, threads, peer, table=None):
+    r = (best if table is None else table).get((case, threads, peer))
     return r["ns_per_op"] if r else None
 
 def share(case, threads, peer):
@@ -148,51 +151,63 @@ for case in ("single_key", "single_key_allow", "keys_100k"):
         print(f"{case:<17} {threads:>3} " + " ".join(fmt(ns(case, threads, p)) for _, p in cols))
         print(f"{'':<17} {'':>3} " + " ".join(f"{pct(share(case, threads, p)):>8}" for _, p in cols))
 
-def best_peer(case, threads):
-    v = [x for x in (ns(case, threads, "go"), ns(case, threads, "guava")) if x is not None]
+def best_peer(case, threads, table=None):
+    v = [x for x in (ns(case, threads, "go", table), ns(case, threads, "guava", table))
+         if x is not None]
     return min(v) if v else None
 
 def ratio(a, b):
     return a / b if a is not None and b else None
 
-def vs_peers(case, threads, peer):
-    return ratio(ns(case, threads, peer), best_peer(case, threads))
+def vs_peers(case, threads, peer, table=None):
+    return ratio(ns(case, threads, peer, table), best_peer(case, threads, table))
 
-# Each goal with the same ratio for the floor beside it: where the floor itself misses
-# a goal, no limiter can meet it on this machine.
+def two_over_one(case, peer, table=None):
+    return ratio(ns(case, 2, peer, table), ns(case, 1, peer, table))
+
+def per_round(f):
+    """The median over the rounds of a ratio taken within each round."""
+    v = [x for x in (f(t) for t in by_round.values()) if x is not None]
+    return statistics.median(v) if v else None
+
+# Each goal: the ratio of the best times, the median of the ratios within each round,
+# and the floor's ratio (best times) beside it: where the floor itself misses a goal,
+# no limiter can meet it on this machine.
+def goal(text, case, threads, peer, floor_peer, g):
+    return (text, vs_peers(case, threads, peer),
+            per_round(lambda t: vs_peers(case, threads, peer, t)),
+            vs_peers(case, threads, floor_peer), g)
+
 goals = [
-    ("one key, 1 thread: ours / best peer",
-     vs_peers("single_key", 1, "ours"), vs_peers("single_key", 1, "floor"), 1.0),
-    ("one key, 1 thread, TSC clock: ours / best peer",
-     vs_peers("single_key", 1, "ours_tsc"), vs_peers("single_key", 1, "floor_tsc"), 0.9),
-    ("one key, 1 thread, coarse clock: ours / best peer",
-     vs_peers("single_key", 1, "ours_coarse"), vs_peers("single_key", 1, "floor_coarse"), 0.6),
-    ("one key, 2 threads, mostly denied: ours / best peer",
-     vs_peers("single_key", 2, "ours"), vs_peers("single_key", 2, "floor"), 0.5),
-    ("one key: ours 2 threads / ours 1 thread",
-     ratio(ns("single_key", 2, "ours"), ns("single_key", 1, "ours")),
-     ratio(ns("single_key", 2, "floor"), ns("single_key", 1, "floor")), 0.6),
-    ("100k keys, 1 thread: ours / best peer",
-     vs_peers("keys_100k", 1, "ours"), vs_peers("keys_100k", 1, "floor"), 0.6),
-    ("100k keys, 2 threads: ours / best peer",
-     vs_peers("keys_100k", 2, "ours"), vs_peers("keys_100k", 2, "floor"), 0.75),
+    goal("one key, 1 thread: ours / best peer", "single_key", 1, "ours", "floor", 1.0),
+    goal("one key, 1 thread, TSC clock: ours / best peer", "single_key", 1, "ours_tsc",
+         "floor_tsc", 0.9),
+    goal("one key, 1 thread, coarse clock: ours / best peer", "single_key", 1, "ours_coarse",
+         "floor_coarse", 0.6),
+    goal("one key, 2 threads, mostly denied: ours / best peer", "single_key", 2, "ours",
+         "floor", 0.5),
+    ("one key: ours 2 threads / ours 1 thread", two_over_one("single_key", "ours"),
+     per_round(lambda t: two_over_one("single_key", "ours", t)),
+     two_over_one("single_key", "floor"), 0.6),
+    goal("100k keys, 1 thread: ours / best peer", "keys_100k", 1, "ours", "floor", 0.6),
+    goal("100k keys, 2 threads: ours / best peer", "keys_100k", 2, "ours", "floor", 0.75),
 ]
 if memory and memory.get("bytes_per_key") is not None:
     budget = 64 + memory["key_bytes"]
     goals.append((f"memory at 1M keys: {memory['bytes_per_key']:.1f} B/key vs 64 + {memory['key_bytes']:.1f} key bytes",
-                  memory["bytes_per_key"] / budget, None, 1.0))
+                  memory["bytes_per_key"] / budget, None, None, 1.0))
 else:
-    goals.append(("memory at 1M keys", None, None, 1.0))
+    goals.append(("memory at 1M keys", None, None, None, 1.0))
 print()
-print(f"{'goal (steady clock unless named)':<68} {'ratio':>7} {'floor':>7} {'goal':>6}  met")
+print(f"{'goal (steady clock unless named)':<68} {'ratio':>7} {'median':>7} {'floor':>7} {'goal':>6}  met")
 missing = False
-for text, r, f, g in goals:
-    fl = f"{f:7.3f}" if f is not None else f"{'-':>7}"
+num = lambda v: f"{v:7.3f}" if v is not None else f"{'-':>7}"
+for text, r, med, f, g in goals:
     if r is None:
         missing = True
-        print(f"{text:<68} {'n/a':>7} {fl} {g:>6}  n/a")
+        print(f"{text:<68} {'n/a':>7} {num(med)} {num(f)} {g:>6}  n/a")
     else:
-        print(f"{text:<68} {r:7.3f} {fl} {g:>6}  {'yes' if r <= g else 'no'}")
+        print(f"{text:<68} {r:7.3f} {num(med)} {num(f)} {g:>6}  {'yes' if r <= g else 'no'}")
 print()
 print("ns per decision = wall time / total calls across threads (Google Benchmark real_time),")
 print("best of the rounds. single_key: 1,000,000/s with a burst of 1,000,000, mostly denied")
@@ -200,8 +215,9 @@ print("once the burst is spent; single_key_allow: 10^9/s, every call admitted; k
 print("1,000,000/s per key, always admitted. 'passed' rows take the time as an argument")
 print("(no clock read); 'floor' is a clock read plus one CAS on a preallocated slot (for")
 print("keys_100k, the key read first, one slot per key in its own line, and each decision")
-print("waiting for the one before); the goals' 'floor' column is the same ratio with the")
-print("floor in place of ours.")
+print("waiting for the one before). Goals: 'ratio' compares the best rounds; 'median' is the")
+print("median over the rounds of the same ratio taken within one round; 'floor' is the")
+print("ratio with the floor in place of ours. 'met' judges the ratio.")
 print("Peers get a prebuilt read-only map (no insertion, no eviction, no lock on the map);")
 print("ours runs the full limiter: key formatting, keyed sharded bounded storage, decision.")
 load = max(float(sys.argv[2]), float(sys.argv[3]))
