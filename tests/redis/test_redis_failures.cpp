@@ -8,14 +8,12 @@
 #include <catch2/catch.hpp>
 
 #include "support/redis_server.hpp"
+#include "support/temp_dir.hpp"
 
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/redis.hpp>
 
-#include <stdlib.h>
-
 #include <chrono>
-#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -139,16 +137,13 @@ TEST_CASE("test servers: a redis-server whose port another server holds is not t
     // What a port race between tests looks like: our child cannot bind and exits,
     // while the port answers as someone else's server.
     srl_test::redis_server other;
-    char tmpl[] = "/tmp/srl-redis-race.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    const std::string dir = tmpl;
-    const pid_t ours =
-        srl_test::start_redis_child({"redis-server", "--bind", "127.0.0.1", "--port",
-                                     std::to_string(other.port()), "--save", "", "--dir", dir},
-                                    other.port(), dir + "/redis.log");
+    const srl_test::temp_dir dir("redis-race");
+    const std::string log = (dir.path() / "redis.log").string();
+    const pid_t ours = srl_test::start_redis_child(
+        {"redis-server", "--bind", "127.0.0.1", "--port", std::to_string(other.port()), "--save",
+         "", "--dir", dir.path().string()},
+        other.port(), log);
     CHECK(ours == -1);
     CHECK(srl_test::redis_process_id(other.port()) == other.pid());
-    CHECK(srl_test::tail_of(dir + "/redis.log").find("Address already in use") !=
-          std::string::npos);
-    std::system(("rm -rf '" + dir + "'").c_str());
+    CHECK(srl_test::tail_of(log).find("Address already in use") != std::string::npos);
 }
