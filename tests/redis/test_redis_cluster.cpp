@@ -4,6 +4,7 @@
 // 127.0.0.1: commands reach each key's owner, a slot moved behind the client's back
 // is followed (MOVED, the map read again), and a slot halfway through a migration is
 // followed for the keys already moved (ASK).
+#include "support/closed_port.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/storage_contract.hpp"
 
@@ -174,10 +175,9 @@ TEST_CASE(
 
 TEST_CASE("a cluster with no reachable seed fails each call with a storage_error",
           "[redis][cluster]") {
-    const int port = srl_test::free_port();
-    sr::cluster_pool pool(
-        quick_options(),
-        sr::parse_redis_cluster_url("redis-cluster://127.0.0.1:" + std::to_string(port)));
+    const srl_test::closed_port closed;
+    sr::cluster_pool pool(quick_options(),
+                          sr::parse_redis_cluster_url("redis-cluster://" + closed.address()));
     CHECK_THROWS_WITH(pool.run(0, [](sr::connection& c) { return c.run(cmd({"PING"})); }),
                       Catch::Contains("no node answered CLUSTER SLOTS"));
     CHECK_THROWS_AS(pool.refresh(), srl::storage_error);

@@ -4,16 +4,25 @@
 // request gets its policy's answer within the timeout, the breaker opens, and
 // service recovers by itself once the server is back. The breaker's open period runs
 // on a manual clock; only the command timeouts are real time. And the test servers'
-// guard against a port another test took first.
+// guard against a port another test took first, and the port held closed for the
+// tests that need nothing listening.
 #include <catch2/catch.hpp>
 
+#include "support/closed_port.hpp"
 #include "support/redis_server.hpp"
 #include "support/temp_dir.hpp"
 
 #include <smart_ratelimit/clock.hpp>
 #include <smart_ratelimit/redis.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <thread>
 
@@ -146,4 +155,37 @@ TEST_CASE("test servers: a redis-server whose port another server holds is not t
     CHECK(ours == -1);
     CHECK(srl_test::redis_process_id(other.port()) == other.pid());
     CHECK(srl_test::tail_of(log).find("Address already in use") != std::string::npos);
+}
+
+TEST_CASE("test servers: a closed port refuses connections and cannot be taken while held",
+          "[redis][support]") {
+    const srl_test::closed_port closed;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(closed.port()));
+    const auto* addr = reinterpret_cast<const sockaddr*>(&a);
+
+    const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(client >= 0);
+    CHECK(::connect(client, addr, sizeof a) == -1);
+    CHECK(errno == ECONNREFUSED);
+    ::close(client);
+
+    // A server's socket sets SO_REUSEADDR; the held one does not, so the bind fails.
+    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(server >= 0);
+    const int on = 1;
+    ::setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    CHECK(::bind(server, addr, sizeof a) == -1);
+    CHECK(errno == EADDRINUSE);
+    ::close(server);
+
+    // And a real server started there exits instead of listening.
+    const srl_test::temp_dir dir("redis-closed-port");
+    const std::string log = (dir.path() / "redis.log").string();
+    CHECK(srl_test::start_redis_child(
+              {"redis-server", "--bind", "127.0.0.1", "--port", std::to_string(closed.port()),
+               "--save", "", "--dir", dir.path().string()},
+              closed.port(), log) == -1);
 }

@@ -5,6 +5,7 @@
 // key, hash-tagged keys, the limiter's multi-rule all-or-nothing, URLs and errors.
 #include <catch2/catch.hpp>
 
+#include "support/closed_port.hpp"
 #include "support/redis_server.hpp"
 #include "support/storage_contract.hpp"
 
@@ -310,9 +311,8 @@ TEST_CASE("redis: URLs are parsed and bad ones are named", "[redis][url]") {
 
 TEST_CASE("redis: an unreachable server is a counted failure answered by the on_error setting",
           "[redis][errors]") {
-    const int port = srl_test::free_port();  // nothing listens there
-    auto o =
-        rds::redis_options_from_url("redis://127.0.0.1:" + std::to_string(port), 500ms, 500ms, 2);
+    const srl_test::closed_port closed;  // nothing listens there
+    auto o = rds::redis_options_from_url("redis://" + closed.address(), 500ms, 500ms, 2);
     const srl::any_algorithm a("fixed_window", srl::rate{3, 1h});
     o.errors = rds::on_error::degrade;
     rds::redis_storage degrading(o);

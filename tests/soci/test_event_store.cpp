@@ -2,6 +2,7 @@
 // The SOCI event store on a real SQLite file and a real PostgreSQL server:
 // database URLs, migrations, round trips, streaming reads, poison rows, store
 // failures reported as `failed`, and cleanup_old's batch boundaries.
+#include "support/closed_port.hpp"
 #include "support/event_store_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -500,8 +501,8 @@ TEST_CASE("a missing table fails the batch without throwing and writing resumes 
 }
 
 TEST_CASE("an unreachable database fails batches without throwing", "[soci][store][failure]") {
-    const int port = free_port();
-    ssoci::event_store pg("postgresql://srl@127.0.0.1:" + std::to_string(port) + "/nothing");
+    const srl_test::closed_port closed;
+    ssoci::event_store pg("postgresql://srl@" + closed.address() + "/nothing");
     std::vector<event> in{at(1), at(2)};
     const auto r = pg.write_batch(in);
     CHECK(r.failed == 2);

@@ -4,6 +4,7 @@
 // an unreachable store (69), and 30 concurrent processes at limit 10 admitting 10.
 #include <catch2/catch.hpp>
 
+#include "support/closed_port.hpp"
 #include "support/redis_server.hpp"
 
 #include <cstdio>
@@ -118,11 +119,11 @@ TEST_CASE("limit rejects bad arguments with exit 64 and names them", "[cli][limi
 }
 
 TEST_CASE("limit exits 69 when the store cannot be reached", "[cli][limit]") {
-    const int port = srl_test::free_port();
-    const auto r = run("--store redis://127.0.0.1:" + std::to_string(port) +
-                       " --rate 3/h --key k --timeout-ms 300");
+    const srl_test::closed_port closed;
+    const auto r =
+        run("--store redis://" + closed.address() + " --rate 3/h --key k --timeout-ms 300");
     CHECK(r.code == 69);
-    CHECK(r.err.find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
+    CHECK(r.err.find(closed.address()) != std::string::npos);
     CHECK(r.out.empty());
 }
 
