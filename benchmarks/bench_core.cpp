@@ -1,6 +1,7 @@
 // benchmarks/bench_core.cpp
-// ns per decision of the core limiter (concurrent_storage with a token bucket; the
-// sharded in_memory_storage with the algorithm chosen at run time under core/sharded/):
+// ns per decision of the core limiter (concurrent_storage<gcra>: the token bucket kept
+// as GCRA; concurrent_storage<token_bucket> under core/token_bucket/; the sharded
+// in_memory_storage with the algorithm chosen at run time under core/sharded/):
 // one hot key, 100k and 1M-key working sets, 1 and 2 threads, with the clock read
 // included or `now` passed in; plus the clock reads and the bare algorithms. Names are
 // stable: scripts/bench-peers.sh picks its rows by them.
@@ -8,7 +9,7 @@
 // Benchmark names (Google Benchmark appends "/threads:N"):
 //   core/clock/{steady,coarse,tsc}                       one clock read
 //   core/algorithm/<name>                                try_acquire on a local state
-//   core/storage/hot_key                                 concurrent_storage::acquire on
+//   core/storage/hot_key[_token_bucket]                  concurrent_storage::acquire on
 //                                                        one key, `now` passed in
 //   core/hot_key/{now_passed,steady_clock,coarse_clock,tsc_clock}  one key, limiter.check (mostly
 //                                                        denied: 1,000,000/s)
@@ -23,6 +24,7 @@
 //   core/memory/keys_1m                                  heap bytes per stored key
 //   core/keys_100k/{now_passed,steady_clock,coarse_clock,tsc_clock}
 //   core/keys_1m/{now_passed,steady_clock,coarse_clock,tsc_clock}
+//   core/token_bucket/<set>/{now_passed,steady_clock}   the same on token_bucket's state
 //   core/sharded/<set>/{now_passed,steady_clock}        the same on in_memory_storage<>
 //   core/hash/{keyed,siphash13}/<bytes>                  one key hash
 //   core/hash_flood/{random,colliding}                   300 keys built to collide under
@@ -58,11 +60,25 @@ using srl_bench::keys;
 using srl_bench::view_key;
 using srl_bench::walk;
 
-// The limiter measured against peers: lock-free decisions on a token bucket. The
-// sharded, mutex-guarded in_memory_storage with the algorithm chosen at run time is
-// measured beside it under core/sharded/.
-using concurrent = srl::concurrent_storage<srl::token_bucket>;
+// The limiter measured against peers: lock-free decisions on a token bucket kept as
+// GCRA (gcra: the token bucket's decisions at this rate, from two words). The same
+// storage on token_bucket's three words is measured beside it under
+// core/token_bucket/, and the sharded, mutex-guarded in_memory_storage with the
+// algorithm chosen at run time under core/sharded/.
+using concurrent = srl::concurrent_storage<srl::gcra>;
+using concurrent_token_bucket = srl::concurrent_storage<srl::token_bucket>;
 using sharded = srl::in_memory_storage<>;
+
+// The rule's algorithm name for a storage: its algorithm's, or the token bucket by
+// name for any_algorithm.
+template <class Storage>
+std::string algorithm_of() {
+    using A = typename Storage::algorithm_type;
+    if constexpr (requires { A::algorithm_name; })
+        return std::string(A::algorithm_name);
+    else
+        return "token_bucket";
+}
 
 template <class Clock, class Storage = concurrent>
 using bench_limiter = srl::limiter<view_key, Storage, srl::null_sink, Clock>;
@@ -77,7 +93,7 @@ std::unique_ptr<bench_limiter<Clock, Storage>> make_limiter(std::size_t max_keys
     o.max_keys = max_keys;
     o.shards = 64;
     return std::make_unique<bench_limiter<Clock, Storage>>(
-        view_key{}, std::vector<srl::rule_config>{{"", rate, "token_bucket"}},
+        view_key{}, std::vector<srl::rule_config>{{"", rate, algorithm_of<Storage>()}},
         srl::limiter_options{}, Storage(o));
 }
 
@@ -274,18 +290,19 @@ void bm_algorithm(benchmark::State& state) {
 
 // The storage alone on one key, `now` passed in (1,000,000/s, mostly denied): what the
 // limiter's hot_key/now_passed row costs without the limiter's own work around it.
+template <class Algorithm>
 void bm_storage_hot_key(benchmark::State& state) {
     srl::in_memory_options o;
     o.shards = 64;
-    concurrent storage(o);
-    const srl::token_bucket tb(srl::parse_rate(bench_rate));
+    srl::concurrent_storage<Algorithm> storage(o);
+    const Algorithm alg(srl::parse_rate(bench_rate));
     const std::string key = keys(1).front();
     std::chrono::nanoseconds now = std::chrono::seconds(1000);
-    (void)storage.acquire(key, tb, now, tb.limit());  // the burst spent, as the limiter rows'
+    (void)storage.acquire(key, alg, now, alg.limit());  // the burst spent, as the limiter rows'
     std::uint64_t allowed = 0;
     for (auto _ : state) {
         now += std::chrono::nanoseconds(50);
-        const srl::outcome out = storage.acquire(key, tb, now, 1);
+        const srl::outcome out = storage.acquire(key, alg, now, 1);
         allowed += out.allowed ? 1 : 0;
         benchmark::DoNotOptimize(out);
     }
@@ -371,7 +388,7 @@ void bm_hash_flood(benchmark::State& state, bool colliding) {
     static const std::vector<std::string> random = flood_keys(300, false);
     static const std::vector<std::string> evil = flood_keys(300, true);
     const std::vector<std::string>& keys = colliding ? evil : random;
-    concurrent storage;
+    concurrent_token_bucket storage;
     const srl::token_bucket tb(srl::parse_rate(bench_rate));
     std::chrono::nanoseconds now = std::chrono::seconds(1000);
     for (const auto& k : keys) (void)storage.acquire(k, tb, now, 1);
@@ -385,6 +402,12 @@ void bm_hash_flood(benchmark::State& state, bool colliding) {
     state.counters["longest_probe"] = static_cast<double>(storage.stats().longest_probe);
 }
 
+// Registers a limiter row, run on 1 and 2 threads and timed by the wall clock.
+template <class Fn>
+void add(const std::string& name, Fn fn) {
+    benchmark::RegisterBenchmark(name.c_str(), fn)->Threads(1)->Threads(2)->UseRealTime();
+}
+
 void register_all() {
     benchmark::RegisterBenchmark("core/clock/steady", bm_clock<srl::steady_clock>);
     benchmark::RegisterBenchmark("core/clock/coarse", bm_clock<srl::coarse_steady_clock>);
@@ -396,7 +419,10 @@ void register_all() {
                                  bm_algorithm<srl::sliding_window_approx>);
     benchmark::RegisterBenchmark("core/algorithm/token_bucket", bm_algorithm<srl::token_bucket>);
     benchmark::RegisterBenchmark("core/algorithm/leaky_bucket", bm_algorithm<srl::leaky_bucket>);
-    benchmark::RegisterBenchmark("core/storage/hot_key", bm_storage_hot_key);
+    benchmark::RegisterBenchmark("core/algorithm/gcra", bm_algorithm<srl::gcra>);
+    benchmark::RegisterBenchmark("core/storage/hot_key", bm_storage_hot_key<srl::gcra>);
+    benchmark::RegisterBenchmark("core/storage/hot_key_token_bucket",
+                                 bm_storage_hot_key<srl::token_bucket>);
     for (const std::size_t n : {16, 48, 184}) {
         const std::string sz = std::to_string(n);
         benchmark::RegisterBenchmark(("core/hash/keyed/" + sz).c_str(),
@@ -421,53 +447,32 @@ void register_all() {
         const char* r = s.rate;
         const std::string base = std::string("core/") + s.name + "/";
         const std::string sharded_base = std::string("core/sharded/") + s.name + "/";
-        benchmark::RegisterBenchmark((base + "now_passed").c_str(),
-                                     [n, r](benchmark::State& st) {
-                                         run_limiter<srl::steady_clock>(st, n,
-                                                                        clock_mode::now_passed, r);
-                                     })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark((base + "steady_clock").c_str(),
-                                     [n, r](benchmark::State& st) {
-                                         run_limiter<srl::steady_clock>(st, n, clock_mode::clocked,
-                                                                        r);
-                                     })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark((base + "coarse_clock").c_str(),
-                                     [n, r](benchmark::State& st) {
-                                         run_limiter<srl::coarse_steady_clock>(
-                                             st, n, clock_mode::clocked, r);
-                                     })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark((base + "tsc_clock").c_str(),
-                                     [n, r](benchmark::State& st) {
-                                         run_limiter<srl::tsc_clock>(st, n, clock_mode::clocked, r);
-                                     })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark((sharded_base + "now_passed").c_str(),
-                                     [n, r](benchmark::State& st) {
-                                         run_limiter<srl::steady_clock, sharded>(
-                                             st, n, clock_mode::now_passed, r);
-                                     })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark((sharded_base + "steady_clock").c_str(),
-                                     [n, r](benchmark::State& st) {
-                                         run_limiter<srl::steady_clock, sharded>(
-                                             st, n, clock_mode::clocked, r);
-                                     })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
+        const std::string token_bucket_base = std::string("core/token_bucket/") + s.name + "/";
+        using tb = concurrent_token_bucket;
+        add(base + "now_passed", [n, r](benchmark::State& st) {
+            run_limiter<srl::steady_clock>(st, n, clock_mode::now_passed, r);
+        });
+        add(base + "steady_clock", [n, r](benchmark::State& st) {
+            run_limiter<srl::steady_clock>(st, n, clock_mode::clocked, r);
+        });
+        add(base + "coarse_clock", [n, r](benchmark::State& st) {
+            run_limiter<srl::coarse_steady_clock>(st, n, clock_mode::clocked, r);
+        });
+        add(base + "tsc_clock", [n, r](benchmark::State& st) {
+            run_limiter<srl::tsc_clock>(st, n, clock_mode::clocked, r);
+        });
+        add(token_bucket_base + "now_passed", [n, r](benchmark::State& st) {
+            run_limiter<srl::steady_clock, tb>(st, n, clock_mode::now_passed, r);
+        });
+        add(token_bucket_base + "steady_clock", [n, r](benchmark::State& st) {
+            run_limiter<srl::steady_clock, tb>(st, n, clock_mode::clocked, r);
+        });
+        add(sharded_base + "now_passed", [n, r](benchmark::State& st) {
+            run_limiter<srl::steady_clock, sharded>(st, n, clock_mode::now_passed, r);
+        });
+        add(sharded_base + "steady_clock", [n, r](benchmark::State& st) {
+            run_limiter<srl::steady_clock, sharded>(st, n, clock_mode::clocked, r);
+        });
     }
     benchmark::RegisterBenchmark("core/floor/steady_clock", bm_floor<srl::steady_clock>)
         ->Threads(1)

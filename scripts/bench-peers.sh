@@ -5,7 +5,7 @@
 # share for ours with each clock, the floor and each peer), then every goal of issue 17
 # with its ratio from this one run, the floor's ratio beside it, and whether it is met.
 # --json FILE keeps one line per measurement: peer (ours, ours_coarse, ours_tsc,
-# ours_passed, floor, floor_coarse, floor_tsc, go, go_passed, guava), case (single_key,
+# ours_passed, ours_tb, floor, floor_coarse, floor_tsc, go, go_passed, guava), case (single_key,
 # single_key_allow, keys_100k, memory_1m), threads, ns_per_op, allowed_share, round.
 # Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
 # the best round counts, which damps noise from other work on the machine; beside
@@ -62,7 +62,7 @@ javac -d "$peers/java" -cp "$guava_jar" benchmarks/peers/java/GuavaPeer.java
 # read and one CAS on a preallocated slot; among 100k keys, the key read first, each
 # key's slot in its own line, and each decision waiting for the one before) and the
 # heap bytes per key at 1M keys.
-ours_filter='^core/((hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|floor(_100k)?/|memory/)'
+ours_filter='^core/((hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|token_bucket/(hot_key|hot_key_allow|keys_100k)/steady_clock|floor(_100k)?/|memory/)'
 
 # A peer's output lines, with the admitted share and the round added.
 peer_lines='
@@ -103,7 +103,11 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
                           "round": int(sys.argv[2])}))
         continue
     unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
-    peer = ("floor" if parts[1].startswith("floor") else "ours") + clocks[parts[2]]
+    if parts[1] == "token_bucket":  # core/token_bucket/<set>/<clock>: the same limiter on
+        parts = parts[1:]           # token_bucket's three words instead of gcra's two
+        peer = "ours_tb" + clocks[parts[2]]
+    else:
+        peer = ("floor" if parts[1].startswith("floor") else "ours") + clocks[parts[2]]
     print(json.dumps({"peer": peer, "case": cases[parts[1]], "threads": threads,
                       "ns_per_op": b["real_time"] * unit, "name": name,
                       "allowed_share": b.get("allowed_ratio"), "round": int(sys.argv[2])}))
@@ -143,7 +147,7 @@ def share(case, threads, peer):
 fmt = lambda v: f"{v:8.1f}" if v is not None else f"{'-':>8}"
 pct = lambda v: f"{100 * v:4.0f}%" if v is not None else f"{'-':>5}"
 cols = [("ours", "ours"), ("coarse", "ours_coarse"), ("tsc", "ours_tsc"),
-        ("passed", "ours_passed"), ("floor", "floor"), ("floor/c", "floor_coarse"),
+        ("passed", "ours_passed"), ("tb", "ours_tb"), ("floor", "floor"), ("floor/c", "floor_coarse"),
         ("floor/t", "floor_tsc"), ("Go", "go"),
         ("Go pass", "go_passed"), ("Guava", "guava")]
 print()
@@ -228,7 +232,9 @@ print("median over the rounds of the same ratio taken within one round; 'floor' 
 print("ratio with the floor in place of ours. 'met': both the ratio and the median meet")
 print("the goal ('best only': the ratio does, the median does not).")
 print("Peers get a prebuilt read-only map (no insertion, no eviction, no lock on the map);")
-print("ours runs the full limiter: key formatting, keyed sharded bounded storage, decision.")
+print("ours runs the full limiter: key formatting, keyed sharded bounded storage, decision,")
+print("on concurrent_storage<gcra> (the token bucket kept as GCRA, two words a key); 'tb'")
+print("is the same limiter on concurrent_storage<token_bucket> (three words), steady clock.")
 # /proc/stat's cpu line: user nice system idle iowait irq softirq steal (ticks); this
 # script's stat after the comm: field 14 and 15 of it are its waited-for children's
 # user and system time (the benchmarks and peers).

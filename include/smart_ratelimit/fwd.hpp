@@ -28,6 +28,7 @@ class sliding_window;
 class sliding_window_approx;
 class token_bucket;
 class leaky_bucket;
+class gcra;
 class any_algorithm;
 
 struct null_mutex;

@@ -18,6 +18,7 @@
 #include <smart_ratelimit/algorithms/sliding_window_approx.hpp>
 #include <smart_ratelimit/algorithms/token_bucket.hpp>
 #include <smart_ratelimit/algorithms/leaky_bucket.hpp>
+#include <smart_ratelimit/algorithms/gcra.hpp>
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
 #include <smart_ratelimit/storage/concurrent_storage.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>

@@ -1,12 +1,14 @@
 // tests/algorithms/test_algorithms.cpp
 // The behaviour specific to each algorithm, on its state directly: window edges,
-// refill rates, the approximate estimate, GCRA spacing, and any_algorithm's names.
+// refill rates, the approximate estimate, GCRA spacing (leaky_bucket, and gcra against
+// the token bucket), and any_algorithm's names.
 // What every algorithm must do over every storage is the storage contract
 // (support/storage_contract.hpp), run over the in-memory storage in
 // test_storage_contract.cpp.
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
+#include <smart_ratelimit/algorithms/gcra.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -208,6 +210,157 @@ TEST_CASE("token bucket agrees with its plain arithmetic on random decisions", "
     }
 }
 
+TEST_CASE("gcra decides as the token bucket on every random decision", "[algorithm][gcra]") {
+    // Whole ns per unit, and intervals of 1 ms or more that are not (rounded up: the
+    // token bucket of the rounded rate), under the same steps as the test above, with
+    // releases among them.
+    const srl::rate rates[] = {{1'000'000, 1s},
+                               {2, 1s},
+                               {5, 1min},
+                               {1'000'000'000, 1s},
+                               {1000, 1h},
+                               {3, 1s},
+                               {7, 1s},
+                               {1, 365 * 24h},
+                               {999, 1s},
+                               {10, 1ms},
+                               {1'000'000'000, 365 * 24h}};
+    std::mt19937_64 rng(20261206);
+    for (const srl::rate r : rates) {
+        CAPTURE(r.limit, r.period.count());
+        const srl::gcra g(r);
+        const srl::token_bucket tb(srl::rate{r.limit, g.interval() * r.limit});
+        CHECK(g.interval().count() * static_cast<std::int64_t>(r.limit) - r.period.count() <
+              static_cast<std::int64_t>(r.limit));
+        const auto interval = g.interval().count();
+        srl::gcra::state_type s;
+        srl::token_bucket::state_type ts;
+        std::int64_t now = t0.count();
+        for (int i = 0; i < 20000; ++i) {
+            switch (rng() % 16) {
+                case 0:  // a clock read that lost a race (within reorder_window)
+                    now -= static_cast<std::int64_t>(rng() % 1'000'001);
+                    break;
+                case 1:  // a step back, mostly longer than reorder_window
+                    now -= static_cast<std::int64_t>(rng() % 5'000'000'000);
+                    break;
+                case 2:  // a period or more: a full bucket
+                    now += r.period.count() + static_cast<std::int64_t>(rng() % 1000);
+                    break;
+                default:
+                    now += static_cast<std::int64_t>(rng() %
+                                                     (2 * static_cast<std::uint64_t>(interval)));
+                    break;
+            }
+            if (now > INT64_MAX / 4) now = t0.count();
+            const std::uint64_t cost = rng() % 64 == 0 ? r.limit + 1 : 1 + rng() % 3;
+            CAPTURE(i, now, cost);
+            if (rng() % 16 == 0) {
+                g.release(s, nanoseconds(now), cost);
+                tb.release(ts, nanoseconds(now), cost);
+                continue;
+            }
+            const srl::gcra::state_type before = s;
+            const srl::outcome got = g.try_acquire(s, nanoseconds(now), cost);
+            REQUIRE(got == tb.try_acquire(ts, nanoseconds(now), cost));
+            REQUIRE(got == g.peek(before, nanoseconds(now), cost));
+            if (!got.allowed && s.last == before.last) {  // a denial writes only a rebase
+                REQUIRE(s.tat == before.tat);
+            }
+            REQUIRE(s.last == ts.last);
+        }
+    }
+    static_assert(std::is_trivially_copyable_v<srl::gcra::state_type>);
+    static_assert(sizeof(srl::gcra::state_type) == 16);
+}
+
+TEST_CASE("gcra refuses rates it would distort, and names the algorithm that takes them",
+          "[algorithm][gcra]") {
+    CHECK(srl::gcra(srl::rate{1'000'000, 1s}).interval() == 1000ns);
+    CHECK(srl::gcra(srl::rate{3, 1s}).interval() == 333'333'334ns);
+    CHECK(srl::gcra(srl::rate{1000, 1s}).interval() == 1ms);
+    CHECK(srl::gcra(srl::rate{1'000'000'000, 1s}).interval() == 1ns);
+    CHECK_THROWS_WITH(
+        srl::gcra(srl::rate{3'000'000, 1s}),
+        Catch::Contains("3000000 per 1000000000 ns") && Catch::Contains("use token_bucket"));
+    CHECK_THROWS_AS(srl::gcra(srl::rate{1001, 1s}), srl::config_error);  // 999000.999 ns
+    CHECK_THROWS_AS(srl::gcra(srl::rate{0, 1s}), srl::config_error);
+    CHECK_THROWS_AS(srl::gcra(srl::rate{1, 0s}), srl::config_error);
+    CHECK_THROWS_AS(srl::gcra(srl::rate{1, 366 * 24h}), srl::config_error);
+}
+
+TEST_CASE("gcra: clock steps, reordered reads and the ends of time", "[algorithm][gcra]") {
+    const srl::gcra a(srl::rate{2, 1s});  // one unit every 500 ms
+    srl::gcra::state_type s;
+    REQUIRE(a.try_acquire(s, t0, 1).allowed);
+    REQUIRE(a.try_acquire(s, t0 + 100ms, 1).allowed);
+    CHECK(s.last == (t0 + 100ms).count());
+    CHECK(s.tat == (t0 + 1s).count());
+    // 300 us behind the latest write: decided at that write's time, waits from there.
+    const auto late = a.try_acquire(s, t0 + 100ms - 300us, 1);
+    CHECK_FALSE(late.allowed);
+    CHECK(late.retry_after == 400ms + 300us);
+    CHECK(late.reset_after == 900ms + 300us);
+    CHECK(s.tat == (t0 + 1s).count());
+    // The window's edge: exactly reorder_window behind is still a race; 1 ns more is a
+    // step of the clock, which moves the state.
+    srl::gcra::state_type edge = s;
+    CHECK(a.try_acquire(edge, t0 + 100ms - 1ms, 1).retry_after == 401ms);
+    CHECK(edge.last == s.last);
+    CHECK(a.try_acquire(edge, t0 + 100ms - 1ms - 1ns, 1).retry_after == 400ms);
+    CHECK(edge.last == (t0 + 99ms - 1ns).count());
+    // A step back of a minute: the bucket keeps its level (nothing refilled, nothing
+    // drained) and the state moves with the clock.
+    const auto back = a.try_acquire(s, t0 - 1min, 1);
+    CHECK_FALSE(back.allowed);
+    CHECK(back.retry_after == 400ms);
+    CHECK(back.count == 2);
+    CHECK(s.last == (t0 - 1min).count());
+    CHECK(s.tat == (t0 - 1min + 900ms).count());
+    // More than the capacity never passes, and is never retryable.
+    const auto huge = a.try_acquire(s, t0, 3);
+    CHECK_FALSE(huge.allowed);
+    CHECK_FALSE(huge.retryable);
+    CHECK(huge.retry_after == srl::never);
+    // At the end of representable time nothing overflows: the last admissions pass,
+    // then nothing does, and the waits saturate.
+    srl::gcra::state_type end;
+    const nanoseconds last(INT64_MAX - 600'000'000);
+    CHECK(a.try_acquire(end, last, 1).allowed);
+    const auto at_end = a.try_acquire(end, last, 2);
+    CHECK_FALSE(at_end.allowed);
+    CHECK(at_end.retry_after > 0ns);
+    CHECK(at_end.count == 1);
+    // And at its start.
+    srl::gcra::state_type start;
+    CHECK(a.try_acquire(start, nanoseconds(INT64_MIN + 1), 2).allowed);
+    CHECK_FALSE(a.try_acquire(start, nanoseconds(INT64_MIN + 1), 1).allowed);
+    CHECK(a.try_acquire(start, nanoseconds(INT64_MAX - 1'000'000'000), 2).allowed);
+    CHECK_FALSE(a.try_acquire(start, nanoseconds(INT64_MAX), 1).allowed);  // tat would pass it
+}
+
+TEST_CASE("division by a constant as a multiplication is exact", "[algorithm][gcra]") {
+    std::mt19937_64 rng(56);
+    for (const std::uint64_t d :
+         {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{3}, std::uint64_t{7},
+          std::uint64_t{1000}, std::uint64_t{333'333'334}, std::uint64_t{1'000'000'007},
+          (std::uint64_t{1} << 32) + 1, (std::uint64_t{1} << 55) - 1, ~std::uint64_t{0}}) {
+        const srl::detail::invariant_divisor div(d);
+        CAPTURE(d);
+        for (int i = 0; i < 20000; ++i) {
+            const int bits = static_cast<int>(rng() % 57);  // up to 2^56 - 1
+            const std::uint64_t n = bits == 0 ? 0 : rng() >> (64 - bits);
+            REQUIRE(div.divide(n) == n / d);
+        }
+        for (const std::uint64_t n :
+             {std::uint64_t{0}, d - 1, d, d + 1, (std::uint64_t{1} << 56) - 1,
+              std::uint64_t{1} << 56, ~std::uint64_t{0}}) {
+            CAPTURE(n);
+            REQUIRE(div.divide(n) == n / d);
+        }
+    }
+}
+
 TEST_CASE("leaky bucket (GCRA) spaces requests at period / limit after a burst", "[algorithm]") {
     const srl::leaky_bucket a(srl::rate{4, 1s});
     srl::leaky_bucket::state_type s;
@@ -289,7 +442,7 @@ TEST_CASE("any_algorithm selects by name and rejects unknown names", "[algorithm
 // rather than wrapping `limit - count` around to a huge number of units left.
 TEMPLATE_TEST_CASE("a state already over a lowered limit is denied", "[algorithm]",
                    srl::fixed_window, srl::sliding_window, srl::sliding_window_approx,
-                   srl::token_bucket, srl::leaky_bucket) {
+                   srl::token_bucket, srl::leaky_bucket, srl::gcra) {
     const TestType high(srl::rate{10, 10s});
     const TestType low(srl::rate{4, 10s});
     typename TestType::state_type s;

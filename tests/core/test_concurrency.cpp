@@ -130,7 +130,7 @@ std::unique_ptr<concurrent_limiter<Algorithm>> concurrent_on(std::vector<srl::ru
 
 TEMPLATE_TEST_CASE("concurrent_storage: eight threads on one key admit exactly the limit",
                    "[limiter][concurrency]", srl::fixed_window, srl::sliding_window,
-                   srl::sliding_window_approx, srl::token_bucket, srl::leaky_bucket,
+                   srl::sliding_window_approx, srl::token_bucket, srl::leaky_bucket, srl::gcra,
                    srl::any_algorithm) {
     SECTION("one rule, the clock frozen") {
         auto lim = concurrent_on<TestType>({{"", "1000/h", "token_bucket"}});

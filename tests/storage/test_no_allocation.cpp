@@ -103,4 +103,5 @@ TEST_CASE("decisions on stored keys of concurrent_storage allocate nothing", "[s
     run(srl::sliding_window_approx(srl::rate{1, std::chrono::seconds(1)}));
     run(srl::token_bucket(srl::rate{1, std::chrono::seconds(1)}));
     run(srl::leaky_bucket(srl::rate{1, std::chrono::seconds(1)}));
+    run(srl::gcra(srl::rate{1, std::chrono::seconds(1)}));
 }

@@ -1,13 +1,15 @@
 // tests/storage/test_storage_contract.cpp
 // The storage contract (support/storage_contract.hpp) over both in-memory storages
 // (in_memory_storage and concurrent_storage): every algorithm, as a static type and
-// through any_algorithm, with std::mutex and with null_mutex; the manual-clock cases
-// too, since these storages decide on the `now` they are given. What only one of them
+// through any_algorithm (and gcra, which only these storages run), with std::mutex
+// and with null_mutex; the manual-clock cases too, since these storages decide on the
+// `now` they are given. What only one of them
 // does is in test_storage.cpp and test_concurrent_storage.cpp.
 #include <catch2/catch.hpp>
 
 #include "support/storage_contract.hpp"
 
+#include <smart_ratelimit/algorithms/gcra.hpp>
 #include <smart_ratelimit/storage/concurrent_storage.hpp>
 #include <smart_ratelimit/storage/in_memory_storage.hpp>
 
@@ -42,13 +44,16 @@ using sharded = srl::in_memory_storage<A, M>;
 template <class A, class M>
 using concurrent = srl::concurrent_storage<A, M>;
 
+// Every algorithm of the contract, and gcra, which runs only in process.
+using in_process_combos = decltype(std::tuple_cat(contract::all_combos{},
+                                                  std::tuple<contract::static_combo<srl::gcra>>{}));
+
 // Both in-memory storages, with a real mutex (threads may insert at once) and without.
-using locked_combos =
-    decltype(std::tuple_cat(over<sharded, std::mutex>(contract::all_combos{}),
-                            over<concurrent, std::mutex>(contract::all_combos{})));
+using locked_combos = decltype(std::tuple_cat(over<sharded, std::mutex>(in_process_combos{}),
+                                              over<concurrent, std::mutex>(in_process_combos{})));
 using all_combos =
-    decltype(std::tuple_cat(locked_combos{}, over<sharded, srl::null_mutex>(contract::all_combos{}),
-                            over<concurrent, srl::null_mutex>(contract::all_combos{})));
+    decltype(std::tuple_cat(locked_combos{}, over<sharded, srl::null_mutex>(in_process_combos{}),
+                            over<concurrent, srl::null_mutex>(in_process_combos{})));
 
 }  // namespace
 
