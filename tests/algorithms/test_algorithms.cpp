@@ -339,28 +339,6 @@ TEST_CASE("gcra: clock steps, reordered reads and the ends of time", "[algorithm
     CHECK_FALSE(a.try_acquire(start, nanoseconds(INT64_MAX), 1).allowed);  // tat would pass it
 }
 
-TEST_CASE("division by a constant as a multiplication is exact", "[algorithm][gcra]") {
-    std::mt19937_64 rng(56);
-    for (const std::uint64_t d :
-         {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{3}, std::uint64_t{7},
-          std::uint64_t{1000}, std::uint64_t{333'333'334}, std::uint64_t{1'000'000'007},
-          (std::uint64_t{1} << 32) + 1, (std::uint64_t{1} << 55) - 1, ~std::uint64_t{0}}) {
-        const srl::detail::invariant_divisor div(d);
-        CAPTURE(d);
-        for (int i = 0; i < 20000; ++i) {
-            const int bits = static_cast<int>(rng() % 57);  // up to 2^56 - 1
-            const std::uint64_t n = bits == 0 ? 0 : rng() >> (64 - bits);
-            REQUIRE(div.divide(n) == n / d);
-        }
-        for (const std::uint64_t n :
-             {std::uint64_t{0}, d - 1, d, d + 1, (std::uint64_t{1} << 56) - 1,
-              std::uint64_t{1} << 56, ~std::uint64_t{0}}) {
-            CAPTURE(n);
-            REQUIRE(div.divide(n) == n / d);
-        }
-    }
-}
-
 TEST_CASE("leaky bucket (GCRA) spaces requests at period / limit after a burst", "[algorithm]") {
     const srl::leaky_bucket a(srl::rate{4, 1s});
     srl::leaky_bucket::state_type s;

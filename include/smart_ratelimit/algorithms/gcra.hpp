@@ -2,10 +2,9 @@
 // gcra: the token bucket's decisions from two words of state, for the in-process hot
 // path (concurrent_storage<gcra>). The bucket is kept as the time it will be full
 // again (GCRA's theoretical arrival time, "tat") instead of a count of tokens, so a
-// decision is a comparison and an addition: no refill to compute, and no division
-// (the count it reports divides by a constant, as a multiplication). Clock steps
-// back, costs over the capacity and times at the ends of their range take a slower
-// path out of line.
+// decision is a comparison and an addition (and a division for the count it reports),
+// with no refill to compute. Clock steps back, costs over the capacity and times at
+// the ends of their range take a slower path out of line.
 #pragma once
 
 #include <smart_ratelimit/algorithms/token_bucket.hpp>
@@ -38,9 +37,9 @@ namespace smart_ratelimit {
 /// (`concurrent_storage<gcra>`), where it is the fastest token bucket.
 ///
 /// A backwards clock step refills nothing and drains nothing (tat moves with the
-/// clock); a `now` at most reorder_window behind the latest admission's is a clock
-/// read that lost a race with another thread's: it is decided at that admission's
-/// time and its waits count from there. A denial writes nothing (but a rebase).
+/// clock); a `now` at most reorder_window behind the latest write's is a clock read
+/// that lost a race with another thread's: it is decided at that write's time and its
+/// waits count from there. A denial writes nothing (but a rebase).
 /// Thread safety: immutable; the caller serializes access to a state.
 class gcra {
 public:
@@ -60,8 +59,7 @@ public:
     explicit gcra(rate r)
         : rate_(r),
           interval_(interval_of(r)),
-          tau_(interval_ * static_cast<std::int64_t>(r.limit)),
-          per_interval_(static_cast<std::uint64_t>(interval_)) {}
+          tau_(interval_ * static_cast<std::int64_t>(r.limit)) {}
 
     std::uint64_t limit() const noexcept { return rate_.limit; }
     std::chrono::nanoseconds period() const noexcept { return rate_.period; }
@@ -104,9 +102,9 @@ public:
 
     void release(state_type& s, std::chrono::nanoseconds now, std::uint64_t cost) const noexcept {
         const moment at = align(s, now.count());
-        const std::uint64_t units = cost < rate_.limit ? cost : rate_.limit;
+        const std::uint64_t given = cost < rate_.limit ? cost : rate_.limit;
         const detail::int128 back =
-            static_cast<detail::int128>(s.tat) - static_cast<std::int64_t>(units) * interval_;
+            static_cast<detail::int128>(s.tat) - static_cast<std::int64_t>(given) * interval_;
         s.tat = back > at.time ? static_cast<std::int64_t>(back) : at.time;
         s.last = at.time;  // as a write at that time (token_bucket's refill moves it too)
     }
@@ -191,7 +189,10 @@ private:
 
     // ceil(ns / interval) for 0 <= ns.
     std::uint64_t units(std::int64_t ns) const noexcept {
-        return ns == 0 ? 0 : per_interval_.divide(static_cast<std::uint64_t>(ns) - 1) + 1;
+        return ns == 0
+                   ? 0
+                   : (static_cast<std::uint64_t>(ns) - 1) / static_cast<std::uint64_t>(interval_) +
+                         1;
     }
 
     static std::chrono::nanoseconds add_lag(detail::int128 ns, std::int64_t lag) noexcept {
@@ -201,7 +202,6 @@ private:
     rate rate_;
     std::int64_t interval_;
     std::int64_t tau_;  // limit * interval: how far ahead tat may be
-    detail::invariant_divisor per_interval_;
 };
 
 }  // namespace smart_ratelimit

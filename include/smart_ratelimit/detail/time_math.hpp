@@ -1,13 +1,11 @@
 // smart_ratelimit/detail/time_math.hpp
-// Overflow-free helpers for the algorithms: window alignment, 128-bit products,
-// ceiling division, and division by a constant as a multiplication. Limits are at
-// most 10^9 and periods at most 365 days, so every product of a count and a period
-// fits in 128 bits.
+// Overflow-free helpers for the algorithms: window alignment, 128-bit products and
+// ceiling division. Limits are at most 10^9 and periods at most 365 days, so every
+// product of a count and a period fits in 128 bits.
 #pragma once
 
 #include <smart_ratelimit/detail/hash.hpp>
 
-#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -51,37 +49,6 @@ inline quot_rem divmod(uint128 a, std::uint64_t b) noexcept {
     return {a / b, static_cast<std::uint64_t>(a % b)};
 }
 inline uint128 div(uint128 a, std::uint64_t b) noexcept { return divmod(a, b).quot; }
-
-/// Floor division by a divisor fixed at construction, as one multiplication and a
-/// shift (a 64-bit division instruction costs 25 to 90 cycles). Exact for every
-/// numerator below 2^56 (more than two years in ns); larger ones take the division.
-/// With 2^(l-1) < d <= 2^l and m = ceil(2^(56+l) / d), m*d exceeds 2^(56+l) by less
-/// than 2^l, so floor(n*m / 2^(56+l)) = floor(n / d) for every n < 2^56 (Granlund and
-/// Montgomery, "Division by invariant integers using multiplication", theorem 4.2).
-class invariant_divisor {
-public:
-    static constexpr unsigned exact_bits = 56;
-
-    /// `d` >= 1 (0 is taken as 1).
-    explicit invariant_divisor(std::uint64_t d) noexcept
-        : d_(d == 0 ? 1 : d),
-          shift_(exact_bits + static_cast<unsigned>(std::bit_width(d_ - 1))),
-          m_(static_cast<std::uint64_t>(((uint128{1} << shift_) + d_ - 1) / d_)) {}
-
-    std::uint64_t divisor() const noexcept { return d_; }
-
-    /// floor(n / divisor())
-    std::uint64_t divide(std::uint64_t n) const noexcept {
-        if (n >> exact_bits) [[unlikely]]
-            return n / d_;
-        return static_cast<std::uint64_t>((static_cast<uint128>(n) * m_) >> shift_);
-    }
-
-private:
-    std::uint64_t d_;
-    unsigned shift_;
-    std::uint64_t m_;
-};
 
 /// ceil(a / b) for b > 0.
 inline uint128 ceil_div(uint128 a, std::uint64_t b) noexcept {
