@@ -83,6 +83,13 @@ TEST_CASE(
     CHECK_FALSE(late.allowed);
     CHECK(late.retry_after == 400ms + 300us);
     CHECK(at(s) == at(before));
+    // The window's edge: exactly reorder_window behind is still a race; 1 ns more is a
+    // clock step, which rebases the state's time.
+    srl::token_bucket::state_type edge = s;
+    CHECK(a.try_acquire(edge, t0 + 100ms - 1ms, 1).retry_after == 401ms);
+    CHECK(at(edge) == at(before));
+    CHECK_FALSE(a.try_acquire(edge, t0 + 100ms - 1ms - 1ns, 1).allowed);
+    CHECK(at(edge) == (t0 + 99ms - 1ns).count());
     // From the state's time (t0 + 100 ms, with 100 ms of refill carried): exactly one
     // token by t0 + 500 ms, not a second one for the late read's 300 us.
     CHECK(a.try_acquire(s, t0 + 500ms, 1).allowed);
@@ -165,6 +172,29 @@ struct token_model {
     }
 };
 
+// The next clock reading of a random decision sequence: mostly steps of up to two
+// intervals (crossing and missing unit boundaries), and now and then a read that lost a
+// race (back by up to reorder_window, its edge included), a longer step back, or a jump
+// of a period or more. Wraps to t0 before the year-long rates run off the int64 range.
+std::int64_t next_now(std::mt19937_64& rng, std::int64_t now, nanoseconds period,
+                      std::int64_t interval) {
+    switch (rng() % 16) {
+        case 0:  // a read that lost a race: back by reorder_window at most
+            now -= static_cast<std::int64_t>(rng() % 1'000'001);
+            break;
+        case 1:  // a step back, mostly longer than reorder_window
+            now -= static_cast<std::int64_t>(rng() % 5'000'000'000);
+            break;
+        case 2:  // a period or more: a full bucket
+            now += period.count() + static_cast<std::int64_t>(rng() % 1000);
+            break;
+        default:
+            now += static_cast<std::int64_t>(rng() % (2 * static_cast<std::uint64_t>(interval)));
+            break;
+    }
+    return now > INT64_MAX / 4 ? t0.count() : now;
+}
+
 }  // namespace
 
 TEST_CASE("token bucket agrees with its plain arithmetic on random decisions", "[algorithm]") {
@@ -183,21 +213,7 @@ TEST_CASE("token bucket agrees with its plain arithmetic on random decisions", "
         srl::token_bucket::state_type s, ms;
         std::int64_t now = t0.count();
         for (int i = 0; i < 20000; ++i) {
-            switch (rng() % 16) {
-                case 0:  // a clock read that lost a race (within reorder_window)
-                    now -= static_cast<std::int64_t>(rng() % 1'000'000);
-                    break;
-                case 1:  // a step back, mostly longer than reorder_window
-                    now -= static_cast<std::int64_t>(rng() % 5'000'000'000);
-                    break;
-                case 2:  // a period or more: a full bucket
-                    now += r.period.count() + static_cast<std::int64_t>(rng() % 1000);
-                    break;
-                default:
-                    now += static_cast<std::int64_t>(rng() % (2 * interval));
-                    break;
-            }
-            if (now > INT64_MAX / 4) now = t0.count();  // the year-long rates run far
+            now = next_now(rng, now, r.period, interval);
             const std::uint64_t cost = rng() % 64 == 0 ? r.limit + 1 : 1 + rng() % 3;
             CAPTURE(i, now, cost);
             const srl::outcome got = a.try_acquire(s, nanoseconds(now), cost);
@@ -237,22 +253,7 @@ TEST_CASE("gcra decides as the token bucket on every random decision", "[algorit
         srl::token_bucket::state_type ts;
         std::int64_t now = t0.count();
         for (int i = 0; i < 20000; ++i) {
-            switch (rng() % 16) {
-                case 0:  // a clock read that lost a race (within reorder_window)
-                    now -= static_cast<std::int64_t>(rng() % 1'000'001);
-                    break;
-                case 1:  // a step back, mostly longer than reorder_window
-                    now -= static_cast<std::int64_t>(rng() % 5'000'000'000);
-                    break;
-                case 2:  // a period or more: a full bucket
-                    now += r.period.count() + static_cast<std::int64_t>(rng() % 1000);
-                    break;
-                default:
-                    now += static_cast<std::int64_t>(rng() %
-                                                     (2 * static_cast<std::uint64_t>(interval)));
-                    break;
-            }
-            if (now > INT64_MAX / 4) now = t0.count();
+            now = next_now(rng, now, r.period, interval);
             const std::uint64_t cost = rng() % 64 == 0 ? r.limit + 1 : 1 + rng() % 3;
             CAPTURE(i, now, cost);
             if (rng() % 16 == 0) {
