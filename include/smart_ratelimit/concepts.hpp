@@ -55,6 +55,7 @@ event_time wall_now_coarse(const C& c) noexcept {
 /// | `a.try_acquire(s, now, cost)`  | `outcome`         | decides and, when allowed, consumes `cost` units |
 /// | `a.peek(cs, now, cost)`        | `outcome`         | the decision try_acquire would make, without changing anything |
 /// | `a.release(s, now, cost)`      | `void`            | gives back `cost` units consumed by an earlier allowed try_acquire (best effort) |
+/// | `a.try_admit(s, now, cost)`    | `admission`       | optional: try_acquire's decision and state change, without the count (see try_admit below) |
 ///
 /// `a` is a const A, `s` a `state_type&`, `cs` a `const state_type&`, `now` nanoseconds,
 /// `cost` std::uint64_t. The algorithm never reads a clock: `now` is passed in. It must
@@ -72,6 +73,20 @@ concept algorithm = std::semiregular<typename A::state_type> &&
     { a.peek(cs, now, cost) } -> std::same_as<outcome>;
     { a.release(s, now, cost) } -> std::same_as<void>;
 };
+
+/// try_acquire's decision, state change and admission::of(outcome), by
+/// `a.try_admit(s, now, cost)` when A offers it (a decision that skips what only an
+/// outcome reports, e.g. the division behind its count), else from `a.try_acquire`.
+template <algorithm A>
+admission try_admit(const A& a, typename A::state_type& s, std::chrono::nanoseconds now,
+                    std::uint64_t cost) {
+    if constexpr (requires {
+                      { a.try_admit(s, now, cost) } -> std::same_as<admission>;
+                  })
+        return a.try_admit(s, now, cost);
+    else
+        return admission::of(a.try_acquire(s, now, cost));
+}
 
 /// state_store: a map from keys to states with an atomic update-with-callback
 /// (libcuckoo's uprase_fn), never get-then-set.
@@ -105,6 +120,7 @@ concept state_store = requires(S& s, std::string_view key, const typename S::sta
 /// | `s.acquire(key, a, now, cost)` | `outcome`   | a.try_acquire on the key's state, atomically     |
 /// | `s.peek(key, a, now, cost)`    | `outcome`   | a.peek on the key's state; changes nothing      |
 /// | `s.release(key, a, now, cost)` | `void`      | a.release on the key's state (refund of an acquire the limiter rolls back) |
+/// | `s.admit(key, a, now, cost)`   | `admission` | optional: acquire by try_admit (limiter::allow uses it; without it, acquire) |
 ///
 /// `a` is a const algorithm_type. Storages that run the algorithm inside a server may
 /// ignore `now` and use the server's clock. Request-path failures are reported as

@@ -46,6 +46,23 @@ struct outcome {
     friend bool operator==(const outcome&, const outcome&) = default;
 };
 
+/// An outcome without the numbers a caller reports (count, remaining, retry_after):
+/// what a decision that only admits or refuses needs (limiter::allow), plus what a
+/// store keeps of every decision to evict well: when the state is back to fresh and
+/// whether its quota is spent. An algorithm may compute it without the division its
+/// count takes (`try_admit`); otherwise it is taken from the outcome (`of`).
+struct admission {
+    bool allowed = false;
+    bool degraded = false;   ///< as outcome::degraded
+    bool exhausted = false;  ///< no quota left after the decision (outcome::remaining == 0)
+    std::chrono::nanoseconds reset_after{0};
+
+    static constexpr admission of(const outcome& o) noexcept {
+        return {o.allowed, o.degraded, o.remaining == 0, o.reset_after};
+    }
+    friend bool operator==(const admission&, const admission&) = default;
+};
+
 /// A fixed-capacity string holding a storage key (at most max_key_size bytes).
 /// Trivially copyable; used so that decisions carry their key without allocating.
 class key_buffer {

@@ -118,6 +118,30 @@ public:
         return decide<false>(inner_key, clock_.now(), true, cost, nullptr);
     }
 
+    /// Whether `req` may proceed: check(req).allowed(), consuming the same quota, with
+    /// no verdict built. For callers that need only the answer (no headers, no
+    /// per-rule detail), as Guava's tryAcquire() and Go's Allow() give. Writes no
+    /// event. With one rule and an observer that takes no decisions it skips the
+    /// verdict, and the count on storages and algorithms that can decide without it
+    /// (concurrent_storage<gcra>); otherwise it is check().
+    template <request_for<KeyExtractor> Request>
+    bool allow(const Request& req, std::uint64_t cost = 1) {
+        auto&& key = key_extractor_(req);
+        return admit(std::string_view(key), clock_.now(), true, cost);
+    }
+
+    /// allow() at time `now` (no clock read).
+    template <request_for<KeyExtractor> Request>
+    bool allow_at(const Request& req, std::chrono::nanoseconds now, std::uint64_t cost = 1) {
+        auto&& key = key_extractor_(req);
+        return admit(std::string_view(key), now, false, cost);
+    }
+
+    /// allow() on an already extracted inner key ("" = the fallback key).
+    bool allow_key(std::string_view inner_key, std::uint64_t cost = 1) {
+        return admit(inner_key, clock_.now(), true, cost);
+    }
+
     /// Decides on `req` and writes one event per rule decision to the sink (stamped
     /// with clock().wall_now()). Used by the HTTP middleware.
     template <request_for<KeyExtractor> Request>
@@ -267,6 +291,41 @@ private:
             storage_.release(d.key.view(), r.algorithm, now, cost);
         } catch (...) {  // best effort: the store is failing anyway
         }
+    }
+
+    admission admit_one(std::string_view key, const rule_type& r, std::chrono::nanoseconds now,
+                        std::uint64_t cost) noexcept {
+        try {
+            if constexpr (requires { storage_.admit(key, r.algorithm, now, cost); })
+                return storage_.admit(key, r.algorithm, now, cost);
+            else
+                return admission::of(storage_.acquire(key, r.algorithm, now, cost));
+        } catch (...) {
+            return admission::of(degraded_outcome());
+        }
+    }
+
+    // allow(): one rule's decision on the stack, as decide() fills it; several rules,
+    // or an observer that is told every decision, take decide() itself.
+    bool admit(std::string_view inner, std::chrono::nanoseconds now, bool clocked,
+               std::uint64_t cost) {
+        if constexpr (!detail::observes_decisions<Observer>) {
+            if (rules_.size() == 1) {
+                if (inner.empty()) inner = options_.fallback_key;
+                const rule_type& r = rules_.front();
+                key_buffer formatted;
+                std::string_view key = inner;
+                if (!r.name.empty() || inner.size() > max_key_size) {
+                    format_key(formatted, r.name, inner);
+                    key = formatted.view();
+                }
+                const admission a = admit_one(key, r, now, cost);
+                const bool allowed =
+                    a.degraded ? options_.on_store_failure == failure_policy::fail_open : a.allowed;
+                return allowed || r.shadow || options_.shadow;
+            }
+        }
+        return decide<false>(inner, now, clocked, cost, nullptr).allowed();
     }
 
     // `clocked`: `now` was just read from clock_ (check, not check_at).

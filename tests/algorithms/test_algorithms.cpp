@@ -265,6 +265,10 @@ TEST_CASE("gcra decides as the token bucket on every random decision", "[algorit
             const srl::outcome got = g.try_acquire(s, nanoseconds(now), cost);
             REQUIRE(got == tb.try_acquire(ts, nanoseconds(now), cost));
             REQUIRE(got == g.peek(before, nanoseconds(now), cost));
+            // try_admit: the same decision and state, what a store keeps of the outcome
+            srl::gcra::state_type admitted = before;
+            REQUIRE(g.try_admit(admitted, nanoseconds(now), cost) == srl::admission::of(got));
+            REQUIRE((admitted.tat == s.tat && admitted.last == s.last));
             if (!got.allowed && s.last == before.last) {  // a denial writes only a rebase
                 REQUIRE(s.tat == before.tat);
             }

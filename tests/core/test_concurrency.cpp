@@ -137,9 +137,18 @@ TEMPLATE_TEST_CASE("concurrent_storage: eight threads on one key admit exactly t
         CHECK(hammer(8, 400, [&] { return lim->check(0).allowed(); }) == 1000);
         CHECK(lim->check(0).blocked());
     }
+    SECTION("one rule, allow(): a yes or no with no verdict, the same admissions") {
+        auto lim = concurrent_on<TestType>({{"", "1000/h", "token_bucket"}});
+        CHECK(hammer(8, 400, [&] { return lim->allow(0); }) == 1000);
+        CHECK(lim->check(0).blocked());
+    }
     SECTION("cost 3") {
         auto lim = concurrent_on<TestType>({{"", "1000/h", "sliding_window"}});
         CHECK(hammer(8, 200, [&] { return lim->check(0, 3).allowed(); }) == 333);
+    }
+    SECTION("cost 3, allow(), a named rule") {
+        auto lim = concurrent_on<TestType>({{"api", "1000/h", "sliding_window"}});
+        CHECK(hammer(8, 200, [&] { return lim->allow(0, 3); }) == 333);
     }
     SECTION("two rules, the wide one first: a request refused by the tight one is not charged") {
         wide_rule_first_gives_back([] {

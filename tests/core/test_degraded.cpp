@@ -127,6 +127,30 @@ TEST_CASE("a degraded store answer is never blocked: fail_closed refuses, fail_o
     }
 }
 
+TEST_CASE("allow() under a store that cannot decide follows the failure policy",
+          "[limiter][degraded]") {
+    for (const bool throws : {false, true}) {
+        for (const auto p : {srl::failure_policy::fail_closed, srl::failure_policy::fail_open}) {
+            for (const bool shadow : {false, true}) {
+                INFO("throws " << throws << ", policy " << srl::to_string(p) << ", shadow "
+                               << shadow);
+                faulty_storage st;
+                st.sw->throws = throws;
+                faulty_limiter<> lim(key_of{}, {{"api", "2/m", "fixed_window", shadow}}, policy(p),
+                                     st);
+                st.sw->all = true;
+                // A shadow rule never refuses, degraded or not.
+                CHECK(lim.allow_key("u") == (shadow || p == srl::failure_policy::fail_open));
+                CHECK(lim.allow_key("u") == lim.check_key("u").allowed());
+                st.sw->all = false;  // nothing was consumed while degraded
+                CHECK(lim.allow_key("u"));
+                CHECK(lim.allow_key("u"));
+                CHECK(lim.allow_key("u") == shadow);
+            }
+        }
+    }
+}
+
 TEST_CASE("degraded retry_after is at least a second and keeps the store's longer hint",
           "[limiter][degraded]") {
     faulty_storage st;
@@ -332,6 +356,20 @@ TEST_CASE("an observer that takes the timer reads it on demand, from the decisio
     obs.s->throws = true;  // a throwing timer observer is caught and counted
     CHECK(lim.check_key("v").allowed());
     CHECK(lim.sink_failures() == 2);
+}
+
+TEST_CASE("allow() tells the observer every rule decision, as check() does",
+          "[limiter][observer]") {
+    counting_observer obs;
+    faulty_limiter<srl::null_sink, counting_observer> lim(key_of{}, {{"api", "2/m"}}, {},
+                                                          faulty_storage{}, srl::null_sink{},
+                                                          srl::manual_clock(), obs);
+    CHECK(lim.allow_key("u"));
+    CHECK(lim.allow_key("u"));
+    CHECK_FALSE(lim.allow_key("u"));
+    CHECK(obs.s->by_kind[static_cast<int>(srl::outcome_kind::allowed)] == 2);
+    CHECK(obs.s->by_kind[static_cast<int>(srl::outcome_kind::blocked)] == 1);
+    CHECK(obs.s->timed + obs.s->untimed == 3);
 }
 
 TEST_CASE("a throwing observer changes no decision and is counted", "[limiter][observer]") {

@@ -8,6 +8,7 @@
 #include <support/recording_sink.hpp>
 
 #include <chrono>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -217,6 +218,83 @@ TEST_CASE("a throwing sink never changes a decision", "[limiter]") {
     CHECK(lim2.check_and_record(request{"1"}, info).blocked());
     CHECK(calls == 2);
     CHECK(lim2.sink_failures() == 1);
+}
+
+namespace {
+
+// Twin limiters fed the same requests, costs and times, one asked by check(), the
+// other by allow(), allow_at() and allow_key() in turns: the same answer every time,
+// and the same state left behind (what check() says afterwards on each).
+template <class Storage>
+void allow_agrees_with_check(const std::vector<srl::rule_config>& rules,
+                             srl::limiter_options o = {}) {
+    using twin = srl::limiter<user_key, Storage, srl::null_sink, srl::manual_clock>;
+    srl::manual_clock checked_clock, allowed_clock;
+    twin checked(user_key{}, rules, o, Storage{}, {}, checked_clock);
+    twin allowed(user_key{}, rules, o, Storage{}, {}, allowed_clock);
+    // A short key, the fallback key, one past max_key_size (shortened with a digest).
+    const std::string users[] = {"1", "", std::string(srl::max_key_size, 'x'), "2"};
+    std::mt19937 rng(20261206);
+    int over = 0;  // requests some rule found over its limit (shadow or not)
+    for (int i = 0; i < 3000; ++i) {
+        const request req{users[rng() % 4]};
+        const std::uint64_t cost = rng() % 8 == 0 ? 3 : 1;
+        const auto step = std::chrono::milliseconds(rng() % 60);
+        checked_clock.advance(step);
+        allowed_clock.advance(step);
+        CAPTURE(i, req.user.size(), cost);
+        const srl::verdict v = checked.check(req, cost);
+        const bool want = v.allowed();
+        for (const srl::decision& d : v.decisions()) over += d.allowed ? 0 : 1;
+        switch (i % 3) {
+            case 0:
+                REQUIRE(allowed.allow(req, cost) == want);
+                break;
+            case 1:
+                REQUIRE(allowed.allow_at(req, allowed_clock.now(), cost) == want);
+                break;
+            default:
+                REQUIRE(allowed.allow_key(user_key{}(req), cost) == want);
+                break;
+        }
+    }
+    CHECK(over > 300);  // both answers were common
+    CHECK(over < 2700);
+    for (const auto& u : users) {
+        const srl::verdict a = checked.check(request{u}), b = allowed.check(request{u});
+        REQUIRE(a.size() == b.size());
+        for (std::size_t r = 0; r < a.size(); ++r) {
+            CHECK(a[r].key == b[r].key);
+            CHECK(a[r].count == b[r].count);
+            CHECK(a[r].remaining == b[r].remaining);
+            CHECK(a[r].reset_after == b[r].reset_after);
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("allow() answers as check().allowed() and consumes the same quota", "[limiter]") {
+    using gcra_storage = srl::concurrent_storage<srl::gcra>;
+    SECTION("one unnamed rule on concurrent_storage<gcra> (no verdict, no count)") {
+        allow_agrees_with_check<gcra_storage>({{"", "4/s", "gcra"}});
+    }
+    SECTION("one named rule: the key formatted on the stack") {
+        allow_agrees_with_check<gcra_storage>({{"api", "4/s", "gcra"}});
+    }
+    SECTION("a shadow rule, and limiter-wide shadow mode, never refuse") {
+        allow_agrees_with_check<gcra_storage>({{"api", "4/s", "gcra", true}});
+        srl::limiter_options o;
+        o.shadow = true;
+        allow_agrees_with_check<gcra_storage>({{"", "4/s", "gcra"}}, o);
+    }
+    SECTION("a storage without admit(): acquire's outcome") {
+        allow_agrees_with_check<srl::in_memory_storage<>>({{"api", "4/s", "sliding_window"}});
+    }
+    SECTION("several rules: check()'s peek-then-acquire") {
+        allow_agrees_with_check<srl::in_memory_storage<>>(
+            {{"burst", "5/s", "token_bucket"}, {"minute", "150/m", "fixed_window"}});
+    }
 }
 
 TEST_CASE("a limiter over a specific algorithm accepts only that algorithm's name", "[limiter]") {

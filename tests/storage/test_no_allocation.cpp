@@ -92,7 +92,9 @@ TEST_CASE("decisions on stored keys of concurrent_storage allocate nothing", "[s
         const std::size_t before = allocations.load();
         std::size_t allowed = 0, denied = 0;
         for (int round = 0; round < 200; ++round) {
-            for (const auto& u : users) (lim.check_key(u).allowed() ? allowed : denied) += 1;
+            for (const auto& u : users)  // check, then allow (no verdict), in turns
+                ((round % 2 == 0 ? lim.check_key(u).allowed() : lim.allow_key(u)) ? allowed
+                                                                                  : denied) += 1;
             clock.advance(std::chrono::milliseconds(5));
         }
         CHECK(allowed > 0);

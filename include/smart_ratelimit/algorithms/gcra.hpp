@@ -71,27 +71,26 @@ public:
 
     outcome try_acquire(state_type& s, std::chrono::nanoseconds now,
                         std::uint64_t cost) const noexcept {
-        const std::int64_t n = now.count();
-        const std::int64_t start = s.tat > n ? s.tat : n;  // a fresh tat is the minimum
-        std::int64_t next, ahead_next;
-        if (n < s.last || cost > rate_.limit ||
-            __builtin_add_overflow(start, static_cast<std::int64_t>(cost) * interval_, &next) ||
-            __builtin_sub_overflow(next, n, &ahead_next)) [[unlikely]]
-            return decide_stepped(s, n, cost);
+        const step st = fast_step(s, now.count(), cost);
+        if (!st.taken) [[unlikely]]
+            return decide_stepped(s, now.count(), cost);
         outcome o;
-        std::int64_t ahead = start - n;  // how far ahead of now tat is after the decision
-        if (ahead_next <= tau_) {
-            o.allowed = true;
-            ahead = ahead_next;
-            s.tat = next;
-            s.last = n;
-        } else {
-            o.retry_after = std::chrono::nanoseconds(ahead_next - tau_);
-        }
-        o.count = units(ahead);
+        o.allowed = st.allowed;
+        o.retry_after = std::chrono::nanoseconds(st.over);
+        o.count = units(st.ahead);
         o.remaining = detail::headroom(rate_.limit, o.count);
-        o.reset_after = std::chrono::nanoseconds(ahead);
+        o.reset_after = std::chrono::nanoseconds(st.ahead);
         return o;
+    }
+
+    /// try_acquire's decision and state change, without the count's division.
+    admission try_admit(state_type& s, std::chrono::nanoseconds now,
+                        std::uint64_t cost) const noexcept {
+        const step st = fast_step(s, now.count(), cost);
+        if (!st.taken) [[unlikely]]
+            return admission::of(decide_stepped(s, now.count(), cost));
+        // remaining == 0 <=> ceil(ahead / interval) >= limit <=> ahead > tau - interval
+        return {st.allowed, false, st.ahead > tau_ - interval_, std::chrono::nanoseconds(st.ahead)};
     }
 
     outcome peek(const state_type& s, std::chrono::nanoseconds now,
@@ -147,6 +146,28 @@ private:
         s.tat = tat < min ? min : static_cast<std::int64_t>(tat);
         s.last = now;
         return {now, 0, true};
+    }
+
+    // The common decision, inline: `now` at or after the latest write, cost within the
+    // capacity, no sum past the end of the time range. Admits by moving tat cost
+    // intervals on from max(tat, now) when that stays within tau of now.
+    struct step {
+        bool taken = false;  // false: the case is decide_stepped's
+        bool allowed = false;
+        std::int64_t ahead = 0;  // tat - now after the decision
+        std::int64_t over = 0;   // denied: how far the request would put tat past tau
+    };
+    step fast_step(state_type& s, std::int64_t n, std::uint64_t cost) const noexcept {
+        const std::int64_t start = s.tat > n ? s.tat : n;  // a fresh tat is the minimum
+        std::int64_t next, ahead_next;
+        if (n < s.last || cost > rate_.limit ||
+            __builtin_add_overflow(start, static_cast<std::int64_t>(cost) * interval_, &next) ||
+            __builtin_sub_overflow(next, n, &ahead_next)) [[unlikely]]
+            return {};
+        if (ahead_next > tau_) return {true, false, start - n, ahead_next - tau_};
+        s.tat = next;
+        s.last = n;
+        return {true, true, ahead_next, 0};
     }
 
     // try_acquire when `now` is behind the latest write, cost exceeds the capacity, or

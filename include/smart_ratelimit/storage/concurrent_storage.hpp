@@ -143,10 +143,16 @@ public:
                     std::uint64_t cost) {
         return write(
             key, now.count(), [&](state_type& s) { return a.try_acquire(s, now, cost); },
-            [&](node& n, const outcome& o) {
-                n.mark(now.count(), detail::sat_add(now.count(), o.reset_after.count()),
-                       o.remaining == 0);
-            });
+            [&](node& n, const outcome& o) { mark(n, now, admission::of(o)); });
+    }
+
+    /// acquire's decision and write, by try_admit: without the numbers only an outcome
+    /// reports (limiter::allow).
+    admission admit(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
+                    std::uint64_t cost) {
+        return write(
+            key, now.count(), [&](state_type& s) { return try_admit(a, s, now, cost); },
+            [&](node& n, const admission& d) { mark(n, now, d); });
     }
 
     outcome peek(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
@@ -541,6 +547,12 @@ private:
     void touch(node& n) noexcept {
         if (n.referenced.load(std::memory_order_relaxed) == 0)
             n.referenced.store(1, std::memory_order_relaxed);
+    }
+
+    // Records a write's eviction hints: when the state is fresh again, and whether it
+    // is over its limit (never evicted before fresh or expired states).
+    static void mark(node& n, std::chrono::nanoseconds now, const admission& d) noexcept {
+        n.mark(now.count(), detail::sat_add(now.count(), d.reset_after.count()), d.exhausted);
     }
 
     // Locks the key's node: CAS from the version `f` saw to the same version locked.
