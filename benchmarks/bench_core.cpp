@@ -24,6 +24,8 @@
 //   core/memory/keys_1m                                  heap bytes per stored key
 //   core/keys_100k/{now_passed,steady_clock,coarse_clock,tsc_clock}
 //   core/keys_1m/{now_passed,steady_clock,coarse_clock,tsc_clock}
+//   core/allow/<set>/{now_passed,steady_clock,coarse_clock,tsc_clock}  the same sets,
+//                                                        limiter.allow: yes or no, no verdict
 //   core/token_bucket/<set>/{now_passed,steady_clock}   the same on token_bucket's state
 //   core/sharded/<set>/{now_passed,steady_clock}        the same on in_memory_storage<>
 //   core/hash/{keyed,siphash13}/<bytes>                  one key hash
@@ -119,7 +121,11 @@ bench_limiter<Clock, Storage>& shared_limiter(std::size_t nkeys, const char* rat
     return *all.back().limiter;
 }
 
-template <class Clock, class Storage = concurrent>
+// What a decision returns: a verdict (check, check_at), or only yes or no (allow,
+// allow_at: the peers' Allow() and tryAcquire() give no more).
+enum class call { check, allow };
+
+template <class Clock, class Storage = concurrent, call Call = call::check>
 void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode,
                  const char* rate = bench_rate) {
     auto& lim = shared_limiter<Clock, Storage>(nkeys, rate);
@@ -145,15 +151,23 @@ void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode,
                 published.store(published.load(std::memory_order_relaxed) + step * batch,
                                 std::memory_order_relaxed);
         }
-        // Built in place, as `auto v = lim.check(k)` is: assigning a verdict to an
-        // existing one copies its decisions.
-        const srl::verdict v =
-            mode == clock_mode::now_passed
-                ? lim.check_at(k, std::chrono::nanoseconds(
-                                      published.load(std::memory_order_relaxed) + step * local))
-                : lim.check(k);
-        allowed += v.allowed() ? 1 : 0;
-        benchmark::DoNotOptimize(v);
+        const auto passed = [&] {
+            return std::chrono::nanoseconds(published.load(std::memory_order_relaxed) +
+                                            step * local);
+        };
+        if constexpr (Call == call::allow) {
+            const bool ok =
+                mode == clock_mode::now_passed ? lim.allow_at(k, passed()) : lim.allow(k);
+            allowed += ok ? 1 : 0;
+            benchmark::DoNotOptimize(ok);
+        } else {
+            // Built in place, as `auto v = lim.check(k)` is: assigning a verdict to an
+            // existing one copies its decisions.
+            const srl::verdict v =
+                mode == clock_mode::now_passed ? lim.check_at(k, passed()) : lim.check(k);
+            allowed += v.allowed() ? 1 : 0;
+            benchmark::DoNotOptimize(v);
+        }
     }
     state.SetItemsProcessed(state.iterations());
     state.counters["allowed_ratio"] =
@@ -448,7 +462,21 @@ void register_all() {
         const std::string base = std::string("core/") + s.name + "/";
         const std::string sharded_base = std::string("core/sharded/") + s.name + "/";
         const std::string token_bucket_base = std::string("core/token_bucket/") + s.name + "/";
+        const std::string allow_base = std::string("core/allow/") + s.name + "/";
         using tb = concurrent_token_bucket;
+        constexpr call allow = call::allow;
+        add(allow_base + "now_passed", [n, r](benchmark::State& st) {
+            run_limiter<srl::steady_clock, concurrent, allow>(st, n, clock_mode::now_passed, r);
+        });
+        add(allow_base + "steady_clock", [n, r](benchmark::State& st) {
+            run_limiter<srl::steady_clock, concurrent, allow>(st, n, clock_mode::clocked, r);
+        });
+        add(allow_base + "coarse_clock", [n, r](benchmark::State& st) {
+            run_limiter<srl::coarse_steady_clock, concurrent, allow>(st, n, clock_mode::clocked, r);
+        });
+        add(allow_base + "tsc_clock", [n, r](benchmark::State& st) {
+            run_limiter<srl::tsc_clock, concurrent, allow>(st, n, clock_mode::clocked, r);
+        });
         add(base + "now_passed", [n, r](benchmark::State& st) {
             run_limiter<srl::steady_clock>(st, n, clock_mode::now_passed, r);
         });

@@ -5,7 +5,8 @@
 # share for ours with each clock, the floor and each peer), then every goal of issue 17
 # with its ratio from this one run, the floor's ratio beside it, and whether it is met.
 # --json FILE keeps one line per measurement: peer (ours, ours_coarse, ours_tsc,
-# ours_passed, ours_tb, floor, floor_coarse, floor_tsc, go, go_passed, guava), case (single_key,
+# ours_passed, ours_check, ours_tb, floor, floor_coarse, floor_tsc, go, go_passed, guava),
+# case (single_key,
 # single_key_allow, keys_100k, memory_1m), threads, ns_per_op, allowed_share, round.
 # Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
 # the best round counts, which damps noise from other work on the machine; beside
@@ -62,7 +63,10 @@ javac -d "$peers/java" -cp "$guava_jar" benchmarks/peers/java/GuavaPeer.java
 # read and one CAS on a preallocated slot; among 100k keys, the key read first, each
 # key's slot in its own line, and each decision waiting for the one before) and the
 # heap bytes per key at 1M keys.
-ours_filter='^core/((hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|token_bucket/(hot_key|hot_key_allow|keys_100k)/steady_clock|floor(_100k)?/|memory/)'
+# "ours" is limiter.allow (yes or no, as the peers' calls answer), with each clock and
+# with the time passed in; "check" is limiter.check (a verdict: every rule's count,
+# remaining, waits and key) and "tb" check on token_bucket's state, precise clock.
+ours_filter='^core/(allow/(hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|(token_bucket/)?(hot_key|hot_key_allow|keys_100k)/steady_clock|floor(_100k)?/|memory/)'
 
 # A peer's output lines, with the admitted share and the round added.
 peer_lines='
@@ -106,6 +110,11 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     if parts[1] == "token_bucket":  # core/token_bucket/<set>/<clock>: the same limiter on
         parts = parts[1:]           # token_bucket's three words instead of gcra's two
         peer = "ours_tb" + clocks[parts[2]]
+    elif parts[1] == "allow":       # core/allow/<set>/<clock>: limiter.allow, the peers' call
+        parts = parts[1:]
+        peer = "ours" + clocks[parts[2]]
+    elif parts[1] in ("hot_key", "hot_key_allow", "keys_100k"):  # limiter.check: a verdict
+        peer = "ours_check" + clocks[parts[2]]
     else:
         peer = ("floor" if parts[1].startswith("floor") else "ours") + clocks[parts[2]]
     print(json.dumps({"peer": peer, "case": cases[parts[1]], "threads": threads,
@@ -147,7 +156,7 @@ def share(case, threads, peer):
 fmt = lambda v: f"{v:8.1f}" if v is not None else f"{'-':>8}"
 pct = lambda v: f"{100 * v:4.0f}%" if v is not None else f"{'-':>5}"
 cols = [("ours", "ours"), ("coarse", "ours_coarse"), ("tsc", "ours_tsc"),
-        ("passed", "ours_passed"), ("tb", "ours_tb"), ("floor", "floor"), ("floor/c", "floor_coarse"),
+        ("passed", "ours_passed"), ("check", "ours_check"), ("tb", "ours_tb"), ("floor", "floor"), ("floor/c", "floor_coarse"),
         ("floor/t", "floor_tsc"), ("Go", "go"),
         ("Go pass", "go_passed"), ("Guava", "guava")]
 print()
@@ -221,6 +230,15 @@ for text, r, med, f, g in goals:
         met = "no" if r > g else "yes" if med is None or med <= g else "best only"
         print(f"{text:<68} {r:7.3f} {num(med)} {num(f)} {g:>6}  {met}")
 print()
+print("The same ratios for limiter.check (a verdict), beside the goals (no goal of their own):")
+for text, case, threads in (("one key, 1 thread", "single_key", 1),
+                            ("one key, 2 threads", "single_key", 2),
+                            ("100k keys, 1 thread", "keys_100k", 1),
+                            ("100k keys, 2 threads", "keys_100k", 2)):
+    r = vs_peers(case, threads, "ours_check")
+    med = per_round(lambda t: vs_peers(case, threads, "ours_check", t))
+    print(f"{'check, ' + text + ': ours / best peer':<68} {num(r)} {num(med)}")
+print()
 print("ns per decision = wall time / total calls across threads (Google Benchmark real_time),")
 print("best of the rounds. single_key: 1,000,000/s with a burst of 1,000,000, mostly denied")
 print("once the burst is spent; single_key_allow: 10^9/s, every call admitted; keys_100k:")
@@ -233,8 +251,11 @@ print("ratio with the floor in place of ours. 'met': both the ratio and the medi
 print("the goal ('best only': the ratio does, the median does not).")
 print("Peers get a prebuilt read-only map (no insertion, no eviction, no lock on the map);")
 print("ours runs the full limiter: key formatting, keyed sharded bounded storage, decision,")
-print("on concurrent_storage<gcra> (the token bucket kept as GCRA, two words a key); 'tb'")
-print("is the same limiter on concurrent_storage<token_bucket> (three words), steady clock.")
+print("on concurrent_storage<gcra> (the token bucket kept as GCRA, two words a key), called")
+print("as limiter.allow (yes or no, as Allow() and tryAcquire() answer). 'check' is")
+print("limiter.check on the same limiter (a verdict: each rule's count, remaining, waits and")
+print("key, for the HTTP headers); 'tb' is check on concurrent_storage<token_bucket> (three")
+print("words); both with the steady clock.")
 # /proc/stat's cpu line: user nice system idle iowait irq softirq steal (ticks); this
 # script's stat after the comm: field 14 and 15 of it are its waited-for children's
 # user and system time (the benchmarks and peers).
