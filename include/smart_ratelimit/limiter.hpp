@@ -1,8 +1,9 @@
 // smart_ratelimit/limiter.hpp
 // limiter<KeyExtractor, Storage, Sink, Clock, Observer>: applies a fixed list of
 // rules to requests. check() decides without logging (a limiter used from handler
-// code writes no events); check_and_record() also writes one event per rule decision
-// to the sink, and is what the HTTP middleware calls. A store that cannot decide
+// code writes no events), allow() gives only its yes or no; check_and_record() also
+// writes one event per rule decision to the sink, and is what the HTTP middleware
+// calls. A store that cannot decide
 // gives degraded decisions, which the failure policy lets through or refuses.
 #pragma once
 
@@ -52,7 +53,8 @@ struct request_info {
 /// and passes or refuses the request as options().on_store_failure says. When one
 /// rule is degraded and fails closed, the quota the others took is given back.
 /// A throwing sink or observer never changes a decision: the limiter catches and counts.
-/// Thread safety: check, check_at and check_and_record may be called concurrently
+/// allow() gives check()'s answer alone, for callers that need no verdict.
+/// Thread safety: check, check_at, check_and_record and allow may be called concurrently
 /// from any number of threads (given a thread-safe storage, sink and observer); the
 /// rules are fixed at construction.
 template <class KeyExtractor, storage_backend Storage = in_memory_storage<>,
