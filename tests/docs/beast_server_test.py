@@ -3,16 +3,14 @@
 checks what the README promises: five POST /login answered 200 with RateLimit fields,
 then a 429 with Retry-After. Usage: beast_server_test.py <beast_server binary>"""
 import http.client
+import os
 import socket
 import subprocess
 import sys
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ports import free_port  # noqa: E402
 
 
 def post(port):
