@@ -3,8 +3,8 @@
 // rules to requests. check() decides without logging (a limiter used from handler
 // code writes no events), allow() gives only its yes or no; check_and_record() also
 // writes one event per rule decision to the sink, and is what the HTTP middleware
-// calls. A store that cannot decide
-// gives degraded decisions, which the failure policy lets through or refuses.
+// calls. A store that cannot decide gives degraded decisions, which the failure
+// policy lets through or refuses.
 #pragma once
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
