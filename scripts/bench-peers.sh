@@ -6,8 +6,8 @@
 # with its ratio from this one run, the floor's ratio beside it, and whether it is met.
 # --json FILE keeps one line per measurement: peer (ours, ours_coarse, ours_tsc,
 # ours_passed, ours_check, ours_tb, floor, floor_coarse, floor_tsc, go, go_passed, guava),
-# case (single_key,
-# single_key_allow, keys_100k, memory_1m), threads, ns_per_op, allowed_share, round.
+# case (single_key, single_key_allow, keys_100k, memory_1m), threads, ns_per_op,
+# allowed_share, round.
 # Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
 # the best round counts, which damps noise from other work on the machine; beside
 # each goal's ratio of the best times, the median of the ratios taken within each
@@ -115,8 +115,8 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
         peer = "ours" + clocks[parts[2]]
     elif parts[1] in ("hot_key", "hot_key_allow", "keys_100k"):  # limiter.check: a verdict
         peer = "ours_check" + clocks[parts[2]]
-    else:
-        peer = ("floor" if parts[1].startswith("floor") else "ours") + clocks[parts[2]]
+    else:                           # core/floor/<clock>, core/floor_100k/<clock>
+        peer = "floor" + clocks[parts[2]]
     print(json.dumps({"peer": peer, "case": cases[parts[1]], "threads": threads,
                       "ns_per_op": b["real_time"] * unit, "name": name,
                       "allowed_share": b.get("allowed_ratio"), "round": int(sys.argv[2])}))

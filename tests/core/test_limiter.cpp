@@ -232,7 +232,7 @@ void allow_agrees_with_check(const std::vector<srl::rule_config>& rules,
     srl::manual_clock checked_clock, allowed_clock;
     twin checked(user_key{}, rules, o, Storage{}, {}, checked_clock);
     twin allowed(user_key{}, rules, o, Storage{}, {}, allowed_clock);
-    // A short key, the fallback key, one past max_key_size (shortened with a digest).
+    // A short key, the fallback key, one longer than max_key_size (shortened with a digest).
     const std::string users[] = {"1", "", std::string(srl::max_key_size, 'x'), "2"};
     std::mt19937 rng(20261206);
     int over = 0;  // requests some rule found over its limit (shadow or not)
