@@ -307,17 +307,32 @@ private:
         }
     }
 
+    // The key a request is limited by: its own, or the fallback key for an empty one
+    // (the request's own fallback first, then the limiter's).
+    std::string_view or_fallback(std::string_view inner, const request_info* info) const noexcept {
+        if (!inner.empty()) return inner;
+        if (info != nullptr && !info->fallback_key.empty()) return info->fallback_key;
+        return options_.fallback_key;
+    }
+
+    // Whether rule `r` stores its state under the inner key itself (format_key would
+    // copy it unchanged: an unnamed rule and a key that fits), so that decide() and
+    // admit() hand the storage the same key.
+    static bool stores_inner_key(const rule_type& r, std::string_view inner) noexcept {
+        return r.name.empty() && inner.size() <= max_key_size;
+    }
+
     // allow(): one rule's decision on the stack, as decide() fills it; several rules,
     // or an observer that is told every decision, take decide() itself.
     bool admit(std::string_view inner, std::chrono::nanoseconds now, bool clocked,
                std::uint64_t cost) {
         if constexpr (!detail::observes_decisions<Observer>) {
             if (rules_.size() == 1) {
-                if (inner.empty()) inner = options_.fallback_key;
+                inner = or_fallback(inner, nullptr);
                 const rule_type& r = rules_.front();
                 key_buffer formatted;
                 std::string_view key = inner;
-                if (!r.name.empty() || inner.size() > max_key_size) {
+                if (!stores_inner_key(r, inner)) {
                     format_key(formatted, r.name, inner);
                     key = formatted.view();
                 }
@@ -334,10 +349,7 @@ private:
     template <bool Record>
     verdict decide(std::string_view inner, std::chrono::nanoseconds now, bool clocked,
                    std::uint64_t cost, const request_info* info) {
-        if (inner.empty())
-            inner = (info != nullptr && !info->fallback_key.empty())
-                        ? info->fallback_key
-                        : std::string_view(options_.fallback_key);
+        inner = or_fallback(inner, info);
         constexpr bool lazy = detail::times_lazily<Observer>;
         const bool timed = !lazy && time_next();
         const auto start = timed ? clock_.now() : std::chrono::nanoseconds{0};
@@ -346,11 +358,10 @@ private:
             const rule_type& r = rules_.front();
             decision& d = v.emplace_back();
             format_key(d.key, r.name, inner);
-            // The unnamed rule's key is the inner key itself: the storage hashes the
-            // caller's bytes, not the copy just written (wide loads of freshly stored
-            // narrow bytes wait for the stores to retire).
-            const std::string_view key =
-                r.name.empty() && inner.size() <= max_key_size ? inner : d.key.view();
+            // The storage hashes the caller's bytes where it can, not the copy just
+            // written (wide loads of freshly stored narrow bytes wait for the stores to
+            // retire).
+            const std::string_view key = stores_inner_key(r, inner) ? inner : d.key.view();
             fill(d, r, acquire_one(key, r, now, cost));
         } else {
             decide_all(v, inner, now, cost);
