@@ -121,6 +121,9 @@ concept state_store = requires(S& s, std::string_view key, const typename S::sta
 /// | `s.peek(key, a, now, cost)`    | `outcome`   | a.peek on the key's state; changes nothing      |
 /// | `s.release(key, a, now, cost)` | `void`      | a.release on the key's state (refund of an acquire the limiter rolls back) |
 /// | `s.admit(key, a, now, cost)`   | `admission` | optional: acquire by try_admit (limiter::allow uses it; without it, acquire) |
+/// | `s.start_lookup(key)`          | `L`         | optional (see starts_lookups): begins a decision on `key` before `now` is known |
+/// | `s.acquire(l, a, now, cost)`   | `outcome`   | with start_lookup: acquire on the key `l` was begun for |
+/// | `s.admit(l, a, now, cost)`     | `admission` | with start_lookup and admit: admit on the key `l` was begun for |
 ///
 /// `a` is a const algorithm_type. Storages that run the algorithm inside a server may
 /// ignore `now` and use the server's clock. Request-path failures are reported as
@@ -133,6 +136,21 @@ concept storage_backend = algorithm<typename S::algorithm_type> &&
     { s.acquire(key, a, now, cost) } -> std::same_as<outcome>;
     { s.peek(key, a, now, cost) } -> std::same_as<outcome>;
     { s.release(key, a, now, cost) } -> std::same_as<void>;
+};
+
+/// starts_lookups: a storage_backend that begins a decision's lookup before its time
+/// is known. `l = s.start_lookup(key)` (noexcept, no allocation) does what needs only
+/// the key (concurrent_storage: finds the remembered node, or hashes the key and
+/// prefetches its slot); `s.acquire(l, a, now, cost)` then decides as
+/// `s.acquire(key, a, now, cost)` would. The limiter begins the lookup, reads its
+/// clock, then decides, so that the lookup's memory latency overlaps the clock read.
+template <class S>
+concept starts_lookups = storage_backend<S> &&
+    requires(S& s, std::string_view key, const typename S::algorithm_type& a,
+             std::chrono::nanoseconds now, std::uint64_t cost) {
+    { s.start_lookup(key) }
+    noexcept;
+    { s.acquire(s.start_lookup(key), a, now, cost) } -> std::same_as<outcome>;
 };
 
 /// key_extractor_for<K, Request>: turns a request into the client's key.

@@ -105,19 +105,19 @@ public:
     template <request_for<KeyExtractor> Request>
     verdict check(const Request& req, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
-        return decide<false>(std::string_view(key), clock_.now(), true, cost, nullptr);
+        return decide<false>(std::string_view(key), read_clock(), cost, nullptr);
     }
 
     /// Decides on `req` at time `now` (no clock read). Writes no event.
     template <request_for<KeyExtractor> Request>
     verdict check_at(const Request& req, std::chrono::nanoseconds now, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
-        return decide<false>(std::string_view(key), now, false, cost, nullptr);
+        return decide<false>(std::string_view(key), given(now), cost, nullptr);
     }
 
     /// Decides on an already extracted inner key (e.g. "user:42"). Writes no event.
     verdict check_key(std::string_view inner_key, std::uint64_t cost = 1) {
-        return decide<false>(inner_key, clock_.now(), true, cost, nullptr);
+        return decide<false>(inner_key, read_clock(), cost, nullptr);
     }
 
     /// Whether `req` may proceed: check(req).allowed(), consuming the same quota, with
@@ -129,19 +129,19 @@ public:
     template <request_for<KeyExtractor> Request>
     bool allow(const Request& req, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
-        return admit(std::string_view(key), clock_.now(), true, cost);
+        return admit(std::string_view(key), read_clock(), cost);
     }
 
     /// allow() at time `now` (no clock read).
     template <request_for<KeyExtractor> Request>
     bool allow_at(const Request& req, std::chrono::nanoseconds now, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
-        return admit(std::string_view(key), now, false, cost);
+        return admit(std::string_view(key), given(now), cost);
     }
 
     /// allow() on an already extracted inner key ("" = the fallback key).
     bool allow_key(std::string_view inner_key, std::uint64_t cost = 1) {
-        return admit(inner_key, clock_.now(), true, cost);
+        return admit(inner_key, read_clock(), cost);
     }
 
     /// Decides on `req` and writes one event per rule decision to the sink (stamped
@@ -149,13 +149,13 @@ public:
     template <request_for<KeyExtractor> Request>
     verdict check_and_record(const Request& req, const request_info& info, std::uint64_t cost = 1) {
         auto&& key = key_extractor_(req);
-        return decide<true>(std::string_view(key), clock_.now(), true, cost, &info);
+        return decide<true>(std::string_view(key), read_clock(), cost, &info);
     }
 
     /// check_and_record on an already extracted inner key ("" = the fallback key).
     verdict check_key_and_record(std::string_view inner_key, const request_info& info,
                                  std::uint64_t cost = 1) {
-        return decide<true>(inner_key, clock_.now(), true, cost, &info);
+        return decide<true>(inner_key, read_clock(), cost, &info);
     }
 
     const KeyExtractor& key_extractor() const noexcept { return key_extractor_; }
@@ -295,15 +295,61 @@ private:
         }
     }
 
-    admission admit_one(std::string_view key, const rule_type& r, std::chrono::nanoseconds now,
-                        std::uint64_t cost) noexcept {
-        try {
-            if constexpr (requires { storage_.admit(key, r.algorithm, now, cost); })
-                return storage_.admit(key, r.algorithm, now, cost);
-            else
-                return admission::of(storage_.acquire(key, r.algorithm, now, cost));
-        } catch (...) {
-            return admission::of(degraded_outcome());
+    // Where a decision's time comes from: the clock, read once the key's lookup has
+    // begun (see acquire_at), or the caller (check_at, allow_at). One word each, passed
+    // by value in a register; the decision asks for the time once.
+    struct clock_time {
+        static constexpr bool clocked = true;
+        const Clock* clock;
+        std::chrono::nanoseconds operator()() const { return clock->now(); }
+    };
+    struct given_time {
+        static constexpr bool clocked = false;
+        std::chrono::nanoseconds now;
+        std::chrono::nanoseconds operator()() const noexcept { return now; }
+    };
+    clock_time read_clock() const noexcept { return {&clock_}; }
+    static given_time given(std::chrono::nanoseconds now) noexcept { return {now}; }
+
+    // acquire_one at when()'s time, which it stores in `now`. A storage that can begin
+    // the lookup before the time is known (concurrent_storage::start_lookup) begins it
+    // before the clock is read, so that the key's cache misses overlap the read
+    // instead of following it.
+    template <class When>
+    outcome acquire_at(std::string_view key, const rule_type& r, When when, std::uint64_t cost,
+                       std::chrono::nanoseconds& now) {
+        if constexpr (starts_lookups<Storage>) {
+            const auto begun = storage_.start_lookup(key);
+            now = when();
+            return guarded([&] { return storage_.acquire(begun, r.algorithm, now, cost); });
+        } else {
+            now = when();
+            return acquire_one(key, r, now, cost);
+        }
+    }
+
+    // acquire_at's decision as an admission, by the storage's admit where it has one.
+    template <class When>
+    admission admit_at(std::string_view key, const rule_type& r, When when, std::uint64_t cost) {
+        const auto admitted = [](auto&& call) noexcept -> admission {
+            try {
+                return call();
+            } catch (...) {
+                return admission::of(degraded_outcome());
+            }
+        };
+        if constexpr (starts_lookups<Storage> && requires {
+                          storage_.admit(storage_.start_lookup(key), r.algorithm, when(), cost);
+                      }) {
+            const auto begun = storage_.start_lookup(key);
+            const auto now = when();
+            return admitted([&] { return storage_.admit(begun, r.algorithm, now, cost); });
+        } else if constexpr (requires { storage_.admit(key, r.algorithm, when(), cost); }) {
+            const auto now = when();
+            return admitted([&] { return storage_.admit(key, r.algorithm, now, cost); });
+        } else {
+            std::chrono::nanoseconds now;
+            return admission::of(acquire_at(key, r, when, cost, now));
         }
     }
 
@@ -324,8 +370,8 @@ private:
 
     // allow(): one rule's decision on the stack, as decide() fills it; several rules,
     // or an observer that is told every decision, take decide() itself.
-    bool admit(std::string_view inner, std::chrono::nanoseconds now, bool clocked,
-               std::uint64_t cost) {
+    template <class When>
+    bool admit(std::string_view inner, When when, std::uint64_t cost) {
         if constexpr (!detail::observes_decisions<Observer>) {
             if (rules_.size() == 1) {
                 inner = or_fallback(inner, nullptr);
@@ -336,24 +382,24 @@ private:
                     format_key(formatted, r.name, inner);
                     key = formatted.view();
                 }
-                const admission a = admit_one(key, r, now, cost);
+                const admission a = admit_at(key, r, when, cost);
                 const bool allowed =
                     a.degraded ? options_.on_store_failure == failure_policy::fail_open : a.allowed;
                 return allowed || r.shadow || options_.shadow;
             }
         }
-        return decide<false>(inner, now, clocked, cost, nullptr).allowed();
+        return decide<false>(inner, when, cost, nullptr).allowed();
     }
 
-    // `clocked`: `now` was just read from clock_ (check, not check_at).
-    template <bool Record>
-    verdict decide(std::string_view inner, std::chrono::nanoseconds now, bool clocked,
-                   std::uint64_t cost, const request_info* info) {
+    template <bool Record, class When>
+    verdict decide(std::string_view inner, When when, std::uint64_t cost,
+                   const request_info* info) {
         inner = or_fallback(inner, info);
         constexpr bool lazy = detail::times_lazily<Observer>;
         const bool timed = !lazy && time_next();
         const auto start = timed ? clock_.now() : std::chrono::nanoseconds{0};
         verdict v;
+        std::chrono::nanoseconds now;
         if (rules_.size() == 1) {
             const rule_type& r = rules_.front();
             decision& d = v.emplace_back();
@@ -362,15 +408,16 @@ private:
             // written (wide loads of freshly stored narrow bytes wait for the stores to
             // retire).
             const std::string_view key = stores_inner_key(r, inner) ? inner : d.key.view();
-            fill(d, r, acquire_one(key, r, now, cost));
+            fill(d, r, acquire_at(key, r, when, cost, now));
         } else {
+            now = when();
             decide_all(v, inner, now, cost);
         }
         if constexpr (detail::observes_decisions<Observer>) {
             const auto ds = v.decisions();
             if constexpr (lazy) {
                 const decision_timer timer =
-                    clocked ? decision_timer(clock_, now) : decision_timer();
+                    When::clocked ? decision_timer(clock_, now) : decision_timer();
                 for (std::size_t i = 0; i < ds.size(); ++i) notify(i, ds[i], timer);
             } else {
                 const auto elapsed = timed ? clock_.now() - start : not_timed;

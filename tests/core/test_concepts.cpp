@@ -41,6 +41,8 @@ static_assert(srl::algorithm<srl::leaky_bucket>);
 static_assert(srl::algorithm<srl::any_algorithm>);
 static_assert(srl::storage_backend<srl::in_memory_storage<>>);
 static_assert(srl::storage_backend<srl::in_memory_storage_st<srl::token_bucket>>);
+static_assert(srl::starts_lookups<srl::concurrent_storage<srl::gcra>>);
+static_assert(!srl::starts_lookups<srl::in_memory_storage<>>);
 static_assert(srl::state_store<srl::in_memory_storage<>>);
 static_assert(srl::state_store<srl::in_memory_storage<srl::fixed_window, srl::null_mutex>>);
 static_assert(srl::event_sink<srl::null_sink>);

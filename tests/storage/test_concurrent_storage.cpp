@@ -7,7 +7,7 @@
 // test_key_flooding.cpp) and when a key turns idle; the state_store interface; shards
 // switching to SipHash while other threads decide; every key-size class, the longest
 // key and the node's size; the node a thread remembers answering only for its own key
-// in its own storage.
+// in its own storage; a lookup begun before the decision's time (start_lookup).
 #include <catch2/catch.hpp>
 
 #include <smart_ratelimit/algorithms/any_algorithm.hpp>
@@ -19,6 +19,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -344,6 +345,78 @@ TEST_CASE(
     place.reset();
     place.emplace(opts(100, 1));
     CHECK_FALSE(spent(*place, "k"));
+}
+
+TEST_CASE(
+    "concurrent: a lookup begun before the decision's time decides as acquire and admit on "
+    "its key do, the key repeated or not, across storages, and after its key was evicted",
+    "[storage]") {
+    using storage = srl::concurrent_storage<srl::fixed_window>;
+    using reference = srl::in_memory_storage_st<srl::fixed_window>;
+    const srl::fixed_window three(srl::rate{3, 1h});
+    // Three storages of one type on one thread, each beside a reference store, fed the
+    // same random decisions: a run on one key (the remembered node answers), keys
+    // alternating (the hash and the probe answer), storages alternating (the node
+    // remembered is another storage's); some lookups begun, then other decisions made,
+    // before the lookup is used.
+    storage ours[3] = {storage(opts(100, 1)), storage(opts(100, 4)), storage(opts(100, 1))};
+    reference refs[3] = {reference(opts(100, 1)), reference(opts(100, 1)), reference(opts(100, 1))};
+    const std::string keys[] = {"k", "j", "a key longer than sixteen bytes", ""};
+    std::mt19937 rng(20261206);
+    int begun_early = 0;
+    for (int i = 0; i < 4000; ++i) {
+        const std::size_t at = rng() % 8 < 6 ? 0 : rng() % 3;  // mostly storage 0
+        const std::string& key = keys[rng() % 8 < 5 ? 0 : rng() % 4];
+        const auto now = t0 + std::chrono::minutes(i / 40);  // windows roll over
+        const srl::outcome want = refs[at].acquire(key, three, now, 1);
+        const auto begun = ours[at].start_lookup(key);
+        REQUIRE(begun.key() == key);
+        if (rng() % 4 == 0) {  // other decisions between the lookup and its use
+            ++begun_early;
+            const std::size_t other = (at + 1) % 3;
+            (void)refs[other].acquire("j", three, now, 1);
+            (void)ours[other].acquire("j", three, now, 1);
+            (void)refs[other].acquire("j", three, now, 1);
+            (void)ours[other].acquire("j", three, now, 1);
+        }
+        INFO("decision " << i << " on storage " << at << ", key \"" << key << "\"");
+        if (rng() % 2 == 0) {
+            const srl::outcome got = ours[at].acquire(begun, three, now, 1);
+            REQUIRE(got.allowed == want.allowed);
+            REQUIRE(got.count == want.count);
+            REQUIRE(got.remaining == want.remaining);
+            REQUIRE(got.reset_after == want.reset_after);
+        } else {
+            const srl::admission got = ours[at].admit(begun, three, now, 1);
+            REQUIRE(got.allowed == want.allowed);
+            REQUIRE(got.exhausted == (want.remaining == 0));
+            REQUIRE(got.reset_after == want.reset_after);
+        }
+    }
+    CHECK(begun_early > 500);
+
+    // The key evicted, and its node reused for another key, between the lookup and its
+    // use: the key starts fresh, whether it was remembered (decided on twice in a row)
+    // or hashed.
+    for (const bool repeated : {true, false}) {
+        storage full(opts(1, 1));
+        REQUIRE(full.acquire("k", three, t0, 1).allowed);
+        if (repeated)
+            REQUIRE(full.acquire("k", three, t0, 1).allowed);
+        else
+            REQUIRE(srl::concurrent_storage<srl::fixed_window>(opts(1, 1))
+                        .acquire("j", three, t0, 1)
+                        .allowed);  // another storage: this thread's remembered node moves
+        const auto begun = full.start_lookup("k");
+        srl::fixed_window::state_type used;
+        used.window_start = t0.count();
+        used.count = 3;
+        full.update("x", used, [](auto&) { return 0; });
+        REQUIRE(full.stats().evictions() == 1);
+        const srl::outcome o = full.acquire(begun, three, t0, 1);
+        CHECK(o.allowed);
+        CHECK(o.count == 1);
+    }
 }
 
 TEST_CASE("concurrent: a token-bucket key of up to 16 bytes takes a 56-byte node", "[storage]") {

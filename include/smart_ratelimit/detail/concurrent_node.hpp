@@ -199,7 +199,8 @@ struct concurrent_node {
     }
 
     /// Whether the node holds `key` (a racy read: valid only if the version is unchanged).
-    bool holds(std::string_view key) const noexcept {
+    /// Inlined: it is on every decision's path, and called from more than one place.
+    [[gnu::always_inline]] bool holds(std::string_view key) const noexcept {
         const std::size_t n = key.size();
         if (key_size.load(std::memory_order_relaxed) != n) return false;
         const char* p = key.data();
@@ -229,7 +230,7 @@ struct concurrent_node {
     // The last 1-7 bytes of a key as a zero-padded word (as memcpy into a zeroed
     // word), built in a register from two overlapping loads: a word assembled from
     // narrower stores on the stack would stall the load that reads it back.
-    static std::uint64_t tail_word(const char* p, std::size_t n) noexcept {
+    [[gnu::always_inline]] static std::uint64_t tail_word(const char* p, std::size_t n) noexcept {
         if (n >= 4) {
             std::uint32_t lo, hi;
             std::memcpy(&lo, p, 4);

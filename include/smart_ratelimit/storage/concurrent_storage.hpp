@@ -55,11 +55,13 @@ namespace smart_ratelimit {
 ///   capacity need not be a power of two). Readers take no lock; a
 ///   reader that misses (or races with an eviction) retries under the shard's lock,
 ///   so a miss is never taken for an absent key. Each thread remembers the node it
-///   last decided on (one per storage type), and a decision on that key again (a hot
-///   client, or a rule whose key is the same for every request) skips the hash and the
-///   probe; a decision on any other key pays one key comparison for trying it.
-///   (A thread_local: in code built with -fPIC for a shared library, reaching it costs
-///   a call.)
+///   last decided on (one per storage type); when its decision before was on that
+///   node too (a hot client, or a rule whose key is the same for every request), the
+///   next decision tries the node first and, when it holds the key, skips the hash and
+///   the probe. (A thread_local: in code built with -fPIC for a shared library,
+///   reaching it costs a call.) Otherwise the limiter begins the lookup before it
+///   reads its clock (start_lookup: the hash, and the slot's line prefetched), so that
+///   the table's cache miss overlaps the clock read.
 /// - State: a trivially copyable state (every built-in algorithm but the exact
 ///   sliding window) is copied out under the key's seqlock, decided on, and written
 ///   back with one compare-and-swap when it changed. A decision that lost a race with
@@ -141,17 +143,58 @@ public:
 
     outcome acquire(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
                     std::uint64_t cost) {
-        return write(
-            key, now.count(), [&](state_type& s) { return a.try_acquire(s, now, cost); },
-            [&](node& n, const outcome& o) { mark(n, now, admission::of(o)); });
+        return acquire(start_lookup(key), a, now, cost);
     }
 
     /// acquire's decision and write, by try_admit: without the numbers only an outcome
     /// reports (limiter::allow).
     admission admit(std::string_view key, const Algorithm& a, std::chrono::nanoseconds now,
                     std::uint64_t cost) {
+        return admit(start_lookup(key), a, now, cost);
+    }
+
+    /// A decision's lookup, begun before its time is known (start_lookup): its key and,
+    /// when begun, the key's hash. Good for one acquire or admit, on any thread.
+    class started_lookup {
+    public:
+        std::string_view key() const noexcept { return key_; }
+
+    private:
+        friend concurrent_storage;
+        started_lookup(std::string_view key, bool hashed, std::uint64_t hash) noexcept
+            : key_(key), hash_(hash), hashed_(hashed) {}
+        std::string_view key_;
+        std::uint64_t hash_;
+        bool hashed_;  // else acquire or admit does the whole lookup
+    };
+
+    /// Begins a decision on `key` before its time is read: hashes the key and starts
+    /// fetching its slot's cache line, so that the table's miss overlaps the clock read
+    /// (a precise clock read, steady_clock's, waits for every earlier load to
+    /// complete, but not for a prefetch). The limiter begins the lookup, reads its
+    /// clock, then calls acquire or admit with it. Begins nothing on a thread whose
+    /// last two decisions (on storages of this type) were on one key: that key (a hot
+    /// client, or a rule with one key for every request) is most likely next, and found
+    /// from the node remembered, with no hash and no probe; tested before the clock
+    /// read, the loads of that test would hold the read up.
+    [[gnu::always_inline]] started_lookup start_lookup(std::string_view key) const noexcept {
+        if (recent_.repeated) return {key, false, 0};
+        return {key, true, hash_and_prefetch(key)};
+    }
+
+    /// acquire(l.key(), a, now, cost) with the lookup `l` begun.
+    outcome acquire(const started_lookup& l, const Algorithm& a, std::chrono::nanoseconds now,
+                    std::uint64_t cost) {
         return write(
-            key, now.count(), [&](state_type& s) { return try_admit(a, s, now, cost); },
+            l, now.count(), [&](state_type& s) { return a.try_acquire(s, now, cost); },
+            [&](node& n, const outcome& o) { mark(n, now, admission::of(o)); });
+    }
+
+    /// admit(l.key(), a, now, cost) with the lookup `l` begun.
+    admission admit(const started_lookup& l, const Algorithm& a, std::chrono::nanoseconds now,
+                    std::uint64_t cost) {
+        return write(
+            l, now.count(), [&](state_type& s) { return try_admit(a, s, now, cost); },
             [&](node& n, const admission& d) { mark(n, now, d); });
     }
 
@@ -171,7 +214,7 @@ public:
             if (!lookup(sh, key, h).n) return;  // absent: nothing to give back
         }
         write(
-            key, now.count(),
+            started_lookup(key, false, 0), now.count(),
             [&](state_type& s) {
                 a.release(s, now, cost);
                 return 0;
@@ -588,26 +631,43 @@ private:
     struct recent_node {
         std::uint64_t owner = 0;
         node* n = nullptr;
+        // The decision before was on n too (in `owner`: one on another storage clears
+        // it), so the next is likely on n's key again: start_lookup leaves it to locate.
+        bool repeated = false;
     };
     static inline thread_local recent_node recent_{};
 
-    // The key's node, inserting it when absent. The node this thread decided on last
-    // is tried first (a hot key, or a rule with one key for every request, decides
-    // without hashing or probing): it is dereferenced only when it is this storage's
-    // (nodes live as long as their storage), and taken only when it is live and holds
-    // `key`, the test a probe makes of every candidate.
-    found locate(std::string_view key, std::int64_t now) {
-        recent_node& last = recent_;
-        if (last.owner == id_.value()) {
-            node* n = last.n;
-            const std::uint64_t v = n->version.load(std::memory_order_acquire);
-            if ((v & node::dead) == 0 && n->holds(key)) return {n, v};
-        }
+    // start_lookup's probe half, out of line (the remembered node's test is what the
+    // caller inlines): the key's hash, its home slot's line on its way to the cache.
+    [[gnu::noinline]] std::uint64_t hash_and_prefetch(std::string_view key) const noexcept {
         const std::uint64_t h = hash(key);
+        const shard& sh = shard_for(h);
+        __builtin_prefetch(&sh.slots[home(table_hash(sh, key, h))]);
+        return h;
+    }
+
+    // The key's node, inserting it when absent. With the key's hash (`hashed`, from
+    // start_lookup) a probe finds it; else the node this thread decided on last is
+    // tried first (a hot key decides without hashing or probing): it is dereferenced
+    // only when it is this storage's (nodes live as long as their storage), and taken
+    // only when it is live and holds `key`, the test a probe makes of every candidate.
+    found locate(std::string_view key, bool hashed, std::uint64_t h, std::int64_t now) {
+        recent_node& last = recent_;
+        if (!hashed) {
+            if (last.owner == id_.value()) {
+                node* n = last.n;
+                const std::uint64_t v = n->version.load(std::memory_order_acquire);
+                if ((v & node::dead) == 0 && n->holds(key)) {
+                    if (!last.repeated) last.repeated = true;
+                    return {n, v};
+                }
+            }
+            h = hash(key);
+        }
         shard& sh = shard_for(h);
         found f = lookup(sh, key, h);
         if (!f.n) f = lookup_or_insert(sh, key, h, now, nullptr);
-        last = {id_.value(), f.n};
+        last = {id_.value(), f.n, f.n == last.n && last.owner == id_.value()};
         return f;
     }
 
@@ -623,7 +683,7 @@ private:
     // contention costs a wait, not repeated work. Other states are always decided
     // locked.
     template <class Op, class Mark>
-    auto write(std::string_view key, std::int64_t now, Op&& op, Mark&& mark) {
+    auto write(const started_lookup& l, std::int64_t now, Op&& op, Mark&& mark) {
         bool contended = !optimistic;
         unsigned lost = 0;  // races lost to other writers
         backoff wait;
@@ -636,7 +696,9 @@ private:
         result r{};
         const auto decide = [&](state_type& s) { ::new (static_cast<void*>(&r)) result(op(s)); };
         for (;;) {
-            const found f = locate(key, now);
+            // l's fields one by one: a copy of the struct just built would read it back
+            // wider than it was written, a load that store forwarding cannot serve.
+            const found f = locate(l.key_, l.hashed_, l.hash_, now);
             if (f.version & node::locked) {
                 wait_unlocked(*f.n, wait);
                 continue;
