@@ -194,16 +194,28 @@ TEST_CASE("concurrent: shards switch to siphash while other threads decide, and 
     for (int i = 0; i < 8; ++i) old_keys.push_back("old:" + std::to_string(i));
     for (const auto& k : old_keys) REQUIRE(s.acquire(k, five, t0, 1).allowed);
     std::atomic<int> admitted{0};
+    std::atomic<int> deciding{0};  // deciders that have made a pass
     std::atomic<bool> inserting{true};
     on_threads(4, [&](int t) {
         if (t == 0) {
+            // The inserts start once every decider is at work (on a loaded machine the
+            // inserter could otherwise finish before the others are scheduled).
+            while (deciding.load() < 3) std::this_thread::yield();
             for (int i = 0; i < 2000; ++i) s.acquire("new:" + std::to_string(i), five, t0, 1);
             inserting.store(false);
             return;
         }
-        while (inserting.load())
+        // Passes over the old keys until one begun after the inserts admits nothing:
+        // then every old key is spent, whatever the scheduling was.
+        for (bool first = true;; first = false) {
+            const bool during = inserting.load();
+            int got = 0;
             for (const auto& k : old_keys)
-                if (s.acquire(k, five, t0, 1).allowed) admitted.fetch_add(1);
+                if (s.acquire(k, five, t0, 1).allowed) ++got;
+            admitted.fetch_add(got);
+            if (first) deciding.fetch_add(1);
+            if (!during && got == 0) break;
+        }
     });
     CHECK(admitted.load() == 8 * 4);  // each old key had 4 units left, none more
     const srl::in_memory_stats st = s.stats();
