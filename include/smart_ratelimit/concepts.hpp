@@ -140,10 +140,11 @@ concept storage_backend = algorithm<typename S::algorithm_type> &&
 
 /// starts_lookups: a storage_backend that begins a decision's lookup before its time
 /// is known. `l = s.start_lookup(key)` (noexcept, no allocation) does what needs only
-/// the key (concurrent_storage: finds the remembered node, or hashes the key and
-/// prefetches its slot); `s.acquire(l, a, now, cost)` then decides as
-/// `s.acquire(key, a, now, cost)` would. The limiter begins the lookup, reads its
-/// clock, then decides, so that the lookup's memory latency overlaps the clock read.
+/// the key (concurrent_storage: hashes the key and prefetches its slot, unless the
+/// thread's remembered node is likely to hold it); `s.acquire(l, a, now, cost)` then
+/// decides as `s.acquire(key, a, now, cost)` would. The limiter begins the lookup,
+/// reads its clock, then decides, so that the lookup's memory latency overlaps the
+/// clock read.
 template <class S>
 concept starts_lookups = storage_backend<S> &&
     requires(S& s, std::string_view key, const typename S::algorithm_type& a,

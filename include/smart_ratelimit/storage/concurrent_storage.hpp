@@ -637,8 +637,8 @@ private:
     };
     static inline thread_local recent_node recent_{};
 
-    // start_lookup's probe half, out of line (the remembered node's test is what the
-    // caller inlines): the key's hash, its home slot's line on its way to the cache.
+    // start_lookup's work, out of line (the caller inlines only the test of `repeated`):
+    // the key's hash, its home slot's line on its way to the cache.
     [[gnu::noinline]] std::uint64_t hash_and_prefetch(std::string_view key) const noexcept {
         const std::uint64_t h = hash(key);
         const shard& sh = shard_for(h);
