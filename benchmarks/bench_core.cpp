@@ -32,6 +32,8 @@
 //   core/hash_flood/{random,colliding}                   300 keys built to collide under
 //                                                        the public-constant hash, or random
 //                                                        keys of the same length; storage
+// Every 2-thread limiter and floor row reports how far apart its two cores were
+// (round_trip_{before,after}_ns: see core_distance).
 #include <benchmark/benchmark.h>
 
 #include "bench_keys.hpp"
@@ -101,6 +103,54 @@ std::unique_ptr<bench_limiter<Clock, Storage>> make_limiter(std::size_t max_keys
 
 enum class clock_mode { now_passed, clocked };
 
+// How far apart a 2-thread run's two cores were: the ns for a cache line to go from
+// one thread to the other and back (the mean of 2,000 hand-overs), measured just
+// before the timed decisions and just after them, outside the timer, and reported by
+// thread 0 as `round_trip_before_ns` and `round_trip_after_ns`. A VM's host may place
+// its vCPUs near each other or far apart, and move them within seconds; on this
+// project's machine one round trip takes 83-140 ns near and 457-516 far, and every
+// 2-thread row on one key (the floor's too) follows that placement, as its writes
+// move the key's line between the cores. scripts/bench-peers.sh prints it beside
+// those rows.
+class core_distance {
+public:
+    explicit core_distance(benchmark::State& state) : before_(measure(state)) {}
+    void report(benchmark::State& state) const {
+        const double after = measure(state);
+        if (state.thread_index() != 0 || state.threads() != 2) return;
+        state.counters["round_trip_before_ns"] = before_;
+        state.counters["round_trip_after_ns"] = after;
+    }
+
+private:
+    static double measure(const benchmark::State& state) {
+        if (state.threads() != 2) return 0;
+        // Even when at rest: thread 0 writes odd values, thread 1 answers each with the
+        // next even one, so every measurement starts from where the last one stopped.
+        alignas(64) static std::atomic<std::uint64_t> baton{0};
+        constexpr std::uint64_t hand_overs = 2000;
+        if (state.thread_index() == 1) {
+            for (std::uint64_t k = 0; k < hand_overs; ++k) {
+                std::uint64_t v;
+                while (((v = baton.load(std::memory_order_acquire)) & 1) == 0) {}
+                baton.store(v + 1, std::memory_order_release);
+            }
+            return 0;
+        }
+        const std::uint64_t base = baton.load(std::memory_order_acquire);
+        const auto start = std::chrono::steady_clock::now();
+        for (std::uint64_t k = 0; k < hand_overs; ++k) {
+            baton.store(base + 2 * k + 1, std::memory_order_release);
+            while (baton.load(std::memory_order_acquire) != base + 2 * k + 2) {}
+        }
+        const std::chrono::duration<double, std::nano> took =
+            std::chrono::steady_clock::now() - start;
+        return took.count() / hand_overs;
+    }
+
+    double before_;
+};
+
 // One limiter per (mode, working set), shared by the threads of a run and warmed up
 // (every key present) before timing.
 template <class Clock, class Storage>
@@ -142,6 +192,7 @@ void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode,
     if (state.thread_index() == 0) published.store(Clock{}.now().count());
     std::int64_t local = 0;
     std::uint64_t allowed = 0;
+    const core_distance cores(state);  // before the timer starts
     for (auto _ : state) {
         const std::string& k = ks[order[i]];
         if (++i == nkeys) i = 0;
@@ -172,6 +223,7 @@ void run_limiter(benchmark::State& state, std::size_t nkeys, clock_mode mode,
     state.SetItemsProcessed(state.iterations());
     state.counters["allowed_ratio"] =
         benchmark::Counter(static_cast<double>(allowed), benchmark::Counter::kAvgIterations);
+    cores.report(state);
 }
 
 // The floor of a decision on one key: read the clock, then admit with one CAS on a
@@ -183,6 +235,7 @@ void bm_floor(benchmark::State& state) {
     constexpr std::int64_t interval = 1000, burst = 1'000'000'000;  // ns
     const Clock clock;
     std::uint64_t allowed = 0;
+    const core_distance cores(state);  // before the timer starts
     for (auto _ : state) {
         const std::int64_t now = clock.now().count();
         std::int64_t t = tat.load(std::memory_order_relaxed);
@@ -197,6 +250,7 @@ void bm_floor(benchmark::State& state) {
     }
     state.counters["allowed_ratio"] =
         benchmark::Counter(static_cast<double>(allowed), benchmark::Counter::kAvgIterations);
+    cores.report(state);
 }
 
 // The floor of a decision among `nkeys` keys: read the request's key (as every peer
@@ -228,6 +282,7 @@ void bm_floor_keys(benchmark::State& state, std::size_t nkeys) {
     const Clock clock;
     std::size_t i = 0;
     std::uint64_t allowed = 0;
+    const core_distance cores(state);  // before the timer starts
     for (auto _ : state) {
         const std::string& k = ks[order[i]];
         std::uint64_t last8 = 0;  // keys are ASCII: the top bit is 0, the index unchanged
@@ -251,6 +306,7 @@ void bm_floor_keys(benchmark::State& state, std::size_t nkeys) {
     }
     state.counters["allowed_ratio"] =
         benchmark::Counter(static_cast<double>(allowed), benchmark::Counter::kAvgIterations);
+    cores.report(state);
 }
 
 std::size_t heap_in_use() {
