@@ -40,6 +40,8 @@
 
 #include <smart_ratelimit/smart_ratelimit.hpp>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -104,14 +106,15 @@ std::unique_ptr<bench_limiter<Clock, Storage>> make_limiter(std::size_t max_keys
 enum class clock_mode { now_passed, clocked };
 
 // How far apart a 2-thread run's two cores were: the ns for a cache line to go from
-// one thread to the other and back (the mean of 2,000 hand-overs), measured just
-// before the timed decisions and just after them, outside the timer, and reported by
-// thread 0 as `round_trip_before_ns` and `round_trip_after_ns`. A VM's host may place
-// its vCPUs near each other or far apart, and move them within seconds; on this
-// project's machine one round trip takes 83-140 ns near and 457-516 far, and every
-// 2-thread row on one key (the floor's too) follows that placement, as its writes
-// move the key's line between the cores. scripts/bench-peers.sh prints it beside
-// those rows.
+// one thread to the other and back (the median of 5 batches of 400 hand-overs),
+// measured just before the timed decisions and just after them, outside the timer,
+// and reported by thread 0 as `round_trip_before_ns` and `round_trip_after_ns`. A VM's
+// host may place its vCPUs near each other or far apart, and move them within
+// seconds; on this project's machine one round trip takes 83-140 ns near and 420-550
+// far, and the 2-thread rows follow that placement (on one key each write moves the
+// key's line between the cores; among 100k keys the far core misses in the other's
+// cache). scripts/bench-peers.sh prints it beside those rows; the Go and Guava peers
+// measure it the same way.
 class core_distance {
 public:
     explicit core_distance(benchmark::State& state) : before_(measure(state)) {}
@@ -128,24 +131,30 @@ private:
         // Even when at rest: thread 0 writes odd values, thread 1 answers each with the
         // next even one, so every measurement starts from where the last one stopped.
         alignas(64) static std::atomic<std::uint64_t> baton{0};
-        constexpr std::uint64_t hand_overs = 2000;
+        constexpr std::size_t batches = 5;
+        constexpr std::uint64_t hand_overs = 400;
         if (state.thread_index() == 1) {
-            for (std::uint64_t k = 0; k < hand_overs; ++k) {
+            for (std::uint64_t k = 0; k < batches * hand_overs; ++k) {
                 std::uint64_t v;
                 while (((v = baton.load(std::memory_order_acquire)) & 1) == 0) {}
                 baton.store(v + 1, std::memory_order_release);
             }
             return 0;
         }
-        const std::uint64_t base = baton.load(std::memory_order_acquire);
-        const auto start = std::chrono::steady_clock::now();
-        for (std::uint64_t k = 0; k < hand_overs; ++k) {
-            baton.store(base + 2 * k + 1, std::memory_order_release);
-            while (baton.load(std::memory_order_acquire) != base + 2 * k + 2) {}
+        std::array<double, batches> means{};
+        for (double& mean : means) {
+            const std::uint64_t base = baton.load(std::memory_order_acquire);
+            const auto start = std::chrono::steady_clock::now();
+            for (std::uint64_t k = 0; k < hand_overs; ++k) {
+                baton.store(base + 2 * k + 1, std::memory_order_release);
+                while (baton.load(std::memory_order_acquire) != base + 2 * k + 2) {}
+            }
+            const std::chrono::duration<double, std::nano> took =
+                std::chrono::steady_clock::now() - start;
+            mean = took.count() / hand_overs;
         }
-        const std::chrono::duration<double, std::nano> took =
-            std::chrono::steady_clock::now() - start;
-        return took.count() / hand_overs;
+        std::sort(means.begin(), means.end());
+        return means[batches / 2];  // a batch interrupted by the scheduler does not count
     }
 
     double before_;

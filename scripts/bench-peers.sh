@@ -7,11 +7,14 @@
 # --json FILE keeps one line per measurement: peer (ours, ours_coarse, ours_tsc,
 # ours_passed, ours_check, ours_tb, floor, floor_coarse, floor_tsc, go, go_passed, guava),
 # case (single_key, single_key_allow, keys_100k, memory_1m), threads, ns_per_op,
-# allowed_share, round.
+# allowed_share, round, and for 2 threads round_trip_ns ([before, after]).
 # Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
 # the best round counts, which damps noise from other work on the machine; beside
 # each goal's ratio of the best times, the median of the ratios taken within each
 # round (ours and the peers measured minutes apart at most) shows how steady it was.
+# Every 2-thread row (ours, the floor, Go, Guava) records where its two cores were: a
+# cache line's round trip between them just before and just after the row, near or
+# far (the host moves a VM's vCPUs), and the 2-thread goals are also shown by placement.
 # Usage: scripts/bench-peers.sh [--rounds N] [--seconds S] [--json FILE]
 # SMART_RATELIMIT_BENCH_CORE=<binary> uses an already built bench_core.
 set -euo pipefail
@@ -231,45 +234,68 @@ for text, r, med, f, g in goals:
         # one, mostly miss is not a goal met.
         met = "no" if r > g else "yes" if med is None or med <= g else "best only"
         print(f"{text:<68} {r:7.3f} {num(med)} {num(f)} {g:>6}  {met}")
-# Where the 2-thread rows on one key ran: each measures how long a cache line takes to
-# go from one of its threads to the other and back, just before its decisions and
-# just after. The host places the VM's two vCPUs near each other or far apart and
-# moves them within seconds; on far cores every write of the key's line costs a slow
-# hand-over, the floor's too, so 2 threads / 1 thread is shown by placement.
-near_limit = 250.0  # ns: near placements measured 83-140, far ones 457-516
-def placement(peer, t):
-    r = t.get(("single_key", 2, peer))
+# Where each 2-thread row ran: ours, the floor and both peers measure how long a cache
+# line takes to go from one of the row's threads to the other and back, just before
+# the row and just after it. The host places the VM's two vCPUs near each other or far
+# apart and moves them within seconds; on far cores a 2-thread row is slower for
+# everyone (on one key every write moves the key's line between the cores, the
+# floor's too), so the 2-thread goals are also shown by placement.
+near_limit = 250.0  # ns: near placements measured 83-140, far ones 400-590
+
+def placement(case, peer, t):
+    r = t.get((case, 2, peer))
     trips = r.get("round_trip_ns") if r else None
     if not trips or None in trips:
-        return None, "-"
-    where = ("near" if max(trips) < near_limit else "far" if min(trips) >= near_limit
-             else "moved")
-    return where, f"{trips[0]:.0f}/{trips[1]:.0f} {where}"
+        return None
+    return "near" if max(trips) < near_limit else "far" if min(trips) >= near_limit else "moved"
+
+def best_peer_in(case, t):
+    v = [(ns(case, 2, p, t), p) for p in ("go", "guava") if ns(case, 2, p, t) is not None]
+    return min(v) if v else (None, None)
+
 print()
-print("One key, mostly denied, round by round: ns per decision, and the round trip (ns) of")
-print("a cache line between the 2-thread row's cores just before and just after it")
-print(f"{'round':>5} {'ours 1t':>8} {'ours 2t':>8} {'cores':>15} {'2t/1t':>7}   "
-      f"{'floor 1t':>8} {'floor 2t':>8} {'cores':>15} {'2t/1t':>7}")
-placed = {}
-for rnd in sorted(by_round):
-    t = by_round[rnd]
-    cells = []
-    for peer in ("ours", "floor"):
-        one, two = ns("single_key", 1, peer, t), ns("single_key", 2, peer, t)
-        where, text = placement(peer, t)
-        r = ratio(two, one)
-        if r is not None and where is not None:
-            placed.setdefault((peer, where), []).append(r)
-        cells.append(f"{fmt(one)} {fmt(two)} {text:>15} {num(r)}")
-    print(f"{rnd:>5} " + "   ".join(cells))
-for where in ("near", "far", "moved"):
-    parts = []
-    for peer in ("ours", "floor"):
-        v = placed.get((peer, where), [])
-        parts.append(f"{peer} {statistics.median(v):.3f} ({len(v)} of {len(by_round)})"
-                     if v else f"{peer} - (0 of {len(by_round)})")
-    print(f"2 threads / 1 thread on {where + ' cores':<11}: median " + ", ".join(parts))
-print(f"(near: both round trips under {near_limit:.0f} ns; far: both over; moved: one of each)")
+print("2-thread rows round by round: ns per decision and where the row's two cores were")
+print(f"(near: a cache line's round trip between them under {near_limit:.0f} ns just before and")
+print("just after the row; far: over it both times; moved: one of each)")
+by_place = {}
+for case, title in (("single_key", "one key, mostly denied"), ("keys_100k", "100k keys")):
+    print(title)
+    print(f"{'round':>7} {'ours 1t':>8} {'ours 2t':>8} {'':<5} {'2t/1t':>7}   {'floor 1t':>8} "
+          f"{'floor 2t':>8} {'':<5} {'2t/1t':>7}   {'Go 2t':>8} {'':<5} {'Guava 2t':>8} {'':<5} "
+          f"{'ours/best':>9}")
+    for rnd in sorted(by_round):
+        t = by_round[rnd]
+        cells = []
+        for peer in ("ours", "floor"):
+            one, two, where = ns(case, 1, peer, t), ns(case, 2, peer, t), placement(case, peer, t)
+            r = ratio(two, one)
+            if r is not None and where is not None:
+                by_place.setdefault((case, "2t/1t", peer, where), []).append(r)
+            cells.append(f"{fmt(one)} {fmt(two)} {where or '-':<5} {num(r)}")
+        peers = " ".join(f"{fmt(ns(case, 2, p, t))} {placement(case, p, t) or '-':<5}"
+                         for p in ("go", "guava"))
+        peer_ns, peer = best_peer_in(case, t)
+        r = ratio(ns(case, 2, "ours", t), peer_ns)
+        ours_at, peer_at = placement(case, "ours", t), placement(case, peer, t) if peer else None
+        if r is not None and ours_at is not None and ours_at == peer_at:
+            by_place.setdefault((case, "vs peer", "ours", ours_at), []).append(r)
+        print(f"{rnd:>7} " + "   ".join(cells) + f"   {peers} {num(r):>9}")
+
+def medians(key_of, peers):
+    def one(peer, where):
+        v = by_place.get(key_of(peer, where), [])
+        got = f"{statistics.median(v):.3f}" if v else "-"
+        return f"{peer + ' ' if len(peers) > 1 else ''}{got} ({len(v)} of {len(by_round)})"
+    return "; ".join(f"{where}: " + ", ".join(one(p, where) for p in peers)
+                     for where in ("near", "far"))
+
+print()
+print("Medians of the rounds by placement:")
+print("one key, 2 threads / 1 thread (goal 0.6): "
+      + medians(lambda p, w: ("single_key", "2t/1t", p, w), ("ours", "floor")))
+for case, title, g in (("single_key", "one key", 0.5), ("keys_100k", "100k keys", 0.75)):
+    print(f"{title}, 2 threads, ours / best peer, both on the same placement (goal {g}): "
+          + medians(lambda p, w: (case, "vs peer", p, w), ("ours",)))
 print()
 print("The same ratios for limiter.check (a verdict), beside the goals (no goal of their own):")
 for text, case, threads in (("one key, 1 thread", "single_key", 1),

@@ -6,7 +6,8 @@
 // peer "go_passed"). The heap is collected before every case, so no case pays for
 // another's garbage. Each result is one JSON object per line: wall time divided by
 // the total number of calls across goroutines (Google Benchmark's real_time
-// convention) and the share admitted.
+// convention) and the share admitted; a 2-goroutine case adds how far apart its two
+// cores were (round_trip_ns, before and after it: see roundTrip).
 package main
 
 import (
@@ -16,7 +17,9 @@ import (
 	"math/rand"
 	"os"
 	"runtime"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -30,6 +33,44 @@ type result struct {
 	Ops      int64   `json:"ops"`
 	Allowed  int64   `json:"allowed"`
 	Duration float64 `json:"seconds"`
+	// 2 goroutines: the cores' round trip (ns) just before and just after the case.
+	RoundTrip []float64 `json:"round_trip_ns,omitempty"`
+}
+
+// roundTrip measures how far apart two busy goroutines' cores are: the ns for a cache
+// line to go from one to the other and back, the median of 5 batches of 400
+// hand-overs (as bench_core's core_distance does). A VM's host may place its vCPUs
+// near each other or far apart and move them within seconds; a 2-goroutine case's
+// time follows that.
+func roundTrip() float64 {
+	const batches, handOvers = 5, 400
+	var baton int64 // odd: the first goroutine's turn is done; even: the second's
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for k := int64(0); k < batches*handOvers; k++ {
+			for atomic.LoadInt64(&baton) != 2*k+1 {
+			}
+			atomic.StoreInt64(&baton, 2*k+2)
+		}
+		close(done)
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	means := make([]float64, batches)
+	for b := int64(0); b < batches; b++ {
+		start := time.Now()
+		for k := b * handOvers; k < (b+1)*handOvers; k++ {
+			atomic.StoreInt64(&baton, 2*k+1)
+			for atomic.LoadInt64(&baton) != 2*k+2 {
+			}
+		}
+		means[b] = float64(time.Since(start).Nanoseconds()) / handOvers
+	}
+	<-done
+	sort.Float64s(means)
+	return means[batches/2]
 }
 
 func keyName(i int) string {
@@ -169,11 +210,19 @@ func main() {
 			runtime.GC() // this case pays for no garbage of the previous one
 			run(threads, *warmup, c.body)
 			runtime.GC()
+			var trips []float64
+			if threads == 2 {
+				trips = append(trips, roundTrip())
+			}
 			ops, allowed, wall := run(threads, *seconds, c.body)
+			if threads == 2 {
+				trips = append(trips, roundTrip())
+			}
 			_ = enc.Encode(result{
 				Peer: peer, Case: c.name, Threads: threads,
 				NsPerOp: float64(wall.Nanoseconds()) / float64(ops),
 				Ops:     ops, Allowed: allowed, Duration: wall.Seconds(),
+				RoundTrip: trips,
 			})
 		}
 	}

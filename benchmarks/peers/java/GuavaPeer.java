@@ -5,7 +5,8 @@
 // (Guava's bursty limiter stores one second of permits), after a warm-up that lets
 // the JIT compile the loop and a GC. Guava reads its own clock (no time-passed rows).
 // One JSON object per line: wall time / total calls across threads (Google
-// Benchmark's real_time).
+// Benchmark's real_time); a 2-thread case adds how far apart its two cores were
+// (round_trip_ns, before and after it: see roundTrip).
 
 import com.google.common.util.concurrent.RateLimiter;
 
@@ -14,6 +15,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.atomic.AtomicLong;
 
 public final class GuavaPeer {
     private static final int BATCH = 4096;
@@ -54,6 +56,34 @@ public final class GuavaPeer {
             totalAllowed += allowed[w];
         }
         return new long[] {totalOps, totalAllowed, wall};
+    }
+
+    // How far apart two busy threads' cores are: the ns for a cache line to go from one
+    // to the other and back, the median of 5 batches of 400 hand-overs (as bench_core's
+    // core_distance). A VM's host may place its vCPUs near each other or far apart and
+    // move them within seconds; a 2-thread case's time follows that.
+    private static double roundTrip() throws InterruptedException {
+        final int batches = 5, handOvers = 400;
+        final AtomicLong baton = new AtomicLong();  // odd: this thread's turn done
+        Thread other = new Thread(() -> {
+            for (long k = 0; k < (long) batches * handOvers; k++) {
+                while (baton.get() != 2 * k + 1) Thread.onSpinWait();
+                baton.set(2 * k + 2);
+            }
+        });
+        other.start();
+        double[] means = new double[batches];
+        for (int b = 0; b < batches; b++) {
+            long start = System.nanoTime();
+            for (long k = (long) b * handOvers; k < (long) (b + 1) * handOvers; k++) {
+                baton.set(2 * k + 1);
+                while (baton.get() != 2 * k + 2) Thread.onSpinWait();
+            }
+            means[b] = (double) (System.nanoTime() - start) / handOvers;
+        }
+        other.join();
+        java.util.Arrays.sort(means);
+        return means[batches / 2];
     }
 
     public static void main(String[] args) throws InterruptedException {
@@ -126,12 +156,18 @@ public final class GuavaPeer {
         for (int c = 0; c < bodies.length; c++) {
             for (int threads = 1; threads <= 2; threads++) {
                 measure(threads, warmup, bodies[c]);
+                if (threads == 2) roundTrip();  // compiled before it counts
                 System.gc();
+                double before = threads == 2 ? roundTrip() : 0;
                 long[] r = measure(threads, seconds, bodies[c]);
+                String trips = threads == 2
+                    ? String.format(java.util.Locale.ROOT, ",\"round_trip_ns\":[%.1f,%.1f]",
+                                    before, roundTrip())
+                    : "";
                 System.out.printf(java.util.Locale.ROOT,
                     "{\"peer\":\"guava\",\"case\":\"%s\",\"threads\":%d,\"ns_per_op\":%.3f,"
-                        + "\"ops\":%d,\"allowed\":%d,\"seconds\":%.6f}%n",
-                    caseNames[c], threads, (double) r[2] / r[0], r[0], r[1], r[2] / 1e9);
+                        + "\"ops\":%d,\"allowed\":%d,\"seconds\":%.6f%s}%n",
+                    caseNames[c], threads, (double) r[2] / r[0], r[0], r[1], r[2] / 1e9, trips);
             }
         }
     }
