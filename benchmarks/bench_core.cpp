@@ -22,6 +22,9 @@
 //                                                        key read, then one CAS in that
 //                                                        key's own preallocated line
 //   core/memory/keys_1m                                  heap bytes per stored key
+//   core/machine/{walk_8mib,round_trip}                  the machine: a dependent load
+//                                                        in 8 MiB, a line's round trip
+//                                                        between two threads' cores
 //   core/keys_100k/{now_passed,steady_clock,coarse_clock,tsc_clock}
 //   core/keys_1m/{now_passed,steady_clock,coarse_clock,tsc_clock}
 //   core/allow/<set>/{now_passed,steady_clock,coarse_clock,tsc_clock}  the same sets,
@@ -48,6 +51,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -105,16 +109,34 @@ std::unique_ptr<bench_limiter<Clock, Storage>> make_limiter(std::size_t max_keys
 
 enum class clock_mode { now_passed, clocked };
 
+// A cache line handed between two threads: thread 0 passes it (writes the next odd
+// value, then waits for the answer), thread 1 answers (waits for an odd value, writes
+// the next even one). Even when at rest, so each exchange starts where the last ended;
+// the two threads must make as many exchanges.
+struct baton {
+    alignas(64) static inline std::atomic<std::uint64_t> value{0};
+    static void pass() noexcept {
+        const std::uint64_t v = value.load(std::memory_order_acquire) + 1;
+        value.store(v, std::memory_order_release);
+        while (value.load(std::memory_order_acquire) != v + 1) {}
+    }
+    static void answer() noexcept {
+        std::uint64_t v;
+        while (((v = value.load(std::memory_order_acquire)) & 1) == 0) {}
+        value.store(v + 1, std::memory_order_release);
+    }
+};
+
 // How far apart a 2-thread run's two cores were: the ns for a cache line to go from
 // one thread to the other and back (the median of 5 batches of 400 hand-overs),
 // measured just before the timed decisions and just after them, outside the timer,
 // and reported by thread 0 as `round_trip_before_ns` and `round_trip_after_ns`. A VM's
 // host may place its vCPUs near each other or far apart, and move them within
-// seconds; on this project's machine one round trip takes 83-140 ns near and 420-550
-// far, and the 2-thread rows follow that placement (on one key each write moves the
-// key's line between the cores; among 100k keys the far core misses in the other's
-// cache). scripts/bench-peers.sh prints it beside those rows; the Go and Guava peers
-// measure it the same way.
+// seconds (core/machine/round_trip, scripts/bench-machine.sh); the 2-thread rows
+// follow that placement (on one key each write moves the key's line between the
+// cores; among 100k keys the far core misses in the other's cache).
+// scripts/bench-peers.sh prints it beside those rows; the Go and Guava peers measure
+// it the same way.
 class core_distance {
 public:
     explicit core_distance(benchmark::State& state) : before_(measure(state)) {}
@@ -127,28 +149,16 @@ public:
 
 private:
     static double measure(const benchmark::State& state) {
+        constexpr std::size_t batches = 5, hand_overs = 400;
         if (state.threads() != 2) return 0;
-        // Even when at rest: thread 0 writes odd values, thread 1 answers each with the
-        // next even one, so every measurement starts from where the last one stopped.
-        alignas(64) static std::atomic<std::uint64_t> baton{0};
-        constexpr std::size_t batches = 5;
-        constexpr std::uint64_t hand_overs = 400;
         if (state.thread_index() == 1) {
-            for (std::uint64_t k = 0; k < batches * hand_overs; ++k) {
-                std::uint64_t v;
-                while (((v = baton.load(std::memory_order_acquire)) & 1) == 0) {}
-                baton.store(v + 1, std::memory_order_release);
-            }
+            for (std::size_t k = 0; k < batches * hand_overs; ++k) baton::answer();
             return 0;
         }
         std::array<double, batches> means{};
         for (double& mean : means) {
-            const std::uint64_t base = baton.load(std::memory_order_acquire);
             const auto start = std::chrono::steady_clock::now();
-            for (std::uint64_t k = 0; k < hand_overs; ++k) {
-                baton.store(base + 2 * k + 1, std::memory_order_release);
-                while (baton.load(std::memory_order_acquire) != base + 2 * k + 2) {}
-            }
+            for (std::size_t k = 0; k < hand_overs; ++k) baton::pass();
             const std::chrono::duration<double, std::nano> took =
                 std::chrono::steady_clock::now() - start;
             mean = took.count() / hand_overs;
@@ -159,6 +169,44 @@ private:
 
     double before_;
 };
+
+// The machine under the benchmarks, to tell its state from the code's (see
+// scripts/bench-machine.sh). walk_8mib: one dependent load per iteration in a random
+// cycle over 8 MiB of cache lines, about the 100k-key rows' working set: an L3 hit
+// while the cache is ours, a DRAM access when the host's other tenants have taken it.
+void bm_machine_walk(benchmark::State& state) {
+    struct alignas(64) line {
+        std::uint32_t next;
+    };
+    static const std::vector<line> lines = [] {
+        constexpr std::uint32_t n = (8u << 20) / sizeof(line);
+        std::vector<std::uint32_t> order(n);
+        for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
+        std::mt19937_64 rng(17);
+        std::shuffle(order.begin() + 1, order.end(), rng);
+        std::vector<line> out(n);
+        for (std::uint32_t i = 0; i < n; ++i) out[order[i]].next = order[(i + 1) % n];
+        return out;
+    }();
+    std::uint32_t at = 0;
+    for (auto _ : state) {
+        at = lines[at].next;
+        benchmark::DoNotOptimize(at);
+    }
+}
+
+// round_trip (2 threads): a cache line handed from one thread to the other and back
+// per iteration, as core_distance measures it; `round_trip_ns` is thread 0's mean.
+void bm_machine_round_trip(benchmark::State& state) {
+    if (state.thread_index() == 1) {
+        for (auto _ : state) baton::answer();
+        return;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    for (auto _ : state) baton::pass();
+    const std::chrono::duration<double, std::nano> took = std::chrono::steady_clock::now() - start;
+    state.counters["round_trip_ns"] = took.count() / static_cast<double>(state.iterations());
+}
 
 // One limiter per (mode, working set), shared by the threads of a run and warmed up
 // (every key present) before timing.
@@ -583,6 +631,10 @@ void register_all() {
         "core/floor_100k/steady_clock",
         [](benchmark::State& st) { bm_floor_keys<srl::steady_clock>(st, 100'000); })
         ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("core/machine/walk_8mib", bm_machine_walk);
+    benchmark::RegisterBenchmark("core/machine/round_trip", bm_machine_round_trip)
         ->Threads(2)
         ->UseRealTime();
     benchmark::RegisterBenchmark("core/memory/keys_1m", bm_memory)
