@@ -240,7 +240,7 @@ for text, r, med, f, g in goals:
 # apart and moves them within seconds; on far cores a 2-thread row is slower for
 # everyone (on one key every write moves the key's line between the cores, the
 # floor's too), so the 2-thread goals are also shown by placement.
-near_limit = 250.0  # ns: near placements measured 83-140, far ones 400-590
+near_limit = 250.0  # ns: near placements measured 83-150, far ones 390-590
 
 def placement(case, peer, t):
     r = t.get((case, 2, peer))
