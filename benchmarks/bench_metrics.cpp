@@ -1,14 +1,20 @@
 // benchmarks/bench_metrics.cpp
 // What the decision_metrics observer costs the in-memory limiter (token bucket, steady
 // clock read per check): one hot key and 100k keys, 1 and 2 threads, null_observer
-// against decision_metrics (default sampling) and against a control observer; and one
-// scrape of 1,000 rules.
+// against decision_metrics (default sampling) and against a control observer; the
+// same for limiter.allow on the lock-free storage (GCRA), where decision_metrics hears
+// the outcome alone; and one scrape of 1,000 rules.
 // scripts/bench-metrics.sh prints the ratios and the scrape time against the goals.
 //
 // Benchmark names (Google Benchmark appends "/threads:N"):
 //   metrics/hot_key/{off,on}      one key, limiter.check
 //   metrics/keys_100k/{off,on}    100k keys walked in a scattered order
 //   metrics/*/control             the same with a ~1 ns observer that shares nothing
+//   metrics/allow/{hot_key,keys_100k}/{off,on}
+//                                 limiter.allow on concurrent_storage<gcra>, each
+//                                 thread walking the keys in its own random order
+//   metrics/allow/*/whole         allow with decision_metrics told whole decisions (as
+//                                 before the outcome-only form: allow takes check's path)
 //   metrics/observer_only         on_decision(rule, d, timer) alone (no limiter)
 //   metrics/scrape_1000_rules     registry.scrape() of decision_metrics with 1,000 rules
 #include <benchmark/benchmark.h>
@@ -35,12 +41,14 @@ namespace {
 using srl_bench::keys;
 using srl_bench::view_key;
 
-// One in-memory storage per working set, shared by the off, on and control limiters
-// through this reference: the three then differ in their observer only, not in where
-// their tables landed in memory (which alone moves 100k-key figures by several percent).
+// One storage per working set, shared by the off, on and control limiters through
+// these references: they then differ in their observer only, not in where their tables
+// landed in memory (which alone moves 100k-key figures by several percent).
 struct storage_ref {
+    using storage_type = srl::in_memory_storage<>;
     using algorithm_type = srl::any_algorithm;
-    srl::in_memory_storage<>* s;
+    static constexpr const char* algorithm = "token_bucket";
+    storage_type* s;
     srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
                          std::uint64_t cost) {
         return s->acquire(k, a, now, cost);
@@ -55,9 +63,39 @@ struct storage_ref {
     }
 };
 
-template <class Observer>
-using bench_limiter =
-    srl::limiter<view_key, storage_ref, srl::null_sink, srl::steady_clock, Observer>;
+// The lock-free storage: its lookups begin before the clock read, and its admit
+// decides without the count.
+struct lock_free_ref {
+    using storage_type = srl::concurrent_storage<srl::gcra>;
+    using algorithm_type = srl::gcra;
+    using lookup = storage_type::started_lookup;
+    static constexpr const char* algorithm = "gcra";
+    storage_type* s;
+    lookup start_lookup(std::string_view k) const noexcept { return s->start_lookup(k); }
+    srl::admission admit(const lookup& l, const algorithm_type& a, std::chrono::nanoseconds now,
+                         std::uint64_t cost) {
+        return s->admit(l, a, now, cost);
+    }
+    srl::outcome acquire(const lookup& l, const algorithm_type& a, std::chrono::nanoseconds now,
+                         std::uint64_t cost) {
+        return s->acquire(l, a, now, cost);
+    }
+    srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                         std::uint64_t cost) {
+        return s->acquire(k, a, now, cost);
+    }
+    srl::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                      std::uint64_t cost) {
+        return s->peek(k, a, now, cost);
+    }
+    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
+                 std::uint64_t cost) {
+        s->release(k, a, now, cost);
+    }
+};
+
+template <class Observer, class Ref = storage_ref>
+using bench_limiter = srl::limiter<view_key, Ref, srl::null_sink, srl::steady_clock, Observer>;
 
 const m::decision_metrics& shared_metrics() {
     static const m::decision_metrics dm;
@@ -78,34 +116,57 @@ struct control_observer {
     }
 };
 
+// decision_metrics told whole decisions only (no on_outcome), as observers were
+// before the outcome-only form: a one-rule limiter's allow() then takes check()'s path.
+struct whole_decisions {
+    m::decision_metrics dm = shared_metrics();
+    m::decision_metrics::rule_slot bind(std::string_view name) const { return dm.bind(name); }
+    void on_decision(m::decision_metrics::rule_slot r, const srl::decision& d,
+                     const srl::decision_timer& t) const {
+        dm.on_decision(r, d, t);
+    }
+    void on_decision(m::decision_metrics::rule_slot r, const srl::decision& d,
+                     std::chrono::nanoseconds t) const {
+        dm.on_decision(r, d, t);
+    }
+    void on_decision(const srl::decision& d, std::chrono::nanoseconds t) const {
+        dm.on_decision(d, t);
+    }
+};
+static_assert(srl::detail::times_lazily<whole_decisions> &&
+              !srl::detail::hears_outcomes<whole_decisions>);
+
 // The storage of a working set, created and warmed up once.
-srl::in_memory_storage<>& shared_storage(std::size_t nkeys) {
+template <class Storage>
+Storage& shared_storage(std::size_t nkeys) {
     static std::mutex mu;
-    static std::vector<std::pair<std::size_t, std::unique_ptr<srl::in_memory_storage<>>>> all;
+    static std::vector<std::pair<std::size_t, std::unique_ptr<Storage>>> all;
     std::lock_guard<std::mutex> lock(mu);
     for (auto& [n, s] : all)
         if (n == nkeys) return *s;
     srl::in_memory_options o;
     o.max_keys = nkeys * 2 + 1024;
     o.shards = 64;
-    all.emplace_back(nkeys, std::make_unique<srl::in_memory_storage<>>(o));
+    all.emplace_back(nkeys, std::make_unique<Storage>(o));
     return *all.back().second;
 }
 
-// One limiter per (observer, working set), shared by the threads of a run, warmed up.
-template <class Observer>
-bench_limiter<Observer>& shared_limiter(std::size_t nkeys) {
+// One limiter per (observer, storage, working set), shared by the threads of a run,
+// warmed up.
+template <class Observer, class Ref = storage_ref>
+bench_limiter<Observer, Ref>& shared_limiter(std::size_t nkeys) {
+    using limiter_type = bench_limiter<Observer, Ref>;
     static std::mutex mu;
-    static std::vector<std::pair<std::size_t, std::unique_ptr<bench_limiter<Observer>>>> all;
+    static std::vector<std::pair<std::size_t, std::unique_ptr<limiter_type>>> all;
     std::lock_guard<std::mutex> lock(mu);
     for (auto& [n, l] : all)
         if (n == nkeys) return *l;
     Observer obs{};
     if constexpr (std::is_same_v<Observer, m::decision_metrics>) obs = shared_metrics();
-    auto l = std::make_unique<bench_limiter<Observer>>(
-        view_key{}, std::vector<srl::rule_config>{{"api", "1000000/s", "token_bucket"}},
-        srl::limiter_options{}, storage_ref{&shared_storage(nkeys)}, srl::null_sink{},
-        srl::steady_clock{}, obs);
+    auto l = std::make_unique<limiter_type>(
+        view_key{}, std::vector<srl::rule_config>{{"api", "1000000/s", Ref::algorithm}},
+        srl::limiter_options{}, Ref{&shared_storage<typename Ref::storage_type>(nkeys)},
+        srl::null_sink{}, srl::steady_clock{}, obs);
     for (const auto& k : keys(nkeys)) (void)l->check(k);
     all.emplace_back(nkeys, std::move(l));
     return *all.back().second;
@@ -121,6 +182,21 @@ void run_limiter(benchmark::State& state, std::size_t nkeys) {
         i += 7919;
         const srl::verdict v = lim.check(k);
         benchmark::DoNotOptimize(v);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// limiter.allow on the lock-free storage, each thread in its own random order.
+template <class Observer>
+void run_allow(benchmark::State& state, std::size_t nkeys) {
+    auto& lim = shared_limiter<Observer, lock_free_ref>(nkeys);
+    const auto& ks = keys(nkeys);
+    const auto& order = srl_bench::walk(nkeys, state.thread_index());
+    std::size_t i = 0;
+    for (auto _ : state) {
+        const bool allowed = lim.allow(ks[order[i]]);
+        i = i + 1 == nkeys ? 0 : i + 1;
+        benchmark::DoNotOptimize(allowed);
     }
     state.SetItemsProcessed(state.iterations());
 }
@@ -185,6 +261,28 @@ void register_all() {
         benchmark::RegisterBenchmark(
             (base + "on").c_str(),
             [n](benchmark::State& st) { run_limiter<m::decision_metrics>(st, n); })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+    }
+    for (const set s : {set{"hot_key", 1}, set{"keys_100k", 100'000}}) {
+        const std::size_t n = s.keys;
+        const std::string base = std::string("metrics/allow/") + s.name + "/";
+        benchmark::RegisterBenchmark(
+            (base + "off").c_str(),
+            [n](benchmark::State& st) { run_allow<srl::null_observer>(st, n); })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(
+            (base + "on").c_str(),
+            [n](benchmark::State& st) { run_allow<m::decision_metrics>(st, n); })
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(
+            (base + "whole").c_str(),
+            [n](benchmark::State& st) { run_allow<whole_decisions>(st, n); })
             ->Threads(1)
             ->Threads(2)
             ->UseRealTime();

@@ -4,7 +4,8 @@
 # for 1 and 2 threads the in-memory limiter's ns per decision with null_observer and
 # with decision_metrics (medians, CPU time), the ratio on/off against the 1.05 goal
 # (paired by repetition round), the same ratio for a control observer that does ~1 ns of
-# work and shares nothing, the observer's own cost, and the time of one scrape of
+# work and shares nothing; the same for allow() on the lock-free storage, beside
+# metrics told whole decisions; the observer's own cost, and the time of one scrape of
 # 1,000 rules against the 5 ms goal.
 # Usage: scripts/bench-metrics.sh [--repetitions N] [--seconds S]
 set -euo pipefail
@@ -72,6 +73,18 @@ for case in ("hot_key", "keys_100k"):
         print(f"{case:12} {t:>7} {median(name('off'), 0):>8.1f} {median(name('on'), 0):>8.1f}"
               f" {r:>7.3f} {goal:>12} {'-' if rc is None else f'{rc:.3f}':>11}"
               f" {paired(name('on'), name('off'), 1):>11.3f}")
+print(f"{'allow':12} {'threads':>7} {'off cpu':>8} {'on cpu':>8} {'on/off':>7} {'goal':>12}"
+      f" {'whole cpu':>11} {'whole/off':>11}")
+for case in ("hot_key", "keys_100k"):
+    for t in (1, 2):
+        name = lambda v: f"metrics/allow/{case}/{v}/real_time/threads:{t}"
+        if name("off") not in reps or name("on") not in reps:
+            continue
+        r = paired(name("on"), name("off"), 0)
+        rw = paired(name("whole"), name("off"), 0)
+        goal = "<=1.05 " + ("met" if r <= 1.05 else "MISSED")
+        print(f"{case:12} {t:>7} {median(name('off'), 0):>8.1f} {median(name('on'), 0):>8.1f}"
+              f" {r:>7.3f} {goal:>12} {median(name('whole'), 0):>11.1f} {rw:>11.3f}")
 for t in (1, 2):
     o = median(f"metrics/observer_only/real_time/threads:{t}", 0)
     if o is not None:
@@ -89,4 +102,9 @@ print("ns per decision per thread (limiter.check with a steady clock read, token
       " ratio is the median over rounds of the two cases' times in the same round, so drift in the"
       " machine's speed between rounds cancels. The goal is judged on CPU time; the wall ratio also"
       " counts waiting for a core or the key's lock.")
+print("allow: limiter.allow on concurrent_storage<gcra> (lock-free; each thread walks the keys in"
+      " its own random order), where decision_metrics hears the outcome alone (on_outcome) and"
+      " allow keeps its short path; whole: the same metrics told whole decisions only, so allow"
+      " builds the verdict check builds (what allow with metrics cost before the outcome-only"
+      " form).")
 PY

@@ -125,7 +125,11 @@ struct decision {
     bool blocked() const noexcept { return rejects() && !degraded; }
     /// The outcome, as logged and counted: degraded first, then allowed, then
     /// shadow_blocked or blocked.
-    outcome_kind kind() const noexcept {
+    outcome_kind kind() const noexcept { return kind_of(degraded, allowed, shadow); }
+
+    /// The outcome of a decision with these flags (kind() above, for callers that
+    /// decide without building a decision).
+    static constexpr outcome_kind kind_of(bool degraded, bool allowed, bool shadow) noexcept {
         if (degraded) return outcome_kind::degraded;
         if (allowed) return outcome_kind::allowed;
         return shadow ? outcome_kind::shadow_blocked : outcome_kind::blocked;

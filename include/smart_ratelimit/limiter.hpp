@@ -123,8 +123,9 @@ public:
     /// Whether `req` may proceed: check(req).allowed(), consuming the same quota, with
     /// no verdict built. For callers that need only the answer (no headers, no
     /// per-rule detail), as Guava's tryAcquire() and Go's Allow() give. Writes no
-    /// event. With one rule and an observer that takes no decisions it skips the
-    /// verdict, and the count on storages and algorithms that can decide without it
+    /// event. With one rule and an observer that takes no decisions or hears outcomes
+    /// alone (on_outcome, as metrics::decision_metrics does) it skips the verdict, and
+    /// the count on storages and algorithms that can decide without it
     /// (concurrent_storage<gcra>); otherwise it is check().
     template <request_for<KeyExtractor> Request>
     bool allow(const Request& req, std::uint64_t cost = 1) {
@@ -328,9 +329,11 @@ private:
         }
     }
 
-    // acquire_at's decision as an admission, by the storage's admit where it has one.
+    // acquire_at's decision as an admission, by the storage's admit where it has one;
+    // stores when()'s time in `now`.
     template <class When>
-    admission admit_at(std::string_view key, const rule_type& r, When when, std::uint64_t cost) {
+    admission admit_at(std::string_view key, const rule_type& r, When when, std::uint64_t cost,
+                       std::chrono::nanoseconds& now) {
         const auto admitted = [](auto&& call) noexcept -> admission {
             try {
                 return call();
@@ -342,13 +345,12 @@ private:
                           storage_.admit(storage_.start_lookup(key), r.algorithm, when(), cost);
                       }) {
             const auto begun = storage_.start_lookup(key);
-            const auto now = when();
+            now = when();
             return admitted([&] { return storage_.admit(begun, r.algorithm, now, cost); });
         } else if constexpr (requires { storage_.admit(key, r.algorithm, when(), cost); }) {
-            const auto now = when();
+            now = when();
             return admitted([&] { return storage_.admit(key, r.algorithm, now, cost); });
         } else {
-            std::chrono::nanoseconds now;
             return admission::of(acquire_at(key, r, when, cost, now));
         }
     }
@@ -369,10 +371,11 @@ private:
     }
 
     // allow(): one rule's decision on the stack, as decide() fills it; several rules,
-    // or an observer that is told every decision, take decide() itself.
+    // or an observer that needs the whole decision, take decide() itself.
     template <class When>
     bool admit(std::string_view inner, When when, std::uint64_t cost) {
-        if constexpr (!detail::observes_decisions<Observer>) {
+        constexpr bool observes = detail::observes_decisions<Observer>;
+        if constexpr (!observes || detail::hears_outcomes<Observer>) {
             if (rules_.size() == 1) {
                 inner = or_fallback(inner, nullptr);
                 const rule_type& r = rules_.front();
@@ -382,10 +385,22 @@ private:
                     format_key(formatted, r.name, inner);
                     key = formatted.view();
                 }
-                const admission a = admit_at(key, r, when, cost);
+                std::chrono::nanoseconds now;
+                const admission a = admit_at(key, r, when, cost, now);
                 const bool allowed =
                     a.degraded ? options_.on_store_failure == failure_policy::fail_open : a.allowed;
-                return allowed || r.shadow || options_.shadow;
+                const bool shadow = r.shadow || options_.shadow;
+                if constexpr (observes) {
+                    const decision_timer timer =
+                        When::clocked ? decision_timer(clock_, now) : decision_timer();
+                    try {
+                        bindings_.notify_outcome(
+                            observer_, 0, decision::kind_of(a.degraded, allowed, shadow), timer);
+                    } catch (...) {
+                        sink_failures_.fetch_add(1, std::memory_order_relaxed);
+                    }
+                }
+                return allowed || shadow;
             }
         }
         return decide<false>(inner, when, cost, nullptr).allowed();

@@ -59,6 +59,7 @@ private:
 /// | `o.on_decision(d, t)`     | any  | once per rule decision of a request, after the request is decided and before its events are recorded; `t` is how long deciding the whole request took (store round trips included), or `not_timed` |
 /// | `o.time_next()`           | `bool` | optional: asked before each request is decided; `true` makes the limiter read its clock again afterwards and pass the time taken. Without it nothing is timed (no extra clock read). |
 /// | `o.on_decision(d, timer)` | any  | optional (with bind: `o.on_decision(h, d, timer)`): when present, the limiter calls it instead of `o.on_decision(d, t)` for the decisions it makes itself, and never asks time_next(); `timer.elapsed()` reads the clock and gives the time taken so far. For observers that time a sample: one per-thread lookup per decision instead of two. |
+/// | `o.on_outcome(h, k, timer)` | any | optional, with bind: the outcome alone (`k`, an outcome_kind) of a decision of the rule bound to `h`. When present, a one-rule limiter's allow() calls it instead of building a decision for `o.on_decision`, and so keeps its short path (no verdict; no count where the store can skip it). For observers that need only the outcome, such as metrics::decision_metrics. |
 /// | `o.bind(name)`            | `H`  | optional: called once per rule, in rule order, when a limiter is built. The limiter then calls `o.on_decision(h, d, t)` with that rule's `h` instead of `o.on_decision(d, t)`, so the observer resolves a rule's name once, not per decision (a Prometheus client's bound child). `H` is a small regular type. |
 ///
 /// `o` is an O&, `d` a const decision& (its outcome is `d.kind()`, its rule `d.rule`,
@@ -121,6 +122,11 @@ struct rule_bindings<O> {
     void notify(O& o, std::size_t rule, const decision& d, const T& t) {
         o.on_decision(handles[rule], d, t);
     }
+    void notify_outcome(O& o, std::size_t rule, outcome_kind k,
+                        const decision_timer& t) requires requires {
+        o.on_outcome(handles[rule], k, t);
+    }
+    { o.on_outcome(handles[rule], k, t); }
 };
 
 // The observer takes a decision_timer, in the form the limiter calls (bound or not).
@@ -132,6 +138,13 @@ concept times_lazily = (bound_observer<O> &&
                         requires(O & o, const decision& d, const decision_timer& t) {
                             o.on_decision(d, t);
                         });
+
+// The observer hears a decision by its outcome alone (on_outcome), in the bound form.
+template <class O>
+concept hears_outcomes = bound_observer<O> &&
+    requires(O& o, std::string_view name, outcome_kind k, const decision_timer& t) {
+    o.on_outcome(o.bind(name), k, t);
+};
 
 template <class O>
 bool wants_timing(O& o) noexcept {

@@ -304,9 +304,38 @@ struct timer_observer {
     void on_decision(const srl::decision&, std::chrono::nanoseconds t) { s->plain.push_back(t); }
 };
 
+// Binds rules and hears outcomes alone (on_outcome) as well as whole decisions: records
+// which form each decision came by, and reads the timer after moving the shared manual
+// clock by `step`, as timer_observer does.
+struct outcome_observer {
+    struct state {
+        std::vector<std::pair<std::size_t, srl::outcome_kind>> outcomes;  // (handle, kind)
+        std::vector<std::chrono::nanoseconds> times;
+        int decisions = 0;  // the on_decision forms
+        bool throws = false;
+    };
+    std::shared_ptr<state> s = std::make_shared<state>();
+    srl::manual_clock clock;
+    std::chrono::nanoseconds step{0};
+    std::size_t bind(std::string_view name) { return name.size(); }
+    void on_outcome(std::size_t h, srl::outcome_kind k, const srl::decision_timer& t) {
+        if (s->throws) throw std::runtime_error("observer");
+        clock.advance(step);
+        s->outcomes.emplace_back(h, k);
+        s->times.push_back(t.elapsed());
+    }
+    void on_decision(std::size_t, const srl::decision&, std::chrono::nanoseconds) {
+        ++s->decisions;
+    }
+    void on_decision(const srl::decision&, std::chrono::nanoseconds) { ++s->decisions; }
+};
+
 }  // namespace
 
 static_assert(srl::observer<counting_observer>);
+static_assert(srl::detail::hears_outcomes<outcome_observer>);
+static_assert(!srl::detail::hears_outcomes<binding_observer>);
+static_assert(!srl::detail::hears_outcomes<counting_observer>);
 static_assert(!srl::bound_observer<counting_observer>);
 static_assert(srl::bound_observer<binding_observer>);
 static_assert(srl::observer<srl::null_observer>);
@@ -370,6 +399,67 @@ TEST_CASE("allow() tells the observer every rule decision, as check() does",
     CHECK(obs.s->by_kind[static_cast<int>(srl::outcome_kind::allowed)] == 2);
     CHECK(obs.s->by_kind[static_cast<int>(srl::outcome_kind::blocked)] == 1);
     CHECK(obs.s->timed + obs.s->untimed == 3);
+}
+
+TEST_CASE("allow() tells an observer that hears outcomes alone by on_outcome, with a timer",
+          "[limiter][observer]") {
+    srl::manual_clock clock;
+    faulty_storage st;
+    outcome_observer obs{.clock = clock, .step = 3ms};
+    srl::limiter<key_of, faulty_storage, srl::null_sink, srl::manual_clock, outcome_observer> lim(
+        key_of{}, {{"api", "2/m"}}, policy(srl::failure_policy::fail_closed), st, {}, clock, obs);
+    const auto& s = *obs.s;
+    CHECK(lim.allow_key("u"));
+    CHECK(lim.allow_key("u"));
+    CHECK_FALSE(lim.allow_key("u"));
+    st.sw->all = true;
+    CHECK_FALSE(lim.allow_key("u"));  // degraded, failing closed
+    st.sw->all = false;
+    CHECK_FALSE(lim.allow_at(std::string_view("u"), clock.now()));  // at a caller's time
+    using heard_t = std::vector<std::pair<std::size_t, srl::outcome_kind>>;
+    const std::size_t h = 3;  // bind("api")
+    CHECK(s.outcomes == heard_t{{h, srl::outcome_kind::allowed},
+                                {h, srl::outcome_kind::allowed},
+                                {h, srl::outcome_kind::blocked},
+                                {h, srl::outcome_kind::degraded},
+                                {h, srl::outcome_kind::blocked}});
+    // Timed from the decision's clock read, on demand; a caller's time is untimed.
+    CHECK(s.times == std::vector<std::chrono::nanoseconds>{3ms, 3ms, 3ms, 3ms, srl::not_timed});
+    CHECK(s.decisions == 0);
+
+    // check() still builds the decision and tells it whole.
+    CHECK(lim.check_key("u").blocked());
+    CHECK(s.decisions == 1);
+    CHECK(s.outcomes.size() == 5);
+
+    // A throwing on_outcome changes no decision and is counted.
+    obs.s->throws = true;
+    CHECK(lim.allow_key("v"));
+    CHECK_FALSE(lim.allow_key("u"));
+    CHECK(lim.sink_failures() == 2);
+}
+
+TEST_CASE("allow() with a shadow rule or several rules tells outcomes as check() would",
+          "[limiter][observer]") {
+    outcome_observer obs;
+    faulty_limiter<srl::null_sink, outcome_observer> shadow(
+        key_of{}, {{"watch", "1/m", "fixed_window", true}}, {}, faulty_storage{}, {},
+        srl::manual_clock(), obs);
+    CHECK(shadow.allow_key("u"));
+    CHECK(shadow.allow_key("u"));  // over, but a shadow rule never refuses
+    using heard_t = std::vector<std::pair<std::size_t, srl::outcome_kind>>;
+    CHECK(obs.s->outcomes ==
+          heard_t{{5, srl::outcome_kind::allowed}, {5, srl::outcome_kind::shadow_blocked}});
+
+    // Several rules take check()'s path: whole decisions, one per rule.
+    outcome_observer two;
+    faulty_limiter<srl::null_sink, outcome_observer> lim(key_of{}, {{"a", "1/m"}, {"bb", "5/m"}},
+                                                         {}, faulty_storage{}, {},
+                                                         srl::manual_clock(), two);
+    CHECK(lim.allow_key("u"));
+    CHECK_FALSE(lim.allow_key("u"));
+    CHECK(two.s->outcomes.empty());
+    CHECK(two.s->decisions == 4);
 }
 
 TEST_CASE("a throwing observer changes no decision and is counted", "[limiter][observer]") {

@@ -62,6 +62,7 @@ std::uint64_t total(const m::decision_metrics& dm, std::string_view rule) {
 }  // namespace
 
 static_assert(srl::observer<m::decision_metrics>);
+static_assert(srl::detail::hears_outcomes<m::decision_metrics>);
 
 TEST_CASE("decision_metrics counts allowed, blocked, shadow_blocked and degraded per rule",
           "[metrics]") {
@@ -92,6 +93,36 @@ TEST_CASE("decision_metrics counts allowed, blocked, shadow_blocked and degraded
           std::string::npos);
     CHECK(text.find("# TYPE smart_ratelimit_decision_duration_seconds histogram\n") !=
           std::string::npos);
+}
+
+TEST_CASE("decision_metrics counts allow()'s outcomes as check()'s, timing the same sample",
+          "[metrics]") {
+    m::decision_metrics dm(m::decision_metrics_options{.time_every = 2});
+    auto lim = make<srl::concurrent_storage<srl::gcra>>({{"api", "3/h", "gcra"}}, dm);
+    for (int i = 0; i < 4; ++i) (void)lim->allow_key("k");
+    (void)lim->check_key("k");
+    CHECK(dm.count("api", srl::outcome_kind::allowed) == 3);
+    CHECK(dm.count("api", srl::outcome_kind::blocked) == 2);
+    // One decision in two from the first, allow() or check(): the 1st, 3rd and 5th.
+    CHECK(dm.duration().snapshot().count() == 3);
+    (void)lim->allow_at(std::string("k"), 1s);  // a caller's time: counted, untimed
+    (void)lim->allow_at(std::string("k"), 1s);
+    CHECK(dm.count("api", srl::outcome_kind::blocked) == 4);
+    CHECK(dm.duration().snapshot().count() == 3);
+
+    srl::limiter_options shadow;
+    shadow.shadow = true;
+    auto watch = make<srl::concurrent_storage<srl::gcra>>({{"watch", "1/h", "gcra"}}, dm, shadow);
+    CHECK(watch->allow_key("k"));
+    CHECK(watch->allow_key("k"));
+    CHECK(dm.count("watch", srl::outcome_kind::allowed) == 1);
+    CHECK(dm.count("watch", srl::outcome_kind::shadow_blocked) == 1);
+
+    srl::limiter_options closed;
+    closed.on_store_failure = srl::failure_policy::fail_closed;
+    auto down = make<down_storage>({{"down", "5/s", "token_bucket"}}, dm, closed);
+    CHECK_FALSE(down->allow_key("k"));
+    CHECK(dm.count("down", srl::outcome_kind::degraded) == 1);
 }
 
 TEST_CASE("a limiter's rules have their series from the start, bound once", "[metrics]") {

@@ -64,6 +64,7 @@ concept has_rules = requires(const L& l) {
 /// |--------------------------|-----------------|-------------------------------------------|
 /// | `m.bind(name)`           | `rule_slot`     | the rule's series (created if new); a limiter binds its rules when built |
 /// | `m.on_decision(r, d, timer)` | `void`      | what a limiter calls: counts d under (rule r, d.kind()); one call in `time_every` per thread observes timer.elapsed() |
+/// | `m.on_outcome(r, k, timer)` | `void`       | the same for an outcome alone (what a one-rule limiter's allow() calls) |
 /// | `m.on_decision(r, d, t)` | `void`          | counts d under (rule r, d.kind()); observes t unless not_timed |
 /// | `m.on_decision(d, t)`    | `void`          | the same, the rule found by d.rule's name   |
 /// | `m.time_next()`          | `bool`          | true once every `time_every` calls on this thread (for observers that wrap this one and time with `t`) |
@@ -120,8 +121,13 @@ public:
     /// The form a limiter calls: counts d and, once every time_every calls on this
     /// thread, reads the timer (the thread's cells are found once for both).
     void on_decision(rule_slot rule, const decision& d, const decision_timer& timer) const {
+        on_outcome(rule, d.kind(), timer);
+    }
+
+    /// As above, for a decision told by its outcome alone (a one-rule limiter's allow()).
+    void on_outcome(rule_slot rule, outcome_kind k, const decision_timer& timer) const {
         cells& c = pool_->local(pool_id_);
-        detail::owner_add(c.counter(rule.index * kinds + static_cast<std::uint32_t>(d.kind())), 1);
+        detail::owner_add(c.counter(rule.index * kinds + static_cast<std::uint32_t>(k)), 1);
         if (c.countdown > 1) [[likely]] {
             --c.countdown;
             return;
