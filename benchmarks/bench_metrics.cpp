@@ -238,6 +238,12 @@ void bm_scrape(benchmark::State& state) {
     state.counters["bytes"] = static_cast<double>(bytes);
 }
 
+// Registers `fn` as `name`, run by 1 and by 2 threads, timed in wall-clock time.
+template <class Fn>
+void add(const std::string& name, Fn fn) {
+    benchmark::RegisterBenchmark(name.c_str(), fn)->Threads(1)->Threads(2)->UseRealTime();
+}
+
 void register_all() {
     struct set {
         const char* name;
@@ -245,52 +251,16 @@ void register_all() {
     };
     for (const set s : {set{"hot_key", 1}, set{"keys_100k", 100'000}}) {
         const std::size_t n = s.keys;
-        const std::string base = std::string("metrics/") + s.name + "/";
-        benchmark::RegisterBenchmark(
-            (base + "off").c_str(),
-            [n](benchmark::State& st) { run_limiter<srl::null_observer>(st, n); })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark(
-            (base + "control").c_str(),
-            [n](benchmark::State& st) { run_limiter<control_observer>(st, n); })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark(
-            (base + "on").c_str(),
-            [n](benchmark::State& st) { run_limiter<m::decision_metrics>(st, n); })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
+        const std::string check = std::string("metrics/") + s.name + "/";
+        add(check + "off", [n](benchmark::State& st) { run_limiter<srl::null_observer>(st, n); });
+        add(check + "control", [n](benchmark::State& st) { run_limiter<control_observer>(st, n); });
+        add(check + "on", [n](benchmark::State& st) { run_limiter<m::decision_metrics>(st, n); });
+        const std::string allow = std::string("metrics/allow/") + s.name + "/";
+        add(allow + "off", [n](benchmark::State& st) { run_allow<srl::null_observer>(st, n); });
+        add(allow + "on", [n](benchmark::State& st) { run_allow<m::decision_metrics>(st, n); });
+        add(allow + "whole", [n](benchmark::State& st) { run_allow<whole_decisions>(st, n); });
     }
-    for (const set s : {set{"hot_key", 1}, set{"keys_100k", 100'000}}) {
-        const std::size_t n = s.keys;
-        const std::string base = std::string("metrics/allow/") + s.name + "/";
-        benchmark::RegisterBenchmark(
-            (base + "off").c_str(),
-            [n](benchmark::State& st) { run_allow<srl::null_observer>(st, n); })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark(
-            (base + "on").c_str(),
-            [n](benchmark::State& st) { run_allow<m::decision_metrics>(st, n); })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark(
-            (base + "whole").c_str(),
-            [n](benchmark::State& st) { run_allow<whole_decisions>(st, n); })
-            ->Threads(1)
-            ->Threads(2)
-            ->UseRealTime();
-    }
-    benchmark::RegisterBenchmark("metrics/observer_only", bm_observer)
-        ->Threads(1)
-        ->Threads(2)
-        ->UseRealTime();
+    add("metrics/observer_only", bm_observer);
     benchmark::RegisterBenchmark("metrics/scrape_1000_rules", bm_scrape)
         ->Unit(benchmark::kMicrosecond);
 }

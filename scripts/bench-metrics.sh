@@ -60,31 +60,23 @@ def paired(a, b, i):
     if not ra or not rb:
         return None
     return statistics.median(ra[k][i] / rb[k][i] for k in ra if k in rb)
-print(f"{'case':12} {'threads':>7} {'off cpu':>8} {'on cpu':>8} {'on/off':>7} {'goal':>12}"
-      f" {'control/off':>11} {'wall on/off':>11}")
-for case in ("hot_key", "keys_100k"):
-    for t in (1, 2):
-        name = lambda v: f"metrics/{case}/{v}/real_time/threads:{t}"
-        if name("off") not in reps or name("on") not in reps:
-            continue
-        r = paired(name("on"), name("off"), 0)
-        rc = paired(name("control"), name("off"), 0)
-        goal = "<=1.05 " + ("met" if r <= 1.05 else "MISSED")
-        print(f"{case:12} {t:>7} {median(name('off'), 0):>8.1f} {median(name('on'), 0):>8.1f}"
-              f" {r:>7.3f} {goal:>12} {'-' if rc is None else f'{rc:.3f}':>11}"
-              f" {paired(name('on'), name('off'), 1):>11.3f}")
-print(f"{'allow':12} {'threads':>7} {'off cpu':>8} {'on cpu':>8} {'on/off':>7} {'goal':>12}"
-      f" {'whole cpu':>11} {'whole/off':>11}")
-for case in ("hot_key", "keys_100k"):
-    for t in (1, 2):
-        name = lambda v: f"metrics/allow/{case}/{v}/real_time/threads:{t}"
-        if name("off") not in reps or name("on") not in reps:
-            continue
-        r = paired(name("on"), name("off"), 0)
-        rw = paired(name("whole"), name("off"), 0)
-        goal = "<=1.05 " + ("met" if r <= 1.05 else "MISSED")
-        print(f"{case:12} {t:>7} {median(name('off'), 0):>8.1f} {median(name('on'), 0):>8.1f}"
-              f" {r:>7.3f} {goal:>12} {median(name('whole'), 0):>11.1f} {rw:>11.3f}")
+def table(title, prefix, other):
+    # on and off, and a third variant `other`, of limiter calls named prefix/CASE/VARIANT.
+    print(f"{title:12} {'threads':>7} {'off cpu':>8} {'on cpu':>8} {'on/off':>7} {'goal':>12}"
+          f" {other + '/off':>11} {'wall on/off':>11}")
+    for case in ("hot_key", "keys_100k"):
+        for t in (1, 2):
+            name = lambda v: f"{prefix}/{case}/{v}/real_time/threads:{t}"
+            if name("off") not in reps or name("on") not in reps:
+                continue
+            r = paired(name("on"), name("off"), 0)
+            ro = paired(name(other), name("off"), 0)
+            goal = "<=1.05 " + ("met" if r <= 1.05 else "MISSED")
+            print(f"{case:12} {t:>7} {median(name('off'), 0):>8.1f} {median(name('on'), 0):>8.1f}"
+                  f" {r:>7.3f} {goal:>12} {'-' if ro is None else f'{ro:.3f}':>11}"
+                  f" {paired(name('on'), name('off'), 1):>11.3f}")
+table("check", "metrics", "control")
+table("allow", "metrics/allow", "whole")
 for t in (1, 2):
     o = median(f"metrics/observer_only/real_time/threads:{t}", 0)
     if o is not None:
