@@ -44,11 +44,11 @@ using srl_bench::view_key;
 // One storage per working set, shared by the off, on and control limiters through
 // these references: they then differ in their observer only, not in where their tables
 // landed in memory (which alone moves 100k-key figures by several percent).
+template <class Storage>
 struct storage_ref {
-    using storage_type = srl::in_memory_storage<>;
-    using algorithm_type = srl::any_algorithm;
-    static constexpr const char* algorithm = "token_bucket";
-    storage_type* s;
+    using storage_type = Storage;
+    using algorithm_type = typename Storage::algorithm_type;
+    Storage* s;
     srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
                          std::uint64_t cost) {
         return s->acquire(k, a, now, cost);
@@ -62,15 +62,13 @@ struct storage_ref {
         s->release(k, a, now, cost);
     }
 };
+using in_memory_ref = storage_ref<srl::in_memory_storage<>>;
 
 // The lock-free storage: its lookups begin before the clock read, and its admit
 // decides without the count.
-struct lock_free_ref {
-    using storage_type = srl::concurrent_storage<srl::gcra>;
-    using algorithm_type = srl::gcra;
+struct lock_free_ref : storage_ref<srl::concurrent_storage<srl::gcra>> {
     using lookup = storage_type::started_lookup;
-    static constexpr const char* algorithm = "gcra";
-    storage_type* s;
+    using storage_ref::acquire;
     lookup start_lookup(std::string_view k) const noexcept { return s->start_lookup(k); }
     srl::admission admit(const lookup& l, const algorithm_type& a, std::chrono::nanoseconds now,
                          std::uint64_t cost) {
@@ -80,21 +78,9 @@ struct lock_free_ref {
                          std::uint64_t cost) {
         return s->acquire(l, a, now, cost);
     }
-    srl::outcome acquire(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
-                         std::uint64_t cost) {
-        return s->acquire(k, a, now, cost);
-    }
-    srl::outcome peek(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
-                      std::uint64_t cost) {
-        return s->peek(k, a, now, cost);
-    }
-    void release(std::string_view k, const algorithm_type& a, std::chrono::nanoseconds now,
-                 std::uint64_t cost) {
-        s->release(k, a, now, cost);
-    }
 };
 
-template <class Observer, class Ref = storage_ref>
+template <class Observer, class Ref = in_memory_ref>
 using bench_limiter = srl::limiter<view_key, Ref, srl::null_sink, srl::steady_clock, Observer>;
 
 const m::decision_metrics& shared_metrics() {
@@ -153,7 +139,7 @@ Storage& shared_storage(std::size_t nkeys) {
 
 // One limiter per (observer, storage, working set), shared by the threads of a run,
 // warmed up.
-template <class Observer, class Ref = storage_ref>
+template <class Observer, class Ref = in_memory_ref>
 bench_limiter<Observer, Ref>& shared_limiter(std::size_t nkeys) {
     using limiter_type = bench_limiter<Observer, Ref>;
     static std::mutex mu;
@@ -164,7 +150,10 @@ bench_limiter<Observer, Ref>& shared_limiter(std::size_t nkeys) {
     Observer obs{};
     if constexpr (std::is_same_v<Observer, m::decision_metrics>) obs = shared_metrics();
     auto l = std::make_unique<limiter_type>(
-        view_key{}, std::vector<srl::rule_config>{{"api", "1000000/s", Ref::algorithm}},
+        view_key{},
+        std::vector<srl::rule_config>{
+            {"api", "1000000/s",
+             std::is_same_v<typename Ref::algorithm_type, srl::gcra> ? "gcra" : "token_bucket"}},
         srl::limiter_options{}, Ref{&shared_storage<typename Ref::storage_type>(nkeys)},
         srl::null_sink{}, srl::steady_clock{}, obs);
     for (const auto& k : keys(nkeys)) (void)l->check(k);
