@@ -122,11 +122,10 @@ struct rule_bindings<O> {
     void notify(O& o, std::size_t rule, const decision& d, const T& t) {
         o.on_decision(handles[rule], d, t);
     }
-    void notify_outcome(O& o, std::size_t rule, outcome_kind k,
-                        const decision_timer& t) requires requires {
+    // Instantiated only for observers that hear outcomes (hears_outcomes).
+    void notify_outcome(O& o, std::size_t rule, outcome_kind k, const decision_timer& t) {
         o.on_outcome(handles[rule], k, t);
     }
-    { o.on_outcome(handles[rule], k, t); }
 };
 
 // The observer takes a decision_timer, in the form the limiter calls (bound or not).
