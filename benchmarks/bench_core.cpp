@@ -21,6 +21,9 @@
 //   core/floor_100k/steady_clock                         the same among 100k keys: the
 //                                                        key read, then one CAS in that
 //                                                        key's own preallocated line
+//   core/unshared/steady_clock                         a clock read on each thread and
+//                                                        nothing shared: how the machine
+//                                                        scales work from 1 thread to 2
 //   core/memory/keys_1m                                  heap bytes per stored key
 //   core/machine/{walk_8mib,round_trip}                  the machine: a dependent load
 //                                                        in 8 MiB, a line's round trip
@@ -307,6 +310,17 @@ void bm_floor(benchmark::State& state) {
     }
     state.counters["allowed_ratio"] =
         benchmark::Counter(static_cast<double>(allowed), benchmark::Counter::kAvgIterations);
+    cores.report(state);
+}
+
+// The floor's clock read alone, with nothing shared between the threads: its 2-thread
+// time over its 1-thread time is how this machine scales work that shares nothing (the
+// floor's 2-thread row adds only the key's line moving between the cores).
+template <class Clock>
+void bm_unshared(benchmark::State& state) {
+    const Clock clock;
+    const core_distance cores(state);
+    for (auto _ : state) benchmark::DoNotOptimize(clock.now());
     cores.report(state);
 }
 
@@ -624,6 +638,10 @@ void register_all() {
         ->Threads(2)
         ->UseRealTime();
     benchmark::RegisterBenchmark("core/floor/tsc_clock", bm_floor<srl::tsc_clock>)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("core/unshared/steady_clock", bm_unshared<srl::steady_clock>)
         ->Threads(1)
         ->Threads(2)
         ->UseRealTime();

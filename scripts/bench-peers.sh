@@ -5,7 +5,8 @@
 # share for ours with each clock, the floor and each peer), then every goal of issue 17
 # with its ratio from this one run, the floor's ratio beside it, and whether it is met.
 # --json FILE keeps one line per measurement: peer (ours, ours_coarse, ours_tsc,
-# ours_passed, ours_check, ours_tb, floor, floor_coarse, floor_tsc, go, go_passed, guava),
+# ours_passed, ours_check, ours_tb, floor, floor_coarse, floor_tsc, unshared, go, go_passed,
+# guava),
 # case (single_key, single_key_allow, keys_100k, memory_1m), threads, ns_per_op,
 # allowed_share, round, and for 2 threads round_trip_ns ([before, after]).
 # Each program runs SMART_RATELIMIT_BENCH_ROUNDS times (default 3), interleaved, and
@@ -64,12 +65,13 @@ javac -d "$peers/java" -cp "$guava_jar" benchmarks/peers/java/GuavaPeer.java
 # what the goals are about), the coarse one and the TSC one, and with the time passed
 # in (no clock read: what is left is lookup and coherence). Plus the floor (a clock
 # read and one CAS on a preallocated slot; among 100k keys, the key read first, each
-# key's slot in its own line, and each decision waiting for the one before) and the
-# heap bytes per key at 1M keys.
+# key's slot in its own line, and each decision waiting for the one before), the
+# floor's clock read alone on each thread with nothing shared ("unshared": how the
+# machine scales work from one thread to two) and the heap bytes per key at 1M keys.
 # "ours" is limiter.allow (yes or no, as the peers' calls answer), with each clock and
 # with the time passed in; "check" is limiter.check (a verdict: every rule's count,
 # remaining, waits and key) and "tb" check on token_bucket's state, precise clock.
-ours_filter='^core/(allow/(hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|(token_bucket/)?(hot_key|hot_key_allow|keys_100k)/steady_clock|floor(_100k)?/|memory/)'
+ours_filter='^core/(allow/(hot_key|hot_key_allow|keys_100k)/(steady_clock|coarse_clock|tsc_clock|now_passed)|(token_bucket/)?(hot_key|hot_key_allow|keys_100k)/steady_clock|floor(_100k)?/|unshared/|memory/)'
 
 # A peer's output lines, with the admitted share and the round added.
 peer_lines='
@@ -94,7 +96,7 @@ for ((r = 1; r <= rounds; r++)); do
   python3 - "$peers/ours-$r.json" "$r" >>"$results" <<'PY'
 import json, sys
 cases = {"hot_key": "single_key", "hot_key_allow": "single_key_allow", "keys_100k": "keys_100k",
-         "floor": "single_key", "floor_100k": "keys_100k"}
+         "floor": "single_key", "floor_100k": "keys_100k", "unshared": "single_key"}
 clocks = {"steady_clock": "", "coarse_clock": "_coarse", "tsc_clock": "_tsc",
           "now_passed": "_passed"}
 for b in json.load(open(sys.argv[1]))["benchmarks"]:
@@ -118,6 +120,8 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
         peer = "ours" + clocks[parts[2]]
     elif parts[1] in ("hot_key", "hot_key_allow", "keys_100k"):  # limiter.check: a verdict
         peer = "ours_check" + clocks[parts[2]]
+    elif parts[1] == "unshared":    # core/unshared/<clock>: the clock read alone
+        peer = "unshared"
     else:                           # core/floor/<clock>, core/floor_100k/<clock>
         peer = "floor" + clocks[parts[2]]
     print(json.dumps({"peer": peer, "case": cases[parts[1]], "threads": threads,
@@ -254,6 +258,10 @@ print(f"{len(verdicts) - len(unmet) - len(out_of_reach)} of {len(goals)} goals m
          if out_of_reach else "")
       + (f"; missed: {'; '.join(unmet)}" if unmet else "")
       + (f"; {len(goals) - len(verdicts)} not measured" if len(verdicts) < len(goals) else ""))
+print(f"{'beside the 2 threads / 1 thread goal, work that shares nothing (a clock':<68} "
+      f"{num(two_over_one('single_key', 'unshared'))} "
+      f"{num(per_round(lambda t: two_over_one('single_key', 'unshared', t)))}")
+print("read per call on each thread): how this machine scales from one thread to two")
 # Where each 2-thread row ran: ours, the floor and both peers measure how long a cache
 # line takes to go from one of the row's threads to the other and back, just before
 # the row and just after it. The host places the VM's two vCPUs near each other or far
@@ -309,10 +317,16 @@ def medians(key_of, peers):
     return "; ".join(f"{where}: " + ", ".join(one(p, where) for p in peers)
                      for where in ("near", "far"))
 
+for t in by_round.values():
+    r = two_over_one("single_key", "unshared", t)
+    where = placement("single_key", "unshared", t)
+    if r is not None and where is not None:
+        by_place.setdefault(("single_key", "2t/1t", "unshared", where), []).append(r)
+
 print()
 print("Medians of the rounds by placement:")
 print("one key, 2 threads / 1 thread (goal 0.6): "
-      + medians(lambda p, w: ("single_key", "2t/1t", p, w), ("ours", "floor")))
+      + medians(lambda p, w: ("single_key", "2t/1t", p, w), ("ours", "floor", "unshared")))
 for case, title, g in (("single_key", "one key", 0.5), ("keys_100k", "100k keys", 0.75)):
     print(f"{title}, 2 threads, ours / best peer, both on the same placement (goal {g}): "
           + medians(lambda p, w: (case, "vs peer", p, w), ("ours",)))
