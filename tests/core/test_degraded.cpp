@@ -333,13 +333,14 @@ struct outcome_observer {
 }  // namespace
 
 static_assert(srl::observer<counting_observer>);
-static_assert(srl::detail::hears_outcomes<outcome_observer>);
-static_assert(!srl::detail::hears_outcomes<binding_observer>);
-static_assert(!srl::detail::hears_outcomes<counting_observer>);
 static_assert(!srl::bound_observer<counting_observer>);
 static_assert(srl::bound_observer<binding_observer>);
 static_assert(srl::observer<srl::null_observer>);
 static_assert(!srl::observer<int>);
+// Only a bound observer with on_outcome hears allow()'s outcomes alone.
+static_assert(srl::detail::hears_outcomes<outcome_observer>);
+static_assert(!srl::detail::hears_outcomes<binding_observer>);
+static_assert(!srl::detail::hears_outcomes<counting_observer>);
 
 TEST_CASE("the observer hears every rule decision with its outcome, timed when it asks",
           "[limiter][observer]") {
