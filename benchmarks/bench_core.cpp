@@ -21,7 +21,7 @@
 //   core/floor_100k/steady_clock                         the same among 100k keys: the
 //                                                        key read, then one CAS in that
 //                                                        key's own preallocated line
-//   core/unshared/steady_clock                         a clock read on each thread and
+//   core/unshared/steady_clock                           a clock read on each thread and
 //                                                        nothing shared: how the machine
 //                                                        scales work from 1 thread to 2
 //   core/memory/keys_1m                                  heap bytes per stored key
