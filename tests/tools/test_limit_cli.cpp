@@ -4,6 +4,7 @@
 // an unreachable store (69), and 30 concurrent processes at limit 10 admitting 10.
 #include <catch2/catch.hpp>
 
+#include "support/cli_runner.hpp"
 #include "support/closed_port.hpp"
 #include "support/redis_server.hpp"
 
@@ -13,32 +14,12 @@
 
 namespace {
 
-struct run_result {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
+using run_result = srl_test::cli_result;
 
+/// `smart-ratelimit limit <args>`, the arguments as the shell reads them.
 run_result run(const std::string& args) {
-    char errpath[] = "/tmp/srl-limit-err.XXXXXX";
-    const int fd = ::mkstemp(errpath);
-    REQUIRE(fd >= 0);
-    ::close(fd);
-    const std::string cmd = std::string(SRL_TOOL_PATH) + " limit " + args + " 2>" + errpath;
-    run_result r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = ::pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (FILE* e = std::fopen(errpath, "r")) {
-        while ((n = std::fread(buf, 1, sizeof buf, e)) > 0) r.err.append(buf, n);
-        std::fclose(e);
-    }
-    std::remove(errpath);
-    return r;
+    const srl_test::temp_dir cwd("limit-cli");
+    return srl_test::run_cli_words(cwd, "limit " + args);
 }
 
 srl_test::redis_server& server() {

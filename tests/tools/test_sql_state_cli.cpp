@@ -5,6 +5,7 @@
 // 30 concurrent `limit` processes at limit 10 admitting exactly 10.
 #include <catch2/catch.hpp>
 
+#include "../support/cli_runner.hpp"
 #include "../support/test_env.hpp"
 
 #include <smart_ratelimit/soci/state_storage.hpp>
@@ -14,38 +15,19 @@
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 namespace ssql = smart_ratelimit::soci;
 
 namespace {
 
-struct run_result {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
+using run_result = srl_test::cli_result;
 
-/// Runs `smart-ratelimit <args>` through the shell (so `env` prefixes work).
-run_result run(const std::string& args, const std::string& env_prefix = "") {
-    char errpath[] = "/tmp/srl-sqlcli-err.XXXXXX";
-    const int fd = ::mkstemp(errpath);
-    REQUIRE(fd >= 0);
-    ::close(fd);
-    const std::string cmd = env_prefix + std::string(SRL_TOOL_PATH) + " " + args + " 2>" + errpath;
-    run_result r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = ::pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (FILE* e = std::fopen(errpath, "r")) {
-        while ((n = std::fread(buf, 1, sizeof buf, e)) > 0) r.err.append(buf, n);
-        std::fclose(e);
-    }
-    std::remove(errpath);
-    return r;
+/// `smart-ratelimit <args>`, the arguments as the shell reads them, with `env`
+/// ("NAME=value") set.
+run_result run(const std::string& args, const std::vector<std::string>& env = {}) {
+    const srl_test::temp_dir cwd("sqlcli");
+    return srl_test::run_cli_words(cwd, args, "", env);
 }
 
 int next_id() {
@@ -161,7 +143,7 @@ TEST_CASE("cleanup deletes expired and stale rows in batches and never touches e
 TEST_CASE("cleanup reads the database from RATELIMIT_DATABASE_URL", "[cli][cleanup]") {
     sqlite_file f;
     seed(f.url());
-    const auto r = run("cleanup", "RATELIMIT_DATABASE_URL=" + f.url() + " ");
+    const auto r = run("cleanup", {"RATELIMIT_DATABASE_URL=" + f.url()});
     INFO(r.out << r.err);
     CHECK(r.code == 0);
     CHECK(r.out.find("cleanup: deleted 12 row(s)") == 0);
