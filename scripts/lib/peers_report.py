@@ -163,6 +163,15 @@ print("2-thread rows round by round: ns per decision and where the row's two cor
 print(f"(near: a cache line's round trip between them under {near_limit:.0f} ns just before and")
 print("just after the row; far: over it both times; moved: one of each)")
 by_place = {}
+
+def scaling(case, peer, t):
+    """2 threads / 1 thread within round t and the 2-thread row's placement; the ratio
+    is kept by placement for the medians below."""
+    r, where = two_over_one(case, peer, t), placement(case, peer, t)
+    if r is not None and where is not None:
+        by_place.setdefault((case, "2t/1t", peer, where), []).append(r)
+    return r, where
+
 for case, title in (("single_key", "one key, mostly denied"), ("keys_100k", "100k keys")):
     print(title)
     print(f"{'round':>7} {'ours 1t':>8} {'ours 2t':>8} {'':<5} {'2t/1t':>7}   {'floor 1t':>8} "
@@ -172,11 +181,9 @@ for case, title in (("single_key", "one key, mostly denied"), ("keys_100k", "100
         t = by_round[rnd]
         cells = []
         for peer in ("ours", "floor"):
-            one, two, where = ns(case, 1, peer, t), ns(case, 2, peer, t), placement(case, peer, t)
-            r = ratio(two, one)
-            if r is not None and where is not None:
-                by_place.setdefault((case, "2t/1t", peer, where), []).append(r)
-            cells.append(f"{fmt(one)} {fmt(two)} {where or '-':<5} {num(r)}")
+            r, where = scaling(case, peer, t)
+            cells.append(f"{fmt(ns(case, 1, peer, t))} {fmt(ns(case, 2, peer, t))} "
+                         f"{where or '-':<5} {num(r)}")
         peers = " ".join(f"{fmt(ns(case, 2, p, t))} {placement(case, p, t) or '-':<5}"
                          for p in ("go", "guava"))
         peer_ns, peer = best_peer_in(case, t)
@@ -195,10 +202,7 @@ def medians(key_of, peers):
                      for where in ("near", "far"))
 
 for t in by_round.values():
-    r = two_over_one("single_key", "unshared", t)
-    where = placement("single_key", "unshared", t)
-    if r is not None and where is not None:
-        by_place.setdefault(("single_key", "2t/1t", "unshared", where), []).append(r)
+    scaling("single_key", "unshared", t)
 
 print()
 print("Medians of the rounds by placement:")
